@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build and test stubdm:
+# the Xen libraries and headers (the ABI test compiles against them), a C
+# compiler for native/, and the npm packages. Idempotent; needs root for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(libxen-dev libxenmisc4.17 libxenstore4 gcc libc6-dev)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "stubdm: missing Debian packages: ${missing[*]}; run this script as root (apt-get install)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,94 @@
+/**
+ * What the device model needs from the hypervisor, split into the narrow
+ * pieces the rest of the code uses. src/xen implements these over the real
+ * Xen libraries (FFI); src/sim implements them in process for tests. Nothing
+ * outside those two folders knows which one it has.
+ */
+import type { GuestMemory } from './memory.ts';
+
+/** Interrupt and platform calls (libxendevicemodel). Errors are logged by the implementation, never thrown. */
+export interface Interrupts {
+  /** ISA IRQ 0-15 level (xendevicemodel_set_isa_irq_level). */
+  setIsaIrqLevel(irq: number, level: 0 | 1): void;
+  /** PCI INTx on segment 0 bus 0: device 0-31, intx 0-3 = INTA-INTD (xendevicemodel_set_pci_intx_level). */
+  setPciIntxLevel(device: number, intx: number, level: 0 | 1): void;
+  /** PIIX3 PIRQ link 0-3 to ISA IRQ; irq 0 disables the link (xendevicemodel_set_pci_link_route). */
+  setPciLinkRoute(link: number, irq: number): void;
+  /** MSI delivery (xendevicemodel_inject_msi). */
+  injectMsi(addr: number, data: number): void;
+}
+
+export const SHUTDOWN_POWEROFF = 0;
+export const SHUTDOWN_REBOOT = 1;
+
+export interface Power {
+  /** xendevicemodel_shutdown; reason SHUTDOWN_POWEROFF or SHUTDOWN_REBOOT. Synchronous: done before the ioreq that asked for it is answered. */
+  shutdown(reason: number): void;
+}
+
+export const RANGE_PORT = 0; // XEN_DMOP_IO_RANGE_PORT
+export const RANGE_MMIO = 1; // XEN_DMOP_IO_RANGE_MEMORY
+
+/** Claims on guest accesses (which ranges and PCI functions this ioreq server serves). */
+export interface IoreqRouting {
+  /** Inclusive end, like the Xen call. kind RANGE_PORT or RANGE_MMIO. */
+  mapIoRange(kind: number, start: number, end: number): void;
+  unmapIoRange(kind: number, start: number, end: number): void;
+  /** Segment 0, bus 0. */
+  mapPcidev(device: number, fn: number): void;
+  unmapPcidev(device: number, fn: number): void;
+}
+
+/**
+ * The ioreq server's shared pages and event channels, already created,
+ * mapped and bound by the implementation.
+ */
+export interface IoreqChannel {
+  readonly vcpus: number;
+  /** shared_iopage_t: vcpus * 32 bytes used, one 4096-byte page. */
+  readonly ioreqPage: ArrayBuffer;
+  /** buffered_iopage_t, 4096 bytes, or null when buffered ioreqs are off. */
+  readonly bufPage: ArrayBuffer | null;
+  /** Local event-channel port for vCPU i's ioreq slot. */
+  readonly vcpuPorts: readonly number[];
+  /** Local port of the buffered ring, or -1. */
+  readonly bufPort: number;
+  /** Enable (true) or disable the server (xendevicemodel_set_ioreq_server_state). */
+  setEnabled(enabled: boolean): void;
+  /**
+   * Start watching for events: `onEvent` runs on the Node event loop (never
+   * re-entrantly) whenever ports may be pending. The callback drains them
+   * with pending() until it returns -1.
+   */
+  watch(onEvent: () => void): void;
+  /** Next pending local port (already masked by the kernel), or -1 if none is pending now. Never blocks. */
+  pending(): number;
+  unmask(port: number): void;
+  notify(port: number): void;
+}
+
+/** Guest memory with the mapcache controls the ioreq loop needs. */
+export interface HostMemory extends GuestMemory {
+  /** IOREQ_TYPE_INVALIDATE: drop every cached mapping. */
+  invalidate(): void;
+}
+
+/** Xenstore, the few calls the device model makes. Paths may be relative (to /local/domain/<self>). */
+export interface Store {
+  read(path: string): string | null;
+  write(path: string, value: string): boolean;
+  directory(path: string): string[];
+}
+
+/** Everything a running device model gets from its hypervisor. */
+export interface Host {
+  readonly domid: number;
+  readonly interrupts: Interrupts;
+  readonly power: Power;
+  readonly routing: IoreqRouting;
+  readonly channel: IoreqChannel;
+  readonly memory: HostMemory;
+  readonly store: Store | null;
+  /** Disable and destroy the ioreq server, release every mapping and handle. Idempotent. */
+  close(): void;
+}
