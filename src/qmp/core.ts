@@ -84,7 +84,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'query-name': {
     args: {},
-    run: (m) => (m.name === null ? {} : { name: m.name }),
+    run: (m): Json => (m.name === null ? {} : { name: m.name }),
   },
   'query-chardev': {
     args: {},
