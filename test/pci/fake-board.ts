@@ -20,7 +20,7 @@ export interface FakeHost {
   shutdowns: number[];
 }
 
-export function range(kind: 'pio' | 'mmio', start: number, end: number): string {
+export function range(kind: string, start: number, end: number): string {
   return `${kind}:0x${start.toString(16)}-0x${end.toString(16)}`;
 }
 
