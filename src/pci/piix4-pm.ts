@@ -191,7 +191,7 @@ export class Piix4Pm implements PciFunction {
   }
 
   readonly gpeHandler: IoHandler = {
-    read: (off, size) => ((this.gpeSts | (this.gpeEn << 16)) >>> (8 * off)) & sizeMask(size),
+    read: (off, size) => (((this.gpeSts | (this.gpeEn << 16)) >>> (8 * off)) & sizeMask(size)) >>> 0,
     write: (off, size, v) => {
       const shift = 8 * off;
       const m = (sizeMask(size) * 2 ** shift) >>> 0; // shift of 24 with a 4-byte mask cannot happen (bus bounds)
