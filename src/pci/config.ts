@@ -39,8 +39,12 @@ export const CMD_MASTER = 0x0004;
 export const CMD_PARITY = 0x0040;
 export const CMD_SERR = 0x0100;
 export const CMD_INTX_DISABLE = 0x0400;
-/** What a guest may set in the command register (QEMU pci_init_wmask uses the same set). */
-export const CMD_WRITABLE = CMD_IO | CMD_MEMORY | CMD_MASTER | CMD_PARITY | CMD_SERR | CMD_INTX_DISABLE;
+/**
+ * What a guest may set in the command register: 0x0507, the set QEMU's
+ * conventional functions accept (checked by test/qemu-oracle). Parity error
+ * response (bit 6) stays 0: nothing here checks parity.
+ */
+export const CMD_WRITABLE = CMD_IO | CMD_MEMORY | CMD_MASTER | CMD_SERR | CMD_INTX_DISABLE;
 
 // §6.2.3 Status register bits.
 export const STATUS_INTX = 0x0008; // read-only: the function asserts INTx
@@ -119,7 +123,8 @@ export class PciConfig {
     this.w1c[PCI_STATUS] = STATUS_W1C & 0xff;
     this.w1c[PCI_STATUS + 1] = STATUS_W1C >>> 8;
     this.writable[PCI_CACHE_LINE_SIZE] = 0xff;
-    this.writable[PCI_LATENCY_TIMER] = 0xff;
+    // The latency timer stays 0 (read-only): there is no bus arbitration to
+    // tune, and QEMU's conventional functions read it as 0 after writes too.
     this.writable[PCI_INTERRUPT_LINE] = 0xff;
 
     const bars: (BarDecl | null)[] = [null, null, null, null, null, null];

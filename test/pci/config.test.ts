@@ -54,7 +54,10 @@ test('read-only registers ignore writes; writable ones take only their mask', ()
   assert.equal(c.read(0x2c, 4), 0x11001af4);
   assert.equal(c.read(0x3d, 1), 1);
   c.write(PCI_COMMAND, 2, 0xffff);
-  assert.equal(c.read(PCI_COMMAND, 2), CMD_WRITABLE); // 0x0547 as QEMU's wmask
+  assert.equal(c.read(PCI_COMMAND, 2), CMD_WRITABLE);
+  assert.equal(CMD_WRITABLE, 0x0507); // as QEMU's wmask (test/qemu-oracle)
+  c.write(0x0d, 1, 0xff); // latency timer: read-only 0
+  assert.equal(c.read(0x0d, 1), 0);
   c.write(0x3c, 1, 0x0b); // interrupt line is firmware's scratch byte
   assert.equal(c.read(0x3c, 1), 0x0b);
   c.write(0x40, 4, 0x12345678); // undeclared device registers stay 0
