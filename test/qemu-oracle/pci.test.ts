@@ -36,12 +36,18 @@ const INTENDED: Record<string, string> = {
   // make i2c-piix4 probe a floating bus. hvmloader zeroes 0xd2 anyway.
   'reset:0b:91': 'SMBBA bits 15:8: QEMU 0xb1 (SMBus at 0xb100), no SMBus here',
   'reset:0b:d2': 'SMBHSTCFG: QEMU 0x09 (enabled, IRQ9), no SMBus here',
+  'hvmloader:0b:91': 'SMBBA bits 15:8 again: hvmloader leaves SMBBA alone',
 };
+
+/** A config access through CF8/CFC, the same for QEMU and for us. Reads are what gets compared. */
+type Op = { w: true; devfn: number; reg: number; size: 1 | 2 | 4; value: number } | { w: false; devfn: number; reg: number };
 
 interface Pass {
   name: string;
-  script: (devfn: number) => string[];
-  ours: (devfn: number) => number[];
+  /** Writes applied to all functions first (a firmware's sequence), in order. */
+  setup: Op[];
+  /** For each function: which dwords to read back and compare. */
+  compare: (devfn: number) => Op[];
 }
 
 function cf8(devfn: number, reg: number): string {
@@ -109,80 +115,121 @@ function ourPlatform() {
   return board;
 }
 
+const SUFFIX = { 1: 'b', 2: 'w', 4: 'l' } as const;
+
+function qtestOf(ops: Op[]): string[] {
+  const c: string[] = [];
+  for (const op of ops) {
+    c.push(`outl 0xcf8 ${cf8(op.devfn, op.reg & 0xfc)}`);
+    const port = `0x${(0xcfc + (op.reg & 3)).toString(16)}`;
+    c.push(op.w ? `out${SUFFIX[op.size]} ${port} 0x${op.value.toString(16)}` : `inl ${port}`);
+  }
+  return c;
+}
+
+function runOurs(ops: Op[]): number[] {
+  const board = ourPlatform();
+  const out: number[] = [];
+  for (const op of ops) {
+    board.pio.write(0xcf8, 4, Number(cf8(op.devfn, op.reg & 0xfc)));
+    if (op.w) board.pio.write(0xcfc + (op.reg & 3), op.size, op.value);
+    else out.push(board.pio.read(0xcfc, 4));
+  }
+  return out;
+}
+
+const rd = (devfn: number, reg: number): Op => ({ w: false, devfn, reg });
+const wr = (devfn: number, reg: number, size: 1 | 2 | 4, value: number): Op => ({ w: true, devfn, reg, size, value });
+const allDwords = (devfn: number) => Array.from({ length: 64 }, (_, i) => rd(devfn, 4 * i));
+
+/**
+ * What hvmloader's pci_setup() (tools/firmware/hvmloader/pci.c) writes to
+ * these four functions: PIRQ links to the PCI_ISA_IRQ_MASK IRQs 5/10/11/5,
+ * the PIIX4 PM block, IDE legacy enable, decode off, BAR sizing of all 7
+ * slots, interrupt lines, BAR4 of the IDE at 0xc000, then decode + master on.
+ */
+function hvmloaderOps(): Op[] {
+  const ops: Op[] = [];
+  [5, 10, 11, 5].forEach((irq, link) => ops.push(wr(0x08, 0x60 + link, 1, irq)));
+  ops.push(
+    wr(0x0b, 0x20, 2, 0),
+    wr(0x0b, 0xd2, 2, 0),
+    wr(0x0b, 0x22, 2, 0),
+    wr(0x0b, 0x3c, 2, 9),
+    wr(0x0b, 0x3d, 2, 1),
+    wr(0x0b, 0x40, 4, 0xb001),
+    wr(0x0b, 0x80, 1, 1),
+    wr(0x09, 0x40, 2, 0x8000),
+    wr(0x09, 0x42, 2, 0x8000),
+  );
+  for (const [, devfn] of FUNCTIONS) {
+    ops.push(wr(devfn, 0x04, 2, 0)); // cmd &= ~(MEMORY | IO): all zero after reset
+    for (let bar = 0; bar < 7; bar++) {
+      const reg = bar === 6 ? 0x30 : 0x10 + 4 * bar;
+      ops.push(wr(devfn, reg, 4, bar === 6 ? 0xfffff800 : 0xffffffff), rd(devfn, reg), wr(devfn, reg, 4, 0));
+    }
+  }
+  ops.push(wr(0x0b, 0x3c, 1, 10)); // INTA of device 1 -> link (0 + 1) & 3 = 1 -> IRQ10
+  ops.push(wr(0x09, 0x20, 4, 0xc001), wr(0x09, 0x04, 2, 0x0005)); // IDE BMIBA, I/O + master
+  for (const devfn of [0x00, 0x08, 0x0b]) ops.push(wr(devfn, 0x04, 2, 0x0004)); // master for the rest
+  return ops;
+}
+
+const PASSES: Pass[] = [
+  { name: 'reset', setup: [], compare: allDwords },
+  {
+    name: 'ones',
+    setup: [],
+    compare: (devfn) => Array.from({ length: 16 }, (_, i) => [wr(devfn, 4 * i, 4, 0xffffffff), rd(devfn, 4 * i)]).flat(),
+  },
+  { name: 'hvmloader', setup: hvmloaderOps(), compare: allDwords },
+];
+
 function bytesOf(dwords: number[]): number[] {
   const out: number[] = [];
   for (const d of dwords) for (let i = 0; i < 4; i++) out.push((d >>> (8 * i)) & 0xff);
   return out;
 }
 
-const PASSES: Pass[] = [
-  {
-    name: 'reset',
-    script: (devfn) => {
-      const c: string[] = [];
-      for (let reg = 0; reg < 256; reg += 4) c.push(`outl 0xcf8 ${cf8(devfn, reg)}`, 'inl 0xcfc');
-      return c;
-    },
-    ours: (devfn) => {
-      const board = ourPlatform();
-      const d: number[] = [];
-      for (let reg = 0; reg < 256; reg += 4) {
-        board.pio.write(0xcf8, 4, Number(cf8(devfn, reg)));
-        d.push(board.pio.read(0xcfc, 4));
-      }
-      return bytesOf(d);
-    },
-  },
-  {
-    name: 'ones',
-    script: (devfn) => {
-      const c: string[] = [];
-      for (let reg = 0; reg < 0x40; reg += 4) {
-        c.push(`outl 0xcf8 ${cf8(devfn, reg)}`, 'outl 0xcfc 0xffffffff', 'inl 0xcfc');
-      }
-      return c;
-    },
-    ours: (devfn) => {
-      const board = ourPlatform();
-      const d: number[] = [];
-      for (let reg = 0; reg < 0x40; reg += 4) {
-        board.pio.write(0xcf8, 4, Number(cf8(devfn, reg)));
-        board.pio.write(0xcfc, 4, 0xffffffff);
-        d.push(board.pio.read(0xcfc, 4));
-      }
-      return bytesOf(d);
-    },
-  },
-];
-
 test('PCI config space matches QEMU -machine pc byte by byte (except the listed intended differences)', async () => {
-  const script: string[] = [];
-  // One QEMU per pass so the 'ones' writes never see another pass's state.
   const report: string[] = [];
   let compared = 0;
+  // One QEMU per pass so no pass sees another's writes.
   for (const pass of PASSES) {
-    script.length = 0;
-    for (const [, devfn] of FUNCTIONS) script.push(...pass.script(devfn));
-    const theirDwords = await runQemu(script);
-    const perFn = pass.name === 'reset' ? 64 : 16;
-    assert.equal(theirDwords.length, perFn * FUNCTIONS.length, `qtest answered ${theirDwords.length} reads`);
+    const compareOps = FUNCTIONS.map(([, devfn]) => pass.compare(devfn));
+    const ops = [...pass.setup, ...compareOps.flat()];
+    const setupReads = pass.setup.filter((o) => !o.w).length;
+    const theirAll = await runQemu(qtestOf(ops));
+    const ourAll = runOurs(ops);
+    // Reads inside the firmware sequence (BAR sizing) must agree too.
+    pass.setup.filter((o) => !o.w).forEach((op, i) => {
+      compared += 4;
+      if (theirAll[i] !== ourAll[i]) {
+        report.push(`${pass.name} setup read ${i} devfn 0x${op.devfn.toString(16)} reg 0x${op.reg.toString(16)}: qemu 0x${theirAll[i]?.toString(16)} ours 0x${ourAll[i]?.toString(16)}`);
+      }
+    });
+    const theirs = theirAll.slice(setupReads);
+    const ours = ourAll.slice(setupReads);
+    assert.equal(theirs.length, ours.length, `qtest answered ${theirs.length} reads, we made ${ours.length}`);
+    let at = 0;
     FUNCTIONS.forEach(([name, devfn], i) => {
-      const theirs = bytesOf(theirDwords.slice(i * perFn, (i + 1) * perFn));
-      const ours = pass.ours(devfn);
-      for (let reg = 0; reg < theirs.length; reg++) {
+      const reads = compareOps[i].filter((o) => !o.w);
+      const t = bytesOf(theirs.slice(at, at + reads.length));
+      const o = bytesOf(ours.slice(at, at + reads.length));
+      at += reads.length;
+      for (let b = 0; b < t.length; b++) {
         compared++;
+        const reg = reads[b >> 2].reg + (b & 3);
         const key = `${pass.name}:${devfn.toString(16).padStart(2, '0')}:${reg.toString(16).padStart(2, '0')}`;
-        if (theirs[reg] === ours[reg]) {
+        if (t[b] === o[b]) {
           assert.ok(!(key in INTENDED), `${key} is listed as intended but matches: drop it from INTENDED`);
           continue;
         }
         if (key in INTENDED) continue;
-        report.push(
-          `${pass.name} ${name} reg 0x${reg.toString(16)}: qemu 0x${theirs[reg].toString(16)} ours 0x${ours[reg].toString(16)}`,
-        );
+        report.push(`${pass.name} ${name} reg 0x${reg.toString(16)}: qemu 0x${t[b].toString(16)} ours 0x${o[b].toString(16)}`);
       }
     });
   }
-  assert.equal(compared, 4 * 256 + 4 * 64);
+  assert.equal(compared, 4 * 256 + 4 * 64 + (4 * 7 * 4 + 4 * 256));
   assert.deepEqual(report, [], 'unexpected differences from QEMU');
 });
