@@ -427,7 +427,7 @@ export class IoreqServer {
         this.putElem(i * size, size, v, 0);
       }
       this.storeMem(gpa, size, n, df);
-      if (n < count) this.repFault(gpa, size, count, n);
+      if (n < n0) this.repFault(gpa, size, count, n);
     } else {
       const n = this.loadMem(gpa, size, n0, df);
       if (h !== null) {
@@ -435,7 +435,7 @@ export class IoreqServer {
         if (h.writeRep !== undefined) done = clampDone(h.writeRep(off, size, n, buf, 0), n);
         for (let i = done; i < n; i++) h.write(off, size, this.getElem(i * size, size));
       }
-      if (n < count) this.repFault(gpa, size, count, n);
+      if (n < n0) this.repFault(gpa, size, count, n);
     }
   }
 
@@ -487,7 +487,7 @@ export class IoreqServer {
         this.mmioWrite(a, size, this.getElem(o, size), size === 8 ? this.repView.getUint32(o + 4, true) : 0);
       }
     }
-    if (n < count) this.repFault(gpa, size, count, n);
+    if (n < n0) this.repFault(gpa, size, count, n);
   }
 
   /** One MMIO read into rLo/rHi; 8 bytes are two 4-byte device reads, low half first. */
