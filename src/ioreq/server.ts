@@ -155,6 +155,8 @@ export class IoreqServer {
   private running = false;
   private watching = false;
   private inEvent = false;
+  /** The buffered port is masked by an event we took and not yet unmasked (backlog being worked off). */
+  private bufHeld = false;
   private recheck: ReturnType<typeof setImmediate> | null = null;
   /** Result of the last device read (u32 halves), so helpers return it without allocating. */
   private rLo = 0;
@@ -216,6 +218,11 @@ export class IoreqServer {
       clearImmediate(this.recheck);
       this.recheck = null;
     }
+    if (this.bufHeld) {
+      // Give the port back: a later start() sees any backlog as a fresh event.
+      this.bufHeld = false;
+      this.channel.unmask(this.bufPort);
+    }
   }
 
   /** The channel callback: drain pending ports. */
@@ -253,20 +260,36 @@ export class IoreqServer {
   /**
    * Buffered port. QEMU does not drain here: it keeps the port masked and
    * polls the ring from a 100 ms timer (BUFFER_IO_MAX_DELAY), unmasking only
-   * when a tick finds no work, which batches stdvga writes at the cost of up
-   * to 100 ms of latency. We drain at once instead (a drain of an idle ring is
-   * two loads), then unmask, then look at the ring once more: anything Xen
+   * when a tick finds no work; that batches stdvga writes at the cost of up
+   * to 100 ms of latency. We drain at once instead (a pass over an idle ring
+   * is two loads). While a pass ends with work left (a backlog beyond
+   * BUF_DRAIN_MAX, i.e. Xen kept filling the ring while we drained) the port
+   * stays masked, as under QEMU's timer, and the next pass runs from a
+   * setImmediate so other vCPUs' sync requests and I/O completions get their
+   * turn. Once the ring is empty we unmask, then look once more: anything Xen
    * queued between our last read and the unmask is either seen by that
    * re-check or raises the port again (the kernel re-delivers an event that
-   * arrived while masked). A backlog longer than one pass (BUF_DRAIN_MAX)
-   * continues in a setImmediate so sync requests of other vCPUs interleave.
-   * Every sync request also drains the ring first, as QEMU does, so nothing
-   * can stay stuck behind a missed event.
+   * arrived while masked). Every sync request also drains the ring first, as
+   * QEMU does, so nothing can stay stuck behind a missed event and buffered
+   * writes stay ordered before the synchronous access that follows them.
    */
   private bufferedEvent(): void {
-    const more = this.drainBuffered();
-    this.channel.unmask(this.bufPort);
-    if (more || this.bufferedPending()) this.scheduleRecheck();
+    this.bufHeld = true;
+    this.bufferedPass();
+  }
+
+  /** One bounded pass; unmask the buffered port (if we hold it) once the ring is empty. */
+  private bufferedPass(): void {
+    if (this.drainBuffered()) {
+      this.stats.bufDeferred++;
+      this.scheduleRecheck();
+      return;
+    }
+    if (this.bufHeld) {
+      this.bufHeld = false;
+      this.channel.unmask(this.bufPort);
+      if (this.bufferedPending()) this.scheduleRecheck();
+    }
   }
 
   private scheduleRecheck(): void {
@@ -276,10 +299,7 @@ export class IoreqServer {
   private onRecheck(): void {
     this.recheck = null;
     if (!this.running) return;
-    if (this.buf32 !== null && this.drainBuffered()) {
-      this.stats.bufDeferred++;
-      this.scheduleRecheck();
-    }
+    if (this.buf32 !== null) this.bufferedPass();
     this.onEvent();
   }
 
