@@ -46,6 +46,8 @@ export class SimChannel implements IoreqChannel {
   private qHead = 0;
   private qLen = 0;
   private inCallback = false;
+  /** Events handed out by pending() so far. */
+  private taken = 0;
   private scheduled = false;
   private readonly slot8: Uint8Array;
   /** Per vCPU: the slot as it was when the DM notified, and whether it did since the last post. */
@@ -94,6 +96,7 @@ export class SimChannel implements IoreqChannel {
   pending(): number {
     if (this.qLen === 0) return -1;
     const p = this.queue[this.qHead];
+    this.taken++;
     this.qHead = (this.qHead + 1) % this.queue.length;
     this.qLen--;
     return p;
@@ -148,13 +151,16 @@ export class SimChannel implements IoreqChannel {
     if (this.inCallback || this.watcher === null || this.qLen === 0) return;
     this.inCallback = true;
     this.deliveries++;
+    const taken = this.taken;
     try {
       this.watcher();
     } finally {
       this.inCallback = false;
     }
-    // The fd stays readable while events are queued: the loop would call again.
-    if (this.qLen !== 0) this.scheduleDelivery();
+    // The fd stays readable while events are queued: the loop would call
+    // again. Only if the callback made progress, so a DM that ignores its
+    // events (stopped) does not spin the test process.
+    if (this.qLen !== 0 && this.taken !== taken) this.scheduleDelivery();
   }
 
   get watching(): boolean {
