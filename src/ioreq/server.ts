@@ -108,6 +108,8 @@ export interface IoreqStats {
   bufErrors: number;
   /** Drains continued in a later tick because a pass hit BUF_DRAIN_MAX. */
   bufDeferred: number;
+  /** Exceptions thrown by device handlers (bugs; the request is still answered). */
+  deviceErrors: number;
 }
 
 export class IoreqServer {
@@ -127,6 +129,7 @@ export class IoreqServer {
     repFaults: 0,
     bufErrors: 0,
     bufDeferred: 0,
+    deviceErrors: 0,
   };
   /**
    * Last IOREQ_TYPE_TIMEOFFSET value (seconds the guest RTC is ahead of the
@@ -336,32 +339,39 @@ export class IoreqServer {
     this.rLo = dataLo;
     this.rHi = dataHi;
 
-    switch (type) {
-      case IOREQ_TYPE_PIO:
-        this.stats.pio++;
-        this.doPio(addrLo, addrHi, dataLo, dataHi, count, size, flags);
-        break;
-      case IOREQ_TYPE_COPY:
-        this.stats.mmio++;
-        this.doCopy(addrLo, addrHi, dataLo, dataHi, count, size, flags);
-        break;
-      case IOREQ_TYPE_PCI_CONFIG:
-        this.stats.pciConfig++;
-        this.doPciConfig(addrLo, addrHi, dataLo, count, size, flags);
-        break;
-      case IOREQ_TYPE_INVALIDATE:
-        this.stats.invalidate++;
-        this.host.memory.invalidate();
-        break;
-      case IOREQ_TYPE_TIMEOFFSET:
-        this.setTimeOffset(dataLo, dataHi);
-        break;
-      default:
-        this.unknownType(type);
-        if (isRead) {
-          this.rLo = 0xffffffff;
-          this.rHi = 0xffffffff;
-        }
+    // A device must not throw (IoHandler contract); if one does anyway the
+    // vCPU still gets its answer (reads float high) and the daemon lives on.
+    try {
+      switch (type) {
+        case IOREQ_TYPE_PIO:
+          this.stats.pio++;
+          this.doPio(addrLo, addrHi, dataLo, dataHi, count, size, flags);
+          break;
+        case IOREQ_TYPE_COPY:
+          this.stats.mmio++;
+          this.doCopy(addrLo, addrHi, dataLo, dataHi, count, size, flags);
+          break;
+        case IOREQ_TYPE_PCI_CONFIG:
+          this.stats.pciConfig++;
+          this.doPciConfig(addrLo, addrHi, dataLo, count, size, flags);
+          break;
+        case IOREQ_TYPE_INVALIDATE:
+          this.stats.invalidate++;
+          this.host.memory.invalidate();
+          break;
+        case IOREQ_TYPE_TIMEOFFSET:
+          this.setTimeOffset(dataLo, dataHi);
+          break;
+        default:
+          this.unknownType(type);
+          if (isRead) {
+            this.rLo = 0xffffffff;
+            this.rHi = 0xffffffff;
+          }
+      }
+    } catch (e) {
+      this.deviceError(e);
+      if (isRead) this.rLo = this.rHi = 0xffffffff;
     }
 
     if (isRead) {
@@ -389,6 +399,11 @@ export class IoreqServer {
       this.timeOffset = v;
       if (this.onTimeOffset !== null) this.onTimeOffset(v);
     }
+  }
+
+  private deviceError(e: unknown): void {
+    this.stats.deviceErrors++;
+    this.guestLog.warn({ err: e }, 'device threw while serving an ioreq (a bug): answered as floating bus');
   }
 
   private unknownType(type: number): void {
@@ -596,7 +611,11 @@ export class IoreqServer {
         }
         hi = Atomics.load(b, W_BUF_SLOTS + ((rd + 1) % IOREQ_BUFFER_SLOT_NUM) * W_PER_BUF_SLOT + 1);
       }
-      this.bufferedOne(w0 & BUF_TYPE_MASK, (w0 >>> BUF_ADDR_SHIFT) & BUF_ADDR_MASK, 1 << code, (w0 & BUF_DIR_BIT) !== 0, lo, hi);
+      try {
+        this.bufferedOne(w0 & BUF_TYPE_MASK, (w0 >>> BUF_ADDR_SHIFT) & BUF_ADDR_MASK, 1 << code, (w0 & BUF_DIR_BIT) !== 0, lo, hi);
+      } catch (e) {
+        this.deviceError(e);
+      }
       Atomics.add(b, W_BUF_RD, qw + 1);
       used += qw + 1;
       this.stats.buffered++;
