@@ -116,7 +116,7 @@ def(GPCMD_REQUEST_SENSE, ALLOW_UA, (d, c) => {
   b[7] = 10; // additional sense length
   b[12] = s.asc;
   b[13] = s.ascq;
-  if (s.senseKey === SK_UNIT_ATTENTION) s.senseKey = 0; // reported: cleared
+  s.senseKey = s.asc = s.ascq = 0; // retrieved: cleared (SPC-3 4.5.1)
   reply(d, 18, c[4]);
 });
 
