@@ -51,6 +51,13 @@ export interface PciFunction {
   attach?(ctx: PciSlotContext): void;
   /** The command register changed (after the write landed). */
   commandChanged?(cmd: number, old: number): void;
+  /**
+   * BAR i (ROM_SLOT for the ROM) now decodes at `base`, or stopped decoding
+   * (-1). Also called for BARs whose barHandler is null, so a device that
+   * backs a BAR with something other than an IoHandler (VRAM as guest RAM)
+   * can move it itself.
+   */
+  barMoved?(i: number, base: number): void;
   /** Called by PciBus.remove. */
   detach?(): void;
 }
@@ -64,6 +71,8 @@ interface Slot {
   readonly mappedIo: boolean[];
   /** A mapping the guest asked for but that overlapped something: retried after any unmap. */
   readonly pending: boolean[];
+  /** Last base passed to barMoved per BAR (-1 = not decoding). */
+  readonly reported: number[];
   command: number;
   intxLevel: boolean;
   intxOut: IrqLine | null;
@@ -108,6 +117,7 @@ export class PciBus implements PciConfigHandler {
       mapped: [null, null, null, null, null, null, null],
       mappedIo: [false, false, false, false, false, false, false],
       pending: [false, false, false, false, false, false, false],
+      reported: [-1, -1, -1, -1, -1, -1, -1],
       command: f.config.command,
       intxLevel: false,
       intxOut: null,
@@ -132,7 +142,11 @@ export class PciBus implements PciConfigHandler {
     const slot = this.slots[devfn];
     if (!slot) return;
     this.setIntx(slot, false);
-    for (let i = 0; i < slot.mapped.length; i++) this.unmap(slot, i);
+    for (let i = 0; i < slot.mapped.length; i++) {
+      this.unmap(slot, i);
+      slot.pending[i] = false;
+      this.report(slot, i, null);
+    }
     this.slots[devfn] = undefined;
     this.board.releasePciFunction(slot.device, slot.fn);
     slot.f.detach?.();
@@ -289,8 +303,18 @@ export class PciBus implements PciConfigHandler {
       }
       slot.pending[i] = false;
       if (want) this.map(slot, i, want.base, want.size, want.io);
+      this.report(slot, i, want);
     }
     if (released) this.retryPending();
+  }
+
+  /** Tell the function where BAR i decodes now, if that changed. */
+  private report(slot: Slot, i: number, want: { base: number } | null): void {
+    const r = slot.mapped[i];
+    const base = r ? r.start : want && !slot.pending[i] && !slot.f.barHandler(i) ? want.base : -1;
+    if (base === slot.reported[i]) return;
+    slot.reported[i] = base;
+    slot.f.barMoved?.(i, base);
   }
 
   private map(slot: Slot, i: number, base: number, size: number, io: boolean): void {
@@ -327,6 +351,7 @@ export class PciBus implements PciConfigHandler {
         const want = this.wanted(s, i);
         s.pending[i] = false;
         if (want && !s.mapped[i]) this.map(s, i, want.base, want.size, want.io);
+        this.report(s, i, want);
       }
     }
   }

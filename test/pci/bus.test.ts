@@ -220,3 +220,31 @@ test('remove releases BARs and the function claim', () => {
   assert.equal(bus.configRead(devfn(3, 0), 0, 4), 0xffffffff);
   assert.equal(bus.freeDevice(3), 3);
 });
+
+test('barMoved tells the function where each BAR decodes, including BARs without a handler', () => {
+  const { host, bus, cf8 } = setup();
+  const moves: string[] = [];
+  class Vga extends TestFn {
+    override barHandler(i: number) {
+      return i === 0 ? this.io : null; // BAR1 is "VRAM": the device maps it itself
+    }
+    barMoved(i: number, base: number) {
+      moves.push(`${i}@${base.toString(16)}`);
+    }
+  }
+  const other = new TestFn('other');
+  bus.add(4, 0, other);
+  cf8.write(4, 0, BAR0, 4, 0xc000);
+  cf8.write(4, 0, PCI_COMMAND, 2, 1);
+  bus.add(3, 0, new Vga('vga'));
+  cf8.write(3, 0, BAR1, 4, 0xf0000000);
+  cf8.write(3, 0, BAR0, 4, 0xc000); // collides with 'other'
+  cf8.write(3, 0, PCI_COMMAND, 2, 3);
+  assert.deepEqual(moves, ['1@f0000000'], 'BAR0 is not reported while it cannot decode');
+  assert.ok(!host.ranges.has(range('mmio', 0xf0000000, 0xf0000fff)), 'a handler-less BAR is not claimed by the bus');
+  cf8.write(4, 0, PCI_COMMAND, 2, 0); // the other device lets go of 0xc000
+  assert.deepEqual(moves, ['1@f0000000', '0@c000']);
+  cf8.write(3, 0, BAR1, 4, 0xe0000000);
+  cf8.write(3, 0, PCI_COMMAND, 2, 0);
+  assert.deepEqual(moves, ['1@f0000000', '0@c000', '1@e0000000', '0@-1', '1@-1'], 'a move is reported once, decode off reports -1');
+});
