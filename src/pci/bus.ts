@@ -60,6 +60,8 @@ export interface PciFunction {
   barMoved?(i: number, base: number): void;
   /** Called by PciBus.remove. */
   detach?(): void;
+  /** Config bytes were loaded by PciBus.restore: re-derive what watchers would have set up. */
+  configRestored?(): void;
 }
 
 interface Slot {
@@ -76,6 +78,12 @@ interface Slot {
   command: number;
   intxLevel: boolean;
   intxOut: IrqLine | null;
+}
+
+export interface PciBusState {
+  v: 1;
+  confAddr: number;
+  functions: { devfn: number; registers: number[] }[];
 }
 
 // Config mechanism #1 (PCI Local Bus 3.0 §3.2.2.3.2; i440FX datasheet §3.1.1 CONFADD).
@@ -222,12 +230,36 @@ export class PciBus implements PciConfigHandler {
   }
 
   /** Plain state for save/restore: the CF8 latch and each function's config bytes. */
-  save(): { confAddr: number; functions: { devfn: number; registers: number[] }[] } {
+  save(): PciBusState {
     const functions: { devfn: number; registers: number[] }[] = [];
     this.slots.forEach((s, devfn) => {
       if (s) functions.push({ devfn, ...s.f.config.save() });
     });
-    return { confAddr: this.confAddr, functions };
+    return { v: 1, confAddr: this.confAddr, functions };
+  }
+
+  /**
+   * Load config bytes saved by save() into the same functions, then bring
+   * everything derived from them up to date: BAR regions, INTx masking, the
+   * functions' own decoders (configRestored) and commandChanged.
+   * Throws on a state from a different machine layout (operator error).
+   */
+  restore(s: PciBusState): void {
+    if (s.v !== 1) throw new Error(`PCI state version ${s.v} is not supported`);
+    for (const f of s.functions) {
+      if (!this.slots[f.devfn]) throw new Error(`saved PCI function at devfn 0x${f.devfn.toString(16)} does not exist here`);
+    }
+    this.confAddr = (s.confAddr & CONFADD_MASK) >>> 0;
+    for (const f of s.functions) this.slots[f.devfn]!.f.config.restore(f);
+    for (const slot of this.slots) {
+      if (!slot) continue;
+      const old = slot.command;
+      slot.command = slot.f.config.command;
+      this.remap(slot);
+      this.driveIntx(slot);
+      slot.f.configRestored?.();
+      if (slot.command !== old) slot.f.commandChanged?.(slot.command, old);
+    }
   }
 
   /** devfn selected by CONFADD for a CFC access, or -1 (disabled, or a bus other than 0). */

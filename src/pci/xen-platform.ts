@@ -51,6 +51,13 @@ export interface XenPlatformOptions {
   onUnplug?: (mask: number) => void;
 }
 
+export interface XenPlatformState {
+  flags: number;
+  productNumber: number;
+  buildNumber: number;
+  unplugged: number;
+}
+
 export class XenPlatform implements PciFunction {
   readonly name = 'xen-platform';
   readonly config = new PciConfig({
@@ -172,6 +179,18 @@ export class XenPlatform implements PciFunction {
     read: () => 0,
     write: () => {},
   };
+
+  save(): XenPlatformState {
+    return { flags: this.flags, productNumber: this.productNumber, buildNumber: this.buildNumber, unplugged: this.unplugged };
+  }
+
+  /** The unplug already happened before the save: the machine restores its devices unplugged; no hook is called. */
+  restore(s: XenPlatformState): void {
+    this.flags = s.flags & PFFLAG_ROM_LOCK;
+    this.productNumber = s.productNumber & 0xffff;
+    this.buildNumber = s.buildNumber >>> 0;
+    this.unplugged = s.unplugged & 0xffff;
+  }
 
   /** Log bytes held for the current line (tests). */
   pendingLog(): string {

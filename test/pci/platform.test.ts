@@ -414,3 +414,46 @@ test('addDevice puts more functions from 00:03.0 on', () => {
   assert.equal(cf8.read(4, 0, 0, 4), 0x100e1234);
   assert.throws(() => pc.addDevice(mk(1), 2), /taken/);
 });
+
+test('save/restore: a JSON round trip rebuilds config, claims and chipset ports', () => {
+  const a = setup({ com1: true });
+  hvmloaderPm(a.cf8);
+  a.board.pio.write(0xb2, 1, 0xf1);
+  a.cf8.write(1, 0, 0x60, 4, 0x050b0a05);
+  a.cf8.write(1, 1, 0x20, 4, 0xc001);
+  a.cf8.write(1, 1, 0x04, 2, 0x0005);
+  a.cf8.write(2, 0, 0x10, 4, 0xc100);
+  a.cf8.write(2, 0, 0x14, 4, 0xf0000000);
+  a.cf8.write(2, 0, 0x04, 2, 0x0003);
+  a.cf8.write(0, 0, 0x72, 1, 0x1a); // SMRAM locked
+  a.board.pio.write(0xcf9, 1, 0x02);
+  a.board.pio.write(0x10, 2, 0x0001);
+  a.board.pio.write(0xcf8, 4, 0x80000b40);
+  const saved = JSON.parse(JSON.stringify(a.pc.save()));
+
+  const b = setup({ com1: true });
+  b.pc.restore(saved);
+  assert.deepEqual([...b.host.ranges].sort(), [...a.host.ranges].sort(), 'same claims with Xen');
+  for (const d of [0x00, 0x08, 0x09, 0x0b, 0x10]) {
+    for (let r = 0; r < 256; r += 4) assert.equal(b.pc.bus.configRead(d, r, 4), a.pc.bus.configRead(d, r, 4));
+  }
+  assert.equal(b.board.pio.read(0xcf8, 4), 0x80000b40);
+  assert.equal(b.board.pio.read(0xb004, 2) & 1, 1, 'SCI_EN survives');
+  assert.equal(b.board.pio.read(0xcf9, 1), 0x02);
+  assert.equal(b.pc.xenPlatform!.unplugged, 1);
+  assert.deepEqual(b.busMaster, [false, true], 'the IDE controller learns bus mastering is on');
+  assert.deepEqual(b.host.linkRoutes.slice(-4), [
+    [0, 5],
+    [1, 10],
+    [2, 11],
+    [3, 5],
+  ]);
+  assert.deepEqual(b.unplugs, [], 'restoring does not unplug again');
+  b.cf8.write(0, 0, 0x72, 1, 0x4a);
+  assert.equal(b.cf8.read(0, 0, 0x72, 1), 0x1a, 'SMRAM stays locked after restore');
+  // A state from a different layout is refused.
+  const c = fakeBoard();
+  const noXen = installPcPlatform(c.board, { xenPlatform: false, log: silent });
+  assert.throws(() => noXen.restore(saved), /Xen platform/);
+  assert.throws(() => b.pc.restore({ ...saved, v: 2 }), /version/);
+});
