@@ -77,6 +77,8 @@ interface Slot {
   readonly reported: number[];
   command: number;
   intxLevel: boolean;
+  /** Stops the bus's config watchers (remove, so a re-added function is watched once). */
+  unwatch: (() => void)[];
   intxOut: IrqLine | null;
 }
 
@@ -129,12 +131,15 @@ export class PciBus implements PciConfigHandler {
       command: f.config.command,
       intxLevel: false,
       intxOut: null,
+      unwatch: [],
     };
     this.slots[devfn] = slot;
     const cfg = f.config;
-    cfg.watch(PCI_COMMAND, 2, () => this.commandWritten(slot));
-    cfg.watch(PCI_BASE_ADDRESS_0, 24, () => this.remap(slot));
-    cfg.watch(PCI_ROM_ADDRESS, 4, () => this.remap(slot));
+    slot.unwatch.push(
+      cfg.watch(PCI_COMMAND, 2, () => this.commandWritten(slot)),
+      cfg.watch(PCI_BASE_ADDRESS_0, 24, () => this.remap(slot)),
+      cfg.watch(PCI_ROM_ADDRESS, 4, () => this.remap(slot)),
+    );
     const pin = cfg.get8(PCI_INTERRUPT_PIN);
     if (pin >= 1 && pin <= 4) slot.intxOut = this.board.pciIntx(device, pin - 1);
     // Multi-function devices: function 0 says so, or the OS never looks at 1-7.
@@ -155,6 +160,7 @@ export class PciBus implements PciConfigHandler {
       slot.pending[i] = false;
       this.report(slot, i, null);
     }
+    for (const u of slot.unwatch) u();
     this.slots[devfn] = undefined;
     this.board.releasePciFunction(slot.device, slot.fn);
     slot.f.detach?.();

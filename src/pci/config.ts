@@ -152,9 +152,14 @@ export class PciConfig {
     }
   }
 
-  /** Run `fn` after every guest write overlapping [start, start+length). */
-  watch(start: number, length: number, fn: ConfigWatcher): void {
-    this.watches.push({ start, end: start + length, fn });
+  /** Run `fn` after every guest write overlapping [start, start+length). Returns a function that stops it. */
+  watch(start: number, length: number, fn: ConfigWatcher): () => void {
+    const w: Watch = { start, end: start + length, fn };
+    this.watches.push(w);
+    return () => {
+      const i = this.watches.indexOf(w);
+      if (i >= 0) this.watches.splice(i, 1);
+    };
   }
 
   /** Guest read of `size` bytes at any offset; bytes past 255 read as all ones. */

@@ -165,12 +165,19 @@ export class XenPlatform implements PciFunction {
     this.logBuf[this.logLen++] = b;
   }
 
+  /** Byte registers (QEMU splits wider accesses into bytes): a word at 0 reads flags | 0xff00. */
   readonly barIo: IoHandler = {
-    read: (off, size) => (off === BAR_IO_FLAGS && size === 1 ? this.flags : sizeMask(size)),
+    read: (off, size) => {
+      let v = 0;
+      for (let i = size - 1; i >= 0; i--) v = v * 256 + (off + i === BAR_IO_FLAGS ? this.flags : 0xff);
+      return v;
+    },
     write: (off, size, v) => {
-      if (size !== 1) return;
-      if (off === BAR_IO_FLAGS) this.setFlags(v);
-      else if (off === BAR_IO_LOG) this.logByte(v);
+      for (let i = 0; i < size; i++) {
+        const b = Math.floor(v / 2 ** (8 * i)) & 0xff;
+        if (off + i === BAR_IO_FLAGS) this.setFlags(b);
+        else if (off + i === BAR_IO_LOG) this.logByte(b);
+      }
     },
   };
 

@@ -327,7 +327,7 @@ test('GPE0 block: zero status, w1c status, r/w enable', () => {
 });
 
 test('00:02.0 Xen platform device defaults and BARs', () => {
-  const { cf8, host, board } = setup();
+  const { cf8, host, board, pc } = setup();
   checkAll(cf8, 2, 0, [
     [0x00, 4, 0x00015853, '[Q] 5853:0001'],
     [0x04, 2, 0x0000, '[Q] command after reset'],
@@ -352,6 +352,9 @@ test('00:02.0 Xen platform device defaults and BARs', () => {
   assert.equal(board.mmio.read(0xf0001000, 4), 0);
   assert.equal(board.pio.read(0xc100, 1), 0, 'BAR0 byte 0: platform flags');
   assert.equal(board.pio.read(0xc101, 1), 0xff);
+  assert.equal(board.pio.read(0xc100, 2), 0xff00, 'wider reads are byte registers side by side');
+  board.pio.write(0xc108, 1, 0x41); // BAR0 log byte
+  assert.equal(pc.xenPlatform!.pendingLog(), 'A');
 });
 
 test('Xen platform fixed ports: the Linux unplug handshake', () => {
