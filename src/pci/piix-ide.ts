@@ -17,10 +17,9 @@ import type { PciFunction } from './bus.ts';
 import { CLASS_STORAGE_IDE, DEVICE_PIIX3_IDE, QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR, VENDOR_INTEL } from './ids.ts';
 
 /**
- * What the IDE controller gives the PCI function; src/devices/ide's
- * IdeController has exactly this shape, so the machine passes it as is:
- * installPcPlatform(board, { ide: controller }). installPcPlatform claims the
- * legacy ports itself: do not also call installLegacyIde().
+ * What the IDE controller gives the PCI function (src/machine/pc.ts adapts
+ * src/devices/ide's IdeController to it). installPcPlatform maps the legacy
+ * handlers at the fixed ports itself: do not also call installLegacyIde().
  */
 export interface PciIdeHost {
   /**
@@ -28,17 +27,20 @@ export interface PciIdeHost {
    * primary channel (BMICOM 0, BMISTA 2, BMIDTP 4-7), 8-15 secondary.
    * Mapped only while the guest has I/O decoding on and BAR4 programmed.
    */
-  readonly busMasterBlock: IoHandler;
-  /** Command block (8 ports at 0x1F0 / 0x170) of channel 0 (primary) or 1 (secondary). */
-  commandBlock(ch: 0 | 1): IoHandler;
-  /** Control block (1 port at 0x3F6 / 0x376: alternate status / device control). */
-  controlBlock(ch: 0 | 1): IoHandler;
+  readonly bmdmaHandler: IoHandler;
+  /** Per channel (0 primary at 0x1F0/0x3F6, 1 secondary at 0x170/0x376): command block (8 ports) and control block (1 port). */
+  readonly channels: readonly [PciIdeChannelPorts, PciIdeChannelPorts];
   /**
    * PCI command bit 2 (bus master enable) changed. While false the controller
    * must not move DMA data. Called once when the function is added, with the
    * reset value (false), then on every change.
    */
   setBusMaster(enabled: boolean): void;
+}
+
+export interface PciIdeChannelPorts {
+  readonly cmd: IoHandler;
+  readonly ctl: IoHandler;
 }
 
 /** Fixed compatibility-mode addresses (ATA/ATAPI-4 annex; PIIX3 §2.6). */
@@ -82,7 +84,7 @@ export class PiixIde implements PciFunction {
   }
 
   barHandler(i: number): IoHandler | null {
-    return i === PIIX_IDE_BMIBA && this.host ? this.host.busMasterBlock : null;
+    return i === PIIX_IDE_BMIBA && this.host ? this.host.bmdmaHandler : null;
   }
 
   attach(): void {

@@ -88,11 +88,11 @@ export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): P
   if (opts.port92 !== false) board.pio.add('port92', PORT92, 1, isa.port92Handler);
 
   if (opts.ide) {
-    for (const ch of [0, 1] as const) {
-      const at = IDE_LEGACY[ch];
-      board.pio.add(`ide${ch}-cmd`, at.cmd, IDE_CMD_PORTS, opts.ide.commandBlock(ch));
-      board.pio.add(`ide${ch}-ctl`, at.ctl, IDE_CTL_PORTS, opts.ide.controlBlock(ch));
-    }
+    opts.ide.channels.forEach((ch, i) => {
+      const at = IDE_LEGACY[i];
+      board.pio.add(`ide${i}-cmd`, at.cmd, IDE_CMD_PORTS, ch.cmd);
+      board.pio.add(`ide${i}-ctl`, at.ctl, IDE_CTL_PORTS, ch.ctl);
+    });
   }
 
   board.pci = bus;

@@ -34,9 +34,11 @@ for (const seed of [1, 0xdecafbad, 12345]) {
     const unplugs: number[] = [];
     installPcPlatform(board, {
       ide: {
-        busMasterBlock: { read: () => 0, write: () => {} },
-        commandBlock: () => ({ read: () => 0, write: () => {} }),
-        controlBlock: () => ({ read: () => 0, write: () => {} }),
+        bmdmaHandler: { read: () => 0, write: () => {} },
+        channels: [
+          { cmd: { read: () => 0, write: () => {} }, ctl: { read: () => 0, write: () => {} } },
+          { cmd: { read: () => 0, write: () => {} }, ctl: { read: () => 0, write: () => {} } },
+        ],
         setBusMaster: () => {},
       },
       onUnplug: (m) => void unplugs.push(m),

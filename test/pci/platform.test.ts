@@ -29,12 +29,12 @@ function fakeIde() {
     write: (off, size, v) => void log.push(`w ${name}+${off}/${size}=${v.toString(16)}`),
   });
   const busMaster: boolean[] = [];
-  const cmd = [h('cmd0'), h('cmd1')];
-  const ctl = [h('ctl0'), h('ctl1')];
   const ide: PciIdeHost = {
-    busMasterBlock: h('bm'),
-    commandBlock: (ch) => cmd[ch],
-    controlBlock: (ch) => ctl[ch],
+    bmdmaHandler: h('bm'),
+    channels: [
+      { cmd: h('cmd0'), ctl: h('ctl0') },
+      { cmd: h('cmd1'), ctl: h('ctl1') },
+    ],
     setBusMaster: (on) => void busMaster.push(on),
   };
   return { ide, log, busMaster };

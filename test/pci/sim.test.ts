@@ -20,7 +20,14 @@ function machine() {
   const sim = createSimHost({ ramBytes: 32 << 20 });
   const board = simBoard(sim);
   const ide = IdeController.forBoard(board, [{ kind: 'disk', backend: new MemoryBackend(4 << 20) }], silent);
-  const host: PciIdeHost = ide; // the controller satisfies the hook as it is
+  const host: PciIdeHost = {
+    bmdmaHandler: ide.busMasterBlock,
+    channels: [
+      { cmd: ide.commandBlock(0), ctl: ide.controlBlock(0) },
+      { cmd: ide.commandBlock(1), ctl: ide.controlBlock(1) },
+    ],
+    setBusMaster: (on) => ide.setBusMaster(on),
+  };
   const unplugs: number[] = [];
   const pc = installPcPlatform(board, { ide: host, ramBytes: 32 << 20, onUnplug: (m) => void unplugs.push(m), log: silent });
   const server = new IoreqServer(sim, board, silent);
