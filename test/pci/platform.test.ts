@@ -460,3 +460,29 @@ test('save/restore: a JSON round trip rebuilds config, claims and chipset ports'
   assert.throws(() => noXen.restore(saved), /Xen platform/);
   assert.throws(() => b.pc.restore({ ...saved, v: 2 }), /version/);
 });
+
+test('unplugNics removes Ethernet functions only, releasing their claims', () => {
+  const { pc, host, cf8 } = setup();
+  const mk = (cls: number, bars = true): PciFunction => {
+    const config = new PciConfig({
+      vendor: 0x8086,
+      device: 0x100e,
+      revision: 3,
+      classCode: cls,
+      pin: 1,
+      bars: bars ? [{ index: 1, kind: 'io', size: 0x40 }] : [],
+    });
+    return { name: `f${cls.toString(16)}`, config, barHandler: () => ({ read: () => 0, write: () => {} }) };
+  };
+  pc.addDevice(mk(0x0300, false)); // VGA at 3
+  pc.addDevice(mk(0x0200)); // NIC at 4
+  cf8.write(4, 0, 0x14, 4, 0xc200);
+  cf8.write(4, 0, 0x04, 2, 0x0001);
+  assert.ok(host.ranges.has('pio:0xc200-0xc23f'));
+  assert.equal(pc.unplugNics(), 1);
+  assert.ok(!host.ranges.has('pio:0xc200-0xc23f'));
+  assert.ok(!host.pcidevs.has('4.0'));
+  assert.ok(host.pcidevs.has('3.0'));
+  assert.equal(cf8.read(4, 0, 0, 4), 0xffffffff);
+  assert.equal(pc.unplugNics(), 0);
+});
