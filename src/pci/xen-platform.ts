@@ -58,6 +58,27 @@ export interface XenPlatformState {
   unplugged: number;
 }
 
+/**
+ * The fixed-port protocol as a table: (offset from 0x10, access size) ->
+ * what a read returns / what a write does. Anything else reads all ones and
+ * is ignored, as in QEMU.
+ */
+interface FixedPort {
+  readonly off: number;
+  readonly size: AccessSize;
+  readonly what: string;
+  readonly read?: (p: XenPlatform) => number;
+  readonly write?: (p: XenPlatform, v: number) => void;
+}
+
+const FIXED_PORTS: readonly FixedPort[] = [
+  { off: 0, size: 2, what: 'magic (r) / unplug mask (w)', read: () => XEN_PLATFORM_MAGIC, write: (p, v) => p.unplug(v) },
+  { off: 0, size: 4, what: 'PV driver build number (w)', write: (p, v) => void (p.buildNumber = v) },
+  { off: 0, size: 1, what: 'platform flags (r/w)', read: (p) => p.flags, write: (p, v) => p.setFlags(v) },
+  { off: 2, size: 1, what: 'protocol version (r) / log byte (w)', read: () => XEN_PLATFORM_PROTOCOL, write: (p, v) => p.logByte(v) },
+  { off: 2, size: 2, what: 'PV product number (w)', write: (p, v) => p.setProduct(v) },
+];
+
 export class XenPlatform implements PciFunction {
   readonly name = 'xen-platform';
   readonly config = new PciConfig({
@@ -118,38 +139,39 @@ export class XenPlatform implements PciFunction {
   };
 
   private fixedRead(off: number, size: AccessSize): number {
-    if (size === 2 && off === 0) return XEN_PLATFORM_MAGIC;
-    if (size === 1 && off === 0) return this.flags;
-    if (size === 1 && off === 2) return XEN_PLATFORM_PROTOCOL;
-    return sizeMask(size);
+    const r = FIXED_PORTS.find((p) => p.off === off && p.size === size && p.read);
+    return r ? r.read!(this) : sizeMask(size);
   }
 
   private fixedWrite(off: number, size: AccessSize, v: number): void {
-    if (off === 0 && size === 2) this.unplug(v);
-    else if (off === 0 && size === 4) this.buildNumber = v;
-    else if (off === 0 && size === 1) this.setFlags(v);
-    else if (off === 2 && size === 2) {
-      this.productNumber = v;
-      this.log.info({ product: v }, 'PV driver product registered');
-    } else if (off === 2 && size === 1) this.logByte(v);
+    FIXED_PORTS.find((p) => p.off === off && p.size === size && p.write)?.write!(this, v);
   }
 
-  private unplug(mask: number): void {
+  /** Fixed-port action (FIXED_PORTS). */
+  setProduct(v: number): void {
+    this.productNumber = v;
+    this.log.info({ product: v }, 'PV driver product registered');
+  }
+
+  /** Fixed-port action (FIXED_PORTS). */
+  unplug(mask: number): void {
     this.log.info({ mask }, 'guest unplugs emulated devices');
     this.unplugged |= mask;
     this.opts.onUnplug?.(mask);
   }
 
   /**
-   * ROM lock would make 0xC0000-0xFFFFF read-only (xc_hvm_set_mem_type in
-   * QEMU); the Host interface has no call for it, so only the flag is kept.
+   * Fixed-port action (FIXED_PORTS). ROM lock would make 0xC0000-0xFFFFF
+   * read-only (xc_hvm_set_mem_type in QEMU); the Host interface has no call
+   * for it, so only the flag is kept.
    */
-  private setFlags(v: number): void {
+  setFlags(v: number): void {
     this.flags = v & PFFLAG_ROM_LOCK;
     if (this.flags) this.warn.warn({ flags: v }, 'ROM lock requested: not supported, option ROM area stays writable');
   }
 
-  private logByte(b: number): void {
+  /** Fixed-port action (FIXED_PORTS). */
+  logByte(b: number): void {
     if (b === 0x0a || this.logLen === LOG_LINE_MAX) {
       const now = Date.now();
       if (now - this.logWindow > LOG_WINDOW_MS) {
