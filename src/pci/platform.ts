@@ -137,10 +137,10 @@ export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): P
     restore(s: PcPlatformState): void {
       if (s.v !== 1) throw new Error(`chipset state version ${s.v} is not supported`);
       if (!s.xenPlatform !== !xen) throw new Error('saved chipset and this machine disagree on the Xen platform device');
+      bus.restore(s.bus); // first: it refuses a foreign layout before anything changed
       isa.restore(s.isa);
       pm.restore(s.pm);
       if (xen && s.xenPlatform) xen.restore(s.xenPlatform);
-      bus.restore(s.bus);
     },
   };
 }
