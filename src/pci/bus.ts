@@ -100,6 +100,8 @@ const RCR_OFFSET = 1;
 const IO_LIMIT = 0x10000;
 /** QEMU pci_bar_address: a 32-bit BAR whose last byte reaches 0xFFFFFFFF is left unmapped. */
 const MEM_LIMIT = 0xffffffff;
+/** 64-bit BARs: guest-physical addresses stay below 2^52 (x86 MAXPHYADDR), which a double holds exactly. */
+const MEM64_LIMIT = 2 ** 52;
 
 export class PciBus implements PciConfigHandler {
   private readonly slots: (Slot | undefined)[] = new Array(256);
@@ -312,6 +314,7 @@ export class PciBus implements PciConfigHandler {
     const cmd = cfg.command;
     let size: number;
     let io: boolean;
+    let limit = MEM_LIMIT;
     if (i === ROM_SLOT) {
       if (!cfg.romSize || !(cfg.get32(PCI_ROM_ADDRESS) & ROM_ENABLE)) return null;
       size = cfg.romSize;
@@ -321,11 +324,13 @@ export class PciBus implements PciConfigHandler {
       if (!b) return null;
       size = b.size;
       io = b.kind === 'io';
+      if (io) limit = IO_LIMIT;
+      else if (b.kind === 'mem64') limit = MEM64_LIMIT;
     }
     if (!(cmd & (io ? CMD_IO : CMD_MEMORY))) return null;
     const base = cfg.barAddress(i);
     // Address 0 is "not programmed"; ranges running off the space are the sizing pattern.
-    if (base === 0 || base + size > (io ? IO_LIMIT : MEM_LIMIT)) return null;
+    if (base === 0 || base + size > limit) return null;
     return { base, size, io };
   }
 

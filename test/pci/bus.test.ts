@@ -248,3 +248,24 @@ test('barMoved tells the function where each BAR decodes, including BARs without
   cf8.write(3, 0, PCI_COMMAND, 2, 0);
   assert.deepEqual(moves, ['1@f0000000', '0@c000', '1@e0000000', '0@-1', '1@-1'], 'a move is reported once, decode off reports -1');
 });
+
+test('a 64-bit BAR maps above 4 GiB, and not while half programmed to the sizing pattern', () => {
+  const { host, bus, cf8 } = setup();
+  const f: PciFunction = {
+    name: 'nvme',
+    config: new PciConfig({ vendor: 0x8086, device: 0x5845, revision: 2, classCode: 0x0108, bars: [{ index: 0, kind: 'mem64', size: 0x4000 }] }),
+    barHandler: () => ({ read: () => 0, write: () => {} }),
+  };
+  bus.add(6, 0, f);
+  cf8.write(6, 0, PCI_COMMAND, 2, 0x0002);
+  cf8.write(6, 0, BAR0, 4, 0xffffffff);
+  cf8.write(6, 0, BAR1, 4, 0xffffffff);
+  assert.equal(host.ranges.size, 2, 'only the config ports: sizing is not an address');
+  cf8.write(6, 0, BAR0, 4, 0xe0000000); // low half first: still above the limit
+  assert.equal(host.ranges.size, 2);
+  cf8.write(6, 0, BAR1, 4, 0x00000008);
+  assert.ok(host.ranges.has(range('mmio', 0x8e0000000, 0x8e0003fff)));
+  cf8.write(6, 0, BAR1, 4, 0);
+  assert.ok(!host.ranges.has(range('mmio', 0x8e0000000, 0x8e0003fff)));
+  assert.ok(host.ranges.has(range('mmio', 0xe0000000, 0xe0003fff)), 'high half 0: below 4 GiB');
+});
