@@ -149,13 +149,13 @@ export class XenPlatform implements PciFunction {
 
   /** Fixed-port action (FIXED_PORTS). */
   setProduct(v: number): void {
+    if (v !== this.productNumber) this.log.info({ product: v }, 'PV driver product registered'); // once, not per write
     this.productNumber = v;
-    this.log.info({ product: v }, 'PV driver product registered');
   }
 
   /** Fixed-port action (FIXED_PORTS). */
   unplug(mask: number): void {
-    this.log.info({ mask }, 'guest unplugs emulated devices');
+    if ((this.unplugged | mask) !== this.unplugged) this.log.info({ mask }, 'guest unplugs emulated devices'); // new bits only
     this.unplugged |= mask;
     this.opts.onUnplug?.(mask);
   }
