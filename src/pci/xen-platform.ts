@@ -47,7 +47,10 @@ const LOG_LINES_PER_WINDOW = 50;
 const LOG_WINDOW_MS = 10_000;
 
 export interface XenPlatformOptions {
-  /** The guest asked to unplug emulated devices (mask of UNPLUG_*): the machine detaches them. */
+  /**
+   * The guest asked to unplug emulated devices (mask of UNPLUG_*): the machine
+   * detaches them. Called on every unplug write: it must be idempotent.
+   */
   onUnplug?: (mask: number) => void;
 }
 
