@@ -33,6 +33,7 @@ export interface Dm {
   readonly uarts: readonly Uart16550[];
   readonly serials: readonly CharBackend[];
   readonly qmp: QmpCore;
+  readonly ioreq: IoreqServer;
   runState(): RunState;
   /** Tear everything down (idempotent); resolves with the exit code. */
   shutdown(why: string): Promise<number>;
@@ -198,6 +199,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       uarts,
       serials,
       qmp: core,
+      ioreq: server,
       runState: () => state,
       done,
       shutdown(why: string): Promise<number> {

@@ -202,3 +202,14 @@ test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the seri
   assert.equal(await exited, 0, stderr);
   assert.equal(fs.existsSync(qmpPath), false);
 });
+
+test('npm run demo: exits 0 by itself and shows the greeting the UART backend received', async () => {
+  const demo = new URL('../src/sim/demo.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--import', 'tsx', demo], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  assert.equal(code, 0, stdout);
+  assert.match(stdout, /UART backend received: "Hello from the guest/);
+  assert.doesNotMatch(stdout, /FAIL/);
+});
