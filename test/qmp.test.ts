@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
-import { MAX_LINE, QmpCore, QmpServer, type QmpMachine, type RunState } from '../src/qmp/index.ts';
+import { Duplex } from 'node:stream';
+import { MAX_LINE, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../src/qmp/index.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -231,4 +232,29 @@ test('inherited listening fd (libxl fd=N): a child process serves QMP on it', as
   c.send({ execute: 'quit', id: 3 });
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   assert.equal(code, 0);
+});
+
+test('any byte stream carries a session (the stub domain puts QMP on a vchan): framing, quit ends it', async () => {
+  const m = machine();
+  const out: string[] = [];
+  let ended = false;
+  const d = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      out.push(chunk.toString());
+      cb();
+    },
+    final(cb) {
+      ended = true;
+      cb();
+    },
+  });
+  serveQmpStream(new QmpCore(m), d);
+  d.push('{"execute":"qmp_capabilities","id":1}\r\n{"execute":"cont","id":2}\n');
+  d.push('{"execute":"quit","id":3}\r\n');
+  for (let i = 0; i < 20 && !ended; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(ended, true);
+  assert.ok(out.every((l) => l.endsWith('\r\n') && !l.slice(0, -2).includes('\n')), 'one JSON object per CRLF line');
+  assert.deepEqual(out.slice(1).map((l) => JSON.parse(l)), [{ return: {}, id: 1 }, { return: {}, id: 2 }, { return: {}, id: 3 }]);
+  assert.deepEqual(m.calls, ['cont', 'quit']);
 });

@@ -7,15 +7,69 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import type { Logger } from '../core/log.ts';
+import type { Duplex } from 'node:stream';
+import { RateLimited, type Logger } from '../core/log.ts';
 import type { QmpCore } from './core.ts';
 
 export const MAX_LINE = 64 * 1024;
 
 export class QmpServerError extends Error {}
 
+/**
+ * One QMP connection on any byte stream (a unix socket here; in a stub
+ * domain whatever carries the vchan): greeting, "\r\n"-framed replies and
+ * events, bounded input. Ends the stream on `quit` (then calls
+ * machine.quit()) or on an over-long line (then calls onTooLong).
+ */
+export function serveQmpStream(core: QmpCore, stream: Duplex, onTooLong: () => void = () => {}): void {
+  let buf = '';
+  let open = true;
+  const send = (line: string): void => {
+    if (open && !stream.destroyed) stream.write(line + '\r\n');
+  };
+  const session = core.open(send);
+  const finish = (): void => {
+    if (!open) return;
+    open = false;
+    session.close();
+  };
+  const refuse = (): void => {
+    send(JSON.stringify({ error: { class: 'GenericError', desc: `QMP input line longer than ${MAX_LINE} bytes; closing` } }));
+    finish();
+    stream.end();
+    onTooLong();
+  };
+  stream.setEncoding('utf8');
+  stream.on('close', finish);
+  stream.on('end', finish);
+  stream.on('error', finish);
+  send(core.greeting());
+  stream.on('data', (chunk: string) => {
+    if (!open) return;
+    buf += chunk;
+    let nl: number;
+    while (open && (nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.length > MAX_LINE) {
+        refuse();
+        return;
+      }
+      for (const r of session.input(line)) send(r);
+      if (session.quitRequested) {
+        finish();
+        stream.end();
+        core.machine.quit();
+        return;
+      }
+    }
+    if (buf.length > MAX_LINE) refuse();
+  });
+}
+
 export class QmpServer {
   private readonly server: net.Server;
+  private readonly tooLong: RateLimited;
   private readonly sockets = new Set<net.Socket>();
   private path: string | null = null;
 
@@ -24,6 +78,7 @@ export class QmpServer {
     private readonly log: Logger,
     readonly label: string,
   ) {
+    this.tooLong = new RateLimited(log);
     this.server = net.createServer((sock) => this.accept(sock));
     this.server.on('error', (err) => this.log.error({ qmp: label, err: err.message }, 'QMP listener error'));
   }
@@ -57,51 +112,8 @@ export class QmpServer {
 
   private accept(sock: net.Socket): void {
     this.sockets.add(sock);
-    sock.setEncoding('utf8');
-    let buf = '';
-    let open = true;
-    const send = (line: string): void => {
-      if (open && !sock.destroyed) sock.write(line + '\r\n');
-    };
-    const session = this.core.open(send);
-    const finish = (): void => {
-      if (!open) return;
-      open = false;
-      session.close();
-      this.sockets.delete(sock);
-    };
-    sock.on('close', finish);
-    sock.on('error', () => finish());
-    send(this.core.greeting());
-    sock.on('data', (chunk: string) => {
-      if (!open) return;
-      buf += chunk;
-      let nl: number;
-      while (open && (nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.length > MAX_LINE) {
-          this.refuse(sock, send, finish);
-          return;
-        }
-        for (const r of session.input(line)) send(r);
-        if (session.quitRequested) {
-          finish();
-          sock.end();
-          this.core.machine.quit();
-          return;
-        }
-      }
-      if (buf.length > MAX_LINE) this.refuse(sock, send, finish);
-    });
-  }
-
-  private refuse(sock: net.Socket, send: (l: string) => void, finish: () => void): void {
-    send(JSON.stringify({ error: { class: 'GenericError', desc: `QMP input line longer than ${MAX_LINE} bytes; closing` } }));
-    finish();
-    sock.end();
-    sock.destroySoon();
-    this.log.warn({ qmp: this.label }, 'QMP client sent an over-long line; connection closed');
+    sock.on('close', () => this.sockets.delete(sock));
+    serveQmpStream(this.core, sock, () => this.tooLong.warn({ qmp: this.label }, 'QMP client sent an over-long line; connection closed'));
   }
 
   /** Stop listening, drop every connection, remove the socket file. */
