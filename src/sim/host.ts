@@ -345,9 +345,14 @@ export class SimHost implements Host {
     this.sync(this.vcpu, IOREQ_TYPE_INVALIDATE, 0, 0, 0, 0xffffffff, 0xffffffff, 0, 4);
   }
 
-  /** The guest moved its RTC: Xen sends IOREQ_TYPE_TIMEOFFSET buffered, 8 bytes. */
-  timeoffset(seconds: number): 'buffered' | 'sync' {
-    return this.bufferedWrite(0, 8, BigInt(seconds), { type: IOREQ_TYPE_TIMEOFFSET });
+  /**
+   * The guest moved its RTC: Xen broadcasts IOREQ_TYPE_TIMEOFFSET buffered,
+   * 8 bytes; a server without a ring (or with a full one) just misses it.
+   */
+  timeoffset(seconds: number): 'buffered' | 'dropped' {
+    const b = this.b32;
+    if (b === null || Atomics.load(b, W_BUF_WR) - Atomics.load(b, W_BUF_RD) >= IOREQ_BUFFER_SLOT_NUM - 1) return 'dropped';
+    return this.bufferedWrite(0, 8, BigInt(seconds), { type: IOREQ_TYPE_TIMEOFFSET }) === 'buffered' ? 'buffered' : 'dropped';
   }
 
   /** Any synchronous ioreq; returns data as Xen would read it back (64 bits). */
