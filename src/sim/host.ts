@@ -520,7 +520,8 @@ export class SimHost implements Host {
     const state = byte & IOREQ_STATE_MASK;
     if (ch.violations.length > 0) throw new DmProtocolError(`ioreq protocol violation: ${ch.violations.join('; ')}`);
     if (state !== STATE_IORESP_READY) {
-      throw new DmProtocolError(`vCPU ${vcpu}: slot state ${state} after the event, expected IORESP_READY (${STATE_IORESP_READY}); the vCPU would hang`);
+      const why = ch.watching ? '' : ' (nobody watches the channel: IoreqServer.start() not called?)';
+      throw new DmProtocolError(`vCPU ${vcpu}: slot state ${state} after the event, expected IORESP_READY (${STATE_IORESP_READY}); the vCPU would hang${why}`);
     }
     if (ch.answered[vcpu] === 0) throw new DmProtocolError(`vCPU ${vcpu}: IORESP_READY but the DM never notified port ${ch.vcpuPorts[vcpu]}`);
     if (!ch.slotUnchangedSinceNotify(vcpu)) throw new DmProtocolError(`vCPU ${vcpu}: slot modified after IORESP_READY + notify`);
