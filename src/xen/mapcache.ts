@@ -272,16 +272,19 @@ export class ForeignPageMapper implements PageMapper {
 
   constructor(
     private readonly libs: XenLibs,
-    private readonly fmem: Ptr,
+    /** The foreignmemory handle, null once closed (then nothing maps). */
+    private readonly fmem: () => Ptr | null,
     private readonly domid: number,
     private readonly onError?: (what: string, errno: number) => void,
   ) {}
 
   map(firstPfn: number, pages: number, errs: Int32Array): PageMapping | null {
     if (pages < 1 || pages > PAGES_PER_BUCKET) return null;
+    const h = this.fmem();
+    if (h === null) return null;
     const pfns = this.pfns;
     for (let i = 0; i < pages; i++) pfns[i] = BigInt(firstPfn + i);
-    const addr = this.libs.fmem.map(this.fmem, this.domid, PROT_READ | PROT_WRITE, pages, pfns, errs);
+    const addr = this.libs.fmem.map(h, this.domid, PROT_READ | PROT_WRITE, pages, pfns, errs);
     if (addr === null) {
       this.onError?.(`xenforeignmemory_map(pfn 0x${firstPfn.toString(16)}, ${pages} pages)`, this.libs.errno());
       return null;
@@ -292,7 +295,9 @@ export class ForeignPageMapper implements PageMapper {
 
   unmap(m: PageMapping): void {
     const f = m as ForeignMapping;
-    if (this.libs.fmem.unmap(this.fmem, f.addr, f.pages) !== 0) {
+    const h = this.fmem();
+    if (h === null) return; // close() unmaps before it closes the handle, so this is only a late straggler
+    if (this.libs.fmem.unmap(h, f.addr, f.pages) !== 0) {
       this.onError?.(`xenforeignmemory_unmap(${f.pages} pages)`, this.libs.errno());
     }
   }

@@ -1,0 +1,477 @@
+// openXenHost over a fake below the FFI line: registration order (QEMU's,
+// with the server enabled before the vCPU ports are read), the calls each
+// Host method makes, failure clean-up, close(). Plus the real thing on this
+// Xen-less machine: a one-line XenUnavailableError.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { openXenHost, XenUnavailableError } from '../src/xen/index.ts';
+import type { Ptr, XenLibs } from '../src/xen/ffi.ts';
+import type { FdWatch } from '../src/xen/native.ts';
+import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE, PAGE_SIZE } from '../src/ioreq/abi.ts';
+
+const quiet = pino({ level: 'silent' });
+
+const DMH = 0x1000n;
+const FMEMH = 0x2000n;
+const XCEH = 0x3000n;
+const XSH = 0x4000n;
+const FRES = 0x5000n;
+const RES_BASE = 0x7000_0000n;
+
+type Call = [string, ...unknown[]];
+
+class Fake {
+  calls: Call[] = [];
+  errno = 0;
+  fail = new Set<string>();
+  nrVcpus = 2;
+  bufPage = new ArrayBuffer(PAGE_SIZE);
+  ioreqPage = new ArrayBuffer(PAGE_SIZE);
+  pendingPorts: number[] = [];
+  watchers: { fd: number; cb: (s: number) => void; stopped: boolean }[] = [];
+  private views = new Map<bigint, ArrayBuffer>();
+  private strings = new Map<bigint, string>();
+  private nextPtr = 0x9000_0000n;
+  freed: bigint[] = [];
+  xsData = new Map<string, string>([['device-model/5/state', 'running']]);
+  xsDirs = new Map<string, string[]>([['device-model/5', ['state', 'command']]]);
+
+  rec(name: string, ...args: unknown[]): void {
+    this.calls.push([name, ...args]);
+  }
+  rc(name: string): number {
+    if (this.fail.has(name)) {
+      this.errno = 3; // ESRCH
+      return -1;
+    }
+    return 0;
+  }
+  alloc(ab: ArrayBuffer): bigint {
+    const p = this.nextPtr;
+    this.nextPtr += 0x10000n;
+    this.views.set(p, ab);
+    return p;
+  }
+
+  libs(): XenLibs {
+    const f = this;
+    const handle = (name: string, h: Ptr) => (): Ptr | null => {
+      f.rec(name);
+      if (f.fail.has(name)) {
+        f.errno = 2;
+        return null;
+      }
+      return h;
+    };
+    return {
+      dm: {
+        open: handle('xendevicemodel_open', DMH),
+        close: (h) => (f.rec('xendevicemodel_close', h), 0),
+        create_ioreq_server: (h, domid, mode, id) => {
+          f.rec('create_ioreq_server', h, domid, mode);
+          id[0] = 3;
+          return f.rc('create_ioreq_server');
+        },
+        get_ioreq_server_info: (h, domid, id, g1, g2, port) => {
+          f.rec('get_ioreq_server_info', domid, id, g1, g2);
+          if (port) port[0] = 77;
+          return f.rc('get_ioreq_server_info');
+        },
+        map_io_range_to_ioreq_server: (h, ...a) => (f.rec('map_io_range', ...a), 0),
+        unmap_io_range_from_ioreq_server: (h, ...a) => (f.rec('unmap_io_range', ...a), 0),
+        map_pcidev_to_ioreq_server: (h, ...a) => (f.rec('map_pcidev', ...a), 0),
+        unmap_pcidev_from_ioreq_server: (h, ...a) => (f.rec('unmap_pcidev', ...a), 0),
+        destroy_ioreq_server: (h, domid, id) => (f.rec('destroy_ioreq_server', domid, id), 0),
+        set_ioreq_server_state: (h, domid, id, on) => {
+          f.rec('set_ioreq_server_state', domid, id, on);
+          const rc = f.rc('set_ioreq_server_state');
+          if (rc === 0 && on) {
+            // Like Xen: vp_eport appears in the shared page when the server is enabled.
+            const w = new Uint32Array(f.ioreqPage);
+            for (let v = 0; v < 128; v++) w[(v * IOREQ_SIZE + IOREQ_OFF_VP_EPORT) / 4] = 100 + v;
+          }
+          return rc;
+        },
+        set_pci_intx_level: (h, ...a) => (f.rec('set_pci_intx_level', ...a), f.rc('set_pci_intx_level')),
+        set_isa_irq_level: (h, ...a) => (f.rec('set_isa_irq_level', ...a), f.rc('set_isa_irq_level')),
+        set_pci_link_route: (h, ...a) => (f.rec('set_pci_link_route', ...a), 0),
+        inject_msi: (h, ...a) => (f.rec('inject_msi', ...a), 0),
+        track_dirty_vram: (h, ...a) => (f.rec('track_dirty_vram', ...a), 0),
+        modified_memory: (h, ...a) => (f.rec('modified_memory', ...a), 0),
+        set_mem_type: (h, ...a) => (f.rec('set_mem_type', ...a), 0),
+        shutdown: (h, ...a) => (f.rec('shutdown', ...a), 0),
+        relocate_memory: (h, ...a) => (f.rec('relocate_memory', ...a), 0),
+        pin_memory_cacheattr: (h, ...a) => (f.rec('pin_memory_cacheattr', ...a), 0),
+        nr_vcpus: (h, domid, out) => {
+          f.rec('nr_vcpus', domid);
+          out[0] = f.nrVcpus;
+          return 0;
+        },
+      },
+      fmem: {
+        open: handle('xenforeignmemory_open', FMEMH),
+        close: (h) => (f.rec('xenforeignmemory_close', h), 0),
+        map: (h, dom, prot, pages, arr, err) => {
+          f.rec('xenforeignmemory_map', dom, prot, pages, arr[0]);
+          for (let i = 0; i < pages; i++) err[i] = 0;
+          return f.alloc(new ArrayBuffer(pages * PAGE_SIZE));
+        },
+        unmap: (h, addr, pages) => (f.rec('xenforeignmemory_unmap', pages), 0),
+        map_resource: (h, domid, type, id, frame, nr, paddr, prot, flags) => {
+          f.rec('map_resource', domid, type, id, frame, nr, prot, flags);
+          if (f.fail.has('map_resource')) {
+            f.errno = 95; // EOPNOTSUPP
+            return null;
+          }
+          paddr[0] = RES_BASE;
+          return FRES;
+        },
+        unmap_resource: (h, r) => (f.rec('unmap_resource', r), 0),
+      },
+      evtchn: {
+        open: handle('xenevtchn_open', XCEH),
+        close: (h) => (f.rec('xenevtchn_close', h), 0),
+        fd: () => (f.rec('xenevtchn_fd'), 42),
+        notify: (h, port) => (f.rec('notify', port), 0),
+        bind_interdomain: (h, domid, remote) => {
+          f.rec('bind_interdomain', domid, remote);
+          return f.fail.has('bind_interdomain') ? -1 : remote + 1000;
+        },
+        unbind: (h, port) => (f.rec('unbind', port), 0),
+        pending: () => {
+          f.rec('pending');
+          return f.pendingPorts.shift() ?? -1;
+        },
+        unmask: (h, port) => (f.rec('unmask', port), 0),
+      },
+      xs: {
+        open: handle('xs_open', XSH),
+        close: (h) => void f.rec('xs_close', h),
+        read: (h, t, path, len) => {
+          const v = f.xsData.get(path);
+          if (v === undefined) return null;
+          const b = Buffer.from(v);
+          len[0] = b.length;
+          return f.alloc(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+        },
+        write: (h, t, path, data, len) => {
+          f.xsData.set(path, Buffer.from(data.subarray(0, len)).toString());
+          return true;
+        },
+        directory: (h, t, path, num) => {
+          const d = f.xsDirs.get(path);
+          if (!d) return null;
+          num[0] = d.length;
+          const p = f.alloc(new ArrayBuffer(8));
+          d.forEach((s, i) => f.strings.set(p + BigInt(i + 1), s));
+          return p;
+        },
+        mkdir: () => true,
+        rm: () => true,
+        watch: () => true,
+        fileno: () => 43,
+        check_watch: () => null,
+        get_domain_path: () => '/local/domain/5',
+      },
+      libc: {
+        free: (p) => void (p !== null && f.freed.push(p)),
+        strerror: (e) => ({ 2: 'No such file or directory', 3: 'No such process', 95: 'Operation not supported' })[e] ?? `errno ${e}`,
+        getpid: () => 1,
+      },
+      view: (ptr, len) => {
+        if (ptr === RES_BASE) return f.bufPage;
+        if (ptr === RES_BASE + BigInt(PAGE_SIZE)) return f.ioreqPage;
+        const ab = f.views.get(ptr);
+        if (!ab || ab.byteLength < len) throw new Error(`fake: no memory at ${ptr}`);
+        return ab;
+      },
+      readPointers: (ptr, count) => Array.from({ length: count }, (_, i) => ptr + BigInt(i + 1)),
+      readCString: (ptr) => f.strings.get(ptr) ?? '',
+      errno: () => f.errno,
+      checkPrivcmd: () => {
+        if (f.fail.has('privcmd')) throw new XenUnavailableError('stubdm: cannot open /dev/xen/privcmd (No such file or directory): x');
+      },
+    };
+  }
+
+  fdwatch(): FdWatch {
+    const f = this;
+    return {
+      watch(fd, cb) {
+        const w = { fd, cb, stopped: false };
+        f.watchers.push(w);
+        return { stop: () => void (w.stopped = true) };
+      },
+      readable: () => f.pendingPorts.length > 0,
+    };
+  }
+
+  names(): string[] {
+    return this.calls.map((c) => c[0]);
+  }
+}
+
+function open(fake: Fake, extra: { vcpus?: number } = {}) {
+  return openXenHost({ domid: 5, ramBytes: 64 << 20, log: quiet, ...extra }, { libs: fake.libs(), fdwatch: fake.fdwatch() });
+}
+
+test('registration follows QEMU: create, map_resource, info, enable, then bind vp_eports', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  assert.deepEqual(fake.names(), [
+    'xendevicemodel_open',
+    'xenforeignmemory_open',
+    'xenevtchn_open',
+    'create_ioreq_server',
+    'map_resource',
+    'get_ioreq_server_info',
+    'nr_vcpus',
+    'set_ioreq_server_state',
+    'bind_interdomain',
+    'bind_interdomain',
+    'bind_interdomain',
+    'xenevtchn_fd',
+    'xs_open',
+  ]);
+  assert.deepEqual(fake.calls[3], ['create_ioreq_server', DMH, 5, 2]); // HVM_IOREQSRV_BUFIOREQ_ATOMIC
+  // XENMEM_resource_ioreq_server, id 3, frame 0 (bufioreq), 2 frames, PROT_READ|PROT_WRITE, flags 0
+  assert.deepEqual(fake.calls[4], ['map_resource', 5, 0, 3, 0, 2, 3, 0]);
+  assert.deepEqual(fake.calls[5], ['get_ioreq_server_info', 5, 3, null, null]);
+  assert.deepEqual(fake.calls[7], ['set_ioreq_server_state', 5, 3, 1]);
+  assert.deepEqual(fake.calls.slice(8, 11), [
+    ['bind_interdomain', 5, 100],
+    ['bind_interdomain', 5, 101],
+    ['bind_interdomain', 5, 77],
+  ]);
+  const ch = host.channel;
+  assert.equal(ch.vcpus, 2);
+  assert.deepEqual(ch.vcpuPorts, [1100, 1101]);
+  assert.equal(ch.bufPort, 1077);
+  assert.equal(ch.bufPage, fake.bufPage, 'frame 0 is the buffered page');
+  assert.equal(ch.ioreqPage, fake.ioreqPage, 'frame 1 is the ioreq page');
+  assert.equal(host.domid, 5);
+  assert.equal(host.ioservid, 3);
+  host.close();
+});
+
+test('an explicit vCPU count skips nr_vcpus', () => {
+  const fake = new Fake();
+  const host = open(fake, { vcpus: 4 });
+  assert.ok(!fake.names().includes('nr_vcpus'));
+  assert.deepEqual(host.channel.vcpuPorts, [1100, 1101, 1102, 1103]);
+  host.close();
+});
+
+test('pending() polls first: -1 without a syscall when nothing is readable', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  fake.calls = [];
+  assert.equal(host.channel.pending(), -1);
+  assert.deepEqual(fake.names(), [], 'xenevtchn_pending is never called on a non-readable fd');
+  fake.pendingPorts.push(1101, 1077);
+  assert.equal(host.channel.pending(), 1101);
+  assert.equal(host.channel.pending(), 1077);
+  assert.equal(host.channel.pending(), -1);
+  assert.deepEqual(fake.names(), ['pending', 'pending']);
+  host.channel.unmask(1101);
+  host.channel.notify(1101);
+  assert.deepEqual(fake.calls.slice(2), [
+    ['unmask', 1101],
+    ['notify', 1101],
+  ]);
+  host.close();
+});
+
+test('watch() watches the evtchn fd; a second watch replaces the first; close stops it', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  let events = 0;
+  host.channel.watch(() => events++);
+  assert.equal(fake.watchers.length, 1);
+  assert.equal(fake.watchers[0].fd, 42);
+  fake.watchers[0].cb(0);
+  assert.equal(events, 1);
+  host.channel.watch(() => (events += 10));
+  assert.equal(fake.watchers[0].stopped, true);
+  fake.watchers[1].cb(0);
+  assert.equal(events, 11);
+  fake.watchers[1].cb(-9); // EBADF: logged, watch stopped, callback not run
+  assert.equal(events, 11);
+  assert.equal(fake.watchers[1].stopped, true);
+  host.close();
+});
+
+test('interrupts, routing, power and platform calls pass the right arguments', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  fake.calls = [];
+  host.interrupts.setIsaIrqLevel(4, 1);
+  host.interrupts.setPciIntxLevel(3, 0, 1);
+  host.interrupts.setPciLinkRoute(2, 11);
+  host.interrupts.injectMsi(0xfee01000, 0x4041);
+  host.routing.mapIoRange(0, 0x3f8, 0x3ff);
+  host.routing.unmapIoRange(1, 0xf0000000, 0xf0000fff);
+  host.routing.mapPcidev(1, 1);
+  host.routing.unmapPcidev(2, 0);
+  host.power.shutdown(1);
+  assert.equal(host.relocateMemory(16, 0x10000, 0xf0000), true);
+  assert.equal(host.pinMemoryCacheattr(0xf0000, 0xf000f, 6), true);
+  assert.equal(host.setMemType(1, 0xc0, 0x40), true);
+  assert.equal(host.modifiedMemory(0x100, 2), true);
+  assert.equal(host.trackDirtyVram(0xf0000, 64, new BigUint64Array(1)), true);
+  assert.equal(host.trackDirtyVram(0xf0000, 65, new BigUint64Array(1)), false, 'bitmap too short: refused');
+  assert.deepEqual(fake.calls, [
+    ['set_isa_irq_level', 5, 4, 1],
+    ['set_pci_intx_level', 5, 0, 0, 3, 0, 1],
+    ['set_pci_link_route', 5, 2, 11],
+    ['inject_msi', 5, 0xfee01000, 0x4041],
+    ['map_io_range', 5, 3, 0, 0x3f8, 0x3ff],
+    ['unmap_io_range', 5, 3, 1, 0xf0000000, 0xf0000fff],
+    ['map_pcidev', 5, 3, 0, 0, 1, 1],
+    ['unmap_pcidev', 5, 3, 0, 0, 2, 0],
+    ['shutdown', 5, 1],
+    ['relocate_memory', 5, 16, 0x10000, 0xf0000],
+    ['pin_memory_cacheattr', 5, 0xf0000, 0xf000f, 6],
+    ['set_mem_type', 5, 1, 0xc0, 0x40],
+    ['modified_memory', 5, 0x100, 2],
+    ['track_dirty_vram', 5, 0xf0000, 64, new BigUint64Array(1)],
+  ]);
+  // A failing hypercall is logged, not thrown.
+  fake.fail.add('set_isa_irq_level');
+  assert.doesNotThrow(() => host.interrupts.setIsaIrqLevel(4, 0));
+  host.close();
+});
+
+test('guest memory goes through xenforeignmemory_map in 1 MiB buckets', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  fake.calls = [];
+  const src = new Uint8Array([1, 2, 3, 4]);
+  assert.equal(host.memory.write(0x123456, src, 0, 4), true);
+  const dst = new Uint8Array(4);
+  assert.equal(host.memory.read(0x123456, dst, 0, 4), true);
+  assert.deepEqual(dst, src);
+  assert.equal(host.memory.read(64 << 20, dst, 0, 1), false, 'past the end of RAM');
+  assert.deepEqual(fake.calls, [['xenforeignmemory_map', 5, 3, 256, 0x100n]]);
+  host.memory.invalidate();
+  assert.deepEqual(fake.calls.at(-1), ['xenforeignmemory_unmap', 256]);
+  host.close();
+});
+
+test('the store reads, writes and lists, freeing what libxenstore returns', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  const st = host.store!;
+  assert.equal(st.read('device-model/5/state'), 'running');
+  assert.equal(st.read('nope'), null);
+  assert.equal(st.write('device-model/5/state', 'paused'), true);
+  assert.equal(fake.xsData.get('device-model/5/state'), 'paused');
+  assert.deepEqual(st.directory('device-model/5'), ['state', 'command']);
+  assert.deepEqual(st.directory('nope'), []);
+  assert.equal(fake.freed.length, 2, 'one xs_read buffer and one xs_directory block freed');
+  host.close();
+});
+
+test('without xenstore the host still opens, with store null', () => {
+  const fake = new Fake();
+  fake.fail.add('xs_open');
+  const host = open(fake);
+  assert.equal(host.store, null);
+  host.close();
+});
+
+test('close() tears down in order, once; later calls are no-ops', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  host.channel.watch(() => {});
+  host.memory.read(0, new Uint8Array(1), 0, 1);
+  fake.calls = [];
+  host.close();
+  assert.deepEqual(fake.names(), [
+    'set_ioreq_server_state',
+    'destroy_ioreq_server',
+    'unmap_resource',
+    'unbind',
+    'unbind',
+    'unbind',
+    'xenforeignmemory_unmap',
+    'xs_close',
+    'xenevtchn_close',
+    'xenforeignmemory_close',
+    'xendevicemodel_close',
+  ]);
+  assert.deepEqual(fake.calls[0], ['set_ioreq_server_state', 5, 3, 0]);
+  assert.equal(fake.watchers[0].stopped, true);
+  fake.calls = [];
+  host.close();
+  host.interrupts.setIsaIrqLevel(1, 1);
+  host.routing.mapIoRange(0, 0x60, 0x60);
+  host.channel.notify(1100);
+  fake.pendingPorts.push(1100);
+  assert.equal(host.channel.pending(), -1);
+  assert.equal(host.memory.read(0, new Uint8Array(1), 0, 1), false);
+  assert.deepEqual(fake.calls, [], 'nothing reaches the freed handles');
+});
+
+for (const [failing, expectCalls, msg] of [
+  ['privcmd', [], /\/dev\/xen\/privcmd/],
+  ['xendevicemodel_open', ['xendevicemodel_open'], /xendevicemodel_open failed \(No such file or directory\)/],
+  ['xenevtchn_open', ['xenevtchn_open', 'xenforeignmemory_close', 'xendevicemodel_close'], /xenevtchn_open failed/],
+  ['create_ioreq_server', ['create_ioreq_server', 'xenevtchn_close', 'xenforeignmemory_close', 'xendevicemodel_close'], /ioreq server for domain 5 failed \(No such process\)/],
+  ['map_resource', ['map_resource', 'destroy_ioreq_server', 'xenevtchn_close'], /map_resource\) failed \(Operation not supported\)/],
+  ['bind_interdomain', ['bind_interdomain', 'set_ioreq_server_state', 'destroy_ioreq_server', 'unmap_resource', 'xenevtchn_close'], /vCPU 0's event channel 100/],
+] as const) {
+  test(`a failing ${failing} gives one line and releases what was opened`, () => {
+    const fake = new Fake();
+    fake.fail.add(failing);
+    assert.throws(
+      () => open(fake),
+      (e: unknown) => {
+        assert.ok(e instanceof XenUnavailableError);
+        assert.match(e.message, msg);
+        assert.match(e.message, /^stubdm: /);
+        assert.ok(!e.message.includes('\n'), 'one line');
+        return true;
+      },
+    );
+    const names = fake.names();
+    let at = 0;
+    for (const c of expectCalls) {
+      const i = names.indexOf(c, at);
+      assert.ok(i >= 0, `${c} called (in order) in ${names.join(',')}`);
+      at = i + 1;
+    }
+    if (failing !== 'privcmd' && failing !== 'xendevicemodel_open') {
+      assert.ok(names.includes('xendevicemodel_close'), 'every opened handle closed');
+    }
+  });
+}
+
+test('bad options are refused before anything is opened', () => {
+  const fake = new Fake();
+  for (const o of [
+    { domid: 0, ramBytes: 1 << 26 },
+    { domid: 0x7ff0, ramBytes: 1 << 26 },
+    { domid: 1.5, ramBytes: 1 << 26 },
+    { domid: 5, ramBytes: -1 },
+    { domid: 5, ramBytes: 1 << 26, vcpus: 0 },
+    { domid: 5, ramBytes: 1 << 26, vcpus: 129 },
+  ]) {
+    assert.throws(() => openXenHost({ ...o, log: quiet }, { libs: fake.libs(), fdwatch: fake.fdwatch() }), XenUnavailableError);
+  }
+  assert.deepEqual(fake.calls, []);
+});
+
+test('on this machine (no Xen) openXenHost throws a one-line XenUnavailableError', () => {
+  // Domain 32000 does not exist anywhere, so even on a Xen host this fails cleanly.
+  assert.throws(
+    () => openXenHost({ domid: 32000, ramBytes: 64 << 20, log: quiet }),
+    (e: unknown) => {
+      assert.ok(e instanceof XenUnavailableError, String(e));
+      assert.match(e.message, /^stubdm: /);
+      assert.ok(!e.message.includes('\n'));
+      return true;
+    },
+  );
+});
