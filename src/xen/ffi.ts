@@ -354,3 +354,15 @@ export function describeBindings(): Record<string, { result: number; args: { siz
   }
   return out;
 }
+
+/** koffi's size of each C typedef and opaque-pointer the prototypes use, for tests. */
+export function typedefSizes(): Record<string, number> {
+  registerTypes();
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(TYPEDEFS)) out[name] = koffi.sizeof(name);
+  for (const name of ['unsigned long', 'unsigned int', 'size_t', 'int', 'bool', 'uint64_t', 'uint32_t', 'uint16_t', 'uint8_t']) {
+    out[name] = koffi.sizeof(name);
+  }
+  for (const name of OPAQUES) out[`${name} *`] = koffi.sizeof(`${name} *`);
+  return out;
+}

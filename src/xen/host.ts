@@ -33,6 +33,7 @@ import {
   XENMEM_RESOURCE_IOREQ_SERVER,
   XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ,
 } from '../ioreq/abi.ts';
+import { DOMID_FIRST_RESERVED, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE, XBT_NULL } from './consts.ts';
 import { loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
 import { ForeignPageMapper, MapCache } from './mapcache.ts';
 import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
@@ -56,11 +57,6 @@ export interface XenHostDeps {
   fdwatch?: FdWatch;
 }
 
-const HVM_MAX_VCPUS = 128; // xen/include/public/hvm/hvm_info_table.h; 4096 / sizeof(ioreq_t)
-const DOMID_FIRST_RESERVED = 0x7ff0; // xen/include/public/xen.h
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const XBT_NULL = 0;
 
 /** The Xen host, with the platform calls VGA and migration will need later. */
 export interface XenHost extends Host {

@@ -27,13 +27,15 @@
  */
 import type { HostMemory } from '../core/host.ts';
 import type { Ptr, XenLibs } from './ffi.ts';
+import { HVM_BELOW_4G_RAM_END, PROT_READ, PROT_WRITE } from './consts.ts';
+
+export { HVM_BELOW_4G_RAM_END };
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 export const BUCKET_SHIFT = 20; // 1 MiB, QEMU's MCACHE_BUCKET_SHIFT on 64-bit hosts
 export const BUCKET_SIZE = 1 << BUCKET_SHIFT;
 export const PAGES_PER_BUCKET = BUCKET_SIZE / PAGE_SIZE;
-export const HVM_BELOW_4G_RAM_END = 0xf0000000; // xen/include/public/hvm/e820.h (4 GiB - 256 MiB MMIO hole)
 export const GIB4 = 0x1_0000_0000;
 /** Default cap: 64 MiB of guest memory mapped at a time. */
 export const DEFAULT_MAX_BUCKETS = 64;
@@ -257,9 +259,6 @@ function copy(src: Uint8Array, so: number, dst: Uint8Array, doff: number, n: num
 }
 
 // ---------------------------------------------------------------------------
-
-const PROT_READ = 1;
-const PROT_WRITE = 2;
 
 interface ForeignMapping extends PageMapping {
   readonly addr: Ptr;
