@@ -266,8 +266,8 @@ function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
 }
 
-/** Loads one library and binds its prototypes; keys are C names minus the prefix. */
-function bindLibrary(which: keyof typeof PROTOTYPES, soname: string): Record<string, KoffiFunc<(...a: any[]) => any>> {
+/** Loads one library and binds its prototypes; keys are C names minus the prefix. Exported for tests. */
+export function bindLibrary(which: keyof typeof PROTOTYPES, soname: string): Record<string, KoffiFunc<(...a: any[]) => any>> {
   registerTypes();
   let lib: LibraryHandle;
   try {
