@@ -23,6 +23,7 @@ const PROGRAM = String.raw`
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <errno.h>
 #include <xen/xen.h>
 #include <xen/sched.h>
 #include <xen/memory.h>
@@ -102,7 +103,7 @@ int main(void)
     V("DOMID_FIRST_RESERVED", DOMID_FIRST_RESERVED);
     V("HVM_BELOW_4G_RAM_END", HVM_BELOW_4G_RAM_END);
     V("XBT_NULL", XBT_NULL);
-    V("PROT_READ", PROT_READ); V("PROT_WRITE", PROT_WRITE);
+    V("PROT_READ", PROT_READ); V("PROT_WRITE", PROT_WRITE); V("EAGAIN", EAGAIN);
 
     V("width.domid_t", sizeof(domid_t));
     V("width.ioservid_t", sizeof(ioservid_t));
@@ -267,6 +268,7 @@ test('constants used by the bindings and the core interfaces', () => {
   assert.equal(xc.XBT_NULL, c('XBT_NULL'));
   assert.equal(xc.PROT_READ, c('PROT_READ'));
   assert.equal(xc.PROT_WRITE, c('PROT_WRITE'));
+  assert.equal(xc.EAGAIN, c('EAGAIN'));
 });
 
 test('koffi widths of every C typedef the prototypes use match the headers', () => {

@@ -203,7 +203,10 @@ class Fake {
         f.watchers.push(w);
         return { stop: () => void (w.stopped = true) };
       },
-      readable: () => f.pendingPorts.length > 0,
+      readable: () => {
+        f.rec('poll');
+        return f.pendingPorts.length > 0;
+      },
     };
   }
 
@@ -268,18 +271,43 @@ test('pending() polls first: -1 without a syscall when nothing is readable', () 
   const host = open(fake);
   fake.calls = [];
   assert.equal(host.channel.pending(), -1);
-  assert.deepEqual(fake.names(), [], 'xenevtchn_pending is never called on a non-readable fd');
+  assert.deepEqual(fake.names(), ['poll'], 'xenevtchn_pending is never called on a non-readable fd');
+  fake.calls = [];
   fake.pendingPorts.push(1101, 1077);
   assert.equal(host.channel.pending(), 1101);
   assert.equal(host.channel.pending(), 1077);
   assert.equal(host.channel.pending(), -1);
-  assert.deepEqual(fake.names(), ['pending', 'pending']);
+  assert.deepEqual(fake.names(), ['poll', 'pending', 'poll', 'pending', 'poll']);
+  fake.calls = [];
   host.channel.unmask(1101);
   host.channel.notify(1101);
-  assert.deepEqual(fake.calls.slice(2), [
+  assert.deepEqual(fake.calls, [
     ['unmask', 1101],
     ['notify', 1101],
   ]);
+  host.close();
+});
+
+test('in the watch callback the first pending() reuses the wake-up poll; a throwing handler is contained', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  const got: number[] = [];
+  host.channel.watch(() => {
+    for (let p = host.channel.pending(); p !== -1; p = host.channel.pending()) got.push(p);
+  });
+  fake.pendingPorts.push(1100, 1101);
+  fake.calls = [];
+  fake.watchers[0].cb(0);
+  assert.deepEqual(got, [1100, 1101]);
+  assert.deepEqual(fake.names(), ['pending', 'poll', 'pending', 'poll']);
+  // Outside a callback every pending() polls again.
+  fake.calls = [];
+  assert.equal(host.channel.pending(), -1);
+  assert.deepEqual(fake.names(), ['poll']);
+  host.channel.watch(() => {
+    throw new Error('engine bug');
+  });
+  assert.doesNotThrow(() => fake.watchers[1].cb(0));
   host.close();
 });
 

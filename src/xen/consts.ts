@@ -29,3 +29,6 @@ export const XBT_NULL = 0;
 // sys/mman.h (Linux)
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
+
+// errno.h (Linux): xenevtchn_pending on a non-blocking fd with nothing pending.
+export const EAGAIN = 11;

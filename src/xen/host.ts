@@ -33,7 +33,7 @@ import {
   XENMEM_RESOURCE_IOREQ_SERVER,
   XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ,
 } from '../ioreq/abi.ts';
-import { DOMID_FIRST_RESERVED, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE, XBT_NULL } from './consts.ts';
+import { DOMID_FIRST_RESERVED, EAGAIN, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE, XBT_NULL } from './consts.ts';
 import { loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
 import { ForeignPageMapper, MapCache } from './mapcache.ts';
 import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
@@ -255,6 +255,7 @@ class XenHostImpl implements XenHost {
   ): IoreqChannel {
     const { evtchn } = this.libs;
     const fw = this.fdwatch;
+    let polled = false;
     // Handles are read at call time: after close() they are null and every call is a no-op.
     return {
       vcpus,
@@ -273,16 +274,29 @@ class XenHostImpl implements XenHost {
             this.watcher = null;
             return;
           }
-          onEvent();
+          // libuv's epoll just found the fd readable and only pending() reads it:
+          // the first pending() of this wake-up needs no poll of its own.
+          polled = true;
+          try {
+            onEvent();
+          } catch (e) {
+            // A bug in the engine must not take the guest's device model down.
+            this.rl.warn({ err: (e as Error).message }, 'ioreq event handler threw');
+          } finally {
+            polled = false;
+          }
         });
       },
       // xenevtchn.h: poll() must precede every xenevtchn_pending().
       pending: () => {
         const xce = this.xceh;
-        if (xce === null || !fw.readable(fd)) return -1;
+        if (xce === null) return -1;
+        if (polled) polled = false;
+        else if (!fw.readable(fd)) return -1;
         const p = evtchn.pending(xce);
         if (p < 0) {
-          this.rl.warn({ errno: this.libs.errno() }, 'xenevtchn_pending failed');
+          const errno = this.libs.errno();
+          if (errno !== EAGAIN) this.rl.warn({ errno }, 'xenevtchn_pending failed');
           return -1;
         }
         return p;
