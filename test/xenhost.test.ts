@@ -36,6 +36,7 @@ class Fake {
   freed: bigint[] = [];
   xsData = new Map<string, string>([['device-model/5/state', 'running']]);
   xsDirs = new Map<string, string[]>([['device-model/5', ['state', 'command']]]);
+  xsEvents: [string, string][] = [];
 
   rec(name: string, ...args: unknown[]): void {
     this.calls.push([name, ...args]);
@@ -169,9 +170,23 @@ class Fake {
         },
         mkdir: () => true,
         rm: () => true,
-        watch: () => true,
+        watch: (h, path, token) => {
+          f.rec('xs_watch', path, token);
+          f.xsEvents.push([path, token]); // xenstored fires every new watch once
+          return true;
+        },
         fileno: () => 43,
-        check_watch: () => null,
+        check_watch: () => {
+          const ev = f.xsEvents.shift();
+          if (!ev) {
+            f.errno = 11; // EAGAIN
+            return null;
+          }
+          const p = f.alloc(new ArrayBuffer(8));
+          f.strings.set(p + 1n, ev[0]);
+          f.strings.set(p + 2n, ev[1]);
+          return p;
+        },
         get_domain_path: () => '/local/domain/5',
       },
       libc: {
@@ -399,6 +414,30 @@ test('the store reads, writes and lists, freeing what libxenstore returns', () =
   assert.deepEqual(st.directory('nope'), []);
   assert.equal(fake.freed.length, 2, 'one xs_read buffer and one xs_directory block freed');
   host.close();
+});
+
+test('xenstore watches: fd watched once, events delivered by token, buffers freed', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  const st = host.store!;
+  const seen: string[] = [];
+  assert.equal(st.watch('device-model/5/command', 'cmd', (p, t) => seen.push(`${t}:${p}`)), true);
+  assert.equal(st.watch('device-model/5/other', 'cmd', () => {}), false, 'duplicate token refused');
+  assert.equal(st.watch('/local/domain/5/x', 'x', (p, t) => seen.push(`${t}:${p}`)), true);
+  assert.equal(fake.watchers.filter((w) => w.fd === 43).length, 1, 'one fd watch for all xenstore watches');
+  const w = fake.watchers.find((x) => x.fd === 43)!;
+  fake.xsEvents.push(['device-model/5/command/sub', 'cmd'], ['/elsewhere', 'unknown-token']);
+  const freedBefore = fake.freed.length;
+  w.cb(0);
+  assert.deepEqual(seen, ['cmd:device-model/5/command', 'x:/local/domain/5/x', 'cmd:device-model/5/command/sub']);
+  assert.equal(fake.freed.length - freedBefore, 4, 'every xs_check_watch block freed');
+  assert.equal(st.getDomainPath(5), '/local/domain/5');
+  assert.equal(st.mkdir('a'), true);
+  assert.equal(st.rm('a'), true);
+  host.close();
+  assert.equal(w.stopped, true);
+  assert.ok(fake.names().includes('xs_close'));
+  assert.equal(st.read('device-model/5/state'), null, 'closed store answers nothing');
 });
 
 test('without xenstore the host still opens, with store null', () => {

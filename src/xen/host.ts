@@ -23,7 +23,6 @@ import type {
   IoreqChannel,
   IoreqRouting,
   Power,
-  Store,
 } from '../core/host.ts';
 import {
   HVM_IOREQSRV_BUFIOREQ_ATOMIC,
@@ -33,9 +32,10 @@ import {
   XENMEM_RESOURCE_IOREQ_SERVER,
   XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ,
 } from '../ioreq/abi.ts';
-import { DOMID_FIRST_RESERVED, EAGAIN, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE, XBT_NULL } from './consts.ts';
+import { DOMID_FIRST_RESERVED, EAGAIN, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE } from './consts.ts';
 import { loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
 import { ForeignPageMapper, MapCache } from './mapcache.ts';
+import { XenStore } from './store.ts';
 import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
 
 export interface XenHostOptions {
@@ -61,6 +61,8 @@ export interface XenHostDeps {
 /** The Xen host, with the platform calls VGA and migration will need later. */
 export interface XenHost extends Host {
   readonly ioservid: number;
+  /** Xenstore with mkdir/rm/watch, or null when xs_open failed. */
+  readonly store: XenStore | null;
   /** xendevicemodel_relocate_memory (VRAM BAR moves). */
   relocateMemory(pages: number, srcGfn: number, dstGfn: number): boolean;
   /** xendevicemodel_pin_memory_cacheattr (XEN_DMOP_MEM_CACHEATTR_*), inclusive gfns. */
@@ -97,13 +99,12 @@ class XenHostImpl implements XenHost {
   readonly routing: IoreqRouting;
   readonly channel: IoreqChannel;
   readonly memory: HostMemory;
-  readonly store: Store | null;
+  readonly store: XenStore | null;
   ioservid = -1;
 
   private dmh: Ptr | null = null;
   private fmemh: Ptr | null = null;
   private xceh: Ptr | null = null;
-  private xsh: Ptr | null = null;
   private fres: Ptr | null = null;
   private serverCreated = false;
   private enabled = false;
@@ -372,44 +373,13 @@ class XenHostImpl implements XenHost {
     };
   }
 
-  private openStore(): Store | null {
-    const { xs, libc } = this.libs;
-    const h = xs.open(0);
+  private openStore(): XenStore | null {
+    const h = this.libs.xs.open(0);
     if (h === null) {
       this.log.warn({ errno: this.libs.errno() }, 'xs_open failed: running without xenstore');
       return null;
     }
-    this.xsh = h;
-    const len = new Uint32Array(1);
-    return {
-      read: (path) => {
-        if (this.xsh === null) return null;
-        const p = xs.read(h, XBT_NULL, path, len);
-        if (p === null) return null;
-        try {
-          return len[0] === 0 ? '' : Buffer.from(this.libs.view(p, len[0])).toString('utf8');
-        } finally {
-          libc.free(p);
-        }
-      },
-      write: (path, value) => {
-        if (this.xsh === null) return false;
-        const data = Buffer.from(value, 'utf8');
-        const ok = xs.write(h, XBT_NULL, path, data, data.length);
-        if (!ok) this.log.warn({ path, errno: this.libs.errno() }, 'xs_write failed');
-        return ok;
-      },
-      directory: (path) => {
-        if (this.xsh === null) return [];
-        const p = xs.directory(h, XBT_NULL, path, len);
-        if (p === null) return [];
-        try {
-          return this.libs.readPointers(p, len[0]).map((s) => (s === null ? '' : this.libs.readCString(s)));
-        } finally {
-          libc.free(p); // one malloc block holds the array and the strings
-        }
-      },
-    };
+    return new XenStore(this.libs, h, this.fdwatch, this.log);
   }
 
   // -- platform calls -------------------------------------------------------
@@ -497,10 +467,9 @@ class XenHostImpl implements XenHost {
       const mc = this.mapcache;
       step('unmapping guest memory', () => mc.invalidate());
     }
-    if (this.xsh !== null) {
-      const h = this.xsh;
-      this.xsh = null;
-      step('xs_close', () => xs.close(h));
+    if (this.store) { // unset when the constructor failed
+      const st = this.store;
+      step('xs_close', () => st.close());
     }
     if (this.xceh !== null) {
       const h = this.xceh;
