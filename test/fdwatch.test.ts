@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadFdWatch, type FdWatch } from '../src/xen/native.ts';
 
 let fw: FdWatch;
@@ -34,7 +35,8 @@ function drain(fd: number): number {
 }
 
 before(() => {
-  execFileSync('bash', ['scripts/build-native.sh'], { stdio: 'inherit' });
+  // Builds build/native/fdwatch.node if it is missing or stale (cheap when up to date).
+  execFileSync('bash', [fileURLToPath(new URL('../scripts/build-native.sh', import.meta.url))], { stdio: 'inherit' });
   fw = loadFdWatch();
   dir = mkdtempSync(join(tmpdir(), 'stubdm-fdwatch-'));
   execFileSync('mkfifo', [join(dir, 'p')]);

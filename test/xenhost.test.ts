@@ -487,6 +487,7 @@ for (const [failing, expectCalls, msg] of [
   ['xenevtchn_open', ['xenevtchn_open', 'xenforeignmemory_close', 'xendevicemodel_close'], /xenevtchn_open failed/],
   ['create_ioreq_server', ['create_ioreq_server', 'xenevtchn_close', 'xenforeignmemory_close', 'xendevicemodel_close'], /ioreq server for domain 5 failed \(No such process\)/],
   ['map_resource', ['map_resource', 'destroy_ioreq_server', 'xenevtchn_close'], /map_resource\) failed \(Operation not supported\)/],
+  ['set_ioreq_server_state', ['set_ioreq_server_state', 'destroy_ioreq_server', 'unmap_resource', 'xendevicemodel_close'], /enabling the ioreq server .* failed \(No such process\)/],
   ['bind_interdomain', ['bind_interdomain', 'set_ioreq_server_state', 'destroy_ioreq_server', 'unmap_resource', 'xenevtchn_close'], /vCPU 0's event channel 100/],
 ] as const) {
   test(`a failing ${failing} gives one line and releases what was opened`, () => {

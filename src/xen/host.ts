@@ -144,8 +144,7 @@ class XenHostImpl implements XenHost {
     this.routing = this.makeRouting();
   }
 
-  private fail(what: string, hint: string): never {
-    const errno = this.libs.errno();
+  private fail(what: string, hint: string, errno = this.libs.errno()): never {
     throw new XenUnavailableError(`stubdm: ${what} failed (${this.libs.libc.strerror(errno)}): ${hint}`);
   }
 
@@ -204,8 +203,8 @@ class XenHostImpl implements XenHost {
     }
 
     // vp_eport is written by Xen on enable (see the file comment).
-    this.setState(true);
-    if (!this.enabled) this.fail('enabling the ioreq server (xendevicemodel_set_ioreq_server_state)', privHint);
+    const stateErrno = this.setState(true);
+    if (!this.enabled) this.fail('enabling the ioreq server (xendevicemodel_set_ioreq_server_state)', privHint, stateErrno);
 
     const words = new Uint32Array(ioreqPage);
     const vcpuPorts: number[] = [];
@@ -237,13 +236,16 @@ class XenHostImpl implements XenHost {
     return this.makeChannel(vcpus, ioreqPage, bufPage, vcpuPorts, bufPort, fd);
   }
 
-  private setState(on: boolean): void {
-    if (this.dmh === null || !this.serverCreated) return;
+  /** Returns 0, or the errno of the failed call (read before logging can clobber it). */
+  private setState(on: boolean): number {
+    if (this.dmh === null || !this.serverCreated) return 0;
     if (this.libs.dm.set_ioreq_server_state(this.dmh, this.domid, this.ioservid, on ? 1 : 0) !== 0) {
-      this.log.error({ enabled: on, errno: this.libs.errno() }, 'xendevicemodel_set_ioreq_server_state failed');
-      return;
+      const errno = this.libs.errno();
+      this.log.error({ enabled: on, errno }, 'xendevicemodel_set_ioreq_server_state failed');
+      return errno;
     }
     this.enabled = on;
+    return 0;
   }
 
   private makeChannel(
@@ -264,7 +266,7 @@ class XenHostImpl implements XenHost {
       bufPage,
       vcpuPorts,
       bufPort,
-      setEnabled: (on) => this.setState(on),
+      setEnabled: (on) => void this.setState(on),
       watch: (onEvent) => {
         if (this.closed) return;
         this.watcher?.stop();
