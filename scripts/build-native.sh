@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds native/*.c into build/native/<name>.node (N-API addons, plain C, no
-# node-gyp). A target newer than its source and this script is left alone.
+# Builds native/ into build/ (gitignored): N-API addons (plain C, no node-gyp)
+# into build/native/<name>.node, and small helper programs into build/<name>.
+# A target newer than its source and this script is left alone.
 # Headers: node_api.h and uv.h from /usr/include/node (Debian nodejs package)
 # or $NODE_INCLUDE.
 set -euo pipefail
@@ -11,12 +12,20 @@ if [ ! -f "$inc/node_api.h" ] || [ ! -f "$inc/uv.h" ]; then
   exit 1
 fi
 cc="${CC:-cc}"
+fresh() { [ -f "$1" ] && [ "$1" -nt "$2" ] && [ "$1" -nt "$0" ]; }
 mkdir -p build/native
 for src in native/*.c; do
-  out="build/native/$(basename "${src%.c}").node"
-  if [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ]; then continue; fi
-  # napi_* and uv_* resolve against the node binary at load time.
-  "$cc" -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
-    -I"$inc" -o "$out.tmp" "$src"
+  name=$(basename "${src%.c}")
+  if grep -q 'node_api.h' "$src"; then
+    out="build/native/$name.node"
+    fresh "$out" "$src" && continue
+    # napi_* and uv_* resolve against the node binary at load time.
+    "$cc" -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+      -I"$inc" -o "$out.tmp" "$src"
+  else
+    out="build/$name"
+    fresh "$out" "$src" && continue
+    "$cc" -std=gnu11 -O2 -Wall -Wextra -o "$out.tmp" "$src"
+  fi
   mv "$out.tmp" "$out"
 done
