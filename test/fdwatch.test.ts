@@ -94,6 +94,26 @@ test('watch() calls back only while readable, and never after stop()', async () 
   assert.equal(drain(rd), 2);
 });
 
+test('stop() from inside the callback ends the watch', async () => {
+  let calls = 0;
+  let wake: (() => void) | null = null;
+  const fired = new Promise<void>((r) => (wake = r));
+  const w = fw.watch(rd, () => {
+    calls++;
+    w.stop(); // leaves the data in the pipe: a live watch would fire again
+    wake?.();
+  });
+  writeSync(wr, 'z');
+  await fired;
+  await turns(5);
+  assert.equal(calls, 1);
+  assert.equal(drain(rd), 1);
+  // The fd can be watched again once the old handle is closed.
+  await turns(2);
+  const w2 = fw.watch(rd, () => {});
+  w2.stop();
+});
+
 test('watch() refuses a bad fd and a non-function', () => {
   assert.throws(() => fw.watch(-1, () => {}), TypeError);
   assert.throws(() => fw.watch(rd, 42 as unknown as () => void), TypeError);
