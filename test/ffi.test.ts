@@ -15,6 +15,7 @@ import {
   XenUnavailableError,
   bindLibrary,
   describeBindings,
+  koffiAbsProbe,
   koffiProbe,
   prototypeName,
 } from '../src/xen/ffi.ts';
@@ -171,4 +172,5 @@ test('a missing library is a one-line XenUnavailableError naming it and what to 
 test('a trivial libc call goes through koffi (bench probe)', () => {
   const getpid = koffiProbe();
   assert.equal(getpid(), process.pid);
+  assert.equal(koffiAbsProbe()(-7), 7);
 });

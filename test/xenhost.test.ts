@@ -193,6 +193,7 @@ class Fake {
         free: (p) => void (p !== null && f.freed.push(p)),
         strerror: (e) => ({ 2: 'No such file or directory', 3: 'No such process', 95: 'Operation not supported' })[e] ?? `errno ${e}`,
         getpid: () => 1,
+        abs: (j) => Math.abs(j),
       },
       view: (ptr, len) => {
         if (ptr === RES_BASE) return f.bufPage;

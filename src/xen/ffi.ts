@@ -119,6 +119,7 @@ export const PROTOTYPES = {
     'void free(void *ptr)',
     'char *strerror(int errnum)',
     'int getpid(void)',
+    'int abs(int j)',
   ],
 } as const;
 
@@ -213,6 +214,7 @@ export interface LibcApi {
   free(p: Ptr | null): void;
   strerror(errnum: number): string;
   getpid(): number;
+  abs(j: number): number;
 }
 
 /** Everything host.ts needs below the FFI line; tests substitute a fake. */
@@ -323,12 +325,16 @@ function checkDevice(path: string, libc: LibcApi): void {
 }
 
 /**
- * For benchmarks (scripts/bench): a trivial libc call through koffi, the
- * floor under every Xen call we make (getpid is a plain syscall).
+ * For benchmarks (scripts/bench): trivial libc calls through koffi. abs() is
+ * pure call overhead; getpid() adds one plain syscall, the floor under every
+ * Xen call we make.
  */
 export function koffiProbe(): () => number {
-  const libc = bindLibrary('libc', 'libc.so.6') as unknown as LibcApi;
-  return libc.getpid;
+  return bindLibrary('libc', 'libc.so.6').getpid as unknown as () => number;
+}
+
+export function koffiAbsProbe(): (j: number) => number {
+  return bindLibrary('libc', 'libc.so.6').abs as unknown as (j: number) => number;
 }
 
 /** The declared argument and result types of every bound function, for tests. */
