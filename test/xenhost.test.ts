@@ -274,6 +274,24 @@ test('registration follows QEMU: create, map_resource, info, enable, then bind v
   host.close();
 });
 
+test('more vCPUs than Xen published ports for is refused with one line', () => {
+  const fake = new Fake();
+  // The fake publishes 128 ports; blank vCPU 1's to stand for a 1-vCPU guest.
+  const libs = fake.libs();
+  const setState = libs.dm.set_ioreq_server_state;
+  libs.dm.set_ioreq_server_state = (...a) => {
+    const rc = setState(...a);
+    new Uint32Array(fake.ioreqPage)[(1 * IOREQ_SIZE + IOREQ_OFF_VP_EPORT) / 4] = 0;
+    return rc;
+  };
+  assert.throws(
+    () => openXenHost({ domid: 5, ramBytes: 64 << 20, vcpus: 2, log: quiet }, { libs, fdwatch: fake.fdwatch() }),
+    /^XenUnavailableError: stubdm: Xen published no event channel for vCPU 1 of domain 5/,
+  );
+  assert.ok(fake.names().includes('destroy_ioreq_server'));
+  assert.ok(fake.names().includes('unbind'), 'vCPU 0 port unbound again');
+});
+
 test('an explicit vCPU count skips nr_vcpus', () => {
   const fake = new Fake();
   const host = open(fake, { vcpus: 4 });
@@ -526,6 +544,8 @@ test('bad options are refused before anything is opened', () => {
     { domid: 5, ramBytes: -1 },
     { domid: 5, ramBytes: 1 << 26, vcpus: 0 },
     { domid: 5, ramBytes: 1 << 26, vcpus: 129 },
+    { domid: 5, ramBytes: 1 << 26, lowMemLimit: 0xf0000001 },
+    { domid: 5, ramBytes: 1 << 26, mapcacheBuckets: 0 },
   ]) {
     assert.throws(() => openXenHost({ ...o, log: quiet }, { libs: fake.libs(), fdwatch: fake.fdwatch() }), XenUnavailableError);
   }

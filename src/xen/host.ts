@@ -86,6 +86,14 @@ export function openXenHost(opts: XenHostOptions, deps: XenHostDeps = {}): XenHo
   if (opts.vcpus !== undefined && (!Number.isInteger(opts.vcpus) || opts.vcpus < 1 || opts.vcpus > HVM_MAX_VCPUS)) {
     throw new XenUnavailableError(`stubdm: bad vCPU count ${opts.vcpus}: an HVM guest has 1-${HVM_MAX_VCPUS}`);
   }
+  const lowMem = opts.lowMemLimit;
+  if (lowMem !== undefined && (!Number.isSafeInteger(lowMem) || lowMem <= 0 || lowMem > 2 ** 32 || lowMem % PAGE_SIZE !== 0)) {
+    throw new XenUnavailableError(`stubdm: bad low-memory limit ${lowMem}: give a page-aligned address at or below 4 GiB`);
+  }
+  const buckets = opts.mapcacheBuckets;
+  if (buckets !== undefined && (!Number.isInteger(buckets) || buckets < 1)) {
+    throw new XenUnavailableError(`stubdm: bad mapcache size ${buckets}: give a positive number of 1 MiB buckets`);
+  }
   const libs = deps.libs ?? loadXenLibs();
   libs.checkPrivcmd();
   const fdwatch = deps.fdwatch ?? loadFdWatch();
@@ -210,6 +218,12 @@ class XenHostImpl implements XenHost {
     const vcpuPorts: number[] = [];
     for (let v = 0; v < vcpus; v++) {
       const remote = words[(v * IOREQ_SIZE + IOREQ_OFF_VP_EPORT) / 4];
+      if (remote === 0) {
+        // Port 0 is never a valid event channel: Xen has no such vCPU (or did not publish it).
+        throw new XenUnavailableError(
+          `stubdm: Xen published no event channel for vCPU ${v} of domain ${domid}: the guest has fewer vCPUs than ${vcpus}; fix the vCPU count`,
+        );
+      }
       const local = evtchn.bind_interdomain(this.xceh, domid, remote);
       if (local < 0) this.fail(`binding vCPU ${v}'s event channel ${remote} (xenevtchn_bind_interdomain)`, 'is the domain still alive?');
       this.bound.push(local);
