@@ -345,6 +345,30 @@ test('in the watch callback the first pending() reuses the wake-up poll; a throw
   host.close();
 });
 
+test('the fd watch follows setEnabled: paused while disabled, resumed with the same callback', () => {
+  const fake = new Fake();
+  const host = open(fake);
+  let events = 0;
+  host.channel.watch(() => events++);
+  host.channel.setEnabled(true); // already enabled by open: no second watch
+  assert.equal(fake.watchers.length, 1);
+  fake.calls = [];
+  host.channel.setEnabled(false);
+  assert.deepEqual(fake.calls, [['set_ioreq_server_state', 5, 3, 0]]);
+  assert.equal(fake.watchers[0].stopped, true, 'no wake-ups while disabled');
+  host.channel.setEnabled(true);
+  assert.equal(fake.watchers.length, 2);
+  assert.equal(fake.watchers[1].stopped, false);
+  fake.watchers[1].cb(0);
+  assert.equal(events, 1, 'same callback');
+  // A broken fd ends the watch for good: enabling again does not resurrect it.
+  fake.watchers[1].cb(-5);
+  host.channel.setEnabled(false);
+  host.channel.setEnabled(true);
+  assert.equal(fake.watchers.length, 2);
+  host.close();
+});
+
 test('watch() watches the evtchn fd; a second watch replaces the first; close stops it', () => {
   const fake = new Fake();
   const host = open(fake);

@@ -119,6 +119,8 @@ class XenHostImpl implements XenHost {
   private readonly bound: number[] = [];
   private mapcache: MapCache | null = null;
   private watcher: FdWatcher | null = null;
+  /** The engine's callback, kept while the server is disabled so enabling resumes the watch. */
+  private onEvent: (() => void) | null = null;
   private closed = false;
   private readonly rl: RateLimited;
 
@@ -250,6 +252,12 @@ class XenHostImpl implements XenHost {
     return this.makeChannel(vcpus, ioreqPage, bufPage, vcpuPorts, bufPort, fd);
   }
 
+  private pauseWatch(): void {
+    const w = this.watcher;
+    this.watcher = null;
+    w?.stop();
+  }
+
   /** Returns 0, or the errno of the failed call (read before logging can clobber it). */
   private setState(on: boolean): number {
     if (this.dmh === null || !this.serverCreated) return 0;
@@ -273,6 +281,27 @@ class XenHostImpl implements XenHost {
     const { evtchn } = this.libs;
     const fw = this.fdwatch;
     let polled = false;
+    const startWatch = (onEvent: () => void): void => {
+      this.watcher = fw.watch(fd, (status) => {
+        if (status < 0) {
+          this.log.error({ status }, 'event channel fd failed; no more ioreqs will be served');
+          this.pauseWatch();
+          this.onEvent = null;
+          return;
+        }
+        // libuv's epoll just found the fd readable and only pending() reads it:
+        // the first pending() of this wake-up needs no poll of its own.
+        polled = true;
+        try {
+          onEvent();
+        } catch (e) {
+          // A bug in the engine must not take the guest's device model down.
+          this.rl.warn({ err: (e as Error).message }, 'ioreq event handler threw');
+        } finally {
+          polled = false;
+        }
+      });
+    };
     // Handles are read at call time: after close() they are null and every call is a no-op.
     return {
       vcpus,
@@ -280,29 +309,20 @@ class XenHostImpl implements XenHost {
       bufPage,
       vcpuPorts,
       bufPort,
-      setEnabled: (on) => void this.setState(on),
+      // The fd watch follows the server state: uv_poll is level-triggered, so
+      // a port left pending while the engine is stopped would otherwise wake
+      // the loop on every turn. Disabling stops it; enabling resumes it (and
+      // anything still pending fires at once).
+      setEnabled: (on) => {
+        this.setState(on);
+        if (!on) this.pauseWatch();
+        else if (this.onEvent !== null && this.watcher === null) startWatch(this.onEvent);
+      },
       watch: (onEvent) => {
         if (this.closed) return;
-        this.watcher?.stop();
-        this.watcher = fw.watch(fd, (status) => {
-          if (status < 0) {
-            this.log.error({ status }, 'event channel fd failed; no more ioreqs will be served');
-            this.watcher?.stop();
-            this.watcher = null;
-            return;
-          }
-          // libuv's epoll just found the fd readable and only pending() reads it:
-          // the first pending() of this wake-up needs no poll of its own.
-          polled = true;
-          try {
-            onEvent();
-          } catch (e) {
-            // A bug in the engine must not take the guest's device model down.
-            this.rl.warn({ err: (e as Error).message }, 'ioreq event handler threw');
-          } finally {
-            polled = false;
-          }
-        });
+        this.onEvent = onEvent;
+        this.pauseWatch();
+        if (this.enabled) startWatch(onEvent);
       },
       // xenevtchn.h: poll() must precede every xenevtchn_pending().
       pending: () => {
@@ -458,11 +478,8 @@ class XenHostImpl implements XenHost {
         this.log.warn({ err: (e as Error).message }, `${what} threw during close`);
       }
     };
-    if (this.watcher) {
-      const w = this.watcher;
-      this.watcher = null;
-      step('stopping the event channel watch', () => w.stop());
-    }
+    this.onEvent = null;
+    step('stopping the event channel watch', () => this.pauseWatch());
     if (this.dmh !== null && this.serverCreated) {
       const h = this.dmh;
       if (this.enabled) step('xendevicemodel_set_ioreq_server_state(0)', () => dm.set_ioreq_server_state(h, this.domid, this.ioservid, 0));
