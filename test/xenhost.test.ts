@@ -566,6 +566,7 @@ test('bad options are refused before anything is opened', () => {
     { domid: 0x7ff0, ramBytes: 1 << 26 },
     { domid: 1.5, ramBytes: 1 << 26 },
     { domid: 5, ramBytes: -1 },
+    { domid: 5, ramBytes: 2 ** 60 },
     { domid: 5, ramBytes: 1 << 26, vcpus: 0 },
     { domid: 5, ramBytes: 1 << 26, vcpus: 129 },
     { domid: 5, ramBytes: 1 << 26, lowMemLimit: 0xf0000001 },

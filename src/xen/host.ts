@@ -10,6 +10,12 @@
  * enabled (xen/common/ioreq.c: ioreq_server_enable -> update_evtchn). The
  * guest is still paused then (libxl unpauses it once the device model
  * reports "running"), and nothing is routed to us until ranges are mapped.
+ * channel.setEnabled(true) afterwards is harmless (Xen ignores a repeat);
+ * setEnabled(false/true) toggles the server and pauses/resumes the fd watch.
+ *
+ * close() unmaps the shared pages: stop the ioreq engine first, since a
+ * touch of ioreqPage/bufPage after close() is a segfault (koffi's external
+ * ArrayBuffers cannot be detached).
  *
  * Everything after open() logs failures instead of throwing: a failed
  * hypercall must not kill the daemon serving a running guest.
@@ -57,6 +63,8 @@ export interface XenHostDeps {
   fdwatch?: FdWatch;
 }
 
+/** Guest RAM bound for option checking: 16 TiB, far above what Xen builds HVM guests with. */
+const MAX_RAM_BYTES = 2 ** 44;
 
 /** The Xen host, with the platform calls VGA and migration will need later. */
 export interface XenHost extends Host {
@@ -80,7 +88,7 @@ export function openXenHost(opts: XenHostOptions, deps: XenHostDeps = {}): XenHo
   if (!Number.isInteger(domid) || domid < 1 || domid >= DOMID_FIRST_RESERVED) {
     throw new XenUnavailableError(`stubdm: bad guest domain id ${domid}: give the HVM guest's domid (1-${DOMID_FIRST_RESERVED - 1})`);
   }
-  if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < PAGE_SIZE) {
+  if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < PAGE_SIZE || opts.ramBytes > MAX_RAM_BYTES) {
     throw new XenUnavailableError(`stubdm: bad guest RAM size ${opts.ramBytes}: give the guest's memory in bytes`);
   }
   if (opts.vcpus !== undefined && (!Number.isInteger(opts.vcpus) || opts.vcpus < 1 || opts.vcpus > HVM_MAX_VCPUS)) {
