@@ -50,21 +50,12 @@ export interface StartOptions {
 
 /** Loads src/xen lazily: only a Xen run needs koffi and the Xen libraries. */
 async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
-  let xen: {
-    openXenHost(o: { domid: number; vcpus?: number; ramBytes: number; log?: Logger; lowMemLimit?: number }): Host;
-    XenUnavailableError: new (...a: never[]) => Error;
-  };
+  // Imported lazily: only a Xen run needs koffi and the Xen libraries (--sim must work without them).
+  let xen: typeof import('./xen/index.ts');
   try {
-    // A literal specifier so the esbuild bundle includes src/xen. @ts-ignore only until the
-    // xen branch (src/xen/index.ts) is on main; then drop it and the local type above.
-    // eslint-disable-next-line @typescript-eslint/ban-ts-comment
-    // @ts-ignore
     xen = await import('./xen/index.ts');
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && msg.includes('xen/index.ts')) {
-      throw new StartError('stubdm: this build has no Xen support (src/xen missing); run with --sim');
-    }
     throw new StartError(`stubdm: cannot load Xen support: ${msg.split('\n')[0]}`);
   }
   try {
