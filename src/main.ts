@@ -20,6 +20,7 @@ import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
 import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
 import { createSimHost, type SimHost } from './sim/index.ts';
+import { dropPrivileges, RunasError } from './runas.ts';
 
 /** A failure the operator can fix: printed as one line, exit 1. */
 class StartError extends Error {}
@@ -82,7 +83,6 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
   const log = opts.log ?? pino({ level: cfg.logLevel }, pino.destination(2));
   setRootLogger(log);
   if (cfg.incoming !== null) throw new StartError('stubdm: restoring a saved guest (-incoming) is not supported yet');
-  if (cfg.runas !== null) log.warn({ runas: cfg.runas }, '-runas is not applied: stubdm keeps its user');
   if (cfg.chroot !== null) log.warn({ chroot: cfg.chroot }, '-chroot is not applied');
 
   // Every resource opened so far, closed in reverse if a later step fails.
@@ -186,6 +186,12 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       undo.push(() => srv.close());
     }
 
+    // Everything privileged is open (privcmd, xenstore, files, sockets): now drop to -runas.
+    if (cfg.runas !== null) {
+      const id = dropPrivileges(cfg.runas);
+      log.info(id, 'dropped privileges (-runas)');
+    }
+
     const dm: Dm = {
       config: cfg,
       host,
@@ -219,7 +225,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     await unwind();
     if (err instanceof StartError) throw err;
     // Backend open failures (chardev, block, QMP socket) carry an operator message.
-    if (err instanceof ChardevError || err instanceof BlockOpenError || err instanceof QmpServerError) {
+    if (err instanceof ChardevError || err instanceof BlockOpenError || err instanceof QmpServerError || err instanceof RunasError) {
       throw new StartError(oneLine(err.message));
     }
     throw err;

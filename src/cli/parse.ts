@@ -59,7 +59,7 @@ const OPTIONS: Record<string, OptDef> = {
   display: { arg: true, group: 'Accepted and ignored', desc: 'Display backend (none)' },
   nographic: { arg: false, group: 'Accepted and ignored', desc: 'No graphics (always the case)' },
   k: { arg: true, group: 'Accepted and ignored', desc: 'Keyboard layout (for VNC)' },
-  runas: { arg: true, group: 'Accepted and ignored', desc: 'Drop privileges to USER (not applied yet: reported)' },
+  runas: { arg: true, group: 'Monitor and run state', desc: 'USER or UID:GID: drop privileges once Xen, files and sockets are open' },
   chroot: { arg: true, group: 'Accepted and ignored', desc: 'chroot to DIR (not applied yet: reported)' },
   sandbox: { arg: true, group: 'Accepted and ignored', desc: 'seccomp sandbox', ignored: '-sandbox: no seccomp sandbox; ignored' },
   kernel: { arg: true, group: 'Accepted and ignored', desc: 'Direct kernel boot', ignored: '-kernel: direct kernel boot is not supported; boot from a disk' },
