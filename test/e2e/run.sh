@@ -20,6 +20,10 @@ if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $ROOT/scripts/build-stubdom.sh 
   bash "$ROOT/scripts/build-stubdom.sh" >"$BUILD/build-stubdom.log" 2>&1 ||
     log "scripts/build-stubdom.sh failed: see $BUILD/build-stubdom.log"
 fi
+if [[ " $E2E_DMS " == *" stubdm"* && -f $ROOT/scripts/build-native.sh ]]; then
+  bash "$ROOT/scripts/build-native.sh" >"$BUILD/build-native.log" 2>&1 ||
+    log "scripts/build-native.sh failed: see $BUILD/build-native.log"
+fi
 RUN=$BUILD/run-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN" && ln -sfn "$(basename "$RUN")" "$BUILD/last"
 build_workdisk "$RUN"

@@ -11,6 +11,7 @@ R=/e2e/results
 LINES=$R/lines.txt
 SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle}
 DMS=${E2E_DMS:-qemu-xen stubdm-dom0}
+STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs # from scripts/build-stubdom.sh
 for f in /e2e/scenarios/*.sh; do . "$f"; done
 
 now() { date +%s.%N; }
@@ -70,9 +71,7 @@ dm_unavailable() {
   stubdm-dom0) [ -f /e2e/project/src/main.ts ] || echo "src/main.ts is not in the tree yet" ;;
   stubdm-stubdom)
     if [ "$E2E_STUBDOM_SCRIPT" != yes ]; then echo "SKIP stubdm-stubdom not built (no scripts/build-stubdom.sh)"; return; fi
-    STUBDOM_KERNEL=$(ls /e2e/stubdom/*kernel* /e2e/stubdom/vmlinuz* 2>/dev/null | head -n 1)
-    STUBDOM_RAMDISK=$(ls /e2e/stubdom/*rootfs* /e2e/stubdom/*ramdisk* /e2e/stubdom/initrd* 2>/dev/null | head -n 1)
-    [ -n "$STUBDOM_KERNEL" ] && [ -n "$STUBDOM_RAMDISK" ] ||
+    [ -f "$STUBDOM_KERNEL" ] && [ -f "$STUBDOM_RAMDISK" ] ||
       echo "build/stubdom/ has no kernel + rootfs (scripts/build-stubdom.sh not run or failed)" ;;
   *) echo "unknown device model '$DM' (known: qemu-xen stubdm-dom0 stubdm-stubdom)" ;;
   esac

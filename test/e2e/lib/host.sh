@@ -177,7 +177,7 @@ build_dom0() { # debootstrap minbase + Xen tools + stock QEMU, as an ext4 image
   mkdir -p "$r/e2e"
   echo "e2e-dom0" >"$r/etc/hostname"
   local size=$(($(du -sm "$r" | cut -f1) + 400))
-  mkfs.ext4 -q -L dom0 -d "$r" "$OUT/dom0.img" "${size}M"
+  mkfs.ext4 -q -L dom0 -d "$r" "$OUT/dom0.img" "${size}M" >/dev/null
   rm -rf "$r"
 }
 
@@ -263,12 +263,17 @@ build_workdisk() {
   cp /usr/bin/node "$w/bin/node"
   cp -a "$ROOT"/{package.json,node_modules} "$w/project/"
   for d in src bin native rootfs; do [ -e "$ROOT/$d" ] && cp -a "$ROOT/$d" "$w/project/"; done
-  if [ -d "$ROOT/build/stubdom" ]; then cp -a "$ROOT/build/stubdom" "$w/stubdom"; fi
+  # Our native addons (scripts/build-native.sh -> build/native/*.node).
+  if [ -d "$ROOT/build/native" ]; then mkdir -p "$w/project/build" && cp -a "$ROOT/build/native" "$w/project/build/"; fi
+  # The stub domain's kernel and rootfs (scripts/build-stubdom.sh), not its build trees.
+  if [ -f "$ROOT/build/stubdom/kernel" ]; then
+    mkdir -p "$w/stubdom" && cp "$ROOT/build/stubdom/kernel" "$ROOT/build/stubdom/rootfs" "$w/stubdom/"
+  fi
   printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\n' \
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-420}" \
     "$([ -f "$ROOT/scripts/build-stubdom.sh" ] && echo yes || echo no)" >"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
-  mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M"
+  mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"
 }
 
