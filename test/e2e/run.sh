@@ -5,7 +5,7 @@
 # side-by-side table, and writes build/e2e/results.json.
 #   E2E_DMS="qemu-xen stubdm-dom0"   (also: stubdm-stubdom)
 #   E2E_SCENARIOS="boot disk cdrom lifecycle"   (files in test/e2e/scenarios/)
-#   E2E_GUEST_TIMEOUT=420 (s per guest boot)  E2E_VM_TIMEOUT=2400 (s for the whole VM)
+#   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
 # Exit: 0 all passed, 1 a scenario failed, 2 setup error.
 set -euo pipefail
 . "$(dirname "$0")/lib/host.sh"
@@ -30,7 +30,7 @@ build_workdisk "$RUN"
 log "artefacts ready after $((SECONDS - START)) s; booting Xen in QEMU TCG (console: $RUN/console.log)"
 VM0=$SECONDS
 : >"$RUN/console.log"
-run_vm "$RUN" "${E2E_VM_TIMEOUT:-2400}" file &
+run_vm "$RUN" "${E2E_VM_TIMEOUT:-3600}" file &
 vm=$!
 # Progress: the driver's result lines and dom0 milestones as they happen.
 tail --pid=$vm -n +1 -F "$RUN/console.log" 2>/dev/null |

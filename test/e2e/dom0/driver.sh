@@ -100,12 +100,12 @@ guest_run() {
     timeout 60 xl destroy "$name" >/dev/null 2>&1
   else
     echo "E2E-DOM0 $DM: xl create returned after $(secs "$t0" "$(now)") s"
-    deadline=$((SECONDS + ${E2E_GUEST_TIMEOUT:-420}))
+    deadline=$((SECONDS + ${E2E_GUEST_TIMEOUT:-900}))
     while :; do
       if [ -z "$BOOT_SECONDS" ] && grep -q 'E2E boot init' "$serial"; then BOOT_SECONDS=$(secs "$t0" "$(now)"); fi
       if grep -q 'E2E done' "$serial"; then GUEST_END="guest finished"; break; fi
       if ! xl domid "$name" >/dev/null 2>&1; then GUEST_END="domain ended before 'E2E done'"; break; fi
-      if [ $SECONDS -ge $deadline ]; then GUEST_END="guest timed out after ${E2E_GUEST_TIMEOUT:-420} s"; break; fi
+      if [ $SECONDS -ge $deadline ]; then GUEST_END="guest timed out after ${E2E_GUEST_TIMEOUT:-900} s"; break; fi
       sleep 0.5
     done
     local i

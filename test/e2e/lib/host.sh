@@ -270,7 +270,7 @@ build_workdisk() {
     mkdir -p "$w/stubdom" && cp "$ROOT/build/stubdom/kernel" "$ROOT/build/stubdom/rootfs" "$w/stubdom/"
   fi
   printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\n' \
-    "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-420}" \
+    "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
     "$([ -f "$ROOT/scripts/build-stubdom.sh" ] && echo yes || echo no)" >"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
