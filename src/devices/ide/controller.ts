@@ -1,0 +1,108 @@
+/**
+ * PIIX3 IDE controller: two channels (primary 0x1F0/0x3F6 IRQ 14,
+ * secondary 0x170/0x376 IRQ 15) and the 16-byte bus-master block
+ * (channel 0 at +0, channel 1 at +8) that the PCI function maps at BAR4.
+ *
+ * The PCI side (src/pci) owns config space; it calls setBusMaster() when
+ * the guest toggles Bus Master Enable and maps `busMasterBlock` at BAR4.
+ * installLegacyIde() claims the fixed legacy ports on the board.
+ */
+import type { AccessSize, IoHandler } from '../../core/io.ts';
+import type { IrqLine } from '../../core/irq.ts';
+import type { GuestMemory } from '../../core/memory.ts';
+import type { Board } from '../../core/board.ts';
+import type { Region } from '../../core/bus.ts';
+import { logger, RateLimited, type Logger } from '../../core/log.ts';
+import { Channel, type ChannelState } from './channel.ts';
+import type { DriveOptions, DriveState } from './drive.ts';
+import type { BmState } from './bmdma.ts';
+import * as R from './regs.ts';
+
+export const IDE_PRIMARY_CMD = 0x1f0;
+export const IDE_PRIMARY_CTRL = 0x3f6;
+export const IDE_PRIMARY_IRQ = 14;
+export const IDE_SECONDARY_CMD = 0x170;
+export const IDE_SECONDARY_CTRL = 0x376;
+export const IDE_SECONDARY_IRQ = 15;
+export const BMDMA_BYTES = 16;
+
+export interface IdeControllerOptions {
+  memory: GuestMemory;
+  /** INTRQ of the primary and secondary channel (ISA IRQ 14 and 15 in legacy mode). */
+  irqs: [IrqLine, IrqLine];
+  /** Up to four devices: primary master, primary slave, secondary master, secondary slave. */
+  drives: (DriveOptions | null | undefined)[];
+  log?: Logger;
+}
+
+export interface IdeState {
+  v: 1;
+  channels: { channel: ChannelState; bm: BmState; drives: [DriveState, DriveState] }[];
+}
+
+export class IdeController {
+  readonly channels: [Channel, Channel];
+
+  constructor(o: IdeControllerOptions) {
+    const rl = new RateLimited(o.log ?? logger('ide'));
+    const d = (i: number) => o.drives[i] ?? null;
+    this.channels = [new Channel(o.memory, o.irqs[0], rl, [d(0), d(1)]), new Channel(o.memory, o.irqs[1], rl, [d(2), d(3)])];
+  }
+
+  /** Legacy controller on a board: IRQ 14/15 from the ISA lines. */
+  static forBoard(board: Board, drives: (DriveOptions | null | undefined)[], log?: Logger): IdeController {
+    return new IdeController({ memory: board.memory, irqs: [board.isaIrq(IDE_PRIMARY_IRQ), board.isaIrq(IDE_SECONDARY_IRQ)], drives, log });
+  }
+
+  /** Command block (8 ports) of channel 0 or 1. */
+  commandBlock(ch: 0 | 1): IoHandler {
+    return this.channels[ch].commandBlock;
+  }
+
+  /** Control block (1 port: Alternate Status / Device Control) of channel 0 or 1. */
+  controlBlock(ch: 0 | 1): IoHandler {
+    return this.channels[ch].controlBlock;
+  }
+
+  /** PCI command register Bus Master Enable changed. */
+  setBusMaster(enabled: boolean): void {
+    for (const c of this.channels) c.bm.busMaster = enabled;
+  }
+
+  /** The 16-byte BAR4 block: channel 0 registers at 0-7, channel 1 at 8-15. */
+  readonly busMasterBlock: IoHandler = {
+    read: (off: number, size: AccessSize) => {
+      let v = 0;
+      for (let i = 0; i < size; i++) {
+        const o = off + i;
+        v |= (o < BMDMA_BYTES ? this.channels[o >> 3].bm.readByte(o & 7) : 0xff) << (8 * i);
+      }
+      return v >>> 0;
+    },
+    write: (off: number, size: AccessSize, value: number) => {
+      if (size === 4 && (off & 7) === R.BM_PRDT) return this.channels[off >> 3].bm.writePrdt(value);
+      for (let i = 0; i < size; i++) {
+        const o = off + i;
+        if (o < BMDMA_BYTES) this.channels[o >> 3].bm.writeByte(o & 7, (value >>> (8 * i)) & 0xff);
+      }
+    },
+  };
+
+  /** Plain-data snapshot (live references: copy before storing). */
+  get state(): IdeState {
+    return {
+      v: 1,
+      channels: this.channels.map((c) => ({ channel: c.state, bm: c.bm.state, drives: [c.drives[0].state, c.drives[1].state] as [DriveState, DriveState] })),
+    };
+  }
+}
+
+/** Claim the legacy ports (0x1F0-0x1F7, 0x3F6, 0x170-0x177, 0x376) on the board's port bus. */
+export function installLegacyIde(board: Board, c: IdeController): Region[] {
+  return [
+    board.pio.add('ide0-cmd', IDE_PRIMARY_CMD, 8, c.commandBlock(0)),
+    board.pio.add('ide0-ctrl', IDE_PRIMARY_CTRL, 1, c.controlBlock(0)),
+    board.pio.add('ide1-cmd', IDE_SECONDARY_CMD, 8, c.commandBlock(1)),
+    board.pio.add('ide1-ctrl', IDE_SECONDARY_CTRL, 1, c.controlBlock(1)),
+  ];
+}
