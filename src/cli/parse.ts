@@ -83,8 +83,13 @@ const OPTIONS: Record<string, OptDef> = {
   h: { arg: false, group: 'stubdm', desc: 'Same as --help' },
 };
 
-/** -device drivers stubdm emulates; every other driver is reported once as ignored. */
-export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>();
+/**
+ * -device drivers stubdm emulates; every other driver is reported once as ignored.
+ * ide-cd / ide-hd attach an `-drive if=none,id=X` to an IDE position: libxl
+ * 4.17 passes every CD-ROM that way (libxl_dm.c: `-drive if=none,readonly=on,
+ * id=ide-N[,file=..]` + `-device ide-cd,id=ide-N,drive=ide-N,bus=ide.B,unit=U`).
+ */
+export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd']);
 
 const SERIAL_MAX = 2;
 const IDE_DRIVES = 4;
@@ -245,7 +250,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
       warnings.push(`-device ${d.driver}: not emulated yet; ignored`);
     }
   }
-  const drives = parseDrives(all(a.drive), warnings);
+  const drives = parseDrives(all(a.drive), devices, warnings);
 
   const vnc = last(a.vnc) ?? null;
   if (vnc !== null && vnc !== 'none') warnings.push(`-vnc ${vnc}: stubdm has no VNC server; ignored`);
@@ -469,15 +474,45 @@ function parseSerials(texts: string[], byId: Map<string, ChardevConfig>, used: S
 
 const CACHE_MODES = ['writeback', 'none', 'writethrough', 'directsync', 'unsafe'] as const;
 
-function parseDrives(texts: string[], warnings: string[]): DriveConfig[] {
+/** IDE position of `-device ide-cd|ide-hd,...,bus=ide.B,unit=U` (QEMU's PIIX IDE buses are ide.0 and ide.1). */
+function ideDevicePosition(d: DeviceConfig): number {
+  const bus = /^ide\.([01])$/.exec(d.props.bus ?? '');
+  if (bus === null) throw new CliError(`-device ${d.driver}: bus=${d.props.bus ?? ''} (ide.0 or ide.1)`);
+  return Number(bus[1]) * 2 + parseUint('device', 'unit', d.props.unit ?? '0', 1);
+}
+
+function parseDrives(texts: string[], devices: readonly DeviceConfig[], warnings: string[]): DriveConfig[] {
   const drives: DriveConfig[] = [];
   const taken = new Map<number, string>();
   const pending: Array<{ text: string; d: Omit<DriveConfig, 'index'>; index: number | null }> = [];
+  // `-drive if=none,id=X` by id: placed by the `-device ide-cd|ide-hd,drive=X` that names it.
+  const detached = new Map<string, string>();
+  const attach = new Map<string, DeviceConfig>();
+  for (const d of devices) {
+    if (d.driver !== 'ide-cd' && d.driver !== 'ide-hd') continue;
+    const ref = d.props.drive;
+    if (!ref) throw new CliError(`-device ${d.driver}: drive= is required`);
+    if (attach.has(ref)) throw new CliError(`-device ${d.driver}: drive=${ref} is attached twice`);
+    attach.set(ref, d);
+  }
   for (const text of texts) {
     const o = parseOpts('drive', text);
     const iface = o.get('if') ?? 'ide';
-    if (iface !== 'ide') throw new CliError(`-drive ${text}: if=${iface} is not emulated (only if=ide)`);
-    const media = o.get('media') ?? 'disk';
+    let dev: DeviceConfig | null = null;
+    if (iface === 'none') {
+      const id = o.get('id');
+      if (!id) throw new CliError(`-drive ${text}: if=none needs id= (and a -device ide-cd|ide-hd,drive=ID)`);
+      if (detached.has(id)) throw new CliError(`-drive ${text}: id=${id} is given twice`);
+      detached.set(id, text);
+      dev = attach.get(id) ?? null;
+      if (dev === null) {
+        warnings.push(`-drive ${text}: no -device ide-cd|ide-hd,drive=${id} attaches it; ignored`);
+        continue;
+      }
+    } else if (iface !== 'ide') {
+      throw new CliError(`-drive ${text}: if=${iface} is not emulated (only if=ide, or if=none with -device ide-cd|ide-hd)`);
+    }
+    const media = dev !== null ? (dev.driver === 'ide-cd' ? 'cdrom' : 'disk') : (o.get('media') ?? 'disk');
     if (media !== 'disk' && media !== 'cdrom') throw new CliError(`-drive ${text}: media=${media} (disk or cdrom)`);
     const file = o.get('file') || null;
     if (file === null && media === 'disk') throw new CliError(`-drive ${text}: a disk needs file=`);
@@ -491,7 +526,9 @@ function parseDrives(texts: string[], warnings: string[]): DriveConfig[] {
     }
     let index: number | null = null;
     const indexText = o.get('index');
-    if (indexText !== undefined) {
+    if (dev !== null) {
+      index = ideDevicePosition(dev);
+    } else if (indexText !== undefined) {
       index = parseUint('drive', 'index', indexText, IDE_DRIVES - 1);
     } else if (o.has('bus') || o.has('unit')) {
       const bus = parseUint('drive', 'bus', o.get('bus') ?? '0', 1);
@@ -526,6 +563,9 @@ function parseDrives(texts: string[], warnings: string[]): DriveConfig[] {
       taken.set(index, p.text);
     }
     drives.push({ index, ...p.d });
+  }
+  for (const [ref, d] of attach) {
+    if (!detached.has(ref)) throw new CliError(`-device ${d.driver}: drive=${ref} has no -drive if=none,id=${ref}`);
   }
   return drives.sort((x, y) => x.index - y.index);
 }
