@@ -176,7 +176,6 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       }
       if (!host.store.write(stateKey, 'running')) log.error({ key: stateKey }, 'writing device-model state to xenstore failed');
     };
-    markRunning();
 
     for (const m of cfg.monitors) {
       const srv = new QmpServer(core, log.child({ c: 'qmp' }), m.chardev);
@@ -185,6 +184,10 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       qmpServers.push(srv);
       undo.push(() => srv.close());
     }
+    // Only now: libxl connects to the QMP socket as soon as it sees `running`
+    // (real Xen 4.17: "Failed to connect to QMP socket ...: No such file or
+    // directory" when the key came first).
+    markRunning();
 
     // Everything privileged is open (privcmd, xenstore, files, sockets): now drop to -runas.
     if (cfg.runas !== null) {
