@@ -252,6 +252,23 @@ build_all() {
   GUEST=$OUT
 }
 
+# The tree whose stubdm runs in dom0: this repository, or E2E_PROJECT (another
+# worktree, to try a branch before it is merged). Builds its native addons.
+prepare_project() {
+  PROJECT=$(cd "${E2E_PROJECT:-$ROOT}" && pwd) || die "E2E_PROJECT=$E2E_PROJECT is not a directory"
+  [[ " $E2E_DMS " == *" stubdm"* ]] || return 0
+  [ -d "$PROJECT/node_modules" ] || die "$PROJECT has no node_modules: run npm ci there"
+  if [ -f "$PROJECT/scripts/build-native.sh" ]; then
+    (cd "$PROJECT" && bash scripts/build-native.sh) >"$BUILD/build-native.log" 2>&1 ||
+      log "scripts/build-native.sh failed in $PROJECT: see $BUILD/build-native.log"
+  fi
+  if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $PROJECT/scripts/build-stubdom.sh ]]; then
+    log "building the stub domain (scripts/build-stubdom.sh)"
+    (cd "$PROJECT" && bash scripts/build-stubdom.sh) >"$BUILD/build-stubdom.log" 2>&1 ||
+      log "scripts/build-stubdom.sh failed: see $BUILD/build-stubdom.log"
+  fi
+}
+
 # The per-run work disk (second virtio disk, ext4, not cached): the dom0 scripts,
 # scenarios, guest images, node + the project for stubdm-dom0, stubdom images
 # when built, and an empty results/ the driver fills. $1 = run directory.
@@ -261,17 +278,23 @@ build_workdisk() {
   cp -a "$E2E_DIR/dom0" "$E2E_DIR/scenarios" "$w/"
   cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,expect.env} "$w/img/"
   cp /usr/bin/node "$w/bin/node"
-  cp -a "$ROOT"/{package.json,node_modules} "$w/project/"
-  for d in src bin native rootfs; do [ -e "$ROOT/$d" ] && cp -a "$ROOT/$d" "$w/project/"; done
-  # Our native addons (scripts/build-native.sh -> build/native/*.node).
-  if [ -d "$ROOT/build/native" ]; then mkdir -p "$w/project/build" && cp -a "$ROOT/build/native" "$w/project/build/"; fi
+  cp -a "$PROJECT"/{package.json,node_modules} "$w/project/"
+  for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
+  # Built helpers (build/native/*.node from scripts/build-native.sh, C helpers
+  # such as build/stubdm-pty), not the e2e/stubdom/cache trees.
+  local b
+  mkdir -p "$w/project/build"
+  for b in "$PROJECT"/build/*; do
+    case ${b##*/} in e2e | stubdom | cache | dist) continue ;; esac
+    [ -e "$b" ] && cp -a "$b" "$w/project/build/"
+  done
   # The stub domain's kernel and rootfs (scripts/build-stubdom.sh), not its build trees.
-  if [ -f "$ROOT/build/stubdom/kernel" ]; then
-    mkdir -p "$w/stubdom" && cp "$ROOT/build/stubdom/kernel" "$ROOT/build/stubdom/rootfs" "$w/stubdom/"
+  if [ -f "$PROJECT/build/stubdom/kernel" ]; then
+    mkdir -p "$w/stubdom" && cp "$PROJECT/build/stubdom/kernel" "$PROJECT/build/stubdom/rootfs" "$w/stubdom/"
   fi
   printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\n' \
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
-    "$([ -f "$ROOT/scripts/build-stubdom.sh" ] && echo yes || echo no)" >"$w/config.env"
+    "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" >"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"

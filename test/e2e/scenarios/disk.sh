@@ -5,8 +5,19 @@ disk_guest() {
   if [ ! -b /dev/sdb ]; then echo "E2E disk error=no-sdb"; return; fi
   drv=none
   ls /sys/bus/pci/drivers/ata_piix 2>/dev/null | grep -q '^0000:' && drv=ata_piix
-  rd=$(dd if=/dev/sdb bs=64k count=16 2>/dev/null | md5sum | cut -d' ' -f1)
-  [ "$rd" = "$DATA_MD5" ] && rd=ok
+  dd if=/dev/sdb of=/tmp/got bs=64k count=16 2>/dev/null
+  rd=$(md5sum </tmp/got | cut -d' ' -f1)
+  if [ "$rd" = "$DATA_MD5" ]; then rd=ok; else
+    # Say what went wrong, in one word: size read, differing bytes, first
+    # difference, and whether an O_DIRECT re-read is right.
+    yes E2E-DATA | head -c 1048576 >/tmp/exp
+    rd="bad,md5:$rd,bytes:$(wc -c </tmp/got),ndiff:$(cmp -l /tmp/exp /tmp/got 2>/dev/null | wc -l)"
+    rd="$rd,first:$(cmp /tmp/exp /tmp/got 2>&1 | sed -n 's/.*char \([0-9]*\).*/\1/p')"
+    [ "$(dd if=/dev/sdb bs=64k count=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" = "$DATA_MD5" ] &&
+      rd="$rd,direct:ok" || rd="$rd,direct:bad"
+    rm -f /tmp/exp
+  fi
+  rm -f /tmp/got
   yes E2E-WRITTEN | head -c 1048576 | dd of=/dev/sdb bs=64k seek=16 iflag=fullblock conv=fsync 2>/dev/null
   echo 3 >/proc/sys/vm/drop_caches
   wr=bad
@@ -25,7 +36,7 @@ disk_check() {
   [ -n "$(marker disk driver)" ] || { fail "no 'E2E disk' marker ($GUEST_END)"; return; }
   [ "$(marker disk error)" = "" ] || { fail "guest: $(marker disk error)"; return; }
   [ "$(marker disk driver)" = ata_piix ] || { fail "hdb not driven by ata_piix (driver=$(marker disk driver))"; return; }
-  [ "$(marker disk read)" = ok ] || { fail "guest read a wrong pattern from hdb (md5 $(marker disk read))"; return; }
+  [ "$(marker disk read)" = ok ] || { fail "guest read a wrong pattern from hdb ($(marker disk read))"; return; }
   [ "$(marker disk write)" = ok ] || { fail "guest read back a wrong pattern after writing hdb"; return; }
   got=$(dd if="$RUN_DIR/data.img" bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
   [ "$got" = "$WRITE_MD5" ] || { fail "pattern the guest wrote is not in data.img (md5 $got)"; return; }
