@@ -18,3 +18,4 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm ci --no-audit --no-fund
 fi
+bash scripts/build-native.sh
