@@ -86,6 +86,14 @@ export class Channel implements ChannelPort {
     writeRep: (off, size, count, src, srcOff) => (off === R.REG_DATA && size !== 1 ? this.selected.writeRep(size, count, src, srcOff) : 0),
   };
 
+  /** PciIdeHost (src/pci/piix-ide.ts) names for the two blocks. */
+  get cmd(): IoHandler {
+    return this.commandBlock;
+  }
+  get ctl(): IoHandler {
+    return this.controlBlock;
+  }
+
   // ---- control block (0x3F6) ----
 
   readonly controlBlock: IoHandler = {

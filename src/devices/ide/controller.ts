@@ -3,9 +3,12 @@
  * secondary 0x170/0x376 IRQ 15) and the 16-byte bus-master block
  * (channel 0 at +0, channel 1 at +8) that the PCI function maps at BAR4.
  *
- * The PCI side (src/pci) owns config space; it calls setBusMaster() when
- * the guest toggles Bus Master Enable and maps `busMasterBlock` at BAR4.
- * installLegacyIde() claims the fixed legacy ports on the board.
+ * The controller is the PciIdeHost of src/pci/piix-ide.ts: pass it as
+ * installPcPlatform(board, { ide }) and the PCI function maps `bmdmaHandler`
+ * at BAR4, claims the legacy ports from `channels[i].cmd/.ctl`, and calls
+ * setBusMaster() when the guest toggles Bus Master Enable. Without the PCI
+ * function (a bare ISA machine, tests), installLegacyIde() claims the legacy
+ * ports instead; use one or the other, never both.
  */
 import type { AccessSize, IoHandler } from '../../core/io.ts';
 import type { IrqLine } from '../../core/irq.ts';
@@ -16,6 +19,7 @@ import { logger, RateLimited, type Logger } from '../../core/log.ts';
 import { Channel, type ChannelState } from './channel.ts';
 import type { DriveOptions, DriveState } from './drive.ts';
 import type { BmState } from './bmdma.ts';
+import type { PciIdeHost } from '../../pci/piix-ide.ts';
 import * as R from './regs.ts';
 
 export const IDE_PRIMARY_CMD = 0x1f0;
@@ -40,7 +44,7 @@ export interface IdeState {
   channels: { channel: ChannelState; bm: BmState; drives: [DriveState, DriveState] }[];
 }
 
-export class IdeController {
+export class IdeController implements PciIdeHost {
   readonly channels: [Channel, Channel];
 
   constructor(o: IdeControllerOptions) {
@@ -87,6 +91,11 @@ export class IdeController {
       }
     },
   };
+
+  /** PciIdeHost name for the BAR4 block. */
+  get bmdmaHandler(): IoHandler {
+    return this.busMasterBlock;
+  }
 
   /** Plain-data snapshot (live references: copy before storing). */
   get state(): IdeState {
