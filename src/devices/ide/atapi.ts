@@ -176,21 +176,22 @@ def(GPCMD_MODE_SENSE_10, 0, (d, c) => {
     n += 8;
   }
   if (page === 0x2a || page === 0x3f) {
-    // CD/DVD capabilities and mechanical status page (MMC-3 6.3.11): 20 bytes.
+    // CD/DVD capabilities and mechanical status page (MMC-2 5.5.10 layout, 22 bytes, as QEMU).
     b[n] = 0x2a;
-    b[n + 1] = 18;
+    b[n + 1] = 0x14;
     if (pc !== 1) {
       b[n + 2] = 0x3b; // reads CD-R, CD-RW, method 2, DVD-ROM
       b[n + 4] = 0x71; // audio play, multisession, mode 2 form 1/2
       b[n + 5] = 0x60; // CD-DA commands, accurate stream
       b[n + 6] = 0x29 | (d.state.trayLocked ? 2 : 0); // lock, (locked), eject, tray loading
-      put16(b, n + 8, 706); // max speed, KB/s (obsolete)
-      b[n + 11] = 2; // volume levels
+      put16(b, n + 8, 704); // max read speed, KB/s (4x)
+      put16(b, n + 10, 2); // volume levels
       put16(b, n + 12, 512); // buffer size KB
-      put16(b, n + 14, 706); // current speed
+      put16(b, n + 14, 704); // current read speed
     }
-    n += 20;
+    n += 22;
   }
+  b[2] = 0x70; // medium type (obsolete in MMC-3; QEMU reports 70h)
   put16(b, 0, n - 2);
   reply(d, n, be16(c, 7));
 });
@@ -245,7 +246,7 @@ def(GPCMD_READ_TOC, NEEDS_MEDIUM, (d, c) => {
         addr(n + 4, 0);
         n += 8;
       }
-      b[n + 1] = 0x14;
+      b[n + 1] = 0x16; // ADR 1, control 6 (QEMU's lead-out control)
       b[n + 2] = 0xaa; // lead-out
       addr(n + 4, total);
       n += 8;
@@ -332,6 +333,7 @@ def(GPCMD_MECHANISM_STATUS, 0, (d, c) => {
   const b = d.state.buf;
   b.fill(0, 0, 8);
   b[1] = d.state.trayOpen ? 0x10 : 0; // door open
+  b[5] = 1; // slots (QEMU reports one)
   reply(d, 8, be16(c, 8));
 });
 

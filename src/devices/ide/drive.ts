@@ -178,7 +178,7 @@ export class Drive {
       curHeads: 16,
       curSectors: 63,
       multSectors: MAX_MULT_SECTORS,
-      xferMode: 0,
+      xferMode: 0x45, // UDMA mode 5 active until the guest picks a mode (what QEMU reports)
       writeCache: o.writeCache ?? true,
       lba48: false,
       nsLeft: 0,
@@ -498,6 +498,7 @@ export class Drive {
     const s = this.state;
     this.setLba(this.getLba() + s.blockSectors);
     s.nsLeft -= s.blockSectors;
+    s.nsector = s.nsLeft & 0xff; // the Count register counts down as blocks complete (as QEMU)
     this.stopTransfer();
     if (s.nsLeft > 0) this.startSectorRead();
   }
@@ -518,6 +519,7 @@ export class Drive {
       }
       this.setLba(lba + n);
       s.nsLeft -= n;
+      s.nsector = s.nsLeft & 0xff;
       s.status = R.ST_DRDY | R.ST_DSC;
       if (s.nsLeft > 0) {
         s.blockSectors = Math.min(s.nsLeft, s.reqSectors);
@@ -695,7 +697,7 @@ export class Drive {
     let limit = (s.lcyl | (s.hcyl << 8)) & ~1;
     if (limit === 0) limit = 0xfffe;
     s.byteLimit = limit;
-    s.status = R.ST_DRDY;
+    s.status = R.ST_DRDY | R.ST_DSC;
     s.nsector = (s.nsector & ~7) | R.IR_COD;
     this.startTransfer('out', 0, 12, 'atapiPacket');
     return false;
@@ -836,6 +838,7 @@ export class Drive {
     }
     this.setLba(this.getLba() + s.nsLeft);
     s.nsLeft = 0;
+    s.nsector = 0;
     s.status = R.ST_DRDY | R.ST_DSC;
     this.port.raiseIrq();
   }
