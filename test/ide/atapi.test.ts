@@ -244,12 +244,12 @@ test('media change: NOT READY once, then UNIT ATTENTION 06/28/00 until REQUEST S
 test('READ TOC formats 0, 1, 2 in LBA and MSF; start track checks; SFF-8020 format in byte 9', async () => {
   const q = new IdeRig([cdrom(new MemoryBackend(cdPattern(1000), true))]);
   let r = await packet(q, [0x43, 0, 0, 0, 0, 0, 0, 0, 100, 0]);
-  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 0, 0, 0, 0x14, 0xaa, 0, ...be32(1000)]);
+  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 0, 0, 0, 0x16, 0xaa, 0, ...be32(1000)]);
   r = await packet(q, [0x43, 2, 0, 0, 0, 0, 0, 0, 100, 0]);
   // MSF: track 1 at 00:02:00, lead-out 1000+150 frames = 00:15:25
-  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 2, 0, 0, 0x14, 0xaa, 0, 0, 0, 15, 25]);
+  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 2, 0, 0, 0x16, 0xaa, 0, 0, 0, 15, 25]);
   r = await packet(q, [0x43, 0, 0, 0, 0, 0, 0xaa, 0, 100, 0]);
-  assert.deepEqual([...r.data], [0, 10, 1, 1, 0, 0x14, 0xaa, 0, ...be32(1000)]);
+  assert.deepEqual([...r.data], [0, 10, 1, 1, 0, 0x16, 0xaa, 0, ...be32(1000)]);
   r = await packet(q, [0x43, 0, 0, 0, 0, 0, 2, 0, 100, 0]);
   assert.equal(r.error, 0x50, 'track 2 does not exist');
   r = await packet(q, [0x43, 0, 1, 0, 0, 0, 0, 0, 100, 0]);
@@ -270,13 +270,13 @@ test('READ TOC formats 0, 1, 2 in LBA and MSF; start track checks; SFF-8020 form
 test('MODE SENSE(10): pages 01, 2A, 3F; saved values refused; unknown page refused', async () => {
   const q = new IdeRig([cdrom()]);
   let r = await packet(q, [0x5a, 0, 0x2a, 0, 0, 0, 0, 0, 255, 0]);
-  assert.equal(r.data.length, 28);
-  assert.deepEqual([r.data[0], r.data[1], r.data[8], r.data[9]], [0, 26, 0x2a, 18]);
+  assert.equal(r.data.length, 30);
+  assert.deepEqual([r.data[0], r.data[1], r.data[8], r.data[9]], [0, 28, 0x2a, 0x14]);
   assert.equal(r.data[14] & 0x29, 0x29, 'lock, eject, tray');
   r = await packet(q, [0x5a, 0, 0x01, 0, 0, 0, 0, 0, 255, 0]);
-  assert.deepEqual([...r.data], [0, 14, 0, 0, 0, 0, 0, 0, 1, 6, 0, 5, 0, 0, 0, 0]);
+  assert.deepEqual([...r.data], [0, 14, 0x70, 0, 0, 0, 0, 0, 1, 6, 0, 5, 0, 0, 0, 0]);
   r = await packet(q, [0x5a, 0, 0x3f, 0, 0, 0, 0, 0, 255, 0]);
-  assert.equal(r.data.length, 36);
+  assert.equal(r.data.length, 38);
   r = await packet(q, [0x5a, 0, 0xc0 | 0x2a, 0, 0, 0, 0, 0, 255, 0]);
   assert.equal(r.error, 0x50);
   assert.deepEqual(await sense(q), [5, 0x39, 0]);
