@@ -324,6 +324,24 @@ test('START STOP UNIT ejects and loads; PREVENT blocks the eject; MECHANISM STAT
   assert.equal(r.status & ERR, 0, 'loaded again');
 });
 
+test('READ CD: user data reads like READ(10); raw sectors and other sector types are refused', async () => {
+  const pat = cdPattern(16);
+  const q = new IdeRig([cdrom(new MemoryBackend(pat, true))]);
+  let r = await packet(q, [0xbe, 0, ...be32(3), 0, 0, 2, 0x10, 0, 0]);
+  assert.deepEqual(r.data, pat.subarray(3 * CD, 5 * CD));
+  r = await packet(q, [0xbe, 0x08, ...be32(3), 0, 0, 1, 0x10, 0, 0]);
+  assert.equal(r.data.length, CD, 'mode 1 expected: fine');
+  r = await packet(q, [0xbe, 0, ...be32(3), 0, 0, 1, 0, 0, 0]);
+  assert.equal(r.status & ERR, 0);
+  assert.equal(r.data.length, 0);
+  r = await packet(q, [0xbe, 0, ...be32(3), 0, 0, 1, 0xf8, 0, 0]);
+  assert.equal(r.error, 0x50);
+  r = await packet(q, [0xbe, 0x04, ...be32(3), 0, 0, 1, 0x10, 0, 0]);
+  assert.equal(r.error, 0x50, 'CD-DA sector type');
+  r = await packet(q, [0xbe, 0, ...be32(15), 0, 0, 2, 0x10, 0, 0]);
+  assert.deepEqual(await sense(q), [5, 0x21, 0]);
+});
+
 test('READ DISC INFORMATION, SEEK, SET CD SPEED', async () => {
   const q = new IdeRig([cdrom()]);
   let r = await packet(q, [0x51, 0, 0, 0, 0, 0, 0, 0, 34, 0]);

@@ -42,6 +42,7 @@ export const GPCMD_MODE_SENSE_10 = 0x5a;
 export const GPCMD_READ_12 = 0xa8;
 export const GPCMD_SET_CD_SPEED = 0xbb;
 export const GPCMD_MECHANISM_STATUS = 0xbd;
+export const GPCMD_READ_CD = 0xbe;
 
 const NEEDS_MEDIUM = 1;
 const ALLOW_UA = 2;
@@ -152,6 +153,21 @@ function read(d: Drive, lba: number, blocks: number): void {
 }
 def(GPCMD_READ_10, NEEDS_MEDIUM, (d, c) => read(d, be32(c, 2), be16(c, 7)));
 def(GPCMD_READ_12, NEEDS_MEDIUM, (d, c) => read(d, be32(c, 2), be32(c, 6)));
+
+// READ CD (MMC-3 6.19): user data of Mode 1 / any sectors only; raw (2352-byte) reads are not offered.
+def(GPCMD_READ_CD, NEEDS_MEDIUM, (d, c) => {
+  const type = (c[1] >> 2) & 7; // expected sector type: 0 any, 2 Mode 1
+  if (type !== 0 && type !== 2) return invalidField(d);
+  const blocks = (c[6] << 16) | (c[7] << 8) | c[8];
+  switch (c[9] & 0xf8) {
+    case 0x00: // nothing requested
+      return d.atapiOk();
+    case 0x10: // user data
+      return read(d, be32(c, 2), blocks);
+    default:
+      return invalidField(d);
+  }
+});
 
 def(GPCMD_SEEK_10, NEEDS_MEDIUM, (d, c) => {
   if (be32(c, 2) >= d.totalSectors()) return d.atapiError(SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);

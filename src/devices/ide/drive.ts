@@ -488,6 +488,10 @@ export class Drive {
         this.ioError('read', r, lba);
         return this.fail(R.ER_UNC);
       }
+      // The block is in the buffer: address and Count registers move past it now (as QEMU).
+      this.setLba(lba + n);
+      s.nsLeft -= n;
+      s.nsector = s.nsLeft & 0xff;
       s.status = R.ST_DRDY | R.ST_DSC;
       this.startTransfer('in', 0, n * SECTOR, 'ataReadNext');
       this.port.raiseIrq();
@@ -495,12 +499,8 @@ export class Drive {
   }
 
   ataReadNext(): void {
-    const s = this.state;
-    this.setLba(this.getLba() + s.blockSectors);
-    s.nsLeft -= s.blockSectors;
-    s.nsector = s.nsLeft & 0xff; // the Count register counts down as blocks complete (as QEMU)
     this.stopTransfer();
-    if (s.nsLeft > 0) this.startSectorRead();
+    if (this.state.nsLeft > 0) this.startSectorRead();
   }
 
   /** The guest filled one block of a PIO write: write it (then flush if the write cache is off). */
@@ -746,7 +746,8 @@ export class Drive {
     s.xferPos = 0;
     if (total === 0) return this.atapiOk();
     if (s.atapiDma) {
-      s.status = R.ST_DRDY | R.ST_DSC | R.ST_DRQ;
+      // Reads from the medium show BSY too while the bus master works (QEMU ide_atapi_cmd_read_dma).
+      s.status = R.ST_DRDY | R.ST_DSC | R.ST_DRQ | (src >= 0 ? R.ST_BSY : 0);
       s.dma = 'atapiIn';
       this.port.dmaReady(this);
       return;
@@ -895,6 +896,7 @@ def([R.CMD_PACKET], F_CD, (d) => d.cmdPacket());
 def([R.CMD_SET_FEATURES], ALL | F_DSC, (d) => d.cmdSetFeatures());
 def([R.CMD_SET_MULTIPLE_MODE], F_DISK | F_DSC, (d) => d.cmdSetMultiple());
 def([R.CMD_INITIALIZE_DEVICE_PARAMETERS], F_DISK | F_DSC, (d) => d.cmdInitParams());
-def([R.CMD_IDLE, R.CMD_IDLE_IMMEDIATE, R.CMD_STANDBY, R.CMD_STANDBY_IMMEDIATE, R.CMD_SLEEP], ALL | F_DSC, ok);
+// Power states are not modelled: always active. No DSC on these (what QEMU shows).
+def([R.CMD_IDLE, R.CMD_IDLE_IMMEDIATE, R.CMD_STANDBY, R.CMD_STANDBY_IMMEDIATE, R.CMD_SLEEP], ALL, ok);
 def([R.CMD_CHECK_POWER_MODE], ALL | F_DSC, (d) => d.cmdCheckPower());
 // EXECUTE DEVICE DIAGNOSTIC is a channel-wide command: the channel handles it before the table.
