@@ -615,3 +615,45 @@ test('data port reads 0 without DRQ; task file writes are ignored while DRQ is s
   const first = q.inl(IDE_BASE);
   assert.equal(first & 0xffff, 0x0040, '32-bit data access returns two words');
 });
+
+test('soft reset during a DMA in flight: the engine stops (Active clear), no late interrupt, the device is usable again', async () => {
+  const f = new FaultyBackend(new MemoryBackend(IMAGE));
+  const q = new IdeRig([disk(f)]);
+  const buf = q.alloc(512);
+  f.hold = () => true;
+  q.outl(BMDMA_BASE + bmreg_prdt, writePrdt(q, [{ addr: buf, size: 512 | PRDT_EOT }]));
+  q.outb(IDE_BASE + reg_device, LBA);
+  q.outb(IDE_BASE + reg_nsectors, 1);
+  q.outb(IDE_BASE + reg_command, CMD_READ_DMA);
+  q.outb(BMDMA_BASE + bmreg_cmd, BM_CMD_START | BM_CMD_WRITE);
+  await until(() => f.heldCount === 1, 'read held');
+  assert.equal(q.inb(BMDMA_BASE + bmreg_status) & BM_STS_ACTIVE, BM_STS_ACTIVE);
+  q.outb(IDE_CTRL, 0x04);
+  q.outb(IDE_CTRL, 0x00);
+  assert.equal(q.inb(BMDMA_BASE + bmreg_status) & (BM_STS_ACTIVE | BM_STS_INTR), 0);
+  f.hold = null;
+  f.release();
+  await settle();
+  assert.equal(q.irq(14), false);
+  assert.equal(q.inb(BMDMA_BASE + bmreg_status) & BM_STS_INTR, 0);
+  q.outb(BMDMA_BASE + bmreg_cmd, 0);
+  assert.equal(await sendDma(q, CMD_READ_DMA, 0, 1, [{ addr: buf, size: 512 | PRDT_EOT }]), BM_STS_INTR);
+});
+
+test('the device that is not selected still interrupts the channel when it completes', async () => {
+  const f = new FaultyBackend(new MemoryBackend(IMAGE));
+  const q = new IdeRig([disk(f), disk(new MemoryBackend(1 << 20))]);
+  f.hold = (op) => op === 'flush';
+  q.outb(IDE_BASE + reg_device, 0);
+  q.outb(IDE_BASE + reg_command, CMD_FLUSH_CACHE);
+  await until(() => f.heldCount === 1, 'flush held');
+  // while device 0 is busy the device register write is ignored (QEMU), so device 0 stays selected
+  q.outb(IDE_BASE + reg_device, DEV);
+  assert.equal(q.inb(IDE_BASE + reg_device) & DEV, 0);
+  f.release();
+  await until(() => q.irq(14), 'completion interrupt');
+  q.outb(IDE_BASE + reg_device, DEV);
+  assert.equal(q.inb(IDE_BASE + reg_device) & DEV, DEV);
+  assert.equal(q.inb(IDE_BASE + reg_status) & (BSY | DRDY), DRDY, 'device 1 is idle');
+  assert.equal(q.irq(14), false, 'any Status read clears the channel interrupt');
+});

@@ -398,3 +398,41 @@ test('odd-length reply: the last word carries one byte', async () => {
   assert.equal(r.data.length, 7);
   assert.deepEqual(r.blocks, [7]);
 });
+
+test('operator media change: refused while the guest locks the tray (eject request event) unless forced', async () => {
+  const q = new IdeRig([null, null, cdrom()]);
+  const sec = async (cdb: number[]) => {
+    // secondary channel, device 0
+    q.outb(0x176, 0);
+    q.outb(0x174, 0);
+    q.outb(0x175, 0x10);
+    q.outb(0x177, 0xa0);
+    const p = new Uint8Array(12);
+    cdb.forEach((v, i) => (p[i] = v));
+    q.outs(0x170, 2, p);
+    await until(() => q.irq(15), 'irq 15');
+    let st = q.inb(0x177);
+    const data: number[] = [];
+    if (st & DRQ) {
+      const n = q.inb(0x174) | (q.inb(0x175) << 8);
+      data.push(...q.ins(0x170, 2, Math.ceil(n / 2)).data.subarray(0, n));
+      await until(() => q.irq(15), 'completion');
+      st = q.inb(0x177);
+    }
+    return { st, err: q.inb(0x171), data };
+  };
+  assert.equal((await sec([0x1e, 0, 0, 0, 1, 0])).st & ERR, 0);
+  assert.equal(q.ide.changeMedium(2, null), false, 'locked');
+  let ev = await sec([0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0]);
+  assert.equal(ev.data[4], 1, 'eject request reported');
+  assert.equal(q.ide.changeMedium(2, new MemoryBackend(cdPattern(4), true), true), true, 'forced');
+  assert.equal((await sec([0x00])).err, 0x20);
+  assert.equal((await sec([0x00])).err, 0x60);
+  ev = await sec([0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0]);
+  assert.deepEqual([ev.data[4], ev.data[5]], [2, 2]);
+  assert.deepEqual((await sec([0x03, 0, 0, 0, 18, 0])).data.slice(12, 14), [0x28, 0]);
+  const cap = await sec([0x25]);
+  assert.deepEqual(cap.data.slice(0, 4), [0, 0, 0, 3], 'the new medium');
+  assert.equal(q.ide.changeMedium(0, null), false, 'not a CD-ROM slot');
+  assert.throws(() => q.ide.drive(4), RangeError);
+});

@@ -6,7 +6,8 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
-export const QEMU = 'qemu-system-x86_64';
+/** The QEMU binary; STUBDM_QEMU overrides (a build of your own, or a missing one to check the message). */
+export const QEMU = process.env.STUBDM_QEMU ?? 'qemu-system-x86_64';
 
 export class QemuMissingError extends Error {}
 

@@ -17,7 +17,8 @@ import type { Board } from '../../core/board.ts';
 import type { Region } from '../../core/bus.ts';
 import { logger, RateLimited, type Logger } from '../../core/log.ts';
 import { Channel, type ChannelState } from './channel.ts';
-import type { DriveOptions, DriveState } from './drive.ts';
+import type { Drive, DriveOptions, DriveState } from './drive.ts';
+import type { BlockBackend } from '../../block/backend.ts';
 import type { BmState } from './bmdma.ts';
 import type { PciIdeHost } from '../../pci/piix-ide.ts';
 import * as R from './regs.ts';
@@ -91,6 +92,30 @@ export class IdeController implements PciIdeHost {
       }
     },
   };
+
+  /** Device slot 0-3 (primary master, primary slave, secondary master, secondary slave). */
+  drive(index: number): Drive {
+    if (!(Number.isInteger(index) && index >= 0 && index < 4)) throw new RangeError(`IDE slot ${index} out of range 0-3`);
+    return this.channels[index >> 1].drives[(index & 1) as 0 | 1];
+  }
+
+  /**
+   * Operator media change on a CD-ROM (QMP change/eject): the guest sees the
+   * tray empty once, then UNIT ATTENTION, and a media event. Returns false
+   * (and changes nothing) if the slot is not a CD-ROM, or if the guest locked
+   * the tray and `force` is not set (the guest is told an eject was requested).
+   */
+  changeMedium(index: number, backend: BlockBackend | null, force = false): boolean {
+    const d = this.drive(index);
+    if (d.state.kind !== 'cdrom') return false;
+    if (d.state.trayLocked && !force) {
+      d.state.mediaEvent = 1; // eject requested (MMC-3 table 386)
+      return false;
+    }
+    d.state.trayLocked = false;
+    d.changeMedium(backend);
+    return true;
+  }
 
   /** PciIdeHost name for the BAR4 block. */
   get bmdmaHandler(): IoHandler {
