@@ -53,6 +53,9 @@ const INTENDED: Record<string, string> = {
   'sense.saved.data': 'VALID bit, as sense.clean.data',
   'sense.locked.data': 'VALID bit, and SPC-3 annex D: 53h/02h is MEDIUM REMOVAL PREVENTED (QEMU sends 53h/00h, "media load or eject failed")',
   'toc1.data': 'MMC-3 6.26.2.5: format 1 returns the first track of the last session with its control and address; QEMU returns zeros',
+  'toc2.lba.data': 'MMC-3 6.26.2.6: raw TOC (format 2) addresses are MSF whatever the MSF bit; QEMU writes an LBA over the MSF fields',
+  'toc2.mmc.blk0': 'MMC-3 6.26: the format is in byte 2 bits 3:0; QEMU only reads the SFF-8020 field in byte 9 (we read both)',
+  'toc2.mmc.data': 'as toc2.mmc.blk0',
   'modesense.3f.status': 'SPC-3 6.9: page code 3Fh returns all pages; QEMU rejects it',
   'modesense.3f.err': 'as modesense.3f.status',
   'modesense.3f.data': 'as modesense.3f.status',
@@ -362,6 +365,8 @@ async function scenario(d: Driver): Promise<Record_> {
   await packet('toc0.msf', [0x43, 2, 0, 0, 0, 0, 0, 0, 0xff, 0]);
   await packet('toc1', [0x43, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x40]);
   await packet('toc2.msf', [0x43, 2, 0, 0, 0, 0, 0, 0, 0xff, 0x80]);
+  await packet('toc2.lba', [0x43, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x80]);
+  await packet('toc2.mmc', [0x43, 2, 2, 0, 0, 0, 0, 0, 0xff, 0]);
   await packet('toc.badtrack', [0x43, 0, 0, 0, 0, 0, 5, 0, 0xff, 0]);
   await packet('modesense.2a.len', [0x5a, 0, 0x2a, 0, 0, 0, 0, 0, 2, 0]);
   await packet('modesense.2a', [0x5a, 0, 0x2a, 0, 0, 0, 0, 0, 0xff, 0]);
