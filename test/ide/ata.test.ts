@@ -657,3 +657,25 @@ test('the device that is not selected still interrupts the channel when it compl
   assert.equal(q.inb(IDE_BASE + reg_status) & (BSY | DRDY), DRDY, 'device 1 is idle');
   assert.equal(q.irq(14), false, 'any Status read clears the channel interrupt');
 });
+
+test('a read still in flight at reset cannot land in the next command\'s data', async () => {
+  const mem = new MemoryBackend(IMAGE);
+  mem.data.fill(0xee, 0, 512);
+  const f = new FaultyBackend(mem);
+  const q = new IdeRig([disk(f)]);
+  f.hold = () => true;
+  q.outb(IDE_BASE + reg_device, LBA);
+  q.outb(IDE_BASE + reg_nsectors, 1);
+  q.outb(IDE_BASE + reg_lba_low, 0);
+  q.outb(IDE_BASE + reg_command, 0x20);
+  await until(() => f.heldCount === 1, 'read held');
+  q.outb(IDE_CTRL, 0x04);
+  q.outb(IDE_CTRL, 0x00);
+  q.outb(IDE_BASE + reg_command, CMD_IDENTIFY);
+  f.hold = null;
+  f.release();
+  await settle();
+  const w = identifyWords(q);
+  assert.equal(w[0], 0x0040);
+  assert.equal(ataString(w, 10, 10), 'testdisk            ');
+});

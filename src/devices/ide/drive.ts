@@ -235,6 +235,9 @@ export class Drive {
   reset(): void {
     const s = this.state;
     s.gen++;
+    // A request still in flight keeps writing into (or reading from) the old buffer:
+    // give the next command a fresh one so a stale read cannot land in its data.
+    if (s.io !== 'none' || s.dma !== 'none') s.buf = new Uint8Array(BUF_BYTES);
     s.multSectors = MAX_MULT_SECTORS;
     s.feature = s.error = s.nsector = s.sector = s.lcyl = s.hcyl = 0;
     s.hobFeature = s.hobSector = s.hobNsector = s.hobLcyl = s.hobHcyl = 0;
