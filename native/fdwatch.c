@@ -31,6 +31,8 @@ typedef struct {
     napi_ref self;        /* strong while started: the wrapper must outlive the handle */
     napi_async_context async;
     int started;
+    int in_callback;      /* inside napi_make_callback: the async context is in use */
+    int destroy_async;    /* stop() ran inside the callback: destroy the context after it */
     int close_done;       /* uv_close finished: memory no longer used by libuv */
     int wrapper_gone;     /* JS wrapper finalized: memory no longer used by JS */
 } watcher_t;
@@ -78,7 +80,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
     if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && fn != NULL &&
         napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, status, &arg) == napi_ok) {
         /* napi_make_callback drains microtasks and keeps async hooks right; its receiver must be an object. */
-        if (napi_make_callback(env, w->async, recv, fn, 1, &arg, &result) == napi_pending_exception) {
+        w->in_callback = 1;
+        napi_status st = napi_make_callback(env, w->async, recv, fn, 1, &arg, &result);
+        w->in_callback = 0;
+        if (w->destroy_async) {
+            w->destroy_async = 0;
+            napi_async_destroy(env, w->async);
+        }
+        if (st == napi_pending_exception) {
             napi_value err;
             if (napi_get_and_clear_last_exception(env, &err) == napi_ok)
                 napi_fatal_exception(env, err); /* -> process 'uncaughtException' */
@@ -95,7 +104,10 @@ static void stop_watcher(napi_env env, watcher_t *w)
     uv_poll_stop(&w->poll);
     uv_close((uv_handle_t *)&w->poll, on_close);
     napi_delete_reference(env, w->callback);
-    napi_async_destroy(env, w->async);
+    if (w->in_callback)
+        w->destroy_async = 1; /* on_poll still holds it */
+    else
+        napi_async_destroy(env, w->async);
     napi_reference_unref(env, w->self, NULL);
 }
 

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadFdWatch, type FdWatch } from '../src/xen/native.ts';
 
 let fw: FdWatch;
@@ -34,7 +35,8 @@ function drain(fd: number): number {
 }
 
 before(() => {
-  execFileSync('bash', ['scripts/build-native.sh'], { stdio: 'inherit' });
+  // Builds build/native/fdwatch.node if it is missing or stale (cheap when up to date).
+  execFileSync('bash', [fileURLToPath(new URL('../scripts/build-native.sh', import.meta.url))], { stdio: 'inherit' });
   fw = loadFdWatch();
   dir = mkdtempSync(join(tmpdir(), 'stubdm-fdwatch-'));
   execFileSync('mkfifo', [join(dir, 'p')]);
@@ -90,6 +92,26 @@ test('watch() calls back only while readable, and never after stop()', async () 
   assert.equal(calls, before, 'no callback after stop()');
   assert.equal(fw.readable(rd), true);
   assert.equal(drain(rd), 2);
+});
+
+test('stop() from inside the callback ends the watch', async () => {
+  let calls = 0;
+  let wake: (() => void) | null = null;
+  const fired = new Promise<void>((r) => (wake = r));
+  const w = fw.watch(rd, () => {
+    calls++;
+    w.stop(); // leaves the data in the pipe: a live watch would fire again
+    wake?.();
+  });
+  writeSync(wr, 'z');
+  await fired;
+  await turns(5);
+  assert.equal(calls, 1);
+  assert.equal(drain(rd), 1);
+  // The fd can be watched again once the old handle is closed.
+  await turns(2);
+  const w2 = fw.watch(rd, () => {});
+  w2.stop();
 });
 
 test('watch() refuses a bad fd and a non-function', () => {

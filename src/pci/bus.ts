@@ -51,8 +51,17 @@ export interface PciFunction {
   attach?(ctx: PciSlotContext): void;
   /** The command register changed (after the write landed). */
   commandChanged?(cmd: number, old: number): void;
+  /**
+   * BAR i (ROM_SLOT for the ROM) now decodes at `base`, or stopped decoding
+   * (-1). Also called for BARs whose barHandler is null, so a device that
+   * backs a BAR with something other than an IoHandler (VRAM as guest RAM)
+   * can move it itself.
+   */
+  barMoved?(i: number, base: number): void;
   /** Called by PciBus.remove. */
   detach?(): void;
+  /** Config bytes were loaded by PciBus.restore: re-derive what watchers would have set up. */
+  configRestored?(): void;
 }
 
 interface Slot {
@@ -64,9 +73,19 @@ interface Slot {
   readonly mappedIo: boolean[];
   /** A mapping the guest asked for but that overlapped something: retried after any unmap. */
   readonly pending: boolean[];
+  /** Last base passed to barMoved per BAR (-1 = not decoding). */
+  readonly reported: number[];
   command: number;
   intxLevel: boolean;
+  /** Stops the bus's config watchers (remove, so a re-added function is watched once). */
+  unwatch: (() => void)[];
   intxOut: IrqLine | null;
+}
+
+export interface PciBusState {
+  v: 1;
+  confAddr: number;
+  functions: { devfn: number; registers: number[] }[];
 }
 
 // Config mechanism #1 (PCI Local Bus 3.0 §3.2.2.3.2; i440FX datasheet §3.1.1 CONFADD).
@@ -81,6 +100,8 @@ const RCR_OFFSET = 1;
 const IO_LIMIT = 0x10000;
 /** QEMU pci_bar_address: a 32-bit BAR whose last byte reaches 0xFFFFFFFF is left unmapped. */
 const MEM_LIMIT = 0xffffffff;
+/** 64-bit BARs: guest-physical addresses stay below 2^52 (x86 MAXPHYADDR), which a double holds exactly. */
+const MEM64_LIMIT = 2 ** 52;
 
 export class PciBus implements PciConfigHandler {
   private readonly slots: (Slot | undefined)[] = new Array(256);
@@ -108,15 +129,19 @@ export class PciBus implements PciConfigHandler {
       mapped: [null, null, null, null, null, null, null],
       mappedIo: [false, false, false, false, false, false, false],
       pending: [false, false, false, false, false, false, false],
+      reported: [-1, -1, -1, -1, -1, -1, -1],
       command: f.config.command,
       intxLevel: false,
       intxOut: null,
+      unwatch: [],
     };
     this.slots[devfn] = slot;
     const cfg = f.config;
-    cfg.watch(PCI_COMMAND, 2, () => this.commandWritten(slot));
-    cfg.watch(PCI_BASE_ADDRESS_0, 24, () => this.remap(slot));
-    cfg.watch(PCI_ROM_ADDRESS, 4, () => this.remap(slot));
+    slot.unwatch.push(
+      cfg.watch(PCI_COMMAND, 2, () => this.commandWritten(slot)),
+      cfg.watch(PCI_BASE_ADDRESS_0, 24, () => this.remap(slot)),
+      cfg.watch(PCI_ROM_ADDRESS, 4, () => this.remap(slot)),
+    );
     const pin = cfg.get8(PCI_INTERRUPT_PIN);
     if (pin >= 1 && pin <= 4) slot.intxOut = this.board.pciIntx(device, pin - 1);
     // Multi-function devices: function 0 says so, or the OS never looks at 1-7.
@@ -132,7 +157,12 @@ export class PciBus implements PciConfigHandler {
     const slot = this.slots[devfn];
     if (!slot) return;
     this.setIntx(slot, false);
-    for (let i = 0; i < slot.mapped.length; i++) this.unmap(slot, i);
+    for (let i = 0; i < slot.mapped.length; i++) {
+      this.unmap(slot, i);
+      slot.pending[i] = false;
+      this.report(slot, i, null);
+    }
+    for (const u of slot.unwatch) u();
     this.slots[devfn] = undefined;
     this.board.releasePciFunction(slot.device, slot.fn);
     slot.f.detach?.();
@@ -208,12 +238,36 @@ export class PciBus implements PciConfigHandler {
   }
 
   /** Plain state for save/restore: the CF8 latch and each function's config bytes. */
-  save(): { confAddr: number; functions: { devfn: number; registers: number[] }[] } {
+  save(): PciBusState {
     const functions: { devfn: number; registers: number[] }[] = [];
     this.slots.forEach((s, devfn) => {
       if (s) functions.push({ devfn, ...s.f.config.save() });
     });
-    return { confAddr: this.confAddr, functions };
+    return { v: 1, confAddr: this.confAddr, functions };
+  }
+
+  /**
+   * Load config bytes saved by save() into the same functions, then bring
+   * everything derived from them up to date: BAR regions, INTx masking, the
+   * functions' own decoders (configRestored) and commandChanged.
+   * Throws on a state from a different machine layout (operator error).
+   */
+  restore(s: PciBusState): void {
+    if (s.v !== 1) throw new Error(`PCI state version ${s.v} is not supported`);
+    for (const f of s.functions) {
+      if (!this.slots[f.devfn]) throw new Error(`saved PCI function at devfn 0x${f.devfn.toString(16)} does not exist here`);
+    }
+    this.confAddr = (s.confAddr & CONFADD_MASK) >>> 0;
+    for (const f of s.functions) this.slots[f.devfn]!.f.config.restore(f);
+    for (const slot of this.slots) {
+      if (!slot) continue;
+      const old = slot.command;
+      slot.command = slot.f.config.command;
+      this.remap(slot);
+      this.driveIntx(slot);
+      slot.f.configRestored?.();
+      if (slot.command !== old) slot.f.commandChanged?.(slot.command, old);
+    }
   }
 
   /** devfn selected by CONFADD for a CFC access, or -1 (disabled, or a bus other than 0). */
@@ -260,6 +314,7 @@ export class PciBus implements PciConfigHandler {
     const cmd = cfg.command;
     let size: number;
     let io: boolean;
+    let limit = MEM_LIMIT;
     if (i === ROM_SLOT) {
       if (!cfg.romSize || !(cfg.get32(PCI_ROM_ADDRESS) & ROM_ENABLE)) return null;
       size = cfg.romSize;
@@ -269,11 +324,13 @@ export class PciBus implements PciConfigHandler {
       if (!b) return null;
       size = b.size;
       io = b.kind === 'io';
+      if (io) limit = IO_LIMIT;
+      else if (b.kind === 'mem64') limit = MEM64_LIMIT;
     }
     if (!(cmd & (io ? CMD_IO : CMD_MEMORY))) return null;
     const base = cfg.barAddress(i);
     // Address 0 is "not programmed"; ranges running off the space are the sizing pattern.
-    if (base === 0 || base + size > (io ? IO_LIMIT : MEM_LIMIT)) return null;
+    if (base === 0 || base + size > limit) return null;
     return { base, size, io };
   }
 
@@ -289,8 +346,18 @@ export class PciBus implements PciConfigHandler {
       }
       slot.pending[i] = false;
       if (want) this.map(slot, i, want.base, want.size, want.io);
+      this.report(slot, i, want);
     }
     if (released) this.retryPending();
+  }
+
+  /** Tell the function where BAR i decodes now, if that changed. */
+  private report(slot: Slot, i: number, want: { base: number } | null): void {
+    const r = slot.mapped[i];
+    const base = r ? r.start : want && !slot.pending[i] && !slot.f.barHandler(i) ? want.base : -1;
+    if (base === slot.reported[i]) return;
+    slot.reported[i] = base;
+    slot.f.barMoved?.(i, base);
   }
 
   private map(slot: Slot, i: number, base: number, size: number, io: boolean): void {
@@ -327,6 +394,7 @@ export class PciBus implements PciConfigHandler {
         const want = this.wanted(s, i);
         s.pending[i] = false;
         if (want && !s.mapped[i]) this.map(s, i, want.base, want.size, want.io);
+        this.report(s, i, want);
       }
     }
   }

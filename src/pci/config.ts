@@ -39,8 +39,12 @@ export const CMD_MASTER = 0x0004;
 export const CMD_PARITY = 0x0040;
 export const CMD_SERR = 0x0100;
 export const CMD_INTX_DISABLE = 0x0400;
-/** What a guest may set in the command register (QEMU pci_init_wmask uses the same set). */
-export const CMD_WRITABLE = CMD_IO | CMD_MEMORY | CMD_MASTER | CMD_PARITY | CMD_SERR | CMD_INTX_DISABLE;
+/**
+ * What a guest may set in the command register: 0x0507, the set QEMU's
+ * conventional functions accept (checked by test/qemu-oracle). Parity error
+ * response (bit 6) stays 0: nothing here checks parity.
+ */
+export const CMD_WRITABLE = CMD_IO | CMD_MEMORY | CMD_MASTER | CMD_SERR | CMD_INTX_DISABLE;
 
 // §6.2.3 Status register bits.
 export const STATUS_INTX = 0x0008; // read-only: the function asserts INTx
@@ -53,16 +57,21 @@ export const HEADER_MULTI_FUNCTION = 0x80;
 
 // §6.2.5.1 BAR low bits.
 export const BAR_IO = 0x01;
+export const BAR_MEM_TYPE_64 = 0x04;
 export const BAR_MEM_PREFETCH = 0x08;
 export const ROM_ENABLE = 0x01;
 
-export type BarKind = 'io' | 'mem';
+/** 'mem64' takes two BAR slots (index and index + 1, the upper address half). */
+export type BarKind = 'io' | 'mem' | 'mem64';
+/** Largest BAR we build: 2^31 for 32-bit kinds, 2^40 for a 64-bit memory BAR. */
+const MAX_BAR32 = 0x80000000;
+const MAX_BAR64 = 2 ** 40;
 
 export interface BarDecl {
   /** 0-5 for BARs; the expansion ROM is declared separately. */
   readonly index: number;
   readonly kind: BarKind;
-  /** Power of two: at least 4 for I/O, 16 for memory. */
+  /** Power of two: at least 4 for I/O, 16 for memory; at most 2 GiB (1 TiB for mem64). */
   readonly size: number;
   readonly prefetchable?: boolean;
 }
@@ -98,7 +107,7 @@ export class PciConfig {
   readonly registers = new Uint8Array(PCI_CONFIG_SIZE);
   readonly writable = new Uint8Array(PCI_CONFIG_SIZE);
   readonly w1c = new Uint8Array(PCI_CONFIG_SIZE);
-  /** BAR declarations by index (null = unimplemented, reads 0, not writable). */
+  /** BAR declarations by index (null = unimplemented or the upper half of a mem64 BAR). */
   readonly bars: readonly (BarDecl | null)[];
   readonly romSize: number;
   private readonly watches: Watch[] = [];
@@ -119,22 +128,32 @@ export class PciConfig {
     this.w1c[PCI_STATUS] = STATUS_W1C & 0xff;
     this.w1c[PCI_STATUS + 1] = STATUS_W1C >>> 8;
     this.writable[PCI_CACHE_LINE_SIZE] = 0xff;
-    this.writable[PCI_LATENCY_TIMER] = 0xff;
+    // The latency timer stays 0 (read-only): there is no bus arbitration to
+    // tune, and QEMU's conventional functions read it as 0 after writes too.
     this.writable[PCI_INTERRUPT_LINE] = 0xff;
 
     const bars: (BarDecl | null)[] = [null, null, null, null, null, null];
+    const used = [false, false, false, false, false, false];
     for (const b of id.bars ?? []) {
-      if (!(b.index >= 0 && b.index < 6) || bars[b.index]) throw new RangeError(`bad BAR index ${b.index}`);
+      const slots = b.kind === 'mem64' ? 2 : 1;
+      if (!(Number.isInteger(b.index) && b.index >= 0 && b.index + slots <= 6) || used[b.index] || used[b.index + slots - 1]) {
+        throw new RangeError(`bad BAR index ${b.index}`);
+      }
       const min = b.kind === 'io' ? 4 : 16;
-      if (b.size < min || b.size > 0x80000000 || (b.size & (b.size - 1)) !== 0) {
-        throw new RangeError(`BAR${b.index} size ${b.size} is not a power of two >= ${min}`);
+      const max = b.kind === 'mem64' ? MAX_BAR64 : MAX_BAR32;
+      if (!(b.size >= min && b.size <= max && Number.isInteger(Math.log2(b.size)))) {
+        throw new RangeError(`BAR${b.index} size ${b.size} is not a power of two in [${min}, ${max}]`);
       }
       bars[b.index] = b;
+      used[b.index] = used[b.index + slots - 1] = true;
       const off = PCI_BASE_ADDRESS_0 + 4 * b.index;
-      const flags = b.kind === 'io' ? BAR_IO : b.prefetchable ? BAR_MEM_PREFETCH : 0;
+      const flags =
+        b.kind === 'io' ? BAR_IO : (b.prefetchable ? BAR_MEM_PREFETCH : 0) | (b.kind === 'mem64' ? BAR_MEM_TYPE_64 : 0);
       this.set32(off, flags);
       // Address bits above the size are writable; flag bits never are.
-      this.mask32(off, ~(b.size - 1) & (b.kind === 'io' ? ~0x3 : ~0xf));
+      const low = b.size >= 2 ** 32 ? 0 : ~(b.size - 1);
+      this.mask32(off, low & (b.kind === 'io' ? ~0x3 : ~0xf));
+      if (b.kind === 'mem64') this.mask32(off + 4, b.size > 2 ** 32 ? ~(b.size / 2 ** 32 - 1) : 0xffffffff);
     }
     this.bars = bars;
 
@@ -147,9 +166,14 @@ export class PciConfig {
     }
   }
 
-  /** Run `fn` after every guest write overlapping [start, start+length). */
-  watch(start: number, length: number, fn: ConfigWatcher): void {
-    this.watches.push({ start, end: start + length, fn });
+  /** Run `fn` after every guest write overlapping [start, start+length). Returns a function that stops it. */
+  watch(start: number, length: number, fn: ConfigWatcher): () => void {
+    const w: Watch = { start, end: start + length, fn };
+    this.watches.push(w);
+    return () => {
+      const i = this.watches.indexOf(w);
+      if (i >= 0) this.watches.splice(i, 1);
+    };
   }
 
   /** Guest read of `size` bytes at any offset; bytes past 255 read as all ones. */
@@ -224,8 +248,11 @@ export class PciConfig {
     if (i === 6) return (this.get32(PCI_ROM_ADDRESS) & 0xfffff800) >>> 0;
     const b = this.bars[i];
     if (!b) return 0;
-    const v = this.get32(PCI_BASE_ADDRESS_0 + 4 * i);
-    return (b.kind === 'io' ? v & ~0x3 : v & ~0xf) >>> 0;
+    const off = PCI_BASE_ADDRESS_0 + 4 * i;
+    const v = this.get32(off);
+    if (b.kind === 'io') return (v & ~0x3) >>> 0;
+    const low = (v & ~0xf) >>> 0;
+    return b.kind === 'mem64' ? low + this.get32(off + 4) * 2 ** 32 : low;
   }
 
   /** Plain copy of the state that changes at run time (save/restore). */

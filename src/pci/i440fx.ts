@@ -78,13 +78,22 @@ export class I440fx implements PciFunction {
       c.set8(I440FX_DRAMC, Math.min(255, Math.floor(opts.ramBytes / (8 * 1024 * 1024))));
     }
     // §3.2.23: once D_LCK is set, D_OPEN reads 0 and D_LCK/D_OPEN/G_SMRAME are read-only until reset.
-    c.watch(I440FX_SMRAM, 1, () => {
-      const v = c.get8(I440FX_SMRAM);
-      if (v & SMRAM_D_LCK) {
-        c.set8(I440FX_SMRAM, v & ~SMRAM_D_OPEN);
-        c.mask8(I440FX_SMRAM, SMRAM_D_CLS);
-      }
-    });
+    c.watch(I440FX_SMRAM, 1, () => this.applySmramLock());
+  }
+
+  private applySmramLock(): void {
+    const c = this.config;
+    const v = c.get8(I440FX_SMRAM);
+    if (v & SMRAM_D_LCK) {
+      c.set8(I440FX_SMRAM, v & ~SMRAM_D_OPEN);
+      c.mask8(I440FX_SMRAM, SMRAM_D_CLS);
+    } else {
+      c.mask8(I440FX_SMRAM, SMRAM_WRITABLE);
+    }
+  }
+
+  configRestored(): void {
+    this.applySmramLock();
   }
 
   barHandler(): IoHandler | null {

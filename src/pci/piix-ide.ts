@@ -17,8 +17,9 @@ import type { PciFunction } from './bus.ts';
 import { CLASS_STORAGE_IDE, DEVICE_PIIX3_IDE, QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR, VENDOR_INTEL } from './ids.ts';
 
 /**
- * What the IDE controller gives the PCI function. The machine passes it to
- * installPcPlatform({ ide }).
+ * What the IDE controller gives the PCI function (src/machine/pc.ts adapts
+ * src/devices/ide's IdeController to it). installPcPlatform maps the legacy
+ * handlers at the fixed ports itself: do not also call installLegacyIde().
  */
 export interface PciIdeHost {
   /**
@@ -27,12 +28,12 @@ export interface PciIdeHost {
    * Mapped only while the guest has I/O decoding on and BAR4 programmed.
    */
   readonly bmdmaHandler: IoHandler;
-  /** Per channel (0 primary, 1 secondary): command block (8 ports) and device control/alt status (1 port). */
+  /** Per channel (0 primary at 0x1F0/0x3F6, 1 secondary at 0x170/0x376): command block (8 ports) and control block (1 port). */
   readonly channels: readonly [PciIdeChannelPorts, PciIdeChannelPorts];
   /**
    * PCI command bit 2 (bus master enable) changed. While false the controller
-   * must not start DMA (a started transfer stays pending, as on real hardware
-   * a master that loses its grant). Called once at attach with the current value.
+   * must not move DMA data. Called once when the function is added, with the
+   * reset value (false), then on every change.
    */
   setBusMaster(enabled: boolean): void;
 }

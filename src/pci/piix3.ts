@@ -75,6 +75,11 @@ export const PORT92 = 0x92;
 export const PORT92_RESET = 0x01;
 export const PORT92_A20 = 0x02;
 
+export interface Piix3State {
+  rcr: number;
+  port92: number;
+}
+
 export class Piix3Isa implements PciFunction {
   readonly name = 'piix3-isa';
   readonly config = new PciConfig({
@@ -110,6 +115,20 @@ export class Piix3Isa implements PciFunction {
 
   barHandler(): IoHandler | null {
     return null;
+  }
+
+  /** Xen keeps the link routes across save/restore; sending them again is harmless and keeps us honest. */
+  configRestored(): void {
+    for (let link = 0; link < 4; link++) this.board.setPciLinkRoute(link, pirqToIsaIrq(this.config.get8(PIIX3_PIRQRC + link)));
+  }
+
+  save(): Piix3State {
+    return { rcr: this.rcr, port92: this.port92 };
+  }
+
+  restore(s: Piix3State): void {
+    this.rcr = s.rcr & RCR_SRST;
+    this.port92 = s.port92 & (PORT92_A20 | PORT92_RESET);
   }
 
   /** Byte register at 0xCF9, reached through the CF8 port handler (PciBus.setResetControl). */

@@ -64,6 +64,14 @@ export interface Piix4PmOptions {
   lpt1?: boolean;
 }
 
+export interface Piix4PmState {
+  pm1Cnt: number;
+  apmCnt: number;
+  apmSts: number;
+  gpeSts: number;
+  gpeEn: number;
+}
+
 export class Piix4Pm implements PciFunction {
   readonly name = 'piix4-pm';
   readonly config = new PciConfig({
@@ -122,6 +130,22 @@ export class Piix4Pm implements PciFunction {
       this.board.pio.add('acpi-gpe0', GPE0_BASE, GPE0_LEN, this.gpeHandler),
     ];
     this.updatePmIo();
+  }
+
+  configRestored(): void {
+    this.updatePmIo();
+  }
+
+  save(): Piix4PmState {
+    return { pm1Cnt: this.pm1Cnt, apmCnt: this.apmCnt, apmSts: this.apmSts, gpeSts: this.gpeSts, gpeEn: this.gpeEn };
+  }
+
+  restore(s: Piix4PmState): void {
+    this.pm1Cnt = s.pm1Cnt & 0xffff & ~PM1_CNT_SLP_EN;
+    this.apmCnt = s.apmCnt & 0xff;
+    this.apmSts = s.apmSts & 0xff;
+    this.gpeSts = s.gpeSts & 0xffff;
+    this.gpeEn = s.gpeEn & 0xffff;
   }
 
   /** Base of the PM I/O block when decoding is on, or -1. */

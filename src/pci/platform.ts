@@ -10,12 +10,14 @@
  */
 import type { Board } from '../core/board.ts';
 import { logger, type Logger } from '../core/log.ts';
-import { PciBus, type PciFunction } from './bus.ts';
+import { PciBus, type PciBusState, type PciFunction } from './bus.ts';
+import { PCI_CLASS_DEVICE } from './config.ts';
 import { I440fx } from './i440fx.ts';
+import { CLASS_NETWORK_ETHERNET } from './ids.ts';
 import { IDE_CMD_PORTS, IDE_CTL_PORTS, IDE_LEGACY, PiixIde, type PciIdeHost } from './piix-ide.ts';
-import { Piix3Isa, PORT92 } from './piix3.ts';
-import { Piix4Pm } from './piix4-pm.ts';
-import { XenPlatform } from './xen-platform.ts';
+import { Piix3Isa, PORT92, type Piix3State } from './piix3.ts';
+import { Piix4Pm, type Piix4PmState } from './piix4-pm.ts';
+import { XenPlatform, type XenPlatformState } from './xen-platform.ts';
 
 export const DEV_HOST_BRIDGE = 0;
 export const DEV_PIIX = 1;
@@ -53,6 +55,24 @@ export interface PcPlatform {
   readonly xenPlatform: XenPlatform | null;
   /** Put a function at 00:device.fn (device defaults to the first free slot from 3). Returns the device number. */
   addDevice(f: PciFunction, device?: number, fn?: number): number;
+  /**
+   * Take every emulated Ethernet function (class 0x0200) off the bus, as QEMU
+   * does for the Xen platform device's "unplug NICs" bit; returns how many.
+   * The machine calls it from onUnplug (the NIC's own teardown is its detach()).
+   */
+  unplugNics(): number;
+  /** Plain, JSON-safe state of the chipset (config spaces of every function on the bus, and the chipset's ports). */
+  save(): PcPlatformState;
+  /** Load a state saved by the same machine layout; functions added with addDevice restore their own run-time state. */
+  restore(s: PcPlatformState): void;
+}
+
+export interface PcPlatformState {
+  v: 1;
+  bus: PciBusState;
+  isa: Piix3State;
+  pm: Piix4PmState;
+  xenPlatform: XenPlatformState | null;
 }
 
 export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): PcPlatform {
@@ -97,6 +117,30 @@ export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): P
       if (d < 0) throw new Error(`no free PCI slot for ${f.name}`);
       bus.add(d, fn, f);
       return d;
+    },
+    unplugNics(): number {
+      let n = 0;
+      for (let d = 0; d < 32; d++) {
+        for (let fn = 0; fn < 8; fn++) {
+          const f = bus.get(d, fn);
+          if (f && f.config.get16(PCI_CLASS_DEVICE) === CLASS_NETWORK_ETHERNET) {
+            bus.remove(d, fn);
+            n++;
+          }
+        }
+      }
+      return n;
+    },
+    save(): PcPlatformState {
+      return { v: 1, bus: bus.save(), isa: isa.save(), pm: pm.save(), xenPlatform: xen ? xen.save() : null };
+    },
+    restore(s: PcPlatformState): void {
+      if (s.v !== 1) throw new Error(`chipset state version ${s.v} is not supported`);
+      if (!s.xenPlatform !== !xen) throw new Error('saved chipset and this machine disagree on the Xen platform device');
+      bus.restore(s.bus); // first: it refuses a foreign layout before anything changed
+      isa.restore(s.isa);
+      pm.restore(s.pm);
+      if (xen && s.xenPlatform) xen.restore(s.xenPlatform);
     },
   };
 }

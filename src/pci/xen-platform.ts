@@ -47,9 +47,40 @@ const LOG_LINES_PER_WINDOW = 50;
 const LOG_WINDOW_MS = 10_000;
 
 export interface XenPlatformOptions {
-  /** The guest asked to unplug emulated devices (mask of UNPLUG_*): the machine detaches them. */
+  /**
+   * The guest asked to unplug emulated devices (mask of UNPLUG_*): the machine
+   * detaches them. Called on every unplug write: it must be idempotent.
+   */
   onUnplug?: (mask: number) => void;
 }
+
+export interface XenPlatformState {
+  flags: number;
+  productNumber: number;
+  buildNumber: number;
+  unplugged: number;
+}
+
+/**
+ * The fixed-port protocol as a table: (offset from 0x10, access size) ->
+ * what a read returns / what a write does. Anything else reads all ones and
+ * is ignored, as in QEMU.
+ */
+interface FixedPort {
+  readonly off: number;
+  readonly size: AccessSize;
+  readonly what: string;
+  readonly read?: (p: XenPlatform) => number;
+  readonly write?: (p: XenPlatform, v: number) => void;
+}
+
+const FIXED_PORTS: readonly FixedPort[] = [
+  { off: 0, size: 2, what: 'magic (r) / unplug mask (w)', read: () => XEN_PLATFORM_MAGIC, write: (p, v) => p.unplug(v) },
+  { off: 0, size: 4, what: 'PV driver build number (w)', write: (p, v) => void (p.buildNumber = v) },
+  { off: 0, size: 1, what: 'platform flags (r/w)', read: (p) => p.flags, write: (p, v) => p.setFlags(v) },
+  { off: 2, size: 1, what: 'protocol version (r) / log byte (w)', read: () => XEN_PLATFORM_PROTOCOL, write: (p, v) => p.logByte(v) },
+  { off: 2, size: 2, what: 'PV product number (w)', write: (p, v) => p.setProduct(v) },
+];
 
 export class XenPlatform implements PciFunction {
   readonly name = 'xen-platform';
@@ -111,38 +142,39 @@ export class XenPlatform implements PciFunction {
   };
 
   private fixedRead(off: number, size: AccessSize): number {
-    if (size === 2 && off === 0) return XEN_PLATFORM_MAGIC;
-    if (size === 1 && off === 0) return this.flags;
-    if (size === 1 && off === 2) return XEN_PLATFORM_PROTOCOL;
-    return sizeMask(size);
+    const r = FIXED_PORTS.find((p) => p.off === off && p.size === size && p.read);
+    return r ? r.read!(this) : sizeMask(size);
   }
 
   private fixedWrite(off: number, size: AccessSize, v: number): void {
-    if (off === 0 && size === 2) this.unplug(v);
-    else if (off === 0 && size === 4) this.buildNumber = v;
-    else if (off === 0 && size === 1) this.setFlags(v);
-    else if (off === 2 && size === 2) {
-      this.productNumber = v;
-      this.log.info({ product: v }, 'PV driver product registered');
-    } else if (off === 2 && size === 1) this.logByte(v);
+    FIXED_PORTS.find((p) => p.off === off && p.size === size && p.write)?.write!(this, v);
   }
 
-  private unplug(mask: number): void {
-    this.log.info({ mask }, 'guest unplugs emulated devices');
+  /** Fixed-port action (FIXED_PORTS). */
+  setProduct(v: number): void {
+    if (v !== this.productNumber) this.log.info({ product: v }, 'PV driver product registered'); // once, not per write
+    this.productNumber = v;
+  }
+
+  /** Fixed-port action (FIXED_PORTS). */
+  unplug(mask: number): void {
+    if ((this.unplugged | mask) !== this.unplugged) this.log.info({ mask }, 'guest unplugs emulated devices'); // new bits only
     this.unplugged |= mask;
     this.opts.onUnplug?.(mask);
   }
 
   /**
-   * ROM lock would make 0xC0000-0xFFFFF read-only (xc_hvm_set_mem_type in
-   * QEMU); the Host interface has no call for it, so only the flag is kept.
+   * Fixed-port action (FIXED_PORTS). ROM lock would make 0xC0000-0xFFFFF
+   * read-only (xc_hvm_set_mem_type in QEMU); the Host interface has no call
+   * for it, so only the flag is kept.
    */
-  private setFlags(v: number): void {
+  setFlags(v: number): void {
     this.flags = v & PFFLAG_ROM_LOCK;
     if (this.flags) this.warn.warn({ flags: v }, 'ROM lock requested: not supported, option ROM area stays writable');
   }
 
-  private logByte(b: number): void {
+  /** Fixed-port action (FIXED_PORTS). */
+  logByte(b: number): void {
     if (b === 0x0a || this.logLen === LOG_LINE_MAX) {
       const now = Date.now();
       if (now - this.logWindow > LOG_WINDOW_MS) {
@@ -158,12 +190,19 @@ export class XenPlatform implements PciFunction {
     this.logBuf[this.logLen++] = b;
   }
 
+  /** Byte registers (QEMU splits wider accesses into bytes): a word at 0 reads flags | 0xff00. */
   readonly barIo: IoHandler = {
-    read: (off, size) => (off === BAR_IO_FLAGS && size === 1 ? this.flags : sizeMask(size)),
+    read: (off, size) => {
+      let v = 0;
+      for (let i = size - 1; i >= 0; i--) v = v * 256 + (off + i === BAR_IO_FLAGS ? this.flags : 0xff);
+      return v;
+    },
     write: (off, size, v) => {
-      if (size !== 1) return;
-      if (off === BAR_IO_FLAGS) this.setFlags(v);
-      else if (off === BAR_IO_LOG) this.logByte(v);
+      for (let i = 0; i < size; i++) {
+        const b = Math.floor(v / 2 ** (8 * i)) & 0xff;
+        if (off + i === BAR_IO_FLAGS) this.setFlags(b);
+        else if (off + i === BAR_IO_LOG) this.logByte(b);
+      }
     },
   };
 
@@ -172,6 +211,18 @@ export class XenPlatform implements PciFunction {
     read: () => 0,
     write: () => {},
   };
+
+  save(): XenPlatformState {
+    return { flags: this.flags, productNumber: this.productNumber, buildNumber: this.buildNumber, unplugged: this.unplugged };
+  }
+
+  /** The unplug already happened before the save: the machine restores its devices unplugged; no hook is called. */
+  restore(s: XenPlatformState): void {
+    this.flags = s.flags & PFFLAG_ROM_LOCK;
+    this.productNumber = s.productNumber & 0xffff;
+    this.buildNumber = s.buildNumber >>> 0;
+    this.unplugged = s.unplugged & 0xffff;
+  }
 
   /** Log bytes held for the current line (tests). */
   pendingLog(): string {

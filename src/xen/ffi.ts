@@ -119,6 +119,7 @@ export const PROTOTYPES = {
     'void free(void *ptr)',
     'char *strerror(int errnum)',
     'int getpid(void)',
+    'int abs(int j)',
   ],
 } as const;
 
@@ -213,6 +214,7 @@ export interface LibcApi {
   free(p: Ptr | null): void;
   strerror(errnum: number): string;
   getpid(): number;
+  abs(j: number): number;
 }
 
 /** Everything host.ts needs below the FFI line; tests substitute a fake. */
@@ -266,8 +268,8 @@ function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
 }
 
-/** Loads one library and binds its prototypes; keys are C names minus the prefix. */
-function bindLibrary(which: keyof typeof PROTOTYPES, soname: string): Record<string, KoffiFunc<(...a: any[]) => any>> {
+/** Loads one library and binds its prototypes; keys are C names minus the prefix. Exported for tests. */
+export function bindLibrary(which: keyof typeof PROTOTYPES, soname: string): Record<string, KoffiFunc<(...a: any[]) => any>> {
   registerTypes();
   let lib: LibraryHandle;
   try {
@@ -323,12 +325,16 @@ function checkDevice(path: string, libc: LibcApi): void {
 }
 
 /**
- * For benchmarks (scripts/bench): a trivial libc call through koffi, the
- * floor under every Xen call we make (getpid is a plain syscall).
+ * For benchmarks (scripts/bench): trivial libc calls through koffi. abs() is
+ * pure call overhead; getpid() adds one plain syscall, the floor under every
+ * Xen call we make.
  */
 export function koffiProbe(): () => number {
-  const libc = bindLibrary('libc', 'libc.so.6') as unknown as LibcApi;
-  return libc.getpid;
+  return bindLibrary('libc', 'libc.so.6').getpid as unknown as () => number;
+}
+
+export function koffiAbsProbe(): (j: number) => number {
+  return bindLibrary('libc', 'libc.so.6').abs as unknown as (j: number) => number;
 }
 
 /** The declared argument and result types of every bound function, for tests. */
@@ -352,5 +358,17 @@ export function describeBindings(): Record<string, { result: number; args: { siz
       };
     }
   }
+  return out;
+}
+
+/** koffi's size of each C typedef and opaque-pointer the prototypes use, for tests. */
+export function typedefSizes(): Record<string, number> {
+  registerTypes();
+  const out: Record<string, number> = {};
+  for (const name of Object.keys(TYPEDEFS)) out[name] = koffi.sizeof(name);
+  for (const name of ['unsigned long', 'unsigned int', 'size_t', 'int', 'bool', 'uint64_t', 'uint32_t', 'uint16_t', 'uint8_t']) {
+    out[name] = koffi.sizeof(name);
+  }
+  for (const name of OPAQUES) out[`${name} *`] = koffi.sizeof(`${name} *`);
   return out;
 }

@@ -27,13 +27,15 @@
  */
 import type { HostMemory } from '../core/host.ts';
 import type { Ptr, XenLibs } from './ffi.ts';
+import { HVM_BELOW_4G_RAM_END, PROT_READ, PROT_WRITE } from './consts.ts';
+
+export { HVM_BELOW_4G_RAM_END };
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 export const BUCKET_SHIFT = 20; // 1 MiB, QEMU's MCACHE_BUCKET_SHIFT on 64-bit hosts
 export const BUCKET_SIZE = 1 << BUCKET_SHIFT;
 export const PAGES_PER_BUCKET = BUCKET_SIZE / PAGE_SIZE;
-export const HVM_BELOW_4G_RAM_END = 0xf0000000; // xen/include/public/hvm/e820.h (4 GiB - 256 MiB MMIO hole)
 export const GIB4 = 0x1_0000_0000;
 /** Default cap: 64 MiB of guest memory mapped at a time. */
 export const DEFAULT_MAX_BUCKETS = 64;
@@ -258,9 +260,6 @@ function copy(src: Uint8Array, so: number, dst: Uint8Array, doff: number, n: num
 
 // ---------------------------------------------------------------------------
 
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-
 interface ForeignMapping extends PageMapping {
   readonly addr: Ptr;
   readonly pages: number;
@@ -272,16 +271,19 @@ export class ForeignPageMapper implements PageMapper {
 
   constructor(
     private readonly libs: XenLibs,
-    private readonly fmem: Ptr,
+    /** The foreignmemory handle, null once closed (then nothing maps). */
+    private readonly fmem: () => Ptr | null,
     private readonly domid: number,
     private readonly onError?: (what: string, errno: number) => void,
   ) {}
 
   map(firstPfn: number, pages: number, errs: Int32Array): PageMapping | null {
     if (pages < 1 || pages > PAGES_PER_BUCKET) return null;
+    const h = this.fmem();
+    if (h === null) return null;
     const pfns = this.pfns;
     for (let i = 0; i < pages; i++) pfns[i] = BigInt(firstPfn + i);
-    const addr = this.libs.fmem.map(this.fmem, this.domid, PROT_READ | PROT_WRITE, pages, pfns, errs);
+    const addr = this.libs.fmem.map(h, this.domid, PROT_READ | PROT_WRITE, pages, pfns, errs);
     if (addr === null) {
       this.onError?.(`xenforeignmemory_map(pfn 0x${firstPfn.toString(16)}, ${pages} pages)`, this.libs.errno());
       return null;
@@ -292,7 +294,9 @@ export class ForeignPageMapper implements PageMapper {
 
   unmap(m: PageMapping): void {
     const f = m as ForeignMapping;
-    if (this.libs.fmem.unmap(this.fmem, f.addr, f.pages) !== 0) {
+    const h = this.fmem();
+    if (h === null) return; // close() unmaps before it closes the handle, so this is only a late straggler
+    if (this.libs.fmem.unmap(h, f.addr, f.pages) !== 0) {
       this.onError?.(`xenforeignmemory_unmap(${f.pages} pages)`, this.libs.errno());
     }
   }

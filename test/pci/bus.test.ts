@@ -220,3 +220,52 @@ test('remove releases BARs and the function claim', () => {
   assert.equal(bus.configRead(devfn(3, 0), 0, 4), 0xffffffff);
   assert.equal(bus.freeDevice(3), 3);
 });
+
+test('barMoved tells the function where each BAR decodes, including BARs without a handler', () => {
+  const { host, bus, cf8 } = setup();
+  const moves: string[] = [];
+  class Vga extends TestFn {
+    override barHandler(i: number) {
+      return i === 0 ? this.io : null; // BAR1 is "VRAM": the device maps it itself
+    }
+    barMoved(i: number, base: number) {
+      moves.push(`${i}@${base.toString(16)}`);
+    }
+  }
+  const other = new TestFn('other');
+  bus.add(4, 0, other);
+  cf8.write(4, 0, BAR0, 4, 0xc000);
+  cf8.write(4, 0, PCI_COMMAND, 2, 1);
+  bus.add(3, 0, new Vga('vga'));
+  cf8.write(3, 0, BAR1, 4, 0xf0000000);
+  cf8.write(3, 0, BAR0, 4, 0xc000); // collides with 'other'
+  cf8.write(3, 0, PCI_COMMAND, 2, 3);
+  assert.deepEqual(moves, ['1@f0000000'], 'BAR0 is not reported while it cannot decode');
+  assert.ok(!host.ranges.has(range('mmio', 0xf0000000, 0xf0000fff)), 'a handler-less BAR is not claimed by the bus');
+  cf8.write(4, 0, PCI_COMMAND, 2, 0); // the other device lets go of 0xc000
+  assert.deepEqual(moves, ['1@f0000000', '0@c000']);
+  cf8.write(3, 0, BAR1, 4, 0xe0000000);
+  cf8.write(3, 0, PCI_COMMAND, 2, 0);
+  assert.deepEqual(moves, ['1@f0000000', '0@c000', '1@e0000000', '0@-1', '1@-1'], 'a move is reported once, decode off reports -1');
+});
+
+test('a 64-bit BAR maps above 4 GiB, and not while half programmed to the sizing pattern', () => {
+  const { host, bus, cf8 } = setup();
+  const f: PciFunction = {
+    name: 'nvme',
+    config: new PciConfig({ vendor: 0x8086, device: 0x5845, revision: 2, classCode: 0x0108, bars: [{ index: 0, kind: 'mem64', size: 0x4000 }] }),
+    barHandler: () => ({ read: () => 0, write: () => {} }),
+  };
+  bus.add(6, 0, f);
+  cf8.write(6, 0, PCI_COMMAND, 2, 0x0002);
+  cf8.write(6, 0, BAR0, 4, 0xffffffff);
+  cf8.write(6, 0, BAR1, 4, 0xffffffff);
+  assert.equal(host.ranges.size, 2, 'only the config ports: sizing is not an address');
+  cf8.write(6, 0, BAR0, 4, 0xe0000000); // low half first: still above the limit
+  assert.equal(host.ranges.size, 2);
+  cf8.write(6, 0, BAR1, 4, 0x00000008);
+  assert.ok(host.ranges.has(range('mmio', 0x8e0000000, 0x8e0003fff)));
+  cf8.write(6, 0, BAR1, 4, 0);
+  assert.ok(!host.ranges.has(range('mmio', 0x8e0000000, 0x8e0003fff)));
+  assert.ok(host.ranges.has(range('mmio', 0xe0000000, 0xe0003fff)), 'high half 0: below 4 GiB');
+});

@@ -54,7 +54,10 @@ test('read-only registers ignore writes; writable ones take only their mask', ()
   assert.equal(c.read(0x2c, 4), 0x11001af4);
   assert.equal(c.read(0x3d, 1), 1);
   c.write(PCI_COMMAND, 2, 0xffff);
-  assert.equal(c.read(PCI_COMMAND, 2), CMD_WRITABLE); // 0x0547 as QEMU's wmask
+  assert.equal(c.read(PCI_COMMAND, 2), CMD_WRITABLE);
+  assert.equal(CMD_WRITABLE, 0x0507); // as QEMU's wmask (test/qemu-oracle)
+  c.write(0x0d, 1, 0xff); // latency timer: read-only 0
+  assert.equal(c.read(0x0d, 1), 0);
   c.write(0x3c, 1, 0x0b); // interrupt line is firmware's scratch byte
   assert.equal(c.read(0x3c, 1), 0x0b);
   c.write(0x40, 4, 0x12345678); // undeclared device registers stay 0
@@ -133,4 +136,40 @@ test('save/restore round-trips the config bytes', () => {
   b.restore(JSON.parse(JSON.stringify(a.save())));
   assert.equal(b.read(PCI_BASE_ADDRESS_0 + 4, 4), 0xc041);
   assert.throws(() => b.restore({ registers: [1, 2, 3] }), RangeError);
+});
+
+test('a 64-bit memory BAR takes two slots, sizes across both and reports the full address', () => {
+  const c = new PciConfig({
+    vendor: 0x8086,
+    device: 0x5845,
+    revision: 2,
+    classCode: 0x0108,
+    bars: [{ index: 0, kind: 'mem64', size: 0x4000 }, { index: 2, kind: 'mem64', size: 2 ** 34, prefetchable: true }],
+  });
+  assert.equal(c.read(0x10, 4), 0x00000004);
+  for (let r = 0x10; r < 0x28; r += 4) c.write(r, 4, 0xffffffff);
+  assert.equal(c.read(0x10, 4), 0xffffc004);
+  assert.equal(c.read(0x14, 4), 0xffffffff, 'upper half: all address bits');
+  assert.equal(c.read(0x18, 4), 0x0000000c, '16 GiB: no writable low address bits');
+  assert.equal(c.read(0x1c, 4), 0xfffffffc);
+  assert.equal(c.read(0x20, 4), 0, 'slot 4 unimplemented');
+  c.write(0x10, 4, 0xfebf4000);
+  c.write(0x14, 4, 0x00000008);
+  assert.equal(c.barAddress(0), 0x8febf4000);
+  assert.equal(c.bars[1], null, 'the upper half is not a BAR of its own');
+  assert.throws(
+    () => new PciConfig({ vendor: 1, device: 1, revision: 0, classCode: 0, bars: [{ index: 5, kind: 'mem64', size: 16 }] }),
+    RangeError,
+  );
+  assert.throws(
+    () =>
+      new PciConfig({
+        vendor: 1,
+        device: 1,
+        revision: 0,
+        classCode: 0,
+        bars: [{ index: 0, kind: 'mem64', size: 16 }, { index: 1, kind: 'io', size: 4 }],
+      }),
+    RangeError,
+  );
 });

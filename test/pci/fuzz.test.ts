@@ -89,3 +89,30 @@ for (const seed of [1, 0xdecafbad, 12345]) {
     assert.deepEqual(unplugs, []);
   });
 }
+
+test('chipset port fuzz: APM, PM1a_CNT, GPE0, CONFADD/CONFDATA, Xen platform ports never throw', () => {
+  const { board, host } = fakeBoard();
+  const pc = installPcPlatform(board, { log: pino({ level: 'silent' }) });
+  const rnd = xorshift(0x5eed);
+  board.pci.configWrite(0x0b, 0x40, 4, 0xb001);
+  board.pci.configWrite(0x0b, 0x80, 1, 1);
+  const ports = [0x10, 0x11, 0x12, 0x13, 0x1f, 0x92, 0xb2, 0xb3, 0xb004, 0xb005, 0xafe0, 0xafe2, 0xcf8, 0xcf9, 0xcfa, 0xcfc, 0xcfd, 0xcff];
+  for (let i = 0; i < 20000; i++) {
+    const port = ports[rnd() % ports.length];
+    const size = SIZES[rnd() % 3];
+    if (rnd() & 1) {
+      const v = board.pio.read(port, size);
+      assert.ok(v >= 0 && v <= 0xffffffff && Number.isInteger(v), `read 0x${port.toString(16)}/${size}`);
+    } else {
+      board.pio.write(port, size, size === 4 ? rnd() : rnd() & ((1 << (8 * size)) - 1));
+    }
+  }
+  assert.equal(board.pci.configRead(0x08, 0, 4), 0x70008086);
+  assert.ok(pc.xenPlatform!.pendingLog().length < 4096, 'log line buffer stays bounded');
+  const onBus = new Set([
+    ...board.pio.list().map((r) => range('pio', r.start, r.start + r.length - 1)),
+    ...board.mmio.list().map((r) => range('mmio', r.start, r.start + r.length - 1)),
+  ]);
+  assert.deepEqual([...host.ranges].sort(), [...onBus].sort(), 'claims match the buses');
+  assert.ok(host.shutdowns.length > 0, 'the fuzz did reach the reset and sleep bits');
+});

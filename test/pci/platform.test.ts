@@ -327,7 +327,7 @@ test('GPE0 block: zero status, w1c status, r/w enable', () => {
 });
 
 test('00:02.0 Xen platform device defaults and BARs', () => {
-  const { cf8, host, board } = setup();
+  const { cf8, host, board, pc } = setup();
   checkAll(cf8, 2, 0, [
     [0x00, 4, 0x00015853, '[Q] 5853:0001'],
     [0x04, 2, 0x0000, '[Q] command after reset'],
@@ -352,6 +352,9 @@ test('00:02.0 Xen platform device defaults and BARs', () => {
   assert.equal(board.mmio.read(0xf0001000, 4), 0);
   assert.equal(board.pio.read(0xc100, 1), 0, 'BAR0 byte 0: platform flags');
   assert.equal(board.pio.read(0xc101, 1), 0xff);
+  assert.equal(board.pio.read(0xc100, 2), 0xff00, 'wider reads are byte registers side by side');
+  board.pio.write(0xc108, 1, 0x41); // BAR0 log byte
+  assert.equal(pc.xenPlatform!.pendingLog(), 'A');
 });
 
 test('Xen platform fixed ports: the Linux unplug handshake', () => {
@@ -413,4 +416,73 @@ test('addDevice puts more functions from 00:03.0 on', () => {
   assert.equal(cf8.read(3, 0, 0, 4), 0x11111234);
   assert.equal(cf8.read(4, 0, 0, 4), 0x100e1234);
   assert.throws(() => pc.addDevice(mk(1), 2), /taken/);
+});
+
+test('save/restore: a JSON round trip rebuilds config, claims and chipset ports', () => {
+  const a = setup({ com1: true });
+  hvmloaderPm(a.cf8);
+  a.board.pio.write(0xb2, 1, 0xf1);
+  a.cf8.write(1, 0, 0x60, 4, 0x050b0a05);
+  a.cf8.write(1, 1, 0x20, 4, 0xc001);
+  a.cf8.write(1, 1, 0x04, 2, 0x0005);
+  a.cf8.write(2, 0, 0x10, 4, 0xc100);
+  a.cf8.write(2, 0, 0x14, 4, 0xf0000000);
+  a.cf8.write(2, 0, 0x04, 2, 0x0003);
+  a.cf8.write(0, 0, 0x72, 1, 0x1a); // SMRAM locked
+  a.board.pio.write(0xcf9, 1, 0x02);
+  a.board.pio.write(0x10, 2, 0x0001);
+  a.board.pio.write(0xcf8, 4, 0x80000b40);
+  const saved = JSON.parse(JSON.stringify(a.pc.save()));
+
+  const b = setup({ com1: true });
+  b.pc.restore(saved);
+  assert.deepEqual([...b.host.ranges].sort(), [...a.host.ranges].sort(), 'same claims with Xen');
+  for (const d of [0x00, 0x08, 0x09, 0x0b, 0x10]) {
+    for (let r = 0; r < 256; r += 4) assert.equal(b.pc.bus.configRead(d, r, 4), a.pc.bus.configRead(d, r, 4));
+  }
+  assert.equal(b.board.pio.read(0xcf8, 4), 0x80000b40);
+  assert.equal(b.board.pio.read(0xb004, 2) & 1, 1, 'SCI_EN survives');
+  assert.equal(b.board.pio.read(0xcf9, 1), 0x02);
+  assert.equal(b.pc.xenPlatform!.unplugged, 1);
+  assert.deepEqual(b.busMaster, [false, true], 'the IDE controller learns bus mastering is on');
+  assert.deepEqual(b.host.linkRoutes.slice(-4), [
+    [0, 5],
+    [1, 10],
+    [2, 11],
+    [3, 5],
+  ]);
+  assert.deepEqual(b.unplugs, [], 'restoring does not unplug again');
+  b.cf8.write(0, 0, 0x72, 1, 0x4a);
+  assert.equal(b.cf8.read(0, 0, 0x72, 1), 0x1a, 'SMRAM stays locked after restore');
+  // A state from a different layout is refused.
+  const c = fakeBoard();
+  const noXen = installPcPlatform(c.board, { xenPlatform: false, log: silent });
+  assert.throws(() => noXen.restore(saved), /Xen platform/);
+  assert.throws(() => b.pc.restore({ ...saved, v: 2 }), /version/);
+});
+
+test('unplugNics removes Ethernet functions only, releasing their claims', () => {
+  const { pc, host, cf8 } = setup();
+  const mk = (cls: number, bars = true): PciFunction => {
+    const config = new PciConfig({
+      vendor: 0x8086,
+      device: 0x100e,
+      revision: 3,
+      classCode: cls,
+      pin: 1,
+      bars: bars ? [{ index: 1, kind: 'io', size: 0x40 }] : [],
+    });
+    return { name: `f${cls.toString(16)}`, config, barHandler: () => ({ read: () => 0, write: () => {} }) };
+  };
+  pc.addDevice(mk(0x0300, false)); // VGA at 3
+  pc.addDevice(mk(0x0200)); // NIC at 4
+  cf8.write(4, 0, 0x14, 4, 0xc200);
+  cf8.write(4, 0, 0x04, 2, 0x0001);
+  assert.ok(host.ranges.has('pio:0xc200-0xc23f'));
+  assert.equal(pc.unplugNics(), 1);
+  assert.ok(!host.ranges.has('pio:0xc200-0xc23f'));
+  assert.ok(!host.pcidevs.has('4.0'));
+  assert.ok(host.pcidevs.has('3.0'));
+  assert.equal(cf8.read(4, 0, 0, 4), 0xffffffff);
+  assert.equal(pc.unplugNics(), 0);
 });
