@@ -50,7 +50,11 @@ export class IdeController implements PciIdeHost {
 
   constructor(o: IdeControllerOptions) {
     const rl = new RateLimited(o.log ?? logger('ide'));
-    const d = (i: number) => o.drives[i] ?? null;
+    // Serial numbers default to QEMU's QM0000n, n = slot + 1: unique per slot, as drivers expect.
+    const d = (i: number): DriveOptions | null => {
+      const c = o.drives[i];
+      return c ? { ...c, serial: c.serial ?? `QM${String(i + 1).padStart(5, '0')}` } : null;
+    };
     this.channels = [new Channel(o.memory, o.irqs[0], rl, [d(0), d(1)]), new Channel(o.memory, o.irqs[1], rl, [d(2), d(3)])];
   }
 
