@@ -60,6 +60,8 @@ const INTENDED: Record<string, string> = {
   'modesense.3f.err': 'as modesense.3f.status',
   'modesense.3f.data': 'as modesense.3f.status',
   'modesense.3f.blk0': 'as modesense.3f.status',
+  'modesense.3f.blk0.status': 'as modesense.3f.status',
+  'modesense.3f.blk0.ireason': 'as modesense.3f.status',
   'getconf.blk0': 'MMC-3 5.3.2: the Core feature (0001h) is mandatory; QEMU lists only the profile list',
   'getconf.data': 'Core feature, as getconf.blk0',
   'getconf.head.data': 'data length includes the Core feature, as getconf.blk0',
@@ -341,6 +343,8 @@ async function scenario(d: Driver): Promise<Record_> {
       }
       const n = (await inb(0x174)) | ((await inb(0x175)) << 8);
       put(`${name}.blk${blk}`, n);
+      put(`${name}.blk${blk}.status`, st);
+      put(`${name}.blk${blk}.ireason`, await inb(0x172));
       for (let i = 0; i < Math.ceil(n / 2); i++) {
         const w = await d.in(2, 0x170);
         data.push(w & 0xff);
