@@ -191,6 +191,11 @@ export class Channel implements ChannelPort {
     this.raiseIrq();
   }
 
+  /** After a restore: the interrupt line follows the restored pending state and nIEN. */
+  syncIrq(): void {
+    this.irq.set(this.state.irqPending && !(this.state.devCtl & R.DC_NIEN));
+  }
+
   writeDeviceControl(v: number): void {
     const old = this.state.devCtl;
     this.state.devCtl = v;

@@ -126,6 +126,43 @@ export class IdeController implements PciIdeHost {
     return this.busMasterBlock;
   }
 
+  /** A deep copy of the whole controller state: plain data (structured-clone / v8.serialize friendly). */
+  snapshot(): IdeState {
+    return structuredClone(this.state);
+  }
+
+  /**
+   * Load a snapshot taken by snapshot() on a controller with the same device
+   * kinds (backends are the caller's: the same images). Requests that were in
+   * flight are issued again by name (STYLE.md §4); interrupt lines follow.
+   */
+  restore(snap: IdeState): void {
+    if (snap?.v !== 1 || !Array.isArray(snap.channels) || snap.channels.length !== 2) throw new Error('IDE snapshot: unknown version or shape');
+    snap.channels.forEach((c, i) => {
+      const ch = this.channels[i];
+      c.drives.forEach((d, u) => {
+        if (d.v !== 1 || d.kind !== ch.drives[u].state.kind) throw new Error(`IDE snapshot: slot ${i * 2 + u} holds ${d.kind}, this machine ${ch.drives[u].state.kind}`);
+        if (!(d.buf instanceof Uint8Array) || d.buf.length !== ch.drives[u].state.buf.length) throw new Error('IDE snapshot: bad drive buffer');
+      });
+    });
+    snap.channels.forEach((c, i) => {
+      const ch = this.channels[i];
+      Object.assign(ch.state, structuredClone(c.channel));
+      Object.assign(ch.bm.state, structuredClone(c.bm));
+      for (const u of [0, 1] as const) {
+        const d = ch.drives[u];
+        const gen = d.state.gen;
+        Object.assign(d.state, structuredClone(c.drives[u]));
+        d.state.gen = gen + 1; // completions of anything issued before the restore are dropped
+      }
+    });
+    for (const ch of this.channels) {
+      for (const d of ch.drives) d.resumeIo();
+      ch.bm.resume();
+      ch.syncIrq();
+    }
+  }
+
   /** Plain-data snapshot (live references: copy before storing). */
   get state(): IdeState {
     return {

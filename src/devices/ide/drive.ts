@@ -759,7 +759,7 @@ export class Drive {
   }
 
   /** Next DRQ block of at most the byte count limit (ATA8-ACS 7.18 PIO data-in). */
-  private atapiNextBlock(): void {
+  atapiNextBlock(): void {
     const s = this.state;
     const size = Math.min(s.xferLeft, s.byteLimit);
     s.blockLen = size;
@@ -845,6 +845,32 @@ export class Drive {
     s.nsector = 0;
     s.status = R.ST_DRDY | R.ST_DSC;
     this.port.raiseIrq();
+  }
+
+  /**
+   * After a restore: re-issue the backend request the saved state says was in
+   * flight. Every such request is idempotent (the address registers move only
+   * when it completes), so doing it again is safe.
+   */
+  resumeIo(): void {
+    const s = this.state;
+    const op = s.io;
+    s.io = 'none';
+    s.status &= ~R.ST_BSY;
+    switch (op) {
+      case 'ataRead':
+        return this.startSectorRead();
+      case 'ataWrite':
+        return this.ataWriteBlock();
+      case 'flush':
+        s.status = R.ST_DRDY | R.ST_BSY;
+        this.cmdFlush();
+        return;
+      case 'atapiRead':
+        return this.atapiNextBlock();
+      case 'none':
+        return;
+    }
   }
 
   /** Media change (CD): the guest sees NOT READY once, then UNIT ATTENTION (QEMU ide_cd_change_cb). */
