@@ -6,7 +6,9 @@
  *
  *   ide_identify_us        one IDENTIFY DEVICE + REP INSW of 256 words
  *   ide_pio_read_mbs       READ MULTIPLE (16-sector blocks), REP INSW per block, memory backend
+ *   ide_pio_read1_mbs      READ SECTORS (one-sector blocks, how firmware loads a kernel), memory backend
  *   ide_dma_read_mbs       READ DMA of 128 KiB per command, memory backend
+ *   ide_pio_read1_file_mbs READ SECTORS one-sector blocks, raw file in the page cache
  *   ide_dma_read_file_mbs  READ DMA of 128 KiB per command, raw file in the page cache
  *   ide_dma_write_file_mbs WRITE DMA of 128 KiB per command, raw file (writeback), no flush
  */
@@ -51,9 +53,9 @@ async function identify(sim: SimHost, n: number): Promise<number> {
   return ((performance.now() - t) * 1000) / n;
 }
 
-async function pioRead(sim: SimHost, bytes: number): Promise<number> {
+async function pioRead(sim: SimHost, bytes: number, mult = 16): Promise<number> {
   sim.outb(0x1f6, 0xe0);
-  sim.outb(0x1f2, 16);
+  sim.outb(0x1f2, mult);
   sim.outb(0x1f7, 0xc6);
   const t = performance.now();
   for (let done = 0; done < bytes; done += 256 * 512) {
@@ -61,11 +63,11 @@ async function pioRead(sim: SimHost, bytes: number): Promise<number> {
     sim.outb(0x1f3, 0);
     sim.outb(0x1f4, 0);
     sim.outb(0x1f5, 0);
-    sim.outb(0x1f7, 0xc4);
-    for (let blk = 0; blk < 16; blk++) {
+    sim.outb(0x1f7, mult === 1 ? 0x20 : 0xc4);
+    for (let blk = 0; blk < 256 / mult; blk++) {
       await sim.waitFor(() => (sim.inb(0x3f6) & 0x88) === 0x08);
       sim.inb(0x1f7);
-      sim.insw(0x1f0, 0x10000, 16 * 256);
+      sim.insw(0x1f0, 0x10000, mult * 256);
     }
   }
   return bytes / 1e6 / ((performance.now() - t) / 1000);
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
   out('ide_identify_us', await identify(mem.sim, 2000), 'us');
   await pioRead(mem.sim, 1 << 20);
   out('ide_pio_read_mbs', await pioRead(mem.sim, 32 << 20), 'MB/s');
+  out('ide_pio_read1_mbs', await pioRead(mem.sim, 16 << 20, 1), 'MB/s');
   await dma(mem.sim, 4 << 20, false);
   out('ide_dma_read_mbs', await dma(mem.sim, 256 << 20, false), 'MB/s');
   mem.server.stop();
@@ -116,6 +119,8 @@ async function main(): Promise<void> {
     writeFileSync(path, new Uint8Array(DISK));
     const backend = await openBlockBackend({ path, cache: 'writeback' });
     const file = machine(backend);
+    await pioRead(file.sim, 1 << 20, 1);
+    out('ide_pio_read1_file_mbs', await pioRead(file.sim, 8 << 20, 1), 'MB/s');
     await dma(file.sim, 8 << 20, false);
     out('ide_dma_read_file_mbs', await dma(file.sim, 256 << 20, false), 'MB/s');
     out('ide_dma_write_file_mbs', await dma(file.sim, 256 << 20, true), 'MB/s');

@@ -679,3 +679,35 @@ test('a read still in flight at reset cannot land in the next command\'s data', 
   assert.equal(w[0], 0x0040);
   assert.equal(ataString(w, 10, 10), 'testdisk            ');
 });
+
+test('PIO read-ahead: one backend request serves many blocks; an error still lands on its own sector', async () => {
+  const mem = new MemoryBackend(IMAGE);
+  mem.data.set(pattern(8 * 512, 21), 5 * 512);
+  const f = new FaultyBackend(mem);
+  const q = new IdeRig([disk(f)]);
+  const read = async (lba: number, count: number) => {
+    q.outb(IDE_BASE + reg_device, LBA);
+    q.outb(IDE_BASE + reg_nsectors, count);
+    q.outb(IDE_BASE + reg_lba_low, lba);
+    q.outb(IDE_BASE + reg_lba_middle, 0);
+    q.outb(IDE_BASE + reg_lba_high, 0);
+    q.outb(IDE_BASE + reg_command, 0x20);
+    const got: number[] = [];
+    for (let s = 0; s < count; s++) {
+      await until(() => q.irq(14), `sector ${s}`);
+      const st = q.inb(IDE_BASE + reg_status);
+      if (st & ERR) return { got, err: q.inb(IDE_BASE + reg_error), at: q.inb(IDE_BASE + reg_lba_low) };
+      got.push(...q.ins(IDE_BASE, 2, 256).data);
+    }
+    return { got, err: 0, at: q.inb(IDE_BASE + reg_lba_low) };
+  };
+  let r = await read(5, 8);
+  assert.deepEqual(new Uint8Array(r.got), pattern(8 * 512, 21));
+  assert.deepEqual(f.log, ['read 2560 4096'], 'eight one-sector blocks, one backend read');
+  f.log.length = 0;
+  f.rule = (op, off, len) => (op === 'read' && off <= 7 * 512 && off + len > 7 * 512 ? 'EIO' : null);
+  r = await read(5, 4);
+  assert.equal(r.got.length, 1024, 'sectors 5 and 6 delivered');
+  assert.equal(r.err, UNC);
+  assert.equal(r.at, 7, 'the LBA registers point at the failing sector');
+});

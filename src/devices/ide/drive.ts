@@ -27,6 +27,8 @@ export type DmaOp = 'none' | 'ataRead' | 'ataWrite' | 'atapiIn';
 export const BUF_BYTES = 128 * 1024 + 4096;
 export const SECTOR = 512;
 export const CD_SECTOR = 2048;
+/** PIO read-ahead per backend request: 128 KiB. */
+const RA_SECTORS = 256;
 
 export interface DriveState {
   v: 1;
@@ -67,6 +69,9 @@ export interface DriveState {
   reqSectors: number;
   /** Sectors in the block now in the buffer. */
   blockSectors: number;
+  /** PIO read-ahead: sectors [raLba, raLba + raSectors) of this command are in buf from offset 0. */
+  raLba: number;
+  raSectors: number;
   pioDir: 'none' | 'in' | 'out';
   end: EndTransfer;
   bufPos: number;
@@ -184,6 +189,8 @@ export class Drive {
       nsLeft: 0,
       reqSectors: 1,
       blockSectors: 0,
+      raLba: 0,
+      raSectors: 0,
       pioDir: 'none',
       end: 'none',
       bufPos: 0,
@@ -249,6 +256,7 @@ export class Drive {
     s.trayLocked = false;
     s.io = 'none';
     s.dma = 'none';
+    s.raSectors = 0;
     this.stopTransfer();
     s.status = s.kind === 'disk' ? R.ST_DRDY | R.ST_DSC : 0;
     this.setSignature();
@@ -479,26 +487,44 @@ export class Drive {
     this.port.warn({ unit: this.unit, op, lba, err: r }, 'ide: backend error');
   }
 
-  // PIO read: one block at a time through the buffer; INTRQ per block, none at the end (ATA8-ACS 7.36).
-  startSectorRead(): void {
+  /**
+   * PIO read: one DRQ block at a time, INTRQ per block, none at the end
+   * (ATA8-ACS 7.36). The backend is asked for up to RA_SECTORS of the
+   * command at once (firmware loads kernels with READ SECTORS one sector per
+   * block); later blocks are then shown straight from the buffer. If that
+   * larger read fails, the block alone is read again so the error lands on
+   * the right sector.
+   */
+  startSectorRead(ahead = RA_SECTORS): void {
     const s = this.state;
     const lba = this.getLba();
     const n = Math.min(s.nsLeft, s.reqSectors);
     s.blockSectors = n;
+    if (s.raSectors > 0 && lba >= s.raLba && lba + n <= s.raLba + s.raSectors) return this.showReadBlock(lba, n);
+    const want = Math.max(n, Math.min(s.nsLeft, ahead));
+    s.raSectors = 0;
     s.status = R.ST_DRDY | R.ST_DSC | R.ST_BSY;
-    this.submit('ataRead', this.backend!.read(lba * SECTOR, s.buf, 0, n * SECTOR), (r) => {
+    this.submit('ataRead', this.backend!.read(lba * SECTOR, s.buf, 0, want * SECTOR), (r) => {
       if (r !== null) {
+        if (want > n) return this.startSectorRead(n);
         this.ioError('read', r, lba);
         return this.fail(R.ER_UNC);
       }
-      // The block is in the buffer: address and Count registers move past it now (as QEMU).
-      this.setLba(lba + n);
-      s.nsLeft -= n;
-      s.nsector = s.nsLeft & 0xff;
-      s.status = R.ST_DRDY | R.ST_DSC;
-      this.startTransfer('in', 0, n * SECTOR, 'ataReadNext');
-      this.port.raiseIrq();
+      s.raLba = lba;
+      s.raSectors = want;
+      this.showReadBlock(lba, n);
     });
+  }
+
+  /** The block is in the buffer: address and Count registers move past it (as QEMU), DRQ, interrupt. */
+  private showReadBlock(lba: number, n: number): void {
+    const s = this.state;
+    this.setLba(lba + n);
+    s.nsLeft -= n;
+    s.nsector = s.nsLeft & 0xff;
+    s.status = R.ST_DRDY | R.ST_DSC;
+    this.startTransfer('in', (lba - s.raLba) * SECTOR, n * SECTOR, 'ataReadNext');
+    this.port.raiseIrq();
   }
 
   ataReadNext(): void {
@@ -543,6 +569,7 @@ export class Drive {
     this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
     s.reqSectors = multiple ? s.multSectors : 1;
     if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
+    s.raSectors = 0; // nothing read ahead carries over between commands
     this.startSectorRead();
     return false;
   }
