@@ -436,3 +436,17 @@ test('operator media change: refused while the guest locks the tray (eject reque
   assert.equal(q.ide.changeMedium(0, null), false, 'not a CD-ROM slot');
   assert.throws(() => q.ide.drive(4), RangeError);
 });
+
+test('ATAPI PIO read-ahead: 2048-byte DRQ blocks served from one backend request; a bad block still fails alone', async () => {
+  const pat = cdPattern(16);
+  const f = new FaultyBackend(new MemoryBackend(pat, true));
+  const q = new IdeRig([cdrom(f)]);
+  let r = await packet(q, read10(2, 8), 2048);
+  assert.deepEqual(r.data, pat.subarray(2 * CD, 10 * CD));
+  assert.deepEqual(r.blocks, new Array(8).fill(2048));
+  assert.deepEqual(f.log, [`read ${2 * CD} ${8 * CD}`]);
+  f.rule = (op, off, len) => (off <= 6 * CD && off + len > 6 * CD ? 'EIO' : null);
+  r = await packet(q, read10(2, 8), 2048);
+  assert.equal(r.error, 0x30);
+  assert.deepEqual(r.data, pat.subarray(2 * CD, 6 * CD), 'blocks before the bad one delivered');
+});

@@ -27,8 +27,9 @@ export type DmaOp = 'none' | 'ataRead' | 'ataWrite' | 'atapiIn';
 export const BUF_BYTES = 128 * 1024 + 4096;
 export const SECTOR = 512;
 export const CD_SECTOR = 2048;
-/** PIO read-ahead per backend request: 128 KiB. */
+/** PIO read-ahead per backend request: 128 KiB (disk sectors, CD blocks). */
 const RA_SECTORS = 256;
+const CD_RA_SECTORS = 64;
 
 export interface DriveState {
   v: 1;
@@ -69,7 +70,7 @@ export interface DriveState {
   reqSectors: number;
   /** Sectors in the block now in the buffer. */
   blockSectors: number;
-  /** PIO read-ahead: sectors [raLba, raLba + raSectors) of this command are in buf from offset 0. */
+  /** PIO read-ahead: sectors (CD: blocks) [raLba, raLba + raSectors) of this command are in buf from offset 0. */
   raLba: number;
   raSectors: number;
   pioDir: 'none' | 'in' | 'out';
@@ -771,6 +772,7 @@ export class Drive {
   /** Start the data-in phase of an ATAPI command: `total` bytes from the reply buffer or the medium. */
   atapiDataIn(total: number, src: AtapiSource): void {
     const s = this.state;
+    s.raSectors = 0;
     s.srcLba = src;
     s.xferLeft = total;
     s.xferPos = 0;
@@ -786,7 +788,7 @@ export class Drive {
   }
 
   /** Next DRQ block of at most the byte count limit (ATA8-ACS 7.18 PIO data-in). */
-  atapiNextBlock(): void {
+  atapiNextBlock(ahead = CD_RA_SECTORS): void {
     const s = this.state;
     const size = Math.min(s.xferLeft, s.byteLimit);
     s.blockLen = size;
@@ -799,18 +801,26 @@ export class Drive {
       this.port.raiseIrq();
     };
     if (s.srcLba < 0) return show(s.xferPos);
-    // From the medium: read the CD blocks covering [xferPos, xferPos + size).
+    // From the medium: the CD blocks covering [xferPos, xferPos + size), read ahead up to
+    // 128 KiB of the command (firmware asks for one 2048-byte block per DRQ).
     const first = Math.floor(s.xferPos / CD_SECTOR);
     const skip = s.xferPos % CD_SECTOR;
     const count = Math.ceil((skip + size) / CD_SECTOR);
     const lba = s.srcLba + first;
+    if (s.raSectors > 0 && lba >= s.raLba && lba + count <= s.raLba + s.raSectors) return show((lba - s.raLba) * CD_SECTOR + skip);
+    const left = Math.ceil((s.xferPos + s.xferLeft) / CD_SECTOR) - first;
+    const want = Math.max(count, Math.min(left, ahead));
+    s.raSectors = 0;
     s.status = R.ST_DRDY | R.ST_BSY;
     if (this.backend === null) return this.atapiError(2, 0x3a);
-    this.submit('atapiRead', this.backend.read(lba * CD_SECTOR, s.buf, 0, count * CD_SECTOR), (r) => {
+    this.submit('atapiRead', this.backend.read(lba * CD_SECTOR, s.buf, 0, want * CD_SECTOR), (r) => {
       if (r !== null) {
+        if (want > count) return this.atapiNextBlock(count); // place the error on its block
         this.ioError('cd read', r, lba);
         return this.atapiError(3, 0x11); // MEDIUM ERROR, UNRECOVERED READ ERROR
       }
+      s.raLba = lba;
+      s.raSectors = want;
       show(skip);
     });
   }
