@@ -17,7 +17,7 @@ import type { Board } from '../../core/board.ts';
 import type { Region } from '../../core/bus.ts';
 import { logger, RateLimited, type Logger } from '../../core/log.ts';
 import { Channel, type ChannelState } from './channel.ts';
-import type { Drive, DriveOptions, DriveState } from './drive.ts';
+import { Drive, type DriveOptions, type DriveState } from './drive.ts';
 import type { BlockBackend } from '../../block/backend.ts';
 import type { BmState } from './bmdma.ts';
 import type { PciIdeHost } from '../../pci/piix-ide.ts';
@@ -119,6 +119,27 @@ export class IdeController implements PciIdeHost {
     d.state.trayLocked = false;
     d.changeMedium(backend);
     return true;
+  }
+
+  /**
+   * Xen platform device unplug (the guest's PV drivers take the disks over):
+   * every ATA disk leaves its slot, as in QEMU's pci_xen_ide_unplug; with
+   * `aux` the primary master stays. CD-ROMs are never unplugged. The slot then
+   * answers as an absent device. Returns how many disks went. The backend is
+   * not closed: writes already acknowledged are on it, and the caller owns it.
+   */
+  unplugDisks(aux: boolean): number {
+    let n = 0;
+    for (let slot = aux ? 1 : 0; slot < 4; slot++) {
+      const ch = this.channels[slot >> 1];
+      const unit = (slot & 1) as 0 | 1;
+      const old = ch.drives[unit];
+      if (old.state.kind !== 'disk') continue;
+      ch.dmaCancel(old); // a transfer in flight must not complete into the empty slot
+      ch.drives[unit] = new Drive(ch, unit, { kind: 'none' });
+      n++;
+    }
+    return n;
   }
 
   /** PciIdeHost name for the BAR4 block. */
