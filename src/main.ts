@@ -207,7 +207,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         if (shutdownOnce.started === null) {
           log.info({ why }, 'stopping');
           shutdownOnce.started = (async () => {
-            core.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+            core.emit('SHUTDOWN', { guest: false, reason: why.startsWith('SIG') ? 'host-signal' : 'host-qmp-quit' });
             await unwind();
             resolveDone(0);
             return 0;
