@@ -75,6 +75,13 @@ const OPTIONS: Record<string, OptDef> = {
   global: { arg: true, many: true, group: 'Accepted and ignored', desc: 'Device property defaults', ignored: '-global: ignored' },
   'add-fd': { arg: true, many: true, group: 'Accepted and ignored', desc: 'fd sets', ignored: '-add-fd: ignored' },
   pidfile: { arg: true, group: 'Accepted and ignored', desc: 'Write our pid to FILE', ignored: '-pidfile: ignored' },
+  parallel: { arg: true, group: 'Accepted and ignored', desc: 'Parallel port (none)' },
+  monitor: { arg: true, group: 'Accepted and ignored', desc: 'Human monitor (none; QMP is -mon mode=control)' },
+  object: { arg: true, many: true, group: 'Accepted and ignored', desc: 'QOM objects', ignored: '-object: ignored' },
+  spice: { arg: true, group: 'Accepted and ignored', desc: 'SPICE display', ignored: '-spice: no SPICE server; ignored' },
+  sdl: { arg: false, group: 'Accepted and ignored', desc: 'SDL display', ignored: '-sdl: no display; ignored' },
+  soundhw: { arg: true, group: 'Accepted and ignored', desc: 'Sound card', ignored: '-soundhw: no sound card; ignored' },
+  audiodev: { arg: true, many: true, group: 'Accepted and ignored', desc: 'Audio backend', ignored: '-audiodev: ignored' },
   // stubdm's own
   'no-stubdom': { arg: false, group: 'stubdm', desc: 'Run in dom0 (for debugging) instead of a stub domain' },
   'log-level': { arg: true, group: 'stubdm', desc: `Log level on stderr: ${LOG_LEVELS.join(', ')} (default warn)` },
@@ -249,6 +256,9 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
 
   const vnc = last(a.vnc) ?? null;
   if (vnc !== null && vnc !== 'none') warnings.push(`-vnc ${vnc}: stubdm has no VNC server; ignored`);
+  for (const [opt, v] of [['parallel', last(a.parallel)], ['monitor', last(a.monitor)]] as const) {
+    if (v !== undefined && v !== 'none') warnings.push(`-${opt} ${v}: not emulated; ignored`);
+  }
   const display = last(a.display) ?? null;
   if (display !== null && display !== 'none') warnings.push(`-display ${display}: no display; ignored`);
 
