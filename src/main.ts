@@ -22,6 +22,8 @@ import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, 
 import { createSimHost, type SimHost } from './sim/index.ts';
 import { dropPrivileges, RunasError } from './runas.ts';
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 /** A failure the operator can fix: printed as one line, exit 1. */
 class StartError extends Error {}
 
@@ -266,7 +268,14 @@ export async function main(argv: readonly string[], opts: StartOptions = {}): Pr
 
   if (opts.signals !== false) {
     for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) {
-      process.on(sig, () => void dm.shutdown(sig));
+      process.on(sig, () => {
+        // A backend that never drains (a wedged terminal) must not keep a dying guest's DM alive.
+        setTimeout(() => {
+          log.error({ signal: sig }, `teardown did not finish in ${SHUTDOWN_GRACE_MS} ms; exiting anyway`);
+          process.exit(1);
+        }, SHUTDOWN_GRACE_MS).unref();
+        void dm.shutdown(sig);
+      });
     }
     // A device bug in an asynchronous callback must not kill the guest's device model
     // silently: log it and keep serving (the ioreq loop answers every request anyway).
