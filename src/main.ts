@@ -64,7 +64,8 @@ async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
   try {
     return xen.openXenHost({
       domid: cfg.domid,
-      vcpus: cfg.maxVcpus,
+      // No vcpus: Xen knows the domain's vCPU count (libxl omits -smp for one vCPU),
+      // and the ioreq page has a slot for each of them.
       ramBytes: cfg.ramMiB * 2 ** 20,
       log: log.child({ c: 'xen' }),
       ...(cfg.machine.maxRamBelow4g !== null ? { lowMemLimit: cfg.machine.maxRamBelow4g } : {}),
