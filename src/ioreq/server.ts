@@ -21,6 +21,7 @@
  */
 import type { Board } from '../core/board.ts';
 import type { Host, IoreqChannel } from '../core/host.ts';
+import type { Region } from '../core/bus.ts';
 import type { AccessSize, IoHandler } from '../core/io.ts';
 import { logger, RateLimited, type Logger } from '../core/log.ts';
 import {
@@ -143,8 +144,13 @@ export class IoreqServer {
   private readonly log: Logger;
   private readonly guestLog: RateLimited;
   private readonly slot8: Uint8Array;
-  private readonly slot32: Uint32Array;
-  private readonly buf32: Uint32Array | null;
+  /**
+   * 32-bit fields are read and written through Int32Array views: same bits
+   * as the u32 fields, but Atomics on a Uint32Array box values >= 2^31 as
+   * heap numbers (an allocation per access); int32 values never are.
+   */
+  private readonly slot32: Int32Array;
+  private readonly buf32: Int32Array | null;
   private readonly bufPort: number;
   private readonly vcpuPorts: Int32Array;
   /** Local port -> vCPU index, -1 for none. */
@@ -161,7 +167,15 @@ export class IoreqServer {
   /** The buffered port is masked by an event we took and not yet unmasked (backlog being worked off). */
   private bufHeld = false;
   private recheck: ReturnType<typeof setImmediate> | null = null;
-  /** Result of the last device read (u32 halves), so helpers return it without allocating. */
+  /** Last two MMIO regions hit (see mmioFind) and their [start, end). */
+  private mmioHit: Region | null = null;
+  private mmioLo = 0;
+  private mmioHi = 0;
+  private mmioHit2: Region | null = null;
+  private mmioLo2 = 0;
+  private mmioHi2 = 0;
+  private mmioOff = 0;
+  /** Result of the last device read (int32 halves), so helpers return it without allocating. */
   private rLo = 0;
   private rHi = 0;
 
@@ -178,8 +192,8 @@ export class IoreqServer {
       throw new RangeError(`ioreq page holds ${ch.ioreqPage.byteLength} bytes and ${ch.vcpuPorts.length} ports for ${ch.vcpus} vCPUs`);
     }
     this.slot8 = new Uint8Array(ch.ioreqPage);
-    this.slot32 = new Uint32Array(ch.ioreqPage);
-    this.buf32 = ch.bufPage ? new Uint32Array(ch.bufPage) : null;
+    this.slot32 = new Int32Array(ch.ioreqPage);
+    this.buf32 = ch.bufPage ? new Int32Array(ch.bufPage) : null;
     this.bufPort = this.buf32 ? ch.bufPort : -1;
     this.vcpuPorts = Int32Array.from(ch.vcpuPorts.slice(0, ch.vcpus));
     let maxPort = this.bufPort;
@@ -191,6 +205,9 @@ export class IoreqServer {
     this.vcpuPorts.forEach((p, i) => {
       if (this.portToVcpu[p] !== -1 || p === this.bufPort) throw new RangeError(`event port ${p} bound twice`);
       this.portToVcpu[p] = i;
+    });
+    board.mmio.onChange(() => {
+      this.mmioHit = this.mmioHit2 = null;
     });
     this.onEventBound = this.onEvent.bind(this);
     this.onRecheckBound = this.onRecheck.bind(this);
@@ -329,12 +346,15 @@ export class IoreqServer {
 
     const w = vcpu * U32_PER_SLOT;
     const type = Atomics.load(s8, vcpu * IOREQ_SIZE + IOREQ_OFF_TYPE);
-    const addrLo = Atomics.load(s32, w + W_ADDR);
-    const addrHi = Atomics.load(s32, w + W_ADDR + 1);
-    const dataLo = Atomics.load(s32, w + W_DATA);
-    const dataHi = Atomics.load(s32, w + W_DATA + 1);
-    const count = Atomics.load(s32, w + W_COUNT);
-    const size = Atomics.load(s32, w + W_SIZE);
+    // 32-bit halves are carried as int32 (`| 0`) and made unsigned (`>>> 0`)
+    // only where used: a value >= 2^31 passed between functions is boxed as a
+    // heap number, i.e. allocates. count and size are clamped the same way.
+    const addrLo = Atomics.load(s32, w + W_ADDR) | 0;
+    const addrHi = Atomics.load(s32, w + W_ADDR + 1) | 0;
+    const dataLo = Atomics.load(s32, w + W_DATA) | 0;
+    const dataHi = Atomics.load(s32, w + W_DATA + 1) | 0;
+    const count = Math.min(Atomics.load(s32, w + W_COUNT) >>> 0, 0x7fffffff);
+    const size = Math.min(Atomics.load(s32, w + W_SIZE) >>> 0, 0x7fffffff);
     const isRead = (flags & IOREQ_DIR) !== 0;
     this.rLo = dataLo;
     this.rHi = dataHi;
@@ -365,13 +385,13 @@ export class IoreqServer {
         default:
           this.unknownType(type);
           if (isRead) {
-            this.rLo = 0xffffffff;
-            this.rHi = 0xffffffff;
+            this.rLo = -1;
+            this.rHi = -1;
           }
       }
     } catch (e) {
       this.deviceError(e);
-      if (isRead) this.rLo = this.rHi = 0xffffffff;
+      if (isRead) this.rLo = this.rHi = -1;
     }
 
     if (isRead) {
@@ -394,7 +414,7 @@ export class IoreqServer {
 
   private setTimeOffset(lo: number, hi: number): void {
     this.stats.timeoffset++;
-    const v = (hi | 0) * TWO_32 + lo; // signed 64-bit seconds; exact below 2^53
+    const v = (hi | 0) * TWO_32 + (lo >>> 0); // signed 64-bit seconds; exact below 2^53
     if (v !== this.timeOffset) {
       this.timeOffset = v;
       if (this.onTimeOffset !== null) this.onTimeOffset(v);
@@ -420,15 +440,15 @@ export class IoreqServer {
     const isRead = (flags & IOREQ_DIR) !== 0;
     if (size !== 1 && size !== 2 && size !== 4) {
       this.guestLog.warn({ port, size }, 'PIO ioreq with bad size ignored');
-      if (isRead) this.rLo = this.rHi = 0xffffffff;
+      if (isRead) this.rLo = this.rHi = -1;
       return;
     }
     // A port above 0xffff cannot exist: nudge it out of every region so it reads as floating.
-    const p = portHi === 0 && port <= 0xffff ? port : -1;
+    const p = portHi === 0 && port >= 0 && port <= 0xffff ? port : -1;
     if ((flags & IOREQ_DATA_IS_PTR) === 0) {
       // One access whatever `count` says: Xen sends count 1 here (string I/O always uses a pointer).
       if (isRead) {
-        this.rLo = p < 0 ? sizeMaskOf(size) : this.board.pio.read(p, size);
+        this.rLo = (p < 0 ? sizeMaskOf(size) : this.board.pio.read(p, size)) | 0;
         this.rHi = 0;
       } else if (p >= 0) {
         this.board.pio.write(p, size, dLo);
@@ -440,7 +460,7 @@ export class IoreqServer {
 
   /** REP INS / REP OUTS: one port, guest RAM at data ± i*size. */
   private pioRep(port: number, size: AccessSize, count: number, dLo: number, dHi: number, flags: number): void {
-    const gpa = dHi * TWO_32 + dLo;
+    const gpa = (dHi >>> 0) * TWO_32 + (dLo >>> 0);
     const df = (flags & IOREQ_DF) !== 0;
     const n0 = this.clampCount(count, size, gpa);
     const region = port < 0 ? null : this.board.pio.find(port, size);
@@ -480,13 +500,13 @@ export class IoreqServer {
     const isRead = (flags & IOREQ_DIR) !== 0;
     if (size !== 1 && size !== 2 && size !== 4 && size !== 8) {
       this.guestLog.warn({ addrLo: aLo, addrHi: aHi, size }, 'MMIO ioreq with bad size ignored');
-      if (isRead) this.rLo = this.rHi = 0xffffffff;
+      if (isRead) this.rLo = this.rHi = -1;
       return;
     }
-    const addr = aHi * TWO_32 + aLo;
+    const addr = (aHi >>> 0) * TWO_32 + (aLo >>> 0);
     const step = (flags & IOREQ_DF) !== 0 ? -size : size;
     if ((flags & IOREQ_DATA_IS_PTR) !== 0) {
-      this.mmioRep(addr, size, count, dHi * TWO_32 + dLo, flags);
+      this.mmioRep(addr, size, count, (dHi >>> 0) * TWO_32 + (dLo >>> 0), flags);
       return;
     }
     // Single access, or REP STOS (count > 1: the same value at addr ± i*size).
@@ -498,8 +518,8 @@ export class IoreqServer {
     }
     let a = addr;
     for (let i = 0; i < n; i++, a += step) {
-      if (isRead) this.mmioRead(a, size);
-      else this.mmioWrite(a, size, dLo, dHi);
+      if (isRead) this.mmioRead(a | 0, hi32(a), size);
+      else this.mmioWrite(a | 0, hi32(a), size, dLo, dHi);
     }
   }
 
@@ -512,39 +532,96 @@ export class IoreqServer {
     let a = addr;
     if ((flags & IOREQ_DIR) !== 0) {
       for (let i = 0; i < n; i++, a += step) {
-        this.mmioRead(a, size);
+        this.mmioRead(a | 0, hi32(a), size);
         this.putElem(i * size, size, this.rLo, this.rHi);
       }
       this.storeMem(gpa, size, n, df);
     } else {
       for (let i = 0; i < n; i++, a += step) {
         const o = i * size;
-        this.mmioWrite(a, size, this.getElem(o, size), size === 8 ? this.repView.getUint32(o + 4, true) : 0);
+        this.mmioWrite(a | 0, hi32(a), size, this.getElem(o, size) | 0, size === 8 ? this.repView.getInt32(o + 4, true) : 0);
       }
     }
     if (n < n0) this.repFault(gpa, size, count, n);
   }
 
+  /*
+   * MMIO addresses travel as int32 halves (aLo, aHi): most are above 2^31,
+   * and a double passed between functions is boxed, i.e. allocates. For the
+   * same reason the last region is cached here (IoBus.find takes a double)
+   * and devices get a small offset; the cache is dropped whenever the bus
+   * changes (a BAR moves).
+   */
+
   /** One MMIO read into rLo/rHi; 8 bytes are two 4-byte device reads, low half first. */
-  private mmioRead(addr: number, size: number): void {
-    const bus = this.board.mmio;
+  private mmioRead(aLo: number, aHi: number, size: number): void {
     if (size === 8) {
-      this.rLo = bus.read(addr, 4);
-      this.rHi = bus.read(addr + 4, 4);
+      this.rLo = this.mmioRead4(aLo, aHi, 4) | 0;
+      const a = addrOf(aLo, aHi) + 4;
+      this.rHi = this.mmioRead4(a | 0, hi32(a), 4) | 0;
     } else {
-      this.rLo = bus.read(addr, size as AccessSize);
+      this.rLo = this.mmioRead4(aLo, aHi, size) | 0;
       this.rHi = 0;
     }
   }
 
-  private mmioWrite(addr: number, size: number, lo: number, hi: number): void {
-    const bus = this.board.mmio;
+  /** lo/hi are the int32 halves of the value. */
+  private mmioWrite(aLo: number, aHi: number, size: number, lo: number, hi: number): void {
     if (size === 8) {
-      bus.write(addr, 4, lo);
-      bus.write(addr + 4, 4, hi);
+      this.mmioWrite4(aLo, aHi, 4, lo);
+      const a = addrOf(aLo, aHi) + 4;
+      this.mmioWrite4(a | 0, hi32(a), 4, hi);
     } else {
-      bus.write(addr, size as AccessSize, lo);
+      this.mmioWrite4(aLo, aHi, size, lo);
     }
+  }
+
+  /**
+   * The region holding the access, with the offset into it left in mmioOff.
+   * Two entries, so buffered VGA writes interleaved with a device's BAR
+   * accesses do not evict each other.
+   */
+  private mmioFind(aLo: number, aHi: number, size: number): Region | null {
+    const addr = addrOf(aLo, aHi);
+    const a = this.mmioHit;
+    if (a !== null && addr >= this.mmioLo && addr + size <= this.mmioHi) {
+      this.mmioOff = addr - this.mmioLo;
+      return a;
+    }
+    const b = this.mmioHit2;
+    if (b !== null && addr >= this.mmioLo2 && addr + size <= this.mmioHi2) {
+      this.mmioOff = addr - this.mmioLo2;
+      return b;
+    }
+    const r = this.board.mmio.find(addr, size);
+    if (r === null) return null;
+    // The older entry makes way.
+    this.mmioHit2 = a;
+    this.mmioLo2 = this.mmioLo;
+    this.mmioHi2 = this.mmioHi;
+    this.mmioHit = r;
+    this.mmioLo = r.start;
+    this.mmioHi = r.start + r.length;
+    this.mmioOff = addr - r.start;
+    return r;
+  }
+
+  private mmioRead4(aLo: number, aHi: number, size: number): number {
+    const r = this.mmioFind(aLo, aHi, size);
+    if (r === null) {
+      this.board.mmio.unclaimedReads++;
+      return sizeMaskOf(size);
+    }
+    return r.handler.read(this.mmioOff, size as AccessSize);
+  }
+
+  private mmioWrite4(aLo: number, aHi: number, size: number, v: number): void {
+    const r = this.mmioFind(aLo, aHi, size);
+    if (r === null) {
+      this.board.mmio.unclaimedWrites++;
+      return;
+    }
+    r.handler.write(this.mmioOff, size as AccessSize, size === 4 ? v >>> 0 : v & sizeMaskOf(size));
   }
 
   // ---- PCI config -------------------------------------------------------------
@@ -558,15 +635,16 @@ export class IoreqServer {
       (size === 1 || size === 2 || size === 4) &&
       count === 1 &&
       (flags & IOREQ_DATA_IS_PTR) === 0 &&
+      reg >= 0 &&
       reg <= 0xfff;
     if (!ok) {
-      if (isRead) this.rLo = sizeMaskOf(size);
+      if (isRead) this.rLo = sizeMaskOf(size) | 0;
       if (sbdf >>> 8 === 0) this.guestLog.warn({ sbdf, reg, size, count }, 'malformed PCI config ioreq ignored');
       return;
     }
     const devfn = sbdf & 0xff;
-    if (isRead) this.rLo = this.board.pci.configRead(devfn, reg, size as AccessSize);
-    else this.board.pci.configWrite(devfn, reg, size as AccessSize, size === 4 ? dLo : dLo & sizeMaskOf(size));
+    if (isRead) this.rLo = this.board.pci.configRead(devfn, reg, size as AccessSize) | 0;
+    else this.board.pci.configWrite(devfn, reg, size as AccessSize, size === 4 ? dLo >>> 0 : dLo & sizeMaskOf(size));
   }
 
   // ---- buffered ring ------------------------------------------------------------
@@ -593,15 +671,15 @@ export class IoreqServer {
         Atomics.store(b, W_BUF_RD, wr);
         return false;
       }
-      const sw = W_BUF_SLOTS + (rd % IOREQ_BUFFER_SLOT_NUM) * W_PER_BUF_SLOT;
-      const w0 = Atomics.load(b, sw);
-      const lo = Atomics.load(b, sw + 1);
+      const sw = W_BUF_SLOTS + ((rd >>> 0) % IOREQ_BUFFER_SLOT_NUM) * W_PER_BUF_SLOT;
+      const w0 = Atomics.load(b, sw) | 0;
+      const lo = Atomics.load(b, sw + 1) | 0;
       const code = (w0 >>> BUF_SIZE_SHIFT) & BUF_SIZE_MASK;
       let hi = 0;
       let qw = 0;
       if (code === 3) {
         qw = 1;
-        if (((rd + 1) >>> 0) === wr) {
+        if (((rd + 1) | 0) === wr) {
           // Xen publishes both halves with one write_pointer update, so this is corruption.
           this.stats.bufErrors++;
           this.log.error({ rd, wr }, 'incomplete 8-byte buffered ioreq skipped');
@@ -609,7 +687,7 @@ export class IoreqServer {
           used++;
           continue;
         }
-        hi = Atomics.load(b, W_BUF_SLOTS + ((rd + 1) % IOREQ_BUFFER_SLOT_NUM) * W_PER_BUF_SLOT + 1);
+        hi = Atomics.load(b, W_BUF_SLOTS + (((rd + 1) >>> 0) % IOREQ_BUFFER_SLOT_NUM) * W_PER_BUF_SLOT + 1);
       }
       try {
         this.bufferedOne(w0 & BUF_TYPE_MASK, (w0 >>> BUF_ADDR_SHIFT) & BUF_ADDR_MASK, 1 << code, (w0 & BUF_DIR_BIT) !== 0, lo, hi);
@@ -628,8 +706,8 @@ export class IoreqServer {
       case IOREQ_TYPE_COPY:
         this.stats.mmio++;
         // Reads never get buffered by Xen; if one shows up, do it for its side effects like QEMU.
-        if (isRead) this.mmioRead(addr, size);
-        else this.mmioWrite(addr, size, lo, hi);
+        if (isRead) this.mmioRead(addr, 0, size);
+        else this.mmioWrite(addr, 0, size, lo, hi);
         break;
       case IOREQ_TYPE_PIO:
         this.stats.pio++;
@@ -721,6 +799,16 @@ export class IoreqServer {
     const v = this.repView;
     return size === 1 ? v.getUint8(o) : size === 2 ? v.getUint16(o, true) : v.getUint32(o, true);
   }
+}
+
+/** The address from int32 halves (exact below 2^53). */
+function addrOf(lo: number, hi: number): number {
+  return (hi >>> 0) * TWO_32 + (lo >>> 0);
+}
+
+/** High int32 half of an integer address (negative addresses give -1: unclaimed anyway). */
+function hi32(a: number): number {
+  return Math.floor(a / TWO_32) | 0;
 }
 
 function sizeMaskOf(size: number): number {

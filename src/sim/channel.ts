@@ -51,7 +51,8 @@ export class SimChannel implements IoreqChannel {
   private scheduled = false;
   private readonly slot8: Uint8Array;
   /** Per vCPU: the slot as it was when the DM notified, and whether it did since the last post. */
-  private readonly snapshots: Uint8Array;
+  private readonly snap32: Int32Array;
+  private readonly slot32: Int32Array;
   readonly answered: Uint8Array;
   private readonly portToVcpu: Int32Array;
 
@@ -75,7 +76,8 @@ export class SimChannel implements IoreqChannel {
     this.portToVcpu = new Int32Array(nPorts).fill(-1);
     ports.forEach((p, i) => (this.portToVcpu[p] = i));
     this.slot8 = new Uint8Array(this.ioreqPage);
-    this.snapshots = new Uint8Array(vcpus * IOREQ_SIZE);
+    this.snap32 = new Int32Array((vcpus * IOREQ_SIZE) >> 2);
+    this.slot32 = new Int32Array(this.ioreqPage);
     this.answered = new Uint8Array(vcpus);
     // Xen fills vp_eport for every vCPU when the server is created.
     const s32 = new Uint32Array(this.ioreqPage);
@@ -129,7 +131,8 @@ export class SimChannel implements IoreqChannel {
     const base = v * IOREQ_SIZE;
     const state = this.slot8[base + IOREQ_OFF_FLAGS] & IOREQ_STATE_MASK;
     if (state !== STATE_IORESP_READY) this.violations.push(`vCPU ${v} notified with slot state ${state}`);
-    this.snapshots.set(this.slot8.subarray(base, base + IOREQ_SIZE), base);
+    const w = base >> 2;
+    for (let i = 0; i < IOREQ_SIZE / 4; i++) this.snap32[w + i] = this.slot32[w + i]; // no subarray: no allocation
     this.answered[v] = 1;
   }
 
@@ -182,8 +185,8 @@ export class SimChannel implements IoreqChannel {
 
   /** True if the slot still equals what it was when the DM notified. */
   slotUnchangedSinceNotify(vcpu: number): boolean {
-    const base = vcpu * IOREQ_SIZE;
-    for (let i = 0; i < IOREQ_SIZE; i++) if (this.slot8[base + i] !== this.snapshots[base + i]) return false;
+    const w = (vcpu * IOREQ_SIZE) >> 2;
+    for (let i = 0; i < IOREQ_SIZE / 4; i++) if (this.slot32[w + i] !== this.snap32[w + i]) return false;
     return true;
   }
 

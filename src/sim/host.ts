@@ -87,16 +87,27 @@ export interface BufferedWriteOptions {
 }
 
 const TWO_32 = 4294967296;
-/** What a read's data field holds before the DM answers: a DM that forgets to write data is caught. */
-const READ_POISON = 0xdeadbeef;
+/**
+ * What a read's data field holds before the DM answers: a DM that forgets to
+ * write data is caught. Below 2^31 so it stays a small integer (no boxing).
+ */
+const READ_POISON = 0x5eadbeef;
+const W_ADDR = IOREQ_OFF_ADDR / 4;
+const W_DATA = IOREQ_OFF_DATA / 4;
+const W_COUNT = IOREQ_OFF_COUNT / 4;
+const W_SIZE = IOREQ_OFF_SIZE / 4;
+const W_VP_EPORT = IOREQ_OFF_VP_EPORT / 4;
 const W_BUF_RD = BUF_OFF_READ_POINTER / 4;
 const W_BUF_WR = BUF_OFF_WRITE_POINTER / 4;
 
+// Halves travel as int32 (`| 0`): values >= 2^31 passed between functions
+// would be boxed as heap numbers, i.e. allocate. The pages are accessed
+// through Int32Array views for the same reason (same bits as the u32 fields).
 function lo32(v: number): number {
-  return v >>> 0; // ToUint32 is exact modulo 2^32 for any integer below 2^53
+  return v | 0; // ToInt32 keeps the low 32 bits of any integer below 2^53
 }
 function hi32(v: number): number {
-  return Math.floor(v / TWO_32) >>> 0;
+  return Math.floor(v / TWO_32) | 0;
 }
 function sizeMask(size: number): number {
   return size >= 4 ? 0xffffffff : (1 << (size * 8)) - 1;
@@ -115,12 +126,12 @@ export class SimHost implements Host {
   vcpu = 0;
 
   private readonly s8: Uint8Array;
-  private readonly s32: Uint32Array;
-  private readonly b32: Uint32Array | null;
+  private readonly s32: Int32Array;
+  private readonly b32: Int32Array | null;
   private readonly posted: Uint8Array;
   /** Upper bits of byte 30 as posted: the DM must keep them. */
   private readonly postedFlags: Uint8Array;
-  /** Data of the last completed request (u32 halves). */
+  /** Data of the last completed request (int32 halves). */
   private resLo = 0;
   private resHi = 0;
 
@@ -130,8 +141,8 @@ export class SimHost implements Host {
     this.channel = new SimChannel(opts.vcpus ?? 1, opts.buffered ?? true);
     this.store = new SimStore(0);
     this.s8 = new Uint8Array(this.channel.ioreqPage);
-    this.s32 = new Uint32Array(this.channel.ioreqPage);
-    this.b32 = this.channel.bufPage ? new Uint32Array(this.channel.bufPage) : null;
+    this.s32 = new Int32Array(this.channel.ioreqPage);
+    this.b32 = this.channel.bufPage ? new Int32Array(this.channel.bufPage) : null;
     this.posted = new Uint8Array(this.channel.vcpus);
     this.postedFlags = new Uint8Array(this.channel.vcpus);
     this.power = new SimPower(() => {
@@ -217,7 +228,7 @@ export class SimHost implements Host {
     this.sync(this.vcpu, IOREQ_TYPE_PIO, 0, port, 0, v & 0xffff, 0, 1, 2);
   }
   outl(port: number, v: number): void {
-    this.sync(this.vcpu, IOREQ_TYPE_PIO, 0, port, 0, v >>> 0, 0, 1, 4);
+    this.sync(this.vcpu, IOREQ_TYPE_PIO, 0, port, 0, v | 0, 0, 1, 4);
   }
   inb(port: number): number {
     this.sync(this.vcpu, IOREQ_TYPE_PIO, IOREQ_DIR, port, 0, READ_POISON, 0, 1, 1);
@@ -229,7 +240,7 @@ export class SimHost implements Host {
   }
   inl(port: number): number {
     this.sync(this.vcpu, IOREQ_TYPE_PIO, IOREQ_DIR, port, 0, READ_POISON, 0, 1, 4);
-    return this.resLo;
+    return this.resLo >>> 0;
   }
 
   /** REP INSB/INSW/INSL: `count` elements from `port` to guest RAM at gpa ± i*size. */
@@ -271,7 +282,7 @@ export class SimHost implements Host {
   }
   readq(addr: number): bigint {
     this.mmioRead(addr, 8);
-    return (BigInt(this.resHi) << 32n) | BigInt(this.resLo);
+    return this.res64();
   }
   writeb(addr: number, v: number): void {
     this.sync(this.vcpu, IOREQ_TYPE_COPY, 0, lo32(addr), hi32(addr), v & 0xff, 0, 1, 1);
@@ -280,7 +291,7 @@ export class SimHost implements Host {
     this.sync(this.vcpu, IOREQ_TYPE_COPY, 0, lo32(addr), hi32(addr), v & 0xffff, 0, 1, 2);
   }
   writel(addr: number, v: number): void {
-    this.sync(this.vcpu, IOREQ_TYPE_COPY, 0, lo32(addr), hi32(addr), v >>> 0, 0, 1, 4);
+    this.sync(this.vcpu, IOREQ_TYPE_COPY, 0, lo32(addr), hi32(addr), v | 0, 0, 1, 4);
   }
   writeq(addr: number, v: bigint | number): void {
     const b = BigInt.asUintN(64, BigInt(v));
@@ -289,7 +300,7 @@ export class SimHost implements Host {
 
   private mmioRead(addr: number, size: number): number {
     this.sync(this.vcpu, IOREQ_TYPE_COPY, IOREQ_DIR, lo32(addr), hi32(addr), READ_POISON, READ_POISON, 1, size);
-    return size === 8 ? this.resLo : (this.resLo & sizeMask(size)) >>> 0;
+    return size === 8 ? this.resLo >>> 0 : (this.resLo & sizeMask(size)) >>> 0;
   }
 
   /** REP MOVS from MMIO at addr ± i*size into guest RAM at gpa ± i*size. */
@@ -312,19 +323,19 @@ export class SimHost implements Host {
   mmioRepRead(addr: number, size: number, count: number, o?: RepOptions): bigint {
     const flags = IOREQ_DIR | (o?.df ? IOREQ_DF : 0);
     this.sync(this.vcpu, IOREQ_TYPE_COPY, flags, lo32(addr), hi32(addr), READ_POISON, READ_POISON, count, size);
-    return (BigInt(this.resHi) << 32n) | BigInt(this.resLo);
+    return this.res64();
   }
 
   // ---- PCI config (IOREQ_TYPE_PCI_CONFIG: addr = SBDF << 32 | register) ---------------
 
   pciConfigRead(devfn: number, reg: number, size: number, bus = 0, seg = 0): number {
     const sbdf = ((seg & 0xffff) << 16) | ((bus & 0xff) << 8) | (devfn & 0xff);
-    this.sync(this.vcpu, IOREQ_TYPE_PCI_CONFIG, IOREQ_DIR, reg >>> 0, sbdf >>> 0, READ_POISON, 0, 1, size);
+    this.sync(this.vcpu, IOREQ_TYPE_PCI_CONFIG, IOREQ_DIR, reg | 0, sbdf | 0, READ_POISON, 0, 1, size);
     return (this.resLo & sizeMask(size)) >>> 0;
   }
   pciConfigWrite(devfn: number, reg: number, size: number, value: number, bus = 0, seg = 0): void {
     const sbdf = ((seg & 0xffff) << 16) | ((bus & 0xff) << 8) | (devfn & 0xff);
-    this.sync(this.vcpu, IOREQ_TYPE_PCI_CONFIG, 0, reg >>> 0, sbdf >>> 0, (value & sizeMask(size)) >>> 0, 0, 1, size);
+    this.sync(this.vcpu, IOREQ_TYPE_PCI_CONFIG, 0, reg | 0, sbdf | 0, value & sizeMask(size), 0, 1, size);
   }
 
   // ---- special requests ----------------------------------------------------------------
@@ -334,9 +345,14 @@ export class SimHost implements Host {
     this.sync(this.vcpu, IOREQ_TYPE_INVALIDATE, 0, 0, 0, 0xffffffff, 0xffffffff, 0, 4);
   }
 
-  /** The guest moved its RTC: Xen sends IOREQ_TYPE_TIMEOFFSET buffered, 8 bytes. */
-  timeoffset(seconds: number): 'buffered' | 'sync' {
-    return this.bufferedWrite(0, 8, BigInt(seconds), { type: IOREQ_TYPE_TIMEOFFSET });
+  /**
+   * The guest moved its RTC: Xen broadcasts IOREQ_TYPE_TIMEOFFSET buffered,
+   * 8 bytes; a server without a ring (or with a full one) just misses it.
+   */
+  timeoffset(seconds: number): 'buffered' | 'dropped' {
+    const b = this.b32;
+    if (b === null || Atomics.load(b, W_BUF_WR) - Atomics.load(b, W_BUF_RD) >= IOREQ_BUFFER_SLOT_NUM - 1) return 'dropped';
+    return this.bufferedWrite(0, 8, BigInt(seconds), { type: IOREQ_TYPE_TIMEOFFSET }) === 'buffered' ? 'buffered' : 'dropped';
   }
 
   /** Any synchronous ioreq; returns data as Xen would read it back (64 bits). */
@@ -355,7 +371,7 @@ export class SimHost implements Host {
       r.count ?? 1,
       r.size,
     );
-    return (BigInt(this.resHi) << 32n) | BigInt(this.resLo);
+    return this.res64();
   }
 
   /**
@@ -366,9 +382,16 @@ export class SimHost implements Host {
    */
   bufferedWrite(addr: number, size: 1 | 2 | 4 | 8, value: number | bigint, o?: BufferedWriteOptions): 'buffered' | 'sync' {
     const type = o?.type ?? IOREQ_TYPE_COPY;
-    const v = BigInt.asUintN(64, BigInt(value));
-    const lo = Number(v & 0xffffffffn);
-    const hi = Number(v >> 32n);
+    let lo: number;
+    let hi: number;
+    if (typeof value === 'number' && value >= 0 && value <= 0xffffffff) {
+      lo = value | 0; // no BigInt on the common path (benchmarks)
+      hi = 0;
+    } else {
+      const v = BigInt.asUintN(64, BigInt(value));
+      lo = Number(v & 0xffffffffn);
+      hi = Number(v >> 32n);
+    }
     const qw = size === 8 ? 1 : 0;
     const b = this.b32;
     const rd = b ? Atomics.load(b, W_BUF_RD) : 0;
@@ -379,8 +402,8 @@ export class SimHost implements Host {
     }
     const code = size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3;
     const w0 = (type & 0xff) | (code << BUF_SIZE_SHIFT) | (addr << BUF_ADDR_SHIFT);
-    this.putBufSlot(wr, w0 >>> 0, lo);
-    if (qw) this.putBufSlot(wr + 1, w0 >>> 0, hi);
+    this.putBufSlot(wr, w0 | 0, lo);
+    if (qw) this.putBufSlot(wr + 1, w0 | 0, hi);
     // Xen: wmb(), then publish both slots with one write_pointer update.
     Atomics.store(b, W_BUF_WR, wr + qw + 1);
     this.canonicalise();
@@ -406,7 +429,7 @@ export class SimHost implements Host {
     Atomics.store(b, w + 1, data);
   }
 
-  private needBuf(): Uint32Array {
+  private needBuf(): Int32Array {
     if (this.b32 === null) throw new Error('this SimHost has no buffered ring');
     return this.b32;
   }
@@ -430,31 +453,36 @@ export class SimHost implements Host {
    * raised. Nothing runs until deliver().
    */
   post(vcpu: number, type: number, flags: number, addrLo: number, addrHi: number, dataLo: number, dataHi: number, count: number, size: number): void {
+    // The driver runs on the DM's own thread, so plain typed-array accesses in
+    // program order are exactly what the DM would observe from Xen; only the
+    // DM side (src/ioreq) needs Atomics for the real shared page.
     const ch = this.channel;
     if (!(vcpu >= 0 && vcpu < ch.vcpus)) throw new RangeError(`no vCPU ${vcpu}`);
     const s8 = this.s8;
     const s32 = this.s32;
     const base = vcpu * IOREQ_SIZE;
     const fb = base + IOREQ_OFF_FLAGS;
-    const state = Atomics.load(s8, fb) & IOREQ_STATE_MASK;
+    const state = s8[fb] & IOREQ_STATE_MASK;
     if (state !== STATE_IOREQ_NONE) throw new DmProtocolError(`vCPU ${vcpu}: slot in state ${state}, Xen needs NONE to send`);
-    if (Atomics.load(s32, (base + IOREQ_OFF_VP_EPORT) / 4) !== simRemotePort(vcpu)) {
+    const w = base >> 2;
+    if (s32[w + W_VP_EPORT] !== simRemotePort(vcpu)) {
       throw new DmProtocolError(`vCPU ${vcpu}: vp_eport changed (Xen: "device model set bad IO state/event channel")`);
     }
-    const w = base / 4;
-    Atomics.store(s32, w + IOREQ_OFF_ADDR / 4, addrLo >>> 0);
-    Atomics.store(s32, w + IOREQ_OFF_ADDR / 4 + 1, addrHi >>> 0);
-    Atomics.store(s32, w + IOREQ_OFF_DATA / 4, dataLo >>> 0);
-    Atomics.store(s32, w + IOREQ_OFF_DATA / 4 + 1, dataHi >>> 0);
-    Atomics.store(s32, w + IOREQ_OFF_COUNT / 4, count >>> 0);
-    Atomics.store(s32, w + IOREQ_OFF_SIZE / 4, size >>> 0);
-    Atomics.store(s8, base + IOREQ_OFF_TYPE, type & 0xff);
+    // Fields first, with state NONE (Xen copies the request with state NONE) ...
+    s32[w + W_ADDR] = addrLo;
+    s32[w + W_ADDR + 1] = addrHi;
+    s32[w + W_DATA] = dataLo;
+    s32[w + W_DATA + 1] = dataHi;
+    s32[w + W_COUNT] = count;
+    s32[w + W_SIZE] = size;
+    s8[base + IOREQ_OFF_TYPE] = type;
     const upper = flags & ~IOREQ_STATE_MASK & 0xff;
-    Atomics.store(s8, fb, upper | STATE_IOREQ_NONE);
+    s8[fb] = upper | STATE_IOREQ_NONE;
     this.posted[vcpu] = 1;
     this.postedFlags[vcpu] = upper;
     ch.answered[vcpu] = 0;
-    Atomics.store(s8, fb, upper | STATE_IOREQ_READY);
+    // ... then READY, then the event.
+    s8[fb] = upper | STATE_IOREQ_READY;
     ch.raise(ch.vcpuPorts[vcpu]);
   }
 
@@ -466,7 +494,7 @@ export class SimHost implements Host {
   /** Xen's side after the event: check the answer, take data, reset the slot to NONE. Returns data. */
   complete(vcpu: number): bigint {
     this.finish(vcpu);
-    return (BigInt(this.resHi) << 32n) | BigInt(this.resLo);
+    return this.res64();
   }
 
   /** Raise a vCPU's port without posting anything (spurious event). */
@@ -482,27 +510,34 @@ export class SimHost implements Host {
 
   private finish(vcpu: number): void {
     const ch = this.channel;
-    if (!this.posted[vcpu]) throw new Error(`vCPU ${vcpu}: nothing posted`);
+    if (this.posted[vcpu] === 0) throw new Error(`vCPU ${vcpu}: nothing posted`);
     const s8 = this.s8;
+    const s32 = this.s32;
     const base = vcpu * IOREQ_SIZE;
+    const w = base >> 2;
     const fb = base + IOREQ_OFF_FLAGS;
-    const byte = Atomics.load(s8, fb);
+    const byte = s8[fb];
     const state = byte & IOREQ_STATE_MASK;
     if (ch.violations.length > 0) throw new DmProtocolError(`ioreq protocol violation: ${ch.violations.join('; ')}`);
     if (state !== STATE_IORESP_READY) {
-      throw new DmProtocolError(`vCPU ${vcpu}: slot state ${state} after the event, expected IORESP_READY (${STATE_IORESP_READY}); the vCPU would hang`);
+      const why = ch.watching ? '' : ' (nobody watches the channel: IoreqServer.start() not called?)';
+      throw new DmProtocolError(`vCPU ${vcpu}: slot state ${state} after the event, expected IORESP_READY (${STATE_IORESP_READY}); the vCPU would hang${why}`);
     }
-    if (!ch.answered[vcpu]) throw new DmProtocolError(`vCPU ${vcpu}: IORESP_READY but the DM never notified port ${ch.vcpuPorts[vcpu]}`);
+    if (ch.answered[vcpu] === 0) throw new DmProtocolError(`vCPU ${vcpu}: IORESP_READY but the DM never notified port ${ch.vcpuPorts[vcpu]}`);
     if (!ch.slotUnchangedSinceNotify(vcpu)) throw new DmProtocolError(`vCPU ${vcpu}: slot modified after IORESP_READY + notify`);
     if ((byte & ~IOREQ_STATE_MASK) !== this.postedFlags[vcpu]) {
       throw new DmProtocolError(`vCPU ${vcpu}: byte 30 upper bits changed from 0x${this.postedFlags[vcpu].toString(16)} to 0x${(byte & 0xf0).toString(16)}`);
     }
-    if (Atomics.load(this.s32, (base + IOREQ_OFF_VP_EPORT) / 4) !== simRemotePort(vcpu)) throw new DmProtocolError(`vCPU ${vcpu}: vp_eport overwritten`);
-    this.resLo = Atomics.load(this.s32, base / 4 + IOREQ_OFF_DATA / 4);
-    this.resHi = Atomics.load(this.s32, base / 4 + IOREQ_OFF_DATA / 4 + 1);
+    if (s32[w + W_VP_EPORT] !== simRemotePort(vcpu)) throw new DmProtocolError(`vCPU ${vcpu}: vp_eport overwritten`);
+    this.resLo = s32[w + W_DATA];
+    this.resHi = s32[w + W_DATA + 1];
     // Xen resets the state itself once it has taken data (the bitfield write keeps the other bits).
-    Atomics.store(s8, fb, (byte & ~IOREQ_STATE_MASK) | STATE_IOREQ_NONE);
+    s8[fb] = (byte & ~IOREQ_STATE_MASK) | STATE_IOREQ_NONE;
     this.posted[vcpu] = 0;
+  }
+
+  private res64(): bigint {
+    return (BigInt(this.resHi >>> 0) << 32n) | BigInt(this.resLo >>> 0);
   }
 
   /** Let the event loop run (async device completions) until pred() holds; bounded in ticks, never in time. */

@@ -102,3 +102,29 @@ test('without a buffered ring, buffered-eligible writes arrive synchronously', (
   assert.deepEqual(vga.log, ['w0/2=1234']);
   assert.equal(server.stats.sync, 1);
 });
+
+test('malformed rings (half a quad word, impossible pointers) are logged and skipped, never hang', () => {
+  const vga = new MemDevice(0x20000);
+  const { sim, server, lines } = setup({}, (b) => b.mmio.add('vga', VGA, 0x20000, vga));
+  const u32 = new Uint32Array(sim.channel.bufPage!);
+  // An 8-byte entry (size code 3) published with write_pointer advanced by one slot only.
+  u32[2] = 1 | (3 << 10) | (VGA << 12); // IOREQ_TYPE_COPY
+  u32[3] = 0x1234;
+  u32[1] = 1;
+  sim.channel.raise(sim.channel.bufPort);
+  sim.deliver();
+  assert.equal(server.stats.bufErrors, 1);
+  assert.deepEqual(vga.log, []);
+  assert.deepEqual(sim.bufferedPointers(), { read: 1, write: 1 });
+  // write_pointer more than a ring ahead of read_pointer: the backlog is dropped.
+  u32[1] = 1 + 5000;
+  sim.channel.raise(sim.channel.bufPort);
+  sim.deliver();
+  assert.equal(server.stats.bufErrors, 2);
+  assert.deepEqual(sim.bufferedPointers(), { read: 5001, write: 5001 });
+  sim.canonicalise();
+  // The ring still works afterwards.
+  assert.equal(sim.bufferedWrite(VGA, 1, 0x5a), 'buffered');
+  assert.deepEqual(vga.log, ['w0/1=5a']);
+  assert.equal(lines.filter((l) => l.level === 50).length, 2);
+});

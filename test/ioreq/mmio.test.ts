@@ -94,3 +94,26 @@ test('bad MMIO sizes are answered with all ones and not dispatched', () => {
   sim.request({ type: IOREQ_TYPE_COPY, dir: 'write', addr: BAR, size: 3, data: 1 });
   assert.deepEqual(dev.log, []);
 });
+
+test('a moved BAR is seen at once (the server region cache follows bus changes), three regions interleaved', () => {
+  const a = new MemDevice(16);
+  const b = new MemDevice(16);
+  const c = new MemDevice(16);
+  const { sim, board } = setup();
+  const ra = board.mmio.add('a', BAR, 16, a);
+  board.mmio.add('b', BAR + 0x1000, 16, b);
+  board.mmio.add('c', 0xa0000, 16, c);
+  a.bytes[0] = 1;
+  b.bytes[0] = 2;
+  c.bytes[0] = 3;
+  for (let i = 0; i < 3; i++) {
+    assert.equal(sim.readb(BAR), 1);
+    assert.equal(sim.readb(BAR + 0x1000), 2);
+    assert.equal(sim.readb(0xa0000), 3);
+  }
+  board.mmio.remove(ra);
+  board.mmio.add('a', BAR + 0x2000, 16, a);
+  assert.equal(sim.readb(BAR), 0xff, 'old address no longer decodes');
+  assert.equal(sim.readb(BAR + 0x2000), 1);
+  assert.equal(board.mmio.unclaimedReads, 1);
+});
