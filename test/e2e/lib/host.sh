@@ -194,10 +194,11 @@ build_guest() {
     echo "DATA_MD5=$(e2e_pattern E2E-DATA 1048576 | md5sum | cut -d' ' -f1)"
     echo "WRITE_MD5=$(e2e_pattern E2E-WRITTEN 1048576 | md5sum | cut -d' ' -f1)"
     echo "CD_MD5=$(md5sum <"$cd/KNOWN.TXT" | cut -d' ' -f1)"
+    echo "DATA_SECTORS=$((96 * 2048))"
   } >"$OUT/expect.env"
   rm -rf "$cd"
   # hdb: a 1 MiB known pattern at offset 0, then sparse (the write test uses 1-2 MiB).
-  truncate -s 96M "$OUT/data.img"
+  truncate -s 96M "$OUT/data.img" # DATA_SECTORS above: the guest finds hdb by its size
   e2e_pattern E2E-DATA 1048576 | dd of="$OUT/data.img" conv=notrunc status=none
 
   local r=$OUT/initrd
