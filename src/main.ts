@@ -22,6 +22,8 @@ import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, 
 import { createSimHost, type SimHost } from './sim/index.ts';
 import { dropPrivileges, RunasError } from './runas.ts';
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 /** A failure the operator can fix: printed as one line, exit 1. */
 class StartError extends Error {}
 
@@ -62,7 +64,8 @@ async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
   try {
     return xen.openXenHost({
       domid: cfg.domid,
-      vcpus: cfg.maxVcpus,
+      // No vcpus: Xen knows the domain's vCPU count (libxl omits -smp for one vCPU),
+      // and the ioreq page has a slot for each of them.
       ramBytes: cfg.ramMiB * 2 ** 20,
       log: log.child({ c: 'xen' }),
       ...(cfg.machine.maxRamBelow4g !== null ? { lowMemLimit: cfg.machine.maxRamBelow4g } : {}),
@@ -210,7 +213,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         if (shutdownOnce.started === null) {
           log.info({ why }, 'stopping');
           shutdownOnce.started = (async () => {
-            core.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+            core.emit('SHUTDOWN', { guest: false, reason: why.startsWith('SIG') ? 'host-signal' : 'host-qmp-quit' });
             await unwind();
             resolveDone(0);
             return 0;
@@ -269,7 +272,14 @@ export async function main(argv: readonly string[], opts: StartOptions = {}): Pr
 
   if (opts.signals !== false) {
     for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) {
-      process.on(sig, () => void dm.shutdown(sig));
+      process.on(sig, () => {
+        // A backend that never drains (a wedged terminal) must not keep a dying guest's DM alive.
+        setTimeout(() => {
+          log.error({ signal: sig }, `teardown did not finish in ${SHUTDOWN_GRACE_MS} ms; exiting anyway`);
+          process.exit(1);
+        }, SHUTDOWN_GRACE_MS).unref();
+        void dm.shutdown(sig);
+      });
     }
     // A device bug in an asynchronous callback must not kill the guest's device model
     // silently: log it and keep serving (the ioreq loop answers every request anyway).

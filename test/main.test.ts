@@ -228,3 +228,19 @@ test('npm run demo: exits 0 by itself and shows the greeting the UART backend re
   assert.match(stdout, /UART backend received: "Hello from the guest/);
   assert.doesNotMatch(stdout, /FAIL/);
 });
+
+test("--sim with libxl 4.17's CD-ROM argv: an ATAPI drive answers as secondary master", async () => {
+  const dir = tmp();
+  const iso = path.join(dir, 'x.iso');
+  fs.writeFileSync(iso, Buffer.alloc(2048 * 16));
+  const { config } = await parseArgs([
+    '--sim', '-machine', 'xenfv', '-m', '16',
+    '-drive', `if=none,readonly=on,id=ide-5632,file=${iso},format=raw`,
+    '-device', 'ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0',
+  ]);
+  const dm = await start(config, { log: silent, signals: false });
+  const sim = dm.sim!;
+  sim.outb(0x176, 0xa0); // select secondary master
+  assert.deepEqual([sim.inb(0x174), sim.inb(0x175)], [0x14, 0xeb], 'ATAPI signature');
+  await dm.shutdown('test');
+});

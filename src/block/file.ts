@@ -8,6 +8,8 @@
  *                     (the device's own write cache). File systems without
  *                     O_DIRECT fall back to writeback with one warning.
  * cache=writethrough  O_DSYNC: every write is durable when it completes
+ * cache=directsync    O_DIRECT and O_DSYNC
+ * cache=unsafe        page cache, flushes ignored (scratch disks only)
  */
 import { promises as fsp, constants as C, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -16,7 +18,7 @@ import { errCode } from './backend.ts';
 import type { Logger } from '../core/log.ts';
 import { logger } from '../core/log.ts';
 
-export type CacheMode = 'writeback' | 'none' | 'writethrough';
+export type CacheMode = 'writeback' | 'none' | 'writethrough' | 'directsync' | 'unsafe';
 export type BlockFormat = 'raw' | 'host_device';
 
 export interface FileBackendOptions {
@@ -69,7 +71,8 @@ export class FileBackend implements BlockBackend {
     const cache = o.cache ?? 'writeback';
     const format = o.format ?? 'raw';
     let flags = ro ? C.O_RDONLY : C.O_RDWR;
-    if (cache === 'writethrough') flags |= C.O_DSYNC;
+    if (cache === 'writethrough' || cache === 'directsync') flags |= C.O_DSYNC;
+    const wantDirect = cache === 'none' || cache === 'directsync';
     const openWith = async (f: number) => {
       try {
         return await fsp.open(o.path, f);
@@ -80,7 +83,7 @@ export class FileBackend implements BlockBackend {
     };
     let fh: fsp.FileHandle | null = null;
     let direct = false;
-    if (cache === 'none') {
+    if (wantDirect) {
       fh = await openWith(flags | C.O_DIRECT);
       direct = fh !== null;
     }
@@ -107,11 +110,11 @@ export class FileBackend implements BlockBackend {
       await fh.close();
       fh = (await openWith(flags))!;
       const nb = new FileBackend(fh, size, ro, o.path, cache, false);
-      log.warn({ path: o.path }, 'cache=none: O_DIRECT not usable here, using the page cache (flushes still fsync)');
+      log.warn({ path: o.path }, `cache=${cache}: O_DIRECT not usable here, using the page cache (flushes still fsync)`);
       return nb;
     }
-    if (cache === 'none' && !direct) {
-      log.warn({ path: o.path }, 'cache=none: file system refuses O_DIRECT, using the page cache (flushes still fsync)');
+    if (wantDirect && !direct) {
+      log.warn({ path: o.path }, `cache=${cache}: file system refuses O_DIRECT, using the page cache (flushes still fsync)`);
     }
     return b;
   }
@@ -149,7 +152,7 @@ export class FileBackend implements BlockBackend {
   }
 
   async flush(): Promise<IoResult> {
-    if (this.readOnly) return null;
+    if (this.readOnly || this.cache === 'unsafe') return null;
     try {
       await this.fh.datasync();
       return null;

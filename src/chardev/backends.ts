@@ -270,7 +270,7 @@ class FdBackend extends BaseBackend {
  */
 export function openStdio(id: string, log: Logger): CharBackend & { inject(d: Uint8Array): void } {
   const stdin = process.stdin;
-  let input: Readable = stdin;
+  const input: Readable = stdin;
   let restore = (): void => {};
   if (stdin.isTTY) {
     (stdin as tty.ReadStream).setRawMode(true);

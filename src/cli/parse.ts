@@ -75,6 +75,13 @@ const OPTIONS: Record<string, OptDef> = {
   global: { arg: true, many: true, group: 'Accepted and ignored', desc: 'Device property defaults', ignored: '-global: ignored' },
   'add-fd': { arg: true, many: true, group: 'Accepted and ignored', desc: 'fd sets', ignored: '-add-fd: ignored' },
   pidfile: { arg: true, group: 'Accepted and ignored', desc: 'Write our pid to FILE', ignored: '-pidfile: ignored' },
+  parallel: { arg: true, group: 'Accepted and ignored', desc: 'Parallel port (none)' },
+  monitor: { arg: true, group: 'Accepted and ignored', desc: 'Human monitor (none; QMP is -mon mode=control)' },
+  object: { arg: true, many: true, group: 'Accepted and ignored', desc: 'QOM objects', ignored: '-object: ignored' },
+  spice: { arg: true, group: 'Accepted and ignored', desc: 'SPICE display', ignored: '-spice: no SPICE server; ignored' },
+  sdl: { arg: false, group: 'Accepted and ignored', desc: 'SDL display', ignored: '-sdl: no display; ignored' },
+  soundhw: { arg: true, group: 'Accepted and ignored', desc: 'Sound card', ignored: '-soundhw: no sound card; ignored' },
+  audiodev: { arg: true, many: true, group: 'Accepted and ignored', desc: 'Audio backend', ignored: '-audiodev: ignored' },
   // stubdm's own
   'no-stubdom': { arg: false, group: 'stubdm', desc: 'Run in dom0 (for debugging) instead of a stub domain' },
   'log-level': { arg: true, group: 'stubdm', desc: `Log level on stderr: ${LOG_LEVELS.join(', ')} (default warn)` },
@@ -83,12 +90,7 @@ const OPTIONS: Record<string, OptDef> = {
   h: { arg: false, group: 'stubdm', desc: 'Same as --help' },
 };
 
-/**
- * -device drivers stubdm emulates; every other driver is reported once as ignored.
- * ide-cd / ide-hd attach an `-drive if=none,id=X` to an IDE position: libxl
- * 4.17 passes every CD-ROM that way (libxl_dm.c: `-drive if=none,readonly=on,
- * id=ide-N[,file=..]` + `-device ide-cd,id=ide-N,drive=ide-N,bus=ide.B,unit=U`).
- */
+/** -device drivers stubdm emulates; every other driver is reported once as ignored. */
 export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd']);
 
 const SERIAL_MAX = 2;
@@ -254,6 +256,9 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
 
   const vnc = last(a.vnc) ?? null;
   if (vnc !== null && vnc !== 'none') warnings.push(`-vnc ${vnc}: stubdm has no VNC server; ignored`);
+  for (const [opt, v] of [['parallel', last(a.parallel)], ['monitor', last(a.monitor)]] as const) {
+    if (v !== undefined && v !== 'none') warnings.push(`-${opt} ${v}: not emulated; ignored`);
+  }
   const display = last(a.display) ?? null;
   if (display !== null && display !== 'none') warnings.push(`-display ${display}: no display; ignored`);
 
@@ -474,98 +479,125 @@ function parseSerials(texts: string[], byId: Map<string, ChardevConfig>, used: S
 
 const CACHE_MODES = ['writeback', 'none', 'writethrough', 'directsync', 'unsafe'] as const;
 
-/** IDE position of `-device ide-cd|ide-hd,...,bus=ide.B,unit=U` (QEMU's PIIX IDE buses are ide.0 and ide.1). */
-function ideDevicePosition(d: DeviceConfig): number {
-  const bus = /^ide\.([01])$/.exec(d.props.bus ?? '');
-  if (bus === null) throw new CliError(`-device ${d.driver}: bus=${d.props.bus ?? ''} (ide.0 or ide.1)`);
-  return Number(bus[1]) * 2 + parseUint('device', 'unit', d.props.unit ?? '0', 1);
+/** A -drive's host side (what to open), before it has an IDE position. */
+interface DriveBackend {
+  text: string;
+  file: string | null;
+  media: 'disk' | 'cdrom';
+  format: DriveConfig['format'];
+  cache: DriveConfig['cache'];
+  readonly: boolean;
 }
 
-function parseDrives(texts: string[], devices: readonly DeviceConfig[], warnings: string[]): DriveConfig[] {
-  const drives: DriveConfig[] = [];
-  const taken = new Map<number, string>();
-  const pending: Array<{ text: string; d: Omit<DriveConfig, 'index'>; index: number | null }> = [];
-  // `-drive if=none,id=X` by id: placed by the `-device ide-cd|ide-hd,drive=X` that names it.
-  const detached = new Map<string, string>();
-  const attach = new Map<string, DeviceConfig>();
-  for (const d of devices) {
-    if (d.driver !== 'ide-cd' && d.driver !== 'ide-hd') continue;
-    const ref = d.props.drive;
-    if (!ref) throw new CliError(`-device ${d.driver}: drive= is required`);
-    if (attach.has(ref)) throw new CliError(`-device ${d.driver}: drive=${ref} is attached twice`);
-    attach.set(ref, d);
+/** IDE front ends a -device can name (libxl: `-device ide-cd,id=ide-N,drive=ide-N,bus=ide.B,unit=U` for CD-ROMs). */
+const IDE_FRONTENDS: Record<string, 'disk' | 'cdrom'> = { 'ide-cd': 'cdrom', 'ide-hd': 'disk' };
+
+function driveBackend(o: ParsedOpts, text: string, media: 'disk' | 'cdrom', warnings: string[]): DriveBackend {
+  const file = o.get('file') || null;
+  const format = o.get('format') ?? 'raw';
+  if (format !== 'raw' && format !== 'host_device') {
+    throw new CliError(`-drive ${text}: format=${format} is not supported (raw or host_device)`);
   }
+  const cache = o.get('cache') ?? 'writeback';
+  if (!(CACHE_MODES as readonly string[]).includes(cache)) {
+    throw new CliError(`-drive ${text}: cache=${cache} (one of ${CACHE_MODES.join(', ')})`);
+  }
+  unknownKeys('drive', o, ['file', 'if', 'index', 'bus', 'unit', 'media', 'format', 'cache', 'readonly', 'id', 'aio'], warnings);
+  return {
+    text,
+    file,
+    media,
+    format,
+    cache: cache as DriveConfig['cache'],
+    readonly: parseBool('drive', 'readonly', o.get('readonly'), false) || media === 'cdrom',
+  };
+}
+
+/**
+ * IDE drives from `-drive if=ide,index=N` (libxl's disks) and from
+ * `-drive if=none,id=X` + `-device ide-cd|ide-hd,drive=X,bus=ide.B,unit=U`
+ * (libxl's CD-ROMs since Xen 4.16). Positions 0-3 = primary master/slave,
+ * secondary master/slave; a drive without one takes the first free place.
+ */
+function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[]): DriveConfig[] {
+  const taken = new Map<number, string>();
+  const place = (index: number, what: string): void => {
+    const other = taken.get(index);
+    if (other !== undefined) throw new CliError(`${what}: IDE index ${index} is already used by ${other}`);
+    taken.set(index, what);
+  };
+  const placed: Array<{ index: number | null; what: string; b: DriveBackend }> = [];
+  const byId = new Map<string, DriveBackend>();
+  const usedIds = new Set<string>();
   for (const text of texts) {
     const o = parseOpts('drive', text);
     const iface = o.get('if') ?? 'ide';
-    let dev: DeviceConfig | null = null;
+    const mediaText = o.get('media') ?? 'disk';
+    if (mediaText !== 'disk' && mediaText !== 'cdrom') throw new CliError(`-drive ${text}: media=${mediaText} (disk or cdrom)`);
     if (iface === 'none') {
       const id = o.get('id');
-      if (!id) throw new CliError(`-drive ${text}: if=none needs id= (and a -device ide-cd|ide-hd,drive=ID)`);
-      if (detached.has(id)) throw new CliError(`-drive ${text}: id=${id} is given twice`);
-      detached.set(id, text);
-      dev = attach.get(id) ?? null;
-      if (dev === null) {
-        warnings.push(`-drive ${text}: no -device ide-cd|ide-hd,drive=${id} attaches it; ignored`);
-        continue;
-      }
-    } else if (iface !== 'ide') {
-      throw new CliError(`-drive ${text}: if=${iface} is not emulated (only if=ide, or if=none with -device ide-cd|ide-hd)`);
+      if (!id) throw new CliError(`-drive ${text}: if=none needs id= (for -device ...,drive=ID)`);
+      if (byId.has(id)) throw new CliError(`-drive ${text}: id=${id} is given twice`);
+      byId.set(id, driveBackend(o, text, mediaText, warnings));
+      continue;
     }
-    const media = dev !== null ? (dev.driver === 'ide-cd' ? 'cdrom' : 'disk') : (o.get('media') ?? 'disk');
-    if (media !== 'disk' && media !== 'cdrom') throw new CliError(`-drive ${text}: media=${media} (disk or cdrom)`);
-    const file = o.get('file') || null;
-    if (file === null && media === 'disk') throw new CliError(`-drive ${text}: a disk needs file=`);
-    const format = o.get('format') ?? 'raw';
-    if (format !== 'raw' && format !== 'host_device') {
-      throw new CliError(`-drive ${text}: format=${format} is not supported (raw or host_device)`);
-    }
-    const cache = o.get('cache') ?? 'writeback';
-    if (!(CACHE_MODES as readonly string[]).includes(cache)) {
-      throw new CliError(`-drive ${text}: cache=${cache} (one of ${CACHE_MODES.join(', ')})`);
-    }
+    if (iface !== 'ide') throw new CliError(`-drive ${text}: if=${iface} is not emulated (only if=ide, or if=none with -device ide-cd/ide-hd)`);
+    const b = driveBackend(o, text, mediaText, warnings);
+    if (b.file === null && b.media === 'disk') throw new CliError(`-drive ${text}: a disk needs file=`);
     let index: number | null = null;
     const indexText = o.get('index');
-    if (dev !== null) {
-      index = ideDevicePosition(dev);
-    } else if (indexText !== undefined) {
+    if (indexText !== undefined) {
       index = parseUint('drive', 'index', indexText, IDE_DRIVES - 1);
     } else if (o.has('bus') || o.has('unit')) {
-      const bus = parseUint('drive', 'bus', o.get('bus') ?? '0', 1);
-      const unit = parseUint('drive', 'unit', o.get('unit') ?? '0', 1);
-      index = bus * 2 + unit;
+      index = parseUint('drive', 'bus', o.get('bus') ?? '0', 1) * 2 + parseUint('drive', 'unit', o.get('unit') ?? '0', 1);
     }
-    if (index !== null) {
-      const other = taken.get(index);
-      if (other !== undefined) throw new CliError(`-drive ${text}: IDE index ${index} is already used by -drive ${other}`);
-      taken.set(index, text);
-    }
-    unknownKeys('drive', o, ['file', 'if', 'index', 'bus', 'unit', 'media', 'format', 'cache', 'readonly', 'id', 'aio'], warnings);
-    pending.push({
-      text,
-      index,
-      d: {
-        file,
-        media,
-        format,
-        cache: cache as DriveConfig['cache'],
-        readonly: parseBool('drive', 'readonly', o.get('readonly'), false) || (media === 'cdrom'),
-      },
-    });
+    const what = `-drive ${text}`;
+    if (index !== null) place(index, what);
+    placed.push({ index, what, b });
   }
-  // Drives without an index take the first free one, in order (QEMU does the same).
-  for (const p of pending) {
+  for (const d of devices) {
+    const media = IDE_FRONTENDS[d.driver];
+    if (media === undefined) continue;
+    const what = `-device ${d.driver}${d.id ? `,id=${d.id}` : ''}`;
+    const driveId = d.props.drive;
+    let b: DriveBackend;
+    if (driveId === undefined) {
+      if (media === 'disk') throw new CliError(`${what}: ide-hd needs drive=`);
+      b = { text: what, file: null, media, format: 'raw', cache: 'writeback', readonly: true }; // empty CD-ROM drive
+    } else {
+      const found = byId.get(driveId);
+      if (!found) throw new CliError(`${what}: drive=${driveId} has no -drive if=none,id=${driveId}`);
+      if (usedIds.has(driveId)) throw new CliError(`${what}: drive=${driveId} is already attached`);
+      usedIds.add(driveId);
+      if (found.file === null && media === 'disk') throw new CliError(`${what}: a disk needs a -drive with file=`);
+      b = { ...found, media, readonly: found.readonly || media === 'cdrom' };
+    }
+    let index: number | null = null;
+    const bus = d.props.bus;
+    if (bus !== undefined) {
+      const m = /^ide\.([01])$/.exec(bus);
+      if (!m) throw new CliError(`${what}: bus=${bus} (only the PIIX IDE buses ide.0 and ide.1 exist)`);
+      index = Number(m[1]) * 2 + parseUint('device', 'unit', d.props.unit ?? '0', 1);
+    } else if (d.props.unit !== undefined) {
+      throw new CliError(`${what}: unit= needs bus=ide.0 or ide.1`);
+    }
+    if (index !== null) place(index, what);
+    placed.push({ index, what, b });
+  }
+  for (const id of byId.keys()) {
+    if (!usedIds.has(id)) warnings.push(`-drive id=${id} (if=none) is not attached to any -device; ignored`);
+  }
+  const drives: DriveConfig[] = [];
+  for (const p of placed) {
     let index = p.index;
     if (index === null) {
       index = 0;
       while (taken.has(index)) index++;
-      if (index >= IDE_DRIVES) throw new CliError(`-drive ${p.text}: all ${IDE_DRIVES} IDE positions are taken`);
-      taken.set(index, p.text);
+      if (index >= IDE_DRIVES) throw new CliError(`${p.what}: all ${IDE_DRIVES} IDE positions are taken`);
+      taken.set(index, p.what);
     }
-    drives.push({ index, ...p.d });
-  }
-  for (const [ref, d] of attach) {
-    if (!detached.has(ref)) throw new CliError(`-device ${d.driver}: drive=${ref} has no -drive if=none,id=${ref}`);
+    const { file, media, format, cache, readonly } = p.b;
+    drives.push({ index, file, media, format, cache, readonly });
   }
   return drives.sort((x, y) => x.index - y.index);
 }

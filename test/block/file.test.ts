@@ -18,12 +18,12 @@ function image(name: string, bytes: number, fill = 0): string {
   return p;
 }
 
-for (const cache of ['writeback', 'none', 'writethrough'] as const) {
+for (const cache of ['writeback', 'none', 'writethrough', 'directsync', 'unsafe'] as const) {
   test(`raw file, cache=${cache}: size, read, write, flush land in the file`, async () => {
     const p = image(`rw-${cache}.img`, 1 << 20, 0x11);
     const b = await FileBackend.open({ path: p, cache });
     assert.equal(b.size, 1 << 20);
-    if (cache === 'none') assert.equal(b.direct, true, 'ext4/xfs support O_DIRECT');
+    if (cache === 'none' || cache === 'directsync') assert.equal(b.direct, true, 'ext4/xfs support O_DIRECT');
     const w = new Uint8Array(4096).fill(0xab);
     assert.equal(await b.write(8192, w, 0, 4096), null);
     const r = new Uint8Array(8192);

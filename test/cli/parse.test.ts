@@ -206,3 +206,26 @@ test('--help returns the help text', async () => {
   assert.match(r.help ?? '', /--no-stubdom/);
   assert.match(r.help ?? '', /Exit codes/);
 });
+
+test("CD-ROMs as Xen 4.17's libxl passes them: -drive if=none + -device ide-cd,bus=ide.B,unit=U", async () => {
+  // strings in Debian's libxenlight.so 4.17: "if=none,readonly=on,id=%s", "%s,file=%s,format=%s",
+  // "ide-cd,id=%s,drive=%s,bus=ide.%u,unit=%u" (hdc = dev_number 5632)
+  const { config: c, warnings } = await parseArgs(split(`-xen-domid 3 -machine xenfv -m 256
+    -drive file=/dev/xvda,if=ide,index=0,media=disk,format=host_device,cache=writeback
+    -drive if=none,readonly=on,id=ide-5632,file=/srv/install.iso,format=raw
+    -device ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0
+    -drive if=none,readonly=on,id=ide-5696
+    -device ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1`));
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(c.drives, [
+    { index: 0, file: '/dev/xvda', media: 'disk', format: 'host_device', cache: 'writeback', readonly: false },
+    { index: 2, file: '/srv/install.iso', media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+    { index: 3, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+  ]);
+  await fails(['--sim', '-device', 'ide-cd,drive=nope,bus=ide.1'], /no -drive if=none,id=nope/);
+  await fails(['--sim', '-drive', 'if=none,id=d,file=/a', '-device', 'ide-hd,drive=d,bus=ahci0.0'], /only the PIIX IDE buses/);
+  await fails(['--sim', '-drive', 'file=/a,index=2', '-drive', 'if=none,id=c', '-device', 'ide-cd,drive=c,bus=ide.1,unit=0'], /IDE index 2 is already used/);
+  await fails(['--sim', '-drive', 'if=none,file=/a'], /if=none needs id=/);
+  const { warnings: w2 } = await parseArgs(['--sim', '-drive', 'if=none,id=lonely,file=/a']);
+  assert.deepEqual(w2, ['-drive id=lonely (if=none) is not attached to any -device; ignored']);
+});

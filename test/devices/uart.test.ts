@@ -222,3 +222,20 @@ test('fuzz: random accesses never throw and keep the FIFO bounded', () => {
     assert.ok(t.uart.state.rxCount <= 16);
   }
 });
+
+test('character timeout re-arms after a read that leaves bytes behind (next event-loop turn)', async () => {
+  const t = setup();
+  t.outb(FCR, 0x01 | (3 << 6)); // trigger 14
+  t.outb(IER, IER_ERBFI);
+  t.backend.inject('abc');
+  assert.equal(t.irq(), 1);
+  assert.equal(t.inb(THR), 0x61);
+  assert.equal(t.irq(), 0, 'the read acknowledges the timeout');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.irq(), 1, 'bytes still waiting: timeout again, a new edge');
+  assert.equal(t.inb(IIR) & 0x0f, IIR_CTI);
+  t.inb(THR);
+  t.inb(THR);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.irq(), 0, 'FIFO empty: nothing re-armed');
+});

@@ -12,10 +12,7 @@ export E2E_DMS=${E2E_DMS:-stubdm-dom0}
 export E2E_SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom}
 export E2E_MODE=demo
 build_all
-if [[ " $E2E_DMS " == *" stubdm"* && -f $ROOT/scripts/build-native.sh ]]; then
-  bash "$ROOT/scripts/build-native.sh" >"$BUILD/build-native.log" 2>&1 ||
-    log "scripts/build-native.sh failed: see $BUILD/build-native.log"
-fi
+prepare_project
 RUN=$BUILD/demo
 rm -rf "$RUN" && mkdir -p "$RUN"
 build_workdisk "$RUN"

@@ -4,6 +4,7 @@
 # `PASS|FAIL|SKIP <scenario> <dm> ...` line per scenario and device model, a
 # side-by-side table, and writes build/e2e/results.json.
 #   E2E_DMS="qemu-xen stubdm-dom0"   (also: stubdm-stubdom)
+#   E2E_PROJECT=/path/to/worktree    (whose stubdm to run; default: this repository)
 #   E2E_SCENARIOS="boot disk cdrom lifecycle"   (files in test/e2e/scenarios/)
 #   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
 # Exit: 0 all passed, 1 a scenario failed, 2 setup error.
@@ -15,15 +16,7 @@ export E2E_SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle}
 export E2E_MODE=test
 START=$SECONDS
 build_all
-if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $ROOT/scripts/build-stubdom.sh ]]; then
-  log "building the stub domain (scripts/build-stubdom.sh)"
-  bash "$ROOT/scripts/build-stubdom.sh" >"$BUILD/build-stubdom.log" 2>&1 ||
-    log "scripts/build-stubdom.sh failed: see $BUILD/build-stubdom.log"
-fi
-if [[ " $E2E_DMS " == *" stubdm"* && -f $ROOT/scripts/build-native.sh ]]; then
-  bash "$ROOT/scripts/build-native.sh" >"$BUILD/build-native.log" 2>&1 ||
-    log "scripts/build-native.sh failed: see $BUILD/build-native.log"
-fi
+prepare_project
 RUN=$BUILD/run-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN" && ln -sfn "$(basename "$RUN")" "$BUILD/last"
 build_workdisk "$RUN"

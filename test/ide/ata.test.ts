@@ -615,3 +615,99 @@ test('data port reads 0 without DRQ; task file writes are ignored while DRQ is s
   const first = q.inl(IDE_BASE);
   assert.equal(first & 0xffff, 0x0040, '32-bit data access returns two words');
 });
+
+test('soft reset during a DMA in flight: the engine stops (Active clear), no late interrupt, the device is usable again', async () => {
+  const f = new FaultyBackend(new MemoryBackend(IMAGE));
+  const q = new IdeRig([disk(f)]);
+  const buf = q.alloc(512);
+  f.hold = () => true;
+  q.outl(BMDMA_BASE + bmreg_prdt, writePrdt(q, [{ addr: buf, size: 512 | PRDT_EOT }]));
+  q.outb(IDE_BASE + reg_device, LBA);
+  q.outb(IDE_BASE + reg_nsectors, 1);
+  q.outb(IDE_BASE + reg_command, CMD_READ_DMA);
+  q.outb(BMDMA_BASE + bmreg_cmd, BM_CMD_START | BM_CMD_WRITE);
+  await until(() => f.heldCount === 1, 'read held');
+  assert.equal(q.inb(BMDMA_BASE + bmreg_status) & BM_STS_ACTIVE, BM_STS_ACTIVE);
+  q.outb(IDE_CTRL, 0x04);
+  q.outb(IDE_CTRL, 0x00);
+  assert.equal(q.inb(BMDMA_BASE + bmreg_status) & (BM_STS_ACTIVE | BM_STS_INTR), 0);
+  f.hold = null;
+  f.release();
+  await settle();
+  assert.equal(q.irq(14), false);
+  assert.equal(q.inb(BMDMA_BASE + bmreg_status) & BM_STS_INTR, 0);
+  q.outb(BMDMA_BASE + bmreg_cmd, 0);
+  assert.equal(await sendDma(q, CMD_READ_DMA, 0, 1, [{ addr: buf, size: 512 | PRDT_EOT }]), BM_STS_INTR);
+});
+
+test('the device that is not selected still interrupts the channel when it completes', async () => {
+  const f = new FaultyBackend(new MemoryBackend(IMAGE));
+  const q = new IdeRig([disk(f), disk(new MemoryBackend(1 << 20))]);
+  f.hold = (op) => op === 'flush';
+  q.outb(IDE_BASE + reg_device, 0);
+  q.outb(IDE_BASE + reg_command, CMD_FLUSH_CACHE);
+  await until(() => f.heldCount === 1, 'flush held');
+  // while device 0 is busy the device register write is ignored (QEMU), so device 0 stays selected
+  q.outb(IDE_BASE + reg_device, DEV);
+  assert.equal(q.inb(IDE_BASE + reg_device) & DEV, 0);
+  f.release();
+  await until(() => q.irq(14), 'completion interrupt');
+  q.outb(IDE_BASE + reg_device, DEV);
+  assert.equal(q.inb(IDE_BASE + reg_device) & DEV, DEV);
+  assert.equal(q.inb(IDE_BASE + reg_status) & (BSY | DRDY), DRDY, 'device 1 is idle');
+  assert.equal(q.irq(14), false, 'any Status read clears the channel interrupt');
+});
+
+test('a read still in flight at reset cannot land in the next command\'s data', async () => {
+  const mem = new MemoryBackend(IMAGE);
+  mem.data.fill(0xee, 0, 512);
+  const f = new FaultyBackend(mem);
+  const q = new IdeRig([disk(f)]);
+  f.hold = () => true;
+  q.outb(IDE_BASE + reg_device, LBA);
+  q.outb(IDE_BASE + reg_nsectors, 1);
+  q.outb(IDE_BASE + reg_lba_low, 0);
+  q.outb(IDE_BASE + reg_command, 0x20);
+  await until(() => f.heldCount === 1, 'read held');
+  q.outb(IDE_CTRL, 0x04);
+  q.outb(IDE_CTRL, 0x00);
+  q.outb(IDE_BASE + reg_command, CMD_IDENTIFY);
+  f.hold = null;
+  f.release();
+  await settle();
+  const w = identifyWords(q);
+  assert.equal(w[0], 0x0040);
+  assert.equal(ataString(w, 10, 10), 'testdisk            ');
+});
+
+test('PIO read-ahead: one backend request serves many blocks; an error still lands on its own sector', async () => {
+  const mem = new MemoryBackend(IMAGE);
+  mem.data.set(pattern(8 * 512, 21), 5 * 512);
+  const f = new FaultyBackend(mem);
+  const q = new IdeRig([disk(f)]);
+  const read = async (lba: number, count: number) => {
+    q.outb(IDE_BASE + reg_device, LBA);
+    q.outb(IDE_BASE + reg_nsectors, count);
+    q.outb(IDE_BASE + reg_lba_low, lba);
+    q.outb(IDE_BASE + reg_lba_middle, 0);
+    q.outb(IDE_BASE + reg_lba_high, 0);
+    q.outb(IDE_BASE + reg_command, 0x20);
+    const got: number[] = [];
+    for (let s = 0; s < count; s++) {
+      await until(() => q.irq(14), `sector ${s}`);
+      const st = q.inb(IDE_BASE + reg_status);
+      if (st & ERR) return { got, err: q.inb(IDE_BASE + reg_error), at: q.inb(IDE_BASE + reg_lba_low) };
+      got.push(...q.ins(IDE_BASE, 2, 256).data);
+    }
+    return { got, err: 0, at: q.inb(IDE_BASE + reg_lba_low) };
+  };
+  let r = await read(5, 8);
+  assert.deepEqual(new Uint8Array(r.got), pattern(8 * 512, 21));
+  assert.deepEqual(f.log, ['read 2560 4096'], 'eight one-sector blocks, one backend read');
+  f.log.length = 0;
+  f.rule = (op, off, len) => (op === 'read' && off <= 7 * 512 && off + len > 7 * 512 ? 'EIO' : null);
+  r = await read(5, 4);
+  assert.equal(r.got.length, 1024, 'sectors 5 and 6 delivered');
+  assert.equal(r.err, UNC);
+  assert.equal(r.at, 7, 'the LBA registers point at the failing sector');
+});

@@ -244,12 +244,12 @@ test('media change: NOT READY once, then UNIT ATTENTION 06/28/00 until REQUEST S
 test('READ TOC formats 0, 1, 2 in LBA and MSF; start track checks; SFF-8020 format in byte 9', async () => {
   const q = new IdeRig([cdrom(new MemoryBackend(cdPattern(1000), true))]);
   let r = await packet(q, [0x43, 0, 0, 0, 0, 0, 0, 0, 100, 0]);
-  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 0, 0, 0, 0x14, 0xaa, 0, ...be32(1000)]);
+  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 0, 0, 0, 0x16, 0xaa, 0, ...be32(1000)]);
   r = await packet(q, [0x43, 2, 0, 0, 0, 0, 0, 0, 100, 0]);
   // MSF: track 1 at 00:02:00, lead-out 1000+150 frames = 00:15:25
-  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 2, 0, 0, 0x14, 0xaa, 0, 0, 0, 15, 25]);
+  assert.deepEqual([...r.data], [0, 18, 1, 1, 0, 0x14, 1, 0, 0, 0, 2, 0, 0, 0x16, 0xaa, 0, 0, 0, 15, 25]);
   r = await packet(q, [0x43, 0, 0, 0, 0, 0, 0xaa, 0, 100, 0]);
-  assert.deepEqual([...r.data], [0, 10, 1, 1, 0, 0x14, 0xaa, 0, ...be32(1000)]);
+  assert.deepEqual([...r.data], [0, 10, 1, 1, 0, 0x16, 0xaa, 0, ...be32(1000)]);
   r = await packet(q, [0x43, 0, 0, 0, 0, 0, 2, 0, 100, 0]);
   assert.equal(r.error, 0x50, 'track 2 does not exist');
   r = await packet(q, [0x43, 0, 1, 0, 0, 0, 0, 0, 100, 0]);
@@ -270,13 +270,13 @@ test('READ TOC formats 0, 1, 2 in LBA and MSF; start track checks; SFF-8020 form
 test('MODE SENSE(10): pages 01, 2A, 3F; saved values refused; unknown page refused', async () => {
   const q = new IdeRig([cdrom()]);
   let r = await packet(q, [0x5a, 0, 0x2a, 0, 0, 0, 0, 0, 255, 0]);
-  assert.equal(r.data.length, 28);
-  assert.deepEqual([r.data[0], r.data[1], r.data[8], r.data[9]], [0, 26, 0x2a, 18]);
+  assert.equal(r.data.length, 30);
+  assert.deepEqual([r.data[0], r.data[1], r.data[8], r.data[9]], [0, 28, 0x2a, 0x14]);
   assert.equal(r.data[14] & 0x29, 0x29, 'lock, eject, tray');
   r = await packet(q, [0x5a, 0, 0x01, 0, 0, 0, 0, 0, 255, 0]);
-  assert.deepEqual([...r.data], [0, 14, 0, 0, 0, 0, 0, 0, 1, 6, 0, 5, 0, 0, 0, 0]);
+  assert.deepEqual([...r.data], [0, 14, 0x70, 0, 0, 0, 0, 0, 1, 6, 0, 5, 0, 0, 0, 0]);
   r = await packet(q, [0x5a, 0, 0x3f, 0, 0, 0, 0, 0, 255, 0]);
-  assert.equal(r.data.length, 36);
+  assert.equal(r.data.length, 38);
   r = await packet(q, [0x5a, 0, 0xc0 | 0x2a, 0, 0, 0, 0, 0, 255, 0]);
   assert.equal(r.error, 0x50);
   assert.deepEqual(await sense(q), [5, 0x39, 0]);
@@ -322,6 +322,24 @@ test('START STOP UNIT ejects and loads; PREVENT blocks the eject; MECHANISM STAT
   r = await packet(q, [0x1b, 0, 0, 0, 3, 0]);
   r = await packet(q, [0x00]);
   assert.equal(r.status & ERR, 0, 'loaded again');
+});
+
+test('READ CD: user data reads like READ(10); raw sectors and other sector types are refused', async () => {
+  const pat = cdPattern(16);
+  const q = new IdeRig([cdrom(new MemoryBackend(pat, true))]);
+  let r = await packet(q, [0xbe, 0, ...be32(3), 0, 0, 2, 0x10, 0, 0]);
+  assert.deepEqual(r.data, pat.subarray(3 * CD, 5 * CD));
+  r = await packet(q, [0xbe, 0x08, ...be32(3), 0, 0, 1, 0x10, 0, 0]);
+  assert.equal(r.data.length, CD, 'mode 1 expected: fine');
+  r = await packet(q, [0xbe, 0, ...be32(3), 0, 0, 1, 0, 0, 0]);
+  assert.equal(r.status & ERR, 0);
+  assert.equal(r.data.length, 0);
+  r = await packet(q, [0xbe, 0, ...be32(3), 0, 0, 1, 0xf8, 0, 0]);
+  assert.equal(r.error, 0x50);
+  r = await packet(q, [0xbe, 0x04, ...be32(3), 0, 0, 1, 0x10, 0, 0]);
+  assert.equal(r.error, 0x50, 'CD-DA sector type');
+  r = await packet(q, [0xbe, 0, ...be32(15), 0, 0, 2, 0x10, 0, 0]);
+  assert.deepEqual(await sense(q), [5, 0x21, 0]);
 });
 
 test('READ DISC INFORMATION, SEEK, SET CD SPEED', async () => {
@@ -379,4 +397,56 @@ test('odd-length reply: the last word carries one byte', async () => {
   const r = await packet(q, [0x12, 0, 0, 0, 7, 0]);
   assert.equal(r.data.length, 7);
   assert.deepEqual(r.blocks, [7]);
+});
+
+test('operator media change: refused while the guest locks the tray (eject request event) unless forced', async () => {
+  const q = new IdeRig([null, null, cdrom()]);
+  const sec = async (cdb: number[]) => {
+    // secondary channel, device 0
+    q.outb(0x176, 0);
+    q.outb(0x174, 0);
+    q.outb(0x175, 0x10);
+    q.outb(0x177, 0xa0);
+    const p = new Uint8Array(12);
+    cdb.forEach((v, i) => (p[i] = v));
+    q.outs(0x170, 2, p);
+    await until(() => q.irq(15), 'irq 15');
+    let st = q.inb(0x177);
+    const data: number[] = [];
+    if (st & DRQ) {
+      const n = q.inb(0x174) | (q.inb(0x175) << 8);
+      data.push(...q.ins(0x170, 2, Math.ceil(n / 2)).data.subarray(0, n));
+      await until(() => q.irq(15), 'completion');
+      st = q.inb(0x177);
+    }
+    return { st, err: q.inb(0x171), data };
+  };
+  assert.equal((await sec([0x1e, 0, 0, 0, 1, 0])).st & ERR, 0);
+  assert.equal(q.ide.changeMedium(2, null), false, 'locked');
+  let ev = await sec([0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0]);
+  assert.equal(ev.data[4], 1, 'eject request reported');
+  assert.equal(q.ide.changeMedium(2, new MemoryBackend(cdPattern(4), true), true), true, 'forced');
+  assert.equal((await sec([0x00])).err, 0x20);
+  assert.equal((await sec([0x00])).err, 0x60);
+  ev = await sec([0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0]);
+  assert.deepEqual([ev.data[4], ev.data[5]], [2, 2]);
+  assert.deepEqual((await sec([0x03, 0, 0, 0, 18, 0])).data.slice(12, 14), [0x28, 0]);
+  const cap = await sec([0x25]);
+  assert.deepEqual(cap.data.slice(0, 4), [0, 0, 0, 3], 'the new medium');
+  assert.equal(q.ide.changeMedium(0, null), false, 'not a CD-ROM slot');
+  assert.throws(() => q.ide.drive(4), RangeError);
+});
+
+test('ATAPI PIO read-ahead: 2048-byte DRQ blocks served from one backend request; a bad block still fails alone', async () => {
+  const pat = cdPattern(16);
+  const f = new FaultyBackend(new MemoryBackend(pat, true));
+  const q = new IdeRig([cdrom(f)]);
+  let r = await packet(q, read10(2, 8), 2048);
+  assert.deepEqual(r.data, pat.subarray(2 * CD, 10 * CD));
+  assert.deepEqual(r.blocks, new Array(8).fill(2048));
+  assert.deepEqual(f.log, [`read ${2 * CD} ${8 * CD}`]);
+  f.rule = (op, off, len) => (off <= 6 * CD && off + len > 6 * CD ? 'EIO' : null);
+  r = await packet(q, read10(2, 8), 2048);
+  assert.equal(r.error, 0x30);
+  assert.deepEqual(r.data, pat.subarray(2 * CD, 6 * CD), 'blocks before the bad one delivered');
 });

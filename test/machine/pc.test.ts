@@ -118,3 +118,16 @@ test('IDENTIFY by PIO and a DMA read and write reach the image file', async (t) 
   assert.deepEqual(new Uint8Array(onDisk.subarray(9 * SECTOR, 10 * SECTOR)), data);
   assert.deepEqual(new Uint8Array(onDisk.subarray(8 * SECTOR, 9 * SECTOR)), pattern(8), 'neighbours untouched');
 });
+
+test('the Xen platform unplug hands the IDE disk to PV drivers: the slot goes empty', async (t) => {
+  const { sim } = await machine(t);
+  assert.equal(sim.inw(0x10), 0x49d2, 'platform magic');
+  sim.outb(ATA_DEV, 0xa0);
+  assert.ok(sim.inb(ATA_CMD) & 0x40, 'disk present and ready before unplug');
+  sim.outw(0x10, 0x0001); // UNPLUG_IDE_DISKS, as Linux's xen_unplug_emulated_devices writes it
+  sim.outb(ATA_DEV, 0xa0);
+  sim.outb(ATA_CMD, 0xec); // IDENTIFY to an empty slot
+  const st = sim.inb(ATA_CMD);
+  assert.equal(st & (0x40 | ST_DRQ), 0, 'no device: not ready, no data');
+  sim.outw(0x10, 0x0001); // repeated unplug writes are harmless
+});

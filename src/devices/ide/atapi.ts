@@ -42,6 +42,7 @@ export const GPCMD_MODE_SENSE_10 = 0x5a;
 export const GPCMD_READ_12 = 0xa8;
 export const GPCMD_SET_CD_SPEED = 0xbb;
 export const GPCMD_MECHANISM_STATUS = 0xbd;
+export const GPCMD_READ_CD = 0xbe;
 
 const NEEDS_MEDIUM = 1;
 const ALLOW_UA = 2;
@@ -153,6 +154,21 @@ function read(d: Drive, lba: number, blocks: number): void {
 def(GPCMD_READ_10, NEEDS_MEDIUM, (d, c) => read(d, be32(c, 2), be16(c, 7)));
 def(GPCMD_READ_12, NEEDS_MEDIUM, (d, c) => read(d, be32(c, 2), be32(c, 6)));
 
+// READ CD (MMC-3 6.19): user data of Mode 1 / any sectors only; raw (2352-byte) reads are not offered.
+def(GPCMD_READ_CD, NEEDS_MEDIUM, (d, c) => {
+  const type = (c[1] >> 2) & 7; // expected sector type: 0 any, 2 Mode 1
+  if (type !== 0 && type !== 2) return invalidField(d);
+  const blocks = (c[6] << 16) | (c[7] << 8) | c[8];
+  switch (c[9] & 0xf8) {
+    case 0x00: // nothing requested
+      return d.atapiOk();
+    case 0x10: // user data
+      return read(d, be32(c, 2), blocks);
+    default:
+      return invalidField(d);
+  }
+});
+
 def(GPCMD_SEEK_10, NEEDS_MEDIUM, (d, c) => {
   if (be32(c, 2) >= d.totalSectors()) return d.atapiError(SK_ILLEGAL_REQUEST, ASC_LBA_OUT_OF_RANGE);
   d.atapiOk();
@@ -176,21 +192,22 @@ def(GPCMD_MODE_SENSE_10, 0, (d, c) => {
     n += 8;
   }
   if (page === 0x2a || page === 0x3f) {
-    // CD/DVD capabilities and mechanical status page (MMC-3 6.3.11): 20 bytes.
+    // CD/DVD capabilities and mechanical status page (MMC-2 5.5.10 layout, 22 bytes, as QEMU).
     b[n] = 0x2a;
-    b[n + 1] = 18;
+    b[n + 1] = 0x14;
     if (pc !== 1) {
       b[n + 2] = 0x3b; // reads CD-R, CD-RW, method 2, DVD-ROM
       b[n + 4] = 0x71; // audio play, multisession, mode 2 form 1/2
       b[n + 5] = 0x60; // CD-DA commands, accurate stream
       b[n + 6] = 0x29 | (d.state.trayLocked ? 2 : 0); // lock, (locked), eject, tray loading
-      put16(b, n + 8, 706); // max speed, KB/s (obsolete)
-      b[n + 11] = 2; // volume levels
+      put16(b, n + 8, 704); // max read speed, KB/s (4x)
+      put16(b, n + 10, 2); // volume levels
       put16(b, n + 12, 512); // buffer size KB
-      put16(b, n + 14, 706); // current speed
+      put16(b, n + 14, 704); // current read speed
     }
-    n += 20;
+    n += 22;
   }
+  b[2] = 0x70; // medium type (obsolete in MMC-3; QEMU reports 70h)
   put16(b, 0, n - 2);
   reply(d, n, be16(c, 7));
 });
@@ -245,7 +262,7 @@ def(GPCMD_READ_TOC, NEEDS_MEDIUM, (d, c) => {
         addr(n + 4, 0);
         n += 8;
       }
-      b[n + 1] = 0x14;
+      b[n + 1] = 0x16; // ADR 1, control 6 (QEMU's lead-out control)
       b[n + 2] = 0xaa; // lead-out
       addr(n + 4, total);
       n += 8;
@@ -332,6 +349,7 @@ def(GPCMD_MECHANISM_STATUS, 0, (d, c) => {
   const b = d.state.buf;
   b.fill(0, 0, 8);
   b[1] = d.state.trayOpen ? 0x10 : 0; // door open
+  b[5] = 1; // slots (QEMU reports one)
   reply(d, 8, be16(c, 8));
 });
 

@@ -148,6 +148,14 @@ export class BusMaster {
     }
   }
 
+  /** After a restore: a transfer that was running starts again from its first byte (nothing moved is committed until it ends). */
+  resume(): void {
+    const s = this.state;
+    if (!s.running) return;
+    s.running = false;
+    if (s.unit >= 0) this.run(this.drive(s.unit));
+  }
+
   /** Walk the PRD table (bounded) keeping the entries that cover `bytes`; total of the whole table, or -1 on a fault. */
   private walk(bytes: number): number {
     const s = this.state;

@@ -86,6 +86,14 @@ export class Channel implements ChannelPort {
     writeRep: (off, size, count, src, srcOff) => (off === R.REG_DATA && size !== 1 ? this.selected.writeRep(size, count, src, srcOff) : 0),
   };
 
+  /** PciIdeHost (src/pci/piix-ide.ts) names for the two blocks. */
+  get cmd(): IoHandler {
+    return this.commandBlock;
+  }
+  get ctl(): IoHandler {
+    return this.controlBlock;
+  }
+
   // ---- control block (0x3F6) ----
 
   readonly controlBlock: IoHandler = {
@@ -181,6 +189,11 @@ export class Channel implements ChannelPort {
     this.drives[this.state.unit === 0 ? 1 : 0].state.select &= ~R.DEV_SEL;
     this.state.unit = 0;
     this.raiseIrq();
+  }
+
+  /** After a restore: the interrupt line follows the restored pending state and nIEN. */
+  syncIrq(): void {
+    this.irq.set(this.state.irqPending && !(this.state.devCtl & R.DC_NIEN));
   }
 
   writeDeviceControl(v: number): void {

@@ -27,6 +27,9 @@ export type DmaOp = 'none' | 'ataRead' | 'ataWrite' | 'atapiIn';
 export const BUF_BYTES = 128 * 1024 + 4096;
 export const SECTOR = 512;
 export const CD_SECTOR = 2048;
+/** PIO read-ahead per backend request: 128 KiB (disk sectors, CD blocks). */
+const RA_SECTORS = 256;
+const CD_RA_SECTORS = 64;
 
 export interface DriveState {
   v: 1;
@@ -67,6 +70,9 @@ export interface DriveState {
   reqSectors: number;
   /** Sectors in the block now in the buffer. */
   blockSectors: number;
+  /** PIO read-ahead: sectors (CD: blocks) [raLba, raLba + raSectors) of this command are in buf from offset 0. */
+  raLba: number;
+  raSectors: number;
   pioDir: 'none' | 'in' | 'out';
   end: EndTransfer;
   bufPos: number;
@@ -178,12 +184,14 @@ export class Drive {
       curHeads: 16,
       curSectors: 63,
       multSectors: MAX_MULT_SECTORS,
-      xferMode: 0,
+      xferMode: 0x45, // UDMA mode 5 active until the guest picks a mode (what QEMU reports)
       writeCache: o.writeCache ?? true,
       lba48: false,
       nsLeft: 0,
       reqSectors: 1,
       blockSectors: 0,
+      raLba: 0,
+      raSectors: 0,
       pioDir: 'none',
       end: 'none',
       bufPos: 0,
@@ -235,6 +243,9 @@ export class Drive {
   reset(): void {
     const s = this.state;
     s.gen++;
+    // A request still in flight keeps writing into (or reading from) the old buffer:
+    // give the next command a fresh one so a stale read cannot land in its data.
+    if (s.io !== 'none' || s.dma !== 'none') s.buf = new Uint8Array(BUF_BYTES);
     s.multSectors = MAX_MULT_SECTORS;
     s.feature = s.error = s.nsector = s.sector = s.lcyl = s.hcyl = 0;
     s.hobFeature = s.hobSector = s.hobNsector = s.hobLcyl = s.hobHcyl = 0;
@@ -246,6 +257,7 @@ export class Drive {
     s.trayLocked = false;
     s.io = 'none';
     s.dma = 'none';
+    s.raSectors = 0;
     this.stopTransfer();
     s.status = s.kind === 'disk' ? R.ST_DRDY | R.ST_DSC : 0;
     this.setSignature();
@@ -476,30 +488,49 @@ export class Drive {
     this.port.warn({ unit: this.unit, op, lba, err: r }, 'ide: backend error');
   }
 
-  // PIO read: one block at a time through the buffer; INTRQ per block, none at the end (ATA8-ACS 7.36).
-  startSectorRead(): void {
+  /**
+   * PIO read: one DRQ block at a time, INTRQ per block, none at the end
+   * (ATA8-ACS 7.36). The backend is asked for up to RA_SECTORS of the
+   * command at once (firmware loads kernels with READ SECTORS one sector per
+   * block); later blocks are then shown straight from the buffer. If that
+   * larger read fails, the block alone is read again so the error lands on
+   * the right sector.
+   */
+  startSectorRead(ahead = RA_SECTORS): void {
     const s = this.state;
     const lba = this.getLba();
     const n = Math.min(s.nsLeft, s.reqSectors);
     s.blockSectors = n;
+    if (s.raSectors > 0 && lba >= s.raLba && lba + n <= s.raLba + s.raSectors) return this.showReadBlock(lba, n);
+    const want = Math.max(n, Math.min(s.nsLeft, ahead));
+    s.raSectors = 0;
     s.status = R.ST_DRDY | R.ST_DSC | R.ST_BSY;
-    this.submit('ataRead', this.backend!.read(lba * SECTOR, s.buf, 0, n * SECTOR), (r) => {
+    this.submit('ataRead', this.backend!.read(lba * SECTOR, s.buf, 0, want * SECTOR), (r) => {
       if (r !== null) {
+        if (want > n) return this.startSectorRead(n);
         this.ioError('read', r, lba);
         return this.fail(R.ER_UNC);
       }
-      s.status = R.ST_DRDY | R.ST_DSC;
-      this.startTransfer('in', 0, n * SECTOR, 'ataReadNext');
-      this.port.raiseIrq();
+      s.raLba = lba;
+      s.raSectors = want;
+      this.showReadBlock(lba, n);
     });
   }
 
-  ataReadNext(): void {
+  /** The block is in the buffer: address and Count registers move past it (as QEMU), DRQ, interrupt. */
+  private showReadBlock(lba: number, n: number): void {
     const s = this.state;
-    this.setLba(this.getLba() + s.blockSectors);
-    s.nsLeft -= s.blockSectors;
+    this.setLba(lba + n);
+    s.nsLeft -= n;
+    s.nsector = s.nsLeft & 0xff;
+    s.status = R.ST_DRDY | R.ST_DSC;
+    this.startTransfer('in', (lba - s.raLba) * SECTOR, n * SECTOR, 'ataReadNext');
+    this.port.raiseIrq();
+  }
+
+  ataReadNext(): void {
     this.stopTransfer();
-    if (s.nsLeft > 0) this.startSectorRead();
+    if (this.state.nsLeft > 0) this.startSectorRead();
   }
 
   /** The guest filled one block of a PIO write: write it (then flush if the write cache is off). */
@@ -518,6 +549,7 @@ export class Drive {
       }
       this.setLba(lba + n);
       s.nsLeft -= n;
+      s.nsector = s.nsLeft & 0xff;
       s.status = R.ST_DRDY | R.ST_DSC;
       if (s.nsLeft > 0) {
         s.blockSectors = Math.min(s.nsLeft, s.reqSectors);
@@ -538,6 +570,7 @@ export class Drive {
     this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
     s.reqSectors = multiple ? s.multSectors : 1;
     if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
+    s.raSectors = 0; // nothing read ahead carries over between commands
     this.startSectorRead();
     return false;
   }
@@ -695,7 +728,7 @@ export class Drive {
     let limit = (s.lcyl | (s.hcyl << 8)) & ~1;
     if (limit === 0) limit = 0xfffe;
     s.byteLimit = limit;
-    s.status = R.ST_DRDY;
+    s.status = R.ST_DRDY | R.ST_DSC;
     s.nsector = (s.nsector & ~7) | R.IR_COD;
     this.startTransfer('out', 0, 12, 'atapiPacket');
     return false;
@@ -739,12 +772,14 @@ export class Drive {
   /** Start the data-in phase of an ATAPI command: `total` bytes from the reply buffer or the medium. */
   atapiDataIn(total: number, src: AtapiSource): void {
     const s = this.state;
+    s.raSectors = 0;
     s.srcLba = src;
     s.xferLeft = total;
     s.xferPos = 0;
     if (total === 0) return this.atapiOk();
     if (s.atapiDma) {
-      s.status = R.ST_DRDY | R.ST_DSC | R.ST_DRQ;
+      // Reads from the medium show BSY too while the bus master works (QEMU ide_atapi_cmd_read_dma).
+      s.status = R.ST_DRDY | R.ST_DSC | R.ST_DRQ | (src >= 0 ? R.ST_BSY : 0);
       s.dma = 'atapiIn';
       this.port.dmaReady(this);
       return;
@@ -753,7 +788,7 @@ export class Drive {
   }
 
   /** Next DRQ block of at most the byte count limit (ATA8-ACS 7.18 PIO data-in). */
-  private atapiNextBlock(): void {
+  atapiNextBlock(ahead = CD_RA_SECTORS): void {
     const s = this.state;
     const size = Math.min(s.xferLeft, s.byteLimit);
     s.blockLen = size;
@@ -766,18 +801,26 @@ export class Drive {
       this.port.raiseIrq();
     };
     if (s.srcLba < 0) return show(s.xferPos);
-    // From the medium: read the CD blocks covering [xferPos, xferPos + size).
+    // From the medium: the CD blocks covering [xferPos, xferPos + size), read ahead up to
+    // 128 KiB of the command (firmware asks for one 2048-byte block per DRQ).
     const first = Math.floor(s.xferPos / CD_SECTOR);
     const skip = s.xferPos % CD_SECTOR;
     const count = Math.ceil((skip + size) / CD_SECTOR);
     const lba = s.srcLba + first;
+    if (s.raSectors > 0 && lba >= s.raLba && lba + count <= s.raLba + s.raSectors) return show((lba - s.raLba) * CD_SECTOR + skip);
+    const left = Math.ceil((s.xferPos + s.xferLeft) / CD_SECTOR) - first;
+    const want = Math.max(count, Math.min(left, ahead));
+    s.raSectors = 0;
     s.status = R.ST_DRDY | R.ST_BSY;
     if (this.backend === null) return this.atapiError(2, 0x3a);
-    this.submit('atapiRead', this.backend.read(lba * CD_SECTOR, s.buf, 0, count * CD_SECTOR), (r) => {
+    this.submit('atapiRead', this.backend.read(lba * CD_SECTOR, s.buf, 0, want * CD_SECTOR), (r) => {
       if (r !== null) {
+        if (want > count) return this.atapiNextBlock(count); // place the error on its block
         this.ioError('cd read', r, lba);
         return this.atapiError(3, 0x11); // MEDIUM ERROR, UNRECOVERED READ ERROR
       }
+      s.raLba = lba;
+      s.raSectors = want;
       show(skip);
     });
   }
@@ -836,8 +879,35 @@ export class Drive {
     }
     this.setLba(this.getLba() + s.nsLeft);
     s.nsLeft = 0;
+    s.nsector = 0;
     s.status = R.ST_DRDY | R.ST_DSC;
     this.port.raiseIrq();
+  }
+
+  /**
+   * After a restore: re-issue the backend request the saved state says was in
+   * flight. Every such request is idempotent (the address registers move only
+   * when it completes), so doing it again is safe.
+   */
+  resumeIo(): void {
+    const s = this.state;
+    const op = s.io;
+    s.io = 'none';
+    s.status &= ~R.ST_BSY;
+    switch (op) {
+      case 'ataRead':
+        return this.startSectorRead();
+      case 'ataWrite':
+        return this.ataWriteBlock();
+      case 'flush':
+        s.status = R.ST_DRDY | R.ST_BSY;
+        this.cmdFlush();
+        return;
+      case 'atapiRead':
+        return this.atapiNextBlock();
+      case 'none':
+        return;
+    }
   }
 
   /** Media change (CD): the guest sees NOT READY once, then UNIT ATTENTION (QEMU ide_cd_change_cb). */
@@ -892,6 +962,7 @@ def([R.CMD_PACKET], F_CD, (d) => d.cmdPacket());
 def([R.CMD_SET_FEATURES], ALL | F_DSC, (d) => d.cmdSetFeatures());
 def([R.CMD_SET_MULTIPLE_MODE], F_DISK | F_DSC, (d) => d.cmdSetMultiple());
 def([R.CMD_INITIALIZE_DEVICE_PARAMETERS], F_DISK | F_DSC, (d) => d.cmdInitParams());
-def([R.CMD_IDLE, R.CMD_IDLE_IMMEDIATE, R.CMD_STANDBY, R.CMD_STANDBY_IMMEDIATE, R.CMD_SLEEP], ALL | F_DSC, ok);
+// Power states are not modelled: always active. No DSC on these (what QEMU shows).
+def([R.CMD_IDLE, R.CMD_IDLE_IMMEDIATE, R.CMD_STANDBY, R.CMD_STANDBY_IMMEDIATE, R.CMD_SLEEP], ALL, ok);
 def([R.CMD_CHECK_POWER_MODE], ALL | F_DSC, (d) => d.cmdCheckPower());
 // EXECUTE DEVICE DIAGNOSTIC is a channel-wide command: the channel handles it before the table.

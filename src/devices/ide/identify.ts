@@ -38,6 +38,8 @@ export function identifyDevice(s: DriveState, b: Uint8Array, sectors: number): v
   putWord(b, 0, 0x0040); // fixed device, not removable
   putWord(b, 1, s.cylinders);
   putWord(b, 3, s.heads);
+  putWord(b, 4, 512 * s.sectors); // retired: unformatted bytes per track (QEMU still fills it)
+  putWord(b, 5, 512); // retired: unformatted bytes per sector
   putWord(b, 6, s.sectors);
   putString(b, 10, s.serial, 20);
   putWord(b, 20, 3); // buffer type (retired; drivers still print it)
@@ -80,6 +82,7 @@ export function identifyDevice(s: DriveState, b: Uint8Array, sectors: number): v
   putWord(b, 87, 1 << 14);
   putWord(b, 88, 0x3f | activeBits(s.xferMode, 8)); // UDMA 0-5
   putWord(b, 93, 1 | (1 << 14) | 0x2000); // hardware reset result: device 0, 80-wire cable
+  putWord(b, 106, 0x6000); // word valid; one logical sector per physical sector (as QEMU)
   putWord(b, 100, sectors % 0x10000);
   putWord(b, 101, Math.floor(sectors / 0x10000) % 0x10000);
   putWord(b, 102, Math.floor(sectors / 0x100000000) % 0x10000);
@@ -92,6 +95,9 @@ export function identifyPacketDevice(s: DriveState, b: Uint8Array): void {
   // ATAPI, CD-ROM (type 5), removable, DRQ within 50 us, 12-byte packets.
   putWord(b, 0, (2 << 14) | (5 << 8) | (1 << 7) | (2 << 5));
   putString(b, 10, s.serial, 20);
+  putWord(b, 20, 3); // retired buffer type/size/ECC words, as QEMU
+  putWord(b, 21, 512);
+  putWord(b, 22, 4);
   putString(b, 23, s.firmware, 8);
   putString(b, 27, s.model, 40);
   putWord(b, 48, 1);

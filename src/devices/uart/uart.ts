@@ -10,7 +10,8 @@
  * The one timing-dependent thing the chip does is the character timeout
  * interrupt (IIR 0x0C: bytes below the trigger level sitting unread). Input
  * arrives here in bursts from the backend, not bit by bit, so the timeout is
- * armed when a burst has been delivered and disarmed by the next RBR read.
+ * armed when a burst has been delivered, disarmed by an RBR read, and armed
+ * again on the next event-loop turn if bytes are still waiting.
  */
 import type { AccessSize, IoHandler } from '../../core/io.ts';
 import type { IrqLine } from '../../core/irq.ts';
@@ -141,6 +142,16 @@ export class Uart16550 implements IoHandler {
   /** Bytes dropped because the RX FIFO was full (each set LSR.OE). */
   overruns = 0;
 
+  private rearmQueued = false;
+  private readonly rearmTimeout = (): void => {
+    this.rearmQueued = false;
+    const s = this.state;
+    if (s.rxCount > 0 && !s.timeoutPending) {
+      s.timeoutPending = true;
+      this.updateIrq();
+    }
+  };
+
   constructor(
     private readonly irq: IrqLine,
     private readonly backend: CharBackend,
@@ -185,6 +196,13 @@ export class Uart16550 implements IoHandler {
         s.rxCount--;
         s.timeoutPending = false;
         this.updateIrq();
+        // Bytes left below the trigger level: the chip's timeout fires again after four
+        // character times without a read. "Later" here is the next turn of the event loop,
+        // so a driver that reads one byte per interrupt gets a fresh edge.
+        if (s.rxCount > 0 && !this.rearmQueued) {
+          this.rearmQueued = true;
+          setImmediate(this.rearmTimeout);
+        }
         return b;
       }
       case IER:

@@ -84,6 +84,12 @@ save_dm_logs() {
   cp /var/log/xen/qemu-dm-"$name"*.log "$R/$DM/" 2>/dev/null
 }
 
+# The first libxl error of a failed `xl create` (the last lines are about the
+# cleanup), on one line.
+create_error() {
+  { grep -m 2 -E 'error|failed|timed out' "$1" || tail -n 2 "$1"; } | sed 's/^libxl: error: //' | tr '\n' ' '
+}
+
 # One guest boot for every <name>_check scenario. Sets BOOT_SECONDS, GUEST_END,
 # SHUTDOWN and writes $RUN_DIR/markers.
 guest_run() {
@@ -96,7 +102,7 @@ guest_run() {
   echo "E2E-DOM0 $DM: xl create $name"
   t0=$(now)
   if ! timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
-    GUEST_END="xl create failed: $(grep -v '^Parsing' "$RUN_DIR/$name.create.log" | tail -n 2 | tr '\n' ' ')"
+    GUEST_END="xl create failed: $(create_error "$RUN_DIR/$name.create.log")"
     timeout 60 xl destroy "$name" >/dev/null 2>&1
   else
     echo "E2E-DOM0 $DM: xl create returned after $(secs "$t0" "$(now)") s"

@@ -194,10 +194,11 @@ build_guest() {
     echo "DATA_MD5=$(e2e_pattern E2E-DATA 1048576 | md5sum | cut -d' ' -f1)"
     echo "WRITE_MD5=$(e2e_pattern E2E-WRITTEN 1048576 | md5sum | cut -d' ' -f1)"
     echo "CD_MD5=$(md5sum <"$cd/KNOWN.TXT" | cut -d' ' -f1)"
+    echo "DATA_SECTORS=$((96 * 2048))"
   } >"$OUT/expect.env"
   rm -rf "$cd"
   # hdb: a 1 MiB known pattern at offset 0, then sparse (the write test uses 1-2 MiB).
-  truncate -s 96M "$OUT/data.img"
+  truncate -s 96M "$OUT/data.img" # DATA_SECTORS above: the guest finds hdb by its size
   e2e_pattern E2E-DATA 1048576 | dd of="$OUT/data.img" conv=notrunc status=none
 
   local r=$OUT/initrd
@@ -252,6 +253,34 @@ build_all() {
   GUEST=$OUT
 }
 
+# The tree whose stubdm runs in dom0: this repository, or E2E_PROJECT (another
+# worktree, to try a branch before it is merged). Builds its native addons.
+prepare_project() {
+  PROJECT=$(cd "${E2E_PROJECT:-$ROOT}" && pwd) || die "E2E_PROJECT=$E2E_PROJECT is not a directory"
+  [[ " $E2E_DMS " == *" stubdm"* ]] || return 0
+  [ -d "$PROJECT/node_modules" ] || die "$PROJECT has no node_modules: run npm ci there"
+  if [ -f "$PROJECT/scripts/build-native.sh" ]; then
+    (cd "$PROJECT" && bash scripts/build-native.sh) >"$BUILD/build-native.log" 2>&1 ||
+      log "scripts/build-native.sh failed in $PROJECT: see $BUILD/build-native.log"
+  fi
+  # Node + tsx take ~55 s to start under TCG in dom0 (tsx runs esbuild per
+  # file), close to libxl's 60 s wait for the device model: by default dom0
+  # runs an esbuild bundle of src/main.ts made here (E2E_STUBDM_RUN=tsx: the
+  # sources through tsx instead).
+  rm -f "$BUILD/stubdm.mjs"
+  if [ "${E2E_STUBDM_RUN:-bundle}" = bundle ] && [ -f "$PROJECT/src/main.ts" ]; then
+    (cd "$PROJECT" && npx --no-install esbuild src/main.ts --bundle --platform=node --target=node20 \
+      --format=esm --log-level=warning --legal-comments=none --outfile="$BUILD/stubdm.mjs" \
+      --banner:js="import { createRequire as __e2eRequire } from 'node:module'; const require = __e2eRequire(import.meta.url);") \
+      >"$BUILD/bundle.log" 2>&1 || { log "esbuild bundle of src/main.ts failed: see $BUILD/bundle.log; using tsx"; rm -f "$BUILD/stubdm.mjs"; }
+  fi
+  if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $PROJECT/scripts/build-stubdom.sh ]]; then
+    log "building the stub domain (scripts/build-stubdom.sh)"
+    (cd "$PROJECT" && bash scripts/build-stubdom.sh) >"$BUILD/build-stubdom.log" 2>&1 ||
+      log "scripts/build-stubdom.sh failed: see $BUILD/build-stubdom.log"
+  fi
+}
+
 # The per-run work disk (second virtio disk, ext4, not cached): the dom0 scripts,
 # scenarios, guest images, node + the project for stubdm-dom0, stubdom images
 # when built, and an empty results/ the driver fills. $1 = run directory.
@@ -261,17 +290,25 @@ build_workdisk() {
   cp -a "$E2E_DIR/dom0" "$E2E_DIR/scenarios" "$w/"
   cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,expect.env} "$w/img/"
   cp /usr/bin/node "$w/bin/node"
-  cp -a "$ROOT"/{package.json,node_modules} "$w/project/"
-  for d in src bin native rootfs; do [ -e "$ROOT/$d" ] && cp -a "$ROOT/$d" "$w/project/"; done
-  # Our native addons (scripts/build-native.sh -> build/native/*.node).
-  if [ -d "$ROOT/build/native" ]; then mkdir -p "$w/project/build" && cp -a "$ROOT/build/native" "$w/project/build/"; fi
+  cp -a "$PROJECT"/{package.json,node_modules} "$w/project/"
+  for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
+  # Built helpers (build/native/*.node from scripts/build-native.sh, C helpers
+  # such as build/stubdm-pty), not the e2e/stubdom/cache trees.
+  local b
+  mkdir -p "$w/project/build"
+  for b in "$PROJECT"/build/*; do
+    case ${b##*/} in e2e | stubdom | cache | dist) continue ;; esac
+    [ -e "$b" ] && cp -a "$b" "$w/project/build/"
+  done
+  # The bundle sits in build/ so that koffi's require finds node_modules/.
+  [ -f "$BUILD/stubdm.mjs" ] && cp "$BUILD/stubdm.mjs" "$w/project/build/stubdm.mjs"
   # The stub domain's kernel and rootfs (scripts/build-stubdom.sh), not its build trees.
-  if [ -f "$ROOT/build/stubdom/kernel" ]; then
-    mkdir -p "$w/stubdom" && cp "$ROOT/build/stubdom/kernel" "$ROOT/build/stubdom/rootfs" "$w/stubdom/"
+  if [ -f "$PROJECT/build/stubdom/kernel" ]; then
+    mkdir -p "$w/stubdom" && cp "$PROJECT/build/stubdom/kernel" "$PROJECT/build/stubdom/rootfs" "$w/stubdom/"
   fi
   printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\n' \
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
-    "$([ -f "$ROOT/scripts/build-stubdom.sh" ] && echo yes || echo no)" >"$w/config.env"
+    "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" >"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"

@@ -6,7 +6,7 @@ lifecycle_run() {
   guest_cfg "$name" >"$RUN_DIR/$name.cfg"
   t0=$(now)
   if ! timeout 120 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
-    fail "xl create failed: $(tail -n 2 "$RUN_DIR/$name.create.log" | tr '\n' ' ')"
+    fail "xl create failed: $(create_error "$RUN_DIR/$name.create.log")"
     xl destroy "$name" >/dev/null 2>&1; return
   fi
   t1=$(now)
