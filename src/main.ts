@@ -212,6 +212,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       shutdown(why: string): Promise<number> {
         if (shutdownOnce.started === null) {
           log.info({ why }, 'stopping');
+          // What the guest cost us (ioreqs by type, faults): the e2e logs keep this line.
+          log.info({ ...server.stats }, 'ioreq statistics');
           shutdownOnce.started = (async () => {
             core.emit('SHUTDOWN', { guest: false, reason: why.startsWith('SIG') ? 'host-signal' : 'host-qmp-quit' });
             await unwind();
