@@ -7,7 +7,7 @@ interface Result {
   scenario: string;
   dm: string;
   status: 'PASS' | 'FAIL' | 'SKIP';
-  metrics: Record<string, string>;
+  metrics: Record<string, string | number>;
   reason?: string;
 }
 
@@ -27,11 +27,13 @@ function parse(text: string): Result[] {
     const m = /^(PASS|FAIL|SKIP) (\S+) (\S+) ?(.*)$/.exec(line.trim());
     if (!m) continue;
     const [, status, scenario, dm, rest] = m as unknown as [string, Result['status'], string, string, string];
-    const metrics: Record<string, string> = {};
+    const metrics: Record<string, string | number> = {};
     if (status === 'PASS') {
       for (const kv of rest.split(/\s+/)) {
         const eq = kv.indexOf('=');
-        if (eq > 0) metrics[kv.slice(0, eq)] = kv.slice(eq + 1);
+        if (eq <= 0) continue;
+        const v = kv.slice(eq + 1);
+        metrics[kv.slice(0, eq)] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v;
       }
       out.push({ scenario, dm, status, metrics });
     } else {
@@ -61,7 +63,7 @@ function main(argv: string[]): number {
     }
   }
   const get = (dm: string, scen: string, key: string): string =>
-    results.find((r) => r.dm === dm && r.scenario === scen && r.status === 'PASS')?.metrics[key] ?? '-';
+    String(results.find((r) => r.dm === dm && r.scenario === scen && r.status === 'PASS')?.metrics[key] ?? '-');
   const rows = TABLE.filter(([s]) => scenarios.includes(s)).map(([s, k, label]) => [label, ...dms.map((dm) => get(dm, s, k))]);
   const header = ['', ...dms];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

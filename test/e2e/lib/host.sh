@@ -274,7 +274,7 @@ prepare_project() {
       --banner:js="import { createRequire as __e2eRequire } from 'node:module'; const require = __e2eRequire(import.meta.url);") \
       >"$BUILD/bundle.log" 2>&1 || { log "esbuild bundle of src/main.ts failed: see $BUILD/bundle.log; using tsx"; rm -f "$BUILD/stubdm.mjs"; }
   fi
-  if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $PROJECT/scripts/build-stubdom.sh ]]; then
+  if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $PROJECT/scripts/build-stubdom.sh && ${E2E_STUBDOM_BUILD:-yes} != no ]]; then
     log "building the stub domain (scripts/build-stubdom.sh)"
     (cd "$PROJECT" && bash scripts/build-stubdom.sh) >"$BUILD/build-stubdom.log" 2>&1 ||
       log "scripts/build-stubdom.sh failed: see $BUILD/build-stubdom.log"
