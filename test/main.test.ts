@@ -218,7 +218,7 @@ test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the seri
   assert.equal(fs.existsSync(qmpPath), false);
 });
 
-test('npm run demo: exits 0 by itself and shows the greeting the UART backend received', async () => {
+test('npm run demo:sim: exits 0 by itself and shows the greeting the UART backend received', async () => {
   const demo = new URL('../src/sim/demo.ts', import.meta.url).pathname;
   const child = spawn(process.execPath, ['--import', 'tsx', demo], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
