@@ -133,7 +133,7 @@ rewrite_args() {
     esac
     if [ "$prev" = "-netdev" ]; then
       case ",$a," in
-        tap,* | *,type=tap,*)
+        ,tap,* | *,type=tap,*)
           ifname=$(printf '%s\n' ",$a," | sed -n 's/.*,ifname=\([^,]*\),.*/\1/p')
           [ -n "$ifname" ] && echo "$ifname" >>"$STUBDM_ARGV_FILE.taps"
           ;;
