@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test stubdm:
-# the Xen libraries and headers (the ABI test compiles against them), a C
+# the Xen libraries and headers (the ABI test compiles against them), QEMU
+# (test/qemu-oracle compares our devices with it), a C
 # compiler for native/, and the npm packages. Idempotent; needs root for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(libxen-dev libxenmisc4.17 libxenstore4 gcc libc6-dev)
+pkgs=(libxen-dev libxenmisc4.17 libxenstore4 gcc libc6-dev qemu-system-x86)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -18,3 +19,4 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm ci --no-audit --no-fund
 fi
+bash scripts/build-native.sh

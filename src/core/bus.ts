@@ -100,7 +100,7 @@ export class IoBus {
       this.unclaimedWrites++;
       return;
     }
-    r.handler.write(addr - r.start, size, value & sizeMask(size));
+    r.handler.write(addr - r.start, size, (value & sizeMask(size)) >>> 0); // `&` gives a signed int32; handlers get unsigned
   }
 
   list(): readonly Region[] {

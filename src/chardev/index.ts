@@ -1,0 +1,31 @@
+/** Chardev backends: open a parsed ChardevSpec as a CharBackend. */
+import type { Logger } from '../core/log.ts';
+import type { ChardevSpec } from './spec.ts';
+import type { CharBackend } from './types.ts';
+import { ChardevError, FileBackend, NullBackend, RingBackend, openPath, openStdio } from './backends.ts';
+import { openPty } from './pty.ts';
+
+export type { ChardevSpec } from './spec.ts';
+export type { CharBackend, Receiver } from './types.ts';
+export { ChardevError, FileBackend, NullBackend, RingBackend, openPath, openStdio } from './backends.ts';
+export { openPty } from './pty.ts';
+
+/** Opens a backend. Throws ChardevError (one operator line) when it cannot. */
+export async function openChardev(id: string, spec: ChardevSpec, log: Logger): Promise<CharBackend> {
+  switch (spec.backend) {
+    case 'file':
+      return new FileBackend(id, spec.path, log, spec.append);
+    case 'null':
+      return new NullBackend(id, log);
+    case 'ringbuf':
+      return new RingBackend(id, log, spec.size);
+    case 'stdio':
+      return openStdio(id, log);
+    case 'tty':
+      return openPath(id, spec.path, log);
+    case 'pty':
+      return openPty(id, log);
+    case 'socket':
+      throw new ChardevError(`chardev ${id}: a socket chardev can only carry a QMP monitor (-mon chardev=${id},mode=control)`);
+  }
+}

@@ -1,0 +1,968 @@
+/**
+ * One IDE device: an ATA disk, an ATAPI CD-ROM, or nothing (an empty slot
+ * still holds the task file the guest wrote, as the bus is shared).
+ *
+ * ATA commands are a table indexed by opcode with flags (which device kinds
+ * accept it, LBA48, set DSC on success), like QEMU's ide_cmd_table. A
+ * command needing the backend sets BSY and returns: the ioreq is answered at
+ * once and the promise's completion moves the state machine on. A PIO
+ * transfer in progress is resumed by name (state.end), never by a closure,
+ * so the whole state is plain data.
+ */
+import type { BlockBackend, IoResult } from '../../block/backend.ts';
+import type { GuestMemory } from '../../core/memory.ts';
+import { identifyDevice, identifyPacketDevice, MAX_MULT_SECTORS } from './identify.ts';
+import { atapiCommand, type AtapiSource } from './atapi.ts';
+import * as R from './regs.ts';
+
+export type DriveKind = 'none' | 'disk' | 'cdrom';
+/** What happens when the guest has moved the whole PIO window (QEMU's end_transfer_func, by name). */
+export type EndTransfer = 'none' | 'stop' | 'ataReadNext' | 'ataWriteBlock' | 'atapiPacket' | 'atapiDataNext';
+/** Backend request in flight (BSY shown meanwhile). */
+export type IoOp = 'none' | 'ataRead' | 'ataWrite' | 'flush' | 'atapiRead';
+/** DMA command waiting for / running on the bus master. */
+export type DmaOp = 'none' | 'ataRead' | 'ataWrite' | 'atapiIn';
+
+/** Bytes of the per-drive data buffer: the largest PIO window (ATAPI byte count 0xfffe spans 33 CD sectors) and one DMA chunk. */
+export const BUF_BYTES = 128 * 1024 + 4096;
+export const SECTOR = 512;
+export const CD_SECTOR = 2048;
+/** PIO read-ahead per backend request: 128 KiB (disk sectors, CD blocks). */
+const RA_SECTORS = 256;
+const CD_RA_SECTORS = 64;
+
+export interface DriveState {
+  v: 1;
+  kind: DriveKind;
+  serial: string;
+  firmware: string;
+  model: string;
+  // Task file (ATA8-ACS 6); the hob* copies are the previous writes (LBA48 high bytes).
+  feature: number;
+  nsector: number;
+  sector: number;
+  lcyl: number;
+  hcyl: number;
+  select: number;
+  hobFeature: number;
+  hobNsector: number;
+  hobSector: number;
+  hobLcyl: number;
+  hobHcyl: number;
+  status: number;
+  error: number;
+  // Geometry: default (IDENTIFY words 1/3/6) and current (INITIALIZE DEVICE PARAMETERS, words 54-56).
+  cylinders: number;
+  heads: number;
+  sectors: number;
+  curCylinders: number;
+  curHeads: number;
+  curSectors: number;
+  multSectors: number;
+  /** Last SET FEATURES transfer mode value (mode type << 3 | mode). */
+  xferMode: number;
+  writeCache: boolean;
+  // ATA command in progress.
+  lba48: boolean;
+  /** Sectors left in the command. */
+  nsLeft: number;
+  /** Sectors per DRQ block (1, or the multiple count). */
+  reqSectors: number;
+  /** Sectors in the block now in the buffer. */
+  blockSectors: number;
+  /** PIO read-ahead: sectors (CD: blocks) [raLba, raLba + raSectors) of this command are in buf from offset 0. */
+  raLba: number;
+  raSectors: number;
+  pioDir: 'none' | 'in' | 'out';
+  end: EndTransfer;
+  bufPos: number;
+  bufEnd: number;
+  io: IoOp;
+  /** Bumped by every reset: completions of an older generation are dropped. */
+  gen: number;
+  dma: DmaOp;
+  // ATAPI.
+  cdb: number[];
+  senseKey: number;
+  asc: number;
+  ascq: number;
+  /** QEMU's cdrom_changed: 1 = report NOT READY once, 2 = then UNIT ATTENTION, 0 = settled. */
+  mediaChanged: number;
+  /** GET EVENT STATUS media event code to report (0 none, 2 new media, 3 removal). */
+  mediaEvent: number;
+  trayOpen: boolean;
+  trayLocked: boolean;
+  atapiDma: boolean;
+  byteLimit: number;
+  /** Data-in phase: bytes left, bytes done, size of the DRQ block shown now. */
+  xferLeft: number;
+  xferPos: number;
+  blockLen: number;
+  /** Data source: CD LBA of the first block, or -1 for the reply in the buffer. */
+  srcLba: number;
+  /** The data buffer (PIO window, replies, DMA chunks). */
+  buf: Uint8Array;
+}
+
+export interface DriveOptions {
+  kind: DriveKind;
+  backend?: BlockBackend | null;
+  serial?: string;
+  model?: string;
+  firmware?: string;
+  writeCache?: boolean;
+}
+
+/** What a drive needs from its channel. */
+export interface ChannelPort {
+  readonly memory: GuestMemory;
+  raiseIrq(): void;
+  /** A DMA command is set up: the bus master moves its data once started. */
+  dmaReady(d: Drive): void;
+  /** The drive was reset: forget any DMA it had pending or running. */
+  dmaCancel(d: Drive): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** What the bus master needs to move a DMA command's data. */
+export interface DmaRequest {
+  toMemory: boolean;
+  bytes: number;
+  /** Byte offset on the backend, or -1 when the data is the reply in d.state.buf. */
+  diskOffset: number;
+  flushAfter: boolean;
+}
+
+// Command table flags.
+const F_DISK = 1; // accepted by ATA disks
+const F_CD = 2; // accepted by ATAPI devices
+const F_DSC = 4; // sets DSC on success
+const F_LBA48 = 8; // 48-bit addressing and counts
+const F_SIG = 16; // on ATAPI: put the signature then abort (so drivers probe for ATAPI; ATA8-ACS 7.16.1)
+
+/** Handler returns true when the command is complete (clear BSY, raise INTRQ), false when it drives its own phases. */
+type Handler = (d: Drive, cmd: number) => boolean;
+interface CommandEntry {
+  run: Handler;
+  flags: number;
+}
+
+export class Drive {
+  readonly state: DriveState;
+  backend: BlockBackend | null;
+
+  constructor(
+    readonly port: ChannelPort,
+    readonly unit: 0 | 1,
+    o: DriveOptions,
+  ) {
+    this.backend = o.backend ?? null;
+    const kind = o.kind;
+    this.state = {
+      v: 1,
+      kind,
+      serial: o.serial ?? `STUBDM0000${unit}`,
+      firmware: o.firmware ?? '1.0',
+      model: o.model ?? (kind === 'cdrom' ? 'STUBDM DVD-ROM' : 'STUBDM HARDDISK'),
+      feature: 0,
+      nsector: 0,
+      sector: 0,
+      lcyl: 0,
+      hcyl: 0,
+      select: R.DEV_OBS,
+      hobFeature: 0,
+      hobNsector: 0,
+      hobSector: 0,
+      hobLcyl: 0,
+      hobHcyl: 0,
+      status: 0,
+      error: 0,
+      cylinders: 0,
+      heads: 16,
+      sectors: 63,
+      curCylinders: 0,
+      curHeads: 16,
+      curSectors: 63,
+      multSectors: MAX_MULT_SECTORS,
+      xferMode: 0x45, // UDMA mode 5 active until the guest picks a mode (what QEMU reports)
+      writeCache: o.writeCache ?? true,
+      lba48: false,
+      nsLeft: 0,
+      reqSectors: 1,
+      blockSectors: 0,
+      raLba: 0,
+      raSectors: 0,
+      pioDir: 'none',
+      end: 'none',
+      bufPos: 0,
+      bufEnd: 0,
+      io: 'none',
+      gen: 0,
+      dma: 'none',
+      cdb: new Array(12).fill(0),
+      senseKey: 0,
+      asc: 0,
+      ascq: 0,
+      mediaChanged: 0,
+      mediaEvent: 0,
+      trayOpen: false,
+      trayLocked: false,
+      atapiDma: false,
+      byteLimit: 0,
+      xferLeft: 0,
+      xferPos: 0,
+      blockLen: 0,
+      srcLba: -1,
+      buf: new Uint8Array(BUF_BYTES),
+    };
+    if (kind === 'disk') {
+      const cyl = Math.max(1, Math.min(16383, Math.floor(this.totalSectors() / (16 * 63))));
+      this.state.cylinders = this.state.curCylinders = cyl;
+    }
+    this.reset();
+  }
+
+  get present(): boolean {
+    return this.state.kind !== 'none';
+  }
+
+  /** Disk: 512-byte sectors; CD: 2048-byte blocks of the medium (0 when empty or tray open). */
+  totalSectors(): number {
+    const b = this.backend;
+    if (b === null) return 0;
+    return this.state.kind === 'cdrom' ? Math.floor(b.size / CD_SECTOR) : Math.floor(b.size / SECTOR);
+  }
+
+  mediumPresent(): boolean {
+    return this.backend !== null && !this.state.trayOpen;
+  }
+
+  // ---- reset and signatures ------------------------------------------------
+
+  /** Power-on / SRST / DEVICE RESET state (QEMU ide_reset): cancels the command in progress. */
+  reset(): void {
+    const s = this.state;
+    s.gen++;
+    // A request still in flight keeps writing into (or reading from) the old buffer:
+    // give the next command a fresh one so a stale read cannot land in its data.
+    if (s.io !== 'none' || s.dma !== 'none') s.buf = new Uint8Array(BUF_BYTES);
+    s.multSectors = MAX_MULT_SECTORS;
+    s.feature = s.error = s.nsector = s.sector = s.lcyl = s.hcyl = 0;
+    s.hobFeature = s.hobSector = s.hobNsector = s.hobLcyl = s.hobHcyl = 0;
+    s.select = R.DEV_OBS;
+    s.status = s.kind === 'disk' ? R.ST_DRDY | R.ST_DSC : 0;
+    s.lba48 = false;
+    s.senseKey = s.asc = s.ascq = 0;
+    s.atapiDma = false;
+    s.trayLocked = false;
+    s.io = 'none';
+    s.dma = 'none';
+    s.raSectors = 0;
+    this.stopTransfer();
+    s.status = s.kind === 'disk' ? R.ST_DRDY | R.ST_DSC : 0;
+    this.setSignature();
+  }
+
+  /** Device signature in the task file (ATA8-ACS 9.12 "Signature and persistence"). */
+  setSignature(): void {
+    const s = this.state;
+    s.select &= ~0x0f;
+    s.nsector = 1;
+    s.sector = 1;
+    if (s.kind === 'cdrom') {
+      s.lcyl = R.SIG_ATAPI_MID;
+      s.hcyl = R.SIG_ATAPI_HIGH;
+    } else if (s.kind === 'disk') {
+      s.lcyl = s.hcyl = 0;
+    } else {
+      s.lcyl = s.hcyl = 0xff;
+    }
+  }
+
+  // ---- PIO data port --------------------------------------------------------
+
+  /** Read `size` bytes (2 or 4) from the data port; 0 unless a PIO-in transfer shows DRQ (QEMU). */
+  readData(size: number): number {
+    const s = this.state;
+    if (s.pioDir !== 'in' || !(s.status & R.ST_DRQ)) return 0;
+    const b = s.buf;
+    const p = s.bufPos;
+    let v = b[p] | (b[p + 1] << 8);
+    if (size === 4) v = (v | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
+    s.bufPos = p + size;
+    if (s.bufPos >= s.bufEnd) this.endTransfer();
+    return v;
+  }
+
+  writeData(size: number, v: number): void {
+    const s = this.state;
+    if (s.pioDir !== 'out' || !(s.status & R.ST_DRQ)) return;
+    const b = s.buf;
+    const p = s.bufPos;
+    b[p] = v;
+    b[p + 1] = v >>> 8;
+    if (size === 4) {
+      b[p + 2] = v >>> 16;
+      b[p + 3] = v >>> 24;
+    }
+    s.bufPos = p + size;
+    if (s.bufPos >= s.bufEnd) this.endTransfer();
+  }
+
+  /** REP INS fast path: whole elements copied at once; stops where the data runs out. */
+  readRep(size: number, count: number, dst: Uint8Array, dstOff: number): number {
+    let done = 0;
+    // Bounded: each pass moves at least one element or leaves.
+    while (done < count) {
+      const s = this.state;
+      if (s.pioDir !== 'in' || !(s.status & R.ST_DRQ)) break;
+      const avail = Math.floor((s.bufEnd - s.bufPos + size - 1) / size);
+      const n = Math.min(avail, count - done);
+      if (n <= 0) break;
+      const bytes = n * size;
+      dst.set(s.buf.subarray(s.bufPos, s.bufPos + bytes), dstOff + done * size);
+      s.bufPos += bytes;
+      done += n;
+      if (s.bufPos >= s.bufEnd) this.endTransfer();
+    }
+    return done;
+  }
+
+  writeRep(size: number, count: number, src: Uint8Array, srcOff: number): number {
+    let done = 0;
+    while (done < count) {
+      const s = this.state;
+      if (s.pioDir !== 'out' || !(s.status & R.ST_DRQ)) break;
+      const avail = Math.floor((s.bufEnd - s.bufPos + size - 1) / size);
+      const n = Math.min(avail, count - done);
+      if (n <= 0) break;
+      const bytes = n * size;
+      s.buf.set(src.subarray(srcOff + done * size, srcOff + done * size + bytes), s.bufPos);
+      s.bufPos += bytes;
+      done += n;
+      if (s.bufPos >= s.bufEnd) this.endTransfer();
+    }
+    return done;
+  }
+
+  /** Show a PIO window of the buffer to the guest (QEMU ide_transfer_start). */
+  startTransfer(dir: 'in' | 'out', start: number, len: number, end: EndTransfer): void {
+    const s = this.state;
+    s.pioDir = dir;
+    s.bufPos = start;
+    s.bufEnd = start + len;
+    s.end = end;
+    s.status |= R.ST_DRQ;
+  }
+
+  stopTransfer(): void {
+    const s = this.state;
+    s.pioDir = 'none';
+    s.end = 'none';
+    s.bufPos = s.bufEnd = 0;
+    s.status &= ~R.ST_DRQ;
+  }
+
+  private endTransfer(): void {
+    const e = this.state.end;
+    this.state.end = 'none';
+    END_TRANSFER[e](this);
+  }
+
+  // ---- task file helpers ------------------------------------------------------
+
+  abort(): void {
+    this.state.status = R.ST_DRDY | R.ST_ERR;
+    this.state.error = R.ER_ABRT;
+  }
+
+  /** Error output of a data command: stop the transfer, ERR + the given error bits, interrupt. */
+  fail(error: number): void {
+    this.stopTransfer();
+    this.state.status = R.ST_DRDY | R.ST_ERR;
+    this.state.error = error;
+    this.state.io = 'none';
+    this.state.dma = 'none';
+    this.port.raiseIrq();
+  }
+
+  /** Sector count with the "0 means 256 / 65536" rule (ATA8-ACS 7.36.3.2, 7.37.3.2). */
+  private transformCount(lba48: boolean): void {
+    const s = this.state;
+    s.lba48 = lba48;
+    if (!lba48) s.nsLeft = s.nsector === 0 ? 256 : s.nsector;
+    else s.nsLeft = s.nsector === 0 && s.hobNsector === 0 ? 65536 : (s.hobNsector << 8) | s.nsector;
+  }
+
+  /** Current address in sectors, or -1 for an impossible CHS address. */
+  getLba(): number {
+    const s = this.state;
+    if (s.select & R.DEV_LBA) {
+      if (s.lba48) {
+        return (s.hobHcyl * 2 ** 40 + s.hobLcyl * 2 ** 32 + s.hobSector * 2 ** 24 + ((s.hcyl << 16) | (s.lcyl << 8) | s.sector));
+      }
+      return ((s.select & 0x0f) << 24) | (s.hcyl << 16) | (s.lcyl << 8) | s.sector;
+    }
+    const head = s.select & 0x0f;
+    if (s.sector === 0 || s.sector > s.curSectors || head >= s.curHeads) return -1;
+    return (((s.hcyl << 8) | s.lcyl) * s.curHeads + head) * s.curSectors + (s.sector - 1);
+  }
+
+  setLba(n: number): void {
+    const s = this.state;
+    if (s.select & R.DEV_LBA) {
+      if (s.lba48) {
+        const hi = Math.floor(n / 2 ** 24);
+        s.hobSector = hi & 0xff;
+        s.hobLcyl = (hi >>> 8) & 0xff;
+        s.hobHcyl = (hi >>> 16) & 0xff;
+      } else {
+        s.select = (s.select & 0xf0) | (Math.floor(n / 2 ** 24) & 0x0f);
+      }
+      s.sector = n & 0xff;
+      s.lcyl = (n >>> 8) & 0xff;
+      s.hcyl = (n >>> 16) & 0xff;
+    } else {
+      const cyl = Math.floor(n / (s.curHeads * s.curSectors));
+      const r = n % (s.curHeads * s.curSectors);
+      s.hcyl = (cyl >>> 8) & 0xff;
+      s.lcyl = cyl & 0xff;
+      s.select = (s.select & 0xf0) | (Math.floor(r / s.curSectors) & 0x0f);
+      s.sector = (r % s.curSectors) + 1;
+    }
+  }
+
+  /** Address check for nsLeft sectors at the current address; sets IDNF and returns false if out of range. */
+  private rangeOk(lba: number, count: number): boolean {
+    if (lba < 0 || lba + count > this.totalSectors()) {
+      this.port.warn({ lba, count, capacity: this.totalSectors() }, 'ide: LBA out of range');
+      this.abort();
+      this.state.error = R.ER_IDNF | R.ER_ABRT;
+      return false;
+    }
+    return true;
+  }
+
+  // ---- command dispatch ---------------------------------------------------------
+
+  /** Command register write for this (selected) drive. */
+  execCommand(cmd: number): void {
+    const s = this.state;
+    if (s.kind === 'none') return; // nobody to answer (QEMU: commands to an absent slave are ignored)
+    // Only DEVICE RESET reaches an ATAPI device that is busy (ATA8-ACS 7.10).
+    if (s.status & (R.ST_BSY | R.ST_DRQ) && !(cmd === R.CMD_DEVICE_RESET && s.kind === 'cdrom')) return;
+    const e = COMMANDS[cmd];
+    const kindFlag = s.kind === 'disk' ? F_DISK : F_CD;
+    if (e === undefined || !(e.flags & kindFlag)) {
+      if (e !== undefined && e.flags & F_SIG && s.kind === 'cdrom') this.setSignature();
+      this.abort();
+      this.port.raiseIrq();
+      return;
+    }
+    s.status = R.ST_DRDY | R.ST_BSY;
+    s.error = 0;
+    if (e.run(this, cmd)) {
+      s.status &= ~R.ST_BSY;
+      if (e.flags & F_DSC && !s.error) s.status |= R.ST_DSC;
+      this.port.raiseIrq();
+    }
+  }
+
+  // ---- backend completions ------------------------------------------------------
+
+  /** Run a backend request; the completion is dropped if the drive was reset meanwhile. */
+  private submit(op: IoOp, p: Promise<IoResult>, done: (r: IoResult) => void): void {
+    const s = this.state;
+    s.io = op;
+    s.status |= R.ST_BSY;
+    const gen = s.gen;
+    p.catch(() => 'EIO').then((r) => {
+      if (this.state.gen !== gen || this.state.io !== op) return;
+      this.state.io = 'none';
+      this.state.status &= ~R.ST_BSY;
+      done(r);
+    });
+  }
+
+  private ioError(op: string, r: string, lba: number): void {
+    this.port.warn({ unit: this.unit, op, lba, err: r }, 'ide: backend error');
+  }
+
+  /**
+   * PIO read: one DRQ block at a time, INTRQ per block, none at the end
+   * (ATA8-ACS 7.36). The backend is asked for up to RA_SECTORS of the
+   * command at once (firmware loads kernels with READ SECTORS one sector per
+   * block); later blocks are then shown straight from the buffer. If that
+   * larger read fails, the block alone is read again so the error lands on
+   * the right sector.
+   */
+  startSectorRead(ahead = RA_SECTORS): void {
+    const s = this.state;
+    const lba = this.getLba();
+    const n = Math.min(s.nsLeft, s.reqSectors);
+    s.blockSectors = n;
+    if (s.raSectors > 0 && lba >= s.raLba && lba + n <= s.raLba + s.raSectors) return this.showReadBlock(lba, n);
+    const want = Math.max(n, Math.min(s.nsLeft, ahead));
+    s.raSectors = 0;
+    s.status = R.ST_DRDY | R.ST_DSC | R.ST_BSY;
+    this.submit('ataRead', this.backend!.read(lba * SECTOR, s.buf, 0, want * SECTOR), (r) => {
+      if (r !== null) {
+        if (want > n) return this.startSectorRead(n);
+        this.ioError('read', r, lba);
+        return this.fail(R.ER_UNC);
+      }
+      s.raLba = lba;
+      s.raSectors = want;
+      this.showReadBlock(lba, n);
+    });
+  }
+
+  /** The block is in the buffer: address and Count registers move past it (as QEMU), DRQ, interrupt. */
+  private showReadBlock(lba: number, n: number): void {
+    const s = this.state;
+    this.setLba(lba + n);
+    s.nsLeft -= n;
+    s.nsector = s.nsLeft & 0xff;
+    s.status = R.ST_DRDY | R.ST_DSC;
+    this.startTransfer('in', (lba - s.raLba) * SECTOR, n * SECTOR, 'ataReadNext');
+    this.port.raiseIrq();
+  }
+
+  ataReadNext(): void {
+    this.stopTransfer();
+    if (this.state.nsLeft > 0) this.startSectorRead();
+  }
+
+  /** The guest filled one block of a PIO write: write it (then flush if the write cache is off). */
+  ataWriteBlock(): void {
+    const s = this.state;
+    const lba = this.getLba();
+    const n = s.blockSectors;
+    this.stopTransfer();
+    s.status = R.ST_DRDY | R.ST_DSC | R.ST_BSY;
+    const b = this.backend!;
+    const p = b.write(lba * SECTOR, s.buf, 0, n * SECTOR).then((r) => (r === null && !s.writeCache ? b.flush() : r));
+    this.submit('ataWrite', p, (r) => {
+      if (r !== null) {
+        this.ioError('write', r, lba);
+        return this.fail(R.ER_ABRT);
+      }
+      this.setLba(lba + n);
+      s.nsLeft -= n;
+      s.nsector = s.nsLeft & 0xff;
+      s.status = R.ST_DRDY | R.ST_DSC;
+      if (s.nsLeft > 0) {
+        s.blockSectors = Math.min(s.nsLeft, s.reqSectors);
+        this.startTransfer('out', 0, s.blockSectors * SECTOR, 'ataWriteBlock');
+      }
+      this.port.raiseIrq();
+    });
+  }
+
+  // ---- commands (referenced from the table) ---------------------------------------
+
+  cmdReadPio(cmd: number, multiple: boolean): boolean {
+    const s = this.state;
+    if (multiple && !s.multSectors) {
+      this.abort();
+      return true;
+    }
+    this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
+    s.reqSectors = multiple ? s.multSectors : 1;
+    if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
+    s.raSectors = 0; // nothing read ahead carries over between commands
+    this.startSectorRead();
+    return false;
+  }
+
+  cmdWritePio(cmd: number, multiple: boolean): boolean {
+    const s = this.state;
+    if (multiple && !s.multSectors) {
+      this.abort();
+      return true;
+    }
+    this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
+    s.reqSectors = multiple ? s.multSectors : 1;
+    if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
+    if (this.backend!.readOnly) {
+      this.abort();
+      return true;
+    }
+    s.status = R.ST_DRDY | R.ST_DSC;
+    s.blockSectors = Math.min(s.nsLeft, s.reqSectors);
+    this.startTransfer('out', 0, s.blockSectors * SECTOR, 'ataWriteBlock');
+    return false;
+  }
+
+  cmdDma(cmd: number, write: boolean): boolean {
+    const s = this.state;
+    this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
+    if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
+    if (write && this.backend!.readOnly) {
+      this.abort();
+      return true;
+    }
+    s.status = R.ST_DRDY | R.ST_DSC | R.ST_DRQ;
+    s.dma = write ? 'ataWrite' : 'ataRead';
+    this.port.dmaReady(this);
+    return false;
+  }
+
+  cmdVerify(cmd: number): boolean {
+    this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
+    if (!this.rangeOk(this.getLba(), this.state.nsLeft)) return true;
+    return true;
+  }
+
+  cmdFlush(): boolean {
+    const s = this.state;
+    if (this.backend === null) return true;
+    s.status = R.ST_DRDY | R.ST_BSY;
+    this.submit('flush', this.backend.flush(), (r) => {
+      if (r !== null) {
+        this.ioError('flush', r, -1);
+        return this.fail(R.ER_ABRT);
+      }
+      s.status = R.ST_DRDY | R.ST_DSC;
+      this.port.raiseIrq();
+    });
+    return false;
+  }
+
+  cmdIdentify(): boolean {
+    identifyDevice(this.state, this.state.buf, this.totalSectors());
+    this.state.status = R.ST_DRDY | R.ST_DSC;
+    this.startTransfer('in', 0, 512, 'stop');
+    this.port.raiseIrq();
+    return false;
+  }
+
+  cmdIdentifyPacket(): boolean {
+    identifyPacketDevice(this.state, this.state.buf);
+    this.state.status = R.ST_DRDY | R.ST_DSC;
+    this.startTransfer('in', 0, 512, 'stop');
+    this.port.raiseIrq();
+    return false;
+  }
+
+  cmdSetFeatures(): boolean {
+    const s = this.state;
+    switch (s.feature) {
+      case R.SF_ENABLE_WCACHE:
+        s.writeCache = true;
+        return true;
+      case R.SF_DISABLE_WCACHE:
+        s.writeCache = false;
+        return true;
+      case R.SF_SET_TRANSFER_MODE: {
+        const type = s.nsector >> 3;
+        const mode = s.nsector & 7;
+        // PIO default (0/1), PIO flow control 0-4, single-word DMA 0-2, MWDMA 0-2, UDMA 0-5.
+        const ok = type === 0 ? mode <= 1 : type === 1 ? mode <= 4 : type === 2 || type === 4 ? mode <= 2 : type === 8 ? mode <= 5 : false;
+        if (!ok) {
+          this.abort();
+          return true;
+        }
+        s.xferMode = s.nsector;
+        return true;
+      }
+      // Accepted without effect, as QEMU does: look-ahead, reverting to defaults, APM, AAM.
+      case 0x05:
+      case 0x85:
+      case 0x42:
+      case 0xc2:
+      case R.SF_DISABLE_RLA:
+      case R.SF_ENABLE_RLA:
+      case R.SF_DISABLE_REVERT:
+      case R.SF_ENABLE_REVERT:
+        return true;
+      default:
+        this.abort();
+        return true;
+    }
+  }
+
+  cmdSetMultiple(): boolean {
+    const s = this.state;
+    const n = s.nsector & 0xff;
+    // 0 disables; otherwise a power of two not above word 47's maximum (ATA8-ACS 7.46).
+    if (n !== 0 && (n > MAX_MULT_SECTORS || (n & (n - 1)) !== 0)) this.abort();
+    else s.multSectors = n;
+    return true;
+  }
+
+  cmdInitParams(): boolean {
+    const s = this.state;
+    if (s.nsector === 0) {
+      this.abort();
+      return true;
+    }
+    s.curHeads = (s.select & 0x0f) + 1;
+    s.curSectors = s.nsector;
+    s.curCylinders = Math.max(1, Math.min(65535, Math.floor(Math.min(this.totalSectors(), 16514064) / (s.curHeads * s.curSectors))));
+    return true;
+  }
+
+  cmdCheckPower(): boolean {
+    this.state.nsector = 0xff; // active or idle
+    return true;
+  }
+
+  cmdDeviceReset(): boolean {
+    this.reset();
+    this.port.dmaCancel(this);
+    this.state.status = 0; // ATA8-ACS 7.10.4: signature, status 0, no interrupt
+    return false;
+  }
+
+  cmdPacket(): boolean {
+    const s = this.state;
+    if (s.feature & 0x02) {
+      // overlapped PACKET is not supported (IDENTIFY PACKET word 49 bit 13 clear)
+      this.abort();
+      return true;
+    }
+    s.atapiDma = (s.feature & 1) !== 0;
+    // Byte count limit (ATA8-ACS 7.18.3): odd limits are rounded down (only the last block may be
+    // odd); 0 is invalid and treated as the maximum even count.
+    let limit = (s.lcyl | (s.hcyl << 8)) & ~1;
+    if (limit === 0) limit = 0xfffe;
+    s.byteLimit = limit;
+    s.status = R.ST_DRDY | R.ST_DSC;
+    s.nsector = (s.nsector & ~7) | R.IR_COD;
+    this.startTransfer('out', 0, 12, 'atapiPacket');
+    return false;
+  }
+
+  /** The 12-byte packet arrived. */
+  atapiPacket(): void {
+    const s = this.state;
+    for (let i = 0; i < 12; i++) s.cdb[i] = s.buf[i];
+    this.stopTransfer();
+    s.status = R.ST_DRDY | R.ST_BSY;
+    atapiCommand(this);
+  }
+
+  // ---- ATAPI data phases (used by atapi.ts) -------------------------------------------
+
+  /** ATAPI command done, no (more) data: DRDY, interrupt reason C/D + I/O (QEMU ide_atapi_cmd_ok). */
+  atapiOk(): void {
+    const s = this.state;
+    s.error = 0;
+    s.status = R.ST_DRDY | R.ST_DSC;
+    s.nsector = (s.nsector & ~7) | R.IR_IO | R.IR_COD;
+    this.stopTransfer();
+    this.port.raiseIrq();
+  }
+
+  /** CHECK CONDITION: sense kept for REQUEST SENSE, key in Error bits 7:4. */
+  atapiError(key: number, asc: number, ascq = 0): void {
+    const s = this.state;
+    s.senseKey = key;
+    s.asc = asc;
+    s.ascq = ascq;
+    s.error = key << 4;
+    s.status = R.ST_DRDY | R.ST_ERR;
+    s.nsector = (s.nsector & ~7) | R.IR_IO | R.IR_COD;
+    s.dma = 'none';
+    this.stopTransfer();
+    this.port.raiseIrq();
+  }
+
+  /** Start the data-in phase of an ATAPI command: `total` bytes from the reply buffer or the medium. */
+  atapiDataIn(total: number, src: AtapiSource): void {
+    const s = this.state;
+    s.raSectors = 0;
+    s.srcLba = src;
+    s.xferLeft = total;
+    s.xferPos = 0;
+    if (total === 0) return this.atapiOk();
+    if (s.atapiDma) {
+      // Reads from the medium show BSY too while the bus master works (QEMU ide_atapi_cmd_read_dma).
+      s.status = R.ST_DRDY | R.ST_DSC | R.ST_DRQ | (src >= 0 ? R.ST_BSY : 0);
+      s.dma = 'atapiIn';
+      this.port.dmaReady(this);
+      return;
+    }
+    this.atapiNextBlock();
+  }
+
+  /** Next DRQ block of at most the byte count limit (ATA8-ACS 7.18 PIO data-in). */
+  atapiNextBlock(ahead = CD_RA_SECTORS): void {
+    const s = this.state;
+    const size = Math.min(s.xferLeft, s.byteLimit);
+    s.blockLen = size;
+    const show = (start: number) => {
+      s.status = R.ST_DRDY | R.ST_DSC;
+      s.nsector = (s.nsector & ~7) | R.IR_IO;
+      s.lcyl = size & 0xff;
+      s.hcyl = (size >>> 8) & 0xff;
+      this.startTransfer('in', start, size, 'atapiDataNext');
+      this.port.raiseIrq();
+    };
+    if (s.srcLba < 0) return show(s.xferPos);
+    // From the medium: the CD blocks covering [xferPos, xferPos + size), read ahead up to
+    // 128 KiB of the command (firmware asks for one 2048-byte block per DRQ).
+    const first = Math.floor(s.xferPos / CD_SECTOR);
+    const skip = s.xferPos % CD_SECTOR;
+    const count = Math.ceil((skip + size) / CD_SECTOR);
+    const lba = s.srcLba + first;
+    if (s.raSectors > 0 && lba >= s.raLba && lba + count <= s.raLba + s.raSectors) return show((lba - s.raLba) * CD_SECTOR + skip);
+    const left = Math.ceil((s.xferPos + s.xferLeft) / CD_SECTOR) - first;
+    const want = Math.max(count, Math.min(left, ahead));
+    s.raSectors = 0;
+    s.status = R.ST_DRDY | R.ST_BSY;
+    if (this.backend === null) return this.atapiError(2, 0x3a);
+    this.submit('atapiRead', this.backend.read(lba * CD_SECTOR, s.buf, 0, want * CD_SECTOR), (r) => {
+      if (r !== null) {
+        if (want > count) return this.atapiNextBlock(count); // place the error on its block
+        this.ioError('cd read', r, lba);
+        return this.atapiError(3, 0x11); // MEDIUM ERROR, UNRECOVERED READ ERROR
+      }
+      s.raLba = lba;
+      s.raSectors = want;
+      show(skip);
+    });
+  }
+
+  atapiDataNext(): void {
+    const s = this.state;
+    s.xferPos += s.blockLen;
+    s.xferLeft -= s.blockLen;
+    this.stopTransfer();
+    if (s.xferLeft > 0) this.atapiNextBlock();
+    else this.atapiOk();
+  }
+
+  // ---- DMA (driven by the channel's bus master) -------------------------------------
+
+  dmaRequest(): DmaRequest | null {
+    const s = this.state;
+    switch (s.dma) {
+      case 'ataRead':
+        return { toMemory: true, bytes: s.nsLeft * SECTOR, diskOffset: this.getLba() * SECTOR, flushAfter: false };
+      case 'ataWrite':
+        return { toMemory: false, bytes: s.nsLeft * SECTOR, diskOffset: this.getLba() * SECTOR, flushAfter: !s.writeCache };
+      case 'atapiIn':
+        return { toMemory: true, bytes: s.xferLeft, diskOffset: s.srcLba < 0 ? -1 : s.srcLba * CD_SECTOR, flushAfter: false };
+      default:
+        return null;
+    }
+  }
+
+  /**
+   * The bus master finished: 'short' (PRDs shorter than the transfer: no
+   * data moved, no interrupt; BMI-1 case 1), 'fault' (a DMA address outside
+   * guest memory), an I/O error code, or null for success.
+   */
+  dmaDone(r: 'short' | 'fault' | IoResult): void {
+    const s = this.state;
+    const op = s.dma;
+    s.dma = 'none';
+    if (op === 'none') return;
+    if (r === 'short') {
+      s.status = R.ST_DRDY | R.ST_DSC;
+      return;
+    }
+    if (op === 'atapiIn') {
+      if (r === 'fault') return this.atapiError(0x0b, 0); // ABORTED COMMAND; the bus master shows the error bit
+      if (r !== null) {
+        this.ioError('cd dma read', r, s.srcLba);
+        return this.atapiError(3, 0x11);
+      }
+      return this.atapiOk();
+    }
+    if (r === 'fault') return this.fail(R.ER_ABRT);
+    if (r !== null) {
+      this.ioError(op === 'ataRead' ? 'dma read' : 'dma write', r, this.getLba());
+      return this.fail(op === 'ataRead' ? R.ER_UNC : R.ER_ABRT);
+    }
+    this.setLba(this.getLba() + s.nsLeft);
+    s.nsLeft = 0;
+    s.nsector = 0;
+    s.status = R.ST_DRDY | R.ST_DSC;
+    this.port.raiseIrq();
+  }
+
+  /**
+   * After a restore: re-issue the backend request the saved state says was in
+   * flight. Every such request is idempotent (the address registers move only
+   * when it completes), so doing it again is safe.
+   */
+  resumeIo(): void {
+    const s = this.state;
+    const op = s.io;
+    s.io = 'none';
+    s.status &= ~R.ST_BSY;
+    switch (op) {
+      case 'ataRead':
+        return this.startSectorRead();
+      case 'ataWrite':
+        return this.ataWriteBlock();
+      case 'flush':
+        s.status = R.ST_DRDY | R.ST_BSY;
+        this.cmdFlush();
+        return;
+      case 'atapiRead':
+        return this.atapiNextBlock();
+      case 'none':
+        return;
+    }
+  }
+
+  /** Media change (CD): the guest sees NOT READY once, then UNIT ATTENTION (QEMU ide_cd_change_cb). */
+  changeMedium(backend: BlockBackend | null): void {
+    this.backend = backend;
+    const s = this.state;
+    s.trayOpen = false;
+    s.mediaChanged = 1;
+    s.mediaEvent = backend ? 2 : 3;
+  }
+}
+
+const END_TRANSFER: Record<EndTransfer, (d: Drive) => void> = {
+  none: () => {},
+  stop: (d) => {
+    d.stopTransfer();
+  },
+  ataReadNext: (d) => d.ataReadNext(),
+  ataWriteBlock: (d) => d.ataWriteBlock(),
+  atapiPacket: (d) => d.atapiPacket(),
+  atapiDataNext: (d) => d.atapiDataNext(),
+};
+
+const ok: Handler = () => true;
+
+/** The ATA command set (ATA8-ACS chapter 7), indexed by opcode. */
+const COMMANDS: (CommandEntry | undefined)[] = new Array(256);
+function def(ops: number[], flags: number, run: Handler): void {
+  for (const op of ops) COMMANDS[op] = { run, flags };
+}
+const ALL = F_DISK | F_CD;
+def([R.CMD_DEVICE_RESET], F_CD, (d) => d.cmdDeviceReset());
+def([R.CMD_RECALIBRATE, R.CMD_SEEK], F_DISK | F_DSC, ok);
+def([R.CMD_READ_SECTORS, R.CMD_READ_SECTORS_NORETRY], F_DISK | F_SIG, (d, c) => d.cmdReadPio(c, false));
+def([R.CMD_READ_SECTORS_EXT], F_DISK | F_LBA48 | F_SIG, (d, c) => d.cmdReadPio(c, false));
+def([R.CMD_READ_MULTIPLE], F_DISK, (d, c) => d.cmdReadPio(c, true));
+def([R.CMD_READ_MULTIPLE_EXT], F_DISK | F_LBA48, (d, c) => d.cmdReadPio(c, true));
+def([R.CMD_WRITE_SECTORS, R.CMD_WRITE_SECTORS_NORETRY], F_DISK, (d, c) => d.cmdWritePio(c, false));
+def([R.CMD_WRITE_SECTORS_EXT], F_DISK | F_LBA48, (d, c) => d.cmdWritePio(c, false));
+def([R.CMD_WRITE_MULTIPLE], F_DISK, (d, c) => d.cmdWritePio(c, true));
+def([R.CMD_WRITE_MULTIPLE_EXT], F_DISK | F_LBA48, (d, c) => d.cmdWritePio(c, true));
+def([R.CMD_READ_DMA, R.CMD_READ_DMA_NORETRY], F_DISK, (d, c) => d.cmdDma(c, false));
+def([R.CMD_READ_DMA_EXT], F_DISK | F_LBA48, (d, c) => d.cmdDma(c, false));
+def([R.CMD_WRITE_DMA, R.CMD_WRITE_DMA_NORETRY], F_DISK, (d, c) => d.cmdDma(c, true));
+def([R.CMD_WRITE_DMA_EXT], F_DISK | F_LBA48, (d, c) => d.cmdDma(c, true));
+def([R.CMD_READ_VERIFY, R.CMD_READ_VERIFY_NORETRY], F_DISK | F_DSC, (d, c) => d.cmdVerify(c));
+def([R.CMD_READ_VERIFY_EXT], F_DISK | F_DSC | F_LBA48, (d, c) => d.cmdVerify(c));
+def([R.CMD_FLUSH_CACHE, R.CMD_FLUSH_CACHE_EXT], F_DISK, (d) => d.cmdFlush());
+def([R.CMD_IDENTIFY_DEVICE], F_DISK | F_SIG, (d) => d.cmdIdentify());
+def([R.CMD_IDENTIFY_PACKET_DEVICE], F_CD, (d) => d.cmdIdentifyPacket());
+def([R.CMD_PACKET], F_CD, (d) => d.cmdPacket());
+def([R.CMD_SET_FEATURES], ALL | F_DSC, (d) => d.cmdSetFeatures());
+def([R.CMD_SET_MULTIPLE_MODE], F_DISK | F_DSC, (d) => d.cmdSetMultiple());
+def([R.CMD_INITIALIZE_DEVICE_PARAMETERS], F_DISK | F_DSC, (d) => d.cmdInitParams());
+// Power states are not modelled: always active. No DSC on these (what QEMU shows).
+def([R.CMD_IDLE, R.CMD_IDLE_IMMEDIATE, R.CMD_STANDBY, R.CMD_STANDBY_IMMEDIATE, R.CMD_SLEEP], ALL, ok);
+def([R.CMD_CHECK_POWER_MODE], ALL | F_DSC, (d) => d.cmdCheckPower());
+// EXECUTE DEVICE DIAGNOSTIC is a channel-wide command: the channel handles it before the table.

@@ -1,0 +1,298 @@
+/**
+ * stubdm's entry point: argv (as libxl builds it) -> host (Xen or the
+ * simulator) -> board -> devices -> ioreq server -> xenstore `running` ->
+ * QMP. Runs until SIGTERM/SIGHUP/SIGINT or QMP `quit`, then tears down in
+ * order and flushes every backend.
+ *
+ * Exit codes: 0 clean stop, 1 the host or a backend could not be opened,
+ * 2 bad arguments. Operator errors are one line on stderr, never a stack.
+ */
+import { pathToFileURL } from 'node:url';
+import { pino } from 'pino';
+import { Board } from './core/board.ts';
+import type { Host } from './core/host.ts';
+import { setRootLogger, type Logger } from './core/log.ts';
+import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
+import { ChardevError, openChardev, type CharBackend } from './chardev/index.ts';
+import { BlockOpenError } from './block/index.ts';
+import { installUart, type Uart16550 } from './devices/uart/index.ts';
+import { IoreqServer } from './ioreq/server.ts';
+import { buildPc, type Pc } from './machine/pc.ts';
+import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
+import { createSimHost, type SimHost } from './sim/index.ts';
+import { dropPrivileges, RunasError } from './runas.ts';
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** A failure the operator can fix: printed as one line, exit 1. */
+class StartError extends Error {}
+
+export interface Dm {
+  readonly config: StubdmConfig;
+  readonly host: Host;
+  /** The simulated host with its qtest-like driver, when run with --sim. */
+  readonly sim: SimHost | null;
+  readonly board: Board;
+  readonly uarts: readonly Uart16550[];
+  readonly serials: readonly CharBackend[];
+  readonly qmp: QmpCore;
+  readonly ioreq: IoreqServer;
+  runState(): RunState;
+  /** Tear everything down (idempotent); resolves with the exit code. */
+  shutdown(why: string): Promise<number>;
+  /** Resolves with the exit code once the device model has stopped. */
+  readonly done: Promise<number>;
+}
+
+export interface StartOptions {
+  /** Log destination (default stderr). */
+  log?: Logger;
+  /** Install SIGTERM/SIGHUP/SIGINT and uncaught-exception handlers (default true; tests pass false). */
+  signals?: boolean;
+}
+
+/** Loads src/xen lazily: only a Xen run needs koffi and the Xen libraries. */
+async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
+  // Imported lazily: only a Xen run needs koffi and the Xen libraries (--sim must work without them).
+  let xen: typeof import('./xen/index.ts');
+  try {
+    xen = await import('./xen/index.ts');
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new StartError(`stubdm: cannot load Xen support: ${msg.split('\n')[0]}`);
+  }
+  try {
+    return xen.openXenHost({
+      domid: cfg.domid,
+      // No vcpus: Xen knows the domain's vCPU count (libxl omits -smp for one vCPU),
+      // and the ioreq page has a slot for each of them.
+      ramBytes: cfg.ramMiB * 2 ** 20,
+      log: log.child({ c: 'xen' }),
+      ...(cfg.machine.maxRamBelow4g !== null ? { lowMemLimit: cfg.machine.maxRamBelow4g } : {}),
+    });
+  } catch (err) {
+    if (err instanceof xen.XenUnavailableError) throw new StartError(err.message);
+    throw err;
+  }
+}
+
+function oneLine(msg: string): string {
+  const line = msg.split('\n')[0];
+  return line.startsWith('stubdm:') ? line : `stubdm: ${line}`;
+}
+
+/** Start the device model from a parsed config. Throws StartError for operator problems. */
+export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise<Dm> {
+  const log = opts.log ?? pino({ level: cfg.logLevel }, pino.destination(2));
+  setRootLogger(log);
+  if (cfg.incoming !== null) throw new StartError('stubdm: restoring a saved guest (-incoming) is not supported yet');
+  if (cfg.chroot !== null) log.warn({ chroot: cfg.chroot }, '-chroot is not applied');
+
+  // Every resource opened so far, closed in reverse if a later step fails.
+  const undo: Array<() => unknown> = [];
+  const unwind = async (): Promise<void> => {
+    for (const f of undo.reverse()) {
+      try {
+        await f();
+      } catch (err) {
+        log.error({ err: String(err) }, 'teardown step failed');
+      }
+    }
+  };
+
+  try {
+    const serials: CharBackend[] = [];
+    for (const s of cfg.serials) {
+      const b = await openChardev(s.id, s.spec, log.child({ c: 'chardev' }));
+      serials.push(b);
+      undo.push(() => b.close());
+    }
+
+    let sim: SimHost | null = null;
+    let host: Host;
+    if (cfg.sim) {
+      sim = createSimHost({ ramBytes: cfg.ramMiB * 2 ** 20, vcpus: cfg.maxVcpus, domid: cfg.domid });
+      host = sim;
+    } else {
+      host = await openXen(cfg, log);
+    }
+    undo.push(() => host.close());
+
+    const board = new Board(host.memory, host.interrupts, host.power, host.routing);
+    const pc: Pc = await buildPc(board, cfg, log);
+    undo.push(() => pc.close());
+    const uarts = cfg.serials.map((s, i) => installUart(board, s.index, serials[i]));
+
+    const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));
+    server.start();
+    undo.push(() => server.stop());
+
+    // Run state as QEMU keeps it: -S waits in prelaunch for `cont`. Like QEMU, the
+    // ioreq server is enabled exactly while running (the vCPUs stay paused by Xen
+    // until libxl unpauses them after `cont` anyway).
+    let state: RunState = cfg.startPaused ? 'prelaunch' : 'running';
+    host.channel.setEnabled(state === 'running');
+
+    const shutdownOnce = { started: null as Promise<number> | null };
+    let resolveDone: (code: number) => void = () => {};
+    const done = new Promise<number>((r) => (resolveDone = r));
+
+    const qmpServers: QmpServer[] = [];
+    const machine: QmpMachine = {
+      runState: () => state,
+      cont: () => {
+        if (state === 'running') return;
+        state = 'running';
+        host.channel.setEnabled(true);
+        markRunning();
+        core.emit('RESUME');
+      },
+      stop: () => {
+        if (state !== 'running') return;
+        state = 'paused';
+        host.channel.setEnabled(false);
+        core.emit('STOP');
+      },
+      quit: () => {
+        void dm.shutdown('QMP quit');
+      },
+      chardevs: (): ChardevInfo[] => [
+        ...cfg.serials.map((s, i) => ({ label: s.id, filename: serials[i].filename, 'frontend-open': true })),
+        ...cfg.monitors.map((m) => ({
+          label: m.chardev,
+          filename: m.path !== null ? `unix:${m.path},server=on` : `fd:${m.fd}`,
+          'frontend-open': true,
+        })),
+      ],
+      vcpus: cfg.vcpus,
+      name: cfg.name,
+      setGlobalDirtyLog: (enable) => log.info({ enable }, 'xen-set-global-dirty-log'),
+    };
+    const core = new QmpCore(machine, (command, err) => log.error({ command, err: String(err) }, 'QMP command failed'));
+
+    // libxl waits for this key (relative: works in dom0 and in a stub domain).
+    const stateKey = `device-model/${cfg.domid}/state`;
+    const markRunning = (): void => {
+      if (host.store === null) {
+        log.error('no xenstore connection: cannot write device-model state; libxl will time out');
+        return;
+      }
+      if (!host.store.write(stateKey, 'running')) log.error({ key: stateKey }, 'writing device-model state to xenstore failed');
+    };
+    markRunning();
+
+    for (const m of cfg.monitors) {
+      const srv = new QmpServer(core, log.child({ c: 'qmp' }), m.chardev);
+      if (m.path !== null) await srv.listenPath(m.path);
+      else await srv.listenFd(m.fd!);
+      qmpServers.push(srv);
+      undo.push(() => srv.close());
+    }
+
+    // Everything privileged is open (privcmd, xenstore, files, sockets): now drop to -runas.
+    if (cfg.runas !== null) {
+      const id = dropPrivileges(cfg.runas);
+      log.info(id, 'dropped privileges (-runas)');
+    }
+
+    const dm: Dm = {
+      config: cfg,
+      host,
+      sim,
+      board,
+      uarts,
+      serials,
+      qmp: core,
+      ioreq: server,
+      runState: () => state,
+      done,
+      shutdown(why: string): Promise<number> {
+        if (shutdownOnce.started === null) {
+          log.info({ why }, 'stopping');
+          shutdownOnce.started = (async () => {
+            core.emit('SHUTDOWN', { guest: false, reason: why.startsWith('SIG') ? 'host-signal' : 'host-qmp-quit' });
+            await unwind();
+            resolveDone(0);
+            return 0;
+          })();
+        }
+        return shutdownOnce.started;
+      },
+    };
+    log.info(
+      { domid: cfg.domid, sim: cfg.sim, stubdom: cfg.stubdom, vcpus: cfg.vcpus, ramMiB: cfg.ramMiB, state },
+      'device model running',
+    );
+    return dm;
+  } catch (err) {
+    await unwind();
+    if (err instanceof StartError) throw err;
+    // Backend open failures (chardev, block, QMP socket) carry an operator message.
+    if (err instanceof ChardevError || err instanceof BlockOpenError || err instanceof QmpServerError || err instanceof RunasError) {
+      throw new StartError(oneLine(err.message));
+    }
+    throw err;
+  }
+}
+
+/** The whole program: returns the exit code (the caller exits). */
+export async function main(argv: readonly string[], opts: StartOptions = {}): Promise<number> {
+  let parsed;
+  try {
+    parsed = await parseArgs(argv);
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`stubdm: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.help !== null) {
+    process.stdout.write(parsed.help + '\n');
+    return 0;
+  }
+  const cfg = parsed.config;
+  const log = opts.log ?? pino({ level: cfg.logLevel }, pino.destination(2));
+  for (const w of parsed.warnings) log.warn(w);
+
+  let dm: Dm;
+  try {
+    dm = await start(cfg, { ...opts, log });
+  } catch (err) {
+    if (err instanceof StartError) {
+      process.stderr.write(oneLine(err.message) + '\n');
+      return 1;
+    }
+    log.fatal({ err }, 'device model failed to start');
+    return 1;
+  }
+
+  if (opts.signals !== false) {
+    for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) {
+      process.on(sig, () => {
+        // A backend that never drains (a wedged terminal) must not keep a dying guest's DM alive.
+        setTimeout(() => {
+          log.error({ signal: sig }, `teardown did not finish in ${SHUTDOWN_GRACE_MS} ms; exiting anyway`);
+          process.exit(1);
+        }, SHUTDOWN_GRACE_MS).unref();
+        void dm.shutdown(sig);
+      });
+    }
+    // A device bug in an asynchronous callback must not kill the guest's device model
+    // silently: log it and keep serving (the ioreq loop answers every request anyway).
+    process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception (device model keeps running)'));
+    process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (device model keeps running)'));
+  }
+  return dm.done;
+}
+
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`stubdm: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

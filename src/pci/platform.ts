@@ -1,0 +1,146 @@
+/**
+ * The PC chipset as QEMU's xenfv machine lays it out (xen-dm-contract.md §4.8):
+ *
+ *   00:00.0 i440FX host bridge
+ *   00:01.0 PIIX3 ISA bridge (+ 0xCF9 reset control, port 0x92)
+ *   00:01.1 PIIX3 IDE (legacy ports fixed, BAR4 bus master)
+ *   00:01.3 PIIX4 ACPI power management
+ *   00:02.0 Xen platform device
+ *   00:03.0+ whatever the machine adds (VGA, NIC) through addDevice()
+ */
+import type { Board } from '../core/board.ts';
+import { logger, type Logger } from '../core/log.ts';
+import { PciBus, type PciBusState, type PciFunction } from './bus.ts';
+import { PCI_CLASS_DEVICE } from './config.ts';
+import { I440fx } from './i440fx.ts';
+import { CLASS_NETWORK_ETHERNET } from './ids.ts';
+import { IDE_CMD_PORTS, IDE_CTL_PORTS, IDE_LEGACY, PiixIde, type PciIdeHost } from './piix-ide.ts';
+import { Piix3Isa, PORT92, type Piix3State } from './piix3.ts';
+import { Piix4Pm, type Piix4PmState } from './piix4-pm.ts';
+import { XenPlatform, type XenPlatformState } from './xen-platform.ts';
+
+export const DEV_HOST_BRIDGE = 0;
+export const DEV_PIIX = 1;
+export const FN_PIIX_ISA = 0;
+export const FN_PIIX_IDE = 1;
+export const FN_PIIX_PM = 3;
+export const DEV_XEN_PLATFORM = 2;
+/** First slot for devices the machine adds (xenfv puts -device VGA/NIC from here). */
+export const DEV_FIRST_FREE = 3;
+
+export interface PcPlatformOptions {
+  /** The IDE controller behind 00:01.1; without it the function exists but decodes nothing. */
+  ide?: PciIdeHost;
+  /** Xen platform unplug request (mask of UNPLUG_* in xen-platform.ts). */
+  onUnplug?: (mask: number) => void;
+  /** Guest RAM size, reported at i440FX 0x57 as QEMU does. */
+  ramBytes?: number;
+  /** Set false for a machine without the Xen platform device (xen_platform_pci=0). */
+  xenPlatform?: boolean;
+  /** Claim port 0x92 (fast reset). Default true. */
+  port92?: boolean;
+  /** Legacy ISA devices present, reported by PIIX4 DEVRESx. */
+  com1?: boolean;
+  com2?: boolean;
+  lpt1?: boolean;
+  log?: Logger;
+}
+
+export interface PcPlatform {
+  readonly bus: PciBus;
+  readonly hostBridge: I440fx;
+  readonly isa: Piix3Isa;
+  readonly ide: PiixIde;
+  readonly pm: Piix4Pm;
+  readonly xenPlatform: XenPlatform | null;
+  /** Put a function at 00:device.fn (device defaults to the first free slot from 3). Returns the device number. */
+  addDevice(f: PciFunction, device?: number, fn?: number): number;
+  /**
+   * Take every emulated Ethernet function (class 0x0200) off the bus, as QEMU
+   * does for the Xen platform device's "unplug NICs" bit; returns how many.
+   * The machine calls it from onUnplug (the NIC's own teardown is its detach()).
+   */
+  unplugNics(): number;
+  /** Plain, JSON-safe state of the chipset (config spaces of every function on the bus, and the chipset's ports). */
+  save(): PcPlatformState;
+  /** Load a state saved by the same machine layout; functions added with addDevice restore their own run-time state. */
+  restore(s: PcPlatformState): void;
+}
+
+export interface PcPlatformState {
+  v: 1;
+  bus: PciBusState;
+  isa: Piix3State;
+  pm: Piix4PmState;
+  xenPlatform: XenPlatformState | null;
+}
+
+export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): PcPlatform {
+  const log = opts.log ?? logger('pci');
+  const bus = new PciBus(board, log);
+  const hostBridge = new I440fx({ ramBytes: opts.ramBytes });
+  const isa = new Piix3Isa(board, log.child({ c: 'piix3' }));
+  const ide = new PiixIde(opts.ide ?? null);
+  const pm = new Piix4Pm(board, { com1: opts.com1, com2: opts.com2, lpt1: opts.lpt1 }, log.child({ c: 'piix4-pm' }));
+  const xen =
+    opts.xenPlatform === false ? null : new XenPlatform(board, { onUnplug: opts.onUnplug }, log.child({ c: 'xen-platform' }));
+
+  bus.add(DEV_HOST_BRIDGE, 0, hostBridge);
+  bus.add(DEV_PIIX, FN_PIIX_ISA, isa);
+  bus.add(DEV_PIIX, FN_PIIX_IDE, ide);
+  bus.add(DEV_PIIX, FN_PIIX_PM, pm);
+  if (xen) bus.add(DEV_XEN_PLATFORM, 0, xen);
+
+  bus.setResetControl(isa.resetControl);
+  bus.installConfigPorts();
+  if (opts.port92 !== false) board.pio.add('port92', PORT92, 1, isa.port92Handler);
+
+  if (opts.ide) {
+    opts.ide.channels.forEach((ch, i) => {
+      const at = IDE_LEGACY[i];
+      board.pio.add(`ide${i}-cmd`, at.cmd, IDE_CMD_PORTS, ch.cmd);
+      board.pio.add(`ide${i}-ctl`, at.ctl, IDE_CTL_PORTS, ch.ctl);
+    });
+  }
+
+  board.pci = bus;
+
+  return {
+    bus,
+    hostBridge,
+    isa,
+    ide,
+    pm,
+    xenPlatform: xen,
+    addDevice(f: PciFunction, device?: number, fn = 0): number {
+      const d = device ?? bus.freeDevice(DEV_FIRST_FREE);
+      if (d < 0) throw new Error(`no free PCI slot for ${f.name}`);
+      bus.add(d, fn, f);
+      return d;
+    },
+    unplugNics(): number {
+      let n = 0;
+      for (let d = 0; d < 32; d++) {
+        for (let fn = 0; fn < 8; fn++) {
+          const f = bus.get(d, fn);
+          if (f && f.config.get16(PCI_CLASS_DEVICE) === CLASS_NETWORK_ETHERNET) {
+            bus.remove(d, fn);
+            n++;
+          }
+        }
+      }
+      return n;
+    },
+    save(): PcPlatformState {
+      return { v: 1, bus: bus.save(), isa: isa.save(), pm: pm.save(), xenPlatform: xen ? xen.save() : null };
+    },
+    restore(s: PcPlatformState): void {
+      if (s.v !== 1) throw new Error(`chipset state version ${s.v} is not supported`);
+      if (!s.xenPlatform !== !xen) throw new Error('saved chipset and this machine disagree on the Xen platform device');
+      bus.restore(s.bus); // first: it refuses a foreign layout before anything changed
+      isa.restore(s.isa);
+      pm.restore(s.pm);
+      if (xen && s.xenPlatform) xen.restore(s.xenPlatform);
+    },
+  };
+}

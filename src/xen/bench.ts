@@ -1,0 +1,40 @@
+/**
+ * Figures for scripts/bench: what one FFI call costs on this machine, the
+ * floor under every Xen call on the hot path (xenevtchn_pending, _unmask,
+ * _notify are each one koffi call plus one syscall).
+ */
+import { koffiAbsProbe, koffiProbe } from './ffi.ts';
+import { loadFdWatch } from './native.ts';
+
+function perCallNs(n: number, fn: () => unknown): number {
+  for (let i = 0; i < Math.min(n, 10_000); i++) fn(); // warm up (JIT, koffi trampolines)
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn();
+  return Number(process.hrtime.bigint() - t0) / n;
+}
+
+/** ns per koffi call of abs(): the FFI overhead alone. */
+export function koffiOverheadNs(n = 500_000): number {
+  const abs = koffiAbsProbe();
+  return perCallNs(n, () => abs(-3));
+}
+
+/** ns per koffi call of getpid() (one trivial syscall). */
+export function koffiCallNs(n = 200_000): number {
+  const getpid = koffiProbe();
+  return perCallNs(n, getpid);
+}
+
+/** ns per fdwatch.readable() (N-API call + poll(2) with a zero timeout), the check before xenevtchn_pending. */
+export function pollCheckNs(n = 200_000): number {
+  const fw = loadFdWatch();
+  return perCallNs(n, () => fw.readable(0));
+}
+
+/** `name value unit` lines, as npm run bench prints them. */
+export function benchLines(): string[] {
+  return [
+    `ffi_koffi_abs ${koffiOverheadNs().toFixed(0)} ns/call`,
+    `ffi_koffi_getpid ${koffiCallNs().toFixed(0)} ns/call`, `ffi_poll_check ${pollCheckNs().toFixed(0)} ns/call`,
+  ];
+}

@@ -1,0 +1,531 @@
+/**
+ * Host over the real Xen libraries: one ioreq server for one HVM guest.
+ *
+ * Registration follows QEMU's order (contract §2.8): open the handles,
+ * create the server (buffered ioreqs, atomic pointer updates), map its two
+ * pages with map_resource (frame 0 = buffered page, frame 1 = ioreq page),
+ * read the buffered port, ENABLE the server, then bind one event channel per
+ * vCPU plus the buffered one. Enabling comes before binding because Xen only
+ * writes each vCPU's vp_eport into the shared page when the server is
+ * enabled (xen/common/ioreq.c: ioreq_server_enable -> update_evtchn). The
+ * guest is still paused then (libxl unpauses it once the device model
+ * reports "running"), and nothing is routed to us until ranges are mapped.
+ * channel.setEnabled(true) afterwards is harmless (Xen ignores a repeat);
+ * setEnabled(false/true) toggles the server and pauses/resumes the fd watch.
+ *
+ * close() unmaps the shared pages: stop the ioreq engine first, since a
+ * touch of ioreqPage/bufPage after close() is a segfault (koffi's external
+ * ArrayBuffers cannot be detached).
+ *
+ * Everything after open() logs failures instead of throwing: a failed
+ * hypercall must not kill the daemon serving a running guest.
+ */
+import type { Logger } from '../core/log.ts';
+import { logger, RateLimited } from '../core/log.ts';
+import type {
+  Host,
+  HostMemory,
+  Interrupts,
+  IoreqChannel,
+  IoreqRouting,
+  Power,
+} from '../core/host.ts';
+import {
+  HVM_IOREQSRV_BUFIOREQ_ATOMIC,
+  IOREQ_OFF_VP_EPORT,
+  IOREQ_SIZE,
+  PAGE_SIZE,
+  XENMEM_RESOURCE_IOREQ_SERVER,
+  XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ,
+} from '../ioreq/abi.ts';
+import { DOMID_FIRST_RESERVED, EAGAIN, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE } from './consts.ts';
+import { loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
+import { ForeignPageMapper, MapCache } from './mapcache.ts';
+import { XenStore } from './store.ts';
+import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
+
+export interface XenHostOptions {
+  domid: number;
+  /** vCPUs to serve; default: ask Xen (xendevicemodel_nr_vcpus). */
+  vcpus?: number;
+  /** Guest RAM in bytes (the -m libxl passes). */
+  ramBytes: number;
+  log?: Logger;
+  /** End of RAM below 4 GiB for big guests (max-ram-below-4g); default 0xF0000000. */
+  lowMemLimit?: number;
+  /** Mapcache bound, in 1 MiB buckets. */
+  mapcacheBuckets?: number;
+}
+
+/** Substitutes for tests (a fake below the FFI line). */
+export interface XenHostDeps {
+  libs?: XenLibs;
+  fdwatch?: FdWatch;
+}
+
+/** Guest RAM bound for option checking: 16 TiB, far above what Xen builds HVM guests with. */
+const MAX_RAM_BYTES = 2 ** 44;
+
+/** The Xen host, with the platform calls VGA and migration will need later. */
+export interface XenHost extends Host {
+  readonly ioservid: number;
+  /** Xenstore with mkdir/rm/watch, or null when xs_open failed. */
+  readonly store: XenStore | null;
+  /** xendevicemodel_relocate_memory (VRAM BAR moves). */
+  relocateMemory(pages: number, srcGfn: number, dstGfn: number): boolean;
+  /** xendevicemodel_pin_memory_cacheattr (XEN_DMOP_MEM_CACHEATTR_*), inclusive gfns. */
+  pinMemoryCacheattr(startGfn: number, endGfn: number, type: number): boolean;
+  /** xendevicemodel_set_mem_type (HVMMEM_*). */
+  setMemType(memType: number, firstPfn: number, nr: number): boolean;
+  /** xendevicemodel_modified_memory (dirty log during migration). */
+  modifiedMemory(firstPfn: number, nr: number): boolean;
+  /** xendevicemodel_track_dirty_vram; bitmap null with nr 0 turns tracking off. */
+  trackDirtyVram(firstPfn: number, nr: number, bitmap: BigUint64Array | null): boolean;
+}
+
+export function openXenHost(opts: XenHostOptions, deps: XenHostDeps = {}): XenHost {
+  const { domid } = opts;
+  if (!Number.isInteger(domid) || domid < 1 || domid >= DOMID_FIRST_RESERVED) {
+    throw new XenUnavailableError(`stubdm: bad guest domain id ${domid}: give the HVM guest's domid (1-${DOMID_FIRST_RESERVED - 1})`);
+  }
+  if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < PAGE_SIZE || opts.ramBytes > MAX_RAM_BYTES) {
+    throw new XenUnavailableError(`stubdm: bad guest RAM size ${opts.ramBytes}: give the guest's memory in bytes`);
+  }
+  if (opts.vcpus !== undefined && (!Number.isInteger(opts.vcpus) || opts.vcpus < 1 || opts.vcpus > HVM_MAX_VCPUS)) {
+    throw new XenUnavailableError(`stubdm: bad vCPU count ${opts.vcpus}: an HVM guest has 1-${HVM_MAX_VCPUS}`);
+  }
+  const lowMem = opts.lowMemLimit;
+  if (lowMem !== undefined && (!Number.isSafeInteger(lowMem) || lowMem <= 0 || lowMem > 2 ** 32 || lowMem % PAGE_SIZE !== 0)) {
+    throw new XenUnavailableError(`stubdm: bad low-memory limit ${lowMem}: give a page-aligned address at or below 4 GiB`);
+  }
+  const buckets = opts.mapcacheBuckets;
+  if (buckets !== undefined && (!Number.isInteger(buckets) || buckets < 1)) {
+    throw new XenUnavailableError(`stubdm: bad mapcache size ${buckets}: give a positive number of 1 MiB buckets`);
+  }
+  const libs = deps.libs ?? loadXenLibs();
+  libs.checkPrivcmd();
+  const fdwatch = deps.fdwatch ?? loadFdWatch();
+  return new XenHostImpl(opts, libs, fdwatch, opts.log ?? logger('xen'));
+}
+
+class XenHostImpl implements XenHost {
+  readonly domid: number;
+  readonly interrupts: Interrupts;
+  readonly power: Power;
+  readonly routing: IoreqRouting;
+  readonly channel: IoreqChannel;
+  readonly memory: HostMemory;
+  readonly store: XenStore | null;
+  ioservid = -1;
+
+  private dmh: Ptr | null = null;
+  private fmemh: Ptr | null = null;
+  private xceh: Ptr | null = null;
+  private fres: Ptr | null = null;
+  private serverCreated = false;
+  private enabled = false;
+  private readonly bound: number[] = [];
+  private mapcache: MapCache | null = null;
+  private watcher: FdWatcher | null = null;
+  /** The engine's callback, kept while the server is disabled so enabling resumes the watch. */
+  private onEvent: (() => void) | null = null;
+  private closed = false;
+  private readonly rl: RateLimited;
+
+  constructor(
+    opts: XenHostOptions,
+    private readonly libs: XenLibs,
+    private readonly fdwatch: FdWatch,
+    private readonly log: Logger,
+  ) {
+    this.domid = opts.domid;
+    this.rl = new RateLimited(log);
+    try {
+      this.channel = this.setUp(opts);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+    this.memory = this.mapcache!;
+    this.store = this.openStore();
+    this.interrupts = this.makeInterrupts();
+    this.power = {
+      shutdown: (reason) => {
+        const h = this.dmh;
+        if (h === null) {
+          this.log.error({ reason }, 'shutdown requested after close');
+        } else if (libs.dm.shutdown(h, this.domid, reason) !== 0) {
+          this.log.error({ reason, errno: libs.errno() }, 'xendevicemodel_shutdown failed');
+        }
+      },
+    };
+    this.routing = this.makeRouting();
+  }
+
+  private fail(what: string, hint: string, errno = this.libs.errno()): never {
+    throw new XenUnavailableError(`stubdm: ${what} failed (${this.libs.libc.strerror(errno)}): ${hint}`);
+  }
+
+  private setUp(opts: XenHostOptions): IoreqChannel {
+    const { dm, fmem, evtchn } = this.libs;
+    const domid = this.domid;
+    const privHint = 'run as root in dom0 or in the stub domain of this guest';
+
+    this.dmh = dm.open(null, 0);
+    if (this.dmh === null) this.fail('xendevicemodel_open', privHint);
+    this.fmemh = fmem.open(null, 0);
+    if (this.fmemh === null) this.fail('xenforeignmemory_open', privHint);
+    this.xceh = evtchn.open(null, 0);
+    if (this.xceh === null) this.fail('xenevtchn_open', 'load xen-evtchn (/dev/xen/evtchn) and run as root');
+
+    const id = new Uint16Array(1);
+    if (dm.create_ioreq_server(this.dmh, domid, HVM_IOREQSRV_BUFIOREQ_ATOMIC, id) !== 0) {
+      this.fail(`creating an ioreq server for domain ${domid}`, 'check the domain exists, is HVM, and this domain may serve it');
+    }
+    this.serverCreated = true;
+    this.ioservid = id[0];
+
+    const paddr: (Ptr | null)[] = [null];
+    this.fres = fmem.map_resource(
+      this.fmemh,
+      domid,
+      XENMEM_RESOURCE_IOREQ_SERVER,
+      this.ioservid,
+      XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ,
+      2,
+      paddr,
+      PROT_READ | PROT_WRITE,
+      0,
+    );
+    if (this.fres === null || paddr[0] === null) {
+      this.fres = null;
+      this.fail('mapping the ioreq server pages (xenforeignmemory_map_resource)', 'Xen 4.11 or newer with resource mapping is required');
+    }
+    const base = paddr[0];
+    const bufPage = this.libs.view(base, PAGE_SIZE);
+    const ioreqPage = this.libs.view(base + BigInt(PAGE_SIZE), PAGE_SIZE);
+
+    const bufPortRemote = new Uint32Array(1);
+    if (dm.get_ioreq_server_info(this.dmh, domid, this.ioservid, null, null, bufPortRemote) !== 0) {
+      this.fail('xendevicemodel_get_ioreq_server_info', 'the ioreq server vanished; is the guest being destroyed?');
+    }
+
+    let vcpus = opts.vcpus;
+    if (vcpus === undefined) {
+      const n = new Uint32Array(1);
+      if (dm.nr_vcpus(this.dmh, domid, n) !== 0) this.fail('xendevicemodel_nr_vcpus', 'pass the vCPU count explicitly');
+      vcpus = n[0];
+      if (vcpus < 1 || vcpus > HVM_MAX_VCPUS) {
+        throw new XenUnavailableError(`stubdm: Xen reports ${vcpus} vCPUs for domain ${domid}: an HVM guest has 1-${HVM_MAX_VCPUS}`);
+      }
+    }
+
+    // vp_eport is written by Xen on enable (see the file comment).
+    const stateErrno = this.setState(true);
+    if (!this.enabled) this.fail('enabling the ioreq server (xendevicemodel_set_ioreq_server_state)', privHint, stateErrno);
+
+    const words = new Uint32Array(ioreqPage);
+    const vcpuPorts: number[] = [];
+    for (let v = 0; v < vcpus; v++) {
+      const remote = words[(v * IOREQ_SIZE + IOREQ_OFF_VP_EPORT) / 4];
+      if (remote === 0) {
+        // Port 0 is never a valid event channel: Xen has no such vCPU (or did not publish it).
+        throw new XenUnavailableError(
+          `stubdm: Xen published no event channel for vCPU ${v} of domain ${domid}: the guest has fewer vCPUs than ${vcpus}; fix the vCPU count`,
+        );
+      }
+      const local = evtchn.bind_interdomain(this.xceh, domid, remote);
+      if (local < 0) this.fail(`binding vCPU ${v}'s event channel ${remote} (xenevtchn_bind_interdomain)`, 'is the domain still alive?');
+      this.bound.push(local);
+      vcpuPorts.push(local);
+    }
+    const bufPort = evtchn.bind_interdomain(this.xceh, domid, bufPortRemote[0]);
+    if (bufPort < 0) this.fail(`binding the buffered ioreq event channel ${bufPortRemote[0]}`, 'is the domain still alive?');
+    this.bound.push(bufPort);
+
+    const fd = evtchn.fd(this.xceh);
+    if (fd < 0) this.fail('xenevtchn_fd', 'the event channel device is unusable');
+
+    this.mapcache = new MapCache(
+      new ForeignPageMapper(this.libs, () => this.fmemh, domid, (what, errno) =>
+        this.rl.warn({ errno, err: this.libs.libc.strerror(errno) }, `${what} failed`),
+      ),
+      { ramBytes: opts.ramBytes, lowMemLimit: opts.lowMemLimit, maxBuckets: opts.mapcacheBuckets },
+    );
+
+    this.log.info(
+      { domid, ioservid: this.ioservid, vcpus, vcpuPorts, bufPort, remoteBufPort: bufPortRemote[0] },
+      'ioreq server ready',
+    );
+    return this.makeChannel(vcpus, ioreqPage, bufPage, vcpuPorts, bufPort, fd);
+  }
+
+  private pauseWatch(): void {
+    const w = this.watcher;
+    this.watcher = null;
+    w?.stop();
+  }
+
+  /** Returns 0, or the errno of the failed call (read before logging can clobber it). */
+  private setState(on: boolean): number {
+    if (this.dmh === null || !this.serverCreated) return 0;
+    if (this.libs.dm.set_ioreq_server_state(this.dmh, this.domid, this.ioservid, on ? 1 : 0) !== 0) {
+      const errno = this.libs.errno();
+      this.log.error({ enabled: on, errno }, 'xendevicemodel_set_ioreq_server_state failed');
+      return errno;
+    }
+    this.enabled = on;
+    return 0;
+  }
+
+  private makeChannel(
+    vcpus: number,
+    ioreqPage: ArrayBuffer,
+    bufPage: ArrayBuffer,
+    vcpuPorts: number[],
+    bufPort: number,
+    fd: number,
+  ): IoreqChannel {
+    const { evtchn } = this.libs;
+    const fw = this.fdwatch;
+    let polled = false;
+    const startWatch = (onEvent: () => void): void => {
+      this.watcher = fw.watch(fd, (status) => {
+        if (status < 0) {
+          this.log.error({ status }, 'event channel fd failed; no more ioreqs will be served');
+          this.pauseWatch();
+          this.onEvent = null;
+          return;
+        }
+        // libuv's epoll just found the fd readable and only pending() reads it:
+        // the first pending() of this wake-up needs no poll of its own.
+        polled = true;
+        try {
+          onEvent();
+        } catch (e) {
+          // A bug in the engine must not take the guest's device model down.
+          this.rl.warn({ err: (e as Error).message }, 'ioreq event handler threw');
+        } finally {
+          polled = false;
+        }
+      });
+    };
+    // Handles are read at call time: after close() they are null and every call is a no-op.
+    return {
+      vcpus,
+      ioreqPage,
+      bufPage,
+      vcpuPorts,
+      bufPort,
+      // The fd watch follows the server state: uv_poll is level-triggered, so
+      // a port left pending while the engine is stopped would otherwise wake
+      // the loop on every turn. Disabling stops it; enabling resumes it (and
+      // anything still pending fires at once).
+      setEnabled: (on) => {
+        this.setState(on);
+        if (!on) this.pauseWatch();
+        else if (this.onEvent !== null && this.watcher === null) startWatch(this.onEvent);
+      },
+      watch: (onEvent) => {
+        if (this.closed) return;
+        this.onEvent = onEvent;
+        this.pauseWatch();
+        if (this.enabled) startWatch(onEvent);
+      },
+      // xenevtchn.h: poll() must precede every xenevtchn_pending().
+      pending: () => {
+        const xce = this.xceh;
+        if (xce === null) return -1;
+        if (polled) polled = false;
+        else if (!fw.readable(fd)) return -1;
+        const p = evtchn.pending(xce);
+        if (p < 0) {
+          const errno = this.libs.errno();
+          if (errno !== EAGAIN) this.rl.warn({ errno }, 'xenevtchn_pending failed');
+          return -1;
+        }
+        return p;
+      },
+      unmask: (port) => {
+        const xce = this.xceh;
+        if (xce !== null && evtchn.unmask(xce, port) < 0) this.rl.warn({ port, errno: this.libs.errno() }, 'xenevtchn_unmask failed');
+      },
+      notify: (port) => {
+        const xce = this.xceh;
+        if (xce !== null && evtchn.notify(xce, port) < 0) this.rl.warn({ port, errno: this.libs.errno() }, 'xenevtchn_notify failed');
+      },
+    };
+  }
+
+  private makeInterrupts(): Interrupts {
+    const { dm } = this.libs;
+    const domid = this.domid;
+    return {
+      setIsaIrqLevel: (irq, level) => {
+        const h = this.dmh;
+        if (h !== null && dm.set_isa_irq_level(h, domid, irq, level) !== 0) {
+          this.rl.warn({ irq, level, errno: this.libs.errno() }, 'xendevicemodel_set_isa_irq_level failed');
+        }
+      },
+      setPciIntxLevel: (device, intx, level) => {
+        const h = this.dmh;
+        if (h !== null && dm.set_pci_intx_level(h, domid, 0, 0, device, intx, level) !== 0) {
+          this.rl.warn({ device, intx, level, errno: this.libs.errno() }, 'xendevicemodel_set_pci_intx_level failed');
+        }
+      },
+      setPciLinkRoute: (link, irq) => {
+        const h = this.dmh;
+        if (h !== null && dm.set_pci_link_route(h, domid, link, irq) !== 0) {
+          this.rl.warn({ link, irq, errno: this.libs.errno() }, 'xendevicemodel_set_pci_link_route failed');
+        }
+      },
+      injectMsi: (addr, data) => {
+        const h = this.dmh;
+        if (h !== null && dm.inject_msi(h, domid, addr, data >>> 0) !== 0) {
+          this.rl.warn({ addr, data, errno: this.libs.errno() }, 'xendevicemodel_inject_msi failed');
+        }
+      },
+    };
+  }
+
+  private makeRouting(): IoreqRouting {
+    const { dm } = this.libs;
+    const domid = this.domid;
+    const id = this.ioservid;
+    const call = (what: string, ctx: object, fn: (h: Ptr) => number): void => {
+      const h = this.dmh;
+      if (h === null) return;
+      if (fn(h) !== 0) this.log.error({ ...ctx, errno: this.libs.errno() }, `${what} failed`);
+    };
+    return {
+      mapIoRange: (kind, start, end) =>
+        call('xendevicemodel_map_io_range_to_ioreq_server', { kind, start, end }, (h) =>
+          dm.map_io_range_to_ioreq_server(h, domid, id, kind, start, end),
+        ),
+      unmapIoRange: (kind, start, end) =>
+        call('xendevicemodel_unmap_io_range_from_ioreq_server', { kind, start, end }, (h) =>
+          dm.unmap_io_range_from_ioreq_server(h, domid, id, kind, start, end),
+        ),
+      mapPcidev: (device, fn) =>
+        call('xendevicemodel_map_pcidev_to_ioreq_server', { device, fn }, (h) =>
+          dm.map_pcidev_to_ioreq_server(h, domid, id, 0, 0, device, fn),
+        ),
+      unmapPcidev: (device, fn) =>
+        call('xendevicemodel_unmap_pcidev_from_ioreq_server', { device, fn }, (h) =>
+          dm.unmap_pcidev_from_ioreq_server(h, domid, id, 0, 0, device, fn),
+        ),
+    };
+  }
+
+  private openStore(): XenStore | null {
+    const h = this.libs.xs.open(0);
+    if (h === null) {
+      this.log.warn({ errno: this.libs.errno() }, 'xs_open failed: running without xenstore');
+      return null;
+    }
+    return new XenStore(this.libs, h, this.fdwatch, this.log);
+  }
+
+  // -- platform calls -------------------------------------------------------
+
+  private dmCall(what: string, ctx: object, fn: (h: Ptr) => number): boolean {
+    const h = this.dmh;
+    if (h === null) return false;
+    if (fn(h) === 0) return true;
+    this.log.warn({ ...ctx, errno: this.libs.errno() }, `${what} failed`);
+    return false;
+  }
+
+  relocateMemory(pages: number, srcGfn: number, dstGfn: number): boolean {
+    return this.dmCall('xendevicemodel_relocate_memory', { pages, srcGfn, dstGfn }, (h) =>
+      this.libs.dm.relocate_memory(h, this.domid, pages, srcGfn, dstGfn),
+    );
+  }
+
+  pinMemoryCacheattr(startGfn: number, endGfn: number, type: number): boolean {
+    return this.dmCall('xendevicemodel_pin_memory_cacheattr', { startGfn, endGfn, type }, (h) =>
+      this.libs.dm.pin_memory_cacheattr(h, this.domid, startGfn, endGfn, type),
+    );
+  }
+
+  setMemType(memType: number, firstPfn: number, nr: number): boolean {
+    return this.dmCall('xendevicemodel_set_mem_type', { memType, firstPfn, nr }, (h) =>
+      this.libs.dm.set_mem_type(h, this.domid, memType, firstPfn, nr),
+    );
+  }
+
+  modifiedMemory(firstPfn: number, nr: number): boolean {
+    return this.dmCall('xendevicemodel_modified_memory', { firstPfn, nr }, (h) =>
+      this.libs.dm.modified_memory(h, this.domid, firstPfn, nr),
+    );
+  }
+
+  trackDirtyVram(firstPfn: number, nr: number, bitmap: BigUint64Array | null): boolean {
+    if (bitmap !== null && bitmap.length * 64 < nr) return false;
+    return this.dmCall('xendevicemodel_track_dirty_vram', { firstPfn, nr }, (h) =>
+      this.libs.dm.track_dirty_vram(h, this.domid, firstPfn, nr, bitmap),
+    );
+  }
+
+  // -- teardown -------------------------------------------------------------
+
+  /**
+   * Disable and destroy the server, unmap, unbind, close. Idempotent; logs,
+   * never throws. The ioreq engine must be stopped first: the shared pages
+   * are unmapped here and touching them afterwards is a segfault.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const { dm, fmem, evtchn, xs } = this.libs;
+    const step = (what: string, fn: () => number | void): void => {
+      try {
+        const rc = fn();
+        if (typeof rc === 'number' && rc !== 0) this.log.warn({ errno: this.libs.errno() }, `${what} failed during close`);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, `${what} threw during close`);
+      }
+    };
+    this.onEvent = null;
+    step('stopping the event channel watch', () => this.pauseWatch());
+    if (this.dmh !== null && this.serverCreated) {
+      const h = this.dmh;
+      if (this.enabled) step('xendevicemodel_set_ioreq_server_state(0)', () => dm.set_ioreq_server_state(h, this.domid, this.ioservid, 0));
+      this.enabled = false;
+      step('xendevicemodel_destroy_ioreq_server', () => dm.destroy_ioreq_server(h, this.domid, this.ioservid));
+      this.serverCreated = false;
+    }
+    if (this.fres !== null && this.fmemh !== null) {
+      const [h, r] = [this.fmemh, this.fres];
+      step('xenforeignmemory_unmap_resource', () => fmem.unmap_resource(h, r));
+      this.fres = null;
+    }
+    if (this.xceh !== null) {
+      const h = this.xceh;
+      for (const port of this.bound.splice(0)) step(`xenevtchn_unbind(${port})`, () => evtchn.unbind(h, port));
+    }
+    if (this.mapcache !== null) {
+      const mc = this.mapcache;
+      step('unmapping guest memory', () => mc.invalidate());
+    }
+    if (this.store) { // unset when the constructor failed
+      const st = this.store;
+      step('xs_close', () => st.close());
+    }
+    if (this.xceh !== null) {
+      const h = this.xceh;
+      this.xceh = null;
+      step('xenevtchn_close', () => evtchn.close(h));
+    }
+    if (this.fmemh !== null) {
+      const h = this.fmemh;
+      this.fmemh = null;
+      step('xenforeignmemory_close', () => fmem.close(h));
+    }
+    if (this.dmh !== null) {
+      const h = this.dmh;
+      this.dmh = null;
+      step('xendevicemodel_close', () => dm.close(h));
+    }
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * Guest RAM for the device model: a bounded cache of foreign mappings
+ * (contract §3.2, after QEMU's xen-mapcache).
+ *
+ * Guest memory is mapped on demand in 1 MiB buckets (256 pages) with
+ * xenforeignmemory_map. Each bucket keeps a per-page validity map from the
+ * err[] the map call fills in: touching a page that failed to map is a
+ * SIGBUS, so no byte of an access is copied until every page it covers is
+ * known good. At most `maxBuckets` buckets are mapped at once (least
+ * recently used goes first), so the address space, and the page tables a
+ * stub domain pays for, stay bounded whatever the guest's size.
+ *
+ * What is RAM (contract §3.1, hvmloader/libxl layout): guest RAM below 4 GiB
+ * ends at min(ramBytes, lowMemLimit) where lowMemLimit defaults to
+ * HVM_BELOW_4G_RAM_END = 0xF0000000 (the default 256 MiB MMIO hole); the rest
+ * starts at 4 GiB. An access must lie entirely inside one of the two
+ * regions and every page must map; otherwise read/write return false and
+ * touch nothing. Holes inside RAM that Xen never populated (the VGA window
+ * 0xa0000-0xbffff) show up as failed pages.
+ *
+ * IOREQ_TYPE_INVALIDATE (the guest gave memory back) calls invalidate(),
+ * which unmaps everything. A page that failed to map is retried on the next
+ * access that needs it (it may have been populated since), like QEMU.
+ *
+ * Device accesses are synchronous copies, so no mapping is ever in use when
+ * eviction or invalidation runs.
+ */
+import type { HostMemory } from '../core/host.ts';
+import type { Ptr, XenLibs } from './ffi.ts';
+import { HVM_BELOW_4G_RAM_END, PROT_READ, PROT_WRITE } from './consts.ts';
+
+export { HVM_BELOW_4G_RAM_END };
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+export const BUCKET_SHIFT = 20; // 1 MiB, QEMU's MCACHE_BUCKET_SHIFT on 64-bit hosts
+export const BUCKET_SIZE = 1 << BUCKET_SHIFT;
+export const PAGES_PER_BUCKET = BUCKET_SIZE / PAGE_SIZE;
+export const GIB4 = 0x1_0000_0000;
+/** Default cap: 64 MiB of guest memory mapped at a time. */
+export const DEFAULT_MAX_BUCKETS = 64;
+/** Guest-physical addresses stay below 2^52 (x86 MAXPHYADDR); doubles hold them exactly. */
+const MAX_GPA = 2 ** 52;
+
+/** A mapping of `bytes.length / PAGE_SIZE` consecutive guest frames. */
+export interface PageMapping {
+  readonly bytes: Uint8Array;
+}
+
+/** The foreign-memory calls the cache needs; a fake in tests, xenforeignmemory in production. */
+export interface PageMapper {
+  /**
+   * Map `pages` frames from `firstPfn` read-write. errs[i] (i < pages) is set
+   * to 0 for a page that mapped and non-zero for one that did not.
+   * null: nothing was mapped.
+   */
+  map(firstPfn: number, pages: number, errs: Int32Array): PageMapping | null;
+  unmap(m: PageMapping): void;
+}
+
+export interface MapCacheOptions {
+  ramBytes: number;
+  /** End of RAM below 4 GiB when RAM is larger (max-ram-below-4g). Default 0xF0000000. */
+  lowMemLimit?: number;
+  maxBuckets?: number;
+}
+
+interface Bucket {
+  readonly index: number;
+  mapping: PageMapping;
+  /** 1 = page i mapped. */
+  readonly valid: Uint8Array;
+  allValid: boolean;
+  lastUse: number;
+}
+
+export class MapCache implements HostMemory {
+  readonly lowEnd: number;
+  readonly highEnd: number;
+  readonly maxBuckets: number;
+  private readonly buckets = new Map<number, Bucket>();
+  private last: Bucket | null = null;
+  private clock = 0;
+  private readonly errs = new Int32Array(PAGES_PER_BUCKET);
+  /** Counters for tests and diagnostics. */
+  readonly stats = { maps: 0, unmaps: 0, mapFailures: 0, evictions: 0 };
+
+  constructor(
+    private readonly mapper: PageMapper,
+    opts: MapCacheOptions,
+  ) {
+    const ram = opts.ramBytes;
+    const limit = opts.lowMemLimit ?? HVM_BELOW_4G_RAM_END;
+    if (!Number.isSafeInteger(ram) || ram < 0 || ram > MAX_GPA / 2) throw new RangeError(`bad guest RAM size ${ram}`);
+    if (!Number.isSafeInteger(limit) || limit <= 0 || limit > GIB4 || limit % PAGE_SIZE !== 0) {
+      throw new RangeError(`bad low memory limit ${limit}`);
+    }
+    this.lowEnd = Math.min(ram, limit);
+    this.highEnd = ram > this.lowEnd ? GIB4 + (ram - this.lowEnd) : 0;
+    this.maxBuckets = opts.maxBuckets ?? DEFAULT_MAX_BUCKETS;
+    if (!Number.isInteger(this.maxBuckets) || this.maxBuckets < 1) throw new RangeError(`bad bucket count ${this.maxBuckets}`);
+  }
+
+  /** Buckets currently mapped. */
+  get mapped(): number {
+    return this.buckets.size;
+  }
+
+  read(gpa: number, dst: Uint8Array, off: number, len: number): boolean {
+    if (!this.prepare(gpa, dst, off, len)) return false;
+    let pos = 0;
+    while (pos < len) {
+      const a = gpa + pos;
+      const b = this.bucketFor(Math.floor(a / BUCKET_SIZE))!; // mapped by prepare(), not evicted since
+      const start = a % BUCKET_SIZE;
+      const n = Math.min(len - pos, BUCKET_SIZE - start);
+      copy(b.mapping.bytes, start, dst, off + pos, n);
+      pos += n;
+    }
+    return true;
+  }
+
+  write(gpa: number, src: Uint8Array, off: number, len: number): boolean {
+    if (!this.prepare(gpa, src, off, len)) return false;
+    let pos = 0;
+    while (pos < len) {
+      const a = gpa + pos;
+      const b = this.bucketFor(Math.floor(a / BUCKET_SIZE))!;
+      const start = a % BUCKET_SIZE;
+      const n = Math.min(len - pos, BUCKET_SIZE - start);
+      copy(src, off + pos, b.mapping.bytes, start, n);
+      pos += n;
+    }
+    return true;
+  }
+
+  /** Drop every mapping (IOREQ_TYPE_INVALIDATE, shutdown). */
+  invalidate(): void {
+    for (const b of this.buckets.values()) this.unmapBucket(b);
+    this.buckets.clear();
+    this.last = null;
+  }
+
+  /**
+   * Checks the arguments and the range, and maps every bucket the access
+   * covers with all its pages valid. True only if the copy can proceed.
+   */
+  private prepare(gpa: number, buf: Uint8Array, off: number, len: number): boolean {
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(off) || !Number.isSafeInteger(len)) return false;
+    if (gpa < 0 || off < 0 || len < 0 || off + len > buf.length) return false;
+    if (len === 0) return true;
+    const end = gpa + len; // exclusive; no wrap: both below 2^53
+    if (!((end <= this.lowEnd) || (gpa >= GIB4 && end <= this.highEnd))) return false;
+    const first = Math.floor(gpa / BUCKET_SIZE);
+    const lastIdx = Math.floor((end - 1) / BUCKET_SIZE);
+    // Every bucket of the access must stay mapped until the copy is done.
+    if (lastIdx - first + 1 > this.maxBuckets) return false;
+    for (let i = first; i <= lastIdx; i++) {
+      const b = this.bucketFor(i);
+      if (b === null) return false;
+      const bStart = i * BUCKET_SIZE;
+      const p0 = (Math.max(gpa, bStart) - bStart) >>> PAGE_SHIFT;
+      const p1 = (Math.min(end, bStart + BUCKET_SIZE) - 1 - bStart) >>> PAGE_SHIFT;
+      if (!pagesValid(b, p0, p1)) {
+        // The page may have been populated since: map the bucket again, once.
+        if (!this.remap(b) || !pagesValid(b, p0, p1)) return false;
+      }
+    }
+    return true;
+  }
+
+  /** The bucket, mapped (LRU bookkeeping included), or null if it cannot be mapped. */
+  private bucketFor(index: number): Bucket | null {
+    const tick = ++this.clock;
+    const l = this.last;
+    if (l !== null && l.index === index) {
+      l.lastUse = tick;
+      return l;
+    }
+    let b = this.buckets.get(index);
+    if (b === undefined) {
+      if (this.buckets.size >= this.maxBuckets) this.evictOldest();
+      const valid = new Uint8Array(PAGES_PER_BUCKET);
+      const m = this.mapInto(index, valid);
+      if (m === null) return null;
+      b = { index, mapping: m.mapping, valid, allValid: m.allValid, lastUse: tick };
+      this.buckets.set(index, b);
+    }
+    b.lastUse = tick;
+    this.last = b;
+    return b;
+  }
+
+  private remap(b: Bucket): boolean {
+    this.unmapBucket(b);
+    const m = this.mapInto(b.index, b.valid);
+    if (m === null) {
+      this.buckets.delete(b.index);
+      if (this.last === b) this.last = null;
+      return false;
+    }
+    b.mapping = m.mapping;
+    b.allValid = m.allValid;
+    return true;
+  }
+
+  /** Maps the RAM pages of bucket `index` (clipped to the end of its RAM region). */
+  private mapInto(index: number, valid: Uint8Array): { mapping: PageMapping; allValid: boolean } | null {
+    const start = index * BUCKET_SIZE;
+    const regionEnd = start < GIB4 ? this.lowEnd : this.highEnd;
+    const pages = Math.min(PAGES_PER_BUCKET, Math.ceil((regionEnd - start) / PAGE_SIZE));
+    const errs = this.errs;
+    errs.fill(-1);
+    this.stats.maps++;
+    const mapping = this.mapper.map(start / PAGE_SIZE, pages, errs);
+    if (mapping === null) {
+      this.stats.mapFailures++;
+      return null;
+    }
+    let allValid = pages === PAGES_PER_BUCKET;
+    for (let i = 0; i < PAGES_PER_BUCKET; i++) {
+      const ok = i < pages && errs[i] === 0 ? 1 : 0;
+      valid[i] = ok;
+      if (!ok) allValid = false;
+    }
+    return { mapping, allValid };
+  }
+
+  private unmapBucket(b: Bucket): void {
+    this.stats.unmaps++;
+    this.mapper.unmap(b.mapping);
+  }
+
+  private evictOldest(): void {
+    let victim: Bucket | null = null;
+    for (const b of this.buckets.values()) if (victim === null || b.lastUse < victim.lastUse) victim = b;
+    if (victim === null) return;
+    this.stats.evictions++;
+    this.unmapBucket(victim);
+    this.buckets.delete(victim.index);
+    if (this.last === victim) this.last = null;
+  }
+}
+
+function pagesValid(b: Bucket, p0: number, p1: number): boolean {
+  if (b.allValid) return true;
+  const v = b.valid;
+  for (let p = p0; p <= p1; p++) if (v[p] === 0) return false;
+  return true;
+}
+
+/** Small copies byte by byte (no view allocated); larger ones through set(). */
+function copy(src: Uint8Array, so: number, dst: Uint8Array, doff: number, n: number): void {
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) dst[doff + i] = src[so + i];
+  } else {
+    dst.set(src.subarray(so, so + n), doff);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+interface ForeignMapping extends PageMapping {
+  readonly addr: Ptr;
+  readonly pages: number;
+}
+
+/** PageMapper over xenforeignmemory_map/unmap for one guest. */
+export class ForeignPageMapper implements PageMapper {
+  private readonly pfns = new BigUint64Array(PAGES_PER_BUCKET);
+
+  constructor(
+    private readonly libs: XenLibs,
+    /** The foreignmemory handle, null once closed (then nothing maps). */
+    private readonly fmem: () => Ptr | null,
+    private readonly domid: number,
+    private readonly onError?: (what: string, errno: number) => void,
+  ) {}
+
+  map(firstPfn: number, pages: number, errs: Int32Array): PageMapping | null {
+    if (pages < 1 || pages > PAGES_PER_BUCKET) return null;
+    const h = this.fmem();
+    if (h === null) return null;
+    const pfns = this.pfns;
+    for (let i = 0; i < pages; i++) pfns[i] = BigInt(firstPfn + i);
+    const addr = this.libs.fmem.map(h, this.domid, PROT_READ | PROT_WRITE, pages, pfns, errs);
+    if (addr === null) {
+      this.onError?.(`xenforeignmemory_map(pfn 0x${firstPfn.toString(16)}, ${pages} pages)`, this.libs.errno());
+      return null;
+    }
+    const m: ForeignMapping = { bytes: new Uint8Array(this.libs.view(addr, pages * PAGE_SIZE)), addr, pages };
+    return m;
+  }
+
+  unmap(m: PageMapping): void {
+    const f = m as ForeignMapping;
+    const h = this.fmem();
+    if (h === null) return; // close() unmaps before it closes the handle, so this is only a late straggler
+    if (this.libs.fmem.unmap(h, f.addr, f.pages) !== 0) {
+      this.onError?.(`xenforeignmemory_unmap(${f.pages} pages)`, this.libs.errno());
+    }
+  }
+}

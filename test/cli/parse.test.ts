@@ -1,0 +1,208 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CliError, parseArgs } from '../../src/cli/index.ts';
+
+const split = (s: string) => s.trim().split(/\s+/);
+
+// xen-tcg.md: what libxl passed to a dom0 device model (no disk/NIC, vga="none").
+const DOM0 = split(`-xen-domid 1 -no-shutdown
+ -chardev socket,id=libxl-cmd,path=/var/run/xen/qmp-libxl-1,server=on,wait=off -mon chardev=libxl-cmd,mode=control
+ -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-1,server=on,wait=off -mon chardev=libxenstat-cmd,mode=control
+ -nodefaults -no-user-config -name hvm1 -vnc none -display none -serial file:/var/log/xen/hvm1-serial.log
+ -boot order=cda -net none -machine xenfv,suppress-vmdesc=on -m 128`);
+
+// xen-tcg.md: the dm-argv libxl wrote for a Linux stub domain.
+const STUBDOM = split(`-xen-domid 1 -no-shutdown -nodefaults -no-user-config -name hvmstub -display none
+ -serial /dev/hvc3 -boot order=cda -device rtl8139,id=nic0,netdev=net0,mac=00:16:3e:00:00:01
+ -netdev type=tap,id=net0,ifname=vif1.0-emu,br=xenbr0,script=no,downscript=no -machine xenfv,suppress-vmdesc=on
+ -m 128 -drive file=/dev/xvda,if=ide,index=0,media=disk,format=host_device,cache=writeback`);
+
+// contract §4.8: stub domain argv for the typical guest (domid 5, 2 vCPUs, stdvga, e1000).
+const CONTRACT = split(`-xen-domid 5 -no-shutdown -nodefaults -no-user-config -name hvm1 -display none
+ -device VGA,vgamem_mb=16 -boot order=cda -smp 2,maxcpus=2
+ -device e1000,id=nic0,netdev=net0,mac=00:16:3E:11:22:33
+ -netdev type=tap,id=net0,ifname=vif5.0-emu,br=xenbr0,script=no,downscript=no
+ -machine xenfv,suppress-vmdesc=on -m 2032
+ -drive file=/dev/xvda,if=ide,index=0,media=disk,format=host_device,cache=writeback`);
+
+// contract §4.8: the dom0 QMP part (inherited listening fd, -S).
+const DOM0_FD = split(`-xen-domid 5 -no-shutdown -chardev socket,id=libxl-cmd,fd=7,server=on,wait=off -S
+ -mon chardev=libxl-cmd,mode=control
+ -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-5,server=on,wait=off
+ -mon chardev=libxenstat-cmd,mode=control -nodefaults -no-user-config -name hvm1 -vnc 0.0.0.0:0,to=99 -display none
+ -machine pc,accel=xen,suppress-vmdesc=on,max-ram-below-4g=3G -m 2032 -runas 124:125 -xen-domid-restrict -chroot /var/empty`);
+
+async function fails(argv: string[], re: RegExp): Promise<void> {
+  await assert.rejects(parseArgs(argv), (e: Error) => e instanceof CliError && re.test(e.message) && !e.message.includes('\n'));
+}
+
+test('dom0 argv from xen-tcg.md', async () => {
+  const { config: c, warnings } = await parseArgs(DOM0);
+  assert.deepEqual(warnings, []);
+  assert.equal(c.domid, 1);
+  assert.equal(c.stubdom, true);
+  assert.equal(c.name, 'hvm1');
+  assert.equal(c.ramMiB, 128);
+  assert.deepEqual(c.machine, { type: 'xenfv', xenPlatform: true, suppressVmdesc: true, maxRamBelow4g: null });
+  assert.deepEqual(c.monitors, [
+    { chardev: 'libxl-cmd', path: '/var/run/xen/qmp-libxl-1', fd: null },
+    { chardev: 'libxenstat-cmd', path: '/var/run/xen/qmp-libxenstat-1', fd: null },
+  ]);
+  assert.deepEqual(c.serials, [
+    { index: 0, id: 'serial0', spec: { backend: 'file', path: '/var/log/xen/hvm1-serial.log', append: false } },
+  ]);
+  assert.equal(c.bootOrder, 'cda');
+  assert.equal(c.netNone, true);
+  assert.equal(c.noShutdown, true);
+  assert.equal(c.startPaused, false);
+  assert.deepEqual([c.vcpus, c.maxVcpus], [1, 1]);
+});
+
+test('stub domain dm-argv from xen-tcg.md', async () => {
+  const { config: c, warnings } = await parseArgs(STUBDOM);
+  assert.deepEqual(warnings, ['-device rtl8139: not emulated yet; ignored']);
+  assert.deepEqual(c.serials, [{ index: 0, id: 'serial0', spec: { backend: 'tty', path: '/dev/hvc3' } }]);
+  assert.deepEqual(c.monitors, []);
+  assert.deepEqual(c.drives, [
+    { index: 0, file: '/dev/xvda', media: 'disk', format: 'host_device', cache: 'writeback', readonly: false },
+  ]);
+  assert.deepEqual(c.netdevs, [
+    { type: 'tap', id: 'net0', ifname: 'vif1.0-emu', bridge: 'xenbr0', script: 'no', downscript: 'no' },
+  ]);
+  assert.equal(c.devices[0].driver, 'rtl8139');
+  assert.equal(c.devices[0].netdev, 'net0');
+  assert.equal(c.devices[0].mac, '00:16:3e:00:00:01');
+});
+
+test('contract §4.8 argv: smp, VGA memory, e1000, 2032 MiB', async () => {
+  const { config: c, warnings } = await parseArgs(CONTRACT);
+  assert.deepEqual(warnings, ['-device VGA: not emulated yet; ignored', '-device e1000: not emulated yet; ignored']);
+  assert.equal(c.domid, 5);
+  assert.deepEqual([c.vcpus, c.maxVcpus], [2, 2]);
+  assert.equal(c.ramMiB, 2032);
+  assert.equal(c.devices[0].vgamemMb, 16);
+  assert.equal(c.devices[1].mac, '00:16:3e:11:22:33');
+  assert.equal(c.devices[1].id, 'nic0');
+});
+
+test('dom0 argv with an inherited QMP fd, -S, pc,accel=xen and dm_restrict options', async () => {
+  const { config: c, warnings } = await parseArgs(DOM0_FD);
+  assert.deepEqual(c.monitors[0], { chardev: 'libxl-cmd', path: null, fd: 7 });
+  assert.equal(c.startPaused, true);
+  assert.deepEqual(c.machine, { type: 'pc', xenPlatform: false, suppressVmdesc: true, maxRamBelow4g: 3 * 2 ** 30 });
+  assert.equal(c.runas, '124:125');
+  assert.equal(c.chroot, '/var/empty');
+  assert.equal(c.xenDomidRestrict, true);
+  assert.deepEqual(warnings, ['-vnc 0.0.0.0:0,to=99: stubdm has no VNC server; ignored']);
+});
+
+test('our own options, double dashes and = forms', async () => {
+  const { config: c } = await parseArgs(['--sim', '--no-stubdom', '--log-level=debug', '-m', 'size=1G', '--smp=4']);
+  assert.equal(c.sim, true);
+  assert.equal(c.stubdom, false);
+  assert.equal(c.logLevel, 'debug');
+  assert.equal(c.domid, 1, 'sim defaults to domain 1');
+  assert.equal(c.ramMiB, 1024);
+  assert.deepEqual([c.vcpus, c.maxVcpus], [4, 4]);
+});
+
+test('serial forms: pty, null, none, chardev:ID, two ports, -chardev ids are labels', async () => {
+  const { config: c } = await parseArgs([
+    '--sim', '-chardev', 'file,id=log,path=/tmp/x', '-serial', 'none', '-serial', 'chardev:log', '-serial', 'pty',
+  ]);
+  assert.deepEqual(c.serials, [
+    { index: 0, id: 'log', spec: { backend: 'file', path: '/tmp/x', append: false } },
+    { index: 1, id: 'serial1', spec: { backend: 'pty' } },
+  ]);
+  await fails(['--sim', '-serial', 'null', '-serial', 'null', '-serial', 'null'], /at most 2 serial ports/);
+  await fails(['--sim', '-serial', 'chardev:nope'], /no -chardev with id=nope/);
+  await fails(['--sim', '-serial', 'tcp:1.2.3.4:5'], /not supported/);
+});
+
+test('drives: empty cdrom, readonly, bus/unit, automatic index, comma escaping', async () => {
+  const { config: c } = await parseArgs([
+    '--sim', '-drive', 'if=ide,index=2,media=cdrom', '-drive', 'file=/img/a,,b.raw,format=raw,cache=none,readonly=on',
+    '-drive', 'file=/dev/x,bus=0,unit=1',
+  ]);
+  assert.deepEqual(c.drives, [
+    { index: 0, file: '/img/a,b.raw', media: 'disk', format: 'raw', cache: 'none', readonly: true },
+    { index: 1, file: '/dev/x', media: 'disk', format: 'raw', cache: 'writeback', readonly: false },
+    { index: 2, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+  ]);
+});
+
+test('contradictions are one-line CliErrors', async () => {
+  await fails(['-machine', 'xenfv', '-m', '128'], /-xen-domid N is required/);
+  await fails(['-xen-domid', 'x', '-machine', 'xenfv'], /-xen-domid: domain id "x" is not a number/);
+  await fails(['-xen-domid', '0', '-machine', 'xenfv'], /dom0/);
+  await fails(['-xen-domid', '3'], /-machine is required/);
+  await fails(['--sim', '-m', 'lots'], /-m: RAM size "lots" is not a size/);
+  await fails(['--sim', '-m', '0'], /positive/);
+  await fails(['--sim', '-smp', '4,maxcpus=2'], /maxcpus \(2\) is below/);
+  await fails(['--sim', '-smp', '129'], /out of range/);
+  await fails(['--sim', '-drive', 'file=/a,index=0', '-drive', 'file=/b,index=0'], /IDE index 0 is already used/);
+  await fails(['--sim', '-drive', 'file=/a,if=virtio'], /if=virtio/);
+  await fails(['--sim', '-drive', 'file=/a,format=qcow2'], /qcow2/);
+  await fails(['--sim', '-drive', 'media=disk'], /needs file=/);
+  await fails(['--sim', '-device', 'e1000,netdev=net9'], /no -netdev/);
+  await fails(['--sim', '-device', 'e1000,mac=zz'], /not xx:xx/);
+  await fails(['--sim', '-machine', 'q35'], /only xenfv and pc/);
+  await fails(['-xen-domid', '2', '-machine', 'pc'], /needs accel=xen/);
+  await fails(['--sim', '-mon', 'chardev=x,mode=control'], /no -chardev with id=x/);
+  await fails(['--sim', '-chardev', 'socket,id=a,path=/x,server=on', '-chardev', 'null,id=a'], /given twice/);
+  await fails(['--sim', '-chardev', 'socket,id=a,path=/x,fd=3,server=on'], /exactly one of path= and fd=/);
+  await fails(['--sim', '-chardev', 'socket,id=a,path=/x'], /only server=on/);
+  await fails(['--sim', '-boot', 'order=c!'], /boot order/);
+  await fails(['--sim', '-m'], /-m needs a value/);
+  await fails(['--sim', 'disk.img'], /unexpected argument "disk.img"/);
+  await fails(['--sim', '--log-level', 'loud'], /--log-level loud/);
+});
+
+test('unknown options are reported once and skipped with their value', async () => {
+  const { config: c, warnings } = await parseArgs(['--sim', '-foo', 'bar', '-foo', 'baz', '-qux', '-m', '64']);
+  assert.deepEqual(warnings, ['ignoring unknown option -foo', 'ignoring unknown option -qux']);
+  assert.equal(c.ramMiB, 64);
+});
+
+test('known-but-unsupported options and devices are reported once each', async () => {
+  const { warnings } = await parseArgs([
+    '--sim', '-kernel', '/k', '-device', 'cirrus-vga,vgamem_mb=8', '-device', 'usb-tablet', '-device', 'usb-tablet,id=t2',
+    '-mon', 'chardev=h', '-chardev', 'socket,id=h,path=/h,server,nowait',
+  ]);
+  assert.deepEqual(warnings.sort(), [
+    '-device cirrus-vga: not emulated yet; ignored',
+    '-device usb-tablet: not emulated yet; ignored',
+    '-kernel: direct kernel boot is not supported; boot from a disk',
+    '-mon chardev=h,mode=readline: only QMP (mode=control) monitors exist; ignored',
+  ]);
+});
+
+test('--help returns the help text', async () => {
+  const r = await parseArgs(['--help']);
+  assert.match(r.help ?? '', /-xen-domid/);
+  assert.match(r.help ?? '', /--no-stubdom/);
+  assert.match(r.help ?? '', /Exit codes/);
+});
+
+test("CD-ROMs as Xen 4.17's libxl passes them: -drive if=none + -device ide-cd,bus=ide.B,unit=U", async () => {
+  // strings in Debian's libxenlight.so 4.17: "if=none,readonly=on,id=%s", "%s,file=%s,format=%s",
+  // "ide-cd,id=%s,drive=%s,bus=ide.%u,unit=%u" (hdc = dev_number 5632)
+  const { config: c, warnings } = await parseArgs(split(`-xen-domid 3 -machine xenfv -m 256
+    -drive file=/dev/xvda,if=ide,index=0,media=disk,format=host_device,cache=writeback
+    -drive if=none,readonly=on,id=ide-5632,file=/srv/install.iso,format=raw
+    -device ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0
+    -drive if=none,readonly=on,id=ide-5696
+    -device ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1`));
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(c.drives, [
+    { index: 0, file: '/dev/xvda', media: 'disk', format: 'host_device', cache: 'writeback', readonly: false },
+    { index: 2, file: '/srv/install.iso', media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+    { index: 3, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+  ]);
+  await fails(['--sim', '-device', 'ide-cd,drive=nope,bus=ide.1'], /no -drive if=none,id=nope/);
+  await fails(['--sim', '-drive', 'if=none,id=d,file=/a', '-device', 'ide-hd,drive=d,bus=ahci0.0'], /only the PIIX IDE buses/);
+  await fails(['--sim', '-drive', 'file=/a,index=2', '-drive', 'if=none,id=c', '-device', 'ide-cd,drive=c,bus=ide.1,unit=0'], /IDE index 2 is already used/);
+  await fails(['--sim', '-drive', 'if=none,file=/a'], /if=none needs id=/);
+  const { warnings: w2 } = await parseArgs(['--sim', '-drive', 'if=none,id=lonely,file=/a']);
+  assert.deepEqual(w2, ['-drive id=lonely (if=none) is not attached to any -device; ignored']);
+});

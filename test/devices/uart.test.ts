@@ -1,0 +1,241 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { RingBackend } from '../../src/chardev/index.ts';
+import {
+  installUart, IER_EDSSI, IER_ELSI, IER_ERBFI, IER_ETBEI, IIR_CTI, IIR_MS, IIR_NO_INT, IIR_RDA, IIR_RLS,
+  IIR_THRE, LSR_DR, LSR_OE, LSR_TEMT, LSR_THRE, MCR_LOOP, MCR_OUT2, MCR_RTS, MSR_CTS, MSR_DCD, MSR_DCTS, MSR_DDCD,
+  type UartState,
+} from '../../src/devices/uart/index.ts';
+import { fakeBoard } from '../helpers/fakeboard.ts';
+
+const log = pino({ level: 'silent' });
+const COM1 = 0x3f8;
+const [THR, IER, IIR, LCR, MCR, LSR, MSR, SCR] = [0, 1, 2, 3, 4, 5, 6, 7].map((r) => COM1 + r);
+const FCR = IIR;
+
+function setup() {
+  const fb = fakeBoard();
+  const backend = new RingBackend('serial0', log);
+  const uart = installUart(fb.board, 0, backend);
+  const outb = (p: number, v: number) => fb.board.pio.write(p, 1, v);
+  const inb = (p: number) => fb.board.pio.read(p, 1);
+  return { ...fb, backend, uart, outb, inb, irq: () => fb.isaLevel(4) };
+}
+
+test('COM1 claims 0x3f8-0x3ff and starts with no interrupt, THR empty', () => {
+  const t = setup();
+  assert.deepEqual(t.mapped, ['0:3f8-3ff']);
+  assert.equal(t.inb(IIR), IIR_NO_INT);
+  assert.equal(t.inb(LSR), LSR_THRE | LSR_TEMT);
+  assert.equal(t.irq(), 0);
+});
+
+test("Linux 8250 autoconfig: scratch, IER, loopback MSR and FIFO probes identify a 16550A", () => {
+  const t = setup();
+  // scratch register holds a value
+  t.outb(SCR, 0xa5);
+  assert.equal(t.inb(SCR), 0xa5);
+  // IER: zero reads back zero, 0x0f reads back 0x0f (upper bits always zero)
+  t.outb(IER, 0);
+  assert.equal(t.inb(IER) & 0x0f, 0);
+  t.outb(IER, 0xff);
+  assert.equal(t.inb(IER), 0x0f);
+  t.outb(IER, 0);
+  // loopback: MCR = LOOP|OUT2|RTS gives MSR lines DCD|CTS (0x90)
+  t.outb(MCR, MCR_LOOP | MCR_OUT2 | MCR_RTS);
+  assert.equal(t.inb(MSR) & 0xf0, MSR_DCD | MSR_CTS);
+  t.outb(MCR, 0);
+  // FIFO enable: IIR bits 7:6 = 11 means 16550A
+  t.outb(FCR, 0x01);
+  assert.equal(t.inb(IIR) >> 6, 3);
+  // LCR 0xbf (the EFR probe of 16650s): offset 2 still reads IIR on a 16550A, divisor latch reachable
+  t.outb(LCR, 0xbf);
+  assert.equal(t.inb(IIR) >> 6, 3);
+  t.outb(LCR, 0x80);
+  t.outb(COM1, 0x01);
+  t.outb(COM1 + 1, 0x00);
+  assert.equal(t.inb(COM1), 0x01);
+  assert.equal(t.inb(COM1 + 1), 0x00);
+  t.outb(LCR, 0x03);
+  assert.equal(t.inb(LCR), 0x03);
+  assert.equal(t.inb(IER), 0, 'DLAB off: offset 1 is IER again');
+});
+
+test('THRE: enabling ETBEI with THR empty raises it; reading IIR acks it; re-enabling raises again', () => {
+  const t = setup();
+  t.outb(IER, IER_ETBEI);
+  assert.equal(t.irq(), 1);
+  assert.equal(t.inb(IIR), IIR_THRE);
+  assert.equal(t.irq(), 0, 'reading IIR while THRE is the source clears it');
+  assert.equal(t.inb(IIR), IIR_NO_INT);
+  // Linux's UART_BUG_THRE test: IER off then on again must show THRE at once
+  t.outb(IER, 0);
+  t.outb(IER, IER_ETBEI);
+  assert.equal(t.inb(IIR), IIR_THRE);
+  // IER written with ETBEI already set does not re-raise
+  t.outb(IER, IER_ETBEI);
+  assert.equal(t.inb(IIR), IIR_NO_INT);
+  // a THR write re-arms it (the byte left at once)
+  t.outb(THR, 0x41);
+  assert.equal(t.irq(), 1);
+  assert.equal(t.inb(IIR), IIR_THRE);
+  t.outb(IER, 0);
+  assert.equal(t.irq(), 0);
+  // the first 4=0 is the reset level reaching the hypervisor once
+  assert.deepEqual(t.isaEdges, ['4=0', '4=1', '4=0', '4=1', '4=0', '4=1', '4=0']);
+});
+
+test('polling boot loader: LSR.THRE then THR, bytes reach the backend in order', () => {
+  const t = setup();
+  for (const ch of Buffer.from('SeaBIOS\r\n')) {
+    let spins = 0;
+    while ((t.inb(LSR) & LSR_THRE) === 0) assert.ok(++spins < 10);
+    t.outb(THR, ch);
+  }
+  assert.equal(t.backend.text(), 'SeaBIOS\r\n');
+  assert.equal(t.irq(), 0, 'IER=0: no interrupt ever');
+});
+
+test('receive without FIFO: one byte held, the rest overrun; LSR read clears OE', () => {
+  const t = setup();
+  t.outb(IER, IER_ERBFI | IER_ELSI);
+  t.backend.inject('abc');
+  assert.equal(t.uart.overruns, 2);
+  assert.equal(t.irq(), 1);
+  assert.equal(t.inb(IIR), IIR_RLS, 'line status outranks received data');
+  const lsr = t.inb(LSR);
+  assert.equal(lsr & (LSR_DR | LSR_OE), LSR_DR | LSR_OE);
+  assert.equal(t.inb(LSR) & LSR_OE, 0, 'OE is cleared by reading LSR');
+  assert.equal(t.inb(IIR), IIR_RDA);
+  assert.equal(t.inb(THR), 0x61);
+  assert.equal(t.inb(LSR) & LSR_DR, 0);
+  assert.equal(t.inb(IIR), IIR_NO_INT);
+  assert.equal(t.irq(), 0);
+});
+
+test('16-byte RX FIFO: keeps 16, overruns the rest; trigger level and character timeout', () => {
+  const t = setup();
+  t.outb(FCR, 0x01 | 0x02 | 0x04 | (2 << 6)); // enable, clear both, trigger 8
+  t.outb(IER, IER_ERBFI);
+  t.backend.inject('xyz');
+  assert.equal(t.inb(IIR) & 0x0f, IIR_CTI, 'below trigger: character timeout');
+  assert.equal(t.inb(THR), 0x78);
+  assert.equal(t.inb(IIR) & 0x0f, IIR_NO_INT, 'a read disarms the timeout');
+  t.backend.inject('0123456789');
+  assert.equal(t.inb(IIR) & 0x0f, IIR_RDA, '12 bytes >= trigger 8');
+  t.backend.inject('ABCDEFGH');
+  assert.equal(t.uart.overruns, 4, '2 + 10 + 8 = 20 bytes offered, 16 kept');
+  let got = '';
+  for (let i = 0; i < 40 && t.inb(LSR) & LSR_DR; i++) got += String.fromCharCode(t.inb(THR));
+  assert.equal(got, 'yz0123456789ABCD');
+  // FCR clear RX empties the FIFO
+  t.backend.inject('q');
+  t.outb(FCR, 0x01 | 0x02);
+  assert.equal(t.inb(LSR) & LSR_DR, 0);
+});
+
+test('loopback: transmitted bytes come back on RBR and never reach the backend', () => {
+  const t = setup();
+  t.outb(FCR, 0x07);
+  t.outb(MCR, MCR_LOOP);
+  t.outb(THR, 0x55);
+  t.outb(THR, 0xaa);
+  t.backend.inject('ignored');
+  assert.equal(t.inb(LSR) & LSR_DR, LSR_DR);
+  assert.equal(t.inb(THR), 0x55);
+  assert.equal(t.inb(THR), 0xaa);
+  assert.equal(t.inb(LSR) & LSR_DR, 0);
+  assert.equal(t.backend.total, 0);
+});
+
+test('modem status: loopback line changes set deltas, interrupt until MSR is read', () => {
+  const t = setup();
+  t.outb(MCR, MCR_LOOP);
+  t.inb(MSR);
+  t.outb(IER, IER_EDSSI);
+  assert.equal(t.irq(), 0);
+  t.outb(MCR, MCR_LOOP | MCR_RTS | MCR_OUT2);
+  assert.equal(t.irq(), 1);
+  assert.equal(t.inb(IIR), IIR_MS);
+  const msr = t.inb(MSR);
+  assert.equal(msr, MSR_CTS | MSR_DCD | MSR_DCTS | MSR_DDCD);
+  assert.equal(t.irq(), 0);
+  assert.equal(t.inb(MSR) & 0x0f, 0);
+});
+
+test('interrupt priority: RLS > RDA > THRE > MS', () => {
+  const t = setup();
+  t.outb(MCR, MCR_LOOP);
+  t.outb(IER, IER_ERBFI | IER_ETBEI | IER_ELSI | IER_EDSSI);
+  t.outb(MCR, MCR_LOOP | MCR_RTS); // MS pending
+  t.outb(THR, 1); // loopback: RX data; THRE re-armed
+  t.outb(THR, 2); // non-FIFO: overrun -> RLS
+  assert.equal(t.inb(IIR), IIR_RLS);
+  t.inb(LSR);
+  assert.equal(t.inb(IIR), IIR_RDA);
+  t.inb(THR);
+  assert.equal(t.inb(IIR), IIR_THRE);
+  assert.equal(t.inb(IIR), IIR_MS);
+  t.inb(MSR);
+  assert.equal(t.inb(IIR), IIR_NO_INT);
+});
+
+test('wide accesses read consecutive registers; state is plain data that round-trips', () => {
+  const t = setup();
+  t.outb(SCR, 0x12);
+  t.outb(LCR, 0x03);
+  assert.equal(t.board.pio.read(LCR, 2), 0x0003 | (0 << 8));
+  t.board.pio.write(MCR, 2, 0xff00 | MCR_OUT2);
+  assert.equal(t.inb(MCR), MCR_OUT2);
+  t.outb(FCR, 0x01);
+  t.backend.inject('hi');
+  const saved: UartState = JSON.parse(JSON.stringify(t.uart.state));
+  const u = setup();
+  u.uart.load(saved);
+  assert.equal(u.inb(SCR), 0x12);
+  assert.equal(u.inb(THR), 0x68);
+  assert.equal(u.inb(THR), 0x69);
+  assert.equal(u.inb(LSR) & LSR_DR, 0);
+});
+
+test('COM2 sits at 0x2f8 on IRQ 3', () => {
+  const fb = fakeBoard();
+  const u = installUart(fb.board, 1, new RingBackend('serial1', log));
+  u.write(1, 1, IER_ETBEI);
+  assert.equal(fb.isaLevel(3), 1);
+  assert.deepEqual(fb.mapped, ['0:2f8-2ff']);
+  assert.throws(() => installUart(fb.board, 2, new RingBackend('serial2', log)), RangeError);
+});
+
+test('fuzz: random accesses never throw and keep the FIFO bounded', () => {
+  const t = setup();
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  for (let i = 0; i < 20000; i++) {
+    const port = COM1 + Math.floor(rnd() * 8);
+    const size = ([1, 2, 4] as const)[Math.floor(rnd() * 3)];
+    if (port + size > COM1 + 8) continue;
+    if (rnd() < 0.5) t.board.pio.write(port, size, Math.floor(rnd() * 2 ** 32) >>> 0);
+    else t.board.pio.read(port, size);
+    if (rnd() < 0.05) t.backend.inject('zz');
+    assert.ok(t.uart.state.rxCount <= 16);
+  }
+});
+
+test('character timeout re-arms after a read that leaves bytes behind (next event-loop turn)', async () => {
+  const t = setup();
+  t.outb(FCR, 0x01 | (3 << 6)); // trigger 14
+  t.outb(IER, IER_ERBFI);
+  t.backend.inject('abc');
+  assert.equal(t.irq(), 1);
+  assert.equal(t.inb(THR), 0x61);
+  assert.equal(t.irq(), 0, 'the read acknowledges the timeout');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.irq(), 1, 'bytes still waiting: timeout again, a new edge');
+  assert.equal(t.inb(IIR) & 0x0f, IIR_CTI);
+  t.inb(THR);
+  t.inb(THR);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.irq(), 0, 'FIFO empty: nothing re-armed');
+});

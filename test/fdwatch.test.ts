@@ -1,0 +1,131 @@
+// The fdwatch addon on a FIFO: the callback fires when the fd is readable,
+// not when it is not, and never after stop(); readable() is a zero-timeout poll.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadFdWatch, type FdWatch } from '../src/xen/native.ts';
+
+let fw: FdWatch;
+let dir: string;
+let rd: number;
+let wr: number;
+
+/** Lets the event loop run `n` full turns (each includes a poll phase). */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+function drain(fd: number): number {
+  const buf = Buffer.alloc(64);
+  let total = 0;
+  for (;;) {
+    try {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) return total;
+      total += n;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return total;
+      throw e;
+    }
+  }
+}
+
+before(() => {
+  // Builds build/native/fdwatch.node if it is missing or stale (cheap when up to date).
+  execFileSync('bash', [fileURLToPath(new URL('../scripts/build-native.sh', import.meta.url))], { stdio: 'inherit' });
+  fw = loadFdWatch();
+  dir = mkdtempSync(join(tmpdir(), 'stubdm-fdwatch-'));
+  execFileSync('mkfifo', [join(dir, 'p')]);
+  rd = openSync(join(dir, 'p'), constants.O_RDONLY | constants.O_NONBLOCK);
+  wr = openSync(join(dir, 'p'), constants.O_WRONLY);
+});
+
+after(() => {
+  closeSync(rd);
+  closeSync(wr);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('readable() follows the fd state', () => {
+  assert.equal(fw.readable(rd), false);
+  writeSync(wr, 'x');
+  assert.equal(fw.readable(rd), true);
+  assert.equal(drain(rd), 1);
+  assert.equal(fw.readable(rd), false);
+});
+
+test('watch() calls back only while readable, and never after stop()', async () => {
+  let calls = 0;
+  let drainOnCall = true;
+  let wake: (() => void) | null = null;
+  const w = fw.watch(rd, (status) => {
+    assert.equal(status, 0);
+    calls++;
+    if (drainOnCall) drain(rd);
+    wake?.();
+  });
+  await turns(5);
+  assert.equal(calls, 0, 'no callback while nothing is readable');
+
+  const fired = new Promise<void>((r) => (wake = r));
+  writeSync(wr, 'ab');
+  await fired;
+  assert.equal(calls, 1);
+  await turns(5);
+  assert.equal(calls, 1, 'drained in the callback: no further wake-ups');
+
+  // Level-triggered: data left in the pipe keeps calling back.
+  drainOnCall = false;
+  writeSync(wr, 'c');
+  await turns(5);
+  assert.ok(calls >= 3, `undrained fd keeps waking (calls=${calls})`);
+
+  w.stop();
+  w.stop(); // idempotent
+  const before = calls;
+  writeSync(wr, 'd');
+  await turns(5);
+  assert.equal(calls, before, 'no callback after stop()');
+  assert.equal(fw.readable(rd), true);
+  assert.equal(drain(rd), 2);
+});
+
+test('stop() from inside the callback ends the watch', async () => {
+  let calls = 0;
+  let wake: (() => void) | null = null;
+  const fired = new Promise<void>((r) => (wake = r));
+  const w = fw.watch(rd, () => {
+    calls++;
+    w.stop(); // leaves the data in the pipe: a live watch would fire again
+    wake?.();
+  });
+  writeSync(wr, 'z');
+  await fired;
+  await turns(5);
+  assert.equal(calls, 1);
+  assert.equal(drain(rd), 1);
+  // The fd can be watched again once the old handle is closed.
+  await turns(2);
+  const w2 = fw.watch(rd, () => {});
+  w2.stop();
+});
+
+test('watch() refuses a bad fd and a non-function', () => {
+  assert.throws(() => fw.watch(-1, () => {}), TypeError);
+  assert.throws(() => fw.watch(rd, 42 as unknown as () => void), TypeError);
+  // An fd that is not open: libuv refuses it with EBADF.
+  assert.throws(() => fw.watch(1_000_000, () => {}), /EBADF|cannot watch/);
+});
+
+test('a second watcher on the same fd is refused while the first runs', () => {
+  const w = fw.watch(rd, () => {});
+  try {
+    assert.throws(() => fw.watch(rd, () => {}), /EEXIST|cannot watch/);
+  } finally {
+    w.stop();
+  }
+});

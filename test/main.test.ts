@@ -1,0 +1,231 @@
+/**
+ * main's wiring, in process over the simulator (--sim) and as a real child
+ * process: argv -> host -> board -> UART/platform -> ioreq server ->
+ * xenstore state -> QMP, and the orderly stop that flushes the serial file.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { pino } from 'pino';
+import { parseArgs } from '../src/cli/index.ts';
+import { start } from '../src/main.ts';
+
+const silent = pino({ level: 'silent' });
+const BIN = new URL('../bin/stubdm.js', import.meta.url).pathname;
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-main-'));
+}
+
+/** Minimal QMP client over a unix socket, the way libxl talks. */
+async function qmpConnect(p: string) {
+  const sock = net.createConnection(p);
+  await new Promise<void>((r, j) => {
+    sock.once('connect', () => r());
+    sock.once('error', j);
+  });
+  sock.setEncoding('utf8');
+  let buf = '';
+  const queue: string[] = [];
+  const waiters: Array<(l: string | null) => void> = [];
+  sock.on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\r\n')) >= 0) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const w = waiters.shift();
+      if (w) w(l);
+      else queue.push(l);
+    }
+  });
+  sock.on('close', () => waiters.splice(0).forEach((w) => w(null)));
+  const next = (): Promise<any> => {
+    const l = queue.shift();
+    if (l !== undefined) return Promise.resolve(JSON.parse(l));
+    if (sock.destroyed) return Promise.resolve(null);
+    return new Promise((r) => waiters.push((x) => r(x === null ? null : JSON.parse(x))));
+  };
+  let id = 0;
+  const greeting = await next();
+  return {
+    greeting,
+    sock,
+    next,
+    /** Send a command and return its reply, skipping events. */
+    async cmd(execute: string, args?: object): Promise<any> {
+      const my = ++id;
+      sock.write(JSON.stringify(args ? { execute, arguments: args, id: my } : { execute, id: my }) + '\r\n');
+      for (;;) {
+        const m = await next();
+        if (m === null || m.id === my) return m;
+      }
+    },
+  };
+}
+
+test('--sim: libxl-like start, guest writes COM1 through the ioreq path, QMP cont/stop/quit, flushed file', async () => {
+  const dir = tmp();
+  const serial = path.join(dir, 'serial.log');
+  const qmpPath = path.join(dir, 'qmp-libxl-1');
+  const { config } = await parseArgs([
+    '-xen-domid', '1', '-no-shutdown',
+    '-chardev', `socket,id=libxl-cmd,path=${qmpPath},server=on,wait=off`, '-mon', 'chardev=libxl-cmd,mode=control',
+    '-nodefaults', '-no-user-config', '-name', 'hvm1', '-vnc', 'none', '-display', 'none',
+    '-serial', `file:${serial}`, '-boot', 'order=cda', '-net', 'none', '-machine', 'xenfv,suppress-vmdesc=on', '-m', '16',
+    '-S', '--sim',
+  ]);
+  const dm = await start(config, { log: silent, signals: false });
+  const sim = dm.sim!;
+  // libxl's readiness signal
+  assert.equal(sim.store.read('device-model/1/state'), 'running');
+  assert.equal(sim.store.read('/local/domain/0/device-model/1/state'), 'running');
+  // -S: prelaunch, ioreq server not enabled until cont (QEMU's order)
+  assert.equal(sim.channel.enabled, false);
+
+  const a = await qmpConnect(qmpPath);
+  assert.equal(a.greeting.QMP.version.qemu.major, 8);
+  assert.deepEqual(await a.cmd('qmp_capabilities'), { return: {}, id: 1 });
+  assert.equal((await a.cmd('query-status')).return.status, 'prelaunch');
+  const chardevs = (await a.cmd('query-chardev')).return;
+  assert.deepEqual(chardevs[0], { label: 'serial0', filename: `file:${serial}`, 'frontend-open': true });
+  assert.equal((await a.cmd('query-cpus-fast')).return.length, 1);
+
+  const b = await qmpConnect(qmpPath);
+  await b.cmd('qmp_capabilities');
+  assert.deepEqual(await b.cmd('cont'), { return: {}, id: 2 });
+  assert.equal(sim.channel.enabled, true);
+  assert.equal((await a.next()).event, 'RESUME');
+  assert.equal((await a.cmd('query-status')).return.running, true);
+
+  // The guest: a polling boot loader on COM1, through ioreqs.
+  for (const c of Buffer.from('Booting from Hard Disk...\r\n')) {
+    assert.equal(sim.inb(0x3fd) & 0x60, 0x60, 'THR and transmitter empty');
+    sim.outb(0x3f8, c);
+  }
+  // Linux-style THRE interrupt on IRQ 4
+  sim.outb(0x3f9, 0x02);
+  assert.equal(sim.isaIrqLevel(4), 1);
+  assert.equal(sim.inb(0x3fa) & 0x0f, 0x02);
+  assert.equal(sim.isaIrqLevel(4), 0);
+  // The platform is there too (00:00.0 i440FX).
+  assert.equal(sim.pciConfigRead(0, 0, 4), 0x12378086);
+
+  assert.deepEqual(await a.cmd('stop'), { return: {}, id: 6 });
+  assert.equal(sim.channel.enabled, false);
+  assert.equal((await b.cmd('query-status')).return.status, 'paused');
+  await b.cmd('cont');
+
+  assert.deepEqual(await a.cmd('quit'), { return: {}, id: 7 });
+  assert.equal(await dm.done, 0);
+  assert.equal(fs.readFileSync(serial, 'latin1'), 'Booting from Hard Disk...\r\n');
+  assert.equal(fs.existsSync(qmpPath), false);
+  assert.equal(sim.closed, true);
+  assert.equal(await dm.shutdown('again'), 0, 'idempotent');
+});
+
+test('--sim without -S starts running with the server enabled; two serial ports on COM1 and COM2', async () => {
+  const dir = tmp();
+  const { config } = await parseArgs([
+    '--sim', '-machine', 'xenfv', '-m', '16', '-smp', '2', '-serial', `file:${path.join(dir, 'a')}`, '-serial', `file:${path.join(dir, 'b')}`,
+  ]);
+  const dm = await start(config, { log: silent, signals: false });
+  const sim = dm.sim!;
+  assert.equal(dm.runState(), 'running');
+  assert.equal(sim.channel.enabled, true);
+  sim.outb(0x3f8, 0x41);
+  sim.outb(0x2f8, 0x42);
+  sim.outb(0x2f9, 0x02);
+  assert.equal(sim.isaIrqLevel(3), 1);
+  await dm.shutdown('test');
+  assert.equal(fs.readFileSync(path.join(dir, 'a'), 'latin1'), 'A');
+  assert.equal(fs.readFileSync(path.join(dir, 'b'), 'latin1'), 'B');
+});
+
+test('start refuses a serial file it cannot open, with one line', async () => {
+  const { config } = await parseArgs(['--sim', '-machine', 'xenfv', '-serial', 'file:/nonexistent/dir/x']);
+  await assert.rejects(start(config, { log: silent, signals: false }), (e: Error) =>
+    /^stubdm: cannot open serial output file \/nonexistent\/dir\/x/.test(e.message) && !e.message.includes('\n'));
+});
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; child: ReturnType<typeof spawn> }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  return new Promise((r) => child.on('exit', (code) => r({ code, stdout, stderr, child })));
+}
+
+test('bin/stubdm.js: exit 2 with one line on bad argv, 0 with --help, 1 with one line when Xen is not there', async () => {
+  const bad = await run(['-xen-domid', '1', '-machine', 'xenfv', '-m', 'lots']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'stubdm: -m: RAM size "lots" is not a size (a number, optionally with K, M, G or T)\n');
+  const help = await run(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--sim/);
+  // This machine has no Xen: whichever way that shows, it is one line and exit 1.
+  const noxen = await run(['-xen-domid', '1', '-machine', 'xenfv', '-m', '128', '--log-level', 'silent']);
+  assert.equal(noxen.code, 1);
+  assert.match(noxen.stderr, /^stubdm: [^\n]+\n$/);
+});
+
+test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the serial output flushed', async () => {
+  const dir = tmp();
+  const qmpPath = path.join(dir, 'qmp');
+  const child = spawn(
+    process.execPath,
+    [BIN, '--sim', '-machine', 'xenfv', '-m', '16', '-serial', `file:${path.join(dir, 's')}`,
+      '-chardev', `socket,id=q,path=${qmpPath},server=on,wait=off`, '-mon', 'chardev=q,mode=control'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // Wait for the QMP socket the way libxl does (it retries connect()).
+  let q: Awaited<ReturnType<typeof qmpConnect>> | null = null;
+  for (let i = 0; i < 500 && q === null; i++) {
+    try {
+      q = await qmpConnect(qmpPath);
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  assert.ok(q, `QMP socket never came up: ${stderr}`);
+  await q.cmd('qmp_capabilities');
+  assert.equal((await q.cmd('query-status')).return.status, 'running');
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+  assert.equal(fs.existsSync(qmpPath), false);
+});
+
+test('npm run demo: exits 0 by itself and shows the greeting the UART backend received', async () => {
+  const demo = new URL('../src/sim/demo.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--import', 'tsx', demo], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  assert.equal(code, 0, stdout);
+  assert.match(stdout, /UART backend received: "Hello from the guest/);
+  assert.doesNotMatch(stdout, /FAIL/);
+});
+
+test("--sim with libxl 4.17's CD-ROM argv: an ATAPI drive answers as secondary master", async () => {
+  const dir = tmp();
+  const iso = path.join(dir, 'x.iso');
+  fs.writeFileSync(iso, Buffer.alloc(2048 * 16));
+  const { config } = await parseArgs([
+    '--sim', '-machine', 'xenfv', '-m', '16',
+    '-drive', `if=none,readonly=on,id=ide-5632,file=${iso},format=raw`,
+    '-device', 'ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0',
+  ]);
+  const dm = await start(config, { log: silent, signals: false });
+  const sim = dm.sim!;
+  sim.outb(0x176, 0xa0); // select secondary master
+  assert.deepEqual([sim.inb(0x174), sim.inb(0x175)], [0x14, 0xeb], 'ATAPI signature');
+  await dm.shutdown('test');
+});

@@ -1,0 +1,307 @@
+// MapCache against a fake foreign-memory layer. The fake hands out copies of
+// guest pages and writes them back on unmap, then detaches the copy, so a
+// write through a stale mapping or into a page that failed to map is seen.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BUCKET_SIZE,
+  GIB4,
+  HVM_BELOW_4G_RAM_END,
+  MapCache,
+  PAGE_SIZE,
+  PAGES_PER_BUCKET,
+  type PageMapper,
+  type PageMapping,
+} from '../src/xen/mapcache.ts';
+
+const POISON = 0xee;
+
+interface FakeMapping extends PageMapping {
+  firstPfn: number;
+  pages: number;
+  errs: Int32Array;
+}
+
+class FakeForeignMemory implements PageMapper {
+  /** Guest memory, one lazily allocated 1 MiB block per bucket. */
+  private readonly store = new Map<number, Uint8Array>();
+  readonly holes = new Set<number>(); // unpopulated pfns
+  live = new Set<FakeMapping>();
+  maps: { firstPfn: number; pages: number }[] = [];
+  failNext = 0;
+  violations: string[] = [];
+
+  block(pfn: number): Uint8Array {
+    const i = Math.floor(pfn / PAGES_PER_BUCKET);
+    let b = this.store.get(i);
+    if (!b) {
+      b = new Uint8Array(BUCKET_SIZE);
+      this.store.set(i, b);
+    }
+    return b;
+  }
+  peek(gpa: number): number {
+    return this.block(Math.floor(gpa / PAGE_SIZE))[gpa % BUCKET_SIZE];
+  }
+  poke(gpa: number, v: number): void {
+    this.block(Math.floor(gpa / PAGE_SIZE))[gpa % BUCKET_SIZE] = v;
+  }
+
+  map(firstPfn: number, pages: number, errs: Int32Array): PageMapping | null {
+    this.maps.push({ firstPfn, pages });
+    if (firstPfn % PAGES_PER_BUCKET !== 0) this.violations.push(`unaligned map at pfn ${firstPfn}`);
+    if (pages < 1 || pages > PAGES_PER_BUCKET) this.violations.push(`bad page count ${pages}`);
+    if (this.failNext > 0) {
+      this.failNext--;
+      return null;
+    }
+    const bytes = new Uint8Array(pages * PAGE_SIZE);
+    const src = this.block(firstPfn);
+    const mErrs = new Int32Array(pages);
+    for (let i = 0; i < pages; i++) {
+      const hole = this.holes.has(firstPfn + i);
+      errs[i] = hole ? -2 : 0; // -ENOENT, as the Linux privcmd reports it
+      mErrs[i] = errs[i];
+      if (hole) bytes.fill(POISON, i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+      else bytes.set(src.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), i * PAGE_SIZE);
+    }
+    const m: FakeMapping = { bytes, firstPfn, pages, errs: mErrs };
+    this.live.add(m);
+    return m;
+  }
+
+  unmap(pm: PageMapping): void {
+    const m = pm as FakeMapping;
+    if (!this.live.delete(m)) {
+      this.violations.push(`unmap of a mapping that is not live (pfn ${m.firstPfn})`);
+      return;
+    }
+    const dst = this.block(m.firstPfn);
+    for (let i = 0; i < m.pages; i++) {
+      const page = m.bytes.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+      if (m.errs[i] !== 0) {
+        if (page.some((b) => b !== POISON)) this.violations.push(`write into unmapped page pfn ${m.firstPfn + i}`);
+      } else {
+        dst.set(page, i * PAGE_SIZE);
+      }
+    }
+    structuredClone(m.bytes.buffer, { transfer: [m.bytes.buffer] }); // detach: stale use is visible
+  }
+}
+
+function setup(ramBytes = 8 * 1024 * 1024, maxBuckets = 4) {
+  const fake = new FakeForeignMemory();
+  const mc = new MapCache(fake, { ramBytes, maxBuckets });
+  return { fake, mc };
+}
+
+function pattern(n: number, seed = 1): Uint8Array {
+  const a = new Uint8Array(n);
+  for (let i = 0; i < n; i++) a[i] = (i * 31 + seed) & 0xff;
+  return a;
+}
+
+test('write then read inside one bucket, data lands in guest memory', () => {
+  const { fake, mc } = setup();
+  const src = pattern(100);
+  assert.equal(mc.write(0x1234, src, 0, 100), true);
+  const dst = new Uint8Array(100);
+  assert.equal(mc.read(0x1234, dst, 0, 100), true);
+  assert.deepEqual(dst, src);
+  assert.equal(fake.maps.length, 1);
+  mc.invalidate();
+  assert.equal(fake.live.size, 0);
+  assert.equal(fake.peek(0x1234), src[0]);
+  assert.equal(fake.peek(0x1234 + 99), src[99]);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('buffer offsets are honoured and a zero-length access is a no-op', () => {
+  const { fake, mc } = setup();
+  fake.poke(0x2000, 0xab);
+  const dst = new Uint8Array(8).fill(0x11);
+  assert.equal(mc.read(0x2000, dst, 3, 1), true);
+  assert.deepEqual([...dst], [0x11, 0x11, 0x11, 0xab, 0x11, 0x11, 0x11, 0x11]);
+  assert.equal(mc.read(0x3000, dst, 8, 0), true);
+  assert.equal(fake.maps.length, 1);
+});
+
+test('copies across bucket boundaries (2 and 3 buckets, small and large)', () => {
+  const { fake, mc } = setup();
+  const small = pattern(20, 7);
+  assert.equal(mc.write(BUCKET_SIZE - 10, small, 0, 20), true);
+  const big = pattern(BUCKET_SIZE + 4096, 9);
+  assert.equal(mc.write(2 * BUCKET_SIZE - 100, big, 0, big.length), true);
+  const back = new Uint8Array(big.length);
+  assert.equal(mc.read(2 * BUCKET_SIZE - 100, back, 0, back.length), true);
+  assert.deepEqual(back, big);
+  const back2 = new Uint8Array(20);
+  assert.equal(mc.read(BUCKET_SIZE - 10, back2, 0, 20), true);
+  assert.deepEqual(back2, small);
+  mc.invalidate();
+  for (let i = 0; i < 20; i++) assert.equal(fake.peek(BUCKET_SIZE - 10 + i), small[i]);
+  assert.equal(fake.peek(2 * BUCKET_SIZE - 100), big[0]);
+  assert.equal(fake.peek(3 * BUCKET_SIZE + 4095 - 100), big[big.length - 1]);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('pages that failed to map: the access fails and touches nothing', () => {
+  const { fake, mc } = setup();
+  for (let pfn = 0xa0; pfn < 0xc0; pfn++) fake.holes.add(pfn); // the VGA window
+  fake.poke(0x9fff0, 0x55);
+  const src = new Uint8Array(32).fill(0x77);
+  assert.equal(mc.write(0x9fff0, src, 0, 32), false, 'write straddling the hole');
+  assert.equal(mc.write(0xb0000, src, 0, 1), false);
+  const dst = new Uint8Array(32);
+  assert.equal(mc.read(0xa0000, dst, 0, 4), false);
+  assert.equal(mc.read(0xbfffe, dst, 0, 4), false, 'read straddling the end of the hole');
+  // Neighbours of the hole in the same bucket work.
+  assert.equal(mc.read(0x9fff0, dst, 0, 16), true);
+  assert.equal(dst[0], 0x55);
+  assert.equal(mc.write(0xc0000, src, 0, 32), true);
+  mc.invalidate();
+  assert.equal(fake.peek(0x9fff0), 0x55, 'nothing written by the failed write');
+  assert.equal(fake.peek(0xc0000), 0x77);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('a page populated after a failed map is found on the next access', () => {
+  const { fake, mc } = setup();
+  fake.holes.add(0x10);
+  const b = new Uint8Array([1, 2, 3, 4]);
+  assert.equal(mc.write(0x10000, b, 0, 4), false);
+  fake.holes.delete(0x10);
+  assert.equal(mc.write(0x10000, b, 0, 4), true);
+  mc.invalidate();
+  assert.equal(fake.peek(0x10003), 4);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('a failed map call caches nothing and a later access retries', () => {
+  const { fake, mc } = setup();
+  fake.failNext = 1;
+  const d = new Uint8Array(4);
+  assert.equal(mc.read(0x5000, d, 0, 4), false);
+  assert.equal(mc.mapped, 0);
+  assert.equal(mc.read(0x5000, d, 0, 4), true);
+  assert.equal(mc.stats.mapFailures, 1);
+});
+
+test('at most maxBuckets are mapped; the least recently used one goes', () => {
+  const { fake, mc } = setup(16 * BUCKET_SIZE, 3);
+  const d = new Uint8Array(1);
+  for (const i of [0, 1, 2]) assert.equal(mc.read(i * BUCKET_SIZE, d, 0, 1), true);
+  assert.equal(mc.read(0, d, 0, 1), true); // bucket 0 is now the most recent
+  assert.equal(fake.maps.length, 3);
+  assert.equal(mc.read(3 * BUCKET_SIZE, d, 0, 1), true); // evicts bucket 1
+  assert.equal(fake.live.size, 3);
+  assert.equal(mc.mapped, 3);
+  assert.equal(mc.read(0, d, 0, 1), true);
+  assert.equal(mc.read(2 * BUCKET_SIZE, d, 0, 1), true);
+  assert.equal(fake.maps.length, 4, 'buckets 0 and 2 still mapped');
+  assert.equal(mc.read(BUCKET_SIZE, d, 0, 1), true);
+  assert.equal(fake.maps.length, 5, 'bucket 1 was evicted and comes back');
+  assert.equal(fake.maps[4].firstPfn, PAGES_PER_BUCKET);
+  for (let i = 0; i < 16; i++) assert.equal(mc.read(i * BUCKET_SIZE + 5, d, 0, 1), true);
+  assert.ok(fake.live.size <= 3);
+  assert.equal(mc.stats.evictions, mc.stats.maps - 3);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('eviction never drops a bucket the current access needs', () => {
+  const { fake, mc } = setup(16 * BUCKET_SIZE, 3);
+  const d = new Uint8Array(1);
+  for (const i of [5, 6, 7]) mc.read(i * BUCKET_SIZE, d, 0, 1);
+  const src = pattern(2 * BUCKET_SIZE, 3);
+  assert.equal(mc.write(BUCKET_SIZE - 4, src, 0, src.length), true); // buckets 0..2 evict 5..7
+  mc.invalidate();
+  assert.deepEqual(fake.violations, [], 'no write through a detached mapping');
+  // Exactly maxBuckets buckets: fine.
+  const three = pattern(3 * BUCKET_SIZE - 8, 5);
+  // 4 buckets touched would exceed the cap: refused, nothing written.
+  const four = pattern(3 * BUCKET_SIZE + 8, 6);
+  assert.equal(mc.write(BUCKET_SIZE - 4, four, 0, four.length), false);
+  assert.equal(fake.peek(BUCKET_SIZE - 4), src[0]);
+  assert.equal(mc.write(4, three, 0, three.length), true);
+  mc.invalidate();
+  assert.equal(fake.peek(4), three[0]);
+  assert.equal(fake.peek(4 + three.length - 1), three[three.length - 1]);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('invalidate() unmaps everything; data survives; later accesses remap', () => {
+  const { fake, mc } = setup();
+  const d = new Uint8Array(4);
+  mc.write(0x100, new Uint8Array([9, 8, 7, 6]), 0, 4);
+  mc.read(BUCKET_SIZE * 2, d, 0, 4);
+  assert.equal(fake.live.size, 2);
+  mc.invalidate();
+  assert.equal(fake.live.size, 0);
+  assert.equal(mc.mapped, 0);
+  mc.invalidate(); // idempotent
+  assert.equal(mc.read(0x100, d, 0, 4), true);
+  assert.deepEqual([...d], [9, 8, 7, 6]);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('RAM bounds: below lowEnd, above 4 GiB up to highEnd, nothing else', () => {
+  const ram = HVM_BELOW_4G_RAM_END + 2 * BUCKET_SIZE; // 2 MiB above 4 GiB
+  const { fake, mc } = setup(ram);
+  assert.equal(mc.lowEnd, HVM_BELOW_4G_RAM_END);
+  assert.equal(mc.highEnd, GIB4 + 2 * BUCKET_SIZE);
+  const d = new Uint8Array(16);
+  assert.equal(mc.read(HVM_BELOW_4G_RAM_END - 16, d, 0, 16), true);
+  assert.equal(mc.read(HVM_BELOW_4G_RAM_END - 8, d, 0, 16), false, 'runs into the MMIO hole');
+  assert.equal(mc.read(HVM_BELOW_4G_RAM_END, d, 0, 1), false);
+  assert.equal(mc.read(0xfee00000, d, 0, 4), false, 'LAPIC');
+  assert.equal(mc.read(GIB4 - 8, d, 0, 16), false, 'straddles 4 GiB');
+  assert.equal(mc.write(GIB4, new Uint8Array([0x42]), 0, 1), true);
+  assert.equal(mc.read(GIB4 + 2 * BUCKET_SIZE - 16, d, 0, 16), true);
+  assert.equal(mc.read(GIB4 + 2 * BUCKET_SIZE - 15, d, 0, 16), false);
+  assert.equal(mc.read(GIB4 + 2 * BUCKET_SIZE, d, 0, 1), false);
+  mc.invalidate();
+  assert.equal(fake.peek(GIB4), 0x42);
+  assert.ok(fake.maps.every((m) => m.firstPfn * PAGE_SIZE < HVM_BELOW_4G_RAM_END || m.firstPfn * PAGE_SIZE >= GIB4));
+  assert.deepEqual(fake.violations, []);
+});
+
+test('small guests: no high region, and the last bucket maps only RAM pages', () => {
+  const { fake, mc } = setup(BUCKET_SIZE + BUCKET_SIZE / 2);
+  assert.equal(mc.highEnd, 0);
+  const d = new Uint8Array(4);
+  assert.equal(mc.read(GIB4, d, 0, 4), false);
+  assert.equal(mc.read(BUCKET_SIZE + 0x1000, d, 0, 4), true);
+  assert.equal(fake.maps.at(-1)!.pages, PAGES_PER_BUCKET / 2);
+  assert.equal(mc.read(BUCKET_SIZE + BUCKET_SIZE / 2 - 2, d, 0, 4), false);
+});
+
+test('hostile arguments: negative, fractional, NaN, huge and wrapping lengths', () => {
+  const { fake, mc } = setup();
+  const d = new Uint8Array(16);
+  const bad: [number, number, number][] = [
+    [-1, 0, 4],
+    [0.5, 0, 4],
+    [NaN, 0, 4],
+    [Infinity, 0, 4],
+    [0, -1, 4],
+    [0, 0, -1],
+    [0, 0, 17], // longer than the buffer
+    [0, 12, 8], // off + len past the buffer
+    [0, 0, 2 ** 32 + 4], // a length that would wrap in 32 bits
+    [2 ** 53 - 2, 0, 4], // end past 2^53
+    [2 ** 64, 0, 4],
+    [0xffff_fffc, 0, 8], // wraps past 4 GiB in 32-bit arithmetic
+  ];
+  for (const [gpa, off, len] of bad) {
+    assert.equal(mc.read(gpa, d, off, len), false, `read(${gpa}, ${off}, ${len})`);
+    assert.equal(mc.write(gpa, d, off, len), false, `write(${gpa}, ${off}, ${len})`);
+  }
+  assert.equal(fake.maps.length, 0, 'nothing was even mapped');
+});
+
+test('constructor refuses nonsense sizes', () => {
+  const fake = new FakeForeignMemory();
+  assert.throws(() => new MapCache(fake, { ramBytes: -1 }), RangeError);
+  assert.throws(() => new MapCache(fake, { ramBytes: 1 << 20, lowMemLimit: 123 }), RangeError);
+  assert.throws(() => new MapCache(fake, { ramBytes: 1 << 20, maxBuckets: 0 }), RangeError);
+});

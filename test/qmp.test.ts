@@ -1,0 +1,260 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { pino } from 'pino';
+import { Duplex } from 'node:stream';
+import { MAX_LINE, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../src/qmp/index.ts';
+
+const log = pino({ level: 'silent' });
+
+function machine(initial: RunState = 'prelaunch') {
+  const calls: string[] = [];
+  let state: RunState = initial;
+  const m: QmpMachine & { calls: string[] } = {
+    calls,
+    runState: () => state,
+    cont: () => {
+      calls.push('cont');
+      state = 'running';
+    },
+    stop: () => {
+      calls.push('stop');
+      state = 'paused';
+    },
+    quit: () => calls.push('quit'),
+    chardevs: () => [{ label: 'serial0', filename: 'pty:/dev/pts/3', 'frontend-open': true }],
+    vcpus: 2,
+    name: 'hvm1',
+    setGlobalDirtyLog: (e) => calls.push(`dirty=${e}`),
+  };
+  return m;
+}
+
+test('session: negotiation first, then commands; replies echo ids', () => {
+  const m = machine();
+  const core = new QmpCore(m);
+  const s = core.open(() => {});
+  const q = (o: unknown) => s.input(JSON.stringify(o)).map((l) => JSON.parse(l));
+  assert.deepEqual(JSON.parse(core.greeting()), {
+    QMP: { version: { qemu: { micro: 0, minor: 2, major: 8 }, package: 'stubdm' }, capabilities: [] },
+  });
+  assert.deepEqual(q({ execute: 'query-status', id: 1 }), [
+    { error: { class: 'CommandNotFound', desc: "Expecting capabilities negotiation with 'qmp_capabilities'" }, id: 1 },
+  ]);
+  assert.deepEqual(q({ execute: 'qmp_capabilities', id: 2 }), [{ return: {}, id: 2 }]);
+  assert.deepEqual(q({ execute: 'qmp_capabilities', id: 3 })[0].error.class, 'CommandNotFound');
+  assert.deepEqual(q({ execute: 'query-status', id: 'x' }), [
+    { return: { status: 'prelaunch', running: false, singlestep: false }, id: 'x' },
+  ]);
+  assert.deepEqual(q({ execute: 'cont', id: 4 }), [{ return: {}, id: 4 }]);
+  assert.deepEqual(q({ execute: 'query-status' }), [{ return: { status: 'running', running: true, singlestep: false } }]);
+  assert.deepEqual(q({ execute: 'stop', id: 5 }), [{ return: {}, id: 5 }]);
+  assert.equal(q({ execute: 'query-status', id: 6 })[0].return.status, 'paused');
+  assert.deepEqual(q({ execute: 'query-chardev', id: 7 })[0].return, [
+    { label: 'serial0', filename: 'pty:/dev/pts/3', 'frontend-open': true },
+  ]);
+  assert.deepEqual(q({ execute: 'query-cpus-fast', id: 8 })[0].return.map((c: { 'cpu-index': number }) => c['cpu-index']), [0, 1]);
+  assert.deepEqual(q({ execute: 'query-vnc', id: 9 }), [{ return: { enabled: false }, id: 9 }]);
+  assert.deepEqual(q({ execute: 'query-version', id: 10 })[0].return.qemu, { micro: 0, minor: 2, major: 8 });
+  assert.deepEqual(q({ execute: 'xen-set-global-dirty-log', arguments: { enable: true }, id: 11 }), [{ return: {}, id: 11 }]);
+  assert.deepEqual(m.calls, ['cont', 'stop', 'dirty=true']);
+});
+
+test('session: errors for unknown commands, bad arguments and garbage, QEMU-style', () => {
+  const core = new QmpCore(machine());
+  const s = core.open(() => {});
+  s.input('{"execute":"qmp_capabilities"}');
+  const q = (line: string) => s.input(line).map((l) => JSON.parse(l));
+  assert.deepEqual(q('{"execute":"frobnicate","id":42}'), [
+    { error: { class: 'CommandNotFound', desc: 'The command frobnicate has not been found' }, id: 42 },
+  ]);
+  assert.deepEqual(q('{"execute":"__proto__","id":1}')[0].error.class, 'CommandNotFound');
+  assert.equal(q('{"execute":"xen-set-global-dirty-log","id":1}')[0].error.desc, "Parameter 'enable' is missing");
+  assert.equal(
+    q('{"execute":"xen-set-global-dirty-log","arguments":{"enable":"yes"},"id":1}')[0].error.desc,
+    "Invalid parameter type for 'enable', expected: boolean",
+  );
+  assert.equal(q('{"execute":"cont","arguments":{"x":1}}')[0].error.desc, "Parameter 'x' is unexpected");
+  assert.equal(q('{"execute":"cont","arguments":[]}')[0].error.class, 'GenericError');
+  assert.equal(q('{"exec":"cont"}')[0].error.desc, "QMP input member 'exec' is unexpected");
+  assert.equal(q('{"id":3}')[0].error.desc, "QMP input lacks member 'execute'");
+  assert.equal(q('{"execute":7}')[0].error.desc, "QMP input member 'execute' must be a string");
+  assert.equal(q('[1,2]')[0].error.desc, 'QMP input must be a JSON object');
+  assert.equal(q('\u0000\u00ff{{{')[0].error.class, 'GenericError');
+  assert.deepEqual(q('   '), []);
+  assert.equal(q('{"execute":"xen-save-devices-state","arguments":{"filename":"/dev/fdset/1"},"id":9}')[0].error.class, 'GenericError');
+});
+
+function tmpSock(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-qmp-')), 'qmp.sock');
+}
+
+/** A line-oriented client: `next()` resolves with the next JSON message. */
+function client(p: string) {
+  const sock = net.createConnection(p);
+  const lines: string[] = [];
+  const waiters: Array<(l: string | null) => void> = [];
+  let buf = '';
+  let closed = false;
+  sock.setEncoding('utf8');
+  sock.on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\r\n')) >= 0) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const w = waiters.shift();
+      if (w) w(l);
+      else lines.push(l);
+    }
+  });
+  sock.on('close', () => {
+    closed = true;
+    for (const w of waiters.splice(0)) w(null);
+  });
+  sock.on('error', () => {});
+  return {
+    sock,
+    next(): Promise<unknown> {
+      const l = lines.shift();
+      if (l !== undefined) return Promise.resolve(JSON.parse(l));
+      if (closed) return Promise.resolve(null);
+      return new Promise((r) => waiters.push((x) => r(x === null ? null : JSON.parse(x))));
+    },
+    send(o: unknown) {
+      sock.write((typeof o === 'string' ? o : JSON.stringify(o)) + '\r\n');
+    },
+  };
+}
+
+test('unix socket: libxl-like sequence on two simultaneous connections, events to negotiated sessions', async () => {
+  const m = machine();
+  const core = new QmpCore(m);
+  const srv = new QmpServer(core, log, 'libxl-cmd');
+  const p = tmpSock();
+  fs.writeFileSync(p, ''); // not a socket: must not be deleted, listen must fail cleanly
+  await assert.rejects(srv.listenPath(p), /cannot listen on QMP socket/);
+  fs.unlinkSync(p);
+  await srv.listenPath(p);
+  const a = client(p);
+  const b = client(p);
+  assert.equal(((await a.next()) as { QMP: { version: { qemu: { major: number } } } }).QMP.version.qemu.major, 8);
+  await b.next();
+  a.send({ execute: 'qmp_capabilities', id: 1 });
+  assert.deepEqual(await a.next(), { return: {}, id: 1 });
+  a.send({ execute: 'query-chardev', id: 2 });
+  assert.deepEqual(await a.next(), { return: m.chardevs(), id: 2 });
+  b.send({ execute: 'qmp_capabilities', id: 1 });
+  assert.deepEqual(await b.next(), { return: {}, id: 1 });
+  b.send({ execute: 'cont', id: 2 });
+  assert.deepEqual(await b.next(), { return: {}, id: 2 });
+  core.emit('RESUME');
+  const ev = (await a.next()) as { event: string; timestamp: { seconds: number } };
+  assert.equal(ev.event, 'RESUME');
+  assert.ok(ev.timestamp.seconds > 0);
+  assert.equal(((await b.next()) as { event: string }).event, 'RESUME');
+  // two requests in one write, and one split across writes
+  a.sock.write('{"execute":"query-status","id":3}\r\n{"execute":"query-sta');
+  a.sock.write('tus","id":4}\r\n');
+  assert.deepEqual(((await a.next()) as { id: number }).id, 3);
+  assert.deepEqual(((await a.next()) as { id: number }).id, 4);
+  a.sock.end();
+  b.sock.end();
+  await srv.close();
+  assert.equal(fs.existsSync(p), false, 'socket file removed');
+});
+
+test('unix socket: garbage gets an error and the connection lives; a huge line closes only that connection', async () => {
+  const core = new QmpCore(machine());
+  const srv = new QmpServer(core, log, 'libxl-cmd');
+  const p = tmpSock();
+  await srv.listenPath(p);
+  const bad = client(p);
+  const good = client(p);
+  await bad.next();
+  await good.next();
+  bad.send('\u0001\u0002 not json');
+  assert.equal(((await bad.next()) as { error: { class: string } }).error.class, 'GenericError');
+  bad.sock.write('x'.repeat(MAX_LINE + 10));
+  assert.match(((await bad.next()) as { error: { desc: string } }).error.desc, /longer than/);
+  assert.equal(await bad.next(), null, 'connection closed');
+  good.send({ execute: 'qmp_capabilities', id: 1 });
+  assert.deepEqual(await good.next(), { return: {}, id: 1 });
+  good.sock.end();
+  await srv.close();
+});
+
+test('unix socket: quit replies, closes, then quits the machine', async () => {
+  const m = machine('running');
+  const core = new QmpCore(m);
+  const p = tmpSock();
+  const srv = new QmpServer(core, log, 'libxl-cmd');
+  await srv.listenPath(p);
+  const c = client(p);
+  await c.next();
+  c.send({ execute: 'qmp_capabilities', id: 1 });
+  await c.next();
+  c.send({ execute: 'quit', id: 2 });
+  assert.deepEqual(await c.next(), { return: {}, id: 2 });
+  assert.equal(await c.next(), null);
+  assert.deepEqual(m.calls, ['quit']);
+  await srv.close();
+});
+
+test('inherited listening fd (libxl fd=N): a child process serves QMP on it', async () => {
+  const p = tmpSock();
+  const pre = net.createServer();
+  await new Promise<void>((r) => pre.listen(p, r));
+  const fd = (pre as unknown as { _handle: { fd: number } })._handle.fd;
+  const script = new URL('./helpers/qmp-fd-child.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    stdio: ['ignore', 'pipe', 'inherit', fd],
+    cwd: process.cwd(),
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`child exited (${code}) before serving`)));
+  });
+  // Closing the parent's server unlinks its path; a hard link keeps the (child's) socket reachable.
+  const p2 = `${p}.2`;
+  fs.linkSync(p, p2);
+  await new Promise<void>((r) => pre.close(() => r()));
+  const c = client(p2);
+  assert.equal(((await c.next()) as { QMP: object }).QMP !== undefined, true);
+  c.send({ execute: 'qmp_capabilities', id: 1 });
+  assert.deepEqual(await c.next(), { return: {}, id: 1 });
+  c.send({ execute: 'query-status', id: 2 });
+  assert.deepEqual(await c.next(), { return: { status: 'prelaunch', running: false, singlestep: false }, id: 2 });
+  c.send({ execute: 'quit', id: 3 });
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  assert.equal(code, 0);
+});
+
+test('any byte stream carries a session (the stub domain puts QMP on a vchan): framing, quit ends it', async () => {
+  const m = machine();
+  const out: string[] = [];
+  let ended = false;
+  const d = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      out.push(chunk.toString());
+      cb();
+    },
+    final(cb) {
+      ended = true;
+      cb();
+    },
+  });
+  serveQmpStream(new QmpCore(m), d);
+  d.push('{"execute":"qmp_capabilities","id":1}\r\n{"execute":"cont","id":2}\n');
+  d.push('{"execute":"quit","id":3}\r\n');
+  for (let i = 0; i < 20 && !ended; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(ended, true);
+  assert.ok(out.every((l) => l.endsWith('\r\n') && !l.slice(0, -2).includes('\n')), 'one JSON object per CRLF line');
+  assert.deepEqual(out.slice(1).map((l) => JSON.parse(l)), [{ return: {}, id: 1 }, { return: {}, id: 2 }, { return: {}, id: 3 }]);
+  assert.deepEqual(m.calls, ['cont', 'quit']);
+});
