@@ -5,7 +5,8 @@
 #   build/dist/stubdm-kill-guest.mjs  src/stubdom/kill-guest.ts
 #   build/dist/node_modules/@koromix/koffi-linux-x64/  koffi's glibc .node,
 #       found at run time by koffi's own loader (createRequire from the bundle)
-#   build/dist/native/*.node          our native addon, if scripts/build-native.sh exists
+#   build/dist/native/*.node          our native addons, build/dist/bin/* our helper
+#                                     programs (scripts/build-native.sh)
 # Checks the result by running `stubdm.mjs --help` (loads koffi, yargs, pino).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,10 +32,16 @@ mkdir -p "$out/$k/linux_x64"
 cp "$k/package.json" "$k/index.js" "$out/$k/"
 cp "$k/linux_x64/koffi.node" "$out/$k/linux_x64/"
 
-if [ -x scripts/build-native.sh ] || [ -f scripts/build-native.sh ]; then
+# Our native/ addons (build/native/*.node, found through $STUBDM_NATIVE_DIR)
+# and helper programs (build/<name>, e.g. stubdm-pty via $STUBDM_PTY_HELPER).
+if [ -f scripts/build-native.sh ]; then
   bash scripts/build-native.sh
-  mkdir -p "$out/native"
-  find native build/native -maxdepth 3 -name '*.node' -exec cp {} "$out/native/" \; 2>/dev/null || true
+  mkdir -p "$out/native" "$out/bin"
+  cp build/native/*.node "$out/native/"
+  for c in native/*.c; do
+    n=$(basename "${c%.c}")
+    [ -x "build/$n" ] && cp "build/$n" "$out/bin/"
+  done
 fi
 
 if [ -f "$out/stubdm.mjs" ]; then
