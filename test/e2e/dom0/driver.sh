@@ -1,0 +1,167 @@
+#!/bin/bash
+# Scenario driver, run in dom0 by init.sh. For each device model under test:
+# one guest boot serves every scenario with a <name>_check function (markers
+# the guest printed on its serial), then each scenario with a <name>_run
+# function runs on its own. Writes PASS/FAIL/SKIP lines to results/lines.txt.
+# Every wait is bounded: a hung guest becomes a FAIL line.
+set -u
+. /e2e/config.env
+. /e2e/img/expect.env
+R=/e2e/results
+LINES=$R/lines.txt
+SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle}
+DMS=${E2E_DMS:-qemu-xen stubdm-dom0}
+STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs # from scripts/build-stubdom.sh
+for f in /e2e/scenarios/*.sh; do . "$f"; done
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+emit() { echo "$*"; echo "$*" >>"$LINES"; }
+pass() { emit "PASS $SCEN $DM $*"; }
+fail() { emit "FAIL $SCEN $DM $*"; }
+has_fn() { declare -F "$1" >/dev/null; }
+# marker SCENARIO KEY: value of KEY in the guest's "E2E SCENARIO k=v ..." lines
+marker() {
+  awk -v s="$1" -v k="$2=" '$1 == "E2E" && $2 == s {
+    for (i = 3; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }' \
+    "$RUN_DIR/markers" 2>/dev/null
+}
+
+# The xl.cfg lines that select the device model; everything else is shared.
+dm_lines() {
+  case $DM in
+  qemu-xen) echo 'device_model_version="qemu-xen"' ;;
+  stubdm-dom0)
+    echo 'device_model_version="qemu-xen"'
+    echo 'device_model_override="/e2e/dom0/stubdm-dm"' ;;
+  stubdm-stubdom)
+    echo 'device_model_version="qemu-xen"'
+    echo 'device_model_stubdomain_override=1'
+    echo "stubdomain_kernel=\"$STUBDOM_KERNEL\""
+    echo "stubdomain_ramdisk=\"$STUBDOM_RAMDISK\""
+    echo 'stubdomain_memory=128' ;;
+  esac
+}
+
+guest_cfg() {
+  cat <<CFG
+name="$1"
+type="hvm"
+memory=256
+vcpus=1
+disk=[ "format=raw,vdev=hda,access=rw,target=$RUN_DIR/boot.img",
+       "format=raw,vdev=hdb,access=rw,target=$RUN_DIR/data.img",
+       "format=raw,vdev=hdc,access=ro,devtype=cdrom,target=$RUN_DIR/cd.iso" ]
+serial="file:$RUN_DIR/$1.serial"
+vnc=0
+sdl=0
+vga="none"
+boot="c"
+on_poweroff="destroy"
+on_reboot="destroy"
+on_crash="destroy"
+CFG
+  dm_lines
+}
+
+# Why a device model cannot run here (empty: it can). SKIP reasons start "SKIP".
+dm_unavailable() {
+  case $DM in
+  qemu-xen) [ -x /usr/libexec/xen-qemu-system-i386 ] || echo "no /usr/libexec/xen-qemu-system-i386" ;;
+  stubdm-dom0) [ -f /e2e/project/src/main.ts ] || echo "src/main.ts is not in the tree yet" ;;
+  stubdm-stubdom)
+    if [ "$E2E_STUBDOM_SCRIPT" != yes ]; then echo "SKIP stubdm-stubdom not built (no scripts/build-stubdom.sh)"; return; fi
+    [ -f "$STUBDOM_KERNEL" ] && [ -f "$STUBDOM_RAMDISK" ] ||
+      echo "build/stubdom/ has no kernel + rootfs (scripts/build-stubdom.sh not run or failed)" ;;
+  *) echo "unknown device model '$DM' (known: qemu-xen stubdm-dom0 stubdm-stubdom)" ;;
+  esac
+}
+
+save_dm_logs() {
+  local name=$1
+  cp "$RUN_DIR/$name.cfg" "$RUN_DIR/$name".*.log "$R/$DM/" 2>/dev/null
+  [ -f "$RUN_DIR/$name.serial" ] && cp "$RUN_DIR/$name.serial" "$R/$DM/$name.serial.txt"
+  cp /var/log/xen/qemu-dm-"$name"*.log "$R/$DM/" 2>/dev/null
+}
+
+# The first libxl error of a failed `xl create` (the last lines are about the
+# cleanup), on one line.
+create_error() {
+  { grep -m 2 -E 'error|failed|timed out' "$1" || tail -n 2 "$1"; } | sed 's/^libxl: error: //' | tr '\n' ' '
+}
+
+# One guest boot for every <name>_check scenario. Sets BOOT_SECONDS, GUEST_END,
+# SHUTDOWN and writes $RUN_DIR/markers.
+guest_run() {
+  local name="e2e-$DM" serial deadline t0 tailpid=""
+  serial=$RUN_DIR/$name.serial
+  BOOT_SECONDS="" GUEST_END="" SHUTDOWN=""
+  guest_cfg "$name" >"$RUN_DIR/$name.cfg"
+  rm -f "$serial" && : >"$serial"
+  [ "${E2E_MODE:-test}" = demo ] && { tail -n +1 -F "$serial" 2>/dev/null & tailpid=$!; }
+  echo "E2E-DOM0 $DM: xl create $name"
+  t0=$(now)
+  if ! timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
+    GUEST_END="xl create failed: $(create_error "$RUN_DIR/$name.create.log")"
+    timeout 60 xl destroy "$name" >/dev/null 2>&1
+  else
+    echo "E2E-DOM0 $DM: xl create returned after $(secs "$t0" "$(now)") s"
+    deadline=$((SECONDS + ${E2E_GUEST_TIMEOUT:-900}))
+    while :; do
+      if [ -z "$BOOT_SECONDS" ] && grep -q 'E2E boot init' "$serial"; then BOOT_SECONDS=$(secs "$t0" "$(now)"); fi
+      if grep -q 'E2E done' "$serial"; then GUEST_END="guest finished"; break; fi
+      if ! xl domid "$name" >/dev/null 2>&1; then GUEST_END="domain ended before 'E2E done'"; break; fi
+      if [ $SECONDS -ge $deadline ]; then GUEST_END="guest timed out after ${E2E_GUEST_TIMEOUT:-900} s"; break; fi
+      sleep 0.5
+    done
+    local i
+    for i in $(seq 1 60); do xl domid "$name" >/dev/null 2>&1 || break; sleep 0.5; done
+    if xl domid "$name" >/dev/null 2>&1; then
+      SHUTDOWN=destroyed
+      timeout 60 xl destroy "$name" >/dev/null 2>&1
+    else
+      SHUTDOWN=poweroff
+    fi
+    sleep 1
+  fi
+  [ -n "$tailpid" ] && kill "$tailpid" 2>/dev/null
+  tr -d '\r' <"$serial" | grep '^E2E ' >"$RUN_DIR/markers"
+  echo "E2E-DOM0 $DM: $GUEST_END (boot ${BOOT_SECONDS:-?} s, end: ${SHUTDOWN:-n/a})"
+  save_dm_logs "$name"
+}
+
+# stubdm under TCG: start node once so tsx's cache is warm and a broken tree
+# shows its error here rather than as a libxl timeout.
+preflight() {
+  [ "$DM" = stubdm-dom0 ] || return 0
+  local t0
+  t0=$(now)
+  timeout 180 /e2e/dom0/stubdm-dm --help >"$R/$DM/preflight.txt" 2>&1
+  echo "E2E-DOM0 $DM: preflight '--help' exit $? in $(secs "$t0" "$(now)") s:"
+  head -c 1500 "$R/$DM/preflight.txt" | sed 's/^/  | /'
+}
+
+: >"$LINES"
+for DM in $DMS; do
+  RUN_DIR=/e2e/run/$DM
+  mkdir -p "$RUN_DIR" "$R/$DM"
+  why=$(dm_unavailable)
+  if [ -n "$why" ]; then
+    for SCEN in $SCENARIOS; do
+      case $why in SKIP*) emit "SKIP $SCEN $DM ${why#SKIP $DM }" ;; *) fail "$why" ;; esac
+    done
+    continue
+  fi
+  cp --sparse=always /e2e/img/boot.img /e2e/img/data.img /e2e/img/cd.iso "$RUN_DIR/"
+  preflight
+  need_guest=no
+  for SCEN in $SCENARIOS; do has_fn "${SCEN}_check" && need_guest=yes; done
+  [ $need_guest = yes ] && guest_run
+  for SCEN in $SCENARIOS; do
+    if has_fn "${SCEN}_check"; then "${SCEN}_check"
+    elif has_fn "${SCEN}_run"; then "${SCEN}_run"; save_dm_logs "e2e-life-$DM"
+    else fail "no scenario named '$SCEN' (test/e2e/scenarios/$SCEN.sh)"
+    fi
+  done
+done
+sync

@@ -1,0 +1,339 @@
+# Host side of the end-to-end harness: builds (and caches) everything the Xen VM
+# needs from Debian packages and the project's own files, then boots Xen in QEMU
+# TCG. Sourced by test/e2e/run.sh and test/e2e/demo.sh; needs root (apt-get,
+# debootstrap, chroot).
+#
+# Cache: build/e2e/cache/<artefact>-<key>/ where <key> hashes the text of the
+# function that builds it, the files it reads and the Debian package versions it
+# installs. A directory is complete when it holds `.ok`; older keys of the same
+# artefact are deleted when a new one is built.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$E2E_DIR/../.." && pwd)
+BUILD=$ROOT/build/e2e
+CACHE=$BUILD/cache
+SUITE=bookworm
+HOST_TOOLS=(qemu-system-x86 debootstrap syslinux syslinux-common mtools dosfstools
+  e2fsprogs xorriso cpio kmod xz-utils)
+DOM0_PKGS=(xen-utils-4.17 xen-utils-common xenstore-utils qemu-system-xen busybox kmod
+  procps iproute2 mount)
+
+log() { printf 'e2e: %s\n' "$*" >&2; }
+die() { printf 'e2e: %s\n' "$*" >&2; exit 2; }
+apt_() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "e2e: needs root (apt-get, debootstrap, chroot): run 'sudo npm run e2e'" >&2
+    exit 2
+  fi
+}
+
+# apt-get update at most once an hour, then install the host tools that are missing.
+host_tools() {
+  local stamp=$CACHE/.apt-updated missing=() p
+  mkdir -p "$CACHE"
+  if [ -z "$(find "$stamp" -mmin -60 2>/dev/null)" ]; then
+    apt_ update -qq >/dev/null || die "apt-get update failed"
+    touch "$stamp"
+  fi
+  for p in "${HOST_TOOLS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing host tools: ${missing[*]}"
+    apt_ install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+  fi
+}
+
+# The Debian mirror this machine's apt uses for $SUITE (deb822 .sources first,
+# then one-line sources.list entries). Never hard-coded: read at run time.
+debian_mirror() {
+  local f m=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    m=$(awk -v suite="$SUITE" 'BEGIN { RS = "" }
+      { uris = ""; suites = ""; types = ""; on = 1; n = split($0, L, "\n")
+        for (i = 1; i <= n; i++) { l = L[i]
+          if (l ~ /^#/) continue
+          if (l ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", l); uris = l }
+          else if (l ~ /^Suites:/) { sub(/^Suites:[ \t]*/, "", l); suites = " " l " " }
+          else if (l ~ /^Types:/) { sub(/^Types:[ \t]*/, "", l); types = " " l " " }
+          else if (l ~ /^Enabled:[ \t]*no/) on = 0 }
+        if (on && types ~ / deb / && suites ~ (" " suite " ")) { split(uris, U, " "); print U[1]; exit } }' "$f")
+    [ -n "$m" ] && { echo "$m"; return; }
+  done
+  m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk -v suite="$SUITE" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+      if ($(i + 1) == suite) { print $i; exit } }')
+  [ -n "$m" ] || die "no '$SUITE' Debian mirror found in /etc/apt/sources.list or sources.list.d"
+  echo "$m"
+}
+
+candidate() { apt-cache policy "$1" | awk '/Candidate:/ { print $2 }'; }
+hash_of() { sha256sum | cut -c1-16; }
+
+# cached NAME KEY BUILDER: sets $OUT to the artefact's directory, building it
+# with BUILDER (which writes into $OUT) when missing.
+cached() {
+  local name=$1 key=$2 builder=$3 dir
+  dir=$CACHE/$name-$key
+  if [ ! -f "$dir/.ok" ]; then
+    rm -rf "$CACHE/$name"-*
+    mkdir -p "$dir"
+    log "building $name ($key)"
+    local t0=$SECONDS
+    # A subshell with errexit of its own (errexit is ignored left of ||).
+    local rc=0
+    set +e
+    (set -e; OUT=$dir; "$builder")
+    rc=$?
+    set -e
+    [ $rc = 0 ] || die "building $name failed (status $rc, see above)"
+    touch "$dir/.ok"
+    log "built $name in $((SECONDS - t0)) s"
+  fi
+  OUT=$dir
+}
+
+# ---------------------------------------------------------------- artefacts
+download_deb() { # PKG DIR: apt-get download PKG and extract it into DIR
+  local tmp
+  tmp=$(mktemp -d) && chmod 755 "$tmp"
+  (cd "$tmp" && apt_ download "$1" >/dev/null 2>&1) || { rm -rf "$tmp"; return 1; }
+  dpkg-deb -x "$tmp"/*.deb "$2"
+  rm -rf "$tmp"
+}
+
+build_xen() {
+  download_deb xen-hypervisor-4.17-amd64 "$OUT/deb"
+  gunzip -c "$OUT"/deb/boot/xen-4.17-amd64.gz >"$OUT/xen.elf"
+  rm -rf "$OUT/deb"
+}
+
+build_kernel() { # Debian's kernel: vmlinuz + its module tree (depmod'd), for dom0 and guests
+  download_deb "$KPKG" "$OUT/root"
+  KVER=${KPKG#linux-image-}
+  depmod -b "$OUT/root" "$KVER"
+  cp "$OUT/root/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+  echo "$KVER" >"$OUT/version"
+}
+
+build_busybox() {
+  download_deb busybox-static "$OUT/root"
+  cp "$OUT/root/bin/busybox" "$OUT/busybox"
+  rm -rf "$OUT/root"
+}
+
+# copy_modules KROOT DEST MOD...: copies MODs and their dependencies from the
+# kernel tree KROOT into DEST (same paths); prints their paths in load order.
+copy_modules() {
+  local kroot=$1 dest=$2 kver f
+  shift 2
+  kver=$(cat "$KERNEL/version")
+  for m in "$@"; do modprobe -d "$kroot" -S "$kver" --show-depends "$m"; done |
+    awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' | while read -r f; do
+      local rel=${f#"$kroot"}
+      mkdir -p "$dest$(dirname "$rel")"
+      cp "$f" "$dest$rel"
+      echo "$rel"
+    done
+}
+
+build_stage1() { # busybox initramfs: load virtio + ext4, mount the two disks, switch_root
+  local r=$OUT/root
+  mkdir -p "$r"/{bin,dev,proc,sys,newroot}
+  cp "$BUSYBOX/busybox" "$r/bin/busybox"
+  copy_modules "$KERNEL/root" "$r" virtio_pci virtio_blk ext4 >"$r/modules.load"
+  cp "$E2E_DIR/dom0/stage1-init" "$r/init"
+  chmod 755 "$r/init"
+  (cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/stage1.cpio.gz"
+  rm -rf "$r"
+}
+
+build_dom0() { # debootstrap minbase + Xen tools + stock QEMU, as an ext4 image
+  local r=$OUT/root mirror
+  mirror=$(debian_mirror)
+  log "debootstrap $SUITE from this machine's apt mirror"
+  debootstrap --variant=minbase "$SUITE" "$r" "$mirror" >"$OUT/debootstrap.log" 2>&1 ||
+    { tail -20 "$OUT/debootstrap.log" >&2; return 1; }
+  cp /etc/resolv.conf "$r/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
+  chmod 755 "$r/usr/sbin/policy-rc.d"
+  mount -t proc proc "$r/proc"
+  local rc=0
+  chroot "$r" apt-get -q update >"$OUT/apt.log" 2>&1 &&
+    DEBIAN_FRONTEND=noninteractive chroot "$r" apt-get -q install -y --no-install-recommends \
+      "${DOM0_PKGS[@]}" >>"$OUT/apt.log" 2>&1 || rc=$?
+  umount "$r/proc"
+  [ $rc = 0 ] || { tail -20 "$OUT/apt.log" >&2; return 1; }
+  chroot "$r" apt-get clean
+  rm -rf "$r"/var/lib/apt/lists/* "$r"/usr/share/doc "$r"/usr/share/man "$r"/usr/share/locale
+  # Only the modules dom0 needs (the whole tree is 400 MB).
+  copy_modules "$KERNEL/root" "$r" xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs \
+    xen-blkback xen-netback bridge tun loop >/dev/null
+  local kver
+  kver=$(cat "$KERNEL/version")
+  cp "$KERNEL/root/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$r/lib/modules/$kver/"
+  depmod -b "$r" "$kver"
+  mkdir -p "$r/e2e"
+  echo "e2e-dom0" >"$r/etc/hostname"
+  local size=$(($(du -sm "$r" | cut -f1) + 400))
+  mkfs.ext4 -q -L dom0 -d "$r" "$OUT/dom0.img" "${size}M" >/dev/null
+  rm -rf "$r"
+}
+
+# Guest images: a syslinux boot disk (Debian's vmlinuz + busybox initramfs with
+# the scenarios' guest parts), a data disk with a known pattern, an ISO 9660
+# image with a known file. Expected values go to expect.env for the dom0 checks.
+build_guest() {
+  # The expected values first: the guest's initramfs carries them too.
+  local cd=$OUT/cdroot
+  mkdir -p "$cd"
+  seq 1 40000 >"$cd/KNOWN.TXT"
+  xorriso -as mkisofs -quiet -V E2ECD -o "$OUT/cd.iso" "$cd" 2>/dev/null
+  {
+    echo "DATA_MD5=$(e2e_pattern E2E-DATA 1048576 | md5sum | cut -d' ' -f1)"
+    echo "WRITE_MD5=$(e2e_pattern E2E-WRITTEN 1048576 | md5sum | cut -d' ' -f1)"
+    echo "CD_MD5=$(md5sum <"$cd/KNOWN.TXT" | cut -d' ' -f1)"
+  } >"$OUT/expect.env"
+  rm -rf "$cd"
+  # hdb: a 1 MiB known pattern at offset 0, then sparse (the write test uses 1-2 MiB).
+  truncate -s 96M "$OUT/data.img"
+  e2e_pattern E2E-DATA 1048576 | dd of="$OUT/data.img" conv=notrunc status=none
+
+  local r=$OUT/initrd
+  mkdir -p "$r"/{bin,dev,proc,sys,mnt,e2e}
+  cp "$BUSYBOX/busybox" "$r/bin/busybox"
+  copy_modules "$KERNEL/root" "$r" ata_piix sd_mod sr_mod isofs >"$r/modules.load"
+  cp "$E2E_DIR/guest/init" "$r/init"
+  cp "$E2E_DIR"/scenarios/*.sh "$OUT/expect.env" "$r/e2e/"
+  chmod 755 "$r/init"
+  (cd "$r" && find . | cpio -o -H newc --quiet | xz -9 --check=crc32) >"$OUT/init.xz"
+  rm -rf "$r"
+
+  local img=$OUT/boot.img
+  # FAT big enough for the kernel + initramfs; syslinux reads it through int 13h.
+  mkfs.fat -C -n BOOT "$img" 16384 >/dev/null
+  syslinux --install "$img"
+  mcopy -i "$img" "$KERNEL/vmlinuz" ::vmlinuz
+  mcopy -i "$img" "$OUT/init.xz" ::init.xz
+  printf '%s\n' 'SERIAL 0 115200' 'DEFAULT linux' 'PROMPT 0' 'TIMEOUT 0' 'LABEL linux' \
+    '  KERNEL vmlinuz' '  INITRD init.xz' \
+    '  APPEND console=ttyS0 quiet loglevel=1 panic=-1 xen_emul_unplug=never' >"$OUT/syslinux.cfg"
+  mcopy -i "$img" "$OUT/syslinux.cfg" ::syslinux.cfg
+}
+
+# e2e_pattern TAG BYTES: the pattern the guest writes / checks (same text with
+# busybox and coreutils: "TAG\n" repeated).
+e2e_pattern() { { yes "$1" || true; } | head -c "$2"; }
+
+# Resolve package versions, then build or reuse every cached artefact.
+# Sets XEN KERNEL BUSYBOX STAGE1 DOM0 GUEST (directories).
+build_all() {
+  host_tools
+  KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')
+  [ -n "$KPKG" ] || die "cannot resolve linux-image-amd64 with apt-cache"
+  local kv xv bv
+  kv=$(candidate "$KPKG") xv=$(candidate xen-hypervisor-4.17-amd64) bv=$(candidate busybox-static)
+  local dom0v=""
+  for p in "${DOM0_PKGS[@]}"; do dom0v+="$p=$(candidate "$p") "; done
+
+  cached xen "$( { declare -f build_xen download_deb; echo "$xv"; } | hash_of)" build_xen; XEN=$OUT
+  cached kernel "$( { declare -f build_kernel download_deb; echo "$KPKG $kv"; } | hash_of)" build_kernel
+  KERNEL=$OUT
+  cached busybox "$( { declare -f build_busybox download_deb; echo "$bv"; } | hash_of)" build_busybox
+  BUSYBOX=$OUT
+  local kkey bkey
+  kkey=$(basename "$KERNEL") bkey=$(basename "$BUSYBOX")
+  cached stage1 "$( { declare -f build_stage1 copy_modules; cat "$E2E_DIR/dom0/stage1-init"; echo "$kkey $bkey"; } | hash_of)" build_stage1
+  STAGE1=$OUT
+  cached dom0 "$( { declare -f build_dom0 copy_modules debian_mirror; echo "$dom0v $SUITE $kkey"; } | hash_of)" build_dom0
+  DOM0=$OUT
+  cached guest "$( { declare -f build_guest copy_modules e2e_pattern; cat "$E2E_DIR/guest/init" "$E2E_DIR"/scenarios/*.sh; echo "$kkey $bkey"; } | hash_of)" build_guest
+  GUEST=$OUT
+}
+
+# The tree whose stubdm runs in dom0: this repository, or E2E_PROJECT (another
+# worktree, to try a branch before it is merged). Builds its native addons.
+prepare_project() {
+  PROJECT=$(cd "${E2E_PROJECT:-$ROOT}" && pwd) || die "E2E_PROJECT=$E2E_PROJECT is not a directory"
+  [[ " $E2E_DMS " == *" stubdm"* ]] || return 0
+  [ -d "$PROJECT/node_modules" ] || die "$PROJECT has no node_modules: run npm ci there"
+  if [ -f "$PROJECT/scripts/build-native.sh" ]; then
+    (cd "$PROJECT" && bash scripts/build-native.sh) >"$BUILD/build-native.log" 2>&1 ||
+      log "scripts/build-native.sh failed in $PROJECT: see $BUILD/build-native.log"
+  fi
+  # Node + tsx take ~55 s to start under TCG in dom0 (tsx runs esbuild per
+  # file), close to libxl's 60 s wait for the device model: by default dom0
+  # runs an esbuild bundle of src/main.ts made here (E2E_STUBDM_RUN=tsx: the
+  # sources through tsx instead).
+  rm -f "$BUILD/stubdm.mjs"
+  if [ "${E2E_STUBDM_RUN:-bundle}" = bundle ] && [ -f "$PROJECT/src/main.ts" ]; then
+    (cd "$PROJECT" && npx --no-install esbuild src/main.ts --bundle --platform=node --target=node20 \
+      --format=esm --log-level=warning --legal-comments=none --outfile="$BUILD/stubdm.mjs" \
+      --banner:js="import { createRequire as __e2eRequire } from 'node:module'; const require = __e2eRequire(import.meta.url);") \
+      >"$BUILD/bundle.log" 2>&1 || { log "esbuild bundle of src/main.ts failed: see $BUILD/bundle.log; using tsx"; rm -f "$BUILD/stubdm.mjs"; }
+  fi
+  if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $PROJECT/scripts/build-stubdom.sh ]]; then
+    log "building the stub domain (scripts/build-stubdom.sh)"
+    (cd "$PROJECT" && bash scripts/build-stubdom.sh) >"$BUILD/build-stubdom.log" 2>&1 ||
+      log "scripts/build-stubdom.sh failed: see $BUILD/build-stubdom.log"
+  fi
+}
+
+# The per-run work disk (second virtio disk, ext4, not cached): the dom0 scripts,
+# scenarios, guest images, node + the project for stubdm-dom0, stubdom images
+# when built, and an empty results/ the driver fills. $1 = run directory.
+build_workdisk() {
+  local run=$1 w=$1/work
+  rm -rf "$w" && mkdir -p "$w"/{img,results,project,bin}
+  cp -a "$E2E_DIR/dom0" "$E2E_DIR/scenarios" "$w/"
+  cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,expect.env} "$w/img/"
+  cp /usr/bin/node "$w/bin/node"
+  cp -a "$PROJECT"/{package.json,node_modules} "$w/project/"
+  for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
+  # Built helpers (build/native/*.node from scripts/build-native.sh, C helpers
+  # such as build/stubdm-pty), not the e2e/stubdom/cache trees.
+  local b
+  mkdir -p "$w/project/build"
+  for b in "$PROJECT"/build/*; do
+    case ${b##*/} in e2e | stubdom | cache | dist) continue ;; esac
+    [ -e "$b" ] && cp -a "$b" "$w/project/build/"
+  done
+  # The bundle sits in build/ so that koffi's require finds node_modules/.
+  [ -f "$BUILD/stubdm.mjs" ] && cp "$BUILD/stubdm.mjs" "$w/project/build/stubdm.mjs"
+  # The stub domain's kernel and rootfs (scripts/build-stubdom.sh), not its build trees.
+  if [ -f "$PROJECT/build/stubdom/kernel" ]; then
+    mkdir -p "$w/stubdom" && cp "$PROJECT/build/stubdom/kernel" "$PROJECT/build/stubdom/rootfs" "$w/stubdom/"
+  fi
+  printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\n' \
+    "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
+    "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" >"$w/config.env"
+  local size=$(($(du -sm "$w" | cut -f1) + 600))
+  mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
+  rm -rf "$w"
+}
+
+# run_vm RUNDIR TIMEOUT SERIAL: boots Xen + dom0 in QEMU TCG; dom0 runs
+# /e2e/dom0/init.sh from the work disk, which powers the machine off (Xen
+# reboot, and -no-reboot makes QEMU exit). SERIAL is "file" (console to
+# RUNDIR/console.log) or "stdio" (demo).
+run_vm() {
+  local run=$1 limit=$2 serial=$3 sopt
+  if [ "$serial" = stdio ]; then sopt=(-serial mon:stdio); else sopt=(-serial "file:$run/console.log"); fi
+  local rc=0
+  timeout --foreground -k 10 "$limit" qemu-system-x86_64 -accel tcg -smp 1 -m 3072 \
+    -cpu qemu64,+svm,+npt,+nrip-save -nographic -no-reboot -monitor none "${sopt[@]}" \
+    -kernel "$XEN/xen.elf" \
+    -append "dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all" \
+    -initrd "$KERNEL/vmlinuz console=hvc0 loglevel=4 panic=-1 root=/dev/vda,$STAGE1/stage1.cpio.gz" \
+    -drive "file=$DOM0/dom0.img,if=virtio,format=raw,snapshot=on" \
+    -drive "file=$run/work.img,if=virtio,format=raw" </dev/null || rc=$?
+  return $rc
+}
+
+# Copy results/ (and the logs the driver saved) out of the work disk.
+extract_results() {
+  local run=$1
+  rm -rf "$run/results"
+  debugfs -R "rdump /results $run" "$run/work.img" >/dev/null 2>&1 || true
+}

@@ -1,0 +1,92 @@
+// Turns the driver's PASS/FAIL/SKIP lines into the side-by-side table and
+// build/e2e/results.json. Usage: node --import tsx test/e2e/report.ts
+// <lines.txt> <results.json> <wall-seconds> <dms> <scenarios> [log=path ...]
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+
+interface Result {
+  scenario: string;
+  dm: string;
+  status: 'PASS' | 'FAIL' | 'SKIP';
+  metrics: Record<string, string>;
+  reason?: string;
+}
+
+// Metrics shown side by side: [scenario, key, label].
+const TABLE: ReadonlyArray<readonly [string, string, string]> = [
+  ['boot', 'seconds', 'boot: xl create to guest init (s)'],
+  ['boot', 'kernel_to_init', 'boot: guest kernel to init (s)'],
+  ['disk', 'read_mbps', 'disk: sequential read O_DIRECT (MB/s)'],
+  ['disk', 'write_mbps', 'disk: sequential write O_DIRECT (MB/s)'],
+  ['lifecycle', 'create_s', 'lifecycle: xl create (s)'],
+  ['lifecycle', 'destroy_s', 'lifecycle: destroy to DM gone (s)'],
+];
+
+function parse(text: string): Result[] {
+  const out: Result[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(PASS|FAIL|SKIP) (\S+) (\S+) ?(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const [, status, scenario, dm, rest] = m as unknown as [string, Result['status'], string, string, string];
+    const metrics: Record<string, string> = {};
+    if (status === 'PASS') {
+      for (const kv of rest.split(/\s+/)) {
+        const eq = kv.indexOf('=');
+        if (eq > 0) metrics[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+      out.push({ scenario, dm, status, metrics });
+    } else {
+      out.push({ scenario, dm, status, metrics, reason: rest });
+    }
+  }
+  return out;
+}
+
+function main(argv: string[]): number {
+  const [linesPath, jsonPath, wall, dmList, scenarioList, ...logArgs] = argv;
+  if (!linesPath || !jsonPath || !dmList || !scenarioList) {
+    console.error('usage: report.ts <lines.txt> <results.json> <wall-s> <dms> <scenarios> [name=path...]');
+    return 2;
+  }
+  const dms = dmList.split(/\s+/).filter(Boolean);
+  const scenarios = scenarioList.split(/\s+/).filter(Boolean);
+  const results = existsSync(linesPath) ? parse(readFileSync(linesPath, 'utf8')) : [];
+  // Every (scenario, dm) under test gets a line: a missing one is a failure.
+  for (const dm of dms) {
+    for (const scenario of scenarios) {
+      if (!results.some((r) => r.dm === dm && r.scenario === scenario)) {
+        const r: Result = { scenario, dm, status: 'FAIL', metrics: {}, reason: 'no result (the VM did not finish: see the logs)' };
+        results.push(r);
+        console.log(`FAIL ${scenario} ${dm} ${r.reason}`);
+      }
+    }
+  }
+  const get = (dm: string, scen: string, key: string): string =>
+    results.find((r) => r.dm === dm && r.scenario === scen && r.status === 'PASS')?.metrics[key] ?? '-';
+  const rows = TABLE.filter(([s]) => scenarios.includes(s)).map(([s, k, label]) => [label, ...dms.map((dm) => get(dm, s, k))]);
+  const header = ['', ...dms];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log('');
+  console.log(fmt(header));
+  for (const r of rows) console.log(fmt(r));
+  const logs: Record<string, string> = {};
+  for (const a of logArgs) {
+    const eq = a.indexOf('=');
+    if (eq > 0) logs[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  const failed = results.filter((r) => r.status === 'FAIL').length;
+  writeFileSync(jsonPath, JSON.stringify({
+    date: new Date().toISOString(),
+    wallSeconds: Number(wall),
+    dms,
+    scenarios,
+    passed: results.filter((r) => r.status === 'PASS').length,
+    failed,
+    skipped: results.filter((r) => r.status === 'SKIP').length,
+    results,
+    logs,
+  }, null, 2) + '\n');
+  return failed === 0 ? 0 : 1;
+}
+
+process.exitCode = main(process.argv.slice(2));

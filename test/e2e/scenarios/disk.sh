@@ -1,0 +1,44 @@
+# disk: the guest reads a known pattern from hdb (ata_piix), writes another
+# that dom0 checks in the image after the guest is gone, and measures
+# sequential O_DIRECT read and write throughput.
+disk_guest() {
+  if [ ! -b /dev/sdb ]; then echo "E2E disk error=no-sdb"; return; fi
+  drv=none
+  ls /sys/bus/pci/drivers/ata_piix 2>/dev/null | grep -q '^0000:' && drv=ata_piix
+  dd if=/dev/sdb of=/tmp/got bs=64k count=16 2>/dev/null
+  rd=$(md5sum </tmp/got | cut -d' ' -f1)
+  if [ "$rd" = "$DATA_MD5" ]; then rd=ok; else
+    # Say what went wrong, in one word: size read, differing bytes, first
+    # difference, and whether an O_DIRECT re-read is right.
+    yes E2E-DATA | head -c 1048576 >/tmp/exp
+    rd="bad,md5:$rd,bytes:$(wc -c </tmp/got),ndiff:$(cmp -l /tmp/exp /tmp/got 2>/dev/null | wc -l)"
+    rd="$rd,first:$(cmp /tmp/exp /tmp/got 2>&1 | sed -n 's/.*char \([0-9]*\).*/\1/p')"
+    [ "$(dd if=/dev/sdb bs=64k count=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" = "$DATA_MD5" ] &&
+      rd="$rd,direct:ok" || rd="$rd,direct:bad"
+    rm -f /tmp/exp
+  fi
+  rm -f /tmp/got
+  yes E2E-WRITTEN | head -c 1048576 | dd of=/dev/sdb bs=64k seek=16 iflag=fullblock conv=fsync 2>/dev/null
+  echo 3 >/proc/sys/vm/drop_caches
+  wr=bad
+  [ "$(dd if=/dev/sdb bs=64k skip=16 count=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" = "$WRITE_MD5" ] && wr=ok
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  dd if=/dev/sdb of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  dd if=/dev/zero of=/dev/sdb bs=1M count=16 seek=8 oflag=direct conv=fsync 2>/dev/null
+  t2=$(cut -d' ' -f1 /proc/uptime)
+  echo "E2E disk driver=$drv read=$rd write=$wr $(echo "$t0 $t1 $t2" |
+    awk '{ r = $2 - $1; w = $3 - $2; printf "read_mbps=%.1f write_mbps=%.1f", (r > 0 ? 64 / r : 0), (w > 0 ? 16 / w : 0) }')"
+}
+
+disk_check() {
+  local got
+  [ -n "$(marker disk driver)" ] || { fail "no 'E2E disk' marker ($GUEST_END)"; return; }
+  [ "$(marker disk error)" = "" ] || { fail "guest: $(marker disk error)"; return; }
+  [ "$(marker disk driver)" = ata_piix ] || { fail "hdb not driven by ata_piix (driver=$(marker disk driver))"; return; }
+  [ "$(marker disk read)" = ok ] || { fail "guest read a wrong pattern from hdb ($(marker disk read))"; return; }
+  [ "$(marker disk write)" = ok ] || { fail "guest read back a wrong pattern after writing hdb"; return; }
+  got=$(dd if="$RUN_DIR/data.img" bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
+  [ "$got" = "$WRITE_MD5" ] || { fail "pattern the guest wrote is not in data.img (md5 $got)"; return; }
+  pass read_mbps="$(marker disk read_mbps)" write_mbps="$(marker disk write_mbps)"
+}
