@@ -24,10 +24,10 @@
 : "${STUBDOM_ETH_MAC:=fe:ff:ff:ff:ff:fe}"
 : "${STUBDOM_TAP_MAC:=fe:ff:ff:ff:ff:fd}"
 
-log() { echo "stubdom: $*"; }
+log() { echo "stubdom: [$(now)] $*"; }
 
 # uptime in seconds with hundredths (kernel start = 0)
-now() { read -r up _ </proc/uptime; echo "$up"; }
+now() { up=0; [ -r /proc/uptime ] && read -r up _ </proc/uptime; echo "$up"; }
 # elapsed a b: b - a with two decimals (awk: busybox sh has no floats)
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -66,7 +66,7 @@ mount_basics() {
   ln -sf fd/0 /dev/stdin
   ln -sf fd/1 /dev/stdout
   ln -sf fd/2 /dev/stderr
-  echo 1 >/proc/sys/kernel/printk 2>/dev/null || true
+  echo 4 >/proc/sys/kernel/printk 2>/dev/null || true # warnings (OOM) still reach hvc0
 }
 
 # load_modules DIR: DIR/load-order lists modules dependencies first
@@ -106,17 +106,18 @@ dm_argv_keys() {
 # Writes the guest's device-model argv, one argument per line, to $2,
 # rewritten for the stub domain (see rewrite_args). $1 = guest domid.
 read_dm_argv() {
+  out=$2
   vm_path=$(xenstore-read "/local/domain/$1/vm") || return 1
   [ -n "$vm_path" ] || return 1
   keys=$(dm_argv_keys "$vm_path") || return 1
   [ -n "$keys" ] || return 1
-  : >"$2.raw"
-  for k in $keys; do
-    v=$(xenstore-read "$vm_path/image/dm-argv/$k") || return 1
-    printf '%s\n' "$v" >>"$2.raw"
-  done
-  rewrite_args <"$2.raw" >"$2"
-  rm -f "$2.raw"
+  # one xenstore-read for all keys (it prints one value per line): every
+  # exec costs in a stub domain under emulation
+  set -- $(for k in $keys; do echo "$vm_path/image/dm-argv/$k"; done)
+  xenstore-read "$@" >"$out.raw" || return 1
+  [ "$(wc -l <"$out.raw")" -eq "$#" ] || return 1 # a value held a newline
+  rewrite_args <"$out.raw" >"$out"
+  rm -f "$out.raw"
 }
 
 # stdin: argv lines from libxl; stdout: argv lines for stubdm.
@@ -240,12 +241,16 @@ selftest() {
 }
 
 stubdom_main() {
-  t_init=$(now)
   export STUBDM_NATIVE_DIR="$STUBDM_DIR/native" STUBDM_PTY_HELPER="$STUBDM_DIR/bin/stubdm-pty"
+  # stubdm's start-up milestones on hvc0 (pino, JSON lines)
+  export STUBDM_LOG_LEVEL="${STUBDM_LOG_LEVEL:-info}"
   mount_basics
+  t_init=$(now)
+  log "init started"
   load_modules /lib/modules
   mount_image
   load_modules "$STUBDM_DIR/modules"
+  log "modules loaded, image mounted"
   grep -qw stubdom.selftest /proc/cmdline && selftest
   mount_xenfs || die "no xenstore: xenfs did not mount (not a Xen domain, or xen modules missing)"
   target=$(xenstore-read target 2>/dev/null) || target=""
@@ -254,6 +259,7 @@ stubdom_main() {
   esac
   log "device model for domain $target"
   read_dm_argv "$target" "$STUBDM_ARGV_FILE" || die "cannot read the device-model argv of domain $target"
+  log "argv read: $(tr '\n' ' ' <"$STUBDM_ARGV_FILE")"
   wire_network
   open_consoles
 
@@ -265,6 +271,7 @@ stubdom_main() {
   # shellcheck disable=SC2046 # one argument per line, by design
   set -- $(cat "$STUBDM_ARGV_FILE")
   IFS=$old_ifs
+  log "starting stubdm"
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" "$@" &
   dm=$!
   exec 3<&- 4>&- # stubdm has its copies

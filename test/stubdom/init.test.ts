@@ -26,7 +26,8 @@ function fakeXenstore(dir: string): string {
   mkdirSync(bin, { recursive: true });
   const resolvePath = `p="$1"; case "$p" in /*) ;; *) p="/local/domain/${STUB}/$p" ;; esac; f="${dir}/xs$p"`;
   const tools: Record<string, string> = {
-    'xenstore-read': `${resolvePath}; [ -f "$f" ] || { echo "xenstore-read: couldn't read path $1" >&2; exit 1; }; cat "$f"`,
+    // like the real one: any number of paths, one value per line
+    'xenstore-read': `for a in "$@"; do set -- "$a"; ${resolvePath}; [ -f "$f" ] || { echo "xenstore-read: couldn't read path $1" >&2; exit 1; }; cat "$f"; echo; done`,
     // libxenstore lists children in no particular order: shuffle them
     'xenstore-list': `${resolvePath}; [ -d "$f" ] || exit 1; ls "$f" | sort -r`,
     'xenstore-exists': `${resolvePath}; [ -e "$f" ]`,
@@ -41,7 +42,7 @@ function fakeXenstore(dir: string): string {
 function xsWrite(dir: string, path: string, value: string): void {
   const f = join(dir, 'xs', path);
   mkdirSync(join(f, '..'), { recursive: true });
-  writeFileSync(f, value);
+  writeFileSync(f, value); // xenstore values carry no trailing newline
 }
 
 /** Lays out a guest `guest` whose dm-argv is `argv`, as libxl does. */
