@@ -189,7 +189,7 @@ else
 
   # ---- pack ---------------------------------------------------------------------------
   (cd $root && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) |
-    xz --check=crc32 --lzma2=preset=9,dict=1MiB -T1 >$out/rootfs.tmp # what the kernel xz can take
+    xz --check=crc32 --lzma2=preset=6,dict=1MiB -T1 >$out/rootfs.tmp # what the kernel xz can take
   mv $out/rootfs.tmp $out/rootfs
   cp $x/boot/vmlinuz-$kver $out/kernel
   echo "$hash" >$out/.inputs

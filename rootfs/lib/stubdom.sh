@@ -232,10 +232,12 @@ ramdisk_mib() {
 # `stubdom.selftest` on the command line.
 selftest() {
   t0=$(now)
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS -e 0
+  t_node=$(now)
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" --help >/tmp/selftest.out 2>&1
   rc=$?
   t1=$(now)
-  echo "STUBDOM selftest help_rc=$rc node_start_s=$(elapsed "$t0" "$t1") ramdisk_mib=$(ramdisk_mib) $(mem_line 1)"
+  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $(mem_line 1)"
   [ "$rc" = 0 ] || tail -5 /tmp/selftest.out
   meminfo_line
 }
