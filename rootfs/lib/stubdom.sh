@@ -16,7 +16,7 @@
 : "${STUBDM_IMAGE:=/opt/stubdm.sqfs}"
 : "${STUBDM_QMP_SOCK:=/run/stubdm-qmp.sock}"
 : "${STUBDM_ARGV_FILE:=/run/dm-argv}"
-: "${STUBDM_READY_TIMEOUT:=60}"        # seconds to wait for state=running
+: "${STUBDM_READY_TIMEOUT:=120}"       # seconds for stubdm to serve QMP
 # V8 sized for a 128 MiB domain (measured: see scripts/build-stubdom.sh).
 : "${STUBDM_NODE_FLAGS:=--max-old-space-size=40 --max-semi-space-size=1 --v8-pool-size=1 --stack-size=984}"
 # Unused MACs (locally administered) for our side of the bridge, as Qubes
@@ -148,33 +148,38 @@ rewrite_args() {
 }
 
 # The i-th `-netdev tap,ifname=X` is the guest's i-th NIC, which libxl also
-# gave us as netfront eth<i> with the guest's MAC. Bridge them: eth<i> and
+# gives us as netfront eth<i> with the guest's MAC. Bridge them: eth<i> and
 # the tap stubdm serves the emulated NIC through, both with MACs the guest
-# never uses. The tap is created here (persistent) so stubdm only attaches to
-# it by name (TUNSETIFF, IFF_TAP|IFF_NO_PI).
+# never uses. The tap is created here, persistent, before stubdm starts, so
+# stubdm only attaches to it by name (TUNSETIFF, IFF_TAP|IFF_NO_PI). libxl
+# attaches the NICs only after the device model reports running, so eth<i>
+# joins the bridge in the background when it appears.
 wire_network() {
   i=0
   while read -r tap; do
     [ -n "$tap" ] || continue
-    eth="eth$i"
-    br="br$i"
+    eth="eth$i" br="br$i"
     i=$((i + 1))
-    if [ ! -e "/sys/class/net/$eth" ]; then
-      log "no $eth for tap $tap: guest NIC $i has no network"
-      continue
-    fi
-    ip link set "$eth" down
-    ip link set "$eth" address "$STUBDOM_ETH_MAC"
     tunctl -t "$tap" >/dev/null || { log "cannot create tap $tap"; continue; }
     ip link set "$tap" address "$STUBDOM_TAP_MAC"
     brctl addbr "$br"
     brctl setfd "$br" 0
-    brctl addif "$br" "$eth"
     brctl addif "$br" "$tap"
-    ip link set "$eth" up
     ip link set "$tap" up
     ip link set "$br" up
-    log "network: $tap <-> $br <-> $eth"
+    (
+      n=0
+      while [ ! -e "/sys/class/net/$eth" ]; do
+        n=$((n + 1))
+        [ "$n" -le 1200 ] || { log "no $eth after 120 s: guest NIC $i has no network"; exit 0; }
+        usleep 100000
+      done
+      ip link set "$eth" down
+      ip link set "$eth" address "$STUBDOM_ETH_MAC"
+      brctl addif "$br" "$eth"
+      ip link set "$eth" up
+      log "network: $tap <-> $br <-> $eth"
+    ) &
   done <"$STUBDM_ARGV_FILE.taps"
 }
 
@@ -203,6 +208,23 @@ serve_qmp() {
     vchan-socket-proxy --mode=server 0 "device-model/$target/qmp-vchan" "$STUBDM_QMP_SOCK"
     sleep 0.2
   done
+}
+
+# libxl gives a stub domain a fixed 30 s (LIBXL_STUBDOM_START_TIMEOUT, not
+# configurable) from its unpause to device-model/<guest>/state = running, and
+# then 60 s (LIBXL_DEVICE_MODEL_START_TIMEOUT) for the QMP `cont` that
+# unpauses the guest. node in a 128 MiB PV domain on emulated Xen takes longer
+# than what is left of the 30 s, so /init says "running" as soon as stubdm is
+# on its way, and the real readiness check is the `cont`: it reaches stubdm
+# only once stubdm listens on QMP (serve_qmp waits for the socket), and libxl
+# unpauses the guest only after `cont` succeeded, so the guest never runs
+# without its device model. If stubdm dies first, die() takes the guest down.
+# `stubdom.wait_ready` on the stub domain's command line (stubdomain_cmdline)
+# leaves the key to stubdm alone.
+early_running() {
+  grep -qw stubdom.wait_ready /proc/cmdline 2>/dev/null && return 0
+  xenstore-write "device-model/$target/state" running ||
+    log "could not write device-model/$target/state"
 }
 
 mem_line() {
@@ -266,6 +288,7 @@ stubdom_main() {
   open_consoles
 
   serve_qmp &
+  early_running
   t_exec=$(now)
   old_ifs=$IFS
   IFS='
@@ -278,10 +301,11 @@ stubdom_main() {
   dm=$!
   exec 3<&- 4>&- # stubdm has its copies
 
+  # Ready = stubdm serves QMP (it listens once its ioreq server is set up and
+  # it has written state=running itself).
   waited=0
   while :; do
-    state=$(xenstore-read "device-model/$target/state" 2>/dev/null) || state=""
-    [ "$state" = running ] && break
+    [ -S "$STUBDM_QMP_SOCK" ] && break
     kill -0 "$dm" 2>/dev/null || { wait "$dm"; die "stubdm exited with status $? before it was ready"; }
     waited=$((waited + 1))
     [ "$waited" -le $((STUBDM_READY_TIMEOUT * 10)) ] || { kill "$dm"; die "stubdm not ready after ${STUBDM_READY_TIMEOUT}s"; }
