@@ -140,6 +140,7 @@ test('SeaBIOS keyboard_init: flush, self test, keyboard reset, disable, scan set
   assert.equal(sim.isaIrqLevel(1), 0);
 
   // A key: IRQ 1 rises; the handler (handle_09) reads status then data; the line drops.
+  const raises = sim.interrupts.isaRaises[1];
   assert.equal(pc.i8042.pressKey([0x1e, 0x9e]), 2);
   assert.equal(sim.isaIrqLevel(1), 1);
   assert.equal(sim.inb(STATUS) & (STR_OBF | STR_AUXDATA), STR_OBF);
@@ -147,6 +148,7 @@ test('SeaBIOS keyboard_init: flush, self test, keyboard reset, disable, scan set
   assert.equal(sim.isaIrqLevel(1), 1, 'the break code follows at once (an edge per byte)');
   assert.equal(sim.inb(DATA), 0x9e);
   assert.equal(sim.isaIrqLevel(1), 0);
+  assert.equal(sim.interrupts.isaRaises[1] - raises, 2, 'one rising edge per byte (ISA IRQs are edge-triggered at the PIC)');
   assert.equal(sim.inb(STATUS) & STR_OBF, 0);
   assert.equal(sim.inb(DATA), 0x9e, 'an empty output buffer reads the last byte again');
   assert.equal(sim.isaIrqLevel(12), 0);
