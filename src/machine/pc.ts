@@ -9,6 +9,7 @@ import type { Logger } from '../core/log.ts';
 import type { BlockBackend } from '../block/index.ts';
 import { IdeController, openIdeDrives } from '../devices/ide/index.ts';
 import { installCmos, type CmosNvram } from '../devices/cmos/index.ts';
+import { installI8042, type I8042 } from '../devices/i8042/index.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
 import type { StubdmConfig } from '../cli/config.ts';
@@ -20,6 +21,7 @@ export interface Pc {
   readonly platform: PcPlatform;
   readonly ide: IdeController;
   readonly cmos: CmosNvram;
+  readonly i8042: I8042;
   readonly backends: readonly BlockBackend[];
   /** Flush and close every backend (teardown). */
   close(): Promise<void>;
@@ -59,10 +61,13 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger): Pro
       return s.kind === 'disk' ? { cylinders: s.cylinders, heads: s.heads, sectors: s.sectors } : null;
     }),
   });
+  // Xen does not emulate the keyboard controller: SeaBIOS's PS/2 init and Linux's reboot need it.
+  const i8042 = installI8042(board, log.child({ c: 'i8042' }));
   return {
     platform,
     ide,
     cmos,
+    i8042,
     backends,
     async close() {
       for (const b of backends) {
