@@ -82,7 +82,7 @@ bash scripts/bundle.sh >&2
 
 hash=$({
   sha256sum scripts/build-stubdom.sh scripts/bundle.sh
-  find rootfs build/dist -type f -print0 | sort -z | xargs -0 sha256sum
+  find rootfs build/dist -type f ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum
   for p in "${pkgs[@]}"; do basename "$(deb_of "$p")"; done
   sha256sum "$node_bin"
 } | sha256sum | cut -d' ' -f1)
