@@ -204,3 +204,16 @@ out('alloc_bytes_per_ioreq', allocPerOp(mix, 1_000_000), 'bytes');
 // own REP path allocates nothing: checked with a loop-copy SimMemory).
 out('alloc_bytes_per_rep_insw_512', allocPerOp(() => sim.insw(DATA_PORT, 0x10000, 256), 200_000), 'bytes');
 if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothing');
+
+// The floor under every Xen call on the real hot path (xenevtchn_pending,
+// _unmask, _notify): one koffi call, plus one syscall each. Median of 5.
+{
+  const { koffiOverheadNs, koffiCallNs, pollCheckNs } = await import('../src/xen/bench.ts');
+  const med = (f: () => number) => {
+    const xs = [f(), f(), f(), f(), f()].sort((a, b) => a - b);
+    return xs[2];
+  };
+  out('ffi_koffi_call', med(() => koffiOverheadNs(200_000)), 'ns/call');
+  out('ffi_koffi_syscall', med(() => koffiCallNs(100_000)), 'ns/call');
+  out('ffi_poll_check', med(() => pollCheckNs(100_000)), 'ns/call');
+}

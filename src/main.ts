@@ -179,7 +179,6 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       }
       if (!host.store.write(stateKey, 'running')) log.error({ key: stateKey }, 'writing device-model state to xenstore failed');
     };
-    markRunning();
 
     for (const m of cfg.monitors) {
       const srv = new QmpServer(core, log.child({ c: 'qmp' }), m.chardev);
@@ -188,6 +187,10 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       qmpServers.push(srv);
       undo.push(() => srv.close());
     }
+    // Only now: libxl connects to the QMP socket as soon as it sees `running`
+    // (real Xen 4.17: "Failed to connect to QMP socket ...: No such file or
+    // directory" when the key came first).
+    markRunning();
 
     // Everything privileged is open (privcmd, xenstore, files, sockets): now drop to -runas.
     if (cfg.runas !== null) {
@@ -209,6 +212,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       shutdown(why: string): Promise<number> {
         if (shutdownOnce.started === null) {
           log.info({ why }, 'stopping');
+          // What the guest cost us (ioreqs by type, faults): the e2e logs keep this line.
+          log.info({ ...server.stats }, 'ioreq statistics');
           shutdownOnce.started = (async () => {
             core.emit('SHUTDOWN', { guest: false, reason: why.startsWith('SIG') ? 'host-signal' : 'host-qmp-quit' });
             await unwind();

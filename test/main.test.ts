@@ -13,6 +13,7 @@ import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { parseArgs } from '../src/cli/index.ts';
 import { start } from '../src/main.ts';
+import { SimStore } from '../src/sim/platform.ts';
 
 const silent = pino({ level: 'silent' });
 const BIN = new URL('../bin/stubdm.js', import.meta.url).pathname;
@@ -79,7 +80,21 @@ test('--sim: libxl-like start, guest writes COM1 through the ioreq path, QMP con
     '-serial', `file:${serial}`, '-boot', 'order=cda', '-net', 'none', '-machine', 'xenfv,suppress-vmdesc=on', '-m', '16',
     '-S', '--sim',
   ]);
-  const dm = await start(config, { log: silent, signals: false });
+  // libxl connects to QMP the moment it sees state=running: the socket must already listen.
+  const listeningAtRunning: boolean[] = [];
+  const write = SimStore.prototype.write;
+  SimStore.prototype.write = function (this: SimStore, p: string, v: string): boolean {
+    if (p.endsWith('/state') && v === 'running') listeningAtRunning.push(fs.existsSync(qmpPath));
+    return write.call(this, p, v);
+  };
+  let dm;
+  try {
+    dm = await start(config, { log: silent, signals: false });
+  } finally {
+    SimStore.prototype.write = write;
+  }
+  if (listeningAtRunning.join() !== 'true') await dm.shutdown('assertion failed'); // don't leave the socket open
+  assert.deepEqual(listeningAtRunning, [true]);
   const sim = dm.sim!;
   // libxl's readiness signal
   assert.equal(sim.store.read('device-model/1/state'), 'running');
@@ -203,7 +218,7 @@ test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the seri
   assert.equal(fs.existsSync(qmpPath), false);
 });
 
-test('npm run demo: exits 0 by itself and shows the greeting the UART backend received', async () => {
+test('npm run demo:sim: exits 0 by itself and shows the greeting the UART backend received', async () => {
   const demo = new URL('../src/sim/demo.ts', import.meta.url).pathname;
   const child = spawn(process.execPath, ['--import', 'tsx', demo], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -8,13 +8,18 @@ import type { Board } from '../core/board.ts';
 import type { Logger } from '../core/log.ts';
 import type { BlockBackend } from '../block/index.ts';
 import { IdeController, openIdeDrives } from '../devices/ide/index.ts';
+import { installCmos, type CmosNvram } from '../devices/cmos/index.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
 import type { StubdmConfig } from '../cli/config.ts';
 
+/** End of RAM below 4 GiB by default (xen/include/public/hvm/e820.h HVM_BELOW_4G_RAM_END). */
+const HVM_BELOW_4G_RAM_END = 0xf0000000;
+
 export interface Pc {
   readonly platform: PcPlatform;
   readonly ide: IdeController;
+  readonly cmos: CmosNvram;
   readonly backends: readonly BlockBackend[];
   /** Flush and close every backend (teardown). */
   close(): Promise<void>;
@@ -41,9 +46,23 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger): Pro
     },
     log: log.child({ c: 'pci' }),
   });
+  // Xen forwards CMOS index >= 14 (the NVRAM): memory sizes, boot order, disk hints for SeaBIOS.
+  const ramBytes = cfg.ramMiB * 1024 * 1024;
+  const lowRamBytes = Math.min(ramBytes, cfg.machine.maxRamBelow4g ?? HVM_BELOW_4G_RAM_END);
+  const cmos = installCmos(board, {
+    lowRamBytes,
+    highRamBytes: ramBytes - lowRamBytes,
+    vcpus: cfg.vcpus,
+    bootOrder: cfg.bootOrder,
+    disks: [0, 1, 2, 3].map((i) => {
+      const s = ide.drive(i).state;
+      return s.kind === 'disk' ? { cylinders: s.cylinders, heads: s.heads, sectors: s.sectors } : null;
+    }),
+  });
   return {
     platform,
     ide,
+    cmos,
     backends,
     async close() {
       for (const b of backends) {

@@ -506,6 +506,7 @@ class XenHostImpl implements XenHost {
     }
     if (this.mapcache !== null) {
       const mc = this.mapcache;
+      this.log.info({ ...mc.stats, mapped: mc.mapped, maxBuckets: mc.maxBuckets }, 'mapcache statistics');
       step('unmapping guest memory', () => mc.invalidate());
     }
     if (this.store) { // unset when the constructor failed

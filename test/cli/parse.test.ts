@@ -131,6 +131,29 @@ test('drives: empty cdrom, readonly, bus/unit, automatic index, comma escaping',
   ]);
 });
 
+// Seen on real Xen 4.17 (e2e, qemu-dm log): libxl passes a CD-ROM as a detached
+// drive plus an ide-cd device; stubdm refused `if=none` and libxl saw the DM exit.
+const XL_DISKS = split(`-drive file=/e2e/boot.img,if=ide,index=0,media=disk,format=raw,cache=writeback
+ -drive file=/e2e/data.img,if=ide,index=1,media=disk,format=raw,cache=writeback
+ -drive if=none,readonly=on,id=ide-5632,file=/e2e/cd.iso,format=raw
+ -device ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0`);
+
+test('libxl 4.17 CD-ROM: -drive if=none + -device ide-cd,bus=ide.1,unit=0 is IDE position 2', async () => {
+  const { config: c, warnings } = await parseArgs(['--sim', ...XL_DISKS, '-drive', 'if=none,readonly=on,id=ide-5696',
+    '-device', 'ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1']);
+  assert.deepEqual(c.drives, [
+    { index: 0, file: '/e2e/boot.img', media: 'disk', format: 'raw', cache: 'writeback', readonly: false },
+    { index: 1, file: '/e2e/data.img', media: 'disk', format: 'raw', cache: 'writeback', readonly: false },
+    { index: 2, file: '/e2e/cd.iso', media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+    { index: 3, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+  ]);
+  assert.deepEqual(warnings.filter((w) => /ide-cd/.test(w)), []);
+  await fails(['--sim', '-device', 'ide-cd,drive=nope,bus=ide.1,unit=0'], /no -drive if=none,id=nope/);
+  await fails(['--sim', '-drive', 'if=none,id=a,file=/x', '-device', 'ide-cd,drive=a,bus=ide.2'], /bus=ide\.2/);
+  await fails(['--sim', '-drive', 'if=none,file=/x'], /if=none needs id=/);
+  await fails(['--sim', ...XL_DISKS, '-drive', 'file=/y,index=2'], /IDE index 2 is already used/);
+});
+
 test('contradictions are one-line CliErrors', async () => {
   await fails(['-machine', 'xenfv', '-m', '128'], /-xen-domid N is required/);
   await fails(['-xen-domid', 'x', '-machine', 'xenfv'], /-xen-domid: domain id "x" is not a number/);

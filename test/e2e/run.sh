@@ -34,6 +34,12 @@ wait $vm || vmrc=$?
 sleep 0.5
 [ $vmrc = 0 ] || log "QEMU exited with status $vmrc$([ $vmrc = 124 ] && echo ' (timed out)')"
 log "VM ran $((SECONDS - VM0)) s"
+# TCG starved by other load: Xen misses its HPET overflow and loses time, and
+# every duration measured inside (guest uptime, dom0 timers) shrinks with it
+# (seen: read_mbps=2133.3 write_mbps=0.0 in such a run).
+if grep -a -q 'Platform timer appears to have unexpectedly wrapped' "$RUN/console.log"; then
+  log "WARNING: Xen lost time in this run ('Platform timer ... unexpectedly wrapped' on its console): timings are unreliable"
+fi
 extract_results "$RUN"
 R=$RUN/results
 echo

@@ -39,7 +39,7 @@ dm_lines() {
     echo 'device_model_stubdomain_override=1'
     echo "stubdomain_kernel=\"$STUBDOM_KERNEL\""
     echo "stubdomain_ramdisk=\"$STUBDOM_RAMDISK\""
-    echo 'stubdomain_memory=128' ;;
+    echo "stubdomain_memory=${E2E_STUBDOM_MEMORY:-128}" ;; # libxl's default: 128 MiB
   esac
 }
 

@@ -4,7 +4,25 @@
 # domain (poweroff) or the driver had to destroy it.
 boot_guest() { echo "E2E boot init uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 
+# stubdm-stubdom: what the stub domain's /init printed on hvc0, which libxl
+# logs to qemu-dm-<guest>.log (rootfs/lib/stubdom.sh): `STUBDOM ready
+# dm_start_s= ramdisk_mib= ...` once, then `STUBDOM mem stub_mem_used_mib=
+# stubdm_rss_mib=` every 10 s (the last one is taken), or `STUBDOM FAIL why`.
+stubdom_keys() {
+  local f=/var/log/xen/qemu-dm-e2e-$DM.log
+  [ "$DM" = stubdm-stubdom ] && [ -f "$f" ] || return 0
+  tr -d '\r' <"$f" | awk '$1 == "STUBDOM" && ($2 == "ready" || $2 == "mem") {
+      for (i = 3; i <= NF; i++) { n = index($i, "="); if (n) v[substr($i, 1, n - 1)] = substr($i, n + 1) } }
+    END { if ("dm_start_s" in v) printf "ramdisk_mib=%s stub_mem_used_mib=%s stubdm_rss_mib=%s dm_start_s=%s", \
+      v["ramdisk_mib"], v["stub_mem_used_mib"], v["stubdm_rss_mib"], v["dm_start_s"] }'
+}
+stubdom_failure() {
+  local f=/var/log/xen/qemu-dm-e2e-$DM.log
+  [ "$DM" = stubdm-stubdom ] && [ -f "$f" ] || return 0
+  tr -d '\r' <"$f" | grep -m1 '^STUBDOM FAIL' | sed 's/^STUBDOM FAIL/; stub domain:/'
+}
+
 boot_check() {
-  [ -n "$BOOT_SECONDS" ] || { fail "no 'E2E boot init' marker on the guest serial ($GUEST_END)"; return; }
-  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}"
+  [ -n "$BOOT_SECONDS" ] || { fail "no 'E2E boot init' marker on the guest serial ($GUEST_END)$(stubdom_failure)"; return; }
+  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $(stubdom_keys)
 }

@@ -1,0 +1,347 @@
+# Stub domain logic, sourced by /init (busybox sh) and by test/stubdom.
+#
+# What libxl gives the stub domain (docs/misc/stubdom.txt, libxl_dm.c
+# libxl__spawn_stub_dm; see /work/shared/xen-dm-contract.md §4):
+#   xenstore  target = guest domid; /local/domain/<guest>/vm = /vm/<uuid>;
+#             <vm>/image/dm-argv/001.. = the device model's argv, one key each
+#   disks     /dev/xvda.. (the guest's disks, config order)
+#   NICs      eth0.. (netfront, carrying the guest's MACs, config order)
+#   consoles  hvc0 log, hvc1 save, hvc2 restore (when restoring), hvc3.. serial
+# What libxl waits for: device-model/<guest>/state = running (written by
+# stubdm), then QMP through a vchan server at device-model/<guest>/qmp-vchan.
+#
+# Every variable below can be overridden by the tests.
+
+: "${STUBDM_DIR:=/opt/stubdm}"          # mounted squashfs: node, bundle, libs
+: "${STUBDM_IMAGE:=/opt/stubdm.sqfs}"
+: "${STUBDM_QMP_SOCK:=/run/stubdm-qmp.sock}"
+: "${STUBDM_ARGV_FILE:=/run/dm-argv}"
+: "${STUBDM_READY_TIMEOUT:=120}"       # seconds for stubdm to serve QMP
+# V8 sized for a 128 MiB domain (measured: see scripts/build-stubdom.sh).
+: "${STUBDM_NODE_FLAGS:=--max-old-space-size=40 --max-semi-space-size=1 --v8-pool-size=1 --stack-size=984}"
+# Unused MACs (locally administered) for our side of the bridge, as Qubes
+# does, so the bridge never takes the guest's MAC as its own.
+: "${STUBDOM_ETH_MAC:=fe:ff:ff:ff:ff:fe}"
+: "${STUBDOM_TAP_MAC:=fe:ff:ff:ff:ff:fd}"
+
+log() { echo "stubdom: [$(now)] $*"; }
+
+# uptime in seconds with hundredths (kernel start = 0)
+now() { up=0; [ -r /proc/uptime ] && read -r up _ </proc/uptime; echo "$up"; }
+# elapsed a b: b - a with two decimals (awk: busybox sh has no floats)
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# Fatal: say why on hvc0, take the guest down (its vCPUs would otherwise wait
+# forever for ioreqs), then power the stub domain off.
+die() {
+  echo "STUBDOM FAIL $*"
+  [ -n "${target:-}" ] && kill_guest
+  sync
+  sleep 2
+  poweroff -f
+  echo o >/proc/sysrq-trigger # if even that failed: init must not exit (panic)
+  sleep 1000000
+}
+
+# A guest without its device model hangs. Shutting it down as "crashed"
+# (XEN_DMOP_remote_shutdown, allowed to the guest's device-model domain) makes
+# xl apply on_crash (default destroy); destroying the guest destroys us too.
+kill_guest() {
+  if [ -x "$STUBDM_DIR/node" ] && "$STUBDM_DIR/node" "$STUBDM_DIR/stubdm-kill-guest.mjs" "$target" crash; then
+    return 0
+  fi
+  log "could not shut guest $target down"
+  return 1
+}
+
+mount_basics() {
+  mount -t proc proc /proc
+  mount -t sysfs sysfs /sys
+  mount -t devtmpfs devtmpfs /dev
+  mkdir -p /dev/pts /dev/shm /run /tmp
+  mount -t tmpfs -o size=1m,mode=1777 tmpfs /tmp
+  mount -t tmpfs -o size=1m,mode=0755 tmpfs /run
+  # A bare devtmpfs has none of these; shells and scripts expect them.
+  ln -sf /proc/self/fd /dev/fd
+  ln -sf fd/0 /dev/stdin
+  ln -sf fd/1 /dev/stdout
+  ln -sf fd/2 /dev/stderr
+  echo 4 >/proc/sys/kernel/printk 2>/dev/null || true # warnings (OOM) still reach hvc0
+}
+
+# Linux 6.1.y (Debian 6.1.192) restricts privcmd in a domU to the domain named
+# by xenstore `target` and refuses everything else, including the
+# IOCTL_PRIVCMD_DM_OP probe Xen 4.17's libxendevicemodel makes with
+# DOMID_INVALID when it opens; the library then falls back to raw hypercalls,
+# which the restricted driver refuses too: every dm_op fails with EPERM
+# (measured: "creating an ioreq server ... Operation not permitted"). Xen
+# itself still limits this domain to its target (XSM: DM_PRIV needs
+# src->target == d), so lifting the driver-level restriction gives the device
+# model nothing it should not have. Ignored under kernel lockdown.
+module_params() {
+  case "$1" in
+    xen-privcmd) echo unrestricted=1 ;;
+  esac
+}
+
+# load_modules DIR: DIR/load-order lists modules dependencies first
+# (scripts/build-stubdom.sh writes it). On a machine that is not Xen the Xen
+# ones refuse to load: not fatal here, the xenstore check says what is wrong.
+load_modules() {
+  failed=""
+  while read -r m; do
+    [ -n "$m" ] || continue
+    # shellcheck disable=SC2046 # parameters are words
+    insmod "$1/$m.ko" $(module_params "$m") 2>/dev/null || failed="$failed $m"
+  done <"$1/load-order"
+  [ -z "$failed" ] || log "modules not loaded:$failed"
+}
+
+# Everything but busybox lives in a compressed squashfs (node alone is 86 MB)
+# so its clean pages can be dropped under memory pressure instead of pinning
+# RAM; /lib/x86_64-linux-gnu, the ELF interpreter and /usr/bin/* point into it.
+mount_image() {
+  mkdir -p "$STUBDM_DIR"
+  mount -t squashfs -o ro,loop "$STUBDM_IMAGE" "$STUBDM_DIR" ||
+    die "cannot mount $STUBDM_IMAGE (squashfs/loop modules missing?)"
+}
+
+mount_xenfs() {
+  mkdir -p /proc/xen
+  mount -t xenfs xenfs /proc/xen 2>/dev/null || return 1
+  [ -e /dev/xen/xenbus ] || [ -e /proc/xen/xenbus ]
+}
+
+# Prints the dm-argv keys of $1 (a /vm/<uuid> path) in argv order: keys are
+# %03d of the argument index, starting at 001 (libxl_dm.c
+# libxl__write_stub_dmargs); sort numerically in case there are 1000+.
+dm_argv_keys() {
+  xenstore-list "$1/image/dm-argv" | sort -n
+}
+
+# Writes the guest's device-model argv, one argument per line, to $2,
+# rewritten for the stub domain (see rewrite_args). $1 = guest domid.
+read_dm_argv() {
+  out=$2
+  vm_path=$(xenstore-read "/local/domain/$1/vm") || return 1
+  [ -n "$vm_path" ] || return 1
+  keys=$(dm_argv_keys "$vm_path") || return 1
+  [ -n "$keys" ] || return 1
+  # one xenstore-read for all keys (it prints one value per line): every
+  # exec costs in a stub domain under emulation
+  set -- $(for k in $keys; do echo "$vm_path/image/dm-argv/$k"; done)
+  xenstore-read "$@" >"$out.raw" || return 1
+  [ "$(wc -l <"$out.raw")" -eq "$#" ] || return 1 # a value held a newline
+  rewrite_args <"$out.raw" >"$out"
+  rm -f "$out.raw"
+}
+
+# stdin: argv lines from libxl; stdout: argv lines for stubdm.
+#  - `-incoming $STUBDOM_RESTORE_INCOMING_ARG` reads the saved state from fd 3
+#    (hvc2, opened by open_consoles);
+#  - QMP: a unix socket the vchan proxy connects to, as QEMU's -chardev/-mon.
+# Also records each `-netdev tap` ifname, in order, in $STUBDM_ARGV_FILE.taps.
+rewrite_args() {
+  : >"$STUBDM_ARGV_FILE.taps"
+  prev=""
+  while IFS= read -r a; do
+    case "$a" in
+      '$STUBDOM_RESTORE_INCOMING_ARG') a="fd:3" ;;
+    esac
+    if [ "$prev" = "-netdev" ]; then
+      case ",$a," in
+        ,tap,* | *,type=tap,*)
+          ifname=$(printf '%s\n' ",$a," | sed -n 's/.*,ifname=\([^,]*\),.*/\1/p')
+          [ -n "$ifname" ] && echo "$ifname" >>"$STUBDM_ARGV_FILE.taps"
+          ;;
+      esac
+    fi
+    printf '%s\n' "$a"
+    prev="$a"
+  done
+  printf '%s\n' -chardev "socket,id=libxl-cmd,path=$STUBDM_QMP_SOCK,server=on,wait=off" \
+    -mon chardev=libxl-cmd,mode=control
+}
+
+# The i-th `-netdev tap,ifname=X` is the guest's i-th NIC, which libxl also
+# gives us as netfront eth<i> with the guest's MAC. Bridge them: eth<i> and
+# the tap stubdm serves the emulated NIC through, both with MACs the guest
+# never uses. The tap is created here, persistent, before stubdm starts, so
+# stubdm only attaches to it by name (TUNSETIFF, IFF_TAP|IFF_NO_PI). libxl
+# attaches the NICs only after the device model reports running, so eth<i>
+# joins the bridge in the background when it appears.
+wire_network() {
+  i=0
+  while read -r tap; do
+    [ -n "$tap" ] || continue
+    eth="eth$i" br="br$i"
+    i=$((i + 1))
+    tunctl -t "$tap" >/dev/null || { log "cannot create tap $tap"; continue; }
+    ip link set "$tap" address "$STUBDOM_TAP_MAC"
+    brctl addbr "$br"
+    brctl setfd "$br" 0
+    brctl addif "$br" "$tap"
+    ip link set "$tap" up
+    ip link set "$br" up
+    (
+      n=0
+      while [ ! -e "/sys/class/net/$eth" ]; do
+        n=$((n + 1))
+        [ "$n" -le 1200 ] || { log "no $eth after 120 s: guest NIC $i has no network"; exit 0; }
+        usleep 100000
+      done
+      ip link set "$eth" down
+      ip link set "$eth" address "$STUBDOM_ETH_MAC"
+      brctl addif "$br" "$eth"
+      ip link set "$eth" up
+      log "network: $tap <-> $br <-> $eth"
+    ) &
+  done <"$STUBDM_ARGV_FILE.taps"
+}
+
+# fd 3 = restore stream (hvc2), fd 4 = save stream (hvc1); libxl only
+# creates those consoles when it needs them (device/console/N).
+open_consoles() {
+  if xenstore-exists device/console/2 2>/dev/null && [ -e /dev/hvc2 ]; then
+    stty -F /dev/hvc2 raw -echo 2>/dev/null
+    exec 3</dev/hvc2
+  fi
+  if xenstore-exists device/console/1 2>/dev/null && [ -e /dev/hvc1 ]; then
+    stty -F /dev/hvc1 raw -echo 2>/dev/null
+    exec 4>/dev/hvc1
+  fi
+}
+
+# QMP for libxl: dom0 runs vchan-socket-proxy in client mode against
+# /local/domain/<stub>/device-model/<guest>/qmp-vchan; we serve that vchan
+# and connect each client to stubdm's QMP socket. The proxy exits when its
+# client goes away or the socket is not there yet: restart it.
+serve_qmp() {
+  # Serve only once stubdm listens: the proxy gives up when its first connect
+  # to the socket fails, and dom0's side waits (xenstore watch) for our nodes.
+  while [ ! -S "$STUBDM_QMP_SOCK" ]; do usleep 100000; done
+  while :; do
+    vchan-socket-proxy --mode=server 0 "device-model/$target/qmp-vchan" "$STUBDM_QMP_SOCK"
+    sleep 0.2
+  done
+}
+
+# libxl gives a stub domain a fixed 30 s (LIBXL_STUBDOM_START_TIMEOUT, not
+# configurable) from its unpause to device-model/<guest>/state = running, and
+# then 60 s (LIBXL_DEVICE_MODEL_START_TIMEOUT) for the QMP `cont` that
+# unpauses the guest. node in a 128 MiB PV domain on emulated Xen takes longer
+# than what is left of the 30 s, so /init says "running" as soon as stubdm is
+# on its way, and the real readiness check is the `cont`: it reaches stubdm
+# only once stubdm listens on QMP (serve_qmp waits for the socket), and libxl
+# unpauses the guest only after `cont` succeeded, so the guest never runs
+# without its device model. If stubdm dies first, die() takes the guest down.
+# `stubdom.wait_ready` on the stub domain's command line (stubdomain_cmdline)
+# leaves the key to stubdm alone.
+early_running() {
+  grep -qw stubdom.wait_ready /proc/cmdline 2>/dev/null && return 0
+  xenstore-write "device-model/$target/state" running ||
+    log "could not write device-model/$target/state"
+}
+
+mem_line() {
+  awk -v pid="$1" '
+    /^MemTotal:/ { t = $2 } /^MemAvailable:/ { a = $2 }
+    END {
+      rss = 0
+      f = "/proc/" pid "/status"
+      while ((getline l < f) > 0) if (l ~ /^VmRSS:/) { split(l, x, " "); rss = x[2] }
+      printf "stub_mem_total_mib=%.1f stub_mem_used_mib=%.1f stubdm_rss_mib=%.1f", t/1024, (t-a)/1024, rss/1024
+    }' /proc/meminfo
+}
+
+# the rest of /proc/meminfo that says where memory went, in MiB
+meminfo_line() {
+  awk '/^(MemFree|Buffers|Cached|Shmem|Unevictable|Slab|KernelStack|PageTables|AnonPages|Mapped):/ {
+    sub(":", "", $1); s = s sprintf(" %s=%.1f", $1, $2/1024) } END { print "STUBDOM meminfo" s }' /proc/meminfo
+}
+
+ramdisk_mib() {
+  # "Freeing initrd memory: 34860K" is the size of the ramdisk libxl loaded.
+  dmesg | sed -n 's/.*Freeing initrd memory: \([0-9]*\)K.*/\1/p' | awk '{ printf "%.1f", $1/1024 }'
+}
+
+# Runs the bundle once with the production flags (no Xen needed: --help
+# loads all of it, koffi included), for boots under plain QEMU with
+# `stubdom.selftest` on the command line.
+selftest() {
+  t0=$(now)
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS -e 0
+  t_node=$(now)
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" --help >/tmp/selftest.out 2>&1
+  rc=$?
+  t1=$(now)
+  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $(mem_line 1)"
+  [ "$rc" = 0 ] || tail -5 /tmp/selftest.out
+  meminfo_line
+}
+
+stubdom_main() {
+  export STUBDM_NATIVE_DIR="$STUBDM_DIR/native" STUBDM_PTY_HELPER="$STUBDM_DIR/bin/stubdm-pty"
+  # stubdm's start-up milestones on hvc0 (pino, JSON lines)
+  export STUBDM_LOG_LEVEL="${STUBDM_LOG_LEVEL:-info}"
+  mount_basics
+  t_init=$(now)
+  log "init started"
+  load_modules /lib/modules
+  mount_image
+  load_modules "$STUBDM_DIR/modules"
+  log "modules loaded, image mounted"
+  grep -qw stubdom.selftest /proc/cmdline && selftest
+  mount_xenfs || die "no xenstore: xenfs did not mount (not a Xen domain, or xen modules missing)"
+  target=$(xenstore-read target 2>/dev/null) || target=""
+  case "$target" in
+    '' | *[!0-9]*) target=""; die "no xenstore target: this is not a stub domain" ;;
+  esac
+  log "device model for domain $target"
+  read_dm_argv "$target" "$STUBDM_ARGV_FILE" || die "cannot read the device-model argv of domain $target"
+  log "argv read: $(tr '\n' ' ' <"$STUBDM_ARGV_FILE")"
+  wire_network
+  open_consoles
+
+  serve_qmp &
+  early_running
+  t_exec=$(now)
+  old_ifs=$IFS
+  IFS='
+'
+  # shellcheck disable=SC2046 # one argument per line, by design
+  set -- $(cat "$STUBDM_ARGV_FILE")
+  IFS=$old_ifs
+  log "starting stubdm"
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" "$@" &
+  dm=$!
+  exec 3<&- 4>&- # stubdm has its copies
+
+  # Ready = stubdm serves QMP (it listens once its ioreq server is set up and
+  # it has written state=running itself).
+  waited=0
+  while :; do
+    [ -S "$STUBDM_QMP_SOCK" ] && break
+    kill -0 "$dm" 2>/dev/null || { wait "$dm"; die "stubdm exited with status $? before it was ready"; }
+    waited=$((waited + 1))
+    [ "$waited" -le $((STUBDM_READY_TIMEOUT * 10)) ] || { kill "$dm"; die "stubdm not ready after ${STUBDM_READY_TIMEOUT}s"; }
+    usleep 100000
+  done
+  t_ready=$(now)
+  echo "STUBDOM ready dm_start_s=$(elapsed "$t_exec" "$t_ready") boot_to_ready_s=$t_ready init_to_ready_s=$(elapsed "$t_init" "$t_ready") ramdisk_mib=$(ramdisk_mib) $(mem_line "$dm")"
+
+  # Memory as the guest boots and runs: every 10 s for 3 minutes, then every
+  # minute. The harness takes the last line before it stops the guest.
+  (
+    n=0
+    while kill -0 "$dm" 2>/dev/null; do
+      if [ "$n" -lt 18 ]; then sleep 10; else sleep 60; fi
+      n=$((n + 1))
+      kill -0 "$dm" 2>/dev/null && echo "STUBDOM mem t=$(now) $(mem_line "$dm")"
+    done
+  ) &
+
+  wait "$dm"
+  rc=$?
+  die "stubdm exited with status $rc"
+}

@@ -1,0 +1,133 @@
+/**
+ * The stub domain's /init logic (rootfs/lib/stubdom.sh) against a fake
+ * xenstore: xenstore-read/-list/-exists are shell scripts on PATH that serve a
+ * directory tree, the way libxl lays the keys out (libxl_dm.c
+ * libxl__write_stub_dmargs: one key per argument under <vm>/image/dm-argv).
+ * Runs with the machine's sh and, when the build has unpacked it, busybox sh
+ * (what the stub domain runs).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const lib = resolve('rootfs/lib/stubdom.sh');
+const busybox = resolve('build/cache/x/bin/busybox');
+const shells: string[][] = [['sh']];
+if (existsSync(busybox)) shells.push([busybox, 'sh']);
+
+const STUB = 7;
+
+/** A fake xenstore rooted at dir; relative paths are the stub domain's. */
+function fakeXenstore(dir: string): string {
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const resolvePath = `p="$1"; case "$p" in /*) ;; *) p="/local/domain/${STUB}/$p" ;; esac; f="${dir}/xs$p"`;
+  const tools: Record<string, string> = {
+    // like the real one: any number of paths, one value per line
+    'xenstore-read': `for a in "$@"; do set -- "$a"; ${resolvePath}; [ -f "$f" ] || { echo "xenstore-read: couldn't read path $1" >&2; exit 1; }; cat "$f"; echo; done`,
+    // libxenstore lists children in no particular order: shuffle them
+    'xenstore-list': `${resolvePath}; [ -d "$f" ] || exit 1; ls "$f" | sort -r`,
+    'xenstore-exists': `${resolvePath}; [ -e "$f" ]`,
+  };
+  for (const [name, body] of Object.entries(tools)) {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
+  return bin;
+}
+
+function xsWrite(dir: string, path: string, value: string): void {
+  const f = join(dir, 'xs', path);
+  mkdirSync(join(f, '..'), { recursive: true });
+  writeFileSync(f, value); // xenstore values carry no trailing newline
+}
+
+/** Lays out a guest `guest` whose dm-argv is `argv`, as libxl does. */
+function guestWithArgv(dir: string, guest: number, argv: string[]): void {
+  const vm = '/vm/0b6f1e5c-1f4e-4a39-9c1f-2f1b8c0e7a11';
+  xsWrite(dir, `/local/domain/${STUB}/target`, String(guest));
+  xsWrite(dir, `/local/domain/${guest}/vm`, vm);
+  argv.forEach((a, i) => xsWrite(dir, `${vm}/image/dm-argv/${String(i + 1).padStart(3, '0')}`, a));
+}
+
+function run(shell: string[], dir: string, script: string): { status: number | null; out: string; err: string } {
+  const bin = fakeXenstore(dir);
+  const r = spawnSync(shell[0]!, [...shell.slice(1), '-c', `. "${lib}"; ${script}`], {
+    encoding: 'utf8',
+    env: { PATH: `${bin}:/usr/bin:/bin`, STUBDM_ARGV_FILE: join(dir, 'dm-argv') },
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+const libxlArgv = [
+  '-xen-domid', '5', '-no-shutdown', '-nodefaults', '-no-user-config', '-name', 'hvm guest',
+  '-display', 'none', '-serial', '/dev/hvc3', '-boot', 'order=cda',
+  '-device', 'e1000,id=nic0,netdev=net0,mac=00:16:3e:11:22:33',
+  '-netdev', 'type=tap,id=net0,ifname=vif5.0-emu,br=xenbr0,script=no,downscript=no',
+  '-device', 'rtl8139,id=nic1,netdev=net1,mac=00:16:3e:11:22:34',
+  '-netdev', 'tap,id=net1,ifname=vif5.1-emu,script=no',
+  '-netdev', 'user,id=net2',
+  '-incoming', '$STUBDOM_RESTORE_INCOMING_ARG',
+  '-machine', 'xenfv,suppress-vmdesc=on', '-m', '2032',
+  '-drive', 'file=/dev/xvda,if=ide,index=0,media=disk,format=host_device,cache=writeback',
+];
+
+for (const shell of shells) {
+  const name = shell.join(' ');
+
+  test(`${name}: dm-argv is read in key order, one argument per key, rewritten for the stub domain`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      guestWithArgv(dir, 5, libxlArgv);
+      const r = run(shell, dir, 'read_dm_argv 5 "$STUBDM_ARGV_FILE"');
+      assert.equal(r.status, 0, r.err);
+      const argv = readFileSync(join(dir, 'dm-argv'), 'utf8').split('\n').slice(0, -1);
+      const expected = libxlArgv.map((a) => (a === '$STUBDOM_RESTORE_INCOMING_ARG' ? 'fd:3' : a));
+      expected.push('-chardev', 'socket,id=libxl-cmd,path=/run/stubdm-qmp.sock,server=on,wait=off',
+        '-mon', 'chardev=libxl-cmd,mode=control');
+      assert.deepEqual(argv, expected);
+      // the taps to bridge, in NIC order; the user netdev is not one
+      assert.equal(readFileSync(join(dir, 'dm-argv.taps'), 'utf8'), 'vif5.0-emu\nvif5.1-emu\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`${name}: keys sort numerically past 999`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      const many = Array.from({ length: 1002 }, (_, i) => `a${i + 1}`);
+      guestWithArgv(dir, 3, many);
+      const r = run(shell, dir, 'dm_argv_keys "$(xenstore-read /local/domain/3/vm)"');
+      assert.equal(r.status, 0, r.err);
+      const keys = r.out.split('\n').filter(Boolean);
+      assert.equal(keys.length, 1002);
+      assert.deepEqual(keys.slice(-4), ['999', '1000', '1001', '1002']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`${name}: a guest without a vm path or without dm-argv is an error, not an empty argv`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      xsWrite(dir, `/local/domain/${STUB}/target`, '9');
+      let r = run(shell, dir, 'read_dm_argv 9 "$STUBDM_ARGV_FILE"');
+      assert.notEqual(r.status, 0);
+      xsWrite(dir, '/local/domain/9/vm', '/vm/x');
+      mkdirSync(join(dir, 'xs/vm/x/image/dm-argv'), { recursive: true });
+      r = run(shell, dir, 'read_dm_argv 9 "$STUBDM_ARGV_FILE"');
+      assert.notEqual(r.status, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('the init script parses with the machine shell', () => {
+  execFileSync('sh', ['-n', resolve('rootfs/init')]);
+  execFileSync('sh', ['-n', lib]);
+});

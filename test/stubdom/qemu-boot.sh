@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Boots build/stubdom/{kernel,rootfs} under plain QEMU TCG (no Xen) with 128 MiB,
+# like the stub domain's default memory. /init must unpack, load its modules,
+# mount the squashfs, run node once (`stubdom.selftest`: start-up time, RSS,
+# memory in use) and then fail cleanly with "STUBDOM FAIL no xenstore".
+# Prints the STUBDOM lines; exit 0 when the clean failure was seen.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+k=build/stubdom/kernel r=build/stubdom/rootfs
+[ -f $k ] && [ -f $r ] || { echo "qemu-boot: run scripts/build-stubdom.sh first" >&2; exit 1; }
+log=build/stubdom/qemu-boot.log
+: >$log
+qemu-system-x86_64 -accel tcg -smp 1 -m "${QEMU_BOOT_MEM:-128}" \
+  -nographic -no-reboot -kernel $k -initrd $r \
+  -append "console=ttyS0 panic=-1 stubdom.selftest" -serial mon:stdio -monitor none \
+  </dev/null >$log 2>&1 &
+qemu=$!
+# bounded: stop at the first verdict (or a panic), or after the timeout
+for _ in $(seq 1 $((${QEMU_BOOT_TIMEOUT:-180} * 2))); do
+  kill -0 $qemu 2>/dev/null || break
+  grep -aq -E 'STUBDOM FAIL|Kernel panic' $log && { sleep 3; break; }
+  sleep 0.5
+done
+kill $qemu 2>/dev/null || true
+wait $qemu 2>/dev/null || true
+grep -a -E 'Memory:|Freeing initrd|Initramfs|STUBDOM|stubdom:|Kernel panic' $log || true
+grep -aq 'STUBDOM FAIL no xenstore' $log
