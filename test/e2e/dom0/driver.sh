@@ -107,10 +107,19 @@ guest_run() {
   else
     echo "E2E-DOM0 $DM: xl create returned after $(secs "$t0" "$(now)") s"
     deadline=$((SECONDS + ${E2E_GUEST_TIMEOUT:-900}))
+    local domid dmpid dmlog=/var/log/xen/qemu-dm-$name.log why
+    domid=$(xl domid "$name" 2>/dev/null)
+    dmpid=$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)
     while :; do
       if [ -z "$BOOT_SECONDS" ] && grep -q 'E2E boot init' "$serial"; then BOOT_SECONDS=$(secs "$t0" "$(now)"); fi
       if grep -q 'E2E done' "$serial"; then GUEST_END="guest finished"; break; fi
       if ! xl domid "$name" >/dev/null 2>&1; then GUEST_END="domain ended before 'E2E done'"; break; fi
+      # A device model that is gone cannot finish the guest: fail now, not at the timeout.
+      if [ -n "$dmpid" ] && ! kill -0 "$dmpid" 2>/dev/null; then
+        GUEST_END="device model (pid $dmpid) exited: $(tail -n 1 "$dmlog" 2>/dev/null | cut -c1-200)"; break
+      fi
+      why=$(tr -d '\r' <"$dmlog" 2>/dev/null | grep -a -m1 '^STUBDOM FAIL')
+      if [ -n "$why" ]; then GUEST_END="stub domain: ${why#STUBDOM FAIL }"; break; fi
       if [ $SECONDS -ge $deadline ]; then GUEST_END="guest timed out after ${E2E_GUEST_TIMEOUT:-900} s"; break; fi
       sleep 0.5
     done
