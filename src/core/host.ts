@@ -58,7 +58,9 @@ export interface IoreqChannel {
   /**
    * Start watching for events: `onEvent` runs on the Node event loop (never
    * re-entrantly) whenever ports may be pending. The callback drains them
-   * with pending() until it returns -1.
+   * with pending() until it returns -1. Inside a callback a host may say -1
+   * while more is pending (the Xen host gives one port per wake-up and saves
+   * a syscall); it then runs the callback again, so nothing is left behind.
    */
   watch(onEvent: () => void): void;
   /** Next pending local port (already masked by the kernel), or -1 if none is pending now. Never blocks. */

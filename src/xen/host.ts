@@ -44,6 +44,11 @@ import { ForeignPageMapper, MapCache } from './mapcache.ts';
 import { XenStore } from './store.ts';
 import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
 
+/** pending() outside a watch callback / on a fresh wake-up / after this wake-up's event (see makeChannel). */
+const WAKE_NONE = 0;
+const WAKE_FRESH = 1;
+const WAKE_USED = 2;
+
 export interface XenHostOptions {
   domid: number;
   /** vCPUs to serve; default: ask Xen (xendevicemodel_nr_vcpus). */
@@ -288,7 +293,19 @@ class XenHostImpl implements XenHost {
   ): IoreqChannel {
     const { evtchn } = this.libs;
     const fw = this.fdwatch;
-    let polled = false;
+    /**
+     * Where pending() stands with respect to the fd watch: WAKE_NONE outside
+     * a watch callback (poll first), WAKE_FRESH when libuv has just found the
+     * fd readable (read at once), WAKE_USED once this wake-up's event is
+     * taken (say "nothing" without a syscall). One event per wake-up, as QEMU
+     * does (cpu_handle_ioreq takes one port per fd handler call): uv_poll is
+     * level-triggered, so anything else pending runs the callback again on
+     * the next loop turn for an epoll_wait, where looking for it here costs a
+     * poll(0) after every request; under a single vCPU guest that poll almost
+     * always finds nothing (the vCPU waits for our answer) and was one of
+     * five syscalls per ioreq.
+     */
+    let wake = WAKE_NONE;
     const startWatch = (onEvent: () => void): void => {
       this.watcher = fw.watch(fd, (status) => {
         if (status < 0) {
@@ -299,14 +316,14 @@ class XenHostImpl implements XenHost {
         }
         // libuv's epoll just found the fd readable and only pending() reads it:
         // the first pending() of this wake-up needs no poll of its own.
-        polled = true;
+        wake = WAKE_FRESH;
         try {
           onEvent();
         } catch (e) {
           // A bug in the engine must not take the guest's device model down.
           this.rl.warn({ err: (e as Error).message }, 'ioreq event handler threw');
         } finally {
-          polled = false;
+          wake = WAKE_NONE;
         }
       });
     };
@@ -336,8 +353,8 @@ class XenHostImpl implements XenHost {
       pending: () => {
         const xce = this.xceh;
         if (xce === null) return -1;
-        if (polled) polled = false;
-        else if (!fw.readable(fd)) return -1;
+        if (wake === WAKE_FRESH) wake = WAKE_USED;
+        else if (wake === WAKE_USED || !fw.readable(fd)) return -1;
         const p = evtchn.pending(xce);
         if (p < 0) {
           const errno = this.libs.errno();

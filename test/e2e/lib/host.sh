@@ -306,9 +306,21 @@ build_workdisk() {
   if [ -f "$PROJECT/build/stubdom/kernel" ]; then
     mkdir -p "$w/stubdom" && cp "$PROJECT/build/stubdom/kernel" "$PROJECT/build/stubdom/rootfs" "$w/stubdom/"
   fi
-  printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\nE2E_STUBDOM_MEMORY=%q\n' \
+  # Profiling knobs for stubdm-dom0 (dom0/stubdm-dm): E2E_STUBDM_NODE_ARGS are
+  # extra node options (e.g. --cpu-prof; a profile lands in results/<dm>/);
+  # E2E_STUBDM_STRACE="DELAY SECONDS" counts the DM's syscalls (strace -c -f)
+  # for SECONDS starting DELAY s after it starts, with the host's strace and
+  # its libraries copied in (the cached dom0 image has none).
+  if [ -n "${E2E_STUBDM_STRACE:-}" ]; then
+    mkdir -p "$w/bin/strace-libs"
+    cp /usr/bin/strace "$w/bin/" &&
+      ldd /usr/bin/strace | awk '$3 ~ /^\// { print $3 }' | xargs -r cp -L -t "$w/bin/strace-libs/" ||
+      log "E2E_STUBDM_STRACE: cannot copy the host's strace (apt-get install strace)"
+  fi
+  printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\nE2E_STUBDOM_MEMORY=%q\nE2E_STUBDM_NODE_ARGS=%q\nE2E_STUBDM_STRACE=%q\n' \
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
-    "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" "${E2E_STUBDOM_MEMORY:-128}" >"$w/config.env"
+    "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" "${E2E_STUBDOM_MEMORY:-128}" \
+    "${E2E_STUBDM_NODE_ARGS:-}" "${E2E_STUBDM_STRACE:-}" >"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"
