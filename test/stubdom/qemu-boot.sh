@@ -6,9 +6,12 @@
 # Prints the STUBDOM lines; exit 0 when the clean failure was seen.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-k=build/stubdom/kernel r=build/stubdom/rootfs
+# QEMU_BOOT_KERNEL / QEMU_BOOT_ROOTFS / QEMU_BOOT_LOG: boot other files (e.g.
+# to compare kernels) without touching build/stubdom.
+k=${QEMU_BOOT_KERNEL:-build/stubdom/kernel} r=${QEMU_BOOT_ROOTFS:-build/stubdom/rootfs}
 [ -f $k ] && [ -f $r ] || { echo "qemu-boot: run scripts/build-stubdom.sh first" >&2; exit 1; }
-log=build/stubdom/qemu-boot.log
+log=${QEMU_BOOT_LOG:-build/stubdom/qemu-boot.log}
+rm -f $log # a new file: build trees may share hard-linked copies
 : >$log
 qemu-system-x86_64 -accel tcg -smp 1 -m "${QEMU_BOOT_MEM:-128}" \
   -nographic -no-reboot -kernel $k -initrd $r \
