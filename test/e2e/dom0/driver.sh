@@ -9,7 +9,7 @@ set -u
 . /e2e/img/expect.env
 R=/e2e/results
 LINES=$R/lines.txt
-SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle}
+SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash}
 DMS=${E2E_DMS:-qemu-xen stubdm-dom0}
 STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs # from scripts/build-stubdom.sh
 for f in /e2e/scenarios/*.sh; do . "$f"; done
