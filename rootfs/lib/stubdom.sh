@@ -48,7 +48,7 @@ die() {
 # (XEN_DMOP_remote_shutdown, allowed to the guest's device-model domain) makes
 # xl apply on_crash (default destroy); destroying the guest destroys us too.
 kill_guest() {
-  if [ -x "$STUBDM_DIR/node" ] && "$STUBDM_DIR/node" "$STUBDM_DIR/stubdm-kill-guest.mjs" "$target" crash; then
+  if "$STUBDM_DIR/bin/stubdm-kill-guest" "$target" crash; then
     log "guest $target shut down as crashed"
     return 0
   fi
