@@ -2,11 +2,10 @@
 # Bundles stubdm into single ESM files for the stub domain (and anywhere a
 # node_modules tree is unwelcome):
 #   build/dist/stubdm.mjs             src/main.ts (when it exists)
-#   build/dist/stubdm-kill-guest.mjs  src/stubdom/kill-guest.ts
 #   build/dist/node_modules/@koromix/koffi-linux-x64/  koffi's glibc .node,
 #       found at run time by koffi's own loader (createRequire from the bundle)
 #   build/dist/native/*.node          our native addons, build/dist/bin/* our helper
-#                                     programs (scripts/build-native.sh)
+#                                     programs, e.g. stubdm-kill-guest (scripts/build-native.sh)
 # Checks the result by running `stubdm.mjs --help` (loads koffi, yargs, pino).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +13,7 @@ out=build/dist
 rm -rf "$out"
 mkdir -p "$out"
 
-entries=(src/stubdom/kill-guest.ts:stubdm-kill-guest)
-[ -f src/main.ts ] && entries=(src/main.ts:stubdm "${entries[@]}")
+entries=(src/main.ts:stubdm)
 
 # CJS dependencies (pino, yargs) call require() for node builtins; an ESM bundle
 # has no require, so give it one.
@@ -44,8 +42,5 @@ if [ -f scripts/build-native.sh ]; then
   done
 fi
 
-if [ -f "$out/stubdm.mjs" ]; then
-  node "$out/stubdm.mjs" --help >/dev/null || { echo "bundle.sh: $out/stubdm.mjs --help failed" >&2; exit 1; }
-fi
-node "$out/stubdm-kill-guest.mjs" >/dev/null 2>&1 && { echo "bundle.sh: kill-guest accepted no arguments" >&2; exit 1; }
+node "$out/stubdm.mjs" --help >/dev/null || { echo "bundle.sh: $out/stubdm.mjs --help failed" >&2; exit 1; }
 ls -la "$out"/*.mjs | awk '{print "bundle.sh: " $NF " " $5 " bytes"}'

@@ -24,5 +24,5 @@ check "xenstore-read (no xenstore here)" 'xs_open' /usr/bin/xenstore-read target
 check "vchan-socket-proxy" 'usage' /usr/bin/vchan-socket-proxy
 check "stubdm --help (bundle, koffi)" '^Usage: stubdm' /opt/stubdm/node /opt/stubdm/stubdm.mjs --help
 check "stubdm says why it cannot run" 'cannot open /dev/xen/privcmd' /opt/stubdm/node /opt/stubdm/stubdm.mjs -xen-domid 1 -machine xenfv -m 64
-check "stubdm-kill-guest (koffi, libxendevicemodel)" 'xendevicemodel_open failed' /opt/stubdm/node /opt/stubdm/stubdm-kill-guest.mjs 1 crash
+check "stubdm-kill-guest (libxendevicemodel)" 'xendevicemodel_open failed' /opt/stubdm/bin/stubdm-kill-guest 1 crash
 exit $fail
