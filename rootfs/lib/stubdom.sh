@@ -185,7 +185,7 @@ wire_network() {
     tunctl -t "$tap" >/dev/null || { log "cannot create tap $tap"; continue; }
     ip link set "$tap" address "$STUBDOM_TAP_MAC"
     brctl addbr "$br"
-    brctl setfd "$br" 0
+    # no STP here, so ports forward at once (Debian's busybox brctl has no setfd)
     brctl addif "$br" "$tap"
     ip link set "$tap" up
     ip link set "$br" up
