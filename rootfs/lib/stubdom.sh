@@ -265,9 +265,16 @@ ramdisk_mib() {
   dmesg | sed -n 's/.*Freeing initrd memory: \([0-9]*\)K.*/\1/p' | awk '{ printf "%.1f", $1/1024 }'
 }
 
-# Runs the bundle once with the production flags (no Xen needed: --help
-# loads all of it, koffi included), for boots under plain QEMU with
-# `stubdom.selftest` on the command line.
+# Runs the bundle with the production flags, for boots under plain QEMU with
+# `stubdom.selftest` on the command line (no Xen needed):
+#  - `node -e 0`: node alone;
+#  - `stubdm --help`: the whole bundle loaded (koffi is loaded lazily, by Xen
+#    runs only);
+#  - `stubdm --sim`: stubdm's whole start path but the Xen host (machine,
+#    devices, ioreq server, QMP socket), from exec to the QMP socket existing,
+#    which is what /init waits for; sim_rss_mib / sim_mem_used_mib are stubdm's
+#    RSS and the domain's memory in use at that moment.
+# Keys are only ever added (the e2e harness and people read this line).
 selftest() {
   t0=$(now)
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS -e 0
@@ -275,9 +282,38 @@ selftest() {
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" --help >/tmp/selftest.out 2>&1
   rc=$?
   t1=$(now)
-  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $(mem_line 1)"
+  help_mem=$(mem_line 1)
+  sim=$(selftest_sim)
+  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $help_mem $sim"
   [ "$rc" = 0 ] || tail -5 /tmp/selftest.out
   meminfo_line
+}
+
+# stubdm --sim until its QMP socket exists (bounded), then SIGTERM; prints key=values.
+selftest_sim() {
+  sock=/run/selftest-qmp.sock
+  rm -f "$sock"
+  t0=$(now)
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" --sim -machine xenfv -m 16 -serial null \
+    -chardev "socket,id=selftest,path=$sock,server=on,wait=off" -mon chardev=selftest,mode=control \
+    >/tmp/selftest-sim.out 2>&1 &
+  pid=$!
+  n=0
+  while [ ! -S "$sock" ]; do
+    n=$((n + 1))
+    if ! kill -0 "$pid" 2>/dev/null || [ "$n" -gt $((STUBDM_READY_TIMEOUT * 20)) ]; then
+      kill "$pid" 2>/dev/null
+      echo "sim_ready=no"
+      return
+    fi
+    usleep 50000
+  done
+  t1=$(now)
+  m=$(mem_line "$pid")
+  kill "$pid"
+  wait "$pid"
+  rc=$?
+  echo "sim_ready=yes sim_ready_s=$(elapsed "$t0" "$t1") sim_exit=$rc $(echo "$m" | sed 's/stub_mem_total_mib=[^ ]* //; s/stub_mem_used_mib=/sim_mem_used_mib=/; s/stubdm_rss_mib=/sim_rss_mib=/')"
 }
 
 stubdom_main() {
