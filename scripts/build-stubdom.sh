@@ -78,7 +78,7 @@ node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || { say "node $node_major found, stubdm needs node >= 20"; exit 1; }
 
 bash scripts/bundle.sh >&2
-[ -f build/dist/stubdm.mjs ] || say "warning: no src/main.ts yet: the image carries only stubdm-kill-guest"
+[ -f build/dist/stubdm.cjs ] || say "warning: no src/main.ts yet: the image carries only stubdm-kill-guest"
 
 hash=$({
   sha256sum scripts/build-stubdom.sh scripts/bundle.sh

@@ -279,7 +279,7 @@ selftest() {
   t0=$(now)
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS -e 0
   t_node=$(now)
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" --help >/tmp/selftest.out 2>&1
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --help >/tmp/selftest.out 2>&1
   rc=$?
   t1=$(now)
   help_mem=$(mem_line 1)
@@ -294,7 +294,7 @@ selftest_sim() {
   sock=/run/selftest-qmp.sock
   rm -f "$sock"
   t0=$(now)
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" --sim -machine xenfv -m 16 -serial null \
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --sim -machine xenfv -m 16 -serial null \
     -chardev "socket,id=selftest,path=$sock,server=on,wait=off" -mon chardev=selftest,mode=control \
     >/tmp/selftest-sim.out 2>&1 &
   pid=$!
@@ -349,7 +349,7 @@ stubdom_main() {
   set -- $(cat "$STUBDM_ARGV_FILE")
   IFS=$old_ifs
   log "starting stubdm"
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" "$@" &
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" "$@" &
   dm=$!
   exec 3<&- 4>&- # stubdm has its copies
 
