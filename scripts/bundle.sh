@@ -60,20 +60,30 @@ fi
 
 if [ -f "$out/stubdm.cjs" ]; then
   node "$out/stubdm.cjs" --help >/dev/null || { echo "bundle.sh: $out/stubdm.cjs --help failed" >&2; exit 1; }
-  # The code cache, with exactly the flags /init gives node.
+  # The code cache, with exactly the flags /init gives node. V8's caches are
+  # not byte-for-byte reproducible: keep the one made for this bundle, node
+  # and flags, so an unchanged tree stays unchanged (build-stubdom.sh's cache).
   flags=$(sh -c '. rootfs/lib/stubdom.sh && printf %s "$STUBDM_NODE_FLAGS"')
-  sock=$(mktemp -u /tmp/stubdm-codecache-XXXXXX.sock)
-  # shellcheck disable=SC2086 # flags are words
-  STUBDM_CODE_CACHE_WRITE=1 node $flags "$out/stubdm-start.cjs" --sim -machine xenfv -m 16 -serial null \
-    -chardev "socket,id=cc,path=$sock,server=on,wait=off" -mon chardev=cc,mode=control 2>"$out/.codecache.log" &
-  pid=$!
-  for _ in $(seq 300); do [ -S "$sock" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.1; done
-  sleep 1 # stubdm installs its SIGTERM handler right after the socket; the cache is written on exit
-  kill -TERM $pid 2>/dev/null || true
-  wait $pid || true
-  rm -f "$sock"
-  [ -s "$out/stubdm.cjs.cache" ] || { echo "bundle.sh: no code cache written: $(tail -3 "$out/.codecache.log")" >&2; exit 1; }
-  rm -f "$out/.codecache.log"
+  key=$({ sha256sum "$out/stubdm.cjs" "$out/stubdm-start.cjs" "$(readlink -f "$(command -v node)")"; echo "$flags"; } | sha256sum | cut -c1-16)
+  keep=build/cache/codecache-$key
+  if [ -s "$keep" ]; then
+    cp "$keep" "$out/stubdm.cjs.cache"
+  else
+    sock=$(mktemp -u /tmp/stubdm-codecache-XXXXXX.sock)
+    # shellcheck disable=SC2086 # flags are words
+    STUBDM_CODE_CACHE_WRITE=1 node $flags "$out/stubdm-start.cjs" --sim -machine xenfv -m 16 -serial null \
+      -chardev "socket,id=cc,path=$sock,server=on,wait=off" -mon chardev=cc,mode=control 2>"$out/.codecache.log" &
+    pid=$!
+    for _ in $(seq 300); do [ -S "$sock" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.1; done
+    sleep 1 # stubdm installs its SIGTERM handler right after the socket; the cache is written on exit
+    kill -TERM $pid 2>/dev/null || true
+    wait $pid || true
+    rm -f "$sock"
+    [ -s "$out/stubdm.cjs.cache" ] || { echo "bundle.sh: no code cache written: $(tail -3 "$out/.codecache.log")" >&2; exit 1; }
+    rm -f "$out/.codecache.log" build/cache/codecache-*
+    mkdir -p build/cache
+    cp "$out/stubdm.cjs.cache" "$keep"
+  fi
   # shellcheck disable=SC2086
   if node $flags "$out/stubdm-start.cjs" --help 2>&1 >/dev/null | grep -q rejected; then
     echo "bundle.sh: V8 rejects the code cache it just made" >&2

@@ -125,6 +125,28 @@ for (const shell of shells) {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test(`${name}: readahead is set on the image's loop device only`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      // a fake /sys/block: loop0 backs another file, loop1 the image, loop2 nothing
+      const loops: Record<string, string | null> = { loop0: '/other.img', loop1: '/opt/stubdm.sqfs', loop2: null };
+      for (const [dev, backing] of Object.entries(loops)) {
+        mkdirSync(join(dir, 'sys/block', dev, 'queue'), { recursive: true });
+        writeFileSync(join(dir, 'sys/block', dev, 'queue/read_ahead_kb'), '128\n');
+        if (backing !== null) {
+          mkdirSync(join(dir, 'sys/block', dev, 'loop'));
+          writeFileSync(join(dir, 'sys/block', dev, 'loop/backing_file'), `${backing}\n`);
+        }
+      }
+      const r = run(shell, dir, `STUBDM_SYSFS="${dir}/sys" STUBDM_IMAGE=/opt/stubdm.sqfs; image_readahead 0`);
+      assert.equal(r.status, 0, r.err);
+      const ra = (dev: string): string => readFileSync(join(dir, 'sys/block', dev, 'queue/read_ahead_kb'), 'utf8').trim();
+      assert.deepEqual([ra('loop0'), ra('loop1'), ra('loop2')], ['128', '0', '128']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 }
 
 test('the init script parses with the machine shell', () => {
