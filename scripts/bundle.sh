@@ -60,6 +60,13 @@ fi
 
 if [ -f "$out/stubdm.cjs" ]; then
   node "$out/stubdm.cjs" --help >/dev/null || { echo "bundle.sh: $out/stubdm.cjs --help failed" >&2; exit 1; }
+  # stubdm-start.cjs runs the bundle through vm.Script, which has no dynamic
+  # import() (node 20's loader for it warns it is experimental on every start);
+  # esbuild keeps import() of node builtins as it is.
+  if grep -nE '(^|[^.[:alnum:]_$])import\(' "$out/stubdm.cjs" >&2; then
+    echo "bundle.sh: $out/stubdm.cjs has a dynamic import() (above): use a static import or createRequire" >&2
+    exit 1
+  fi
   # The code cache, with exactly the flags /init gives node. V8's caches are
   # not byte-for-byte reproducible: keep the one made for this bundle, node
   # and flags, so an unchanged tree stays unchanged (build-stubdom.sh's cache).
