@@ -25,7 +25,9 @@ for src in native/*.c; do
   else
     out="build/$name"
     fresh "$out" "$src" && continue
-    "$cc" -std=gnu11 -O2 -Wall -Wextra -o "$out.tmp" "$src"
+    # libraries a program needs are named in its header comment: " * link: -lfoo"
+    # shellcheck disable=SC2046 # a list of linker flags
+    "$cc" -std=gnu11 -O2 -Wall -Wextra -Werror -o "$out.tmp" "$src" $(sed -n 's/^ \* link: //p' "$src")
   fi
   mv "$out.tmp" "$out"
 done

@@ -92,7 +92,7 @@ esac
 sqopts+=(-b "$sqblock")
 
 bash scripts/bundle.sh >&2
-[ -f build/dist/stubdm.cjs ] || say "warning: no src/main.ts yet: the image carries only stubdm-kill-guest"
+[ -x build/dist/bin/stubdm-kill-guest ] || { say "build/dist/bin/stubdm-kill-guest missing (scripts/build-native.sh)"; exit 1; }
 
 hash=$({
   sha256sum scripts/build-stubdom.sh scripts/bundle.sh
@@ -173,7 +173,7 @@ else
   strip --strip-all -o $img/node "$node_bin"
   cp -r build/dist/. $img/
   # every ELF must resolve against the image alone
-  for e in $img/bin/xenstore $img/bin/vchan-socket-proxy $img/node; do
+  for e in $img/bin/xenstore $img/bin/vchan-socket-proxy $img/bin/stubdm-* $img/node; do
     missing=$(LD_LIBRARY_PATH=$img/lib ldd "$e" | grep 'not found' || true)
     [ -z "$missing" ] || { say "$e: $missing"; exit 1; }
   done

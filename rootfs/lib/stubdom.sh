@@ -37,6 +37,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # forever for ioreqs), then power the stub domain off.
 die() {
   echo "STUBDOM FAIL $*"
+  log "failed: stopping the guest"
   [ -n "${target:-}" ] && kill_guest
   sync
   sleep 2
@@ -49,7 +50,8 @@ die() {
 # (XEN_DMOP_remote_shutdown, allowed to the guest's device-model domain) makes
 # xl apply on_crash (default destroy); destroying the guest destroys us too.
 kill_guest() {
-  if [ -x "$STUBDM_DIR/node" ] && "$STUBDM_DIR/node" "$STUBDM_DIR/stubdm-kill-guest.mjs" "$target" crash; then
+  if "$STUBDM_DIR/bin/stubdm-kill-guest" "$target" crash; then
+    log "guest $target shut down as crashed"
     return 0
   fi
   log "could not shut guest $target down"

@@ -19,6 +19,7 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['disk', 'write_mbps', 'disk: sequential write O_DIRECT (MB/s)'],
   ['lifecycle', 'create_s', 'lifecycle: xl create (s)'],
   ['lifecycle', 'destroy_s', 'lifecycle: destroy to DM gone (s)'],
+  ['dmcrash', 'gone_s', 'dmcrash: DM quit to guest gone (s)'],
 ];
 
 function parse(text: string): Result[] {

@@ -30,5 +30,5 @@ check "stubdm --help (bundle)" '^Usage: stubdm' /opt/stubdm/node $flags /opt/stu
 check "stubdm's code cache accepted with /init's flags" '^0$' /bin/sh -c "[ -s /opt/stubdm/stubdm.cjs.cache ] && /opt/stubdm/node $flags /opt/stubdm/stubdm-start.cjs --help 2>&1 >/dev/null | grep -c rejected"
 # shellcheck disable=SC2086
 check "stubdm says why it cannot run (koffi, Xen libraries)" 'cannot open /dev/xen/privcmd' /opt/stubdm/node $flags /opt/stubdm/stubdm-start.cjs -xen-domid 1 -machine xenfv -m 64
-check "stubdm-kill-guest (koffi, libxendevicemodel)" 'xendevicemodel_open failed' /opt/stubdm/node /opt/stubdm/stubdm-kill-guest.mjs 1 crash
+check "stubdm-kill-guest (libxendevicemodel)" 'xendevicemodel_open failed' /opt/stubdm/bin/stubdm-kill-guest 1 crash
 exit $fail

@@ -9,9 +9,10 @@ set -u
 . /e2e/img/expect.env
 R=/e2e/results
 LINES=$R/lines.txt
-SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle}
+SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash}
 DMS=${E2E_DMS:-qemu-xen stubdm-dom0}
 STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs # from scripts/build-stubdom.sh
+STUBDOM_DEFAULT_DIR=/usr/lib/xen-4.17/boot                             # libxl's default stubdomain_kernel/ramdisk
 for f in /e2e/scenarios/*.sh; do . "$f"; done
 
 now() { date +%s.%N; }
@@ -35,11 +36,11 @@ dm_lines() {
     echo 'device_model_version="qemu-xen"'
     echo 'device_model_override="/e2e/dom0/stubdm-dm"' ;;
   stubdm-stubdom)
+    # What an operator writes once `build-stubdom.sh --install` ran (preflight
+    # installs the same files): libxl picks the kernel, ramdisk and 128 MiB.
     echo 'device_model_version="qemu-xen"'
     echo 'device_model_stubdomain_override=1'
-    echo "stubdomain_kernel=\"$STUBDOM_KERNEL\""
-    echo "stubdomain_ramdisk=\"$STUBDOM_RAMDISK\""
-    echo "stubdomain_memory=${E2E_STUBDOM_MEMORY:-128}" ;; # libxl's default: 128 MiB
+    [ -z "${E2E_STUBDOM_MEMORY:-}" ] || echo "stubdomain_memory=$E2E_STUBDOM_MEMORY" ;;
   esac
 }
 
@@ -142,6 +143,15 @@ guest_run() {
 # stubdm under TCG: start node once so tsx's cache is warm and a broken tree
 # shows its error here rather than as a libxl timeout.
 preflight() {
+  if [ "$DM" = stubdm-stubdom ]; then
+    # = scripts/build-stubdom.sh --install: where libxl looks by default
+    # (libxl__xenfirmwaredir_path()); dom0's disk is a snapshot, so this
+    # lasts for this run only.
+    install -D -m 644 "$STUBDOM_KERNEL" "$STUBDOM_DEFAULT_DIR/qemu-stubdom-linux-kernel"
+    install -D -m 644 "$STUBDOM_RAMDISK" "$STUBDOM_DEFAULT_DIR/qemu-stubdom-linux-rootfs"
+    echo "E2E-DOM0 $DM: installed kernel and rootfs in $STUBDOM_DEFAULT_DIR"
+    return 0
+  fi
   [ "$DM" = stubdm-dom0 ] || return 0
   local t0
   t0=$(now)

@@ -319,7 +319,7 @@ build_workdisk() {
   fi
   printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\nE2E_STUBDOM_MEMORY=%q\nE2E_STUBDM_NODE_ARGS=%q\nE2E_STUBDM_STRACE=%q\n' \
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
-    "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" "${E2E_STUBDOM_MEMORY:-128}" \
+    "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" "${E2E_STUBDOM_MEMORY:-}" \
     "${E2E_STUBDM_NODE_ARGS:-}" "${E2E_STUBDM_STRACE:-}" >"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
