@@ -4,16 +4,18 @@
 # mount the squashfs, run node once (`stubdom.selftest`: start-up time, RSS,
 # memory in use) and then fail cleanly with "STUBDOM FAIL no xenstore".
 # Prints the STUBDOM lines; exit 0 when the clean failure was seen.
-# Env: QEMU_BOOT_MEM (MiB, default 128), QEMU_BOOT_TIMEOUT (s), STUBDOM_KERNEL,
-# STUBDOM_ROOTFS, QEMU_BOOT_LOG (to compare image variants side by side),
+# Env: QEMU_BOOT_MEM (MiB, default 128), QEMU_BOOT_TIMEOUT (s),
 # QEMU_BOOT_ICOUNT=N: -icount shift=N, guest time counts instructions (2^N ns
 # each) instead of host time, so figures do not depend on the host's load (a
 # shared machine); compare icount figures only with icount figures.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-k=${STUBDOM_KERNEL:-build/stubdom/kernel} r=${STUBDOM_ROOTFS:-build/stubdom/rootfs}
+# QEMU_BOOT_KERNEL / QEMU_BOOT_ROOTFS / QEMU_BOOT_LOG: boot other files (e.g.
+# to compare kernels) without touching build/stubdom.
+k=${QEMU_BOOT_KERNEL:-build/stubdom/kernel} r=${QEMU_BOOT_ROOTFS:-build/stubdom/rootfs}
 [ -f $k ] && [ -f $r ] || { echo "qemu-boot: run scripts/build-stubdom.sh first" >&2; exit 1; }
 log=${QEMU_BOOT_LOG:-build/stubdom/qemu-boot.log}
+rm -f $log # a new file: build trees may share hard-linked copies
 : >$log
 icount=()
 [ -z "${QEMU_BOOT_ICOUNT:-}" ] || icount=(-icount "shift=$QEMU_BOOT_ICOUNT,sleep=on")
