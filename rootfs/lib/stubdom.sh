@@ -294,7 +294,8 @@ ramdisk_mib() {
 #  - `stubdm --sim`: stubdm's whole start path but the Xen host (machine,
 #    devices, ioreq server, QMP socket), from exec to the QMP socket existing,
 #    which is what /init waits for; sim_rss_mib / sim_mem_used_mib are stubdm's
-#    RSS and the domain's memory in use at that moment.
+#    RSS and the domain's memory in use at that moment (sim_exit 143: the
+#    SIGTERM came before stubdm had installed its handler, right after the socket).
 # Keys are only ever added (the e2e harness and people read this line).
 selftest() {
   t0=$(now)
