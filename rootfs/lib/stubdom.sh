@@ -19,7 +19,9 @@
 : "${STUBDM_READY_TIMEOUT:=120}"       # seconds for stubdm to serve QMP
 : "${STUBDM_IMAGE_READAHEAD_KB:=0}"    # readahead of the image's loop device (see mount_image)
 : "${STUBDM_SYSFS:=/sys}"
-# V8 sized for a 128 MiB domain (measured: see scripts/build-stubdom.sh).
+# V8 sized for a 128 MiB domain (measured: see scripts/build-stubdom.sh and
+# rootfs/STARTUP.md). scripts/bundle.sh makes stubdm's code cache with exactly
+# these flags (V8 refuses it under others: stubdm then says so and compiles).
 : "${STUBDM_NODE_FLAGS:=--max-old-space-size=40 --max-semi-space-size=1 --v8-pool-size=1 --stack-size=984}"
 # Unused MACs (locally administered) for our side of the bridge, as Qubes
 # does, so the bridge never takes the guest's MAC as its own.

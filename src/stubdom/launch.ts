@@ -22,7 +22,17 @@ const bundle = join(dir, 'stubdm.cjs');
 const cacheFile = `${bundle}.cache`;
 const writeCache = process.env.STUBDM_CODE_CACHE_WRITE === '1';
 
-const cachedData = !writeCache && existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
+/** The cache, or undefined: a missing or unreadable cache must never keep stubdm from starting. */
+function readCache(): Buffer | undefined {
+  if (writeCache || !existsSync(cacheFile)) return undefined;
+  try {
+    return readFileSync(cacheFile);
+  } catch (err) {
+    process.stderr.write(`stubdm: cannot read ${cacheFile} (${(err as Error).message}): compiling instead\n`);
+    return undefined;
+  }
+}
+const cachedData = readCache();
 const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
 if (cachedData !== undefined && script.cachedDataRejected === true) {
   process.stderr.write(`stubdm: ${cacheFile} rejected (node or its flags differ from the build's): compiling instead\n`);
