@@ -31,6 +31,7 @@ function fakeXenstore(dir: string): string {
     // libxenstore lists children in no particular order: shuffle them
     'xenstore-list': `${resolvePath}; [ -d "$f" ] || exit 1; ls "$f" | sort -r`,
     'xenstore-exists': `${resolvePath}; [ -e "$f" ]`,
+    'xenstore-write': `v="$2"; ${resolvePath}; mkdir -p "$(dirname "$f")"; printf %s "$v" >"$f"`,
   };
   for (const [name, body] of Object.entries(tools)) {
     writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
@@ -143,6 +144,23 @@ for (const shell of shells) {
       assert.equal(r.status, 0, r.err);
       const ra = (dev: string): string => readFileSync(join(dir, 'sys/block', dev, 'queue/read_ahead_kb'), 'utf8').trim();
       assert.deepEqual([ra('loop0'), ra('loop1'), ra('loop2')], ['128', '0', '128']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`${name}: device-model state is left to stubdm unless stubdom.early_running is on the command line`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      const key = join(dir, `xs/local/domain/${STUB}/device-model/5/state`);
+      writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.wait_ready\n');
+      let r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(existsSync(key), false);
+      writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.early_running\n');
+      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(readFileSync(key, 'utf8'), 'running');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
