@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Builds the Linux stub domain stock libxl boots for stubdm
 # (device_model_stubdomain_override=1) from Debian's packages and this repo:
-#   build/stubdom/kernel   Debian's linux-image-cloud-amd64 vmlinuz (Xen PV guest
-#                          kernel; its static footprint is 12 MB smaller than
-#                          linux-image-amd64's: 5.4 vs 17.3 MB bss, which decides
-#                          whether a 27 MB ramdisk unpacks in 128 MiB at all)
-#   build/stubdom/rootfs   xz'ed newc cpio: /init + busybox + loop/squashfs
-#                          modules + /opt/stubdm.sqfs (zstd squashfs, 128K
-#                          blocks; STUBDOM_SQFS_COMP=xz|zstd|lz4 and
-#                          STUBDOM_SQFS_BLOCK=bytes choose; mounted at
-#                          /opt/stubdm by /init: node, stubdm bundle, koffi, the
-#                          Xen modules, xenstore tools, vchan-socket-proxy, libc
-#                          and Xen libraries)
+#   build/stubdom/kernel   our kernel (scripts/build-stubdom-kernel.sh): Debian's
+#                          linux-source-6.1 with rootfs/kernel.config, a Xen PV
+#                          guest with every driver built in (no modules) and a
+#                          static footprint a fraction of Debian's kernels'.
+#                          STUBDOM_KERNEL=debian: Debian's linux-image-cloud-amd64
+#                          instead (STUBDOM_KERNEL_FLAVOUR=amd64: linux-image-amd64,
+#                          whose 17.3 MB bss keeps a 27 MB ramdisk from unpacking
+#                          in 128 MiB at all); its loop/squashfs modules then go
+#                          in the cpio and its Xen, tun and bridge modules in the
+#                          image.
+#   build/stubdom/rootfs   xz'ed newc cpio: /init + busybox + /opt/stubdm.sqfs
+#                          (zstd squashfs, 128K blocks; STUBDOM_SQFS_COMP=xz|zstd|lz4
+#                          and STUBDOM_SQFS_BLOCK=bytes choose; mounted at
+#                          /opt/stubdm by /init: node,
+#                          stubdm bundle, koffi, xenstore tools,
+#                          vchan-socket-proxy, libc and Xen libraries)
 #   build/stubdom/root     the unpacked tree the cpio was made from
 #   build/stubdom/image    the tree the squashfs was made from
 # Memory: everything in the cpio stays in RAM (ramfs), so the 99 MB node binary
@@ -48,11 +53,21 @@ mkdir -p "$out" "$debs"
 say() { echo "build-stubdom: $*" >&2; }
 
 # ---- inputs -----------------------------------------------------------------
-# The kernel package linux-image-<flavour> points at today.
-flavour=${STUBDOM_KERNEL_FLAVOUR:-cloud-amd64}
-kpkg=$(apt-cache depends "linux-image-$flavour" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -1)
-[ -n "$kpkg" ] || { say "apt knows no linux-image-$flavour: run apt-get update"; exit 1; }
-pkgs=("$kpkg" busybox-static xenstore-utils xen-utils-4.17 libxenmisc4.17 libxenstore4
+# The kernel: ours (default), or the Debian package linux-image-<flavour>
+# points at today.
+kernel=${STUBDOM_KERNEL:-stubdm}
+kpkgs=()
+case "$kernel" in
+  stubdm) ;;
+  debian)
+    flavour=${STUBDOM_KERNEL_FLAVOUR:-cloud-amd64}
+    kpkg=$(apt-cache depends "linux-image-$flavour" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -1)
+    [ -n "$kpkg" ] || { say "apt knows no linux-image-$flavour: run apt-get update"; exit 1; }
+    kpkgs=("$kpkg")
+    ;;
+  *) say "STUBDOM_KERNEL=$kernel: use stubdm (ours, the default) or debian"; exit 2 ;;
+esac
+pkgs=("${kpkgs[@]}" busybox-static xenstore-utils xen-utils-4.17 libxenmisc4.17 libxenstore4
   libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
   libxentoolcore1 libxentoollog1 libc6 libstdc++6 libgcc-s1)
 # Build tools, used from the cache if the machine lacks them.
@@ -74,6 +89,8 @@ fetch() { # fetch pkg...: the candidate version's .deb into $debs, once
 deb_of() { v=$(apt-cache policy "$1" | sed -n 's/^ *Candidate: //p'); ls "$debs/${1}_${v/:/%3a}_"*.deb; }
 
 fetch "${pkgs[@]}"
+# ours: built once per (source version, rootfs/kernel.config, its script)
+[ "$kernel" = debian ] || kdir=$(bash scripts/build-stubdom-kernel.sh)
 
 # node: the one this project runs on (engines: node >= 20), only libc deps.
 node_bin=$(readlink -f "$(command -v node)")
@@ -96,6 +113,8 @@ bash scripts/bundle.sh >&2
 
 hash=$({
   sha256sum scripts/build-stubdom.sh scripts/bundle.sh
+  echo "kernel=$kernel"
+  [ "$kernel" = debian ] || sha256sum "$kdir/bzImage"
   find rootfs build/dist -type f ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum
   for p in "${pkgs[@]}"; do basename "$(deb_of "$p")"; done
   sha256sum "$node_bin"
@@ -117,12 +136,17 @@ else
   x=$cache/x
   rm -rf $x && mkdir -p $x
   for p in "${pkgs[@]}"; do dpkg-deb -x "$(deb_of "$p")" $x; done
-  kver=${kpkg#linux-image-}
-  mods=$x/lib/modules/$kver
+  if [ "$kernel" = debian ]; then
+    kver=${kpkg#linux-image-}
+    mods=$x/lib/modules/$kver kimage=$x/boot/vmlinuz-$kver
+  else # no .ko at all: add_mod finds each module in modules.builtin
+    kver="ours: $(cut -d' ' -f1-3 "$kdir/size" | tr ' ' ',')"
+    mods=$kdir kimage=$kdir/bzImage
+  fi
 
   root=$out/root img=$out/image
   rm -rf $root $img
-  mkdir -p $root/{bin,sbin,usr/bin,usr/sbin,lib/modules,lib64,proc,sys,dev,run,tmp,opt} $img/lib
+  mkdir -p $root/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,run,tmp,opt} $img/lib
 
   # ---- busybox -------------------------------------------------------------------
   cp $x/bin/busybox $root/bin/busybox
@@ -133,7 +157,8 @@ else
   # ---- kernel modules, in load order -----------------------------------------------
   # In RAM: loop + squashfs, to mount the image. In the image: the Xen
   # frontends/devices, tap + bridge for the guest's NICs (xen-fbfront and
-  # xen-kbdfront are built in).
+  # xen-kbdfront are built in). Built-in ones are skipped: with our kernel
+  # that is all of them, and neither directory is made.
   declare -A seen=()
   add_mod() { # add_mod DIR MODULE: dependencies first; appends to DIR/load-order
     local dir=$1 m=$2 f dep
@@ -142,13 +167,13 @@ else
     f=$(find $mods -name "$m.ko" -o -name "${m//-/_}.ko" | head -1)
     if [ -z "$f" ]; then
       grep -q "/${m}.ko" $mods/modules.builtin 2>/dev/null && return
-      say "module $m neither in $kpkg nor built in"; exit 1
+      say "module $m neither in the kernel ($kver) nor built in"; exit 1
     fi
     for dep in $(modinfo -F depends "$f" | tr , ' '); do add_mod "$dir" "$dep"; done
+    mkdir -p "$dir"
     cp "$f" "$dir/"
     basename "$f" .ko >>"$dir/load-order"
   }
-  mkdir -p $img/modules
   for m in loop squashfs; do add_mod $root/lib/modules $m; done
   for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkfront xen-netfront tun bridge; do
     add_mod $img/modules $m
@@ -219,8 +244,9 @@ else
   (cd $root && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) |
     xz --check=crc32 --lzma2=preset=6,dict=1MiB -T1 >$out/rootfs.tmp # what the kernel xz can take
   mv $out/rootfs.tmp $out/rootfs
-  cp $x/boot/vmlinuz-$kver $out/kernel
-  echo "$hash" >$out/.inputs
+  # new files, never written in place: build trees may share hard-linked copies
+  cp $kimage $out/kernel.tmp && mv -f $out/kernel.tmp $out/kernel
+  rm -f $out/.inputs && echo "$hash" >$out/.inputs
   say "built $out/kernel ($(du -m $out/kernel | cut -f1) MiB, $kver) and $out/rootfs" \
     "($(stat -c %s $out/rootfs | awk '{printf "%.1f", $1/1048576}') MiB; squashfs" \
     "$(stat -c %s $root/opt/stubdm.sqfs | awk '{printf "%.1f", $1/1048576}') MiB)"

@@ -85,6 +85,8 @@ mount_basics() {
 # itself still limits this domain to its target (XSM: DM_PRIV needs
 # src->target == d), so lifting the driver-level restriction gives the device
 # model nothing it should not have. Ignored under kernel lockdown.
+# Our kernel has privcmd built in and gets this from its built-in command
+# line instead (xen_privcmd.unrestricted=1, rootfs/kernel.config).
 module_params() {
   case "$1" in
     xen-privcmd) echo unrestricted=1 ;;
@@ -94,7 +96,9 @@ module_params() {
 # load_modules DIR: DIR/load-order lists modules dependencies first
 # (scripts/build-stubdom.sh writes it). On a machine that is not Xen the Xen
 # ones refuse to load: not fatal here, the xenstore check says what is wrong.
+# No DIR/load-order (a kernel with everything built in): nothing to do.
 load_modules() {
+  [ -f "$1/load-order" ] || return 0
   failed=""
   while read -r m; do
     [ -n "$m" ] || continue
@@ -313,6 +317,21 @@ selftest() {
   echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $help_mem $sim"
   [ "$rc" = 0 ] || tail -5 /tmp/selftest.out
   meminfo_line
+  slab_line
+  # privcmd's `unrestricted` is not in sysfs (permission 0). A restricted
+  # privcmd in a domain without `target` logs "No target domain found" once
+  # xenbus is up (under Xen): restricted=0 there means the parameter held.
+  echo "STUBDOM privcmd builtin=$([ -d /sys/module/xen_privcmd ] && [ ! -e /sys/module/xen_privcmd/initstate ] && echo 1 || echo 0)" \
+    "cmdline_unrestricted=$(grep -qw xen_privcmd.unrestricted=1 /proc/cmdline && echo 1 || echo 0)" \
+    "restricted=$(dmesg | grep -c 'No target domain found')"
+}
+
+# the largest slab caches (slabs x pages per slab), in MiB, when the kernel
+# has /proc/slabinfo
+slab_line() {
+  [ -r /proc/slabinfo ] || return 0
+  echo "STUBDOM slab $(awk 'NR > 2 { m = $15 * $6 * 4096 / 1048576; if (m >= 0.2) printf "%s=%.1f\n", $1, m }' /proc/slabinfo |
+    sort -t= -k2 -rn | head -12 | tr '\n' ' ')"
 }
 
 # stubdm --sim until its QMP socket exists (bounded), then SIGTERM; prints key=values.
