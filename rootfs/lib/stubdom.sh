@@ -259,7 +259,7 @@ serve_qmp() {
 # then 60 s (LIBXL_DEVICE_MODEL_START_TIMEOUT) for the QMP `cont` that
 # unpauses the guest. stubdm writes `running` itself once its ioreq server is
 # up and it listens on QMP: measured under Xen 4.17 in QEMU TCG at libxl's
-# 128 MiB (with the kernel branch's kernel), 11.0 s from the stub kernel's
+# 128 MiB (with our kernel), 11.0 s from the stub kernel's
 # start (dm_start_s 6.8); at 256 MiB with Debian's kernel 12.6 s.
 # `stubdom.early_running` on the stub domain's command line (stubdomain_cmdline)
 # brings back the old workaround for slower set-ups: /init says `running` as
