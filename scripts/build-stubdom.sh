@@ -12,7 +12,9 @@
 #                          in the cpio and its Xen, tun and bridge modules in the
 #                          image.
 #   build/stubdom/rootfs   xz'ed newc cpio: /init + busybox + /opt/stubdm.sqfs
-#                          (xz squashfs, mounted at /opt/stubdm by /init: node,
+#                          (zstd squashfs, 128K blocks; STUBDOM_SQFS_COMP=xz|zstd|lz4
+#                          and STUBDOM_SQFS_BLOCK=bytes choose; mounted at
+#                          /opt/stubdm by /init: node,
 #                          stubdm bundle, koffi, xenstore tools,
 #                          vchan-socket-proxy, libc and Xen libraries)
 #   build/stubdom/root     the unpacked tree the cpio was made from
@@ -30,6 +32,7 @@
 #                     qemu-stubdom-linux-{kernel,rootfs}, libxl's defaults, so
 #                     `device_model_stubdomain_override=1` alone uses them.
 #          --force    rebuild even when the inputs are unchanged.
+# Env:     STUBDOM_SQFS_COMP, STUBDOM_SQFS_BLOCK (above; part of the inputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -94,6 +97,17 @@ node_bin=$(readlink -f "$(command -v node)")
 node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || { say "node $node_major found, stubdm needs node >= 20"; exit 1; }
 
+# The squashfs: compressor (xz, zstd, lz4) and block size (measured: see
+# "the squashfs image" below).
+sqcomp=${STUBDOM_SQFS_COMP:-zstd} sqblock=${STUBDOM_SQFS_BLOCK:-131072}
+case "$sqcomp" in
+  xz) sqopts=(-comp xz -Xbcj x86) ;;
+  zstd) sqopts=(-comp zstd -Xcompression-level 19) ;;
+  lz4) sqopts=(-comp lz4 -Xhc) ;;
+  *) say "STUBDOM_SQFS_COMP=$sqcomp: xz, zstd or lz4"; exit 2 ;;
+esac
+sqopts+=(-b "$sqblock")
+
 bash scripts/bundle.sh >&2
 [ -x build/dist/bin/stubdm-kill-guest ] || { say "build/dist/bin/stubdm-kill-guest missing (scripts/build-native.sh)"; exit 1; }
 
@@ -104,6 +118,7 @@ hash=$({
   find rootfs build/dist -type f ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum
   for p in "${pkgs[@]}"; do basename "$(deb_of "$p")"; done
   sha256sum "$node_bin"
+  echo "squashfs ${sqopts[*]}"
 } | sha256sum | cut -d' ' -f1)
 if [ $force = 0 ] && [ -f $out/kernel ] && [ -f $out/rootfs ] && [ "$(cat $out/.inputs 2>/dev/null)" = "$hash" ]; then
   say "up to date ($out/rootfs $(du -m $out/rootfs | cut -f1) MiB)"
@@ -191,13 +206,26 @@ else
   ln -s /opt/stubdm/lib/ld-linux-x86-64.so.2 $root/lib64/ld-linux-x86-64.so.2
   for t in $(ls $img/bin); do ln -s /opt/stubdm/bin/$t $root/usr/bin/$t; done
   mkdir -p $root/opt/stubdm
-  # xz + x86 BCJ: smallest. Block size = what one page fault decompresses into
-  # (droppable) page cache. Measured in 128 MiB (plain QEMU TCG): node starts
-  # in 12 s with 256K blocks, 88 s with 1M (re-decompressing evicted blocks);
-  # 1M would make the image 1.6 MB smaller.
-  # Size matters twice at boot: the kernel unpacks the cpio into a tmpfs limited
-  # to half the RAM it sees, while the compressed cpio still occupies RAM.
-  sqopts=(-comp xz -Xbcj x86 -b "${STUBDOM_SQFS_BLOCK:-262144}")
+  # Compressor and block size: node's pages are decompressed into (droppable)
+  # page cache on fault, a whole block at a time, and decompressed again once
+  # evicted; the image itself sits in RAM (the initramfs tmpfs). Measured
+  # (test/stubdom/qemu-boot.sh, QEMU_BOOT_ICOUNT=2, guest seconds; node -e 0 /
+  # stubdm --help after it / stubdm --sim exec to QMP socket):
+  #               image     256 MiB            148 MiB (~128 MiB with a kernel 20 MiB lighter)
+  #   xz 256K     25.9 MiB  22.3 / 8.4 / 3.1   22.3 / 20.3 / 22.7
+  #   xz 128K     26.9 MiB                     21.6 / 12.9 / 8.7
+  #   zstd19 256K 29.9 MiB  4.6 / 5.1 / 3.1    4.8 / 8.1 / 6.7
+  #   zstd19 128K 30.9 MiB                     4.5 / 6.6 / 5.2
+  #   zstd19 64K  32.3 MiB                     4.4 / 6.2 / 4.7
+  #   lz4hc 256K  40.4 MiB  2.3 / 4.6 / 3.1    (does not unpack)
+  # (ESM bundle, before the code cache.) zstd decompresses ~5x faster than xz
+  # for 4-5 MiB more RAM; lz4 is faster still but 10 MiB more again; 128K
+  # blocks cost 1 MiB over 256K and thrash less; level 22 gives the same size
+  # as 19 at these block sizes; 1M blocks thrash (88 s for node, xz, 128 MiB).
+  # Size still matters at boot: the kernel unpacks the cpio into a tmpfs while
+  # the compressed cpio occupies RAM too; with Debian's cloud kernel a ramdisk
+  # over ~27 MiB does not unpack in 128 MiB (STUBDOM_SQFS_COMP=xz fits).
+  # (sqopts: set with the inputs, at the top)
   # compressing node takes minutes on one core: reuse the image when its tree is unchanged
   imghash=$( (cd $img && find . -print0 | LC_ALL=C sort -z | xargs -0 -I{} sh -c 'if [ -L "{}" ]; then echo "{} -> $(readlink "{}")"; elif [ -f "{}" ]; then sha256sum "{}"; else echo "{}"; fi'; echo "${sqopts[*]}") | sha256sum | cut -c1-16)
   if [ ! -f $cache/stubdm-$imghash.sqfs ]; then

@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
-# Bundles stubdm into single ESM files for the stub domain (and anywhere a
+# Bundles stubdm into single files for the stub domain (and anywhere a
 # node_modules tree is unwelcome):
-#   build/dist/stubdm.mjs             src/main.ts (when it exists)
+#   build/dist/stubdm.cjs             src/main.ts, CommonJS
+#   build/dist/stubdm-start.cjs       src/stubdom/launch.ts: runs stubdm.cjs with
+#   build/dist/stubdm.cjs.cache       this V8 code cache, made here by running
+#                                     stubdm --sim to its QMP socket with /init's
+#                                     node flags (V8 refuses a cache made with others)
 #   build/dist/node_modules/@koromix/koffi-linux-x64/  koffi's glibc .node,
 #       found at run time by koffi's own loader (createRequire from the bundle)
 #   build/dist/native/*.node          our native addons, build/dist/bin/* our helper
 #                                     programs, e.g. stubdm-kill-guest (scripts/build-native.sh)
-# Checks the result by running `stubdm.mjs --help` (loads koffi, yargs, pino).
+# Why stubdm is a CommonJS bundle: node 20 runs a .cjs main script without
+# its ESM loader (measured: 146 instead of 171 internal modules loaded before
+# stubdm's first line, and less CPU to the QMP socket; rootfs/README.md).
+# The sources stay ESM: import.meta.url becomes the bundle's file URL.
+# Checks the result by running `stubdm.cjs --help` (loads yargs, pino).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/dist
 rm -rf "$out"
 mkdir -p "$out"
 
-entries=(src/main.ts:stubdm)
-
-# CJS dependencies (pino, yargs) call require() for node builtins; an ESM bundle
-# has no require, so give it one.
-banner="import { createRequire as __stubdmCreateRequire } from 'node:module'; const require = __stubdmCreateRequire(import.meta.url);"
-for e in "${entries[@]}"; do
-  npx --no-install esbuild "${e%%:*}" --bundle --platform=node --target=node20 --format=esm \
+# A CJS bundle has no import.meta: the sources' import.meta.url (main.ts's
+# am-I-the-entry check, createRequire for addons) is the bundle's own URL.
+banner="const __stubdmImportMetaUrl = require('node:url').pathToFileURL(__filename).href;"
+bundle() { # bundle ENTRY OUT
+  npx --no-install esbuild "$1" --bundle --platform=node --target=node20 --format=cjs \
     --log-level=warning --legal-comments=none --banner:js="$banner" \
-    --outfile="$out/${e##*:}.mjs"
-done
+    --define:import.meta.url=__stubdmImportMetaUrl --outfile="$out/$2"
+}
+bundle src/main.ts stubdm.cjs
+bundle src/stubdom/launch.ts stubdm-start.cjs
 
 # koffi resolves '@koromix/koffi-linux-x64' relative to the bundle at run time.
 k=node_modules/@koromix/koffi-linux-x64
@@ -42,5 +50,41 @@ if [ -f scripts/build-native.sh ]; then
   done
 fi
 
-node "$out/stubdm.mjs" --help >/dev/null || { echo "bundle.sh: $out/stubdm.mjs --help failed" >&2; exit 1; }
-ls -la "$out"/*.mjs | awk '{print "bundle.sh: " $NF " " $5 " bytes"}'
+node "$out/stubdm.cjs" --help >/dev/null || { echo "bundle.sh: $out/stubdm.cjs --help failed" >&2; exit 1; }
+# stubdm-start.cjs runs the bundle through vm.Script, which has no dynamic
+# import() (node 20's loader for it warns it is experimental on every start);
+# esbuild keeps import() of node builtins as it is.
+if grep -nE '(^|[^.[:alnum:]_$])import\(' "$out/stubdm.cjs" >&2; then
+  echo "bundle.sh: $out/stubdm.cjs has a dynamic import() (above): use a static import or createRequire" >&2
+  exit 1
+fi
+# The code cache, with exactly the flags /init gives node. V8's caches are
+# not byte-for-byte reproducible: keep the one made for this bundle, node
+# and flags, so an unchanged tree stays unchanged (build-stubdom.sh's cache).
+flags=$(sh -c '. rootfs/lib/stubdom.sh && printf %s "$STUBDM_NODE_FLAGS"')
+key=$({ sha256sum "$out/stubdm.cjs" "$out/stubdm-start.cjs" "$(readlink -f "$(command -v node)")"; echo "$flags"; } | sha256sum | cut -c1-16)
+keep=build/cache/codecache-$key
+if [ -s "$keep" ]; then
+  cp "$keep" "$out/stubdm.cjs.cache"
+else
+  sock=$(mktemp -u /tmp/stubdm-codecache-XXXXXX.sock)
+  # shellcheck disable=SC2086 # flags are words
+  STUBDM_CODE_CACHE_WRITE=1 node $flags "$out/stubdm-start.cjs" --sim -machine xenfv -m 16 -serial null \
+    -chardev "socket,id=cc,path=$sock,server=on,wait=off" -mon chardev=cc,mode=control 2>"$out/.codecache.log" &
+  pid=$!
+  for _ in $(seq 300); do [ -S "$sock" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.1; done
+  sleep 1 # stubdm installs its SIGTERM handler right after the socket; the cache is written on exit
+  kill -TERM $pid 2>/dev/null || true
+  wait $pid || true
+  rm -f "$sock"
+  [ -s "$out/stubdm.cjs.cache" ] || { echo "bundle.sh: no code cache written: $(tail -3 "$out/.codecache.log")" >&2; exit 1; }
+  rm -f "$out/.codecache.log" build/cache/codecache-*
+  mkdir -p build/cache
+  cp "$out/stubdm.cjs.cache" "$keep"
+fi
+# shellcheck disable=SC2086
+if node $flags "$out/stubdm-start.cjs" --help 2>&1 >/dev/null | grep -q rejected; then
+  echo "bundle.sh: V8 rejects the code cache it just made" >&2
+  exit 1
+fi
+ls -la "$out"/*.cjs "$out"/*.cache | awk '{print "bundle.sh: " $NF " " $5 " bytes"}'

@@ -17,7 +17,12 @@
 : "${STUBDM_QMP_SOCK:=/run/stubdm-qmp.sock}"
 : "${STUBDM_ARGV_FILE:=/run/dm-argv}"
 : "${STUBDM_READY_TIMEOUT:=120}"       # seconds for stubdm to serve QMP
-# V8 sized for a 128 MiB domain (measured: see scripts/build-stubdom.sh).
+: "${STUBDM_IMAGE_READAHEAD_KB:=0}"    # readahead of the image's loop device (see mount_image)
+: "${STUBDM_SYSFS:=/sys}"
+: "${STUBDM_CMDLINE:=/proc/cmdline}"
+# V8 sized for a 128 MiB domain (measured: see scripts/build-stubdom.sh and
+# rootfs/STARTUP.md). scripts/bundle.sh makes stubdm's code cache with exactly
+# these flags (V8 refuses it under others: stubdm then says so and compiles).
 : "${STUBDM_NODE_FLAGS:=--max-old-space-size=40 --max-semi-space-size=1 --v8-pool-size=1 --stack-size=984}"
 # Unused MACs (locally administered) for our side of the bridge, as Qubes
 # does, so the bridge never takes the guest's MAC as its own.
@@ -110,6 +115,23 @@ mount_image() {
   mkdir -p "$STUBDM_DIR"
   mount -t squashfs -o ro,loop "$STUBDM_IMAGE" "$STUBDM_DIR" ||
     die "cannot mount $STUBDM_IMAGE (squashfs/loop modules missing?)"
+  image_readahead "$STUBDM_IMAGE_READAHEAD_KB"
+}
+
+# Readahead on the image decompresses squashfs blocks next to the one a page
+# fault needs, and node's faults are scattered: in a domain short of memory
+# those speculative pages evict ones node uses, which then fault (and
+# decompress) again. Measured (qemu-boot.sh, QEMU_BOOT_ICOUNT=2, 148 MiB, zstd
+# 128K; node -e 0 / stubdm --help / stubdm --sim to QMP, guest s): 512 KiB
+# 5.0 / 9.9 / 7.2, the kernel's 128 KiB 4.5 / 6.6 / 5.2, none 4.2 / 5.6 / 4.3.
+# A fault still decompresses its whole block. Set on the loop device whose
+# backing file is $STUBDM_IMAGE (node opens its files after this).
+image_readahead() {
+  for f in "$STUBDM_SYSFS"/block/loop*/loop/backing_file; do
+    [ -r "$f" ] && [ "$(cat "$f")" = "$STUBDM_IMAGE" ] || continue
+    echo "$1" >"${f%/loop/backing_file}/queue/read_ahead_kb" ||
+      log "cannot set readahead of ${f%/loop/backing_file}"
+  done
 }
 
 mount_xenfs() {
@@ -235,16 +257,17 @@ serve_qmp() {
 # libxl gives a stub domain a fixed 30 s (LIBXL_STUBDOM_START_TIMEOUT, not
 # configurable) from its unpause to device-model/<guest>/state = running, and
 # then 60 s (LIBXL_DEVICE_MODEL_START_TIMEOUT) for the QMP `cont` that
-# unpauses the guest. node in a 128 MiB PV domain on emulated Xen takes longer
-# than what is left of the 30 s, so /init says "running" as soon as stubdm is
-# on its way, and the real readiness check is the `cont`: it reaches stubdm
-# only once stubdm listens on QMP (serve_qmp waits for the socket), and libxl
-# unpauses the guest only after `cont` succeeded, so the guest never runs
-# without its device model. If stubdm dies first, die() takes the guest down.
-# `stubdom.wait_ready` on the stub domain's command line (stubdomain_cmdline)
-# leaves the key to stubdm alone.
+# unpauses the guest. stubdm writes `running` itself once its ioreq server is
+# up and it listens on QMP: measured under Xen 4.17 in QEMU TCG at libxl's
+# 128 MiB (with our kernel), 11.0 s from the stub kernel's
+# start (dm_start_s 6.8); at 256 MiB with Debian's kernel 12.6 s.
+# `stubdom.early_running` on the stub domain's command line (stubdomain_cmdline)
+# brings back the old workaround for slower set-ups: /init says `running` as
+# soon as stubdm is on its way, and the real readiness check is the `cont`
+# (it reaches stubdm only once it listens on QMP; libxl unpauses the guest
+# only after `cont` succeeded; if stubdm dies first, die() takes the guest down).
 early_running() {
-  grep -qw stubdom.wait_ready /proc/cmdline 2>/dev/null && return 0
+  grep -qw stubdom.early_running "$STUBDM_CMDLINE" 2>/dev/null || return 0
   xenstore-write "device-model/$target/state" running ||
     log "could not write device-model/$target/state"
 }
@@ -271,17 +294,27 @@ ramdisk_mib() {
   dmesg | sed -n 's/.*Freeing initrd memory: \([0-9]*\)K.*/\1/p' | awk '{ printf "%.1f", $1/1024 }'
 }
 
-# Runs the bundle once with the production flags (no Xen needed: --help
-# loads all of it, koffi included), for boots under plain QEMU with
-# `stubdom.selftest` on the command line.
+# Runs the bundle with the production flags, for boots under plain QEMU with
+# `stubdom.selftest` on the command line (no Xen needed):
+#  - `node -e 0`: node alone;
+#  - `stubdm --help`: the whole bundle loaded (koffi is loaded lazily, by Xen
+#    runs only);
+#  - `stubdm --sim`: stubdm's whole start path but the Xen host (machine,
+#    devices, ioreq server, QMP socket), from exec to the QMP socket existing,
+#    which is what /init waits for; sim_rss_mib / sim_mem_used_mib are stubdm's
+#    RSS and the domain's memory in use at that moment (sim_exit 143: the
+#    SIGTERM came before stubdm had installed its handler, right after the socket).
+# Keys are only ever added (the e2e harness and people read this line).
 selftest() {
   t0=$(now)
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS -e 0
   t_node=$(now)
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" --help >/tmp/selftest.out 2>&1
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --help >/tmp/selftest.out 2>&1
   rc=$?
   t1=$(now)
-  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $(mem_line 1)"
+  help_mem=$(mem_line 1)
+  sim=$(selftest_sim)
+  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $help_mem $sim"
   [ "$rc" = 0 ] || tail -5 /tmp/selftest.out
   meminfo_line
   slab_line
@@ -299,6 +332,33 @@ slab_line() {
   [ -r /proc/slabinfo ] || return 0
   echo "STUBDOM slab $(awk 'NR > 2 { m = $15 * $6 * 4096 / 1048576; if (m >= 0.2) printf "%s=%.1f\n", $1, m }' /proc/slabinfo |
     sort -t= -k2 -rn | head -12 | tr '\n' ' ')"
+}
+
+# stubdm --sim until its QMP socket exists (bounded), then SIGTERM; prints key=values.
+selftest_sim() {
+  sock=/run/selftest-qmp.sock
+  rm -f "$sock"
+  t0=$(now)
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --sim -machine xenfv -m 16 -serial null \
+    -chardev "socket,id=selftest,path=$sock,server=on,wait=off" -mon chardev=selftest,mode=control \
+    >/tmp/selftest-sim.out 2>&1 &
+  pid=$!
+  n=0
+  while [ ! -S "$sock" ]; do
+    n=$((n + 1))
+    if ! kill -0 "$pid" 2>/dev/null || [ "$n" -gt $((STUBDM_READY_TIMEOUT * 20)) ]; then
+      kill "$pid" 2>/dev/null
+      echo "sim_ready=no"
+      return
+    fi
+    usleep 50000
+  done
+  t1=$(now)
+  m=$(mem_line "$pid")
+  kill "$pid"
+  wait "$pid"
+  rc=$?
+  echo "sim_ready=yes sim_ready_s=$(elapsed "$t0" "$t1") sim_exit=$rc $(echo "$m" | sed 's/stub_mem_total_mib=[^ ]* //; s/stub_mem_used_mib=/sim_mem_used_mib=/; s/stubdm_rss_mib=/sim_rss_mib=/')"
 }
 
 stubdom_main() {
@@ -334,7 +394,7 @@ stubdom_main() {
   set -- $(cat "$STUBDM_ARGV_FILE")
   IFS=$old_ifs
   log "starting stubdm"
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm.mjs" "$@" &
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" "$@" &
   dm=$!
   exec 3<&- 4>&- # stubdm has its copies
 

@@ -22,7 +22,13 @@ fail=0
 check "busybox sh" '^ok$' /bin/sh -c 'echo ok'
 check "xenstore-read (no xenstore here)" 'xs_open' /usr/bin/xenstore-read target
 check "vchan-socket-proxy" 'usage' /usr/bin/vchan-socket-proxy
-check "stubdm --help (bundle, koffi)" '^Usage: stubdm' /opt/stubdm/node /opt/stubdm/stubdm.mjs --help
-check "stubdm says why it cannot run" 'cannot open /dev/xen/privcmd' /opt/stubdm/node /opt/stubdm/stubdm.mjs -xen-domid 1 -machine xenfv -m 64
+# as /init runs it: the launcher, with /init's node flags (its code cache is made for them)
+flags=$(sh -c '. rootfs/lib/stubdom.sh && printf %s "$STUBDM_NODE_FLAGS"')
+# shellcheck disable=SC2086 # flags are words
+check "stubdm --help (bundle)" '^Usage: stubdm' /opt/stubdm/node $flags /opt/stubdm/stubdm-start.cjs --help
+# shellcheck disable=SC2086
+check "stubdm's code cache accepted with /init's flags" '^0$' /bin/sh -c "[ -s /opt/stubdm/stubdm.cjs.cache ] && /opt/stubdm/node $flags /opt/stubdm/stubdm-start.cjs --help 2>&1 >/dev/null | grep -c rejected"
+# shellcheck disable=SC2086
+check "stubdm says why it cannot run (koffi, Xen libraries)" 'cannot open /dev/xen/privcmd' /opt/stubdm/node $flags /opt/stubdm/stubdm-start.cjs -xen-domid 1 -machine xenfv -m 64
 check "stubdm-kill-guest (libxendevicemodel)" 'xendevicemodel_open failed' /opt/stubdm/bin/stubdm-kill-guest 1 crash
 exit $fail

@@ -31,6 +31,7 @@ function fakeXenstore(dir: string): string {
     // libxenstore lists children in no particular order: shuffle them
     'xenstore-list': `${resolvePath}; [ -d "$f" ] || exit 1; ls "$f" | sort -r`,
     'xenstore-exists': `${resolvePath}; [ -e "$f" ]`,
+    'xenstore-write': `v="$2"; ${resolvePath}; mkdir -p "$(dirname "$f")"; printf %s "$v" >"$f"`,
   };
   for (const [name, body] of Object.entries(tools)) {
     writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
@@ -142,6 +143,45 @@ for (const shell of shells) {
       mkdirSync(join(dir, 'xs/vm/x/image/dm-argv'), { recursive: true });
       r = run(shell, dir, 'read_dm_argv 9 "$STUBDM_ARGV_FILE"');
       assert.notEqual(r.status, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`${name}: readahead is set on the image's loop device only`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      // a fake /sys/block: loop0 backs another file, loop1 the image, loop2 nothing
+      const loops: Record<string, string | null> = { loop0: '/other.img', loop1: '/opt/stubdm.sqfs', loop2: null };
+      for (const [dev, backing] of Object.entries(loops)) {
+        mkdirSync(join(dir, 'sys/block', dev, 'queue'), { recursive: true });
+        writeFileSync(join(dir, 'sys/block', dev, 'queue/read_ahead_kb'), '128\n');
+        if (backing !== null) {
+          mkdirSync(join(dir, 'sys/block', dev, 'loop'));
+          writeFileSync(join(dir, 'sys/block', dev, 'loop/backing_file'), `${backing}\n`);
+        }
+      }
+      const r = run(shell, dir, `STUBDM_SYSFS="${dir}/sys" STUBDM_IMAGE=/opt/stubdm.sqfs; image_readahead 0`);
+      assert.equal(r.status, 0, r.err);
+      const ra = (dev: string): string => readFileSync(join(dir, 'sys/block', dev, 'queue/read_ahead_kb'), 'utf8').trim();
+      assert.deepEqual([ra('loop0'), ra('loop1'), ra('loop2')], ['128', '0', '128']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test(`${name}: device-model state is left to stubdm unless stubdom.early_running is on the command line`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      const key = join(dir, `xs/local/domain/${STUB}/device-model/5/state`);
+      writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.wait_ready\n');
+      let r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(existsSync(key), false);
+      writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.early_running\n');
+      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(readFileSync(key, 'utf8'), 'running');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

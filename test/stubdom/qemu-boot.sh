@@ -4,6 +4,10 @@
 # mount the squashfs, run node once (`stubdom.selftest`: start-up time, RSS,
 # memory in use) and then fail cleanly with "STUBDOM FAIL no xenstore".
 # Prints the STUBDOM lines; exit 0 when the clean failure was seen.
+# Env: QEMU_BOOT_MEM (MiB, default 128), QEMU_BOOT_TIMEOUT (s),
+# QEMU_BOOT_ICOUNT=N: -icount shift=N, guest time counts instructions (2^N ns
+# each) instead of host time, so figures do not depend on the host's load (a
+# shared machine); compare icount figures only with icount figures.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # QEMU_BOOT_KERNEL / QEMU_BOOT_ROOTFS / QEMU_BOOT_LOG: boot other files (e.g.
@@ -13,7 +17,9 @@ k=${QEMU_BOOT_KERNEL:-build/stubdom/kernel} r=${QEMU_BOOT_ROOTFS:-build/stubdom/
 log=${QEMU_BOOT_LOG:-build/stubdom/qemu-boot.log}
 rm -f $log # a new file: build trees may share hard-linked copies
 : >$log
-qemu-system-x86_64 -accel tcg -smp 1 -m "${QEMU_BOOT_MEM:-128}" \
+icount=()
+[ -z "${QEMU_BOOT_ICOUNT:-}" ] || icount=(-icount "shift=$QEMU_BOOT_ICOUNT,sleep=on")
+qemu-system-x86_64 -accel tcg -smp 1 -m "${QEMU_BOOT_MEM:-128}" "${icount[@]}" \
   -nographic -no-reboot -kernel $k -initrd $r \
   -append "console=ttyS0 panic=-1 stubdom.selftest" -serial mon:stdio -monitor none \
   </dev/null >$log 2>&1 &
