@@ -20,6 +20,11 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['lifecycle', 'create_s', 'lifecycle: xl create (s)'],
   ['lifecycle', 'destroy_s', 'lifecycle: destroy to DM gone (s)'],
   ['dmcrash', 'gone_s', 'dmcrash: DM quit to guest gone (s)'],
+  ['boot', 'ready_s', 'stub domain: kernel start to DM ready (s)'],
+  ['boot', 'stub_mem_used_mib', 'stub domain: memory in use (MiB)'],
+  ['boot', 'stubdm_rss_mib', 'stub domain: stubdm RSS (MiB)'],
+  ['stubdom', 'node_e0_s', 'stub domain selftest: node -e 0 (s)'],
+  ['stubdom', 'sim_ready_s', 'stub domain selftest: stubdm --sim to ready (s)'],
 ];
 
 function parse(text: string): Result[] {
