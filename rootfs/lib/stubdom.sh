@@ -394,7 +394,8 @@ stubdom_main() {
   set -- $(cat "$STUBDM_ARGV_FILE")
   IFS=$old_ifs
   log "starting stubdm"
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" "$@" &
+  # --log-level: stubdm takes its level from argv only (libxl passes none)
+  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --log-level "$STUBDM_LOG_LEVEL" "$@" &
   dm=$!
   exec 3<&- 4>&- # stubdm has its copies
 

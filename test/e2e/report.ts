@@ -20,6 +20,7 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['lifecycle', 'create_s', 'lifecycle: xl create (s)'],
   ['lifecycle', 'destroy_s', 'lifecycle: destroy to DM gone (s)'],
   ['dmcrash', 'gone_s', 'dmcrash: DM quit to guest gone (s)'],
+  ['boot', 'create_to_ready_s', 'boot: xl create to stubdm serving (s)'],
   ['boot', 'ready_s', 'stub domain: kernel start to DM ready (s)'],
   ['boot', 'stub_mem_used_mib', 'stub domain: memory in use (MiB)'],
   ['boot', 'stubdm_rss_mib', 'stub domain: stubdm RSS (MiB)'],

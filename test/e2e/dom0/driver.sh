@@ -102,6 +102,7 @@ guest_run() {
   [ "${E2E_MODE:-test}" = demo ] && { tail -n +1 -F "$serial" 2>/dev/null & tailpid=$!; }
   echo "E2E-DOM0 $DM: xl create $name"
   t0=$(now)
+  CREATE_T0=$t0
   if ! timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
     GUEST_END="xl create failed: $(create_error "$RUN_DIR/$name.create.log")"
     timeout 60 xl destroy "$name" >/dev/null 2>&1

@@ -24,7 +24,18 @@ stubdom_failure() {
   tr -d '\r' <"$f" | grep -m1 '^STUBDOM FAIL' | sed 's/^STUBDOM FAIL/; stub domain:/'
 }
 
+# stubdm, in dom0 or in the stub domain: `xl create` to stubdm's "device model
+# running" log line (pino's epoch ms; a stub domain's clock is Xen's wall clock
+# too), i.e. how long libxl and the stub domain take before stubdm serves ioreqs.
+dm_ready_key() {
+  local f=/var/log/xen/qemu-dm-e2e-$DM.log ms
+  case $DM in stubdm-*) ;; *) return 0 ;; esac
+  ms=$(tr -d '\r' <"$f" 2>/dev/null | grep -a -m1 '"msg":"device model running"' | sed -n 's/.*"time":\([0-9]*\).*/\1/p')
+  [ -n "$ms" ] && [ -n "${CREATE_T0:-}" ] || return 0
+  awk -v a="$CREATE_T0" -v b="$ms" 'BEGIN { printf "create_to_ready_s=%.1f", b / 1000 - a }'
+}
+
 boot_check() {
   [ -n "$BOOT_SECONDS" ] || { fail "no 'E2E boot init' marker on the guest serial ($GUEST_END)$(stubdom_failure)"; return; }
-  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $(stubdom_keys)
+  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $(stubdom_keys) $(dm_ready_key)
 }
