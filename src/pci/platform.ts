@@ -76,14 +76,16 @@ export interface PcPlatformState {
 }
 
 export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): PcPlatform {
+  // Devices are children with `dev`: `c` (the component, "pci") is bound once; pino
+  // would repeat a re-bound key in every line.
   const log = opts.log ?? logger('pci');
   const bus = new PciBus(board, log);
   const hostBridge = new I440fx({ ramBytes: opts.ramBytes });
-  const isa = new Piix3Isa(board, log.child({ c: 'piix3' }));
+  const isa = new Piix3Isa(board, log.child({ dev: 'piix3' }));
   const ide = new PiixIde(opts.ide ?? null);
-  const pm = new Piix4Pm(board, { com1: opts.com1, com2: opts.com2, lpt1: opts.lpt1 }, log.child({ c: 'piix4-pm' }));
+  const pm = new Piix4Pm(board, { com1: opts.com1, com2: opts.com2, lpt1: opts.lpt1 }, log.child({ dev: 'piix4-pm' }));
   const xen =
-    opts.xenPlatform === false ? null : new XenPlatform(board, { onUnplug: opts.onUnplug }, log.child({ c: 'xen-platform' }));
+    opts.xenPlatform === false ? null : new XenPlatform(board, { onUnplug: opts.onUnplug }, log.child({ dev: 'xen-platform' }));
 
   bus.add(DEV_HOST_BRIDGE, 0, hostBridge);
   bus.add(DEV_PIIX, FN_PIIX_ISA, isa);
