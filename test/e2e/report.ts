@@ -15,12 +15,12 @@ interface Result {
 const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['boot', 'seconds', 'boot: xl create to guest init (s)'],
   ['boot', 'kernel_to_init', 'boot: guest kernel to init (s)'],
+  ['boot', 'create_to_ready_s', 'boot: xl create to stubdm serving (s)'],
   ['disk', 'read_mbps', 'disk: sequential read O_DIRECT (MB/s)'],
   ['disk', 'write_mbps', 'disk: sequential write O_DIRECT (MB/s)'],
   ['lifecycle', 'create_s', 'lifecycle: xl create (s)'],
   ['lifecycle', 'destroy_s', 'lifecycle: destroy to DM gone (s)'],
   ['dmcrash', 'gone_s', 'dmcrash: DM quit to guest gone (s)'],
-  ['boot', 'create_to_ready_s', 'boot: xl create to stubdm serving (s)'],
   ['boot', 'ready_s', 'stub domain: kernel start to DM ready (s)'],
   ['boot', 'stub_mem_used_mib', 'stub domain: memory in use (MiB)'],
   ['boot', 'stubdm_rss_mib', 'stub domain: stubdm RSS (MiB)'],
