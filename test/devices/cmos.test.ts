@@ -8,12 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { createSimHost, simBoard, type SimHost } from '../../src/sim/index.ts';
-import { IoreqServer } from '../../src/ioreq/server.ts';
-import { buildPc } from '../../src/machine/pc.ts';
-import { parseArgs } from '../../src/cli/index.ts';
+import { type SimHost } from '../../src/sim/index.ts';
 import { CmosNvram, translationFor } from '../../src/devices/cmos/index.ts';
+import { simPc } from '../helpers/simpc.ts';
 
 function cmosRead(sim: SimHost, index: number): number {
   sim.outb(0x70, index);
@@ -29,17 +26,9 @@ test('SeaBIOS view of the CMOS NVRAM of a libxl guest (two disks, a CD-ROM, boot
   truncateSync(hda, 16 << 20); // 32/16/63
   writeFileSync(hdb, new Uint8Array(0));
   truncateSync(hdb, 1100 * 16 * 63 * 512); // sparse; 1100 cylinders: beyond int 13h's 1024
-  const { config } = await parseArgs(['-xen-domid', '1', '-machine', 'xenfv', '-m', '256', '--sim', '-boot', 'order=dc',
+  const { sim } = await simPc(t, 256, ['-boot', 'order=dc',
     '-drive', `file=${hda},if=ide,index=0,media=disk,format=raw`, '-drive', `file=${hdb},if=ide,index=1,media=disk,format=raw`,
     '-drive', 'if=ide,index=2,media=cdrom']);
-  const sim = createSimHost({ ramBytes: 256 << 20 });
-  const board = simBoard(sim);
-  const pc = await buildPc(board, config, pino({ level: 'silent' }));
-  t.after(() => pc.close());
-  const server = new IoreqServer(sim, board, pino({ level: 'silent' }));
-  server.start();
-  sim.channel.setEnabled(true);
-  t.after(() => server.stop());
 
   assert.equal(cmosRead(sim, 0x10), 0, 'no floppy (0xf = "Bad floppy type 15")');
   assert.equal(cmosRead(sim, 0x14) & 0xc1, 0, 'equipment: no floppies');

@@ -183,6 +183,13 @@ function kbdDefaults(k: KbdState): void {
   k.typematic = 0x2b; // 10.9 chars/s, 500 ms delay (IBM default)
 }
 
+/** DISABLE, DEFAULTS and RESET: the buffer emptied, default settings, scanning on or off. */
+function kbdRestart(k: KbdState, scanning: boolean): void {
+  k.queue.length = 0;
+  kbdDefaults(k);
+  k.scanning = scanning;
+}
+
 function auxDefaults(a: AuxState): void {
   a.enabled = false;
   a.remote = false;
@@ -296,33 +303,9 @@ const KBD_COMMANDS: Record<number, Command<I8042>> = {
       c.kbdReply(REPLY_ACK);
     },
   },
-  [KCMD_DISABLE]: {
-    run: (c) => {
-      const k = c.state.kbd;
-      k.queue.length = 0;
-      kbdDefaults(k);
-      k.scanning = false;
-      c.kbdReply(REPLY_ACK);
-    },
-  },
-  [KCMD_DEFAULTS]: {
-    run: (c) => {
-      const k = c.state.kbd;
-      k.queue.length = 0;
-      kbdDefaults(k);
-      k.scanning = true;
-      c.kbdReply(REPLY_ACK);
-    },
-  },
-  [KCMD_RESET]: {
-    run: (c) => {
-      const k = c.state.kbd;
-      k.queue.length = 0;
-      kbdDefaults(k);
-      k.scanning = true;
-      c.kbdReply(REPLY_ACK, REPLY_BAT_OK);
-    },
-  },
+  [KCMD_DISABLE]: { run: (c) => (kbdRestart(c.state.kbd, false), c.kbdReply(REPLY_ACK)) },
+  [KCMD_DEFAULTS]: { run: (c) => (kbdRestart(c.state.kbd, true), c.kbdReply(REPLY_ACK)) },
+  [KCMD_RESET]: { run: (c) => (kbdRestart(c.state.kbd, true), c.kbdReply(REPLY_ACK, REPLY_BAT_OK)) },
 };
 
 const AUX_COMMANDS: Record<number, Command<I8042>> = {
