@@ -27,7 +27,7 @@ const BM = 0xc000;
 const DISK = 64 << 20;
 
 function machine(backend: BlockBackend): { sim: SimHost; server: IoreqServer } {
-  const sim = createSimHost({ ramBytes: 64 << 20 });
+  const sim = createSimHost({ ramBytes: 64 << 20, clock: 'real' });
   const board = simBoard(sim);
   const log = pino({ level: 'silent' });
   const ide = IdeController.forBoard(board, [{ kind: 'disk', backend }], log);

@@ -54,7 +54,7 @@ class DataPort implements IoHandler {
 }
 
 function machine(): { sim: SimHost; server: IoreqServer } {
-  const sim = createSimHost({ ramBytes: 16 << 20 });
+  const sim = createSimHost({ ramBytes: 16 << 20, clock: 'real' });
   const board = simBoard(sim);
   board.pio.add('regs', PIO_PORT, 8, new Regs());
   board.pio.add('data', DATA_PORT, 8, new DataPort());
@@ -68,7 +68,7 @@ function machine(): { sim: SimHost; server: IoreqServer } {
 
 /** A DM that only does the protocol: take, answer, notify. */
 function floorMachine(): SimHost {
-  const sim = createSimHost({ ramBytes: 4096 });
+  const sim = createSimHost({ ramBytes: 4096, clock: 'real' });
   const ch = sim.channel;
   const u8 = new Uint8Array(ch.ioreqPage);
   ch.watch(() => {

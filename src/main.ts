@@ -111,14 +111,14 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     let sim: SimHost | null = null;
     let host: Host;
     if (cfg.sim) {
-      sim = createSimHost({ ramBytes: cfg.ramMiB * 2 ** 20, vcpus: cfg.maxVcpus, domid: cfg.domid });
+      sim = createSimHost({ ramBytes: cfg.ramMiB * 2 ** 20, vcpus: cfg.maxVcpus, domid: cfg.domid, clock: 'real' });
       host = sim;
     } else {
       host = await openXen(cfg, log);
     }
     undo.push(() => host.close());
 
-    const board = new Board(host.memory, host.interrupts, host.power, host.routing);
+    const board = new Board(host.memory, host.interrupts, host.power, host.routing, host.clock);
     const pc: Pc = await buildPc(board, cfg, log);
     undo.push(() => pc.close());
     const uarts = cfg.serials.map((s, i) => installUart(board, s.index, serials[i]));

@@ -5,6 +5,7 @@
  * server (STYLE.md §1: the bus, not the device, talks to Xen).
  */
 import { IoBus } from './bus.ts';
+import { RealClock, type Clock } from './clock.ts';
 import type { AccessSize, PciConfigHandler } from './io.ts';
 import type { IrqLine } from './irq.ts';
 import type { GuestMemory } from './memory.ts';
@@ -26,6 +27,8 @@ export class Board {
     private readonly interrupts: Interrupts,
     private readonly power: Power,
     private readonly routing: IoreqRouting,
+    /** Every delay a device models goes through this clock (core/clock.ts). */
+    readonly clock: Clock = new RealClock(),
   ) {
     this.pio.onChange((e, s, end) =>
       e === 'add' ? routing.mapIoRange(RANGE_PORT, s, end) : routing.unmapIoRange(RANGE_PORT, s, end),

@@ -4,6 +4,7 @@
  * Xen libraries (FFI); src/sim implements them in process for tests. Nothing
  * outside those two folders knows which one it has.
  */
+import type { Clock } from './clock.ts';
 import type { GuestMemory } from './memory.ts';
 
 /** Interrupt and platform calls (libxendevicemodel). Errors are logged by the implementation, never thrown. */
@@ -91,6 +92,8 @@ export interface Host {
   readonly channel: IoreqChannel;
   readonly memory: HostMemory;
   readonly store: Store | null;
+  /** Time for device timers: the host's clock on Xen, a virtual one in tests. */
+  readonly clock: Clock;
   /** Disable and destroy the ioreq server, release every mapping and handle. Idempotent. */
   close(): void;
 }

@@ -12,6 +12,7 @@
  * driver then takes `data` and resets the slot to NONE, like Xen.
  */
 import { Board } from '../core/board.ts';
+import { RealClock, VirtualClock, type Clock } from '../core/clock.ts';
 import type { Host } from '../core/host.ts';
 import { RANGE_MMIO, RANGE_PORT } from '../core/host.ts';
 import {
@@ -54,6 +55,12 @@ export interface SimHostOptions {
   domid?: number;
   /** Create the buffered ring (Xen's HVM_IOREQSRV_BUFIOREQ_ATOMIC); default true. */
   buffered?: boolean;
+  /**
+   * 'virtual' (default): device timers run only when the test calls
+   * sim.clock.advance(ms), so timer behaviour is deterministic. 'real': the
+   * host's clock (`stubdm --sim`, the demo, benchmarks).
+   */
+  clock?: 'virtual' | 'real';
 }
 
 /** The DM broke the ioreq protocol (a test failure, never a guest's fault). */
@@ -121,6 +128,8 @@ export class SimHost implements Host {
   readonly channel: SimChannel;
   readonly memory: SimMemory;
   readonly store: SimStore;
+  /** A VirtualClock unless created with clock: 'real'. */
+  readonly clock: Clock;
   closed = false;
   /** vCPU the driver methods run on. */
   vcpu = 0;
@@ -140,6 +149,7 @@ export class SimHost implements Host {
     this.memory = new SimMemory(opts.ramBytes);
     this.channel = new SimChannel(opts.vcpus ?? 1, opts.buffered ?? true);
     this.store = new SimStore(0);
+    this.clock = opts.clock === 'real' ? new RealClock() : new VirtualClock();
     this.s8 = new Uint8Array(this.channel.ioreqPage);
     this.s32 = new Int32Array(this.channel.ioreqPage);
     this.b32 = this.channel.bufPage ? new Int32Array(this.channel.bufPage) : null;
@@ -552,6 +562,12 @@ export function createSimHost(opts: SimHostOptions): SimHost {
 }
 
 /** A Board wired to a SimHost (memory, interrupts, power, routing). */
+/** The sim's VirtualClock (throws for a sim made with clock: 'real'): tests advance time with it. */
+export function simClock(sim: SimHost): VirtualClock {
+  if (!(sim.clock instanceof VirtualClock)) throw new Error('this SimHost runs on the real clock');
+  return sim.clock;
+}
+
 export function simBoard(sim: SimHost): Board {
-  return new Board(sim.memory, sim.interrupts, sim.power, sim.routing);
+  return new Board(sim.memory, sim.interrupts, sim.power, sim.routing, sim.clock);
 }

@@ -20,6 +20,7 @@ export {
   SimHost,
   createSimHost,
   simBoard,
+  simClock,
   DmProtocolError,
   type SimHostOptions,
   type RepOptions,

@@ -42,6 +42,7 @@ import { DOMID_FIRST_RESERVED, EAGAIN, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE } fr
 import { loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
 import { ForeignPageMapper, MapCache } from './mapcache.ts';
 import { XenStore } from './store.ts';
+import { RealClock, type Clock } from '../core/clock.ts';
 import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
 
 /** pending() outside a watch callback / on a fresh wake-up / after this wake-up's event (see makeChannel). */
@@ -76,6 +77,7 @@ export interface XenHost extends Host {
   readonly ioservid: number;
   /** Xenstore with mkdir/rm/watch, or null when xs_open failed. */
   readonly store: XenStore | null;
+  readonly clock: Clock;
   /** xendevicemodel_relocate_memory (VRAM BAR moves). */
   relocateMemory(pages: number, srcGfn: number, dstGfn: number): boolean;
   /** xendevicemodel_pin_memory_cacheattr (XEN_DMOP_MEM_CACHEATTR_*), inclusive gfns. */
@@ -121,6 +123,7 @@ class XenHostImpl implements XenHost {
   readonly channel: IoreqChannel;
   readonly memory: HostMemory;
   readonly store: XenStore | null;
+  readonly clock: Clock = new RealClock();
   ioservid = -1;
 
   private dmh: Ptr | null = null;
