@@ -5,14 +5,28 @@ import { RingBackend } from '../../src/chardev/index.ts';
 import {
   installUart, IER_EDSSI, IER_ELSI, IER_ERBFI, IER_ETBEI, IIR_CTI, IIR_MS, IIR_NO_INT, IIR_RDA, IIR_RLS,
   IIR_THRE, LSR_DR, LSR_OE, LSR_TEMT, LSR_THRE, MCR_LOOP, MCR_OUT2, MCR_RTS, MSR_CTS, MSR_DCD, MSR_DCTS, MSR_DDCD,
-  type UartState,
+  FIFO_SIZE, type Uart16550,
 } from '../../src/devices/uart/index.ts';
+import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
+import { createSimHost, simBoard, simClock } from '../../src/sim/index.ts';
 import { fakeBoard } from '../helpers/fakeboard.ts';
+import { prng } from '../ioreq/helpers.ts';
 
 const log = pino({ level: 'silent' });
 const COM1 = 0x3f8;
 const [THR, IER, IIR, LCR, MCR, LSR, MSR, SCR] = [0, 1, 2, 3, 4, 5, 6, 7].map((r) => COM1 + r);
 const FCR = IIR;
+
+/** COM1 on a board with a VirtualClock (the simulator's): timers move only when the test advances time. */
+function vsetup() {
+  const sim = createSimHost({ ramBytes: 1 << 20 });
+  const board = simBoard(sim);
+  const backend = new RingBackend('serial0', log);
+  const uart = installUart(board, 0, backend);
+  const outb = (p: number, v: number) => board.pio.write(p, 1, v);
+  const inb = (p: number) => board.pio.read(p, 1);
+  return { sim, board, clock: simClock(sim), backend, uart, outb, inb, irq: () => sim.isaIrqLevel(4) };
+}
 
 function setup() {
   const fb = fakeBoard();
@@ -181,7 +195,7 @@ test('interrupt priority: RLS > RDA > THRE > MS', () => {
   assert.equal(t.inb(IIR), IIR_NO_INT);
 });
 
-test('wide accesses read consecutive registers; state is plain data that round-trips', () => {
+test('wide accesses read consecutive registers; the snapshot is plain data that round-trips', () => {
   const t = setup();
   t.outb(SCR, 0x12);
   t.outb(LCR, 0x03);
@@ -190,9 +204,11 @@ test('wide accesses read consecutive registers; state is plain data that round-t
   assert.equal(t.inb(MCR), MCR_OUT2);
   t.outb(FCR, 0x01);
   t.backend.inject('hi');
-  const saved: UartState = JSON.parse(JSON.stringify(t.uart.state));
+  const saved = structuredClone(t.uart.snapshot());
+  assert.equal(t.uart.id, 'uart.com1');
   const u = setup();
-  u.uart.load(saved);
+  u.uart.restore(saved);
+  assert.deepEqual(u.uart.snapshot(), t.uart.snapshot());
   assert.equal(u.inb(SCR), 0x12);
   assert.equal(u.inb(THR), 0x68);
   assert.equal(u.inb(THR), 0x69);
@@ -202,6 +218,7 @@ test('wide accesses read consecutive registers; state is plain data that round-t
 test('COM2 sits at 0x2f8 on IRQ 3', () => {
   const fb = fakeBoard();
   const u = installUart(fb.board, 1, new RingBackend('serial1', log));
+  assert.equal(u.id, 'uart.com2');
   u.write(1, 1, IER_ETBEI);
   assert.equal(fb.isaLevel(3), 1);
   assert.deepEqual(fb.mapped, ['0:2f8-2ff']);
@@ -219,23 +236,26 @@ test('fuzz: random accesses never throw and keep the FIFO bounded', () => {
     if (rnd() < 0.5) t.board.pio.write(port, size, Math.floor(rnd() * 2 ** 32) >>> 0);
     else t.board.pio.read(port, size);
     if (rnd() < 0.05) t.backend.inject('zz');
-    assert.ok(t.uart.state.rxCount <= 16);
+    assert.ok(t.uart.snapshot().rx.length <= FIFO_SIZE);
   }
 });
 
-test('character timeout re-arms after a read that leaves bytes behind (next event-loop turn)', async () => {
-  const t = setup();
+test('character timeout re-arms after a read that leaves bytes behind (a 0 ms timer on the board clock)', () => {
+  const t = vsetup();
   t.outb(FCR, 0x01 | (3 << 6)); // trigger 14
   t.outb(IER, IER_ERBFI);
   t.backend.inject('abc');
   assert.equal(t.irq(), 1);
   assert.equal(t.inb(THR), 0x61);
   assert.equal(t.irq(), 0, 'the read acknowledges the timeout');
-  await new Promise((r) => setImmediate(r));
+  assert.equal(t.uart.snapshot().rearm, 0, 'the re-arm is pending, due now');
+  assert.equal(t.clock.runDue(), 1);
   assert.equal(t.irq(), 1, 'bytes still waiting: timeout again, a new edge');
   assert.equal(t.inb(IIR) & 0x0f, IIR_CTI);
   t.inb(THR);
   t.inb(THR);
-  await new Promise((r) => setImmediate(r));
+  t.clock.runDue();
   assert.equal(t.irq(), 0, 'FIFO empty: nothing re-armed');
+  assert.equal(t.uart.snapshot().rearm, null);
+  assert.equal(t.clock.pending, 0);
 });
