@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { type SimHost } from '../../src/sim/index.ts';
 import { type Pc } from '../../src/machine/pc.ts';
 import { SHUTDOWN_REBOOT } from '../../src/core/host.ts';
-import { I8042, QUEUE_SIZE, type I8042State } from '../../src/devices/i8042/index.ts';
+import { I8042, QUEUE_SIZE } from '../../src/devices/i8042/index.ts';
 import { simPc } from '../helpers/simpc.ts';
 import { prng } from '../ioreq/helpers.ts';
 
@@ -123,8 +123,8 @@ test('SeaBIOS keyboard_init: flush, self test, keyboard reset, disable, scan set
   assert.deepEqual(g.ps2Command(false, ctr, 0xff, [], 2), [0xaa, -1]);
   g.ps2Command(false, ctr, 0xf5, [], 0); // ATKBD_CMD_RESET_DIS
   g.ps2Command(false, ctr, 0xf0, [0x02], 0); // ATKBD_CMD_SSCANSET, set 2
-  assert.equal(pc.i8042.state.kbd.scancodeSet, 2);
-  assert.equal(pc.i8042.state.kbd.scanning, false, 'F5 stopped scanning');
+  assert.equal(pc.i8042.snapshot().kbd.scancodeSet, 2);
+  assert.equal(pc.i8042.snapshot().kbd.scanning, false, 'F5 stopped scanning');
   ctr = CTR_AUXDIS | CTR_XLATE | CTR_KBDINT;
   g.ps2Command(false, ctr, 0xf4, [], 0); // ATKBD_CMD_ENABLE
   assert.deepEqual(g.command(CMD_CTL_RCTR), [ctr], 'command byte restored');
@@ -146,7 +146,7 @@ test('SeaBIOS keyboard_init: flush, self test, keyboard reset, disable, scan set
 
   // ATKBD_CMD_SETLEDS (caps lock) as SeaBIOS's set_leds sends it.
   g.ps2Command(false, ctr, 0xed, [0x04], 0);
-  assert.equal(pc.i8042.state.kbd.leds, 0x04);
+  assert.equal(pc.i8042.snapshot().kbd.leds, 0x04);
 });
 
 test('SeaBIOS mouse: reset (FA AA 00), identify, enable/disable, status request through 0xd4', async (t) => {
@@ -170,7 +170,7 @@ test('SeaBIOS mouse: reset (FA AA 00), identify, enable/disable, status request 
   assert.equal(g.recv(true, true), 0xfa);
   g.command(CMD_AUX_SEND, [33]);
   assert.equal(g.recv(true, true), 0xfe);
-  assert.equal(pc.i8042.state.aux.sampleRate, 100);
+  assert.equal(pc.i8042.snapshot().aux.sampleRate, 100);
   // An unknown mouse command: resend.
   g.command(CMD_AUX_SEND, [0x42]);
   assert.equal(g.recv(true, true), 0xfe);
@@ -252,7 +252,8 @@ test('reboot: 0xfe on port 0x64 (Linux reboot=k, SeaBIOS i8042_reboot) and an ou
   g.command(0xff);
   g.command(0xfd);
   assert.equal(sim.shutdownRequests.length, 0);
-  assert.equal(pc.i8042.state.kbd.queue.length + pc.i8042.state.ctl.length, 0);
+  const q = pc.i8042.snapshot();
+  assert.equal(q.kbd.queue.length + q.ctl.length, 0);
 
   sim.outb(STATUS, 0xfe);
   assert.equal(sim.shutdownRequests.length, 1);
@@ -285,14 +286,14 @@ test('controller output buffer commands, unknown commands, queue bound, snapshot
   assert.equal(st() & STR_OBF, 0);
   assert.equal(levels.kbd, false);
   // Snapshot with bytes queued, restore into a fresh controller, read them there.
-  const saved = JSON.parse(JSON.stringify(dev.state)) as I8042State;
+  const saved = structuredClone(dev.snapshot());
   const other = new I8042({ set: (l) => (levels.kbd = l) }, { set: () => {} }, () => resets++, pino({ level: 'silent' }));
-  other.load(saved);
+  other.restore(saved);
   other.cmdPort.write(0, 1, 0xae);
   const got: number[] = [];
   for (let i = 0; i < 20 && other.cmdPort.read(0, 1) & STR_OBF; i++) got.push(other.dataPort.read(0, 1));
   assert.deepEqual(got, keys.slice(0, QUEUE_SIZE));
-  assert.equal(dev.state.kbd.queue.length, QUEUE_SIZE, 'the original is untouched');
+  assert.equal(dev.snapshot().kbd.queue.length, QUEUE_SIZE, 'the original is untouched');
   // A wide read gets ones above the byte.
   assert.equal(other.cmdPort.read(0, 2) & 0xff00, 0xff00);
   assert.equal(resets, 0);
@@ -314,7 +315,7 @@ test('fuzz: random reads and writes at 0x60/0x64 and key presses never throw and
     else if (op === 3) sim.inb(DATA);
     else if (op === 4) pc.i8042.pressKey(Array.from({ length: Math.floor(r() * 20) }, () => Math.floor(r() * 256)));
     else sim.inw(DATA);
-    const s = pc.i8042.state;
+    const s = pc.i8042.snapshot();
     assert.ok(s.ctl.length <= QUEUE_SIZE && s.kbd.queue.length <= QUEUE_SIZE && s.aux.queue.length <= QUEUE_SIZE, `queues bounded at op ${i}`);
     const st = sim.inb(STATUS);
     assert.equal(st & STR_IBF, 0);
