@@ -9,7 +9,10 @@ import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type SimHost } from '../../src/sim/index.ts';
-import { CmosNvram, translationFor } from '../../src/devices/cmos/index.ts';
+import { CmosNvram, CMOS_SIZE, installCmos, translationFor, type CmosOptions } from '../../src/devices/cmos/index.ts';
+import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
+import { fakeBoard } from '../helpers/fakeboard.ts';
+import { prng } from '../ioreq/helpers.ts';
 import { simPc } from '../helpers/simpc.ts';
 
 function cmosRead(sim: SimHost, index: number): number {
@@ -75,4 +78,93 @@ test('translation hint follows the CHS limits', () => {
   assert.equal(translationFor({ cylinders: 1024, heads: 16, sectors: 63 }), 0);
   assert.equal(translationFor({ cylinders: 8192, heads: 16, sectors: 63 }), 2);
   assert.equal(translationFor({ cylinders: 16383, heads: 16, sectors: 63 }), 1);
+});
+
+const OPTS: CmosOptions = { lowRamBytes: 64 << 20, highRamBytes: 0, vcpus: 2, bootOrder: 'dc', disks: [{ cylinders: 32, heads: 16, sectors: 63 }], year: 2026 };
+
+function cmosRig() {
+  const fb = fakeBoard();
+  const cmos = installCmos(fb.board, OPTS);
+  return { board: fb.board, cmos };
+}
+
+type CmosOp = { k: 'w' | 'r'; port: number; size: 1 | 2; v: number };
+
+/** Index writes (NMI bit sometimes, indices below 14 sometimes), data writes and reads, index-port reads. */
+function cmosOp(r: () => number): CmosOp {
+  const x = r();
+  const v = Math.floor(r() * 256);
+  if (x < 0.35) return { k: 'w', port: 0x70, size: 1, v: r() < 0.2 ? v & 0x8f : v }; // select
+  if (x < 0.6) return { k: 'w', port: 0x71, size: 1, v };
+  if (x < 0.9) return { k: 'r', port: 0x71, size: 1, v: 0 };
+  if (x < 0.95) return { k: 'r', port: 0x70, size: 1, v: 0 };
+  return r() < 0.5 ? { k: 'r', port: 0x70, size: 2, v: 0 } : { k: 'w', port: 0x70, size: 2, v: Math.floor(r() * 65536) };
+}
+
+function cmosStep(board: ReturnType<typeof cmosRig>['board'], op: CmosOp): number {
+  if (op.k === 'w') {
+    board.pio.write(op.port, op.size, op.v);
+    return -1;
+  }
+  return board.pio.read(op.port, op.size);
+}
+
+test('snapshot/restore mid-workload: 60 seeded random workloads continue identically on a fresh CMOS', () => {
+  let nvramChanged = 0;
+  for (let w = 0; w < 60; w++) {
+    const r = prng(0xc305 + w);
+    const ops = Array.from({ length: 400 }, () => cmosOp(r));
+    const cut = Math.floor(r() * ops.length);
+    const a = cmosRig();
+    const fresh = a.cmos.snapshot();
+    for (let i = 0; i < cut; i++) cmosStep(a.board, ops[i]);
+    const saved = a.cmos.snapshot();
+    if (!Buffer.from(saved.nvram).equals(Buffer.from(fresh.nvram))) nvramChanged++;
+    // A fresh CMOS built for another guest: the restore must replace all of it.
+    const b = fakeBoard();
+    const other = installCmos(b.board, { ...OPTS, vcpus: 8, bootOrder: 'n', disks: [], year: 2199 });
+    other.restore(structuredClone(saved));
+    assert.deepEqual(other.snapshot(), saved, `workload ${w}: restored state reads back`);
+    for (let i = cut; i < ops.length; i++) {
+      assert.equal(cmosStep(b.board, ops[i]), cmosStep(a.board, ops[i]), `workload ${w} op ${i} (${JSON.stringify(ops[i])})`);
+    }
+    assert.deepEqual(other.snapshot(), a.cmos.snapshot(), `workload ${w}: same final state`);
+  }
+  assert.ok(nvramChanged >= 40, `snapshots with guest-written NVRAM: ${nvramChanged} of 60`);
+});
+
+test('malformed CMOS state is refused with StateError and leaves the NVRAM as it was', () => {
+  const { board, cmos } = cmosRig();
+  board.pio.write(0x70, 1, 0x40);
+  board.pio.write(0x71, 1, 0x99);
+  const good = cmos.snapshot();
+  assert.equal(good.index, 0x40);
+  assert.equal(good.nvram[0x40], 0x99);
+  const bad: [string, StateObject][] = [
+    ['index as a string', { ...good, index: '64' }],
+    ['index 128 (7 bits)', { ...good, index: 128 }],
+    ['index negative', { ...good, index: -1 }],
+    ['index fractional', { ...good, index: 14.5 }],
+    ['nvram as a number array', { ...good, nvram: Array.from(good.nvram) }],
+    ['nvram short', { ...good, nvram: new Uint8Array(CMOS_SIZE - 1) }],
+    ['nvram over-long', { ...good, nvram: new Uint8Array(CMOS_SIZE + 1) }],
+    ['nvram missing', { index: 0x40 }],
+  ];
+  const before = cmos.snapshot();
+  for (const [name, s] of bad) {
+    assert.throws(() => cmos.restore(s), StateError, name);
+    assert.deepEqual(cmos.snapshot(), before, `${name}: state unchanged`);
+  }
+  assert.throws(() => restoreDevice(cmos, 2, good), StateError, 'a newer state version');
+  assert.deepEqual(cmos.snapshot(), before);
+  assert.equal((board.pio.write(0x70, 1, 0x40), board.pio.read(0x71, 1)), 0x99);
+  // The snapshot is a copy: changing it does not reach the device, nor does the device change a restored array.
+  const copy = cmos.snapshot();
+  copy.nvram[0x40] = 0;
+  assert.equal(board.pio.read(0x71, 1), 0x99);
+  const src = cmos.snapshot();
+  cmos.restore(src);
+  src.nvram[0x40] = 1;
+  assert.equal(board.pio.read(0x71, 1), 0x99);
+  assert.equal(cmos.id, 'cmos');
 });

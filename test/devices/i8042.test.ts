@@ -11,7 +11,8 @@ import { pino } from 'pino';
 import { type SimHost } from '../../src/sim/index.ts';
 import { type Pc } from '../../src/machine/pc.ts';
 import { SHUTDOWN_REBOOT } from '../../src/core/host.ts';
-import { I8042, QUEUE_SIZE, type I8042State } from '../../src/devices/i8042/index.ts';
+import { I8042, QUEUE_SIZE } from '../../src/devices/i8042/index.ts';
+import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
 import { simPc } from '../helpers/simpc.ts';
 import { prng } from '../ioreq/helpers.ts';
 
@@ -123,8 +124,8 @@ test('SeaBIOS keyboard_init: flush, self test, keyboard reset, disable, scan set
   assert.deepEqual(g.ps2Command(false, ctr, 0xff, [], 2), [0xaa, -1]);
   g.ps2Command(false, ctr, 0xf5, [], 0); // ATKBD_CMD_RESET_DIS
   g.ps2Command(false, ctr, 0xf0, [0x02], 0); // ATKBD_CMD_SSCANSET, set 2
-  assert.equal(pc.i8042.state.kbd.scancodeSet, 2);
-  assert.equal(pc.i8042.state.kbd.scanning, false, 'F5 stopped scanning');
+  assert.equal(pc.i8042.snapshot().kbd.scancodeSet, 2);
+  assert.equal(pc.i8042.snapshot().kbd.scanning, false, 'F5 stopped scanning');
   ctr = CTR_AUXDIS | CTR_XLATE | CTR_KBDINT;
   g.ps2Command(false, ctr, 0xf4, [], 0); // ATKBD_CMD_ENABLE
   assert.deepEqual(g.command(CMD_CTL_RCTR), [ctr], 'command byte restored');
@@ -146,7 +147,7 @@ test('SeaBIOS keyboard_init: flush, self test, keyboard reset, disable, scan set
 
   // ATKBD_CMD_SETLEDS (caps lock) as SeaBIOS's set_leds sends it.
   g.ps2Command(false, ctr, 0xed, [0x04], 0);
-  assert.equal(pc.i8042.state.kbd.leds, 0x04);
+  assert.equal(pc.i8042.snapshot().kbd.leds, 0x04);
 });
 
 test('SeaBIOS mouse: reset (FA AA 00), identify, enable/disable, status request through 0xd4', async (t) => {
@@ -170,7 +171,7 @@ test('SeaBIOS mouse: reset (FA AA 00), identify, enable/disable, status request 
   assert.equal(g.recv(true, true), 0xfa);
   g.command(CMD_AUX_SEND, [33]);
   assert.equal(g.recv(true, true), 0xfe);
-  assert.equal(pc.i8042.state.aux.sampleRate, 100);
+  assert.equal(pc.i8042.snapshot().aux.sampleRate, 100);
   // An unknown mouse command: resend.
   g.command(CMD_AUX_SEND, [0x42]);
   assert.equal(g.recv(true, true), 0xfe);
@@ -252,7 +253,8 @@ test('reboot: 0xfe on port 0x64 (Linux reboot=k, SeaBIOS i8042_reboot) and an ou
   g.command(0xff);
   g.command(0xfd);
   assert.equal(sim.shutdownRequests.length, 0);
-  assert.equal(pc.i8042.state.kbd.queue.length + pc.i8042.state.ctl.length, 0);
+  const q = pc.i8042.snapshot();
+  assert.equal(q.kbd.queue.length + q.ctl.length, 0);
 
   sim.outb(STATUS, 0xfe);
   assert.equal(sim.shutdownRequests.length, 1);
@@ -285,14 +287,14 @@ test('controller output buffer commands, unknown commands, queue bound, snapshot
   assert.equal(st() & STR_OBF, 0);
   assert.equal(levels.kbd, false);
   // Snapshot with bytes queued, restore into a fresh controller, read them there.
-  const saved = JSON.parse(JSON.stringify(dev.state)) as I8042State;
+  const saved = structuredClone(dev.snapshot());
   const other = new I8042({ set: (l) => (levels.kbd = l) }, { set: () => {} }, () => resets++, pino({ level: 'silent' }));
-  other.load(saved);
+  other.restore(saved);
   other.cmdPort.write(0, 1, 0xae);
   const got: number[] = [];
   for (let i = 0; i < 20 && other.cmdPort.read(0, 1) & STR_OBF; i++) got.push(other.dataPort.read(0, 1));
   assert.deepEqual(got, keys.slice(0, QUEUE_SIZE));
-  assert.equal(dev.state.kbd.queue.length, QUEUE_SIZE, 'the original is untouched');
+  assert.equal(dev.snapshot().kbd.queue.length, QUEUE_SIZE, 'the original is untouched');
   // A wide read gets ones above the byte.
   assert.equal(other.cmdPort.read(0, 2) & 0xff00, 0xff00);
   assert.equal(resets, 0);
@@ -314,7 +316,7 @@ test('fuzz: random reads and writes at 0x60/0x64 and key presses never throw and
     else if (op === 3) sim.inb(DATA);
     else if (op === 4) pc.i8042.pressKey(Array.from({ length: Math.floor(r() * 20) }, () => Math.floor(r() * 256)));
     else sim.inw(DATA);
-    const s = pc.i8042.state;
+    const s = pc.i8042.snapshot();
     assert.ok(s.ctl.length <= QUEUE_SIZE && s.kbd.queue.length <= QUEUE_SIZE && s.aux.queue.length <= QUEUE_SIZE, `queues bounded at op ${i}`);
     const st = sim.inb(STATUS);
     assert.equal(st & STR_IBF, 0);
@@ -323,4 +325,148 @@ test('fuzz: random reads and writes at 0x60/0x64 and key presses never throw and
   }
   for (const req of sim.shutdownRequests) assert.equal(req.reason, SHUTDOWN_REBOOT);
   assert.ok(sim.shutdownRequests.length > 0, 'the fuzzer reached the reset line');
+});
+
+// ---- snapshot/restore in the middle of a workload ---------------------------------------------
+
+const silent = pino({ level: 'silent' });
+/** Controller, keyboard and mouse commands a guest sends, so random workloads reach deep states. */
+const CTL_CMDS = [0x20, 0x60, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xad, 0xae, 0xc0, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd4, 0xd4, 0xdd, 0xdf, 0xfe, 0xff];
+const DEV_CMDS = [0xed, 0xee, 0xf0, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xff, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0x00, 0x01, 0x02, 0x03, 0x0a, 0x14, 0x28, 0x64, 0xc8];
+
+function kbcRig() {
+  const lv = { kbd: false, aux: false, resets: 0 };
+  const dev = new I8042({ set: (l) => (lv.kbd = l) }, { set: (l) => (lv.aux = l) }, () => lv.resets++, silent);
+  return { dev, lv };
+}
+
+type KbcOp = { k: 'cmd' | 'data' | 'st' | 'rd' | 'rdw'; v: number } | { k: 'key'; keys: number[] };
+
+function kbcOp(r: () => number): KbcOp {
+  const x = r();
+  const pick = (a: readonly number[]) => (r() < 0.8 ? a[Math.floor(r() * a.length)] : Math.floor(r() * 256));
+  if (x < 0.2) return { k: 'cmd', v: pick(CTL_CMDS) };
+  if (x < 0.45) return { k: 'data', v: pick(DEV_CMDS) };
+  if (x < 0.6) return { k: 'st', v: 0 };
+  if (x < 0.85) return { k: 'rd', v: 0 };
+  if (x < 0.88) return { k: 'rdw', v: 0 };
+  return { k: 'key', keys: Array.from({ length: 1 + Math.floor(r() * 8) }, () => Math.floor(r() * 256)) };
+}
+
+function kbcStep(dev: I8042, op: KbcOp): number {
+  switch (op.k) {
+    case 'cmd':
+      dev.cmdPort.write(0, 1, op.v);
+      return -1;
+    case 'data':
+      dev.dataPort.write(0, 1, op.v);
+      return -1;
+    case 'st':
+      return dev.cmdPort.read(0, 1);
+    case 'rd':
+      return dev.dataPort.read(0, 1);
+    case 'rdw':
+      return dev.dataPort.read(0, 2);
+    case 'key':
+      return dev.pressKey(op.keys);
+  }
+}
+
+test('snapshot/restore mid-workload: 80 seeded random workloads continue identically on a fresh controller', () => {
+  const seen = { ctlPending: 0, kbdPending: 0, auxPending: 0, kbdQueue: 0, auxQueue: 0, ctlQueue: 0, obFull: 0 };
+  for (let w = 0; w < 80; w++) {
+    const r = prng(0x8042_0000 + w);
+    const ops = Array.from({ length: 300 }, () => kbcOp(r));
+    const cut = Math.floor(r() * ops.length);
+    const a = kbcRig();
+    for (let i = 0; i < cut; i++) kbcStep(a.dev, ops[i]);
+    const saved = a.dev.snapshot();
+    const b = kbcRig();
+    b.dev.restore(structuredClone(saved));
+    assert.deepEqual(b.dev.snapshot(), saved, `workload ${w}: restored state reads back`);
+    assert.deepEqual([b.lv.kbd, b.lv.aux], [a.lv.kbd, a.lv.aux], `workload ${w}: IRQ lines re-driven on restore`);
+    const resetsA = a.lv.resets;
+    if (saved.pending !== -1) seen.ctlPending++;
+    if (saved.kbd.pending !== -1) seen.kbdPending++;
+    if (saved.aux.pending !== -1) seen.auxPending++;
+    if (saved.kbd.queue.length > 0) seen.kbdQueue++;
+    if (saved.aux.queue.length > 0) seen.auxQueue++;
+    if (saved.ctl.length > 0) seen.ctlQueue++;
+    if (saved.obSource !== 0) seen.obFull++;
+    for (let i = cut; i < ops.length; i++) {
+      assert.equal(kbcStep(b.dev, ops[i]), kbcStep(a.dev, ops[i]), `workload ${w} op ${i} (${JSON.stringify(ops[i])}): same read`);
+      assert.deepEqual([b.lv.kbd, b.lv.aux], [a.lv.kbd, a.lv.aux], `workload ${w} op ${i}: same IRQ levels`);
+    }
+    assert.equal(b.lv.resets, a.lv.resets - resetsA, `workload ${w}: same reset pulses after the cut`);
+    assert.deepEqual(b.dev.snapshot(), a.dev.snapshot(), `workload ${w}: same final state`);
+  }
+  for (const [k, n] of Object.entries(seen)) assert.ok(n >= 2, `snapshots taken with ${k}: ${n} of 80`);
+});
+
+test('malformed i8042 state is refused with StateError and leaves the controller as it was', () => {
+  const { dev, lv } = kbcRig();
+  dev.cmdPort.write(0, 1, 0xd4); // mouse: set sample rate, waiting for its value
+  dev.dataPort.write(0, 1, 0xf3);
+  dev.dataPort.write(0, 1, 0xed); // keyboard: set LEDs, waiting for its value
+  dev.pressKey([0x1e]);
+  const good = dev.snapshot();
+  assert.equal(good.obSource, 2, 'the mouse ACK is in the output buffer');
+  assert.equal(good.aux.pending, 0xf3);
+  assert.equal(good.kbd.pending, 0xed);
+  assert.ok(good.kbd.queue.length > 0);
+  const kbd = good.kbd;
+  const aux = good.aux;
+  const bad: [string, StateObject][] = [
+    ['ctr as a string', { ...good, ctr: '3' }],
+    ['ctr above a byte', { ...good, ctr: 0x100 }],
+    ['status with OBF (derived)', { ...good, status: 0x01 }],
+    ['outport with reset low', { ...good, outport: 0xce }],
+    ['pending not a data command', { ...good, pending: 0x20 }],
+    ['pending below -1', { ...good, pending: -2 }],
+    ['ob negative', { ...good, ob: -1 }],
+    ['obSource 3', { ...good, obSource: 3 }],
+    ['obSource empty with bytes waiting', { ...good, obSource: 0 }],
+    ['lastData fractional', { ...good, lastData: 0.5 }],
+    ['ctl over-long', { ...good, ctl: new Array(QUEUE_SIZE + 1).fill(0) }],
+    ['ctl entry above 0x1ff', { ...good, ctl: [0x200] }],
+    ['ctl as bytes', { ...good, ctl: new Uint8Array(1) }],
+    ['kbd missing', (({ kbd: _, ...rest }) => rest)(good)],
+    ['kbd.queue over-long', { ...good, kbd: { ...kbd, queue: new Uint8Array(QUEUE_SIZE + 1) } }],
+    ['kbd.queue as numbers', { ...good, kbd: { ...kbd, queue: [0x1e] } }],
+    ['kbd.pending a mouse command', { ...good, kbd: { ...kbd, pending: 0xe8 } }],
+    ['kbd.scanning as a number', { ...good, kbd: { ...kbd, scanning: 1 } }],
+    ['kbd.scancodeSet 0', { ...good, kbd: { ...kbd, scancodeSet: 0 } }],
+    ['kbd.scancodeSet 4', { ...good, kbd: { ...kbd, scancodeSet: 4 } }],
+    ['kbd.leds 8', { ...good, kbd: { ...kbd, leds: 8 } }],
+    ['kbd.typematic 0x80', { ...good, kbd: { ...kbd, typematic: 0x80 } }],
+    ['aux.queue over-long', { ...good, aux: { ...aux, queue: new Uint8Array(QUEUE_SIZE + 1) } }],
+    ['aux.pending a keyboard command', { ...good, aux: { ...aux, pending: 0xed } }],
+    ['aux.enabled null', { ...good, aux: { ...aux, enabled: null } }],
+    ['aux.resolution 4', { ...good, aux: { ...aux, resolution: 4 } }],
+    ['aux.sampleRate 33', { ...good, aux: { ...aux, sampleRate: 33 } }],
+    ['aux.sampleRate 0', { ...good, aux: { ...aux, sampleRate: 0 } }],
+    ['aux an array', { ...good, aux: [] }],
+  ];
+  const before = dev.snapshot();
+  const lines = [lv.kbd, lv.aux];
+  for (const [name, s] of bad) {
+    assert.throws(() => dev.restore(s), StateError, name);
+    assert.deepEqual(dev.snapshot(), before, `${name}: state unchanged`);
+    assert.deepEqual([lv.kbd, lv.aux], lines, `${name}: IRQ lines unchanged`);
+  }
+  assert.throws(() => restoreDevice(dev, 2, good), StateError, 'a newer state version');
+  assert.deepEqual(dev.snapshot(), before);
+  assert.equal(dev.id, 'i8042');
+  // The good state is accepted by a fresh controller, which then finishes the commands.
+  const other = kbcRig();
+  restoreDevice(other.dev, 1, good);
+  assert.equal(other.lv.aux, true, 'IRQ 12: the mouse ACK waits');
+  other.dev.dataPort.read(0, 1);
+  other.dev.cmdPort.write(0, 1, 0xd4);
+  other.dev.dataPort.write(0, 1, 40);
+  other.dev.dataPort.write(0, 1, 0x02);
+  const s = other.dev.snapshot();
+  assert.equal(s.aux.sampleRate, 40);
+  assert.equal(s.kbd.leds, 0x02);
+  assert.equal(lv.resets + other.lv.resets, 0);
 });

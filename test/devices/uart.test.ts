@@ -5,14 +5,28 @@ import { RingBackend } from '../../src/chardev/index.ts';
 import {
   installUart, IER_EDSSI, IER_ELSI, IER_ERBFI, IER_ETBEI, IIR_CTI, IIR_MS, IIR_NO_INT, IIR_RDA, IIR_RLS,
   IIR_THRE, LSR_DR, LSR_OE, LSR_TEMT, LSR_THRE, MCR_LOOP, MCR_OUT2, MCR_RTS, MSR_CTS, MSR_DCD, MSR_DCTS, MSR_DDCD,
-  type UartState,
+  FIFO_SIZE, type Uart16550,
 } from '../../src/devices/uart/index.ts';
+import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
+import { createSimHost, simBoard, simClock } from '../../src/sim/index.ts';
 import { fakeBoard } from '../helpers/fakeboard.ts';
+import { prng } from '../ioreq/helpers.ts';
 
 const log = pino({ level: 'silent' });
 const COM1 = 0x3f8;
 const [THR, IER, IIR, LCR, MCR, LSR, MSR, SCR] = [0, 1, 2, 3, 4, 5, 6, 7].map((r) => COM1 + r);
 const FCR = IIR;
+
+/** COM1 on a board with a VirtualClock (the simulator's): timers move only when the test advances time. */
+function vsetup() {
+  const sim = createSimHost({ ramBytes: 1 << 20 });
+  const board = simBoard(sim);
+  const backend = new RingBackend('serial0', log);
+  const uart = installUart(board, 0, backend);
+  const outb = (p: number, v: number) => board.pio.write(p, 1, v);
+  const inb = (p: number) => board.pio.read(p, 1);
+  return { sim, board, clock: simClock(sim), backend, uart, outb, inb, irq: () => sim.isaIrqLevel(4) };
+}
 
 function setup() {
   const fb = fakeBoard();
@@ -181,7 +195,7 @@ test('interrupt priority: RLS > RDA > THRE > MS', () => {
   assert.equal(t.inb(IIR), IIR_NO_INT);
 });
 
-test('wide accesses read consecutive registers; state is plain data that round-trips', () => {
+test('wide accesses read consecutive registers; the snapshot is plain data that round-trips', () => {
   const t = setup();
   t.outb(SCR, 0x12);
   t.outb(LCR, 0x03);
@@ -190,9 +204,11 @@ test('wide accesses read consecutive registers; state is plain data that round-t
   assert.equal(t.inb(MCR), MCR_OUT2);
   t.outb(FCR, 0x01);
   t.backend.inject('hi');
-  const saved: UartState = JSON.parse(JSON.stringify(t.uart.state));
+  const saved = structuredClone(t.uart.snapshot());
+  assert.equal(t.uart.id, 'uart.com1');
   const u = setup();
-  u.uart.load(saved);
+  u.uart.restore(saved);
+  assert.deepEqual(u.uart.snapshot(), t.uart.snapshot());
   assert.equal(u.inb(SCR), 0x12);
   assert.equal(u.inb(THR), 0x68);
   assert.equal(u.inb(THR), 0x69);
@@ -202,6 +218,7 @@ test('wide accesses read consecutive registers; state is plain data that round-t
 test('COM2 sits at 0x2f8 on IRQ 3', () => {
   const fb = fakeBoard();
   const u = installUart(fb.board, 1, new RingBackend('serial1', log));
+  assert.equal(u.id, 'uart.com2');
   u.write(1, 1, IER_ETBEI);
   assert.equal(fb.isaLevel(3), 1);
   assert.deepEqual(fb.mapped, ['0:2f8-2ff']);
@@ -219,23 +236,174 @@ test('fuzz: random accesses never throw and keep the FIFO bounded', () => {
     if (rnd() < 0.5) t.board.pio.write(port, size, Math.floor(rnd() * 2 ** 32) >>> 0);
     else t.board.pio.read(port, size);
     if (rnd() < 0.05) t.backend.inject('zz');
-    assert.ok(t.uart.state.rxCount <= 16);
+    assert.ok(t.uart.snapshot().rx.length <= FIFO_SIZE);
   }
 });
 
-test('character timeout re-arms after a read that leaves bytes behind (next event-loop turn)', async () => {
-  const t = setup();
+test('character timeout re-arms after a read that leaves bytes behind (a 0 ms timer on the board clock)', () => {
+  const t = vsetup();
   t.outb(FCR, 0x01 | (3 << 6)); // trigger 14
   t.outb(IER, IER_ERBFI);
   t.backend.inject('abc');
   assert.equal(t.irq(), 1);
   assert.equal(t.inb(THR), 0x61);
   assert.equal(t.irq(), 0, 'the read acknowledges the timeout');
-  await new Promise((r) => setImmediate(r));
+  assert.equal(t.uart.snapshot().rearm, 0, 'the re-arm is pending, due now');
+  assert.equal(t.clock.runDue(), 1);
   assert.equal(t.irq(), 1, 'bytes still waiting: timeout again, a new edge');
   assert.equal(t.inb(IIR) & 0x0f, IIR_CTI);
   t.inb(THR);
   t.inb(THR);
-  await new Promise((r) => setImmediate(r));
+  t.clock.runDue();
   assert.equal(t.irq(), 0, 'FIFO empty: nothing re-armed');
+  assert.equal(t.uart.snapshot().rearm, null);
+  assert.equal(t.clock.pending, 0);
+});
+
+// ---- snapshot/restore in the middle of a workload ---------------------------------------------
+
+type UartOp =
+  | { k: 'w'; off: number; size: 1 | 2 | 4; v: number }
+  | { k: 'r'; off: number; size: 1 | 2 | 4 }
+  | { k: 'rx'; data: Uint8Array }
+  | { k: 'due' }
+  | { k: 'adv'; ms: number };
+
+/** One guest/host step, weighted towards what drivers do (DLAB mostly off, loopback sometimes). */
+function uartOp(r: () => number): UartOp {
+  const x = r();
+  const byte = () => Math.floor(r() * 256);
+  if (x < 0.3) {
+    const off = ([0, 0, 0, 2, 2, 5, 5, 1, 3, 4, 6, 7] as const)[Math.floor(r() * 12)];
+    return { k: 'r', off, size: 1 };
+  }
+  if (x < 0.6) {
+    const which = Math.floor(r() * 7);
+    if (which === 0) return { k: 'w', off: 3, size: 1, v: r() < 0.3 ? 0x83 : r() < 0.9 ? 0x03 : byte() }; // LCR, DLAB on/off
+    if (which === 1) return { k: 'w', off: 2, size: 1, v: r() < 0.8 ? 0x01 | (Math.floor(r() * 4) << 6) | (r() < 0.3 ? 0x02 : 0) : byte() }; // FCR
+    if (which === 2) return { k: 'w', off: 4, size: 1, v: (r() < 0.3 ? MCR_LOOP : 0) | Math.floor(r() * 16) }; // MCR
+    if (which === 3) return { k: 'w', off: 1, size: 1, v: r() < 0.8 ? Math.floor(r() * 16) : byte() }; // IER / DLM
+    if (which === 4 || which === 5) return { k: 'w', off: 0, size: 1, v: byte() }; // THR / DLL
+    return { k: 'w', off: 7, size: 1, v: byte() }; // SCR
+  }
+  if (x < 0.65) {
+    const size = r() < 0.5 ? 2 : 4;
+    const off = Math.floor(r() * (9 - size));
+    return r() < 0.5 ? { k: 'r', off, size } : { k: 'w', off, size, v: Math.floor(r() * 2 ** 32) >>> 0 };
+  }
+  if (x < 0.82) return { k: 'rx', data: Uint8Array.from({ length: 1 + Math.floor(r() * 20) }, byte) };
+  if (x < 0.94) return { k: 'due' };
+  return { k: 'adv', ms: Math.floor(r() * 10) };
+}
+
+type URig = ReturnType<typeof vsetup>;
+
+/** Apply one step; returns what the guest read (-1 for steps that read nothing). */
+function uartStep(t: URig, op: UartOp): number {
+  switch (op.k) {
+    case 'w':
+      t.board.pio.write(COM1 + op.off, op.size, op.v);
+      return -1;
+    case 'r':
+      return t.board.pio.read(COM1 + op.off, op.size);
+    case 'rx':
+      t.backend.inject(op.data);
+      return -1;
+    case 'due':
+      t.clock.runDue();
+      return -1;
+    case 'adv':
+      t.clock.advance(op.ms);
+      return -1;
+  }
+}
+
+test('snapshot/restore mid-workload: 60 seeded random workloads continue identically on a fresh UART', () => {
+  const seen = { rx: 0, rearm: 0, timeout: 0, fifo: 0, dlab: 0, loop: 0 };
+  for (let w = 0; w < 60; w++) {
+    const r = prng(0x16550 + w);
+    const ops = Array.from({ length: 300 }, () => uartOp(r));
+    const cut = Math.floor(r() * ops.length);
+    const a = vsetup();
+    for (let i = 0; i < cut; i++) uartStep(a, ops[i]);
+    const saved = a.uart.snapshot();
+    const sentBefore = a.backend.total;
+    const b = vsetup();
+    b.uart.restore(structuredClone(saved));
+    assert.deepEqual(b.uart.snapshot(), saved, `workload ${w}: restored state reads back`);
+    assert.equal(b.irq(), a.irq(), `workload ${w}: IRQ level re-driven on restore`);
+    if (saved.rx.length > 0) seen.rx++;
+    if (saved.rearm !== null) seen.rearm++;
+    if (saved.timeoutPending) seen.timeout++;
+    if (saved.fifoEnabled) seen.fifo++;
+    if (saved.lcr & 0x80) seen.dlab++;
+    if (saved.mcr & MCR_LOOP) seen.loop++;
+    for (let i = cut; i < ops.length; i++) {
+      const va = uartStep(a, ops[i]);
+      const vb = uartStep(b, ops[i]);
+      assert.equal(vb, va, `workload ${w} op ${i} (${JSON.stringify(ops[i])}): same read`);
+      assert.equal(b.irq(), a.irq(), `workload ${w} op ${i}: same IRQ level`);
+    }
+    assert.equal(b.backend.text(), a.backend.text().slice(sentBefore), `workload ${w}: same bytes transmitted after the cut`);
+    assert.deepEqual(b.uart.snapshot(), a.uart.snapshot(), `workload ${w}: same final state`);
+  }
+  // The workloads must actually cut through the interesting states, or the test proves little.
+  for (const [k, n] of Object.entries(seen)) assert.ok(n >= 3, `snapshots taken with ${k}: ${n} of 60`);
+});
+
+/** COM1 with FIFO on (trigger 8), two bytes left after a read (re-arm pending), interrupts enabled. */
+function busyUart(): URig {
+  const t = vsetup();
+  t.outb(FCR, 0x01 | (2 << 6));
+  t.outb(IER, IER_ERBFI | IER_ETBEI | IER_ELSI);
+  t.outb(SCR, 0x5a);
+  t.backend.inject('abc');
+  t.inb(THR);
+  return t;
+}
+
+test('malformed UART state is refused with StateError and leaves the device as it was', () => {
+  const t = busyUart();
+  const good = t.uart.snapshot();
+  assert.equal(good.rearm, 0, 'the fixture has the re-arm timer pending');
+  assert.equal(good.rx.length, 2);
+  const bad: [string, StateObject][] = [
+    ['ier as a string', { ...good, ier: '1' }],
+    ['ier above 0x0f', { ...good, ier: 0x10 }],
+    ['lcr above a byte', { ...good, lcr: 0x100 }],
+    ['mcr bits 5-7', { ...good, mcr: 0x20 }],
+    ['mcr fractional', { ...good, mcr: 1.5 }],
+    ['lsrErrors with DR', { ...good, lsrErrors: LSR_DR }],
+    ['msr lines not following mcr', { ...good, msr: 0x00 }],
+    ['dll negative', { ...good, dll: -1 }],
+    ['dlm missing', (({ dlm: _, ...rest }) => rest)(good)],
+    ['fifoEnabled as a number', { ...good, fifoEnabled: 1 }],
+    ['rxTrigger not a level', { ...good, rxTrigger: 5 }],
+    ['rxTrigger 8 with FIFOs off', { ...good, fifoEnabled: false, rx: new Uint8Array(1), rxTrigger: 8 }],
+    ['rx as a number array', { ...good, rx: [0x62, 0x63] }],
+    ['rx over-long (17 bytes)', { ...good, rx: new Uint8Array(FIFO_SIZE + 1) }],
+    ['rx of 2 bytes with FIFOs off', { ...good, fifoEnabled: false, rxTrigger: 1 }],
+    ['timeoutPending with an empty FIFO', { ...good, rx: new Uint8Array(0), timeoutPending: true }],
+    ['thrIpending null', { ...good, thrIpending: null }],
+    ['rearm negative', { ...good, rearm: -1 }],
+    ['rearm in the future (always 0 ms)', { ...good, rearm: 5 }],
+    ['rearm as a string', { ...good, rearm: '0' }],
+  ];
+  const before = t.uart.snapshot();
+  const irq = t.irq();
+  for (const [name, s] of bad) {
+    assert.throws(() => t.uart.restore(s), StateError, name);
+    assert.deepEqual(t.uart.snapshot(), before, `${name}: state unchanged`);
+    assert.equal(t.irq(), irq, `${name}: IRQ unchanged`);
+  }
+  assert.throws(() => restoreDevice(t.uart, 2, good), StateError, 'a newer state version');
+  assert.throws(() => restoreDevice(t.uart, 0, good), StateError, 'version 0');
+  assert.deepEqual(t.uart.snapshot(), before);
+  assert.equal(t.clock.pending, 1, 'the re-arm timer is still the only one pending');
+  // The same state through restoreDevice at the current version is accepted.
+  const u = vsetup();
+  restoreDevice(u.uart, u.uart.stateVersion, good);
+  assert.deepEqual(u.uart.snapshot(), good);
+  u.clock.runDue();
+  assert.equal(u.inb(IIR) & 0x0f, IIR_CTI, 'the restored re-arm timer fires on the new clock');
 });

@@ -14,14 +14,26 @@
  * Layout: the IBM AT / Bochs-BIOS CMOS map that QEMU's pc_cmos_init fills
  * (register addresses below, next to what they hold). Nothing here is on a
  * hot path: firmware reads a few bytes at boot.
+ *
+ * Saved state: the index register and the 128 NVRAM bytes, all of what
+ * stubdm holds here. The MC146818 clock itself (registers 0-13: time,
+ * alarm, rates, UIP) is emulated by Xen (xen/arch/x86/hvm/rtc.c); its time
+ * base and alarm travel in Xen's own HVM save record (RTC), not in
+ * device-model state. Bytes 0-13 of the array are never read or written
+ * here (those indices read 0xff and ignore writes), so whatever a snapshot
+ * holds there is restored as it is and stays unreachable.
  */
 import type { Board } from '../../core/board.ts';
 import type { AccessSize, IoHandler } from '../../core/io.ts';
+import type { Device, StateObject } from '../../core/device.ts';
+import { StateReader } from '../../core/state.ts';
 
 export const CMOS_PORT = 0x70;
 export const CMOS_PORTS = 2;
 /** First index Xen forwards (xen hvm/rtc.c RTC_CMOS_SIZE). */
 export const CMOS_FIRST_NVRAM = 0x0e;
+/** Bytes behind the index (a 7-bit index). */
+export const CMOS_SIZE = 128;
 const INDEX_MASK = 0x7f; // bit 7 of the index write is the NMI mask, not part of the index
 
 // CMOS registers (IBM AT technical reference / Bochs BIOS CMOS map)
@@ -70,22 +82,26 @@ export interface CmosOptions {
   year?: number;
 }
 
-export interface CmosState {
-  v: 1;
+/** What snapshot() returns (state version 1). */
+export interface CmosSnapshot extends StateObject {
+  /** The last index written to 0x70, without the NMI-mask bit (0-127). */
   index: number;
-  /** 128 NVRAM bytes; 0-13 are never used here (Xen owns them). */
-  data: number[];
+  /** CMOS_SIZE bytes; 0-13 are never used here (Xen owns them). */
+  nvram: Uint8Array;
 }
 
 function bcd(n: number): number {
   return ((Math.floor(n / 10) % 10) << 4) | n % 10;
 }
 
-export class CmosNvram implements IoHandler {
-  readonly state: CmosState = { v: 1, index: 0, data: new Array(128).fill(0) };
+export class CmosNvram implements IoHandler, Device {
+  readonly id = 'cmos';
+  readonly stateVersion = 1;
+  private index = 0;
+  private nvram: Uint8Array = new Uint8Array(CMOS_SIZE);
 
   constructor(opts: CmosOptions) {
-    const d = this.state.data;
+    const d = this.nvram;
     const set16 = (reg: number, v: number): void => {
       d[reg] = v & 0xff;
       d[reg + 1] = (v >>> 8) & 0xff;
@@ -133,16 +149,27 @@ export class CmosNvram implements IoHandler {
     d[CMOS_DISK_TRANSLATION] = trans;
   }
 
+  snapshot(): CmosSnapshot {
+    return { index: this.index, nvram: this.nvram.slice() };
+  }
+
+  restore(state: StateObject): void {
+    const r = new StateReader(state, this.id);
+    const index = r.int('index', 0, INDEX_MASK);
+    const nvram = r.bytes('nvram', CMOS_SIZE); // a copy
+    this.index = index;
+    this.nvram = nvram;
+  }
+
   read(offset: number, _size: AccessSize): number {
     // The index port is write-only (Xen answers its reads with 0xff anyway).
     if (offset !== 1) return 0xff;
-    return this.state.index >= CMOS_FIRST_NVRAM ? this.state.data[this.state.index] : 0xff;
+    return this.index >= CMOS_FIRST_NVRAM ? this.nvram[this.index] : 0xff;
   }
 
   write(offset: number, _size: AccessSize, value: number): void {
-    const s = this.state;
-    if (offset === 0) s.index = value & INDEX_MASK;
-    else if (offset === 1 && s.index >= CMOS_FIRST_NVRAM) s.data[s.index] = value & 0xff;
+    if (offset === 0) this.index = value & INDEX_MASK;
+    else if (offset === 1 && this.index >= CMOS_FIRST_NVRAM) this.nvram[this.index] = value & 0xff;
   }
 }
 

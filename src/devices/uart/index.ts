@@ -19,7 +19,7 @@ export const COM_PORTS = [
 export function installUart(board: Board, index: number, backend: CharBackend): Uart16550 {
   const port = COM_PORTS[index];
   if (!port) throw new RangeError(`only ${COM_PORTS.length} serial ports (COM1, COM2) exist`);
-  const uart = new Uart16550(board.isaIrq(port.irq), backend);
+  const uart = new Uart16550(index, board.isaIrq(port.irq), backend, board.clock);
   board.pio.add(`com${index + 1}`, port.base, UART_REGS, uart);
   return uart;
 }

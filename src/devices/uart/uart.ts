@@ -11,10 +11,24 @@
  * interrupt (IIR 0x0C: bytes below the trigger level sitting unread). Input
  * arrives here in bursts from the backend, not bit by bit, so the timeout is
  * armed when a burst has been delivered, disarmed by an RBR read, and armed
- * again on the next event-loop turn if bytes are still waiting.
+ * again "at once" (a 0 ms timer on the board's clock: the next event-loop
+ * turn on Xen, the next runDue() in the simulator) if bytes are still waiting.
+ *
+ * Registers stay a switch rather than a RegisterTable (core/regs.ts): offsets
+ * 0 and 1 change meaning with LCR.DLAB, offsets 0 and 2 are different
+ * registers for reads and writes, and the reads of RBR, IIR, LSR and MSR all
+ * have side effects on state that is not a register (the FIFO, the latches).
+ * A table would hold only SCR and LCR as plain storage and turn the rest into
+ * handlers, i.e. the same switch split into closures; its real services
+ * (partial access to wide registers, RC/W1C masks) do not apply to eight
+ * byte registers.
  */
 import type { AccessSize, IoHandler } from '../../core/io.ts';
 import type { IrqLine } from '../../core/irq.ts';
+import type { Clock } from '../../core/clock.ts';
+import { OneShot } from '../../core/clock.ts';
+import type { Device, StateObject } from '../../core/device.ts';
+import { StateReader, StateError } from '../../core/state.ts';
 import type { CharBackend } from '../../chardev/types.ts';
 
 // Register offsets [8.x "Register descriptions", table 2]. DLAB = LCR bit 7.
@@ -53,7 +67,7 @@ export const FCR_ENABLE = 0x01;
 export const FCR_CLEAR_RX = 0x02;
 export const FCR_CLEAR_TX = 0x04;
 export const FCR_TRIGGER_SHIFT = 6;
-const RX_TRIGGER = [1, 4, 8, 14] as const;
+const RX_TRIGGER: readonly number[] = [1, 4, 8, 14];
 
 // LCR [8.8].
 export const LCR_DLAB = 0x80;
@@ -75,7 +89,7 @@ export const LSR_BI = 0x10;
 export const LSR_THRE = 0x20;
 export const LSR_TEMT = 0x40;
 export const LSR_RXFE = 0x80; // error in RX FIFO
-const LSR_ERRORS = LSR_OE | LSR_PE | LSR_FE | LSR_BI;
+export const LSR_ERRORS = LSR_OE | LSR_PE | LSR_FE | LSR_BI;
 
 // MSR [8.11]: low nibble = deltas (cleared by reading), high nibble = lines.
 export const MSR_DCTS = 0x01;
@@ -90,11 +104,11 @@ const MSR_DELTAS = 0x0f;
 /** With no modem, the lines read as "connected" (what QEMU reports too). */
 const MSR_IDLE = MSR_DCD | MSR_DSR | MSR_CTS;
 
+
 export const FIFO_SIZE = 16;
 
-/** Everything the UART is, as plain data (save/restore). */
-export interface UartState {
-  v: 1;
+/** The live registers and FIFO (private; snapshot() gives the plain-data view). */
+interface Regs {
   ier: number;
   lcr: number;
   mcr: number;
@@ -107,7 +121,7 @@ export interface UartState {
   fifoEnabled: boolean;
   rxTrigger: number;
   /** RX ring: FIFO_SIZE slots, `rxCount` bytes from `rxHead`. */
-  rx: number[];
+  rx: Uint8Array;
   rxHead: number;
   rxCount: number;
   /** THRE interrupt latched (cleared by reading IIR while it is the source, or by writing THR). */
@@ -116,9 +130,31 @@ export interface UartState {
   timeoutPending: boolean;
 }
 
-export function uartReset(): UartState {
+/**
+ * What snapshot() returns (state version 1). `rx` is the RX FIFO's contents,
+ * oldest first; `rearm` the time left on the character-timeout re-arm timer
+ * (null: idle; it is armed with 0 ms, so it is 0 when pending). The overrun
+ * counter is a host-side statistic and is not saved.
+ */
+export interface UartSnapshot extends StateObject {
+  ier: number;
+  lcr: number;
+  mcr: number;
+  lsrErrors: number;
+  msr: number;
+  scr: number;
+  dll: number;
+  dlm: number;
+  fifoEnabled: boolean;
+  rxTrigger: number;
+  rx: Uint8Array;
+  thrIpending: boolean;
+  timeoutPending: boolean;
+  rearm: number | null;
+}
+
+function resetRegs(): Regs {
   return {
-    v: 1,
     ier: 0,
     lcr: 0,
     mcr: 0,
@@ -129,7 +165,7 @@ export function uartReset(): UartState {
     dlm: 0,
     fifoEnabled: false,
     rxTrigger: 1,
-    rx: new Array<number>(FIFO_SIZE).fill(0),
+    rx: new Uint8Array(FIFO_SIZE),
     rxHead: 0,
     rxCount: 0,
     thrIpending: false,
@@ -137,32 +173,111 @@ export function uartReset(): UartState {
   };
 }
 
-export class Uart16550 implements IoHandler {
-  state: UartState = uartReset();
+/** MSR bits 4-7 for an MCR value: in loopback the modem outputs wired back [8.9], else "connected". */
+function modemLines(mcr: number): number {
+  if ((mcr & MCR_LOOP) === 0) return MSR_IDLE;
+  let lines = 0;
+  if (mcr & MCR_RTS) lines |= MSR_CTS;
+  if (mcr & MCR_DTR) lines |= MSR_DSR;
+  if (mcr & MCR_OUT1) lines |= MSR_RI;
+  if (mcr & MCR_OUT2) lines |= MSR_DCD;
+  return lines;
+}
+
+const hex = (v: number): string => `0x${v.toString(16)}`;
+
+export class Uart16550 implements IoHandler, Device {
+  readonly id: string;
+  readonly stateVersion = 1;
   /** Bytes dropped because the RX FIFO was full (each set LSR.OE). */
   overruns = 0;
 
-  private rearmQueued = false;
-  private readonly rearmTimeout = (): void => {
-    this.rearmQueued = false;
-    const s = this.state;
-    if (s.rxCount > 0 && !s.timeoutPending) {
-      s.timeoutPending = true;
-      this.updateIrq();
-    }
-  };
+  private s: Regs = resetRegs();
+  /** The character timeout again, "at once", after a read left bytes below the trigger level. */
+  private readonly rearm: OneShot;
 
   constructor(
+    /** 0 = COM1, 1 = COM2 (the device id is uart.com<index+1>). */
+    index: number,
     private readonly irq: IrqLine,
     private readonly backend: CharBackend,
+    clock: Clock,
   ) {
+    if (!Number.isInteger(index) || index < 0 || index > 3) throw new RangeError(`COM index ${index}`);
+    this.id = `uart.com${index + 1}`;
+    this.rearm = new OneShot(clock, () => {
+      const s = this.s;
+      if (s.rxCount > 0 && !s.timeoutPending) {
+        s.timeoutPending = true;
+        this.updateIrq();
+      }
+    });
     backend.setReceiver((data) => this.receive(data));
     this.updateIrq();
   }
 
-  /** Restore a saved state (assumed produced by `state`). */
-  load(s: UartState): void {
-    this.state = { ...s, rx: s.rx.slice(0, FIFO_SIZE) };
+  snapshot(): UartSnapshot {
+    const s = this.s;
+    const rx = new Uint8Array(s.rxCount);
+    for (let i = 0; i < s.rxCount; i++) rx[i] = s.rx[(s.rxHead + i) % FIFO_SIZE];
+    return {
+      ier: s.ier,
+      lcr: s.lcr,
+      mcr: s.mcr,
+      lsrErrors: s.lsrErrors,
+      msr: s.msr,
+      scr: s.scr,
+      dll: s.dll,
+      dlm: s.dlm,
+      fifoEnabled: s.fifoEnabled,
+      rxTrigger: s.rxTrigger,
+      rx,
+      thrIpending: s.thrIpending,
+      timeoutPending: s.timeoutPending,
+      rearm: this.rearm.remaining(),
+    };
+  }
+
+  restore(state: StateObject): void {
+    const r = new StateReader(state, this.id);
+    const bad = (field: string, why: string): never => {
+      throw new StateError(`${this.id}.${field}: ${why}`);
+    };
+    const mcr = r.int('mcr', 0, MCR_MASK);
+    const msr = r.u('msr', 8);
+    // The modem lines are a function of MCR (only an MCR write changes them); the deltas are free.
+    if ((msr & 0xf0) !== modemLines(mcr)) bad('msr', `lines ${hex(msr & 0xf0)} do not follow mcr ${hex(mcr)}`);
+    const lsrErrors = r.u('lsrErrors', 8);
+    if ((lsrErrors & ~LSR_ERRORS) !== 0) bad('lsrErrors', `${hex(lsrErrors)} has bits other than OE/PE/FE/BI`);
+    const fifoEnabled = r.bool('fifoEnabled');
+    const rxTrigger = r.int('rxTrigger', 1, 14);
+    if (!RX_TRIGGER.includes(rxTrigger)) bad('rxTrigger', `${rxTrigger} is not one of ${RX_TRIGGER.join('|')}`);
+    if (!fifoEnabled && rxTrigger !== 1) bad('rxTrigger', `${rxTrigger} with the FIFOs off (always 1)`);
+    const rx = r.bytes('rx', fifoEnabled ? FIFO_SIZE : 1, false);
+    const timeoutPending = r.bool('timeoutPending');
+    if (timeoutPending && rx.length === 0) bad('timeoutPending', 'set with an empty RX FIFO');
+    const next: Regs = {
+      ier: r.int('ier', 0, IER_MASK),
+      lcr: r.u('lcr', 8),
+      mcr,
+      lsrErrors,
+      msr,
+      scr: r.u('scr', 8),
+      dll: r.u('dll', 8),
+      dlm: r.u('dlm', 8),
+      fifoEnabled,
+      rxTrigger,
+      rx: new Uint8Array(FIFO_SIZE),
+      rxHead: 0,
+      rxCount: rx.length,
+      thrIpending: r.bool('thrIpending'),
+      timeoutPending,
+    };
+    next.rx.set(rx);
+    const rearm = r.timer('rearm', 0); // always armed with 0 ms
+    // Everything checked: now change the device.
+    this.s = next;
+    this.rearm.restore(rearm);
     this.updateIrq();
   }
 
@@ -179,14 +294,15 @@ export class Uart16550 implements IoHandler {
 
   /** Bytes from the backend (host side). Outside loopback they land in the RX FIFO. */
   receive(data: Uint8Array): void {
-    if ((this.state.mcr & MCR_LOOP) !== 0) return; // the receiver listens to the transmitter only
+    const s = this.s;
+    if ((s.mcr & MCR_LOOP) !== 0) return; // the receiver listens to the transmitter only
     for (let i = 0; i < data.length; i++) this.pushRx(data[i]);
-    this.state.timeoutPending = this.state.rxCount > 0;
+    s.timeoutPending = s.rxCount > 0;
     this.updateIrq();
   }
 
   private readReg(reg: number): number {
-    const s = this.state;
+    const s = this.s;
     switch (reg) {
       case RBR: {
         if ((s.lcr & LCR_DLAB) !== 0) return s.dll;
@@ -197,12 +313,9 @@ export class Uart16550 implements IoHandler {
         s.timeoutPending = false;
         this.updateIrq();
         // Bytes left below the trigger level: the chip's timeout fires again after four
-        // character times without a read. "Later" here is the next turn of the event loop,
-        // so a driver that reads one byte per interrupt gets a fresh edge.
-        if (s.rxCount > 0 && !this.rearmQueued) {
-          this.rearmQueued = true;
-          setImmediate(this.rearmTimeout);
-        }
+        // character times without a read. "Later" here is a 0 ms timer (the next turn of
+        // the event loop on Xen), so a driver that reads one byte per interrupt gets a fresh edge.
+        if (s.rxCount > 0) this.rearm.armIfIdle(0);
         return b;
       }
       case IER:
@@ -238,7 +351,7 @@ export class Uart16550 implements IoHandler {
   }
 
   private writeReg(reg: number, v: number): void {
-    const s = this.state;
+    const s = this.s;
     switch (reg) {
       case THR:
         if ((s.lcr & LCR_DLAB) !== 0) {
@@ -306,18 +419,18 @@ export class Uart16550 implements IoHandler {
   }
 
   private lsr(): number {
-    const s = this.state;
+    const s = this.s;
     let v = LSR_THRE | LSR_TEMT | s.lsrErrors;
     if (s.rxCount > 0) v |= LSR_DR;
     return v;
   }
 
   private capacity(): number {
-    return this.state.fifoEnabled ? FIFO_SIZE : 1;
+    return this.s.fifoEnabled ? FIFO_SIZE : 1;
   }
 
   private pushRx(b: number): void {
-    const s = this.state;
+    const s = this.s;
     if (s.rxCount >= this.capacity()) {
       s.lsrErrors |= LSR_OE;
       this.overruns++;
@@ -328,7 +441,7 @@ export class Uart16550 implements IoHandler {
   }
 
   private clearRx(): void {
-    const s = this.state;
+    const s = this.s;
     s.rxHead = 0;
     s.rxCount = 0;
     s.timeoutPending = false;
@@ -336,15 +449,8 @@ export class Uart16550 implements IoHandler {
 
   /** In loopback, the modem inputs are wired to the modem outputs [8.9]; deltas record changes. */
   private updateMsr(): void {
-    const s = this.state;
-    let lines = MSR_IDLE;
-    if ((s.mcr & MCR_LOOP) !== 0) {
-      lines = 0;
-      if (s.mcr & MCR_RTS) lines |= MSR_CTS;
-      if (s.mcr & MCR_DTR) lines |= MSR_DSR;
-      if (s.mcr & MCR_OUT1) lines |= MSR_RI;
-      if (s.mcr & MCR_OUT2) lines |= MSR_DCD;
-    }
+    const s = this.s;
+    const lines = modemLines(s.mcr);
     const old = s.msr;
     const changed = (old ^ lines) & 0xf0;
     let deltas = old & MSR_DELTAS;
@@ -357,7 +463,7 @@ export class Uart16550 implements IoHandler {
 
   /** Highest-priority pending interrupt id [8.6, table 4], IIR_NO_INT if none. */
   private pendingId(): number {
-    const s = this.state;
+    const s = this.s;
     const ier = s.ier;
     if ((ier & IER_ELSI) !== 0 && (s.lsrErrors & LSR_ERRORS) !== 0) return IIR_RLS;
     if ((ier & IER_ERBFI) !== 0 && s.rxCount > 0) {
