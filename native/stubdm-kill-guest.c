@@ -7,7 +7,8 @@
  * the stub domain ran out of memory (stubdm OOM-killed). A second node needs
  * ~50 MiB and 10-30 s to start in a 128 MiB stub domain under emulation; this
  * needs a few hundred KiB and milliseconds. stubdm's own shutdown path (S5,
- * reset) stays in src/xen/shutdown.ts.
+ * reset) is Board.shutdown -> the host's Power, xendevicemodel_shutdown in
+ * src/xen/host.ts.
  *
  * link: -lxendevicemodel
  */

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -14,59 +13,13 @@ import { pino } from 'pino';
 import { parseArgs } from '../src/cli/index.ts';
 import { start } from '../src/main.ts';
 import { SimStore } from '../src/sim/platform.ts';
+import { connectQmp, connectQmpRetry } from './helpers/qmp-client.ts';
 
 const silent = pino({ level: 'silent' });
 const BIN = new URL('../bin/stubdm.js', import.meta.url).pathname;
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-main-'));
-}
-
-/** Minimal QMP client over a unix socket, the way libxl talks. */
-async function qmpConnect(p: string) {
-  const sock = net.createConnection(p);
-  await new Promise<void>((r, j) => {
-    sock.once('connect', () => r());
-    sock.once('error', j);
-  });
-  sock.setEncoding('utf8');
-  let buf = '';
-  const queue: string[] = [];
-  const waiters: Array<(l: string | null) => void> = [];
-  sock.on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\r\n')) >= 0) {
-      const l = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const w = waiters.shift();
-      if (w) w(l);
-      else queue.push(l);
-    }
-  });
-  sock.on('close', () => waiters.splice(0).forEach((w) => w(null)));
-  const next = (): Promise<any> => {
-    const l = queue.shift();
-    if (l !== undefined) return Promise.resolve(JSON.parse(l));
-    if (sock.destroyed) return Promise.resolve(null);
-    return new Promise((r) => waiters.push((x) => r(x === null ? null : JSON.parse(x))));
-  };
-  let id = 0;
-  const greeting = await next();
-  return {
-    greeting,
-    sock,
-    next,
-    /** Send a command and return its reply, skipping events. */
-    async cmd(execute: string, args?: object): Promise<any> {
-      const my = ++id;
-      sock.write(JSON.stringify(args ? { execute, arguments: args, id: my } : { execute, id: my }) + '\r\n');
-      for (;;) {
-        const m = await next();
-        if (m === null || m.id === my) return m;
-      }
-    },
-  };
 }
 
 test('--sim: libxl-like start, guest writes COM1 through the ioreq path, QMP cont/stop/quit, flushed file', async () => {
@@ -102,7 +55,7 @@ test('--sim: libxl-like start, guest writes COM1 through the ioreq path, QMP con
   // -S: prelaunch, ioreq server not enabled until cont (QEMU's order)
   assert.equal(sim.channel.enabled, false);
 
-  const a = await qmpConnect(qmpPath);
+  const a = await connectQmp(qmpPath);
   assert.equal(a.greeting.QMP.version.qemu.major, 8);
   assert.deepEqual(await a.cmd('qmp_capabilities'), { return: {}, id: 1 });
   assert.equal((await a.cmd('query-status')).return.status, 'prelaunch');
@@ -110,11 +63,11 @@ test('--sim: libxl-like start, guest writes COM1 through the ioreq path, QMP con
   assert.deepEqual(chardevs[0], { label: 'serial0', filename: `file:${serial}`, 'frontend-open': true });
   assert.equal((await a.cmd('query-cpus-fast')).return.length, 1);
 
-  const b = await qmpConnect(qmpPath);
+  const b = await connectQmp(qmpPath);
   await b.cmd('qmp_capabilities');
   assert.deepEqual(await b.cmd('cont'), { return: {}, id: 2 });
   assert.equal(sim.channel.enabled, true);
-  assert.equal((await a.next()).event, 'RESUME');
+  assert.equal((await a.next())!.event, 'RESUME');
   assert.equal((await a.cmd('query-status')).return.running, true);
 
   // The guest: a polling boot loader on COM1, through ioreqs.
@@ -201,15 +154,7 @@ test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the seri
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  // Wait for the QMP socket the way libxl does (it retries connect()).
-  let q: Awaited<ReturnType<typeof qmpConnect>> | null = null;
-  for (let i = 0; i < 500 && q === null; i++) {
-    try {
-      q = await qmpConnect(qmpPath);
-    } catch {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  const q = await connectQmpRetry(qmpPath);
   assert.ok(q, `QMP socket never came up: ${stderr}`);
   await q.cmd('qmp_capabilities');
   assert.equal((await q.cmd('query-status')).return.status, 'running');

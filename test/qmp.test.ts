@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { Duplex } from 'node:stream';
 import { MAX_LINE, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../src/qmp/index.ts';
+import { connectQmp } from './helpers/qmp-client.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -93,44 +94,6 @@ function tmpSock(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-qmp-')), 'qmp.sock');
 }
 
-/** A line-oriented client: `next()` resolves with the next JSON message. */
-function client(p: string) {
-  const sock = net.createConnection(p);
-  const lines: string[] = [];
-  const waiters: Array<(l: string | null) => void> = [];
-  let buf = '';
-  let closed = false;
-  sock.setEncoding('utf8');
-  sock.on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\r\n')) >= 0) {
-      const l = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const w = waiters.shift();
-      if (w) w(l);
-      else lines.push(l);
-    }
-  });
-  sock.on('close', () => {
-    closed = true;
-    for (const w of waiters.splice(0)) w(null);
-  });
-  sock.on('error', () => {});
-  return {
-    sock,
-    next(): Promise<unknown> {
-      const l = lines.shift();
-      if (l !== undefined) return Promise.resolve(JSON.parse(l));
-      if (closed) return Promise.resolve(null);
-      return new Promise((r) => waiters.push((x) => r(x === null ? null : JSON.parse(x))));
-    },
-    send(o: unknown) {
-      sock.write((typeof o === 'string' ? o : JSON.stringify(o)) + '\r\n');
-    },
-  };
-}
-
 test('unix socket: libxl-like sequence on two simultaneous connections, events to negotiated sessions', async () => {
   const m = machine();
   const core = new QmpCore(m);
@@ -140,30 +103,24 @@ test('unix socket: libxl-like sequence on two simultaneous connections, events t
   await assert.rejects(srv.listenPath(p), /cannot listen on QMP socket/);
   fs.unlinkSync(p);
   await srv.listenPath(p);
-  const a = client(p);
-  const b = client(p);
-  assert.equal(((await a.next()) as { QMP: { version: { qemu: { major: number } } } }).QMP.version.qemu.major, 8);
-  await b.next();
-  a.send({ execute: 'qmp_capabilities', id: 1 });
-  assert.deepEqual(await a.next(), { return: {}, id: 1 });
-  a.send({ execute: 'query-chardev', id: 2 });
-  assert.deepEqual(await a.next(), { return: m.chardevs(), id: 2 });
-  b.send({ execute: 'qmp_capabilities', id: 1 });
-  assert.deepEqual(await b.next(), { return: {}, id: 1 });
-  b.send({ execute: 'cont', id: 2 });
-  assert.deepEqual(await b.next(), { return: {}, id: 2 });
+  const a = await connectQmp(p);
+  const b = await connectQmp(p);
+  assert.equal(a.greeting.QMP.version.qemu.major, 8);
+  assert.deepEqual(await a.cmd('qmp_capabilities'), { return: {}, id: 1 });
+  assert.deepEqual(await a.cmd('query-chardev'), { return: m.chardevs(), id: 2 });
+  assert.deepEqual(await b.cmd('qmp_capabilities'), { return: {}, id: 1 });
+  assert.deepEqual(await b.cmd('cont'), { return: {}, id: 2 });
   core.emit('RESUME');
-  const ev = (await a.next()) as { event: string; timestamp: { seconds: number } };
+  const ev = (await a.next())!;
   assert.equal(ev.event, 'RESUME');
   assert.ok(ev.timestamp.seconds > 0);
-  assert.equal(((await b.next()) as { event: string }).event, 'RESUME');
+  assert.equal((await b.next())!.event, 'RESUME');
   // two requests in one write, and one split across writes
   a.sock.write('{"execute":"query-status","id":3}\r\n{"execute":"query-sta');
   a.sock.write('tus","id":4}\r\n');
-  assert.deepEqual(((await a.next()) as { id: number }).id, 3);
-  assert.deepEqual(((await a.next()) as { id: number }).id, 4);
-  a.sock.end();
-  b.sock.end();
+  assert.deepEqual((await a.next())!.id, 3);
+  assert.deepEqual((await a.next())!.id, 4);
+  await Promise.all([a.close(), b.close()]);
   await srv.close();
   assert.equal(fs.existsSync(p), false, 'socket file removed');
 });
@@ -173,18 +130,15 @@ test('unix socket: garbage gets an error and the connection lives; a huge line c
   const srv = new QmpServer(core, log, 'libxl-cmd');
   const p = tmpSock();
   await srv.listenPath(p);
-  const bad = client(p);
-  const good = client(p);
-  await bad.next();
-  await good.next();
+  const bad = await connectQmp(p);
+  const good = await connectQmp(p);
   bad.send('\u0001\u0002 not json');
-  assert.equal(((await bad.next()) as { error: { class: string } }).error.class, 'GenericError');
+  assert.equal((await bad.next())!.error.class, 'GenericError');
   bad.sock.write('x'.repeat(MAX_LINE + 10));
-  assert.match(((await bad.next()) as { error: { desc: string } }).error.desc, /longer than/);
+  assert.match((await bad.next())!.error.desc, /longer than/);
   assert.equal(await bad.next(), null, 'connection closed');
-  good.send({ execute: 'qmp_capabilities', id: 1 });
-  assert.deepEqual(await good.next(), { return: {}, id: 1 });
-  good.sock.end();
+  assert.deepEqual(await good.cmd('qmp_capabilities'), { return: {}, id: 1 });
+  await good.close();
   await srv.close();
 });
 
@@ -194,12 +148,9 @@ test('unix socket: quit replies, closes, then quits the machine', async () => {
   const p = tmpSock();
   const srv = new QmpServer(core, log, 'libxl-cmd');
   await srv.listenPath(p);
-  const c = client(p);
-  await c.next();
-  c.send({ execute: 'qmp_capabilities', id: 1 });
-  await c.next();
-  c.send({ execute: 'quit', id: 2 });
-  assert.deepEqual(await c.next(), { return: {}, id: 2 });
+  const c = await connectQmp(p);
+  await c.cmd('qmp_capabilities');
+  assert.deepEqual(await c.cmd('quit'), { return: {}, id: 2 });
   assert.equal(await c.next(), null);
   assert.deepEqual(m.calls, ['quit']);
   await srv.close();
@@ -223,15 +174,13 @@ test('inherited listening fd (libxl fd=N): a child process serves QMP on it', as
   const p2 = `${p}.2`;
   fs.linkSync(p, p2);
   await new Promise<void>((r) => pre.close(() => r()));
-  const c = client(p2);
-  assert.equal(((await c.next()) as { QMP: object }).QMP !== undefined, true);
-  c.send({ execute: 'qmp_capabilities', id: 1 });
-  assert.deepEqual(await c.next(), { return: {}, id: 1 });
-  c.send({ execute: 'query-status', id: 2 });
-  assert.deepEqual(await c.next(), { return: { status: 'prelaunch', running: false, singlestep: false }, id: 2 });
+  const c = await connectQmp(p2);
+  assert.equal(c.greeting.QMP !== undefined, true);
+  assert.deepEqual(await c.cmd('qmp_capabilities'), { return: {}, id: 1 });
+  assert.deepEqual(await c.cmd('query-status'), { return: { status: 'prelaunch', running: false, singlestep: false }, id: 2 });
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
   c.send({ execute: 'quit', id: 3 });
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  assert.equal(code, 0);
+  assert.equal(await exited, 0);
 });
 
 test('any byte stream carries a session (the stub domain puts QMP on a vchan): framing, quit ends it', async () => {

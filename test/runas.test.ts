@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { resolveRunas, RunasError } from '../src/runas.ts';
+import { connectQmpRetry } from './helpers/qmp-client.ts';
 
 test('-runas: UID:GID as libxl passes it, or a user name from passwd', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-runas-'));
@@ -31,22 +31,13 @@ test('bin/stubdm.js -runas 65534:65534 drops privileges after opening everything
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', r));
-  let sock: net.Socket | null = null;
-  for (let i = 0; i < 500 && sock === null; i++) {
-    sock = await new Promise<net.Socket | null>((r) => {
-      const s = net.createConnection(qmp);
-      s.once('connect', () => r(s));
-      s.once('error', () => r(null));
-    });
-    if (sock === null) await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.ok(sock, stderr);
-  const greeting = await new Promise<string>((r) => sock!.once('data', (d) => r(String(d))));
-  assert.match(greeting, /"QMP"/);
+  const q = await connectQmpRetry(qmp);
+  assert.ok(q, stderr);
+  assert.ok(q.greeting.QMP, 'QMP greeting');
   const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
   assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
   assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
-  sock.destroy();
+  q.sock.destroy();
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
 });

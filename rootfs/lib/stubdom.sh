@@ -1,7 +1,7 @@
 # Stub domain logic, sourced by /init (busybox sh) and by test/stubdom.
 #
 # What libxl gives the stub domain (docs/misc/stubdom.txt, libxl_dm.c
-# libxl__spawn_stub_dm; see /work/shared/xen-dm-contract.md §4):
+# libxl__spawn_stub_dm; see docs/xen-contract.md §12):
 #   xenstore  target = guest domid; /local/domain/<guest>/vm = /vm/<uuid>;
 #             <vm>/image/dm-argv/001.. = the device model's argv, one key each
 #   disks     /dev/xvda.. (the guest's disks, config order)

@@ -2,7 +2,7 @@
  * The board: what every device plugs into. It owns the port and MMIO buses
  * and the PCI configuration hook, hands out interrupt lines, and is the only
  * place that turns "a region appeared/moved" into a claim on the ioreq
- * server (STYLE.md §1: the bus, not the device, talks to Xen).
+ * server (docs/architecture.md §5: the bus, not the device, talks to Xen).
  */
 import { IoBus } from './bus.ts';
 import { RealClock, type Clock } from './clock.ts';

@@ -2,8 +2,8 @@
  * One sorted map of address ranges to handlers, for port I/O or MMIO.
  *
  * Regions refuse overlaps at insert time. Moving a BAR is remove + add.
- * Whoever owns the bus (src/machine) listens to add/remove and claims or
- * releases the range with Xen: devices never talk to Xen themselves.
+ * The Board (core/board.ts) owns both buses, listens to add/remove and claims
+ * or releases the range on the ioreq server: devices never talk to Xen themselves.
  */
 import type { AccessSize, IoHandler } from './io.ts';
 import { sizeMask } from './io.ts';

@@ -8,7 +8,7 @@
  *   `stateVersion`: objects, arrays, numbers, strings, booleans, null, and
  *   Uint8Array for bytes (the container encodes those). No class instances,
  *   no closures, no backends: a transfer in flight is recorded by name and
- *   position (STYLE.md §4), never as a callback.
+ *   position (docs/architecture.md §8), never as a callback.
  * - `restore(state)` takes data of the current version, checks all of it
  *   first (StateReader throws StateError naming the bad field) and only then
  *   changes the device: a refused state leaves the device as it was.

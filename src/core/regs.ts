@@ -1,5 +1,5 @@
 /**
- * Register files as tables (STYLE.md §2): each register is an entry with its
+ * Register files as tables (docs/architecture.md §6): each register is an entry with its
  * offset, width, flags and optional handlers, and one dispatcher does what
  * every device would otherwise hand-write: find the register, apply partial
  * (byte/word) accesses, read-only, read-to-clear and write-1-to-clear bits,

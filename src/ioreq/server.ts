@@ -2,7 +2,7 @@
  * The ioreq server loop: takes Xen's requests off the shared pages, runs
  * them against the board's buses and answers them.
  *
- * Protocol (xen-dm-contract.md §1.5, QEMU cpu_get_ioreq/cpu_handle_ioreq/
+ * Protocol (docs/xen-contract.md §2-§4, QEMU cpu_get_ioreq/cpu_handle_ioreq/
  * handle_buffered_iopage): for a vCPU port, unmask it at once; if the slot is
  * READY, mark it INPROCESS, drain the buffered ring (so buffered stdvga
  * writes stay ordered before the synchronous request), do the access, write
@@ -650,8 +650,8 @@ export class IoreqServer {
   // ---- buffered ring ------------------------------------------------------------
 
   /**
-   * Consume at most one ring's worth of buffered requests (contract §1.5
-   * step 3, ATOMIC mode). Returns true when entries remain.
+   * Consume at most one ring's worth of buffered requests (docs/xen-contract.md
+   * §4, ATOMIC mode). Returns true when entries remain.
    */
   private drainBuffered(): boolean {
     const b = this.buf32;

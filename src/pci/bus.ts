@@ -5,10 +5,10 @@
  * Config accesses arrive two ways: as IOREQ_TYPE_PCI_CONFIG (Xen decodes CF8
  * + CFC itself for claimed functions: configRead/configWrite below) and as
  * plain port I/O on 0xCF8-0xCFF (CF8 writes always reach us too, see
- * xen-dm-contract.md §1.6). Both end in the same PciConfig.
+ * docs/xen-contract.md §5). Both end in the same PciConfig.
  *
  * The bus, not the function, turns command/BAR changes into regions on
- * board.pio / board.mmio (STYLE.md §1); the Board forwards those to Xen.
+ * board.pio / board.mmio (docs/architecture.md §5); the Board forwards those to Xen.
  */
 import type { Board } from '../core/board.ts';
 import type { Region } from '../core/bus.ts';

@@ -1,5 +1,5 @@
 /**
- * A PCI function's 256-byte configuration space as data (STYLE.md §3).
+ * A PCI function's 256-byte configuration space as data (docs/architecture.md §7).
  *
  * Three byte arrays describe everything: `registers` (the values), `writable`
  * (bits a guest write may change) and `w1c` (bits a guest clears by writing 1,

@@ -1,5 +1,5 @@
 /**
- * The PC chipset as QEMU's xenfv machine lays it out (xen-dm-contract.md §4.8):
+ * The PC chipset as QEMU's xenfv machine lays it out (docs/xen-contract.md §14):
  *
  *   00:00.0 i440FX host bridge
  *   00:01.0 PIIX3 ISA bridge (+ 0xCF9 reset control, port 0x92)

@@ -3,7 +3,7 @@
  * and the core pushes events to every negotiated session. The unix-socket
  * server (server.ts) and, in a stub domain, a vchan proxy only move lines.
  *
- * Framing as libxl expects it [contract §4.5]: one single-line JSON object
+ * Framing as libxl expects it (docs/xen-contract.md §11): one single-line JSON object
  * per message; the transport appends "\r\n". Replies echo the request's
  * `id` verbatim. Error classes are QEMU's (libxl maps them by name).
  */

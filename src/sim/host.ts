@@ -556,7 +556,7 @@ export class SimHost implements Host {
   }
 }
 
-/** createSimHost as agreed in TEAM.md. */
+/** The simulated host tests and the demo build on (src/core/host.ts's Host, in process). */
 export function createSimHost(opts: SimHostOptions): SimHost {
   return new SimHost(opts);
 }

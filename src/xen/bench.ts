@@ -1,5 +1,5 @@
 /**
- * Figures for scripts/bench: what one FFI call costs on this machine, the
+ * Figures for scripts/bench.ts (npm run bench): what one FFI call costs on this machine, the
  * floor under every Xen call on the hot path (xenevtchn_pending, _unmask,
  * _notify are each one koffi call plus one syscall).
  */

@@ -1,6 +1,6 @@
 /**
  * koffi bindings to the Xen 4.17 tools libraries: libxendevicemodel,
- * libxenforeignmemory, libxenevtchn and libxenstore (contract §2.3-2.6).
+ * libxenforeignmemory, libxenevtchn and libxenstore (docs/xen-contract.md §7).
  * This is the only module that imports koffi.
  *
  * The prototypes below are the C prototypes of the installed headers, with
@@ -325,7 +325,7 @@ function checkDevice(path: string, libc: LibcApi): void {
 }
 
 /**
- * For benchmarks (scripts/bench): trivial libc calls through koffi. abs() is
+ * For benchmarks (scripts/bench.ts): trivial libc calls through koffi. abs() is
  * pure call overhead; getpid() adds one plain syscall, the floor under every
  * Xen call we make.
  */

@@ -1,7 +1,7 @@
 /**
  * Host over the real Xen libraries: one ioreq server for one HVM guest.
  *
- * Registration follows QEMU's order (contract §2.8): open the handles,
+ * Registration follows QEMU's order (docs/xen-contract.md §6): open the handles,
  * create the server (buffered ioreqs, atomic pointer updates), map its two
  * pages with map_resource (frame 0 = buffered page, frame 1 = ioreq page),
  * read the buffered port, ENABLE the server, then bind one event channel per

@@ -1,6 +1,6 @@
 /**
  * Guest RAM for the device model: a bounded cache of foreign mappings
- * (contract §3.2, after QEMU's xen-mapcache).
+ * (docs/xen-contract.md §8, after QEMU's xen-mapcache).
  *
  * Guest memory is mapped on demand in 1 MiB buckets (256 pages) with
  * xenforeignmemory_map. Each bucket keeps a per-page validity map from the
@@ -10,7 +10,7 @@
  * recently used goes first), so the address space, and the page tables a
  * stub domain pays for, stay bounded whatever the guest's size.
  *
- * What is RAM (contract §3.1, hvmloader/libxl layout): guest RAM below 4 GiB
+ * What is RAM (docs/xen-contract.md §8, hvmloader/libxl layout): guest RAM below 4 GiB
  * ends at min(ramBytes, lowMemLimit) where lowMemLimit defaults to
  * HVM_BELOW_4G_RAM_END = 0xF0000000 (the default 256 MiB MMIO hole); the rest
  * starts at 4 GiB. An access must lie entirely inside one of the two

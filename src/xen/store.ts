@@ -1,5 +1,5 @@
 /**
- * Xenstore through libxenstore (contract §2.6). Paths without a leading
+ * Xenstore through libxenstore (docs/xen-contract.md §7.4). Paths without a leading
  * "/" are relative to /local/domain/<our domid>, which is where libxl looks
  * for device-model/<guest domid>/state.
  *

@@ -4,20 +4,20 @@ import { CliError, parseArgs } from '../../src/cli/index.ts';
 
 const split = (s: string) => s.trim().split(/\s+/);
 
-// xen-tcg.md: what libxl passed to a dom0 device model (no disk/NIC, vga="none").
+// docs/xen-contract.md §13, captured: what libxl passed to a dom0 device model (no disk/NIC, vga="none").
 const DOM0 = split(`-xen-domid 1 -no-shutdown
  -chardev socket,id=libxl-cmd,path=/var/run/xen/qmp-libxl-1,server=on,wait=off -mon chardev=libxl-cmd,mode=control
  -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-1,server=on,wait=off -mon chardev=libxenstat-cmd,mode=control
  -nodefaults -no-user-config -name hvm1 -vnc none -display none -serial file:/var/log/xen/hvm1-serial.log
  -boot order=cda -net none -machine xenfv,suppress-vmdesc=on -m 128`);
 
-// xen-tcg.md: the dm-argv libxl wrote for a Linux stub domain.
+// docs/xen-contract.md §13, captured: the dm-argv libxl wrote for a Linux stub domain.
 const STUBDOM = split(`-xen-domid 1 -no-shutdown -nodefaults -no-user-config -name hvmstub -display none
  -serial /dev/hvc3 -boot order=cda -device rtl8139,id=nic0,netdev=net0,mac=00:16:3e:00:00:01
  -netdev type=tap,id=net0,ifname=vif1.0-emu,br=xenbr0,script=no,downscript=no -machine xenfv,suppress-vmdesc=on
  -m 128 -drive file=/dev/xvda,if=ide,index=0,media=disk,format=host_device,cache=writeback`);
 
-// contract §4.8: stub domain argv for the typical guest (domid 5, 2 vCPUs, stdvga, e1000).
+// docs/xen-contract.md §13: stub domain argv for a typical guest (domid 5, 2 vCPUs, stdvga, e1000).
 const CONTRACT = split(`-xen-domid 5 -no-shutdown -nodefaults -no-user-config -name hvm1 -display none
  -device VGA,vgamem_mb=16 -boot order=cda -smp 2,maxcpus=2
  -device e1000,id=nic0,netdev=net0,mac=00:16:3E:11:22:33
@@ -25,7 +25,7 @@ const CONTRACT = split(`-xen-domid 5 -no-shutdown -nodefaults -no-user-config -n
  -machine xenfv,suppress-vmdesc=on -m 2032
  -drive file=/dev/xvda,if=ide,index=0,media=disk,format=host_device,cache=writeback`);
 
-// contract §4.8: the dom0 QMP part (inherited listening fd, -S).
+// docs/xen-contract.md §13: the dom0 QMP part (inherited listening fd, -S).
 const DOM0_FD = split(`-xen-domid 5 -no-shutdown -chardev socket,id=libxl-cmd,fd=7,server=on,wait=off -S
  -mon chardev=libxl-cmd,mode=control
  -chardev socket,id=libxenstat-cmd,path=/var/run/xen/qmp-libxenstat-5,server=on,wait=off
@@ -36,7 +36,7 @@ async function fails(argv: string[], re: RegExp): Promise<void> {
   await assert.rejects(parseArgs(argv), (e: Error) => e instanceof CliError && re.test(e.message) && !e.message.includes('\n'));
 }
 
-test('dom0 argv from xen-tcg.md', async () => {
+test('dom0 argv libxl passed (docs/xen-contract.md §13)', async () => {
   const { config: c, warnings } = await parseArgs(DOM0);
   assert.deepEqual(warnings, []);
   assert.equal(c.domid, 1);
@@ -58,7 +58,7 @@ test('dom0 argv from xen-tcg.md', async () => {
   assert.deepEqual([c.vcpus, c.maxVcpus], [1, 1]);
 });
 
-test('stub domain dm-argv from xen-tcg.md', async () => {
+test('stub domain dm-argv libxl wrote (docs/xen-contract.md §13)', async () => {
   const { config: c, warnings } = await parseArgs(STUBDOM);
   assert.deepEqual(warnings, ['-device rtl8139: not emulated yet; ignored']);
   assert.deepEqual(c.serials, [{ index: 0, id: 'serial0', spec: { backend: 'tty', path: '/dev/hvc3' } }]);
@@ -74,7 +74,7 @@ test('stub domain dm-argv from xen-tcg.md', async () => {
   assert.equal(c.devices[0].mac, '00:16:3e:00:00:01');
 });
 
-test('contract §4.8 argv: smp, VGA memory, e1000, 2032 MiB', async () => {
+test('docs/xen-contract.md §13 argv: smp, VGA memory, e1000, 2032 MiB', async () => {
   const { config: c, warnings } = await parseArgs(CONTRACT);
   assert.deepEqual(warnings, ['-device VGA: not emulated yet; ignored', '-device e1000: not emulated yet; ignored']);
   assert.equal(c.domid, 5);

@@ -155,7 +155,7 @@ export class IdeController implements PciIdeHost {
   /**
    * Load a snapshot taken by snapshot() on a controller with the same device
    * kinds (backends are the caller's: the same images). Requests that were in
-   * flight are issued again by name (STYLE.md §4); interrupt lines follow.
+   * flight are issued again by name (docs/architecture.md §8); interrupt lines follow.
    */
   restore(snap: IdeState): void {
     if (snap?.v !== 1 || !Array.isArray(snap.channels) || snap.channels.length !== 2) throw new Error('IDE snapshot: unknown version or shape');
