@@ -8,8 +8,13 @@
  * `id` verbatim. Error classes are QEMU's (libxl maps them by name).
  */
 
+import fs from 'node:fs';
+import path from 'node:path';
+import { FdSetError, FdSets, parseFdsetPath } from './fdsets.ts';
+import { loadUnixSock } from './unixsock.ts';
+
 /** QEMU's run states as query-status reports them (the ones that apply to us). */
-export type RunState = 'prelaunch' | 'running' | 'paused' | 'shutdown';
+export type RunState = 'prelaunch' | 'running' | 'paused' | 'shutdown' | 'inmigrate';
 
 export interface ChardevInfo {
   label: string;
@@ -29,9 +34,32 @@ export interface QmpMachine {
   chardevs(): ChardevInfo[];
   readonly vcpus: number;
   readonly name: string | null;
-  /** xen-set-global-dirty-log; libxc drives the real log dirty mode, we only record it. */
+  /**
+   * xen-set-global-dirty-log: libxc drives Xen's log-dirty mode; while it is
+   * on, pages the device model writes (DMA) must be reported to Xen.
+   */
   setGlobalDirtyLog(enable: boolean): void;
+  /**
+   * xen-save-devices-state: write every device's state to `fd` (the guest's
+   * vCPUs are stopped first if they run). Resolves with the bytes of state.
+   * Absent: the command answers an error.
+   */
+  saveDevicesState?(fd: number, live: boolean): Promise<number>;
+  /** xen-load-devices-state / migrate-incoming: read a state from `fd` and load it; refused while running. */
+  loadDevicesState?(fd: number): Promise<void>;
 }
+
+/** What the core does with descriptors (the native addon and fs in production; fakes in tests). */
+export interface FdOps {
+  /** O_ACCMODE: 0 read-only, 1 write-only, 2 read-write. Throws for a closed fd. */
+  accessMode(fd: number): number;
+  close(fd: number): void;
+}
+
+/** Descriptors a connection received and no command took yet: more are closed on arrival. */
+export const MAX_PENDING_FDS = 4;
+/** Longest file name QMP accepts (PATH_MAX). */
+const MAX_PATH = 4096;
 
 /** The QEMU version we claim: >= 2.12 keeps libxl on its modern paths (live save, query-cpus-fast). */
 export const QEMU_VERSION = { micro: 0, minor: 2, major: 8 } as const;
@@ -41,7 +69,7 @@ type Args = { [k: string]: Json };
 
 class QmpError extends Error {
   constructor(
-    readonly cls: 'GenericError' | 'CommandNotFound' | 'DeviceNotFound',
+    readonly cls: 'GenericError' | 'CommandNotFound' | 'DeviceNotFound' | 'DeviceNotActive',
     desc: string,
   ) {
     super(desc);
@@ -50,8 +78,72 @@ class QmpError extends Error {
 
 interface Command {
   /** Argument name -> JSON type; anything else is refused like QEMU does. */
-  args: Record<string, { type: 'boolean' | 'string' | 'array' | 'object'; optional?: boolean }>;
-  run(m: QmpMachine, a: Args, s: QmpSession): Json;
+  args: Record<string, { type: 'boolean' | 'string' | 'array' | 'object' | 'integer'; optional?: boolean }>;
+  run(m: QmpMachine, a: Args, s: QmpSession): Json | Promise<Json>;
+}
+
+/** An integer argument QEMU types as int64: we take 0..2^31-1. */
+function intArg(a: Args, k: string): number | null {
+  const v = a[k];
+  if (v === undefined) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new QmpError('GenericError', `Parameter '${k}' is out of range`);
+  return v;
+}
+
+/**
+ * A file name in a save/load command -> a descriptor: `/dev/fdset/N` is a
+ * descriptor of that set (kept open: the set owns it); an absolute path is
+ * opened (and closed by the caller). Anything else is refused.
+ */
+function openStateFile(s: QmpSession, name: string, want: 'read' | 'write'): { fd: number; owned: boolean } {
+  if (name.length === 0 || name.length > MAX_PATH || name.includes('\0')) throw new QmpError('GenericError', 'bad file name');
+  let id: number | null;
+  try {
+    id = parseFdsetPath(name);
+    if (id !== null) return { fd: s.core.fdsets.find(id, want, (fd) => s.core.fdOps.accessMode(fd)), owned: false };
+  } catch (e) {
+    if (e instanceof FdSetError) throw new QmpError('GenericError', e.message);
+    throw e;
+  }
+  if (!path.isAbsolute(name)) throw new QmpError('GenericError', `file name '${name}' is not absolute`);
+  try {
+    return { fd: fs.openSync(name, want === 'read' ? 'r' : 'w', 0o600), owned: true };
+  } catch (e) {
+    throw new QmpError('GenericError', `cannot open ${name}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+/** Run `f` on the descriptor `filename` names, closing it afterwards if we opened it. */
+async function withStateFile<T>(s: QmpSession, filename: string, want: 'read' | 'write', f: (fd: number) => Promise<T>): Promise<T> {
+  const { fd, owned } = openStateFile(s, filename, want);
+  try {
+    return await f(fd);
+  } finally {
+    if (owned) fs.closeSync(fd);
+  }
+}
+
+/** Errors a machine throws for bad state or a refused operation: passed to the client as GenericError. */
+function asQmpError(e: unknown): never {
+  if (e instanceof QmpError) throw e;
+  if (e instanceof Error && (e.name === 'StateError' || e.name === 'MigrationError')) throw new QmpError('GenericError', e.message);
+  throw e;
+}
+
+/** `migrate-incoming` URIs we take: fd:N (a descriptor this process has) and file:PATH. */
+function incomingUriFd(uri: string): { fd: number; owned: boolean } {
+  const m = /^fd:(0|[1-9][0-9]{0,8})$/.exec(uri);
+  if (m) return { fd: Number(m[1]), owned: false };
+  if (uri.startsWith('file:')) {
+    const p = uri.slice(5);
+    if (!path.isAbsolute(p) || p.length > MAX_PATH || p.includes('\0')) throw new QmpError('GenericError', `bad file name in '${uri}'`);
+    try {
+      return { fd: fs.openSync(p, 'r'), owned: true };
+    } catch (e) {
+      throw new QmpError('GenericError', `cannot open ${p}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  }
+  throw new QmpError('GenericError', `migrate-incoming: URI '${uri.slice(0, 64)}' is not supported (fd:N or file:PATH)`);
 }
 
 function timestamp(): Json {
@@ -146,17 +238,78 @@ const COMMANDS: Record<string, Command> = {
       return {};
     },
   },
+  'add-fd': {
+    args: { 'fdset-id': { type: 'integer', optional: true }, opaque: { type: 'string', optional: true } },
+    run: (_m, a, s) => {
+      const id = intArg(a, 'fdset-id');
+      const fd = s.takeFd();
+      if (fd === null) throw new QmpError('GenericError', 'No file descriptor supplied via SCM_RIGHTS');
+      try {
+        const set = s.core.fdsets.add(fd, id, typeof a.opaque === 'string' ? a.opaque : null, s);
+        return { 'fdset-id': set, fd };
+      } catch (e) {
+        s.core.fdOps.close(fd);
+        if (e instanceof FdSetError) throw new QmpError('GenericError', e.message);
+        throw e;
+      }
+    },
+  },
+  'remove-fd': {
+    args: { 'fdset-id': { type: 'integer' }, fd: { type: 'integer', optional: true } },
+    run: (_m, a, s) => {
+      try {
+        s.core.fdsets.remove(intArg(a, 'fdset-id')!, intArg(a, 'fd'));
+      } catch (e) {
+        if (e instanceof FdSetError) throw new QmpError('GenericError', e.message);
+        throw e;
+      }
+      return {};
+    },
+  },
+  'query-fdsets': {
+    args: {},
+    run: (_m, _a, s) => s.core.fdsets.query() as Json,
+  },
   'xen-save-devices-state': {
     args: { filename: { type: 'string' }, live: { type: 'boolean', optional: true } },
-    run: () => {
-      throw new QmpError('GenericError', 'saving device state is not supported by stubdm yet');
+    run: async (m, a, s) => {
+      const save = m.saveDevicesState?.bind(m);
+      if (save === undefined) throw new QmpError('GenericError', 'this device model cannot save device state');
+      await withStateFile(s, a.filename as string, 'write', (fd) => save(fd, a.live === true)).catch(asQmpError);
+      return {};
+    },
+  },
+  'xen-load-devices-state': {
+    args: { filename: { type: 'string' } },
+    run: async (m, a, s) => {
+      const load = m.loadDevicesState?.bind(m);
+      if (load === undefined) throw new QmpError('GenericError', 'this device model cannot load device state');
+      if (m.runState() === 'running') throw new QmpError('GenericError', 'Cannot update device state while vm is running');
+      await withStateFile(s, a.filename as string, 'read', (fd) => load(fd)).catch(asQmpError);
+      return {};
+    },
+  },
+  'migrate-incoming': {
+    args: { uri: { type: 'string' } },
+    run: async (m, a) => {
+      const load = m.loadDevicesState?.bind(m);
+      if (load === undefined) throw new QmpError('GenericError', 'this device model cannot load device state');
+      if (m.runState() !== 'inmigrate') throw new QmpError('GenericError', "'-incoming' was not specified on the command line");
+      const { fd, owned } = incomingUriFd(a.uri as string);
+      try {
+        await load(fd).catch(asQmpError);
+      } finally {
+        if (owned) fs.closeSync(fd);
+      }
+      return {};
     },
   },
 };
 
-function jsonType(v: Json): string {
+function jsonType(v: Json, want: string): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
+  if (want === 'integer' && typeof v === 'number' && Number.isInteger(v)) return 'integer';
   return typeof v;
 }
 
@@ -164,70 +317,122 @@ export class QmpSession {
   negotiated = false;
   /** Set by `quit`: the transport closes after sending the reply, then the core calls machine.quit(). */
   quitRequested = false;
+  /** Descriptors received with input (SCM_RIGHTS) that no command took yet, oldest first. */
+  private readonly fds: number[] = [];
+  private closed = false;
 
   constructor(
-    private readonly core: QmpCore,
+    readonly core: QmpCore,
     /** Where events go (the transport adds "\r\n"). */
     readonly sendEvent: (line: string) => void,
   ) {}
 
-  /** One input line (without its line end) -> the reply lines. Never throws. */
+  /**
+   * Descriptors that arrived with the input (the transport calls this before
+   * handing over the bytes they came with). Beyond MAX_PENDING_FDS they are closed.
+   */
+  receiveFds(fds: readonly number[]): void {
+    for (const fd of fds) {
+      if (this.closed || this.fds.length >= MAX_PENDING_FDS) this.core.fdOps.close(fd);
+      else this.fds.push(fd);
+    }
+  }
+
+  /** The oldest received descriptor no command took yet (add-fd), or null. */
+  takeFd(): number | null {
+    return this.fds.shift() ?? null;
+  }
+
+  /**
+   * One input line (without its line end) -> the reply lines, for commands
+   * that answer at once; a command that needs time (saving, loading state)
+   * answers an error here: transports use handle(). Never throws.
+   */
   input(line: string): string[] {
+    const p = this.prepare(line);
+    if (!('cmd' in p)) return p.reply;
+    const r = this.execute(p);
+    if (r instanceof Promise) {
+      r.catch(() => {});
+      return [this.error(p.id, 'GenericError', `${p.name} needs an asynchronous transport`)];
+    }
+    return r;
+  }
+
+  /** One input line -> the reply lines, waiting for commands that take time. Never rejects. */
+  async handle(line: string): Promise<string[]> {
+    const p = this.prepare(line);
+    if (!('cmd' in p)) return p.reply;
+    return this.execute(p);
+  }
+
+  private prepare(line: string): { reply: string[] } | { cmd: Command; name: string; id: Json | undefined; args: Args } {
     const text = line.trim();
-    if (text === '') return [];
+    if (text === '') return { reply: [] };
     let msg: unknown;
     try {
       msg = JSON.parse(text);
     } catch {
-      return [this.error(undefined, 'GenericError', 'JSON parse error, invalid input')];
+      return { reply: [this.error(undefined, 'GenericError', 'JSON parse error, invalid input')] };
     }
     if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
-      return [this.error(undefined, 'GenericError', 'QMP input must be a JSON object')];
+      return { reply: [this.error(undefined, 'GenericError', 'QMP input must be a JSON object')] };
     }
     const req = msg as { [k: string]: Json };
     const id = req.id;
+    const fail = (cls: string, desc: string) => ({ reply: [this.error(id, cls, desc)] });
     for (const k of Object.keys(req)) {
-      if (k !== 'execute' && k !== 'arguments' && k !== 'id') {
-        return [this.error(id, 'GenericError', `QMP input member '${k}' is unexpected`)];
-      }
+      if (k !== 'execute' && k !== 'arguments' && k !== 'id') return fail('GenericError', `QMP input member '${k}' is unexpected`);
     }
-    if (!('execute' in req)) return [this.error(id, 'GenericError', "QMP input lacks member 'execute'")];
+    if (!('execute' in req)) return fail('GenericError', "QMP input lacks member 'execute'");
     const name = req.execute;
-    if (typeof name !== 'string') return [this.error(id, 'GenericError', "QMP input member 'execute' must be a string")];
+    if (typeof name !== 'string') return fail('GenericError', "QMP input member 'execute' must be a string");
     const args = req.arguments ?? {};
     if (args === null || typeof args !== 'object' || Array.isArray(args)) {
-      return [this.error(id, 'GenericError', "QMP input member 'arguments' must be an object")];
+      return fail('GenericError', "QMP input member 'arguments' must be an object");
     }
     if (!this.negotiated && name !== 'qmp_capabilities') {
-      return [this.error(id, 'CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'")];
+      return fail('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
     }
     if (this.negotiated && name === 'qmp_capabilities') {
-      return [this.error(id, 'CommandNotFound', 'Capabilities negotiation is already complete, command ignored')];
+      return fail('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
     }
     const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (cmd === undefined) return [this.error(id, 'CommandNotFound', `The command ${name} has not been found`)];
+    if (cmd === undefined) return fail('CommandNotFound', `The command ${name} has not been found`);
     for (const [k, v] of Object.entries(args)) {
-      const spec = cmd.args[k];
-      if (spec === undefined) return [this.error(id, 'GenericError', `Parameter '${k}' is unexpected`)];
-      if (jsonType(v) !== spec.type) {
-        return [this.error(id, 'GenericError', `Invalid parameter type for '${k}', expected: ${spec.type}`)];
+      const spec = Object.hasOwn(cmd.args, k) ? cmd.args[k] : undefined;
+      if (spec === undefined) return fail('GenericError', `Parameter '${k}' is unexpected`);
+      if (jsonType(v, spec.type) !== spec.type) {
+        return fail('GenericError', `Invalid parameter type for '${k}', expected: ${spec.type}`);
       }
     }
     for (const [k, spec] of Object.entries(cmd.args)) {
-      if (!spec.optional && !(k in args)) return [this.error(id, 'GenericError', `Parameter '${k}' is missing`)];
+      if (!spec.optional && !(k in args)) return fail('GenericError', `Parameter '${k}' is missing`);
     }
+    return { cmd, name, id, args };
+  }
+
+  private execute(p: { cmd: Command; name: string; id: Json | undefined; args: Args }): string[] | Promise<string[]> {
+    const ok = (ret: Json) => [JSON.stringify(p.id === undefined ? { return: ret } : { return: ret, id: p.id })];
+    const bad = (err: unknown) => {
+      if (err instanceof QmpError) return [this.error(p.id, err.cls, err.message)];
+      this.core.onInternalError(p.name, err);
+      return [this.error(p.id, 'GenericError', `internal error running ${p.name}`)];
+    };
     try {
-      const ret = cmd.run(this.core.machine, args, this);
-      return [JSON.stringify(id === undefined ? { return: ret } : { return: ret, id })];
+      const ret = p.cmd.run(this.core.machine, p.args, this);
+      if (ret instanceof Promise) return ret.then(ok, bad);
+      return ok(ret);
     } catch (err) {
-      if (err instanceof QmpError) return [this.error(id, err.cls, err.message)];
-      this.core.onInternalError(name, err);
-      return [this.error(id, 'GenericError', `internal error running ${name}`)];
+      return bad(err);
     }
   }
 
-  /** The transport closed this session. */
+  /** The transport closed this session: descriptors it received or added are closed. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fd of this.fds.splice(0)) this.core.fdOps.close(fd);
     this.core.drop(this);
   }
 
@@ -237,13 +442,24 @@ export class QmpSession {
   }
 }
 
+/** Descriptor operations of the real process: close with fs, access mode from the native addon (loaded on first use). */
+export const processFdOps: FdOps = {
+  accessMode: (fd) => loadUnixSock().accessMode(fd),
+  close: (fd) => fs.closeSync(fd),
+};
+
 export class QmpCore {
   private readonly sessions = new Set<QmpSession>();
+  /** add-fd / -add-fd sets, shared by every connection as in QEMU. */
+  readonly fdsets: FdSets;
 
   constructor(
     readonly machine: QmpMachine,
     readonly onInternalError: (command: string, err: unknown) => void = () => {},
-  ) {}
+    readonly fdOps: FdOps = processFdOps,
+  ) {
+    this.fdsets = new FdSets((fd) => fdOps.close(fd));
+  }
 
   greeting(): string {
     return JSON.stringify({ QMP: { version: { qemu: { ...QEMU_VERSION }, package: 'stubdm' }, capabilities: [] } });
@@ -257,6 +473,7 @@ export class QmpCore {
 
   drop(s: QmpSession): void {
     this.sessions.delete(s);
+    this.fdsets.dropOwner(s);
   }
 
   /** A QMP event (STOP, RESUME, SHUTDOWN...) to every session past capabilities negotiation. */

@@ -1,76 +1,262 @@
 /**
  * QMP over a listening unix socket (`-chardev socket,path=...,server=on,wait=off`
  * or an inherited listening fd, `fd=N`). Any number of simultaneous
- * connections, each its own QmpSession. A connection that sends a line
- * longer than MAX_LINE (or never ends one) gets an error and is closed: the
- * buffer per connection is bounded.
+ * connections (up to MAX_CONNECTIONS), each its own QmpSession.
+ *
+ * The socket I/O is native (src/qmp/unixsock.ts): libxl's `add-fd` passes a
+ * file descriptor as SCM_RIGHTS ancillary data, which Node's net module would
+ * drop. Descriptors go to the session before the bytes they came with.
+ *
+ * Bounds per connection: an input line of MAX_LINE bytes (longer, or never
+ * ended: an error and the connection is closed), MAX_QUEUED_LINES complete
+ * lines waiting while a slow command (saving state) runs, MAX_OUTPUT bytes
+ * of replies and events the peer has not read (more: the connection is
+ * dropped), MAX_PENDING_FDS descriptors not taken by a command.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { RateLimited, type Logger } from '../core/log.ts';
-import type { QmpCore } from './core.ts';
+import type { QmpCore, QmpSession } from './core.ts';
+import { EV_READABLE, EV_WRITABLE, loadUnixSock, NativeUnavailableError, type SockWatcher, type UnixSock } from './unixsock.ts';
 
 export const MAX_LINE = 64 * 1024;
+export const MAX_QUEUED_LINES = 64;
+export const MAX_OUTPUT = 1 << 20;
+export const MAX_CONNECTIONS = 32;
+const READ_CHUNK = 16 * 1024;
 
 export class QmpServerError extends Error {}
 
+/** What a line protocol needs from its byte stream. */
+interface LineTransport {
+  write(line: string): void;
+  /** Close after what was written went out. */
+  end(): void;
+}
+
 /**
- * One QMP connection on any byte stream (a unix socket here; in a stub
- * domain whatever carries the vchan): greeting, "\r\n"-framed replies and
- * events, bounded input. Ends the stream on `quit` (then calls
- * machine.quit()) or on an over-long line (then calls onTooLong).
+ * The framing shared by every transport: "\n"-terminated input lines (a
+ * trailing "\r" is whitespace to JSON), replies in order, one command at a
+ * time (a slow one holds the lines after it), bounded buffers.
+ */
+class LineProtocol {
+  private buf = '';
+  private readonly queue: string[] = [];
+  private busy = false;
+  open = true;
+  readonly session: QmpSession;
+
+  constructor(
+    private readonly core: QmpCore,
+    private readonly t: LineTransport,
+    private readonly onTooLong: () => void,
+  ) {
+    this.session = core.open((line) => this.send(line));
+    this.send(core.greeting());
+  }
+
+  send(line: string): void {
+    if (this.open) this.t.write(line + '\r\n');
+  }
+
+  feed(chunk: string): void {
+    if (!this.open) return;
+    this.buf += chunk;
+    let nl: number;
+    while (this.open && (nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl);
+      this.buf = this.buf.slice(nl + 1);
+      if (line.length > MAX_LINE || this.queue.length >= MAX_QUEUED_LINES) {
+        this.refuse(line.length > MAX_LINE ? `QMP input line longer than ${MAX_LINE} bytes; closing` : 'too many QMP commands queued; closing');
+        return;
+      }
+      this.queue.push(line);
+    }
+    if (this.buf.length > MAX_LINE) {
+      this.refuse(`QMP input line longer than ${MAX_LINE} bytes; closing`);
+      return;
+    }
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.open && this.queue.length > 0) {
+        const line = this.queue.shift()!;
+        const replies = await this.session.handle(line);
+        for (const r of replies) this.send(r);
+        if (this.session.quitRequested) {
+          this.finish();
+          this.t.end();
+          this.core.machine.quit();
+          return;
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private refuse(desc: string): void {
+    this.send(JSON.stringify({ error: { class: 'GenericError', desc } }));
+    this.finish();
+    this.t.end();
+    this.onTooLong();
+  }
+
+  finish(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.queue.length = 0;
+    this.session.close();
+  }
+}
+
+/**
+ * One QMP connection on any byte stream (in a stub domain whatever carries
+ * the vchan, in tests a Duplex): greeting, "\r\n"-framed replies and events,
+ * bounded input. Ends the stream on `quit` (then calls machine.quit()) or
+ * on an over-long line (then calls onTooLong). Carries no descriptors.
  */
 export function serveQmpStream(core: QmpCore, stream: Duplex, onTooLong: () => void = () => {}): void {
-  let buf = '';
-  let open = true;
-  const send = (line: string): void => {
-    if (open && !stream.destroyed) stream.write(line + '\r\n');
-  };
-  const session = core.open(send);
-  const finish = (): void => {
-    if (!open) return;
-    open = false;
-    session.close();
-  };
-  const refuse = (): void => {
-    send(JSON.stringify({ error: { class: 'GenericError', desc: `QMP input line longer than ${MAX_LINE} bytes; closing` } }));
-    finish();
-    stream.end();
-    onTooLong();
-  };
+  const proto = new LineProtocol(
+    core,
+    {
+      write: (line) => {
+        if (!stream.destroyed) stream.write(line);
+      },
+      end: () => stream.end(),
+    },
+    onTooLong,
+  );
+  const finish = (): void => proto.finish();
   stream.setEncoding('utf8');
   stream.on('close', finish);
   stream.on('end', finish);
   stream.on('error', finish);
-  send(core.greeting());
-  stream.on('data', (chunk: string) => {
-    if (!open) return;
-    buf += chunk;
-    let nl: number;
-    while (open && (nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.length > MAX_LINE) {
-        refuse();
-        return;
-      }
-      for (const r of session.input(line)) send(r);
-      if (session.quitRequested) {
-        finish();
-        stream.end();
-        core.machine.quit();
-        return;
-      }
+  stream.on('data', (chunk: string) => proto.feed(chunk));
+}
+
+/** One accepted connection, read and written with the native addon. */
+class NativeConnection {
+  private readonly watcher: SockWatcher;
+  private readonly decoder = new StringDecoder('utf8');
+  private readonly proto: LineProtocol;
+  private readonly rbuf = Buffer.alloc(READ_CHUNK);
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private ending = false;
+  private closed = false;
+
+  constructor(
+    private readonly us: UnixSock,
+    private readonly fd: number,
+    core: QmpCore,
+    private readonly onClose: (c: NativeConnection) => void,
+    private readonly log: Logger,
+    tooLong: () => void,
+  ) {
+    this.watcher = us.watch(fd, EV_READABLE, (status, events) => this.onEvent(status, events));
+    this.proto = new LineProtocol(core, { write: (l) => this.write(l), end: () => this.end() }, tooLong);
+  }
+
+  private onEvent(status: number, events: number): void {
+    if (this.closed) return;
+    if (status < 0) {
+      this.close();
+      return;
     }
-    if (buf.length > MAX_LINE) refuse();
-  });
+    if (events & EV_WRITABLE) this.flush();
+    if (events & EV_READABLE && !this.closed) this.readSome();
+  }
+
+  private readSome(): void {
+    // Bounded per wake-up: the watch is level-triggered, so the rest comes on the next turn.
+    for (let i = 0; i < 16 && !this.closed; i++) {
+      const fds: number[] = [];
+      let n: number;
+      try {
+        n = this.us.recv(this.fd, this.rbuf, fds);
+      } catch (e) {
+        this.log.debug({ err: String(e) }, 'QMP connection read failed');
+        this.close();
+        return;
+      }
+      if (fds.length > 0) this.proto.session.receiveFds(fds);
+      if (n < 0) return;
+      if (n === 0) {
+        this.close();
+        return;
+      }
+      this.proto.feed(this.decoder.write(this.rbuf.subarray(0, n)));
+    }
+  }
+
+  private write(line: string): void {
+    if (this.closed) return;
+    const b = Buffer.from(line, 'utf8');
+    if (this.outBytes + b.length > MAX_OUTPUT) {
+      this.log.warn({ pending: this.outBytes }, 'QMP client does not read its replies; connection dropped');
+      this.close();
+      return;
+    }
+    this.out.push(b);
+    this.outBytes += b.length;
+    this.flush();
+  }
+
+  private flush(): void {
+    while (!this.closed && this.out.length > 0) {
+      const b = this.out[0];
+      let n: number;
+      try {
+        n = this.us.send(this.fd, b, 0, b.length);
+      } catch {
+        this.close();
+        return;
+      }
+      if (n < 0) {
+        this.watcher.set(EV_READABLE | EV_WRITABLE);
+        return;
+      }
+      this.outBytes -= n;
+      if (n === b.length) this.out.shift();
+      else this.out[0] = b.subarray(n);
+    }
+    if (this.closed) return;
+    this.watcher.set(EV_READABLE);
+    if (this.ending) this.close();
+  }
+
+  private end(): void {
+    this.ending = true;
+    this.flush();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher.stop();
+    this.proto.finish();
+    try {
+      this.us.close(this.fd);
+    } catch {
+      // already gone
+    }
+    this.out = [];
+    this.onClose(this);
+  }
 }
 
 export class QmpServer {
-  private readonly server: net.Server;
   private readonly tooLong: RateLimited;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly conns = new Set<NativeConnection>();
+  private us: UnixSock | null = null;
+  private lfd = -1;
+  private watcher: SockWatcher | null = null;
   private path: string | null = null;
 
   constructor(
@@ -79,62 +265,105 @@ export class QmpServer {
     readonly label: string,
   ) {
     this.tooLong = new RateLimited(log);
-    this.server = net.createServer((sock) => this.accept(sock));
-    this.server.on('error', (err) => this.log.error({ qmp: label, err: err.message }, 'QMP listener error'));
+  }
+
+  private native(what: string): UnixSock {
+    try {
+      this.us ??= loadUnixSock();
+    } catch (e) {
+      if (e instanceof NativeUnavailableError) throw new QmpServerError(`${what}: ${e.message}`);
+      throw e;
+    }
+    return this.us;
   }
 
   /** Listen on a unix socket path; a stale socket file left by a previous run is replaced. */
   async listenPath(path: string): Promise<void> {
+    const what = `cannot listen on QMP socket ${path}`;
+    const us = this.native(what);
     try {
       if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
     } catch {
       // nothing there
     }
-    await this.listen({ path }, `cannot listen on QMP socket ${path}`);
+    try {
+      this.lfd = us.listen(path, 16);
+    } catch (e) {
+      throw new QmpServerError(`${what}: ${(e as Error).message}`);
+    }
     this.path = path;
+    this.serve();
   }
 
   /** Serve on an inherited, already bound and listening socket (libxl's fd=N). */
   async listenFd(fd: number): Promise<void> {
-    await this.listen({ fd }, `cannot serve QMP on inherited fd ${fd}`);
+    const what = `cannot serve QMP on inherited fd ${fd}`;
+    const us = this.native(what);
+    try {
+      us.setNonblock(fd, true);
+      this.lfd = fd;
+      this.serve();
+    } catch (e) {
+      this.lfd = -1;
+      throw new QmpServerError(`${what}: ${(e as Error).message}`);
+    }
   }
 
-  private listen(opts: net.ListenOptions & { fd?: number }, what: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onErr = (err: Error): void => reject(new QmpServerError(`${what}: ${err.message}`));
-      this.server.once('error', onErr);
-      this.server.listen(opts as net.ListenOptions, () => {
-        this.server.off('error', onErr);
-        resolve();
-      });
+  private serve(): void {
+    const us = this.us!;
+    this.watcher = us.watch(this.lfd, EV_READABLE, (status) => {
+      if (status < 0) {
+        this.log.error({ qmp: this.label, status }, 'QMP listener error');
+        return;
+      }
+      for (let i = 0; i < 16; i++) {
+        let fd: number;
+        try {
+          fd = us.accept(this.lfd);
+        } catch (e) {
+          this.log.error({ qmp: this.label, err: String(e) }, 'QMP accept failed');
+          return;
+        }
+        if (fd < 0) return;
+        if (this.conns.size >= MAX_CONNECTIONS) {
+          this.tooLong.warn({ qmp: this.label }, `more than ${MAX_CONNECTIONS} QMP connections; refusing one`);
+          us.close(fd);
+          continue;
+        }
+        try {
+          const c = new NativeConnection(us, fd, this.core, (x) => this.conns.delete(x), this.log, () =>
+            this.tooLong.warn({ qmp: this.label }, 'QMP client sent an over-long line; connection closed'),
+          );
+          this.conns.add(c);
+        } catch (e) {
+          this.log.error({ err: String(e) }, 'cannot serve a QMP connection');
+          us.close(fd);
+        }
+      }
     });
-  }
-
-  private accept(sock: net.Socket): void {
-    this.sockets.add(sock);
-    sock.on('close', () => this.sockets.delete(sock));
-    serveQmpStream(this.core, sock, () => this.tooLong.warn({ qmp: this.label }, 'QMP client sent an over-long line; connection closed'));
   }
 
   /** Stop listening, drop every connection, remove the socket file. */
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    return new Promise((resolve) => {
-      if (!this.server.listening) {
-        resolve();
-        return;
+  async close(): Promise<void> {
+    for (const c of [...this.conns]) c.close();
+    this.conns.clear();
+    this.watcher?.stop();
+    this.watcher = null;
+    if (this.lfd >= 0) {
+      try {
+        this.us!.close(this.lfd);
+      } catch {
+        // already closed
       }
-      this.server.close(() => {
-        if (this.path !== null) {
-          try {
-            fs.unlinkSync(this.path);
-          } catch {
-            // already gone
-          }
-        }
-        resolve();
-      });
-    });
+      this.lfd = -1;
+    }
+    if (this.path !== null) {
+      try {
+        fs.unlinkSync(this.path);
+      } catch {
+        // already gone
+      }
+      this.path = null;
+    }
   }
 }
