@@ -11,10 +11,10 @@
  * snapshot (shutdowns, unplugs, link routes, INTx, guest log lines) and the
  * final snapshots.
  *
- * BAR and PMBA values come from pools that do not overlap each other: which
- * of two overlapping BARs wins depends on the order the guest programmed
- * them, which is not state any snapshot keeps (see the report in the
- * commit); everything else is random.
+ * BAR and PMBA values come from pools that do not overlap each other: when
+ * a guest programs two BARs (or a BAR and PMBA) onto the same ports, which
+ * one decodes depends on the order it programmed them, and no snapshot keeps
+ * that order (refresh() maps in devfn order). Everything else is random.
  *
  * Refused states: wrong types, out-of-range values, another function's
  * config, another bus layout and newer versions throw StateError and leave
