@@ -4,6 +4,7 @@
  * shutdown requests. Plus qtest-like helpers for config mechanism #1.
  */
 import { Board } from '../../src/core/board.ts';
+import type { Clock } from '../../src/core/clock.ts';
 import { RANGE_MMIO, RANGE_PORT, type Interrupts, type IoreqRouting, type Power } from '../../src/core/host.ts';
 import type { AccessSize } from '../../src/core/io.ts';
 import type { GuestMemory } from '../../src/core/memory.ts';
@@ -24,7 +25,7 @@ export function range(kind: string, start: number, end: number): string {
   return `${kind}:0x${start.toString(16)}-0x${end.toString(16)}`;
 }
 
-export function fakeBoard(): { board: Board; host: FakeHost } {
+export function fakeBoard(clock?: Clock): { board: Board; host: FakeHost } {
   const host: FakeHost = {
     ranges: new Set(),
     rangeLog: [],
@@ -57,7 +58,7 @@ export function fakeBoard(): { board: Board; host: FakeHost } {
     mapPcidev: (d, f) => void host.pcidevs.add(`${d}.${f}`),
     unmapPcidev: (d, f) => void host.pcidevs.delete(`${d}.${f}`),
   };
-  return { board: new Board(memory, interrupts, power, routing), host };
+  return { board: new Board(memory, interrupts, power, routing, clock), host };
 }
 
 export function devfn(dev: number, fn: number): number {

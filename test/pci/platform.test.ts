@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import { restoreDevice, StateError } from '../../src/core/device.ts';
 import { SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT } from '../../src/core/host.ts';
 import type { IoHandler } from '../../src/core/io.ts';
 import type { PciFunction } from '../../src/pci/bus.ts';
@@ -418,7 +419,7 @@ test('addDevice puts more functions from 00:03.0 on', () => {
   assert.throws(() => pc.addDevice(mk(1), 2), /taken/);
 });
 
-test('save/restore: a JSON round trip rebuilds config, claims and chipset ports', () => {
+test('snapshot/restore: a structured-clone round trip of every device plus refresh() rebuilds config, claims and chipset ports', () => {
   const a = setup({ com1: true });
   hvmloaderPm(a.cf8);
   a.board.pio.write(0xb2, 1, 0xf1);
@@ -432,10 +433,11 @@ test('save/restore: a JSON round trip rebuilds config, claims and chipset ports'
   a.board.pio.write(0xcf9, 1, 0x02);
   a.board.pio.write(0x10, 2, 0x0001);
   a.board.pio.write(0xcf8, 4, 0x80000b40);
-  const saved = JSON.parse(JSON.stringify(a.pc.save()));
+  const saved = structuredClone(a.pc.devices.map((d) => d.snapshot()));
 
   const b = setup({ com1: true });
-  b.pc.restore(saved);
+  b.pc.devices.forEach((d, i) => d.restore(saved[i]));
+  b.pc.refresh();
   assert.deepEqual([...b.host.ranges].sort(), [...a.host.ranges].sort(), 'same claims with Xen');
   for (const d of [0x00, 0x08, 0x09, 0x0b, 0x10]) {
     for (let r = 0; r < 256; r += 4) assert.equal(b.pc.bus.configRead(d, r, 4), a.pc.bus.configRead(d, r, 4));
@@ -457,8 +459,8 @@ test('save/restore: a JSON round trip rebuilds config, claims and chipset ports'
   // A state from a different layout is refused.
   const c = fakeBoard();
   const noXen = installPcPlatform(c.board, { xenPlatform: false, log: silent });
-  assert.throws(() => noXen.restore(saved), /Xen platform/);
-  assert.throws(() => b.pc.restore({ ...saved, v: 2 }), /version/);
+  assert.throws(() => noXen.devices[0].restore(saved[0]), (e) => e instanceof StateError && /present/.test(e.message));
+  assert.throws(() => restoreDevice(b.pc.bus, 2, saved[0]), (e) => e instanceof StateError && /version/.test(e.message));
 });
 
 test('unplugNics removes Ethernet functions only, releasing their claims', () => {
