@@ -16,7 +16,7 @@ import type { PciFunction } from '../../src/pci/bus.ts';
 import { PciConfig } from '../../src/pci/config.ts';
 import type { PciIdeHost } from '../../src/pci/piix-ide.ts';
 import { installPcPlatform } from '../../src/pci/platform.ts';
-import { Cf8, fakeBoard, range } from './fake-board.ts';
+import { Cf8, testBoard, range } from '../helpers/board.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -42,7 +42,7 @@ function fakeIde() {
 }
 
 function setup(extra: Parameters<typeof installPcPlatform>[1] = {}) {
-  const { board, host } = fakeBoard();
+  const { board, host } = testBoard();
   const { ide, log, busMaster } = fakeIde();
   const unplugs: number[] = [];
   const pc = installPcPlatform(board, {
@@ -391,7 +391,7 @@ test('Xen platform fixed ports: the Linux unplug handshake', () => {
 });
 
 test('installPcPlatform without the Xen platform device and without IDE', () => {
-  const { board, host } = fakeBoard();
+  const { board, host } = testBoard();
   const pc = installPcPlatform(board, { xenPlatform: false, log: silent });
   assert.equal(pc.xenPlatform, null);
   assert.ok(!host.pcidevs.has('2.0'));
@@ -457,7 +457,7 @@ test('snapshot/restore: a structured-clone round trip of every device plus refre
   b.cf8.write(0, 0, 0x72, 1, 0x4a);
   assert.equal(b.cf8.read(0, 0, 0x72, 1), 0x1a, 'SMRAM stays locked after restore');
   // A state from a different layout is refused.
-  const c = fakeBoard();
+  const c = testBoard();
   const noXen = installPcPlatform(c.board, { xenPlatform: false, log: silent });
   assert.throws(() => noXen.devices[0].restore(saved[0]), (e) => e instanceof StateError && /present/.test(e.message));
   assert.throws(() => restoreDevice(b.pc.bus, 2, saved[0]), (e) => e instanceof StateError && /version/.test(e.message));

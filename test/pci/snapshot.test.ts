@@ -30,13 +30,13 @@ import { StateError } from '../../src/core/state.ts';
 import type { PciIdeHost } from '../../src/pci/piix-ide.ts';
 import { installPcPlatform, type PcPlatform } from '../../src/pci/platform.ts';
 import { captureLogger, prng } from '../ioreq/helpers.ts';
-import { Cf8, fakeBoard, type FakeHost } from './fake-board.ts';
+import { Cf8, testBoard, type HostRecord } from '../helpers/board.ts';
 
 const WORKLOADS = 50;
 
 interface Rig {
   board: Board;
-  host: FakeHost;
+  host: HostRecord;
   pc: PcPlatform;
   cf8: Cf8;
   clock: VirtualClock;
@@ -49,8 +49,7 @@ interface Rig {
 }
 
 function build(): Rig {
-  const clock = new VirtualClock();
-  const { board, host } = fakeBoard(clock);
+  const { board, host, clock } = testBoard();
   const { log, lines } = captureLogger();
   const unplugs: number[] = [];
   const busMaster: boolean[] = [];
@@ -384,7 +383,7 @@ test('devices: ids, versions and a stable order; snapshots are plain data with t
   const s = r.pc.xenPlatform!.snapshot();
   assert.equal(s.unplugged, 0x0b, 'unplugged: the OR of every mask, a top-level integer');
   assert.deepEqual(s.logLine, new Uint8Array([0x68]));
-  const noXen = installPcPlatform(fakeBoard().board, { xenPlatform: false, log: captureLogger().log });
+  const noXen = installPcPlatform(testBoard().board, { xenPlatform: false, log: captureLogger().log });
   assert.deepEqual(
     noXen.devices.map((d) => d.id),
     ['pci.bus', 'pci.i440fx', 'pci.piix3', 'pci.piix-ide', 'pci.piix4-pm'],
@@ -543,7 +542,7 @@ test('malformed state is refused with StateError and leaves every device unchang
 
 test('a bus layout without the Xen platform device refuses state from one with it', () => {
   const saved = snapshotAll(busy());
-  const noXen = installPcPlatform(fakeBoard().board, { xenPlatform: false, log: captureLogger().log });
+  const noXen = installPcPlatform(testBoard().board, { xenPlatform: false, log: captureLogger().log });
   const before = noXen.bus.snapshot();
   assert.throws(() => noXen.bus.restore(saved[0]), (e) => e instanceof StateError && /present/.test(e.message));
   assert.deepEqual(noXen.bus.snapshot(), before);
