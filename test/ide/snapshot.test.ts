@@ -9,9 +9,11 @@ import v8 from 'node:v8';
 import { IdeRig, BMDMA_BASE, IDE_BASE, IDE_CTRL, until, pattern } from './harness.ts';
 import { MemoryBackend } from '../../src/block/memory.ts';
 import { FaultyBackend } from '../../src/block/fault.ts';
-import type { IdeState } from '../../src/devices/ide/controller.ts';
+import type { IdeSaved } from '../../src/devices/ide/controller.ts';
+import { StateError } from '../../src/core/state.ts';
+import type { StateObject } from '../../src/core/device.ts';
 
-const roundTrip = (s: IdeState): IdeState => v8.deserialize(v8.serialize(s)) as IdeState;
+const roundTrip = (s: IdeSaved): IdeSaved => v8.deserialize(v8.serialize(s)) as IdeSaved;
 
 test('restore in the middle of a PIO read: the guest keeps reading where it was', async () => {
   const mem = new MemoryBackend(1 << 20);
@@ -44,7 +46,7 @@ test('restore with a flush in flight: the flush is issued again and completes wi
   a.outb(IDE_BASE + 7, 0xe7);
   await until(() => held.heldCount === 1, 'flush held');
   const snap = roundTrip(a.ide.snapshot());
-  assert.equal(snap.channels[0].drives[0].io, 'flush');
+  assert.equal(snap.drives[0].io, 'flush');
   const b = new IdeRig([{ kind: 'disk', backend: mem }]);
   b.ide.restore(snap);
   assert.equal(b.inb(IDE_CTRL) & 0x80, 0x80, 'BSY after restore');
@@ -81,11 +83,11 @@ test('restore with a DMA read running: the transfer restarts and lands in guest 
   assert.equal(b.inb(IDE_BASE + 7) & 0x89, 0);
 });
 
-test('restore refuses a snapshot of another machine or version', () => {
+test('restore refuses a snapshot of another machine or shape', () => {
   const a = new IdeRig([{ kind: 'disk', backend: new MemoryBackend(1 << 20) }]);
   const b = new IdeRig([{ kind: 'cdrom', backend: null }]);
-  assert.throws(() => b.ide.restore(a.ide.snapshot()), /slot 0 holds disk/);
-  assert.throws(() => b.ide.restore({ v: 2 } as unknown as IdeState), /version/);
+  assert.throws(() => b.ide.restore(a.ide.snapshot()), (e) => e instanceof StateError && /slot 0 holds disk/.test(e.message));
+  assert.throws(() => b.ide.restore({ v: 2 } as unknown as StateObject), StateError);
 });
 
 test('a pending interrupt and nIEN survive a restore', () => {
