@@ -992,6 +992,7 @@ export class Drive {
   resumeIo(): void {
     const s = this.state;
     const op = s.io;
+    if (op === 'none') return; // BSY may stay: an ATAPI DMA read from the medium shows it while the bus master runs
     s.io = 'none';
     s.status &= ~R.ST_BSY;
     switch (op) {
@@ -1005,8 +1006,6 @@ export class Drive {
         return;
       case 'atapiRead':
         return this.atapiNextBlock();
-      case 'none':
-        return;
     }
   }
 
