@@ -14,7 +14,9 @@ import type { Board } from '../core/board.ts';
 import type { Region } from '../core/bus.ts';
 import { sizeMask, type AccessSize, type IoHandler, type PciConfigHandler } from '../core/io.ts';
 import type { IrqLine } from '../core/irq.ts';
+import type { Device, StateObject } from '../core/device.ts';
 import { logger, RateLimited, type Logger } from '../core/log.ts';
+import { StateError, StateReader } from '../core/state.ts';
 import {
   CMD_INTX_DISABLE,
   CMD_IO,
@@ -26,6 +28,7 @@ import {
   PCI_INTERRUPT_PIN,
   PCI_ROM_ADDRESS,
   PCI_STATUS,
+  readBits,
   ROM_ENABLE,
   STATUS_INTX,
   type PciConfig,
@@ -60,7 +63,7 @@ export interface PciFunction {
   barMoved?(i: number, base: number): void;
   /** Called by PciBus.remove. */
   detach?(): void;
-  /** Config bytes were loaded by PciBus.restore: re-derive what watchers would have set up. */
+  /** Config bytes were restored (PciBus.refresh): re-derive what watchers would have set up. */
   configRestored?(): void;
 }
 
@@ -82,12 +85,6 @@ interface Slot {
   intxOut: IrqLine | null;
 }
 
-export interface PciBusState {
-  v: 1;
-  confAddr: number;
-  functions: { devfn: number; registers: number[] }[];
-}
-
 // Config mechanism #1 (PCI Local Bus 3.0 §3.2.2.3.2; i440FX datasheet §3.1.1 CONFADD).
 export const CONFIG_ADDRESS_PORT = 0xcf8;
 export const CONFIG_DATA_PORT = 0xcfc;
@@ -103,7 +100,16 @@ const MEM_LIMIT = 0xffffffff;
 /** 64-bit BARs: guest-physical addresses stay below 2^52 (x86 MAXPHYADDR), which a double holds exactly. */
 const MEM64_LIMIT = 2 ** 52;
 
-export class PciBus implements PciConfigHandler {
+/**
+ * The bus as a Device ('pci.bus'): its own state is the CONFADD latch and
+ * which functions are present (a restore into a different layout is
+ * refused). Each function saves its own config space; once all of them are
+ * restored the machine calls refresh(), which claims BAR regions from the
+ * restored config before the ioreq server runs.
+ */
+export class PciBus implements PciConfigHandler, Device {
+  readonly id = 'pci.bus';
+  readonly stateVersion = 1;
   private readonly slots: (Slot | undefined)[] = new Array(256);
   private confAddr = 0;
   private resetControl: IoHandler | null = null;
@@ -237,32 +243,44 @@ export class PciBus implements PciConfigHandler {
     ];
   }
 
-  /** Plain state for save/restore: the CF8 latch and each function's config bytes. */
-  save(): PciBusState {
-    const functions: { devfn: number; registers: number[] }[] = [];
+  /** devfns present, ascending. */
+  present(): number[] {
+    const out: number[] = [];
     this.slots.forEach((s, devfn) => {
-      if (s) functions.push({ devfn, ...s.f.config.save() });
+      if (s) out.push(devfn);
     });
-    return { v: 1, confAddr: this.confAddr, functions };
+    return out;
+  }
+
+  snapshot(): StateObject {
+    return { confAddr: this.confAddr, present: this.present() };
+  }
+
+  /** The CONFADD latch; refuses a state whose functions are not exactly the ones on this bus. */
+  restore(state: StateObject): void {
+    const r = new StateReader(state, this.id);
+    const confAddr = readBits(r, 'confAddr', CONFADD_MASK);
+    const saved = r.ints('present', -1, 0, 255, 256);
+    const here = this.present();
+    if (saved.length !== here.length || saved.some((d, i) => d !== here[i])) {
+      throw new StateError(`${this.id}.present: saved functions [${saved.map(devfnName).join(' ')}], this machine has [${here.map(devfnName).join(' ')}]`);
+    }
+    this.confAddr = confAddr;
   }
 
   /**
-   * Load config bytes saved by save() into the same functions, then bring
-   * everything derived from them up to date: BAR regions, INTx masking, the
-   * functions' own decoders (configRestored) and commandChanged.
-   * Throws on a state from a different machine layout (operator error).
+   * After every function's config bytes were restored: bring what config
+   * decides up to date. BAR regions are claimed, moved or released on the
+   * board, each function's INTx line follows its status bit and INTx
+   * disable, functions re-derive their own decoders (configRestored) and
+   * hear about a changed command register.
    */
-  restore(s: PciBusState): void {
-    if (s.v !== 1) throw new Error(`PCI state version ${s.v} is not supported`);
-    for (const f of s.functions) {
-      if (!this.slots[f.devfn]) throw new Error(`saved PCI function at devfn 0x${f.devfn.toString(16)} does not exist here`);
-    }
-    this.confAddr = (s.confAddr & CONFADD_MASK) >>> 0;
-    for (const f of s.functions) this.slots[f.devfn]!.f.config.restore(f);
+  refresh(): void {
     for (const slot of this.slots) {
       if (!slot) continue;
       const old = slot.command;
       slot.command = slot.f.config.command;
+      slot.intxLevel = (slot.f.config.get16(PCI_STATUS) & STATUS_INTX) !== 0;
       this.remap(slot);
       this.driveIntx(slot);
       slot.f.configRestored?.();
@@ -398,6 +416,10 @@ export class PciBus implements PciConfigHandler {
       }
     }
   }
+}
+
+function devfnName(devfn: number): string {
+  return `00:${hex2(devfn >> 3)}.${devfn & 7}`;
 }
 
 function hex2(n: number): string {

@@ -11,6 +11,7 @@
  * ranges that run after the masked write has landed.
  */
 import type { AccessSize } from '../core/io.ts';
+import { StateError, StateReader } from '../core/state.ts';
 
 // PCI Local Bus Specification 3.0, §6.1 (type 0 header).
 export const PCI_VENDOR_ID = 0x00;
@@ -107,6 +108,12 @@ export class PciConfig {
   readonly registers = new Uint8Array(PCI_CONFIG_SIZE);
   readonly writable = new Uint8Array(PCI_CONFIG_SIZE);
   readonly w1c = new Uint8Array(PCI_CONFIG_SIZE);
+  /**
+   * Read-only bits the device or the bus change at run time (status INTx,
+   * i440FX SMRAM after D_LCK): restore accepts any value there. Every other
+   * bit a guest cannot write must match this function's (check()).
+   */
+  readonly dynamic = new Uint8Array(PCI_CONFIG_SIZE);
   /** BAR declarations by index (null = unimplemented or the upper half of a mem64 BAR). */
   readonly bars: readonly (BarDecl | null)[];
   readonly romSize: number;
@@ -123,6 +130,7 @@ export class PciConfig {
     this.set16(PCI_SUBSYSTEM_ID, id.subsystem ?? 0);
     this.set8(PCI_INTERRUPT_PIN, id.pin ?? 0);
     this.set16(PCI_STATUS, id.status ?? 0);
+    this.dynamic[PCI_STATUS] = STATUS_INTX; // the bus tracks the function's INTx level here
 
     this.mask16(PCI_COMMAND, CMD_WRITABLE);
     this.w1c[PCI_STATUS] = STATUS_W1C & 0xff;
@@ -255,13 +263,67 @@ export class PciConfig {
     return b.kind === 'mem64' ? low + this.get32(off + 4) * 2 ** 32 : low;
   }
 
-  /** Plain copy of the state that changes at run time (save/restore). */
-  save(): { registers: number[] } {
-    return { registers: Array.from(this.registers) };
+  /** A copy of the 256 config bytes (what a function's snapshot holds as `config`). */
+  snapshot(): Uint8Array {
+    return new Uint8Array(this.registers);
   }
 
-  restore(s: { registers: readonly number[] }): void {
-    if (s.registers.length !== PCI_CONFIG_SIZE) throw new RangeError('config space image must be 256 bytes');
-    this.registers.set(s.registers);
+  /**
+   * Refuse config bytes that cannot be this function's (StateError naming
+   * `path`): another vendor/device/class/header type/revision (state from
+   * another machine), or read-only bits no guest write could have changed
+   * (a BAR's type bits, reserved bits, the interrupt pin). Changes nothing.
+   */
+  check(bytes: Uint8Array, path: string): void {
+    if (bytes.length !== PCI_CONFIG_SIZE) throw new StateError(`${path}: expected ${PCI_CONFIG_SIZE} bytes, got ${bytes.length}`);
+    const id = (b: Uint8Array): string =>
+      `${hex(b, PCI_VENDOR_ID, 2)}:${hex(b, PCI_DEVICE_ID, 2)} class ${hex(b, PCI_REVISION_ID + 1, 3)} ` +
+      `rev ${hex(b, PCI_REVISION_ID, 1)} header ${hex(b, PCI_HEADER_TYPE, 1)}`;
+    for (const [r, n] of IDENTITY) {
+      for (let i = r; i < r + n; i++) {
+        if (bytes[i] !== this.registers[i]) throw new StateError(`${path}: config of ${id(bytes)}, not of this function (${id(this.registers)})`);
+      }
+    }
+    for (let r = 0; r < PCI_CONFIG_SIZE; r++) {
+      const fixed = ~(this.writable[r] | this.w1c[r] | this.dynamic[r]) & 0xff;
+      if ((bytes[r] ^ this.registers[r]) & fixed) {
+        throw new StateError(`${path}[0x${r.toString(16)}]: 0x${bytes[r].toString(16)} differs from 0x${this.registers[r].toString(16)} in read-only bits 0x${fixed.toString(16)}`);
+      }
+    }
   }
+
+  /** Read `key` as config bytes of this function (check()), without changing anything. */
+  readChecked(r: StateReader, key = 'config'): Uint8Array {
+    const bytes = r.bytes(key, PCI_CONFIG_SIZE);
+    this.check(bytes, `${r.path}.${key}`);
+    return bytes;
+  }
+
+  /**
+   * Load bytes that passed check(). Watchers do not run: what they derive is
+   * rebuilt by PciBus.refresh() once every function is restored.
+   */
+  restore(bytes: Uint8Array): void {
+    this.registers.set(bytes);
+  }
+}
+
+/** Identity bytes (offset, length): vendor, device, revision + class code, header type. */
+const IDENTITY: readonly (readonly [number, number])[] = [
+  [PCI_VENDOR_ID, 4],
+  [PCI_REVISION_ID, 4],
+  [PCI_HEADER_TYPE, 1],
+];
+
+function hex(b: Uint8Array, r: number, n: number): string {
+  let v = 0;
+  for (let i = n - 1; i >= 0; i--) v = v * 256 + b[r + i];
+  return v.toString(16).padStart(2 * n, '0');
+}
+
+/** An integer field of saved state that may only hold the bits of `mask` (a register's implemented bits). */
+export function readBits(r: StateReader, key: string, mask: number): number {
+  const v = r.int(key, 0, mask >>> 0);
+  if ((v & ~mask) !== 0) throw new StateError(`${r.path}.${key}: 0x${v.toString(16)} has bits outside 0x${(mask >>> 0).toString(16)}`);
+  return v;
 }

@@ -6,7 +6,9 @@
  * change nothing here, but the values are kept so firmware reads back what it
  * wrote (SeaBIOS checks PAM after enabling shadow RAM).
  */
+import type { Device, StateObject } from '../core/device.ts';
 import type { IoHandler } from '../core/io.ts';
+import { StateReader } from '../core/state.ts';
 import { PciConfig } from './config.ts';
 import type { PciFunction } from './bus.ts';
 import {
@@ -47,7 +49,10 @@ export interface I440fxOptions {
   ramBytes?: number;
 }
 
-export class I440fx implements PciFunction {
+/** Device 'pci.i440fx': its whole state is its config space (PAM, SMRAM, DRAM controls). */
+export class I440fx implements PciFunction, Device {
+  readonly id = 'pci.i440fx';
+  readonly stateVersion = 1;
   readonly name = 'i440fx';
   readonly config = new PciConfig({
     vendor: VENDOR_INTEL, // §3.2.2
@@ -71,6 +76,7 @@ export class I440fx implements PciFunction {
     for (let i = 1; i < I440FX_PAM_COUNT; i++) c.mask8(I440FX_PAM0 + i, PAMN_MASK);
     c.set8(I440FX_SMRAM, SMRAM_C_BASE_SEG); // QEMU i440fx_realize; §3.2.23 default 0x02
     c.mask8(I440FX_SMRAM, SMRAM_WRITABLE);
+    c.dynamic[I440FX_SMRAM] = SMRAM_WRITABLE; // writable until D_LCK, read-only after: any saved value is reachable
     c.mask8(I440FX_ERRCMD, 0xff);
     c.w1c[I440FX_ERRSTS] = 0xff;
     c.mask8(I440FX_TRC, 0xff);
@@ -89,11 +95,22 @@ export class I440fx implements PciFunction {
       c.mask8(I440FX_SMRAM, SMRAM_D_CLS);
     } else {
       c.mask8(I440FX_SMRAM, SMRAM_WRITABLE);
+    c.dynamic[I440FX_SMRAM] = SMRAM_WRITABLE; // writable until D_LCK, read-only after: any saved value is reachable
     }
   }
 
   configRestored(): void {
     this.applySmramLock();
+  }
+
+  snapshot(): StateObject {
+    return { config: this.config.snapshot() };
+  }
+
+  restore(state: StateObject): void {
+    const config = this.config.readChecked(new StateReader(state, this.id));
+    this.config.restore(config);
+    this.applySmramLock(); // the lock is in the config byte; the mask follows it
   }
 
   barHandler(): IoHandler | null {

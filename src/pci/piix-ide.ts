@@ -11,7 +11,9 @@
  * IDETIM decode-enable bits, but nothing earlier (SeaBIOS under plain QEMU)
  * relies on them, so they do not gate decoding.
  */
+import type { Device, StateObject } from '../core/device.ts';
 import type { IoHandler } from '../core/io.ts';
+import { StateReader } from '../core/state.ts';
 import { CMD_MASTER, PciConfig, STATUS_DEVSEL_MEDIUM, STATUS_FAST_BACK } from './config.ts';
 import type { PciFunction } from './bus.ts';
 import { CLASS_STORAGE_IDE, DEVICE_PIIX3_IDE, QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR, VENDOR_INTEL } from './ids.ts';
@@ -62,7 +64,15 @@ export const IDETIM_DECODE_ENABLE = 0x8000;
 /** IDETIM bits 11:10 are reserved. */
 export const IDETIM_MASK = 0xf3ff;
 
-export class PiixIde implements PciFunction {
+/**
+ * Device 'pci.piix-ide': the PCI side's state is its config space (BMIBA,
+ * command, IDETIM); the channels and bus-master engine are the IDE
+ * controller's own device. PciBus.refresh() tells the controller the
+ * restored bus-master bit (commandChanged).
+ */
+export class PiixIde implements PciFunction, Device {
+  readonly id = 'pci.piix-ide';
+  readonly stateVersion = 1;
   readonly name = 'piix3-ide';
   readonly config = new PciConfig({
     vendor: VENDOR_INTEL,
@@ -91,7 +101,20 @@ export class PiixIde implements PciFunction {
     this.host?.setBusMaster((this.config.command & CMD_MASTER) !== 0);
   }
 
+  /** After a restore the engines follow the restored Bus Master Enable, whatever they held before. */
+  configRestored(): void {
+    this.attach();
+  }
+
   commandChanged(cmd: number, old: number): void {
     if ((cmd ^ old) & CMD_MASTER) this.host?.setBusMaster((cmd & CMD_MASTER) !== 0);
+  }
+
+  snapshot(): StateObject {
+    return { config: this.config.snapshot() };
+  }
+
+  restore(state: StateObject): void {
+    this.config.restore(this.config.readChecked(new StateReader(state, this.id)));
   }
 }

@@ -10,9 +10,11 @@
  */
 import type { Board } from '../core/board.ts';
 import { SHUTDOWN_REBOOT } from '../core/host.ts';
+import type { Device, StateObject } from '../core/device.ts';
 import type { IoHandler } from '../core/io.ts';
 import { logger, type Logger } from '../core/log.ts';
-import { PciConfig, STATUS_DEVSEL_MEDIUM } from './config.ts';
+import { StateReader } from '../core/state.ts';
+import { PciConfig, readBits, STATUS_DEVSEL_MEDIUM } from './config.ts';
 import type { PciFunction } from './bus.ts';
 import { CLASS_BRIDGE_ISA, DEVICE_PIIX3_ISA, QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR, VENDOR_INTEL } from './ids.ts';
 
@@ -75,12 +77,14 @@ export const PORT92 = 0x92;
 export const PORT92_RESET = 0x01;
 export const PORT92_A20 = 0x02;
 
-export interface Piix3State {
-  rcr: number;
-  port92: number;
-}
-
-export class Piix3Isa implements PciFunction {
+/**
+ * Device 'pci.piix3'. Snapshot: `config` (256 bytes; the PIRQ routes are
+ * PIRQRC in there, sent to Xen again by PciBus.refresh), `rcr` (0xCF9: SRST
+ * only, RCPU never sticks) and `port92` (A20 and fast-reset bits).
+ */
+export class Piix3Isa implements PciFunction, Device {
+  readonly id = 'pci.piix3';
+  readonly stateVersion = 1;
   readonly name = 'piix3-isa';
   readonly config = new PciConfig({
     vendor: VENDOR_INTEL,
@@ -122,13 +126,18 @@ export class Piix3Isa implements PciFunction {
     for (let link = 0; link < 4; link++) this.board.setPciLinkRoute(link, pirqToIsaIrq(this.config.get8(PIIX3_PIRQRC + link)));
   }
 
-  save(): Piix3State {
-    return { rcr: this.rcr, port92: this.port92 };
+  snapshot(): StateObject {
+    return { config: this.config.snapshot(), rcr: this.rcr, port92: this.port92 };
   }
 
-  restore(s: Piix3State): void {
-    this.rcr = s.rcr & RCR_SRST;
-    this.port92 = s.port92 & (PORT92_A20 | PORT92_RESET);
+  restore(state: StateObject): void {
+    const r = new StateReader(state, this.id);
+    const config = this.config.readChecked(r);
+    const rcr = readBits(r, 'rcr', RCR_SRST);
+    const port92 = readBits(r, 'port92', PORT92_A20 | PORT92_RESET);
+    this.config.restore(config);
+    this.rcr = rcr;
+    this.port92 = port92;
   }
 
   /** Byte register at 0xCF9, reached through the CF8 port handler (PciBus.setResetControl). */

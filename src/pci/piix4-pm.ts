@@ -19,13 +19,22 @@
  *
  * hvmloader (tools/firmware/hvmloader/pci.c) programs PMBA (0x40) to
  * 0xB000|1 and sets PMREGMISC (0x80) bit 0 before acpi_enable_sci().
+ *
+ * Save/restore: the PM timer and PM1a_STS/PM1a_EN are Xen's
+ * (xen/arch/x86/hvm/pmtimer.c) and travel in Xen's own HVM context (its
+ * PMTIMER save record, next to the vCPU and interrupt controller records),
+ * not in ours: nothing of the timer lives in stubdm. Our snapshot is the
+ * config space plus the three register blocks below.
  */
 import type { Board } from '../core/board.ts';
 import type { Region } from '../core/bus.ts';
 import { SHUTDOWN_POWEROFF } from '../core/host.ts';
-import { sizeMask, type AccessSize, type IoHandler } from '../core/io.ts';
+import type { Device, StateObject } from '../core/device.ts';
+import type { IoHandler } from '../core/io.ts';
 import { logger, RateLimited, type Logger } from '../core/log.ts';
-import { PciConfig, STATUS_DEVSEL_MEDIUM, STATUS_FAST_BACK } from './config.ts';
+import { RegisterTable, W1C } from '../core/regs.ts';
+import { StateReader } from '../core/state.ts';
+import { PciConfig, readBits, STATUS_DEVSEL_MEDIUM, STATUS_FAST_BACK } from './config.ts';
 import type { PciFunction } from './bus.ts';
 import { CLASS_BRIDGE_OTHER, DEVICE_PIIX4_ACPI, QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR, VENDOR_INTEL } from './ids.ts';
 
@@ -56,6 +65,9 @@ export const APM_ACPI_DISABLE = 0xf0;
 
 export const GPE0_BASE = 0xafe0;
 export const GPE0_LEN = 4;
+/** GPE0_STS (write 1 to clear) and GPE0_EN (read/write), 16 bits each (ACPI §4.8.4.1). */
+export const GPE0_STS_OFFSET = 0;
+export const GPE0_EN_OFFSET = 2;
 
 export interface Piix4PmOptions {
   /** Which legacy ISA devices the board decodes: reported in DEVRESx like QEMU's piix4_pm_machine_ready. */
@@ -64,15 +76,36 @@ export interface Piix4PmOptions {
   lpt1?: boolean;
 }
 
-export interface Piix4PmState {
-  pm1Cnt: number;
-  apmCnt: number;
-  apmSts: number;
-  gpeSts: number;
-  gpeEn: number;
-}
+/** PM1a_CNT (2 ports at PMBA + 4): SLP_EN is write-only, so it never stays in storage. */
+const PM1_CNT_TABLE = new RegisterTable<Piix4Pm>('pm1a-cnt', 2, [
+  { name: 'PM1_CNT', off: 0, width: 2, write: (d, v) => d.pm1CntWritten(v) },
+]);
+const PM1_CNT = PM1_CNT_TABLE.slot('PM1_CNT');
 
-export class Piix4Pm implements PciFunction {
+/** APM control (0xB2, QEMU hw/isa/apm.c) and status (0xB3, plain storage). */
+const APM_TABLE = new RegisterTable<Piix4Pm>('apm', 2, [
+  { name: 'APMC', off: 0, width: 1, write: (d, v) => d.apmCommand(v) },
+  { name: 'APMS', off: 1, width: 1 },
+]);
+const APMC = APM_TABLE.slot('APMC');
+const APMS = APM_TABLE.slot('APMS');
+
+const GPE0_TABLE = new RegisterTable<Piix4Pm>('gpe0', GPE0_LEN, [
+  { name: 'GPE0_STS', off: GPE0_STS_OFFSET, width: 2, flags: W1C },
+  { name: 'GPE0_EN', off: GPE0_EN_OFFSET, width: 2 },
+]);
+const GPE0_STS = GPE0_TABLE.slot('GPE0_STS');
+const GPE0_EN = GPE0_TABLE.slot('GPE0_EN');
+
+/**
+ * Device 'pci.piix4-pm'. Snapshot: `config` (256 bytes: PMBA, PMREGMISC,
+ * DEVRESx), `pm1Cnt` (PM1a_CNT without SLP_EN), `apmCnt`/`apmSts` (0xB2/0xB3),
+ * `gpeSts`/`gpeEn` (GPE0). The PM timer and PM1a_STS/EN are not here: Xen
+ * emulates them and saves them in its own HVM context (PMTIMER record).
+ */
+export class Piix4Pm implements PciFunction, Device {
+  readonly id = 'pci.piix4-pm';
+  readonly stateVersion = 1;
   readonly name = 'piix4-pm';
   readonly config = new PciConfig({
     vendor: VENDOR_INTEL,
@@ -85,12 +118,9 @@ export class Piix4Pm implements PciFunction {
     pin: 1, // INTA (the SCI itself is ISA IRQ 9, raised by Xen)
   });
 
-  /** PM1a_CNT value (without SLP_EN, which reads 0). */
-  pm1Cnt = 0;
-  apmCnt = 0;
-  apmSts = 0;
-  gpeSts = 0;
-  gpeEn = 0;
+  private readonly pm1 = PM1_CNT_TABLE.storage();
+  private readonly apm = APM_TABLE.storage();
+  private readonly gpe = GPE0_TABLE.storage();
   private pmRegion: Region | null = null;
   private fixed: Region[] = [];
   private readonly warn: RateLimited;
@@ -136,16 +166,53 @@ export class Piix4Pm implements PciFunction {
     this.updatePmIo();
   }
 
-  save(): Piix4PmState {
-    return { pm1Cnt: this.pm1Cnt, apmCnt: this.apmCnt, apmSts: this.apmSts, gpeSts: this.gpeSts, gpeEn: this.gpeEn };
+  /** PM1a_CNT value (without SLP_EN, which reads 0). */
+  get pm1Cnt(): number {
+    return this.pm1[PM1_CNT];
+  }
+  get apmCnt(): number {
+    return this.apm[APMC];
+  }
+  get apmSts(): number {
+    return this.apm[APMS];
+  }
+  get gpeSts(): number {
+    return this.gpe[GPE0_STS];
+  }
+  /** Nothing raises GPEs yet: tests (and later event sources) set status bits here. */
+  set gpeSts(v: number) {
+    this.gpe[GPE0_STS] = v & 0xffff;
+  }
+  get gpeEn(): number {
+    return this.gpe[GPE0_EN];
   }
 
-  restore(s: Piix4PmState): void {
-    this.pm1Cnt = s.pm1Cnt & 0xffff & ~PM1_CNT_SLP_EN;
-    this.apmCnt = s.apmCnt & 0xff;
-    this.apmSts = s.apmSts & 0xff;
-    this.gpeSts = s.gpeSts & 0xffff;
-    this.gpeEn = s.gpeEn & 0xffff;
+  snapshot(): StateObject {
+    return {
+      config: this.config.snapshot(),
+      pm1Cnt: this.pm1Cnt,
+      apmCnt: this.apmCnt,
+      apmSts: this.apmSts,
+      gpeSts: this.gpeSts,
+      gpeEn: this.gpeEn,
+    };
+  }
+
+  /** Registers only: the PM1a_CNT region follows the restored PMBA in configRestored() (PciBus.refresh). */
+  restore(state: StateObject): void {
+    const r = new StateReader(state, this.id);
+    const config = this.config.readChecked(r);
+    const pm1Cnt = readBits(r, 'pm1Cnt', 0xffff & ~PM1_CNT_SLP_EN);
+    const apmCnt = r.u('apmCnt', 8);
+    const apmSts = r.u('apmSts', 8);
+    const gpeSts = r.u('gpeSts', 16);
+    const gpeEn = r.u('gpeEn', 16);
+    this.config.restore(config);
+    this.pm1[PM1_CNT] = pm1Cnt;
+    this.apm[APMC] = apmCnt;
+    this.apm[APMS] = apmSts;
+    this.gpe[GPE0_STS] = gpeSts;
+    this.gpe[GPE0_EN] = gpeEn;
   }
 
   /** Base of the PM I/O block when decoding is on, or -1. */
@@ -174,15 +241,15 @@ export class Piix4Pm implements PciFunction {
   }
 
   readonly pm1CntHandler: IoHandler = {
-    read: (off, size) => (this.pm1Cnt >>> (8 * off)) & sizeMask(size),
-    write: (off, size, v) => {
-      const shift = 8 * off;
-      const m = (sizeMask(size) << shift) & 0xffff;
-      const val = ((this.pm1Cnt & ~m) | ((v << shift) & m)) & 0xffff;
-      this.pm1Cnt = val & ~PM1_CNT_SLP_EN;
-      if (val & PM1_CNT_SLP_EN && m & PM1_CNT_SLP_EN) this.sleep((val >>> PM1_CNT_SLP_TYP_SHIFT) & 7);
-    },
+    read: (off, size) => PM1_CNT_TABLE.read(this, this.pm1, off, size),
+    write: (off, size, v) => PM1_CNT_TABLE.write(this, this.pm1, off, size, v),
   };
+
+  /** PM1_CNT table write hook: `v` is the merged value; SLP_EN acts now and is not kept (it reads 0). */
+  pm1CntWritten(v: number): void {
+    this.pm1[PM1_CNT] = v & ~PM1_CNT_SLP_EN;
+    if (v & PM1_CNT_SLP_EN) this.sleep((v >>> PM1_CNT_SLP_TYP_SHIFT) & 7);
+  }
 
   private sleep(typ: number): void {
     if (typ === SLP_TYP_S5) {
@@ -193,36 +260,19 @@ export class Piix4Pm implements PciFunction {
     }
   }
 
-  readonly apmHandler: IoHandler = {
-    read: (off, size) => this.apmRead(off, size),
-    write: (off, size, v) => {
-      for (let i = 0; i < size && off + i < 2; i++) {
-        const b = (v >>> (8 * i)) & 0xff;
-        if (off + i === 0) {
-          this.apmCnt = b;
-          if (b === APM_ACPI_ENABLE) this.pm1Cnt |= PM1_CNT_SCI_EN;
-          else if (b === APM_ACPI_DISABLE) this.pm1Cnt &= ~PM1_CNT_SCI_EN;
-        } else {
-          this.apmSts = b;
-        }
-      }
-    },
-  };
-
-  private apmRead(off: number, size: AccessSize): number {
-    const v = this.apmCnt | (this.apmSts << 8);
-    return (v >>> (8 * off)) & sizeMask(size);
+  /** APMC table write hook: the ACPI enable/disable commands flip SCI_EN. */
+  apmCommand(v: number): void {
+    if (v === APM_ACPI_ENABLE) this.pm1[PM1_CNT] |= PM1_CNT_SCI_EN;
+    else if (v === APM_ACPI_DISABLE) this.pm1[PM1_CNT] &= ~PM1_CNT_SCI_EN;
   }
 
+  readonly apmHandler: IoHandler = {
+    read: (off, size) => APM_TABLE.read(this, this.apm, off, size),
+    write: (off, size, v) => APM_TABLE.write(this, this.apm, off, size, v),
+  };
+
   readonly gpeHandler: IoHandler = {
-    read: (off, size) => (((this.gpeSts | (this.gpeEn << 16)) >>> (8 * off)) & sizeMask(size)) >>> 0,
-    write: (off, size, v) => {
-      const shift = 8 * off;
-      const m = (sizeMask(size) * 2 ** shift) >>> 0; // shift of 24 with a 4-byte mask cannot happen (bus bounds)
-      const val = (v * 2 ** shift) >>> 0;
-      this.gpeSts &= ~(val & m & 0xffff);
-      const enM = m >>> 16;
-      this.gpeEn = (this.gpeEn & ~enM) | ((val >>> 16) & enM);
-    },
+    read: (off, size) => GPE0_TABLE.read(this, this.gpe, off, size),
+    write: (off, size, v) => GPE0_TABLE.write(this, this.gpe, off, size, v),
   };
 }

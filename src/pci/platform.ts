@@ -9,15 +9,16 @@
  *   00:03.0+ whatever the machine adds (VGA, NIC) through addDevice()
  */
 import type { Board } from '../core/board.ts';
+import type { Device } from '../core/device.ts';
 import { logger, type Logger } from '../core/log.ts';
-import { PciBus, type PciBusState, type PciFunction } from './bus.ts';
+import { PciBus, type PciFunction } from './bus.ts';
 import { PCI_CLASS_DEVICE } from './config.ts';
 import { I440fx } from './i440fx.ts';
 import { CLASS_NETWORK_ETHERNET } from './ids.ts';
 import { IDE_CMD_PORTS, IDE_CTL_PORTS, IDE_LEGACY, PiixIde, type PciIdeHost } from './piix-ide.ts';
-import { Piix3Isa, PORT92, type Piix3State } from './piix3.ts';
-import { Piix4Pm, type Piix4PmState } from './piix4-pm.ts';
-import { XenPlatform, type XenPlatformState } from './xen-platform.ts';
+import { Piix3Isa, PORT92 } from './piix3.ts';
+import { Piix4Pm } from './piix4-pm.ts';
+import { XenPlatform } from './xen-platform.ts';
 
 export const DEV_HOST_BRIDGE = 0;
 export const DEV_PIIX = 1;
@@ -61,18 +62,17 @@ export interface PcPlatform {
    * The machine calls it from onUnplug (the NIC's own teardown is its detach()).
    */
   unplugNics(): number;
-  /** Plain, JSON-safe state of the chipset (config spaces of every function on the bus, and the chipset's ports). */
-  save(): PcPlatformState;
-  /** Load a state saved by the same machine layout; functions added with addDevice restore their own run-time state. */
-  restore(s: PcPlatformState): void;
-}
-
-export interface PcPlatformState {
-  v: 1;
-  bus: PciBusState;
-  isa: Piix3State;
-  pm: Piix4PmState;
-  xenPlatform: XenPlatformState | null;
+  /**
+   * The bus and every function installPcPlatform built, in a stable order
+   * (bus first). Functions added with addDevice are their owners' devices.
+   */
+  readonly devices: readonly Device[];
+  /**
+   * After every device (these and the ones added with addDevice) is
+   * restored: claim BAR regions and re-derive what config decides
+   * (PciBus.refresh). Before this the ioreq server must not run.
+   */
+  refresh(): void;
 }
 
 export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): PcPlatform {
@@ -133,16 +133,9 @@ export function installPcPlatform(board: Board, opts: PcPlatformOptions = {}): P
       }
       return n;
     },
-    save(): PcPlatformState {
-      return { v: 1, bus: bus.save(), isa: isa.save(), pm: pm.save(), xenPlatform: xen ? xen.save() : null };
-    },
-    restore(s: PcPlatformState): void {
-      if (s.v !== 1) throw new Error(`chipset state version ${s.v} is not supported`);
-      if (!s.xenPlatform !== !xen) throw new Error('saved chipset and this machine disagree on the Xen platform device');
-      bus.restore(s.bus); // first: it refuses a foreign layout before anything changed
-      isa.restore(s.isa);
-      pm.restore(s.pm);
-      if (xen && s.xenPlatform) xen.restore(s.xenPlatform);
+    devices: xen ? [bus, hostBridge, isa, ide, pm, xen] : [bus, hostBridge, isa, ide, pm],
+    refresh(): void {
+      bus.refresh();
     },
   };
 }

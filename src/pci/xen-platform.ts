@@ -17,9 +17,12 @@
  */
 import type { Board } from '../core/board.ts';
 import type { Region } from '../core/bus.ts';
-import { sizeMask, type AccessSize, type IoHandler } from '../core/io.ts';
+import type { Device, StateObject } from '../core/device.ts';
+import type { IoHandler } from '../core/io.ts';
 import { logger, RateLimited, type Logger } from '../core/log.ts';
-import { PciConfig } from './config.ts';
+import { EXACT, RegisterTable } from '../core/regs.ts';
+import { StateReader } from '../core/state.ts';
+import { PciConfig, readBits } from './config.ts';
 import type { PciFunction } from './bus.ts';
 import { CLASS_OTHERS, DEVICE_XEN_PLATFORM, VENDOR_XEN } from './ids.ts';
 
@@ -54,35 +57,47 @@ export interface XenPlatformOptions {
   onUnplug?: (mask: number) => void;
 }
 
-export interface XenPlatformState {
-  flags: number;
-  productNumber: number;
-  buildNumber: number;
-  unplugged: number;
-}
+/**
+ * The fixed-port protocol as a table: every entry answers only its exact
+ * (offset from 0x10, access size), since the same offset means different
+ * registers at different sizes. Anything else reads all ones and is ignored,
+ * as in QEMU. The state lives in the device's fields; the table dispatches.
+ */
+const ALL_ONES = (): number => 0xffffffff;
+const FIXED_TABLE = new RegisterTable<XenPlatform>(
+  'xen-platform-fixed',
+  XEN_PLATFORM_IOPORT_LEN,
+  [
+    { name: 'MAGIC_UNPLUG', off: 0, width: 2, flags: EXACT, read: () => XEN_PLATFORM_MAGIC, write: (p, v) => p.unplug(v) },
+    { name: 'BUILD', off: 0, width: 4, flags: EXACT, read: ALL_ONES, write: (p, v) => void (p.buildNumber = v) },
+    { name: 'FLAGS', off: 0, width: 1, flags: EXACT, read: (p) => p.flags, write: (p, v) => p.setFlags(v) },
+    { name: 'VERSION_LOG', off: 2, width: 1, flags: EXACT, read: () => XEN_PLATFORM_PROTOCOL, write: (p, v) => p.logByte(v) },
+    { name: 'PRODUCT', off: 2, width: 2, flags: EXACT, read: ALL_ONES, write: (p, v) => p.setProduct(v) },
+  ],
+  0xffffffff,
+);
+
+/** The BAR0 I/O block: byte registers (QEMU splits wider accesses into bytes), the rest reads all ones. */
+const BAR_IO_TABLE = new RegisterTable<XenPlatform>(
+  'xen-platform-bar0',
+  XEN_PLATFORM_BAR_IO_SIZE,
+  [
+    { name: 'FLAGS', off: BAR_IO_FLAGS, width: 1, read: (p) => p.flags, write: (p, v) => p.setFlags(v) },
+    { name: 'LOG', off: BAR_IO_LOG, width: 1, read: () => 0xff, write: (p, v) => p.logByte(v) },
+  ],
+  0xffffffff,
+);
 
 /**
- * The fixed-port protocol as a table: (offset from 0x10, access size) ->
- * what a read returns / what a write does. Anything else reads all ones and
- * is ignored, as in QEMU.
+ * Device 'pci.xen-platform'. Snapshot: `config` (256 bytes), `flags`,
+ * `productNumber`, `buildNumber`, `unplugged` (OR of every unplug mask the
+ * guest wrote: the machine replays it before restoring the other devices,
+ * so the unplugged ones are not restored into) and `logLine` (bytes of the
+ * PV driver log line not yet ended by a newline).
  */
-interface FixedPort {
-  readonly off: number;
-  readonly size: AccessSize;
-  readonly what: string;
-  readonly read?: (p: XenPlatform) => number;
-  readonly write?: (p: XenPlatform, v: number) => void;
-}
-
-const FIXED_PORTS: readonly FixedPort[] = [
-  { off: 0, size: 2, what: 'magic (r) / unplug mask (w)', read: () => XEN_PLATFORM_MAGIC, write: (p, v) => p.unplug(v) },
-  { off: 0, size: 4, what: 'PV driver build number (w)', write: (p, v) => void (p.buildNumber = v) },
-  { off: 0, size: 1, what: 'platform flags (r/w)', read: (p) => p.flags, write: (p, v) => p.setFlags(v) },
-  { off: 2, size: 1, what: 'protocol version (r) / log byte (w)', read: () => XEN_PLATFORM_PROTOCOL, write: (p, v) => p.logByte(v) },
-  { off: 2, size: 2, what: 'PV product number (w)', write: (p, v) => p.setProduct(v) },
-];
-
-export class XenPlatform implements PciFunction {
+export class XenPlatform implements PciFunction, Device {
+  readonly id = 'pci.xen-platform';
+  readonly stateVersion = 1;
   readonly name = 'xen-platform';
   readonly config = new PciConfig({
     vendor: VENDOR_XEN,
@@ -103,12 +118,16 @@ export class XenPlatform implements PciFunction {
   buildNumber = 0;
   /** Every unplug mask the guest wrote, ORed (what has been unplugged so far). */
   unplugged = 0;
-  private logBuf = new Uint8Array(LOG_LINE_MAX);
+  private readonly logBuf = new Uint8Array(LOG_LINE_MAX);
   private logLen = 0;
+  /** Rate limit of guest log lines: start of the current window (board.clock ms) and lines in it. */
   private logWindow = 0;
   private logLines = 0;
   private fixedRegion: Region | null = null;
   private readonly warn: RateLimited;
+  /** Scratch storage for the tables (they dispatch to the fields above; nothing in it is state). */
+  private readonly fixedRegs = FIXED_TABLE.storage();
+  private readonly barRegs = BAR_IO_TABLE.storage();
 
   constructor(
     private readonly board: Board,
@@ -137,26 +156,17 @@ export class XenPlatform implements PciFunction {
   }
 
   readonly fixedPorts: IoHandler = {
-    read: (off, size) => this.fixedRead(off, size),
-    write: (off, size, v) => this.fixedWrite(off, size, v),
+    read: (off, size) => FIXED_TABLE.read(this, this.fixedRegs, off, size),
+    write: (off, size, v) => FIXED_TABLE.write(this, this.fixedRegs, off, size, v),
   };
 
-  private fixedRead(off: number, size: AccessSize): number {
-    const r = FIXED_PORTS.find((p) => p.off === off && p.size === size && p.read);
-    return r ? r.read!(this) : sizeMask(size);
-  }
-
-  private fixedWrite(off: number, size: AccessSize, v: number): void {
-    FIXED_PORTS.find((p) => p.off === off && p.size === size && p.write)?.write!(this, v);
-  }
-
-  /** Fixed-port action (FIXED_PORTS). */
+  /** Fixed-port action (FIXED_TABLE). */
   setProduct(v: number): void {
     if (v !== this.productNumber) this.log.info({ product: v }, 'PV driver product registered'); // once, not per write
     this.productNumber = v;
   }
 
-  /** Fixed-port action (FIXED_PORTS). */
+  /** Fixed-port action (FIXED_TABLE). */
   unplug(mask: number): void {
     if ((this.unplugged | mask) !== this.unplugged) this.log.info({ mask }, 'guest unplugs emulated devices'); // new bits only
     this.unplugged |= mask;
@@ -164,7 +174,7 @@ export class XenPlatform implements PciFunction {
   }
 
   /**
-   * Fixed-port action (FIXED_PORTS). ROM lock would make 0xC0000-0xFFFFF
+   * Fixed-port action (FIXED_TABLE). ROM lock would make 0xC0000-0xFFFFF
    * read-only (xc_hvm_set_mem_type in QEMU); the Host interface has no call
    * for it, so only the flag is kept.
    */
@@ -173,10 +183,10 @@ export class XenPlatform implements PciFunction {
     if (this.flags) this.warn.warn({ flags: v }, 'ROM lock requested: not supported, option ROM area stays writable');
   }
 
-  /** Fixed-port action (FIXED_PORTS). */
+  /** Fixed-port action (FIXED_TABLE). */
   logByte(b: number): void {
     if (b === 0x0a || this.logLen === LOG_LINE_MAX) {
-      const now = Date.now();
+      const now = this.board.clock.now();
       if (now - this.logWindow > LOG_WINDOW_MS) {
         this.logWindow = now;
         this.logLines = 0;
@@ -190,20 +200,10 @@ export class XenPlatform implements PciFunction {
     this.logBuf[this.logLen++] = b;
   }
 
-  /** Byte registers (QEMU splits wider accesses into bytes): a word at 0 reads flags | 0xff00. */
+  /** BAR0: a word read at 0 gives flags | 0xff00 (BAR_IO_TABLE). */
   readonly barIo: IoHandler = {
-    read: (off, size) => {
-      let v = 0;
-      for (let i = size - 1; i >= 0; i--) v = v * 256 + (off + i === BAR_IO_FLAGS ? this.flags : 0xff);
-      return v;
-    },
-    write: (off, size, v) => {
-      for (let i = 0; i < size; i++) {
-        const b = Math.floor(v / 2 ** (8 * i)) & 0xff;
-        if (off + i === BAR_IO_FLAGS) this.setFlags(b);
-        else if (off + i === BAR_IO_LOG) this.logByte(b);
-      }
-    },
+    read: (off, size) => BAR_IO_TABLE.read(this, this.barRegs, off, size),
+    write: (off, size, v) => BAR_IO_TABLE.write(this, this.barRegs, off, size, v),
   };
 
   /** The MMIO BAR only reserves guest-physical space; accesses that reach us read 0. */
@@ -212,16 +212,37 @@ export class XenPlatform implements PciFunction {
     write: () => {},
   };
 
-  save(): XenPlatformState {
-    return { flags: this.flags, productNumber: this.productNumber, buildNumber: this.buildNumber, unplugged: this.unplugged };
+  snapshot(): StateObject {
+    return {
+      config: this.config.snapshot(),
+      flags: this.flags,
+      productNumber: this.productNumber,
+      buildNumber: this.buildNumber,
+      unplugged: this.unplugged,
+      logLine: this.logBuf.slice(0, this.logLen),
+    };
   }
 
-  /** The unplug already happened before the save: the machine restores its devices unplugged; no hook is called. */
-  restore(s: XenPlatformState): void {
-    this.flags = s.flags & PFFLAG_ROM_LOCK;
-    this.productNumber = s.productNumber & 0xffff;
-    this.buildNumber = s.buildNumber >>> 0;
-    this.unplugged = s.unplugged & 0xffff;
+  /**
+   * The unplug already happened before the save: the machine replays
+   * `unplugged` first and restores its devices unplugged; no hook is called
+   * here. The log rate-limit window starts afresh (it counts host time).
+   */
+  restore(state: StateObject): void {
+    const r = new StateReader(state, this.id);
+    const config = this.config.readChecked(r);
+    const flags = readBits(r, 'flags', PFFLAG_ROM_LOCK);
+    const productNumber = r.u('productNumber', 16);
+    const buildNumber = r.u('buildNumber', 32);
+    const unplugged = r.u('unplugged', 16);
+    const logLine = r.bytes('logLine', LOG_LINE_MAX, false);
+    this.config.restore(config);
+    this.flags = flags;
+    this.productNumber = productNumber;
+    this.buildNumber = buildNumber;
+    this.unplugged = unplugged;
+    this.logBuf.set(logLine);
+    this.logLen = logLine.length;
   }
 
   /** Log bytes held for the current line (tests). */

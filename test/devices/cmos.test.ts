@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { type SimHost } from '../../src/sim/index.ts';
 import { CmosNvram, CMOS_SIZE, installCmos, translationFor, type CmosOptions } from '../../src/devices/cmos/index.ts';
 import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
-import { fakeBoard } from '../helpers/fakeboard.ts';
+import { testBoard } from '../helpers/board.ts';
 import { prng } from '../ioreq/helpers.ts';
 import { simPc } from '../helpers/simpc.ts';
 
@@ -83,7 +83,7 @@ test('translation hint follows the CHS limits', () => {
 const OPTS: CmosOptions = { lowRamBytes: 64 << 20, highRamBytes: 0, vcpus: 2, bootOrder: 'dc', disks: [{ cylinders: 32, heads: 16, sectors: 63 }], year: 2026 };
 
 function cmosRig() {
-  const fb = fakeBoard();
+  const fb = testBoard();
   const cmos = installCmos(fb.board, OPTS);
   return { board: fb.board, cmos };
 }
@@ -121,7 +121,7 @@ test('snapshot/restore mid-workload: 60 seeded random workloads continue identic
     const saved = a.cmos.snapshot();
     if (!Buffer.from(saved.nvram).equals(Buffer.from(fresh.nvram))) nvramChanged++;
     // A fresh CMOS built for another guest: the restore must replace all of it.
-    const b = fakeBoard();
+    const b = testBoard();
     const other = installCmos(b.board, { ...OPTS, vcpus: 8, bootOrder: 'n', disks: [], year: 2199 });
     other.restore(structuredClone(saved));
     assert.deepEqual(other.snapshot(), saved, `workload ${w}: restored state reads back`);

@@ -9,7 +9,7 @@ import {
 } from '../../src/devices/uart/index.ts';
 import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
 import { createSimHost, simBoard, simClock } from '../../src/sim/index.ts';
-import { fakeBoard } from '../helpers/fakeboard.ts';
+import { testBoard } from '../helpers/board.ts';
 import { prng } from '../ioreq/helpers.ts';
 
 const log = pino({ level: 'silent' });
@@ -29,7 +29,7 @@ function vsetup() {
 }
 
 function setup() {
-  const fb = fakeBoard();
+  const fb = testBoard();
   const backend = new RingBackend('serial0', log);
   const uart = installUart(fb.board, 0, backend);
   const outb = (p: number, v: number) => fb.board.pio.write(p, 1, v);
@@ -39,7 +39,7 @@ function setup() {
 
 test('COM1 claims 0x3f8-0x3ff and starts with no interrupt, THR empty', () => {
   const t = setup();
-  assert.deepEqual(t.mapped, ['0:3f8-3ff']);
+  assert.deepEqual([...t.host.ranges], ['pio:0x3f8-0x3ff']);
   assert.equal(t.inb(IIR), IIR_NO_INT);
   assert.equal(t.inb(LSR), LSR_THRE | LSR_TEMT);
   assert.equal(t.irq(), 0);
@@ -97,7 +97,7 @@ test('THRE: enabling ETBEI with THR empty raises it; reading IIR acks it; re-ena
   t.outb(IER, 0);
   assert.equal(t.irq(), 0);
   // the first 4=0 is the reset level reaching the hypervisor once
-  assert.deepEqual(t.isaEdges, ['4=0', '4=1', '4=0', '4=1', '4=0', '4=1', '4=0']);
+  assert.deepEqual(t.host.isaEdges, ['4=0', '4=1', '4=0', '4=1', '4=0', '4=1', '4=0']);
 });
 
 test('polling boot loader: LSR.THRE then THR, bytes reach the backend in order', () => {
@@ -216,12 +216,12 @@ test('wide accesses read consecutive registers; the snapshot is plain data that 
 });
 
 test('COM2 sits at 0x2f8 on IRQ 3', () => {
-  const fb = fakeBoard();
+  const fb = testBoard();
   const u = installUart(fb.board, 1, new RingBackend('serial1', log));
   assert.equal(u.id, 'uart.com2');
   u.write(1, 1, IER_ETBEI);
   assert.equal(fb.isaLevel(3), 1);
-  assert.deepEqual(fb.mapped, ['0:2f8-2ff']);
+  assert.deepEqual([...fb.host.ranges], ['pio:0x2f8-0x2ff']);
   assert.throws(() => installUart(fb.board, 2, new RingBackend('serial2', log)), RangeError);
 });
 

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import type { IoHandler } from '../../src/core/io.ts';
 import { PciBus, type PciFunction, type PciSlotContext } from '../../src/pci/bus.ts';
 import { PciConfig, PCI_BASE_ADDRESS_0, PCI_COMMAND, PCI_HEADER_TYPE, PCI_STATUS } from '../../src/pci/config.ts';
-import { Cf8, devfn, fakeBoard, range } from './fake-board.ts';
+import { Cf8, devfn, testBoard, range } from '../helpers/board.ts';
 
 const silent = pino({ level: 'silent' });
 const BAR0 = PCI_BASE_ADDRESS_0;
@@ -41,7 +41,7 @@ class TestFn implements PciFunction {
 }
 
 function setup() {
-  const { board, host } = fakeBoard();
+  const { board, host } = testBoard();
   const bus = new PciBus(board, silent);
   board.pci = bus;
   bus.installConfigPorts();

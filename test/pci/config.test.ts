@@ -9,6 +9,7 @@ import {
   PciConfig,
   STATUS_W1C,
 } from '../../src/pci/config.ts';
+import { StateError } from '../../src/core/state.ts';
 
 function fn(extra: Partial<ConstructorParameters<typeof PciConfig>[0]> = {}): PciConfig {
   return new PciConfig({
@@ -129,13 +130,33 @@ test('watchers run after the masked write lands, for overlapping writes only', (
   assert.deepEqual(seen, ['94/4=8f']);
 });
 
-test('save/restore round-trips the config bytes', () => {
+test('snapshot/restore round-trips the config bytes; check() refuses foreign or impossible bytes', () => {
   const a = fn();
   a.write(PCI_BASE_ADDRESS_0 + 4, 4, 0xc040);
+  const saved = a.snapshot();
+  assert.ok(saved instanceof Uint8Array && saved.length === 256);
+  a.write(PCI_BASE_ADDRESS_0 + 4, 4, 0xd000);
+  assert.equal(saved[PCI_BASE_ADDRESS_0 + 5], 0xc0, 'a snapshot is a copy');
   const b = fn();
-  b.restore(JSON.parse(JSON.stringify(a.save())));
+  b.check(saved, 'cfg');
+  b.restore(saved);
   assert.equal(b.read(PCI_BASE_ADDRESS_0 + 4, 4), 0xc041);
-  assert.throws(() => b.restore({ registers: [1, 2, 3] }), RangeError);
+  const refused = (bytes: Uint8Array, re: RegExp) =>
+    assert.throws(() => b.check(bytes, 'cfg'), (e) => e instanceof StateError && re.test(e.message));
+  refused(new Uint8Array(3), /256 bytes/);
+  const other = b.snapshot();
+  other[2] ^= 1; // device ID
+  refused(other, /not of this function/);
+  const rev = b.snapshot();
+  rev[8] = 7;
+  refused(rev, /not of this function/);
+  const ioBit = b.snapshot();
+  ioBit[PCI_BASE_ADDRESS_0 + 4] &= ~1; // the I/O BAR's type bit is not writable
+  refused(ioBit, /read-only/);
+  const intx = b.snapshot();
+  intx[6] |= 0x08; // status INTx: the bus's, any value restores
+  b.check(intx, 'cfg');
+  assert.equal(b.read(PCI_BASE_ADDRESS_0 + 4, 4), 0xc041, 'check changes nothing');
 });
 
 test('a 64-bit memory BAR takes two slots, sizes across both and reports the full address', () => {

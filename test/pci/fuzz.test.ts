@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { AccessSize } from '../../src/core/io.ts';
 import { installPcPlatform } from '../../src/pci/platform.ts';
-import { fakeBoard, range } from './fake-board.ts';
+import { testBoard, range } from '../helpers/board.ts';
 
 function xorshift(seed: number): () => number {
   let s = seed >>> 0 || 1;
@@ -30,7 +30,7 @@ const ID_BYTES = [0, 1, 2, 3, 8, 9, 10, 11, 0x2c, 0x2d, 0x2e, 0x2f, 0x3d];
 
 for (const seed of [1, 0xdecafbad, 12345]) {
   test(`config fuzz (seed ${seed >>> 0}): never throws, IDs intact, claims consistent`, () => {
-    const { board, host } = fakeBoard();
+    const { board, host } = testBoard();
     const unplugs: number[] = [];
     installPcPlatform(board, {
       ide: {
@@ -91,7 +91,7 @@ for (const seed of [1, 0xdecafbad, 12345]) {
 }
 
 test('chipset port fuzz: APM, PM1a_CNT, GPE0, CONFADD/CONFDATA, Xen platform ports never throw', () => {
-  const { board, host } = fakeBoard();
+  const { board, host } = testBoard();
   const pc = installPcPlatform(board, { log: pino({ level: 'silent' }) });
   const rnd = xorshift(0x5eed);
   board.pci.configWrite(0x0b, 0x40, 4, 0xb001);

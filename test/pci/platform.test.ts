@@ -9,13 +9,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import { restoreDevice, StateError } from '../../src/core/device.ts';
 import { SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT } from '../../src/core/host.ts';
 import type { IoHandler } from '../../src/core/io.ts';
 import type { PciFunction } from '../../src/pci/bus.ts';
 import { PciConfig } from '../../src/pci/config.ts';
 import type { PciIdeHost } from '../../src/pci/piix-ide.ts';
 import { installPcPlatform } from '../../src/pci/platform.ts';
-import { Cf8, fakeBoard, range } from './fake-board.ts';
+import { Cf8, testBoard, range } from '../helpers/board.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -41,7 +42,7 @@ function fakeIde() {
 }
 
 function setup(extra: Parameters<typeof installPcPlatform>[1] = {}) {
-  const { board, host } = fakeBoard();
+  const { board, host } = testBoard();
   const { ide, log, busMaster } = fakeIde();
   const unplugs: number[] = [];
   const pc = installPcPlatform(board, {
@@ -390,7 +391,7 @@ test('Xen platform fixed ports: the Linux unplug handshake', () => {
 });
 
 test('installPcPlatform without the Xen platform device and without IDE', () => {
-  const { board, host } = fakeBoard();
+  const { board, host } = testBoard();
   const pc = installPcPlatform(board, { xenPlatform: false, log: silent });
   assert.equal(pc.xenPlatform, null);
   assert.ok(!host.pcidevs.has('2.0'));
@@ -418,7 +419,7 @@ test('addDevice puts more functions from 00:03.0 on', () => {
   assert.throws(() => pc.addDevice(mk(1), 2), /taken/);
 });
 
-test('save/restore: a JSON round trip rebuilds config, claims and chipset ports', () => {
+test('snapshot/restore: a structured-clone round trip of every device plus refresh() rebuilds config, claims and chipset ports', () => {
   const a = setup({ com1: true });
   hvmloaderPm(a.cf8);
   a.board.pio.write(0xb2, 1, 0xf1);
@@ -432,10 +433,11 @@ test('save/restore: a JSON round trip rebuilds config, claims and chipset ports'
   a.board.pio.write(0xcf9, 1, 0x02);
   a.board.pio.write(0x10, 2, 0x0001);
   a.board.pio.write(0xcf8, 4, 0x80000b40);
-  const saved = JSON.parse(JSON.stringify(a.pc.save()));
+  const saved = structuredClone(a.pc.devices.map((d) => d.snapshot()));
 
   const b = setup({ com1: true });
-  b.pc.restore(saved);
+  b.pc.devices.forEach((d, i) => d.restore(saved[i]));
+  b.pc.refresh();
   assert.deepEqual([...b.host.ranges].sort(), [...a.host.ranges].sort(), 'same claims with Xen');
   for (const d of [0x00, 0x08, 0x09, 0x0b, 0x10]) {
     for (let r = 0; r < 256; r += 4) assert.equal(b.pc.bus.configRead(d, r, 4), a.pc.bus.configRead(d, r, 4));
@@ -455,10 +457,10 @@ test('save/restore: a JSON round trip rebuilds config, claims and chipset ports'
   b.cf8.write(0, 0, 0x72, 1, 0x4a);
   assert.equal(b.cf8.read(0, 0, 0x72, 1), 0x1a, 'SMRAM stays locked after restore');
   // A state from a different layout is refused.
-  const c = fakeBoard();
+  const c = testBoard();
   const noXen = installPcPlatform(c.board, { xenPlatform: false, log: silent });
-  assert.throws(() => noXen.restore(saved), /Xen platform/);
-  assert.throws(() => b.pc.restore({ ...saved, v: 2 }), /version/);
+  assert.throws(() => noXen.devices[0].restore(saved[0]), (e) => e instanceof StateError && /present/.test(e.message));
+  assert.throws(() => restoreDevice(b.pc.bus, 2, saved[0]), (e) => e instanceof StateError && /version/.test(e.message));
 });
 
 test('unplugNics removes Ethernet functions only, releasing their claims', () => {

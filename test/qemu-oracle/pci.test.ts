@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { installPcPlatform } from '../../src/pci/platform.ts';
-import { fakeBoard } from '../pci/fake-board.ts';
+import { testBoard } from '../helpers/board.ts';
 
 const QEMU = 'qemu-system-x86_64';
 const RAM_MIB = 128;
@@ -115,7 +115,7 @@ async function runQemu(commands: string[]): Promise<number[]> {
 }
 
 function ourPlatform() {
-  const { board } = fakeBoard();
+  const { board } = testBoard();
   installPcPlatform(board, { ramBytes: RAM_MIB * 1024 * 1024, log: pino({ level: 'silent' }) });
   return board;
 }

@@ -1,0 +1,58 @@
+/**
+ * Packet backends: what a NIC sends Ethernet frames to and receives them
+ * from (a tap device in dom0 or in the stub domain; an in-memory pair in
+ * tests). Beside src/block (disks) and src/chardev (serial lines).
+ *
+ * Frames are whole Ethernet frames without the FCS, at most MAX_FRAME bytes.
+ * Nothing here queues without bound: a backend that cannot take a frame now
+ * says so (send returns false) and calls onWritable when it can; a NIC that
+ * cannot take a received frame now returns false from its receiver and the
+ * backend stops reading until resumeReceive(). Frames are never reordered
+ * or duplicated, and a frame refused is not consumed (it is offered again).
+ */
+
+/** Largest frame either side passes: 16 KiB jumbo frames (e1000 RCTL.LPE with BSEX). */
+export const MAX_FRAME = 16384;
+
+/**
+ * Offloads a NIC already resolved for a frame it sends. A backend with
+ * IFF_VNET_HDR may pass them to the host kernel instead of the NIC doing
+ * them in software; without that the NIC must have done them already and
+ * passes null.
+ */
+export interface TxOffload {
+  /** Checksum still to insert: start of the checksummed area and where the 16-bit result goes (bytes from frame start). */
+  csumStart: number;
+  csumOffset: number;
+  /** TCP segmentation still to do: 0 = none, else the MSS and the header length. */
+  gsoSize: number;
+  hdrLen: number;
+  gsoType: 'none' | 'tcpv4' | 'tcpv6' | 'udp';
+}
+
+/**
+ * Called for each received frame. `frame` is only valid during the call (the
+ * backend reuses its buffer): copy what you keep. Return false when the frame
+ * could not be taken now (RX ring full): it is kept and offered again after
+ * resumeReceive().
+ */
+export type FrameReceiver = (frame: Uint8Array) => boolean;
+
+export interface PacketBackend {
+  /** What the operator named (the tap's ifname). */
+  readonly name: string;
+  /**
+   * Send one frame (copied before this returns). false: the backend is full,
+   * the frame was not taken; onWritable's callback runs when it may be retried.
+   */
+  send(frame: Uint8Array, offload: TxOffload | null): boolean;
+  /** Whether send() can accept TxOffload (the host kernel finishes checksums and segmentation). */
+  readonly offloads: boolean;
+  /** Where received frames go (one receiver; setting another replaces it). */
+  setReceiver(r: FrameReceiver): void;
+  /** The NIC has room again: deliver the frame it refused, then keep reading. */
+  resumeReceive(): void;
+  /** `cb` runs once each time a refused send() may be retried. */
+  onWritable(cb: () => void): void;
+  close(): Promise<void>;
+}
