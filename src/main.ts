@@ -7,6 +7,7 @@
  * Exit codes: 0 clean stop, 1 the host or a backend could not be opened,
  * 2 bad arguments. Operator errors are one line on stderr, never a stack.
  */
+import fs from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { Board } from './core/board.ts';
@@ -20,9 +21,24 @@ import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
 import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
 import { createSimHost, type SimHost } from './sim/index.ts';
+import { StateError } from './core/state.ts';
+import { MigrationError, readState, writeState } from './migration/stream.ts';
+import { decodeContainer } from './machine/container.ts';
+import { loadUnixSock } from './qmp/unixsock.ts';
 import { dropPrivileges, RunasError } from './runas.ts';
 
 const SHUTDOWN_GRACE_MS = 10_000;
+/**
+ * How long a restore stream may take to arrive. A stub domain must be
+ * serving 30 s after libxl unpaused it (docs/xen-contract.md §10) and node
+ * takes ~6 of them to start; in dom0 the state is a local file.
+ */
+const INCOMING_TIMEOUT_MS = 20_000;
+
+/** Raw mode for the stub domain's save/restore consoles (a plain file: nothing to do). */
+function makeRaw(fd: number): boolean {
+  return loadUnixSock().makeRaw(fd);
+}
 
 /** A failure the operator can fix: printed as one line, exit 1. */
 class StartError extends Error {}
@@ -87,7 +103,6 @@ function oneLine(msg: string): string {
 export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise<Dm> {
   const log = opts.log ?? pino({ level: cfg.logLevel }, pino.destination(2));
   setRootLogger(log);
-  if (cfg.incoming !== null) throw new StartError('stubdm: restoring a saved guest (-incoming) is not supported yet');
   if (cfg.chroot !== null) log.warn({ chroot: cfg.chroot }, '-chroot is not applied');
 
   // Every resource opened so far, closed in reverse if a later step fails.
@@ -129,11 +144,47 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     server.start();
     undo.push(() => server.stop());
 
-    // Run state as QEMU keeps it: -S waits in prelaunch for `cont`. Like QEMU, the
-    // ioreq server is enabled exactly while running (the vCPUs stay paused by Xen
-    // until libxl unpauses them after `cont` anyway).
-    let state: RunState = cfg.startPaused ? 'prelaunch' : 'running';
+    // -incoming: load the saved device state now, before the ioreq server is
+    // enabled and before QMP serves (libxl's first query-status must see the
+    // loaded machine, `paused` under -S). A stream that is not a whole, valid
+    // container of this configuration stops us here with one line: the guest
+    // is never resumed on half-loaded state.
+    if (cfg.incoming !== null && cfg.incoming.kind !== 'defer') {
+      const inc = cfg.incoming;
+      const t0 = performance.now();
+      let fd: number;
+      try {
+        fd = inc.kind === 'fd' ? inc.fd : fs.openSync(inc.path, fs.constants.O_RDONLY | fs.constants.O_NOCTTY);
+      } catch (e) {
+        throw new StartError(`stubdm: -incoming: cannot open ${inc.kind === 'file' ? inc.path : ''}: ${(e as NodeJS.ErrnoException).code}`);
+      }
+      try {
+        const blob = await readState(fd, { timeoutMs: INCOMING_TIMEOUT_MS, makeRaw });
+        pc.restore(blob);
+        log.info({ bytes: blob.length, ms: Math.round(performance.now() - t0) }, 'device state restored (-incoming)');
+      } catch (e) {
+        if (e instanceof StateError || e instanceof MigrationError) throw new StartError(`stubdm: -incoming: ${e.message}`);
+        throw new StartError(`stubdm: -incoming: ${(e as Error).message}`);
+      } finally {
+        try {
+          fs.closeSync(fd); // QEMU closes the migration fd too; hvc2 is no use after the state
+        } catch {
+          // already closed
+        }
+      }
+    }
+
+    // Run state as QEMU keeps it: -S waits in prelaunch for `cont` (`paused`
+    // after a restore); -incoming defer waits in inmigrate for the state.
+    // Like QEMU, the ioreq server is enabled exactly while running (the vCPUs
+    // stay paused by Xen until libxl unpauses them after `cont` anyway).
+    let state: RunState =
+      cfg.incoming?.kind === 'defer' ? 'inmigrate' : cfg.startPaused ? (cfg.incoming !== null ? 'paused' : 'prelaunch') : 'running';
     host.channel.setEnabled(state === 'running');
+    // A load that failed part-way (QMP xen-load-devices-state): the devices
+    // hold a mix of states, so this machine never runs again.
+    let poisoned: string | null = null;
+    let dirtyLog = false;
 
     const shutdownOnce = { started: null as Promise<number> | null };
     let resolveDone: (code: number) => void = () => {};
@@ -144,6 +195,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       runState: () => state,
       cont: () => {
         if (state === 'running') return;
+        if (poisoned !== null) throw new MigrationError(`the device state failed to load (${poisoned}); this guest cannot resume`);
+        if (state === 'inmigrate') throw new MigrationError('no device state loaded yet (-incoming defer): send migrate-incoming first');
         state = 'running';
         host.channel.setEnabled(true);
         markRunning();
@@ -168,9 +221,62 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       ],
       vcpus: cfg.vcpus,
       name: cfg.name,
-      setGlobalDirtyLog: (enable) => log.info({ enable }, 'xen-set-global-dirty-log'),
+      // libxc turns Xen's log-dirty mode on for a live save; pages our DMA
+      // writes meanwhile are reported to Xen (HostMemory.setDirtyLog).
+      setGlobalDirtyLog: (enable) => {
+        dirtyLog = enable;
+        host.memory.setDirtyLog(enable);
+        log.info({ enable }, 'xen-set-global-dirty-log');
+      },
+      saveDevicesState: async (fd, live) => {
+        const wasRunning = state === 'running';
+        if (wasRunning) machine.stop(); // QEMU stops the vCPUs for the save and restarts them after
+        try {
+          const t0 = performance.now();
+          const blob = await pc.save();
+          const w = await writeState(fd, blob, { makeRaw });
+          log.info({ bytes: blob.length, live, console: w.console, dirtyLog, ms: Math.round(performance.now() - t0) }, 'device state saved');
+          return blob.length;
+        } finally {
+          if (wasRunning) machine.cont();
+        }
+      },
+      loadDevicesState: async (fd) => {
+        if (state === 'running') throw new MigrationError('Cannot update device state while vm is running');
+        const t0 = performance.now();
+        const blob = await readState(fd, { timeoutMs: INCOMING_TIMEOUT_MS, makeRaw });
+        if ((state as RunState) === 'running') throw new MigrationError('the guest was started while its state was loading');
+        decodeContainer(blob); // a bad container changes nothing: refused here, the machine stays usable
+        try {
+          pc.restore(blob);
+        } catch (e) {
+          // Past the container checks a refused device may leave others restored: never run this mix.
+          poisoned = e instanceof Error ? e.message : String(e);
+          throw e;
+        }
+        poisoned = null;
+        log.info({ bytes: blob.length, ms: Math.round(performance.now() - t0) }, 'device state loaded (QMP)');
+        if (state === 'inmigrate') {
+          state = cfg.startPaused ? 'paused' : 'running';
+          if (state === 'running') {
+            host.channel.setEnabled(true);
+            core.emit('RESUME');
+          }
+        }
+      },
     };
     const core = new QmpCore(machine, (command, err) => log.error({ command, err: String(err) }, 'QMP command failed'));
+    // -add-fd: descriptors we inherited, named /dev/fdset/<set> (the stub
+    // domain's save console is set 1: docs/xen-contract.md §12).
+    for (const a of cfg.addFds) {
+      try {
+        fs.fstatSync(a.fd);
+        core.fdsets.add(a.fd, a.set, a.opaque, null);
+      } catch (e) {
+        throw new StartError(`stubdm: -add-fd fd=${a.fd},set=${a.set}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+    undo.push(() => core.fdsets.closeAll());
 
     // libxl waits for this key (relative: works in dom0 and in a stub domain).
     const stateKey = `device-model/${cfg.domid}/state`;

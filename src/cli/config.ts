@@ -95,11 +95,22 @@ export interface StubdmConfig {
   nodefaults: boolean;
   noUserConfig: boolean;
   nographic: boolean;
-  /** -incoming: restore from a saved state (not supported yet). */
-  incoming: string | null;
+  /** -incoming: restore device state before the guest runs. */
+  incoming: IncomingConfig | null;
+  /** -add-fd: inherited descriptors put into fd sets at start (the stub domain's save console). */
+  addFds: AddFdConfig[];
   xenDomidRestrict: boolean;
   runas: string | null;
   chroot: string | null;
+}
+
+/** -incoming fd:N (dom0: libxl's open save file), file:PATH (the stub domain's restore console), defer (QMP loads it). */
+export type IncomingConfig = { kind: 'fd'; fd: number } | { kind: 'file'; path: string } | { kind: 'defer' };
+
+export interface AddFdConfig {
+  fd: number;
+  set: number;
+  opaque: string | null;
 }
 
 export interface ParseResult {

@@ -11,6 +11,8 @@
 import yargs from 'yargs';
 import type { ChardevSpec } from '../chardev/spec.ts';
 import type {
+  AddFdConfig,
+  IncomingConfig,
   ChardevConfig, DeviceConfig, DriveConfig, LogLevel, MachineConfig, MonitorConfig, NetdevConfig, ParseResult,
   SerialConfig, StubdmConfig,
 } from './config.ts';
@@ -52,7 +54,7 @@ const OPTIONS: Record<string, OptDef> = {
   mon: { arg: true, many: true, group: 'Monitor and run state', desc: 'chardev=ID,mode=control: serve QMP on that chardev' },
   S: { arg: false, group: 'Monitor and run state', desc: 'Start paused until QMP cont' },
   'no-shutdown': { arg: false, group: 'Monitor and run state', desc: 'Keep running after guest poweroff (Xen tears us down)' },
-  incoming: { arg: true, group: 'Monitor and run state', desc: 'Restore from a saved state (not supported yet: refused)' },
+  incoming: { arg: true, group: 'Monitor and run state', desc: 'Restore device state before running: fd:N | file:PATH | defer (wait for QMP migrate-incoming / xen-load-devices-state)' },
   nodefaults: { arg: false, group: 'Accepted and ignored', desc: 'No implicit devices (always the case)' },
   'no-user-config': { arg: false, group: 'Accepted and ignored', desc: 'No config files (always the case)' },
   vnc: { arg: true, group: 'Accepted and ignored', desc: 'VNC display (no VNC server: anything but none is reported)' },
@@ -73,7 +75,7 @@ const OPTIONS: Record<string, OptDef> = {
   localtime: { arg: false, group: 'Accepted and ignored', desc: 'RTC in local time (Xen emulates the RTC)' },
   rtc: { arg: true, group: 'Accepted and ignored', desc: 'RTC options (Xen emulates the RTC)' },
   global: { arg: true, many: true, group: 'Accepted and ignored', desc: 'Device property defaults', ignored: '-global: ignored' },
-  'add-fd': { arg: true, many: true, group: 'Accepted and ignored', desc: 'fd sets', ignored: '-add-fd: ignored' },
+  'add-fd': { arg: true, many: true, group: 'Monitor and run state', desc: 'fd=N,set=ID[,opaque=TEXT]: put inherited fd N into fd set ID (/dev/fdset/ID; the stub domain\'s save console)' },
   pidfile: { arg: true, group: 'Accepted and ignored', desc: 'Write our pid to FILE', ignored: '-pidfile: ignored' },
   parallel: { arg: true, group: 'Accepted and ignored', desc: 'Parallel port (none)' },
   monitor: { arg: true, group: 'Accepted and ignored', desc: 'Human monitor (none; QMP is -mon mode=control)' },
@@ -288,7 +290,8 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
     nodefaults: flag('nodefaults'),
     noUserConfig: flag('no-user-config'),
     nographic: flag('nographic'),
-    incoming: last(a.incoming) ?? null,
+    incoming: parseIncoming(last(a.incoming)),
+    addFds: all(a['add-fd']).map(parseAddFd),
     xenDomidRestrict: flag('xen-domid-restrict'),
     runas: last(a.runas) ?? null,
     chroot: last(a.chroot) ?? null,
@@ -418,6 +421,32 @@ function parseChardev(text: string): ChardevConfig {
   const id = o.get('id');
   if (!id) throw new CliError(`-chardev ${text}: id= is required`);
   return { id, spec: chardevSpec(o, `-chardev ${id}`) };
+}
+
+/** -incoming as QEMU spells the forms we take (URIs of other transports are refused here, not at load time). */
+function parseIncoming(text: string | undefined): IncomingConfig | null {
+  if (text === undefined) return null;
+  if (text === 'defer') return { kind: 'defer' };
+  const fd = /^fd:(0|[1-9][0-9]{0,8})$/.exec(text);
+  if (fd) return { kind: 'fd', fd: Number(fd[1]) };
+  if (text.startsWith('file:') && text.length > 5) {
+    const path = text.slice(5);
+    if (!path.startsWith('/') || path.length > 4096) throw new CliError(`-incoming ${text}: the file name must be absolute`);
+    return { kind: 'file', path };
+  }
+  throw new CliError(`-incoming ${text}: only fd:N, file:PATH and defer are supported`);
+}
+
+/** -add-fd fd=N,set=ID[,opaque=TEXT] (QEMU's option). */
+function parseAddFd(text: string): AddFdConfig {
+  const o = parseOpts('add-fd', text);
+  for (const k of o.keys()) if (k !== 'fd' && k !== 'set' && k !== 'opaque') throw new CliError(`-add-fd ${text}: unknown key ${k}`);
+  const fd = o.get('fd');
+  const set = o.get('set');
+  if (fd === undefined || set === undefined) throw new CliError(`-add-fd ${text}: fd= and set= are required`);
+  const n = parseUint('add-fd', 'fd', fd, 0x7fffffff);
+  if (n < 3) throw new CliError(`-add-fd ${text}: fd must be 3 or more (0-2 are stdin, stdout, stderr)`);
+  return { fd: n, set: parseUint('add-fd', 'set', set, 0x7fffffff), opaque: o.get('opaque') ?? null };
 }
 
 function parseMon(text: string, byId: Map<string, ChardevConfig>, used: Set<string>, warnings: string[]): MonitorConfig[] {

@@ -74,6 +74,15 @@ export interface IoreqChannel {
 export interface HostMemory extends GuestMemory {
   /** IOREQ_TYPE_INVALIDATE: drop every cached mapping. */
   invalidate(): void;
+  /**
+   * Global dirty logging (QMP xen-set-global-dirty-log, on while libxl
+   * copies a live guest's memory): while on, every page a successful write()
+   * touches is reported to the hypervisor before write() returns
+   * (xendevicemodel_modified_memory), or the copy on the other side keeps the
+   * page's old contents (docs/xen-contract.md §15). Off, write() pays one
+   * null check.
+   */
+  setDirtyLog(on: boolean): void;
 }
 
 /** Xenstore, the few calls the device model makes. Paths may be relative (to /local/domain/<self>). */

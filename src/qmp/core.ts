@@ -213,7 +213,11 @@ const COMMANDS: Record<string, Command> = {
   cont: {
     args: {},
     run: (m) => {
-      m.cont();
+      try {
+        m.cont();
+      } catch (e) {
+        asQmpError(e);
+      }
       return {};
     },
   },

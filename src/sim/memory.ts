@@ -14,6 +14,12 @@ export class SimMemory implements HostMemory {
   invalidations = 0;
   /** Accesses refused because they left guest RAM. */
   faults = 0;
+  /** Dirty logging (xen-set-global-dirty-log) is on. */
+  dirtyLog = false;
+  /** Pages reported dirty while logging was on, as Xen would have been told (xendevicemodel_modified_memory). */
+  readonly dirtyPages = new Set<number>();
+  /** modified_memory calls made (one per write while logging). */
+  dirtyReports = 0;
 
   constructor(ramBytes: number) {
     if (!Number.isSafeInteger(ramBytes) || ramBytes <= 0) throw new RangeError(`bad ramBytes ${ramBytes}`);
@@ -39,7 +45,17 @@ export class SimMemory implements HostMemory {
     const ram = this.ram;
     if (len <= SMALL_COPY) for (let i = 0; i < len; i++) ram[gpa + i] = src[off + i];
     else ram.set(src.subarray(off, off + len), gpa);
+    if (this.dirtyLog && len > 0) this.reportDirty(gpa, len);
     return true;
+  }
+
+  setDirtyLog(on: boolean): void {
+    this.dirtyLog = on;
+  }
+
+  private reportDirty(gpa: number, len: number): void {
+    this.dirtyReports++;
+    for (let p = Math.floor(gpa / 4096); p <= Math.floor((gpa + len - 1) / 4096); p++) this.dirtyPages.add(p);
   }
 
   invalidate(): void {

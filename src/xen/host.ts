@@ -258,7 +258,13 @@ class XenHostImpl implements XenHost {
       new ForeignPageMapper(this.libs, () => this.fmemh, domid, (what, errno) =>
         this.rl.warn({ errno, err: this.libs.libc.strerror(errno) }, `${what} failed`),
       ),
-      { ramBytes: opts.ramBytes, lowMemLimit: opts.lowMemLimit, maxBuckets: opts.mapcacheBuckets },
+      {
+        ramBytes: opts.ramBytes,
+        lowMemLimit: opts.lowMemLimit,
+        maxBuckets: opts.mapcacheBuckets,
+        // Dirty logging during live migration (docs/xen-contract.md §15); failures are logged by dmCall.
+        onDirty: (firstPfn, nr) => void this.modifiedMemory(firstPfn, nr),
+      },
     );
 
     this.log.info(

@@ -63,6 +63,8 @@ export interface MapCacheOptions {
   /** End of RAM below 4 GiB when RAM is larger (max-ram-below-4g). Default 0xF0000000. */
   lowMemLimit?: number;
   maxBuckets?: number;
+  /** Where dirty pages go while dirty logging is on (xendevicemodel_modified_memory): first pfn, page count. */
+  onDirty?: (firstPfn: number, nr: number) => void;
 }
 
 interface Bucket {
@@ -82,6 +84,9 @@ export class MapCache implements HostMemory {
   private last: Bucket | null = null;
   private clock = 0;
   private readonly errs = new Int32Array(PAGES_PER_BUCKET);
+  private readonly onDirty: ((firstPfn: number, nr: number) => void) | null;
+  /** onDirty while dirty logging is on, else null (the only cost to write() when off). */
+  private dirty: ((firstPfn: number, nr: number) => void) | null = null;
   /** Counters for tests and diagnostics. */
   readonly stats = { maps: 0, unmaps: 0, mapFailures: 0, evictions: 0 };
 
@@ -98,6 +103,7 @@ export class MapCache implements HostMemory {
     this.lowEnd = Math.min(ram, limit);
     this.highEnd = ram > this.lowEnd ? GIB4 + (ram - this.lowEnd) : 0;
     this.maxBuckets = opts.maxBuckets ?? DEFAULT_MAX_BUCKETS;
+    this.onDirty = opts.onDirty ?? null;
     if (!Number.isInteger(this.maxBuckets) || this.maxBuckets < 1) throw new RangeError(`bad bucket count ${this.maxBuckets}`);
   }
 
@@ -131,7 +137,16 @@ export class MapCache implements HostMemory {
       copy(src, off + pos, b.mapping.bytes, start, n);
       pos += n;
     }
+    const d = this.dirty;
+    if (d !== null && len > 0) {
+      const first = Math.floor(gpa / PAGE_SIZE);
+      d(first, Math.floor((gpa + len - 1) / PAGE_SIZE) - first + 1);
+    }
     return true;
+  }
+
+  setDirtyLog(on: boolean): void {
+    this.dirty = on ? this.onDirty : null;
   }
 
   /** Drop every mapping (IOREQ_TYPE_INVALIDATE, shutdown). */
