@@ -88,12 +88,12 @@ export interface ReadOptions extends StreamOptions {
   timeoutMs: number;
 }
 
-async function readSome(fd: number, buf: Uint8Array): Promise<number> {
+async function readSome(fd: number, buf: Uint8Array, gaveUp: () => boolean): Promise<number> {
   for (;;) {
     try {
       return await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, null, (e, n) => (e ? reject(e) : resolve(n))));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN' && !gaveUp()) {
         await sleep(EAGAIN_RETRY_MS);
         continue;
       }
@@ -124,10 +124,16 @@ export async function readState(fd: number, opts: ReadOptions): Promise<Uint8Arr
   let timeoutReject: (e: Error) => void = () => {};
   const timeout = new Promise<never>((_, reject) => (timeoutReject = reject));
   timeout.catch(() => {}); // raced below; unobserved once the read finished
-  const t2 = setTimeout(() => timeoutReject(new MigrationError(`saved state: only ${progress()} arrived in ${opts.timeoutMs / 1000} s`)), opts.timeoutMs);
+  let gaveUp = false;
+  const t2 = setTimeout(() => {
+    gaveUp = true;
+    timeoutReject(new MigrationError(`saved state: only ${progress()} arrived in ${opts.timeoutMs / 1000} s`));
+  }, opts.timeoutMs);
   try {
     for (;;) {
-      const n = await Promise.race([readSome(fd, chunk), timeout]);
+      const read = readSome(fd, chunk, () => gaveUp);
+      read.catch(() => {}); // after a timeout nobody awaits it
+      const n = await Promise.race([read, timeout]);
       if (n === 0) throw new MigrationError(`saved state truncated: end of stream after ${progress()}`);
       let i = 0;
       if (out === null && have === 0) {
@@ -156,6 +162,7 @@ export async function readState(fd: number, opts: ReadOptions): Promise<Uint8Arr
       }
     }
   } finally {
+    gaveUp = true; // a read still pending on a non-blocking fd stops retrying
     clearTimeout(t2);
   }
 }
