@@ -16,6 +16,8 @@
 : "${STUBDM_IMAGE:=/opt/stubdm.sqfs}"
 : "${STUBDM_QMP_SOCK:=/run/stubdm-qmp.sock}"
 : "${STUBDM_ARGV_FILE:=/run/dm-argv}"
+: "${STUBDM_SAVE_CONSOLE:=/dev/hvc1}"    # console 1: the save stream (docs/xen-contract.md §12)
+: "${STUBDM_RESTORE_CONSOLE:=/dev/hvc2}" # console 2: the restore stream
 : "${STUBDM_READY_TIMEOUT:=120}"       # seconds for stubdm to serve QMP
 : "${STUBDM_IMAGE_READAHEAD_KB:=0}"    # readahead of the image's loop device (see mount_image)
 : "${STUBDM_SYSFS:=/sys}"
@@ -165,8 +167,16 @@ read_dm_argv() {
 }
 
 # stdin: argv lines from libxl; stdout: argv lines for stubdm.
-#  - `-incoming $STUBDOM_RESTORE_INCOMING_ARG` reads the saved state from fd 3
-#    (hvc2, opened by open_consoles);
+#  - `-incoming $STUBDOM_RESTORE_INCOMING_ARG` reads the saved state from the
+#    restore console: file:/dev/hvc2, which stubdm opens itself and switches to
+#    raw mode at once. hvc resets a console's termios on every first open and
+#    dom0 feeds the state from the moment the console connects, so an fd the
+#    shell opened would hand the first bytes to a cooked-mode tty (echo
+#    written back into dom0's file, \r turned into \n) before `stty` could run;
+#    stubdm's stream also starts with filler that absorbs that short window
+#    (src/migration/stream.ts);
+#  - the save console is fd 4 (open_consoles), named fd set 1 with -add-fd:
+#    libxl saves a stub domain's state into /dev/fdset/1 without add-fd;
 #  - QMP: a unix socket the vchan proxy connects to, as QEMU's -chardev/-mon.
 # Also records each `-netdev tap` ifname, in order, in $STUBDM_ARGV_FILE.taps.
 rewrite_args() {
@@ -174,7 +184,7 @@ rewrite_args() {
   prev=""
   while IFS= read -r a; do
     case "$a" in
-      '$STUBDOM_RESTORE_INCOMING_ARG') a="fd:3" ;;
+      '$STUBDOM_RESTORE_INCOMING_ARG') a="file:$STUBDM_RESTORE_CONSOLE" ;;
     esac
     if [ "$prev" = "-netdev" ]; then
       case ",$a," in
@@ -189,6 +199,8 @@ rewrite_args() {
   done
   printf '%s\n' -chardev "socket,id=libxl-cmd,path=$STUBDM_QMP_SOCK,server=on,wait=off" \
     -mon chardev=libxl-cmd,mode=control
+  [ -c "$STUBDM_SAVE_CONSOLE" ] && printf '%s\n' -add-fd fd=4,set=1,opaque=stubdom-save-console
+  return 0
 }
 
 # The i-th `-netdev tap,ifname=X` is the guest's i-th NIC, which libxl also
@@ -227,16 +239,13 @@ wire_network() {
   done <"$STUBDM_ARGV_FILE.taps"
 }
 
-# fd 3 = restore stream (hvc2), fd 4 = save stream (hvc1); libxl only
-# creates those consoles when it needs them (device/console/N).
+# fd 4 = the save stream (hvc1), fd set 1 for stubdm (rewrite_args). Output
+# only; stubdm puts it in raw mode before it writes (a `stty` here would not
+# last: hvc resets termios when its last opener closes). The restore console
+# is opened by stubdm itself (rewrite_args says why).
 open_consoles() {
-  if xenstore-exists device/console/2 2>/dev/null && [ -e /dev/hvc2 ]; then
-    stty -F /dev/hvc2 raw -echo 2>/dev/null
-    exec 3</dev/hvc2
-  fi
-  if xenstore-exists device/console/1 2>/dev/null && [ -e /dev/hvc1 ]; then
-    stty -F /dev/hvc1 raw -echo 2>/dev/null
-    exec 4>/dev/hvc1
+  if [ -c "$STUBDM_SAVE_CONSOLE" ]; then
+    exec 4>"$STUBDM_SAVE_CONSOLE" || log "cannot open the save console $STUBDM_SAVE_CONSOLE"
   fi
 }
 
@@ -397,7 +406,7 @@ stubdom_main() {
   # --log-level: stubdm takes its level from argv only (libxl passes none)
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --log-level "$STUBDM_LOG_LEVEL" "$@" &
   dm=$!
-  exec 3<&- 4>&- # stubdm has its copies
+  exec 4>&- # stubdm has its copy
 
   # Ready = stubdm serves QMP (it listens once its ioreq server is set up and
   # it has written state=running itself).

@@ -86,10 +86,15 @@ for (const shell of shells) {
       const r = run(shell, dir, 'read_dm_argv 5 "$STUBDM_ARGV_FILE"');
       assert.equal(r.status, 0, r.err);
       const argv = readFileSync(join(dir, 'dm-argv'), 'utf8').split('\n').slice(0, -1);
-      const expected = libxlArgv.map((a) => (a === '$STUBDOM_RESTORE_INCOMING_ARG' ? 'fd:3' : a));
+      // The restore console by name (stubdm opens it raw); the save console as fd set 1 when it exists.
+      const expected = libxlArgv.map((a) => (a === '$STUBDOM_RESTORE_INCOMING_ARG' ? 'file:/dev/hvc2' : a));
       expected.push('-chardev', 'socket,id=libxl-cmd,path=/run/stubdm-qmp.sock,server=on,wait=off',
         '-mon', 'chardev=libxl-cmd,mode=control');
       assert.deepEqual(argv, expected);
+      const r2 = run(shell, dir, 'STUBDM_SAVE_CONSOLE=/dev/null read_dm_argv 5 "$STUBDM_ARGV_FILE"');
+      assert.equal(r2.status, 0, r2.err);
+      const argv2 = readFileSync(join(dir, 'dm-argv'), 'utf8').split('\n').slice(0, -1);
+      assert.deepEqual(argv2, [...expected, '-add-fd', 'fd=4,set=1,opaque=stubdom-save-console']);
       // the taps to bridge, in NIC order; the user netdev is not one
       assert.equal(readFileSync(join(dir, 'dm-argv.taps'), 'utf8'), 'vif5.0-emu\nvif5.1-emu\n');
     } finally {
