@@ -305,3 +305,26 @@ test('constructor refuses nonsense sizes', () => {
   assert.throws(() => new MapCache(fake, { ramBytes: 1 << 20, lowMemLimit: 123 }), RangeError);
   assert.throws(() => new MapCache(fake, { ramBytes: 1 << 20, maxBuckets: 0 }), RangeError);
 });
+
+test('dirty logging: a successful write reports its pages to onDirty only while logging is on; failed writes report nothing', () => {
+  const calls: Array<[number, number]> = [];
+  const mem = new FakeForeignMemory();
+  const mc = new MapCache(mem, { ramBytes: 64 << 20, onDirty: (pfn, nr) => calls.push([pfn, nr]) });
+  const buf = new Uint8Array(3 * PAGE_SIZE);
+  assert.equal(mc.write(0x10000, buf, 0, 16), true);
+  assert.deepEqual(calls, [], 'off by default');
+  mc.setDirtyLog(true);
+  assert.equal(mc.write(0x10ff8, buf, 0, 16), true); // straddles pfn 0x10 and 0x11
+  assert.equal(mc.write(0x20000, buf, 0, 3 * PAGE_SIZE), true);
+  assert.equal(mc.write(0x30000, buf, 0, 0), true); // nothing written, nothing reported
+  assert.equal(mc.write((64 << 20) - 8, buf, 0, 16), false); // leaves RAM: refused, not reported
+  assert.equal(mc.read(0x40000, buf, 0, 16), true); // reads never dirty anything
+  assert.deepEqual(calls, [[0x10, 2], [0x20, 3]]);
+  mc.setDirtyLog(false);
+  assert.equal(mc.write(0x50000, buf, 0, 16), true);
+  assert.equal(calls.length, 2);
+  // No sink configured: logging on is a no-op.
+  const quiet = new MapCache(new FakeForeignMemory(), { ramBytes: 64 << 20 });
+  quiet.setDirtyLog(true);
+  assert.equal(quiet.write(0x10000, buf, 0, 16), true);
+});
