@@ -162,7 +162,8 @@ test('restore: 3000 mutated containers end in a StateError or restore, never ano
       outcomes.refused++;
     }
   }
-  t.diagnostic(`seed ${seed.length} bytes (${records.map((x) => x.id).join(' ')}); ${JSON.stringify(outcomes)}`);
+  const sizes = records.map((x) => `${x.id}=${encodeContainer([x]).length - HEADER_BYTES - 4}`).join(' ');
+  t.diagnostic(`seed container ${seed.length} bytes; per device: ${sizes}; outcomes ${JSON.stringify(outcomes)}`);
   // Both kinds happen: the mutations are neither all fatal nor all harmless.
   assert.ok(outcomes.refused > 2000, JSON.stringify(outcomes));
   assert.ok(outcomes.restored > 0, JSON.stringify(outcomes));
