@@ -514,6 +514,7 @@ for (let seed = 1; seed <= WORKLOADS; seed++) {
     const b = await fileMachine(bPaths, im, s.medium);
     b.rig.mem.ram.set(s.ram);
     b.rig.ide.restore(s.snap);
+    b.rig.ide.resume();
     assert.deepEqual(b.rig.ide.snapshot(), s.snap, 'restored state reads back as saved');
     const gb = new Driver(b, ga.log.slice(0, k));
     await run(gb, workload(seed));
