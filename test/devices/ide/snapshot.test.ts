@@ -9,14 +9,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import { IdeRig, BMDMA_BASE, IDE_BASE, IDE_CTRL, until, pattern } from './harness.ts';
-import { MemoryBackend } from '../../src/block/memory.ts';
-import { FaultyBackend } from '../../src/block/fault.ts';
-import type { IdeSaved } from '../../src/devices/ide/controller.ts';
-import { StateError } from '../../src/core/state.ts';
-import { restoreDevice, type StateObject } from '../../src/core/device.ts';
-import { BUF_BYTES } from '../../src/devices/ide/drive.ts';
-import { prng } from '../ioreq/helpers.ts';
-import { decodeContainer, encodeContainer } from '../../src/machine/container.ts';
+import { MemoryBackend } from '../../../src/block/memory.ts';
+import { FaultyBackend } from '../../../src/block/fault.ts';
+import type { IdeSaved } from '../../../src/devices/ide/controller.ts';
+import { StateError } from '../../../src/core/state.ts';
+import { restoreDevice, type StateObject } from '../../../src/core/device.ts';
+import { BUF_BYTES } from '../../../src/devices/ide/drive.ts';
+import { prng } from '../../ioreq/helpers.ts';
+import { decodeContainer, encodeContainer } from '../../../src/machine/container.ts';
 
 const roundTrip = (s: IdeSaved): IdeSaved => v8.deserialize(v8.serialize(s)) as IdeSaved;
 
