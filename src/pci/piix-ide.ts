@@ -101,11 +101,6 @@ export class PiixIde implements PciFunction, Device {
     this.host?.setBusMaster((this.config.command & CMD_MASTER) !== 0);
   }
 
-  /** After a restore the engines follow the restored Bus Master Enable, whatever they held before. */
-  configRestored(): void {
-    this.attach();
-  }
-
   commandChanged(cmd: number, old: number): void {
     if ((cmd ^ old) & CMD_MASTER) this.host?.setBusMaster((cmd & CMD_MASTER) !== 0);
   }

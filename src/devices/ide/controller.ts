@@ -186,6 +186,15 @@ export class IdeController implements PciIdeHost, Device {
       channel.bm.load(bm);
     });
     drives.forEach((d, i) => this.drive(i).load(d));
+    for (const ch of this.channels) ch.syncIrq();
+  }
+
+  /**
+   * Issue again the backend requests and DMA the restored state names. Runs
+   * after every device is restored and the machine refreshed: a DMA walks its
+   * PRD table only once the PCI function's Bus Master Enable is back.
+   */
+  resume(): void {
     for (const ch of this.channels) {
       for (const d of ch.drives) d.resumeIo();
       ch.bm.resume();

@@ -110,63 +110,36 @@ export interface DriveState {
  * the data buffer, and for a CD-ROM its ATAPI state. Configuration (serial,
  * model, default geometry) is not saved: it comes with the machine.
  */
-export type DriveSaved = {
-  kind: DriveKind;
+export type DriveSaved = Omit<DriveState, ConfigField | 'gen' | keyof AtapiSaved | 'buf'> & {
   /** A medium is loaded (the backend is the machine's: it must have one too). */
   medium: boolean;
-  feature: number;
-  nsector: number;
-  sector: number;
-  lcyl: number;
-  hcyl: number;
-  select: number;
-  hobFeature: number;
-  hobNsector: number;
-  hobSector: number;
-  hobLcyl: number;
-  hobHcyl: number;
-  status: number;
-  error: number;
-  curCylinders: number;
-  curHeads: number;
-  curSectors: number;
-  multSectors: number;
-  xferMode: number;
-  writeCache: boolean;
-  lba48: boolean;
-  nsLeft: number;
-  reqSectors: number;
-  blockSectors: number;
-  raLba: number;
-  raSectors: number;
-  pioDir: 'none' | 'in' | 'out';
-  end: EndTransfer;
-  bufPos: number;
-  bufEnd: number;
-  io: IoOp;
-  dma: DmaOp;
   /** The data buffer (BUF_BYTES; empty for an empty slot, which never uses it). */
   buf: Uint8Array;
   /** CD-ROM only (null for a disk or an empty slot). */
   atapi: AtapiSaved | null;
 };
 
-export type AtapiSaved = {
-  cdb: number[];
-  senseKey: number;
-  asc: number;
-  ascq: number;
-  mediaChanged: number;
-  mediaEvent: number;
-  trayOpen: boolean;
-  trayLocked: boolean;
-  atapiDma: boolean;
-  byteLimit: number;
-  xferLeft: number;
-  xferPos: number;
-  blockLen: number;
-  srcLba: number;
-};
+/** What comes with the machine's configuration, not with saved state. */
+type ConfigField = 'serial' | 'firmware' | 'model' | 'cylinders' | 'heads' | 'sectors';
+
+/** The ATAPI part of a drive's state, saved for a CD-ROM only. */
+export type AtapiSaved = Pick<
+  DriveState,
+  | 'cdb'
+  | 'senseKey'
+  | 'asc'
+  | 'ascq'
+  | 'mediaChanged'
+  | 'mediaEvent'
+  | 'trayOpen'
+  | 'trayLocked'
+  | 'atapiDma'
+  | 'byteLimit'
+  | 'xferLeft'
+  | 'xferPos'
+  | 'blockLen'
+  | 'srcLba'
+>;
 
 /** ATAPI fields of a device that is not a CD-ROM (what the constructor sets). */
 const ATAPI_IDLE: AtapiSaved = {

@@ -9,14 +9,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import { IdeRig, BMDMA_BASE, IDE_BASE, IDE_CTRL, until, pattern } from './harness.ts';
-import { MemoryBackend } from '../../src/block/memory.ts';
-import { FaultyBackend } from '../../src/block/fault.ts';
-import type { IdeSaved } from '../../src/devices/ide/controller.ts';
-import { StateError } from '../../src/core/state.ts';
-import { restoreDevice, type StateObject } from '../../src/core/device.ts';
-import { BUF_BYTES } from '../../src/devices/ide/drive.ts';
-import { prng } from '../ioreq/helpers.ts';
-import { decodeContainer, encodeContainer } from '../../src/machine/container.ts';
+import { MemoryBackend } from '../../../src/block/memory.ts';
+import { FaultyBackend } from '../../../src/block/fault.ts';
+import type { IdeSaved } from '../../../src/devices/ide/controller.ts';
+import { StateError } from '../../../src/core/state.ts';
+import { restoreDevice, type StateObject } from '../../../src/core/device.ts';
+import { BUF_BYTES } from '../../../src/devices/ide/drive.ts';
+import { prng } from '../../ioreq/helpers.ts';
+import { decodeContainer, encodeContainer } from '../../../src/machine/container.ts';
 
 const roundTrip = (s: IdeSaved): IdeSaved => v8.deserialize(v8.serialize(s)) as IdeSaved;
 
@@ -35,6 +35,7 @@ test('restore in the middle of a PIO read: the guest keeps reading where it was'
   const snap = roundTrip(a.ide.snapshot());
   const b = new IdeRig([{ kind: 'disk', backend: mem }]);
   b.ide.restore(snap);
+  b.ide.resume();
   const rest = b.ins(IDE_BASE, 2, 156).data;
   await until(() => b.irq(14), 'second block');
   b.inb(IDE_BASE + 7);
@@ -54,6 +55,7 @@ test('restore with a flush in flight: the flush is issued again and completes wi
   assert.equal(snap.drives[0].io, 'flush');
   const b = new IdeRig([{ kind: 'disk', backend: mem }]);
   b.ide.restore(snap);
+  b.ide.resume();
   assert.equal(b.inb(IDE_CTRL) & 0x80, 0x80, 'BSY after restore');
   await until(() => b.irq(14), 'flush completion');
   assert.equal(b.inb(IDE_BASE + 7), 0x50);
@@ -81,6 +83,7 @@ test('restore with a DMA read running: the transfer restarts and lands in guest 
   const b = new IdeRig([{ kind: 'disk', backend: mem }]);
   b.mem.ram.set(a.mem.ram); // guest memory travels with the VM
   b.ide.restore(snap);
+  b.ide.resume();
   await until(() => (b.inb(BMDMA_BASE + 2) & 4) !== 0, 'dma done');
   assert.equal(b.inb(BMDMA_BASE + 2) & 7, 5);
   assert.equal(b.irq(14), true);
@@ -101,10 +104,12 @@ test('a pending interrupt and nIEN survive a restore', () => {
   assert.equal(a.irq(14), true);
   const b = new IdeRig([{ kind: 'disk', backend: new MemoryBackend(1 << 20) }]);
   b.ide.restore(roundTrip(a.ide.snapshot()));
+  b.ide.resume();
   assert.equal(b.irq(14), true);
   b.outb(IDE_CTRL, 0x02);
   const c = new IdeRig([{ kind: 'disk', backend: new MemoryBackend(1 << 20) }]);
   c.ide.restore(roundTrip(b.ide.snapshot()));
+  c.ide.resume();
   assert.equal(c.irq(14), false, 'masked by nIEN');
   c.outb(IDE_CTRL, 0x00);
   assert.equal(c.irq(14), true);
@@ -196,6 +201,7 @@ test('restore refuses malformed state with a StateError naming the field, and ch
   }
   // The unmutated state is accepted by the same controller and by a fresh one.
   q.ide.restore(roundTrip(good));
+  q.ide.resume();
   assert.deepEqual(q.ide.snapshot(), good);
 });
 
@@ -223,6 +229,7 @@ test('randomly corrupted state: restore accepts it or throws StateError, never a
     const before = fresh.ide.snapshot();
     try {
       fresh.ide.restore(bad as unknown as StateObject);
+      fresh.ide.resume();
       accepted++;
       // Whatever was accepted runs: the guest may poke every port without an exception.
       for (let p = 0; p < 8; p++) fresh.inb(IDE_BASE + p), fresh.inb(0x170 + p);
@@ -284,6 +291,7 @@ test('disks unplugged before the save: restore is refused until the machine repl
   assert.deepEqual(b.ide.snapshot(), before, 'refused: nothing changed');
   assert.equal(b.ide.unplugDisks(false), 2);
   b.ide.restore(snap);
+  b.ide.resume();
   assert.deepEqual(b.ide.snapshot(), snap);
   assert.equal(b.inb(IDE_BASE + 7), 0, 'the unplugged slot answers as absent');
   assert.equal(b.inb(0x177) & 0x08, 0x08, 'the CD still shows its IDENTIFY data');

@@ -22,11 +22,11 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IdeRig } from './harness.ts';
-import { prng } from '../ioreq/helpers.ts';
-import { FaultyBackend } from '../../src/block/fault.ts';
-import { MemoryBackend } from '../../src/block/memory.ts';
-import { openBlockBackend, type BlockBackend } from '../../src/block/index.ts';
-import type { IdeSaved } from '../../src/devices/ide/controller.ts';
+import { prng } from '../../ioreq/helpers.ts';
+import { FaultyBackend } from '../../../src/block/fault.ts';
+import { MemoryBackend } from '../../../src/block/memory.ts';
+import { openBlockBackend, type BlockBackend } from '../../../src/block/index.ts';
+import type { IdeSaved } from '../../../src/devices/ide/controller.ts';
 
 const WORKLOADS = Number(process.env.RT_N ?? 60);
 const RAM = 1 << 20;
@@ -514,6 +514,7 @@ for (let seed = 1; seed <= WORKLOADS; seed++) {
     const b = await fileMachine(bPaths, im, s.medium);
     b.rig.mem.ram.set(s.ram);
     b.rig.ide.restore(s.snap);
+    b.rig.ide.resume();
     assert.deepEqual(b.rig.ide.snapshot(), s.snap, 'restored state reads back as saved');
     const gb = new Driver(b, ga.log.slice(0, k));
     await run(gb, workload(seed));
