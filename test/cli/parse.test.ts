@@ -229,3 +229,19 @@ test("CD-ROMs as Xen 4.17's libxl passes them: -drive if=none + -device ide-cd,b
   const { warnings: w2 } = await parseArgs(['--sim', '-drive', 'if=none,id=lonely,file=/a']);
   assert.deepEqual(w2, ['-drive id=lonely (if=none) is not attached to any -device; ignored']);
 });
+
+test('-incoming (fd:N, file:PATH, defer) and -add-fd, as libxl and the stub domain pass them', async () => {
+  const base = ['-xen-domid', '3', '-machine', 'xenfv', '-m', '64'];
+  assert.deepEqual((await parseArgs([...base, '-incoming', 'fd:27'])).config.incoming, { kind: 'fd', fd: 27 });
+  assert.deepEqual((await parseArgs([...base, '-incoming', 'file:/dev/hvc2'])).config.incoming, { kind: 'file', path: '/dev/hvc2' });
+  assert.deepEqual((await parseArgs([...base, '-incoming', 'defer'])).config.incoming, { kind: 'defer' });
+  assert.equal((await parseArgs(base)).config.incoming, null);
+  for (const bad of ['tcp:0:4444', 'fd:', 'fd:-1', 'fd:01', 'fd:99999999999', 'file:relative', 'exec:cat', '$STUBDOM_RESTORE_INCOMING_ARG']) {
+    await assert.rejects(parseArgs([...base, '-incoming', bad]), CliError, bad);
+  }
+  const c = (await parseArgs([...base, '-add-fd', 'fd=4,set=1,opaque=stubdom-save-console', '-add-fd', 'fd=9,set=2'])).config;
+  assert.deepEqual(c.addFds, [{ fd: 4, set: 1, opaque: 'stubdom-save-console' }, { fd: 9, set: 2, opaque: null }]);
+  for (const bad of ['fd=4', 'set=1', 'fd=1,set=1', 'fd=x,set=1', 'fd=4,set=1,mode=rw']) {
+    await assert.rejects(parseArgs([...base, '-add-fd', bad]), CliError, bad);
+  }
+});
