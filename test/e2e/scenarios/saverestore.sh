@@ -42,13 +42,14 @@ saverestore_guest() {
 # sr_last FILE...: the last counter value printed in these serial files (concatenated).
 sr_last() { cat "$@" 2>/dev/null | tr -d '\r' | grep -a -o 'E2E sr n=[0-9]*' | tail -n 1 | cut -d= -f2; }
 
-# sr_wait_advance FROM FILE...: wait (bounded) until the counter passed FROM + 5.
+# sr_wait_advance FROM SECONDS FILE...: wait up to SECONDS until the counter passed FROM + 5.
 sr_wait_advance() {
-  local from=$1 n i
-  shift
-  for i in $(seq 1 600); do
+  local from=$1 limit=$2 n i
+  shift 2
+  for i in $(seq 1 $((limit * 2))); do
     n=$(sr_last "$@")
     [ -n "$n" ] && [ "$n" -ge $((from + 5)) ] && return 0
+    [ $((i % 10)) = 0 ] && ! xl domid "$name" >/dev/null 2>&1 && return 1 # the guest died
     sleep 0.5
   done
   return 1
@@ -77,7 +78,7 @@ saverestore_run() {
   printf '%s\n' "$SR_MAGIC" | dd of="$RUN_DIR/sr-data.img" conv=notrunc status=none
   # sr_cfg GEN: the config of the domain's GEN-th life (its own serial file).
   sr_cfg() {
-    guest_cfg "$name" | sed -e "s|$RUN_DIR/data.img|$RUN_DIR/sr-data.img|" -e 's/^memory=.*/memory=128/' \
+    guest_cfg "$name" | sed -e "s|$RUN_DIR/data.img|$RUN_DIR/sr-data.img|" \
       -e "s|^serial=.*|serial=\"file:$base.$1.serial\"|" >"$base.$1.cfg"
     rm -f "$base.$1.serial"
     files+=("$base.$1.serial")
@@ -87,10 +88,10 @@ saverestore_run() {
   if ! timeout 150 xl create "$base.0.cfg" >"$base.create.log" 2>&1; then
     fail "xl create failed: $(create_error "$base.create.log")"; xl destroy "$name" >/dev/null 2>&1; return
   fi
-  sr_wait_advance 5 "${files[@]}" || { fail "guest never started counting ($(sr_last "${files[@]}"))"; sr_end; return; }
+  sr_wait_advance 0 "${E2E_GUEST_TIMEOUT:-900}" "${files[@]}" || { fail "guest never started counting ($(sr_last "${files[@]}"))"; sr_end; return; }
   for k in 1 2; do
     last=$(sr_last "${files[@]}")
-    sr_wait_advance "$last" "${files[@]}" || { fail "counter stuck at $last before save $k"; sr_end; return; }
+    sr_wait_advance "$last" 300 "${files[@]}" || { fail "counter stuck at $last before save $k"; sr_end; return; }
     t0=$(now)
     if ! timeout 600 xl save "$name" "$save" >"$base.save$k.log" 2>&1; then
       fail "xl save $k failed: $(create_error "$base.save$k.log")"; sr_end; return
@@ -106,7 +107,7 @@ saverestore_run() {
     t1=$(now); restores+=("$(secs "$t0" "$t1")")
     rm -f "$save"
     last=$(sr_last "${files[@]}")
-    sr_wait_advance "$last" "${files[@]}" || { fail "guest did not carry on after restore $k (counter $last)"; sr_end; return; }
+    sr_wait_advance "$last" 300 "${files[@]}" || { fail "guest did not carry on after restore $k (counter $last)"; sr_end; return; }
   done
   for k in 1 2; do
     gen=$((gen + 1)); sr_cfg $gen
@@ -116,7 +117,7 @@ saverestore_run() {
       fail "xl migrate $k failed: $(create_error "$base.migrate$k.log")"; sr_end; return
     fi
     t1=$(now); migrates+=("$(secs "$t0" "$t1")")
-    sr_wait_advance "$last" "${files[@]}" || { fail "guest did not carry on after migration $k (counter $last)"; sr_end; return; }
+    sr_wait_advance "$last" 300 "${files[@]}" || { fail "guest did not carry on after migration $k (counter $last)"; sr_end; return; }
   done
   sr_end
   sr_verify
