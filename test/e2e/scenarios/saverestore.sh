@@ -152,6 +152,8 @@ sr_verify() {
     return
   fi
   mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.1f", s / NR }'; }
+  join() { local IFS=,; echo "$*"; }
   pass save_s="$(mean "${saves[@]}")" restore_s="$(mean "${restores[@]}")" state_bytes="$bytes" \
-    migrate_s="$(mean "${migrates[@]}")" counter="$n" saves="${saves[*]// /,}" restores="${restores[*]// /,}" migrates="${migrates[*]// /,}"
+    migrate_s="$(mean "${migrates[@]}")" counter="$n" saves="$(join "${saves[@]}")" restores="$(join "${restores[@]}")" \
+    migrates="$(join "${migrates[@]}")"
 }
