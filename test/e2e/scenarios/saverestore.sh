@@ -64,7 +64,7 @@ sr_state_bytes() {
     const fs = require("fs"); const f = process.argv[1];
     const size = fs.statSync(f).size, n = Math.min(size, 16 << 20), b = Buffer.alloc(n);
     const fd = fs.openSync(f, "r"); fs.readSync(fd, b, 0, n, size - n);
-    for (let i = n - 16; i >= 0; i -= 8)
+    for (let i = n - 16 - ((size - 16) % 8); i >= 0; i -= 8) // records are 8-byte aligned in the file
       if (b.readUInt32LE(i) === 3 && b.readUInt32LE(i + 8) === 2 && b.readUInt32LE(i + 12) === 0) {
         console.log(b.readUInt32LE(i + 4) - 8); process.exit(0); }
     console.log("?");' "$1" 2>/dev/null || echo "?"
