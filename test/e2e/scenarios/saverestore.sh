@@ -39,17 +39,24 @@ saverestore_guest() {
   echo "E2E saverestore end n=$i"
 }
 
-# sr_last FILE...: the last counter value printed in these serial files (concatenated).
-sr_last() { cat "$@" 2>/dev/null | tr -d '\r' | grep -a -o 'E2E sr n=[0-9]*' | tail -n 1 | cut -d= -f2; }
+# Everything below runs in dom0 but is parsed by the guest's busybox sh too
+# (the guest sources every scenario file): no arrays, no process substitution.
+# $SR_FILES: the serial files of the domain's lives so far, in order.
 
-# sr_wait_advance FROM SECONDS FILE...: wait up to SECONDS until the counter passed FROM + 5.
+# sr_last: the last counter value printed in $SR_FILES (concatenated).
+sr_last() {
+  # shellcheck disable=SC2086 # a list of paths without spaces
+  cat $SR_FILES 2>/dev/null | tr -d '\r' | grep -a -o 'E2E sr n=[0-9]*' | tail -n 1 | cut -d= -f2
+}
+
+# sr_wait_advance FROM SECONDS: wait up to SECONDS until the counter passed
+# FROM + 5; fails early if the domain is gone.
 sr_wait_advance() {
   local from=$1 limit=$2 n i
-  shift 2
   for i in $(seq 1 $((limit * 2))); do
-    n=$(sr_last "$@")
+    n=$(sr_last)
     [ -n "$n" ] && [ "$n" -ge $((from + 5)) ] && return 0
-    [ $((i % 10)) = 0 ] && ! xl domid "$name" >/dev/null 2>&1 && return 1 # the guest died
+    [ $((i % 10)) = 0 ] && ! xl domid "$SR_NAME" >/dev/null 2>&1 && return 1 # the guest died
     sleep 0.5
   done
   return 1
@@ -70,54 +77,59 @@ sr_state_bytes() {
     console.log("?");' "$1" 2>/dev/null || echo "?"
 }
 
+# sr_cfg GEN: the config of the domain's GEN-th life, with its own serial file.
+sr_cfg() {
+  guest_cfg "$SR_NAME" | sed -e "s|$RUN_DIR/data.img|$RUN_DIR/sr-data.img|" \
+    -e "s|^serial=.*|serial=\"file:$SR_BASE_PATH.$1.serial\"|" >"$SR_BASE_PATH.$1.cfg"
+  rm -f "$SR_BASE_PATH.$1.serial"
+  SR_FILES="$SR_FILES $SR_BASE_PATH.$1.serial"
+}
+
+# mean and comma list of space-separated numbers
+sr_mean() { echo "$1" | tr ' ' '\n' | awk 'NF { s += $1; n++ } END { printf "%.1f", n ? s / n : 0 }'; }
+sr_list() { echo "$1" | sed 's/^ *//; s/ /,/g'; }
+
 saverestore_run() {
-  local name="e2e-sr-$DM" gen=0 files=() t0 t1 k n last save=/var/lib/xen/e2e-sr.save
-  local saves=() restores=() migrates=() bytes="?"
-  local base=$RUN_DIR/$name
+  local gen=0 t0 t1 k last save=/var/lib/xen/e2e-sr.save saves="" restores="" migrates="" bytes="?"
+  SR_NAME="e2e-sr-$DM" SR_BASE_PATH=$RUN_DIR/e2e-sr-$DM SR_FILES="" SR_SAVE=$save
+  local name=$SR_NAME base=$SR_BASE_PATH
   cp --sparse=always /e2e/img/data.img "$RUN_DIR/sr-data.img"
   printf '%s\n' "$SR_MAGIC" | dd of="$RUN_DIR/sr-data.img" conv=notrunc status=none
-  # sr_cfg GEN: the config of the domain's GEN-th life (its own serial file).
-  sr_cfg() {
-    guest_cfg "$name" | sed -e "s|$RUN_DIR/data.img|$RUN_DIR/sr-data.img|" \
-      -e "s|^serial=.*|serial=\"file:$base.$1.serial\"|" >"$base.$1.cfg"
-    rm -f "$base.$1.serial"
-    files+=("$base.$1.serial")
-  }
   sr_cfg 0
   mkdir -p /var/lib/xen
   if ! timeout 150 xl create "$base.0.cfg" >"$base.create.log" 2>&1; then
-    fail "xl create failed: $(create_error "$base.create.log")"; xl destroy "$name" >/dev/null 2>&1; return
+    fail "xl create failed: $(create_error "$base.create.log")"; sr_end; return
   fi
-  sr_wait_advance 0 "${E2E_GUEST_TIMEOUT:-900}" "${files[@]}" || { fail "guest never started counting ($(sr_last "${files[@]}"))"; sr_end; return; }
+  sr_wait_advance 0 "${E2E_GUEST_TIMEOUT:-900}" || { fail "guest never started counting ($(sr_last))"; sr_end; return; }
   for k in 1 2; do
-    last=$(sr_last "${files[@]}")
-    sr_wait_advance "$last" 300 "${files[@]}" || { fail "counter stuck at $last before save $k"; sr_end; return; }
+    last=$(sr_last)
+    sr_wait_advance "$last" 300 || { fail "counter stuck at $last before save $k"; sr_end; return; }
     t0=$(now)
     if ! timeout 600 xl save "$name" "$save" >"$base.save$k.log" 2>&1; then
       fail "xl save $k failed: $(create_error "$base.save$k.log")"; sr_end; return
     fi
-    t1=$(now); saves+=("$(secs "$t0" "$t1")")
-    xl domid "$name" >/dev/null 2>&1 && { fail "domain still there after xl save $k"; sr_end; return; }
+    t1=$(now); saves="$saves $(secs "$t0" "$t1")"
+    if xl domid "$name" >/dev/null 2>&1; then fail "domain still there after xl save $k"; sr_end; return; fi
     [ "$k" = 1 ] && bytes=$(sr_state_bytes "$save")
     gen=$((gen + 1)); sr_cfg $gen
     t0=$(now)
     if ! timeout 600 xl restore "$base.$gen.cfg" "$save" >"$base.restore$k.log" 2>&1; then
       fail "xl restore $k failed: $(create_error "$base.restore$k.log")"; sr_end; return
     fi
-    t1=$(now); restores+=("$(secs "$t0" "$t1")")
+    t1=$(now); restores="$restores $(secs "$t0" "$t1")"
     rm -f "$save"
-    last=$(sr_last "${files[@]}")
-    sr_wait_advance "$last" 300 "${files[@]}" || { fail "guest did not carry on after restore $k (counter $last)"; sr_end; return; }
+    last=$(sr_last)
+    sr_wait_advance "$last" 300 || { fail "guest did not carry on after restore $k (counter $last)"; sr_end; return; }
   done
   for k in 1 2; do
     gen=$((gen + 1)); sr_cfg $gen
-    last=$(sr_last "${files[@]}")
+    last=$(sr_last)
     t0=$(now)
     if ! timeout 900 xl migrate -C "$base.$gen.cfg" -s "" "$name" "xl migrate-receive" >"$base.migrate$k.log" 2>&1; then
       fail "xl migrate $k failed: $(create_error "$base.migrate$k.log")"; sr_end; return
     fi
-    t1=$(now); migrates+=("$(secs "$t0" "$t1")")
-    sr_wait_advance "$last" 300 "${files[@]}" || { fail "guest did not carry on after migration $k (counter $last)"; sr_end; return; }
+    t1=$(now); migrates="$migrates $(secs "$t0" "$t1")"
+    sr_wait_advance "$last" 300 || { fail "guest did not carry on after migration $k (counter $last)"; sr_end; return; }
   done
   sr_end
   sr_verify
@@ -125,17 +137,18 @@ saverestore_run() {
 
 # Stop the guest and keep its logs.
 sr_end() {
-  local d
-  for d in "$name" "$name--incoming" "$name--migratedaway"; do xl destroy "$d" >/dev/null 2>&1; done
+  local d f
+  for d in "$SR_NAME" "$SR_NAME--incoming" "$SR_NAME--migratedaway"; do xl destroy "$d" >/dev/null 2>&1; done
   sleep 2
-  for f in "$base".*; do cp "$f" "$R/$DM/" 2>/dev/null; done
-  cp /var/log/xen/qemu-dm-"$name"*.log "$R/$DM/" 2>/dev/null
-  rm -f "$save"
+  for f in "$SR_BASE_PATH".*; do cp "$f" "$R/$DM/" 2>/dev/null; done
+  cp /var/log/xen/qemu-dm-"$SR_NAME"*.log "$R/$DM/" 2>/dev/null
+  rm -f "$SR_SAVE"
 }
 
 sr_verify() {
   local all=$RUN_DIR/sr-serial.all n got want err
-  cat "${files[@]}" 2>/dev/null | tr -d '\r' >"$all"
+  # shellcheck disable=SC2086 # a list of paths without spaces
+  cat $SR_FILES 2>/dev/null | tr -d '\r' >"$all"
   err=$(grep -a -o 'E2E saverestore \(ioerror\|kerr\)=[^ ]*' "$all" | head -n 1)
   [ -z "$err" ] || { fail "guest: ${err#E2E saverestore }"; return; }
   grep -a -o 'E2E sr n=[0-9]*' "$all" | cut -d= -f2 >"$all.n"
@@ -145,15 +158,13 @@ sr_verify() {
   got=$(awk '$1 != NR { print "value " NR " is " $1; exit }' "$all.n")
   [ -z "$got" ] || { fail "counter on COM1 has a gap or repeat: $got"; return; }
   # Every block 1..n holds its value (the guest printed n only after its write completed).
-  want=$(seq -f 'SRCNT %010g' 1 "$n" | md5sum | cut -d' ' -f1)
-  got=$(dd if="$RUN_DIR/sr-data.img" bs=4096 skip=$((SR_BASE + 1)) count="$n" 2>/dev/null | tr -d '\000' | md5sum | cut -d' ' -f1)
-  if [ "$got" != "$want" ]; then
-    fail "disk blocks 1..$n do not hold what the guest wrote (first bad: $(dd if="$RUN_DIR/sr-data.img" bs=4096 skip=$((SR_BASE + 1)) count="$n" 2>/dev/null | tr -d '\000' | diff - <(seq -f 'SRCNT %010g' 1 "$n") | head -n 2 | tr '\n' ' '))"
+  seq -f 'SRCNT %010g' 1 "$n" >"$all.want"
+  dd if="$RUN_DIR/sr-data.img" bs=4096 skip=$((SR_BASE + 1)) count="$n" 2>/dev/null | tr -d '\000' >"$all.disk"
+  if ! cmp -s "$all.want" "$all.disk"; then
+    fail "disk blocks 1..$n do not hold what the guest wrote (first difference: $(diff "$all.want" "$all.disk" | head -n 2 | tr '\n' ' '))"
     return
   fi
-  mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.1f", s / NR }'; }
-  join() { local IFS=,; echo "$*"; }
-  pass save_s="$(mean "${saves[@]}")" restore_s="$(mean "${restores[@]}")" state_bytes="$bytes" \
-    migrate_s="$(mean "${migrates[@]}")" counter="$n" saves="$(join "${saves[@]}")" restores="$(join "${restores[@]}")" \
-    migrates="$(join "${migrates[@]}")"
+  pass save_s="$(sr_mean "$saves")" restore_s="$(sr_mean "$restores")" state_bytes="$bytes" \
+    migrate_s="$(sr_mean "$migrates")" counter="$n" saves="$(sr_list "$saves")" restores="$(sr_list "$restores")" \
+    migrates="$(sr_list "$migrates")"
 }
