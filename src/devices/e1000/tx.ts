@@ -220,7 +220,13 @@ export class TxEngine {
     if (this.phase === PH_EOP) {
       if (!(lower & R.TXD_CMD_EOP)) return true;
       this.phase = PH_EOP_SENT;
-      const send = !this.bad && !(this.cptse && this.size < this.tso.hdrLen) && this.size > 0;
+      // A TSO packet whose payload ended on a segment boundary has nothing left but the
+      // header: no empty segment goes out (QEMU would send one); a TSO packet with no payload
+      // at all still sends its header once.
+      const send =
+        !this.bad &&
+        this.size > 0 &&
+        (!this.cptse || this.size > this.tso.hdrLen || (this.size === this.tso.hdrLen && this.tsoFrames === 0));
       if (send && !this.xmit(lower)) return false;
     }
     // PH_EOP_SENT: the last frame is out (possibly after a refusal and resume).
