@@ -2,7 +2,7 @@
  * Intel 82540EM Gigabit Ethernet controller (8086:100E), the NIC qemu-xen
  * gives HVM guests as `-device e1000`: a PCI function with a 128 KiB
  * register BAR, a 64-byte I/O BAR holding the IOADDR/IODATA window (SDM
- * 13.2.3; Linux resets the 82540 through it, e1000_reset_hw ->
+ * 13.2, I/O-mapped access; Linux resets the 82540 through it, e1000_reset_hw ->
  * e1000_write_reg_io; QEMU leaves it dead), and an optional expansion ROM
  * (iPXE). docs/e1000.md lists the facts and sources.
  *
@@ -54,7 +54,7 @@ export const E1000_REVISION = 0x03;
 export const E1000_BAR_MMIO = 0;
 export const E1000_BAR_IO = 1;
 export const E1000_IO_SIZE = 0x40;
-/** IOADDR/IODATA (13.2.3): offsets in the I/O BAR. */
+/** IOADDR/IODATA (13.2, I/O-mapped access): offsets in the I/O BAR. */
 const IOADDR = 0;
 const IODATA = 4;
 
@@ -221,6 +221,17 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.intx.set(this.irqLevel);
   }
 
+  /**
+   * Taken off the bus (the Xen platform device unplugged emulated NICs): no
+   * timer may raise the line any more, and frames from the backend are dropped.
+   */
+  detach(): void {
+    for (const t of [this.autoneg, this.itrTimer, this.rdtrTimer, this.radvTimer, this.tidvTimer, this.tadvTimer, this.kick]) t.cancel();
+    this.intx = NO_IRQ;
+    this.irqLevel = false;
+    this.backend.setReceiver(() => true);
+  }
+
   barHandler(i: number): IoHandler | null {
     if (i === E1000_BAR_MMIO) return this.mmio;
     if (i === E1000_BAR_IO) return this.io;
@@ -241,7 +252,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     write: (off, size, v) => E1000_TABLE.write(this, this.regs, off, size, v),
   };
 
-  /** IOADDR selects a register (dword offset into the memory BAR); IODATA reads or writes it (13.2.3). */
+  /** IOADDR selects a register (dword offset into the memory BAR); IODATA reads or writes it (13.2). */
   readonly io: IoHandler = {
     read: (off, size) => {
       if (off >= IOADDR && off + size <= IOADDR + 4) return (this.ioAddr >>> (8 * off)) & sizeMask(size);
@@ -285,7 +296,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     return this.mem.write(gpa, src, off, len);
   }
 
-  // ---- Interrupts (13.4.17-13.4.21) and mitigation (13.4.18 ITR, 13.4.30-13.4.32, 13.4.42, 13.4.44) ----
+  // ---- Interrupts (13.4.17-13.4.21) and mitigation (13.4.18 ITR, 13.4.30-13.4.31 RDTR/RADV, 13.4.41 TIDV, 13.4.44 TADV) ----
 
   raise(cause: number): void {
     this.regs[S_ICR] = (this.regs[S_ICR] | cause) & R.ICR_VALID;

@@ -327,3 +327,15 @@ test('expansion ROM BAR serves the option ROM image (iPXE from ipxe-qemu when in
   n.cfgWrite(0x30, 4, ROM_BASE); // enable bit off: unmapped
   assert.equal(n.board.mmio.read(ROM_BASE, 2), 0xffff);
 });
+
+test('removed from the bus (PV unplug): pending timers die, INTx stays low, frames are dropped', () => {
+  const n = makeNic();
+  n.w32(R.IMS, R.ICR_LSC);
+  assert.ok(mdicWrite(n, 0, 0x1340)); // autonegotiation restart: LSC due in 500 ms
+  n.bus.remove(4, 0);
+  n.clock.advance(1000);
+  assert.equal(n.intx(), 0);
+  assert.equal(n.clock.pending, 0, 'no timer left armed');
+  n.be.inject(new Uint8Array(60));
+  assert.equal(n.be.queued, 0);
+});
