@@ -101,6 +101,8 @@ export class TxEngine {
   /** Drop the rest of this packet (bad TSO context, DMA fault). */
   bad = false;
   legacyCss = 0;
+  /** The packet started with a data (extended) descriptor rather than a legacy one. */
+  ext = false;
   phase = PH_IDLE;
   descOffset = 0;
   /** The descriptor at TDH while phase != PH_IDLE (4 little-endian dwords). */
@@ -196,7 +198,15 @@ export class TxEngine {
         return true;
       }
       const first = this.size === 0 && !this.bad;
-      if (dtype === (R.TXD_CMD_DEXT | R.TXD_DTYP_D)) {
+      const ext = dtype === (R.TXD_CMD_DEXT | R.TXD_DTYP_D);
+      if (first) this.ext = ext;
+      else if (ext !== this.ext && !this.bad) {
+        // Legacy and data descriptors in one packet (the CVE-2021-20257 reproducer chains them
+        // to grow a TSO packet past HDRLEN + MSS): not a packet hardware defines, dropped.
+        this.port.warn({}, 'e1000: packet mixes legacy and data descriptors: dropped');
+        this.bad = true;
+      }
+      if (ext) {
         if (first) {
           this.sumNeeded = (upper >>> 8) & 0xff;
           this.cptse = (lower & R.TXD_CMD_TSE) !== 0;
@@ -424,6 +434,7 @@ export class TxEngine {
     this.tsoFrames = 0;
     this.bad = false;
     this.legacyCss = 0;
+    this.ext = false;
   }
 
   snapshot(): StateObject {
@@ -441,6 +452,7 @@ export class TxEngine {
       tsoFrames: this.tsoFrames,
       bad: this.bad,
       legacyCss: this.legacyCss,
+      ext: this.ext,
       phase: this.phase,
       descOffset: this.descOffset,
       desc: Array.from(this.desc),
@@ -481,6 +493,7 @@ export class TxEngine {
     const tsoFrames = r.int('tsoFrames', 0, 0x100000);
     const bad = r.bool('bad');
     const legacyCss = r.u('legacyCss', 8);
+    const ext = r.bool('ext');
     const phase = r.int('phase', PH_IDLE, PH_EOP_SENT);
     const descOffset = r.int('descOffset', 0, 0xfffff);
     const desc = r.ints('desc', 4, 0, 0xffffffff);
@@ -506,6 +519,7 @@ export class TxEngine {
       t.tsoFrames = tsoFrames;
       t.bad = bad;
       t.legacyCss = legacyCss;
+      t.ext = ext;
       t.phase = phase;
       t.descOffset = descOffset;
       t.desc.set(desc);

@@ -344,6 +344,16 @@ test('CVE-2021-20257: bad TSO contexts drop the packet, the ring still advances 
   n.w32(R.TDT, i);
   assert.equal(n.r32(R.TDH), i);
   assert.equal(n.be.sent.length, 0);
+  // The reproducer's shape: a TSE data descriptor chained with a legacy one that grows the
+  // packet past HDRLEN + MSS, then TSE data again.
+  ctxDesc(n, i++, { ipcss: 14, ipcso: 24, tucss: 34, tucso: 50, hdrLen: 54, mss: 100, tse: true, ip: true, tcp: true });
+  dataDesc(n, i++, TX_BUF, 200, R.TXD_CMD_TSE, 3); // one 154-byte segment goes out
+  txDesc(n, i++, TX_BUF, ...legacy(3000, 0));
+  dataDesc(n, i++, TX_BUF, 500, R.TXD_CMD_TSE | EOP_RS, 0);
+  n.w32(R.TDT, i);
+  assert.equal(n.r32(R.TDH), i);
+  assert.equal(n.be.sent.length, 1, 'only the segment completed before the legacy descriptor');
+  n.be.sent.length = 0;
   // A good packet right after is unaffected.
   const end = tsoSend(n, seqBytes(3000), 1000, i);
   n.w32(R.TDT, end);
