@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import * as R from '../../../src/devices/e1000/regs.ts';
 import { EEPROM_SUM } from '../../../src/devices/e1000/index.ts';
-import { IO_BASE, makeNic, ROM_BASE, setupTx, txDesc, legacy, TX_BUF, type Nic } from './harness.ts';
+import { IO_BASE, MAC, makeNic, MMIO_BASE, ROM_BASE, setupTx, txDesc, legacy, TX_BUF, type Nic } from './harness.ts';
 
 test('PCI identity as QEMU e1000: 8086:100e rev 3, class 0200, subsystem 1af4:1100, INTA, BAR sizes', () => {
   const n = makeNic();
@@ -26,6 +26,46 @@ test('PCI identity as QEMU e1000: 8086:100e rev 3, class 0200, subsystem 1af4:11
   assert.equal(n.cfgRead(0x14, 4), 0xffffffc1, '64-byte I/O BAR');
   assert.equal(n.cfgRead(0x30, 4), 0, 'no ROM BAR without an image');
   assert.equal(n.nic.id, 'e1000.0');
+  n.cfgWrite(0x10, 4, 0xfebc0000);
+  n.cfgWrite(0x14, 4, 0xc000);
+  assert.ok(n.host.ranges.has('mmio:0xfebc0000-0xfebdffff'), 'BAR0 claimed on the ioreq server');
+  assert.ok(n.host.ranges.has('pio:0xc000-0xc03f'), 'BAR1 claimed');
+});
+
+test('iPXE intel_reset and intel_fetch_mac: CTRL.RST through MMIO, SLU|ASDE, link up, RAL0/RAH0 valid', () => {
+  const n = makeNic();
+  n.w32(R.RCTL, R.RCTL_EN);
+  const ctrl = n.r32(R.CTRL);
+  n.w32(R.CTRL, ctrl | R.CTRL_RST);
+  assert.equal(n.r32(R.RCTL), 0);
+  n.w32(R.CTRL, (ctrl | R.CTRL_SLU | 0x20) & ~(0x8 | 0x800 | 0x1000));
+  assert.equal(n.r32(R.STATUS) & R.STATUS_LU, R.STATUS_LU, 'link up: iPXE skips the PHY reset');
+  const lo = n.r32(R.RA);
+  const hi = n.r32(R.RA + 4);
+  assert.deepEqual([lo & 0xff, (lo >>> 8) & 0xff, (lo >>> 16) & 0xff, lo >>> 24, hi & 0xff, (hi >>> 8) & 0xff], [...MAC]);
+});
+
+test('Linux e1000_phy_hw_reset (CTRL.PHY_RST pulse) puts PHY registers back, keeping the link', () => {
+  const n = makeNic();
+  assert.ok(mdicWrite(n, 4, 0x0001));
+  const ctrl = n.r32(R.CTRL);
+  n.w32(R.CTRL, ctrl | R.CTRL_PHY_RST);
+  n.w32(R.CTRL, ctrl);
+  assert.equal(mdicRead(n, 4), 0x0de1);
+  assert.equal(n.r32(R.STATUS) & R.STATUS_LU, R.STATUS_LU);
+  assert.equal(mdicRead(n, 1) & 0x4, 0x4);
+});
+
+test('partial and unaligned accesses: bytes of a register, the I/O window at byte granularity', () => {
+  const n = makeNic();
+  n.w32(R.RDTR, 0x1234);
+  assert.equal(n.board.mmio.read(MMIO_BASE + R.RDTR + 1, 1), 0x12);
+  n.board.mmio.write(MMIO_BASE + R.RDTR, 1, 0xff);
+  assert.equal(n.r32(R.RDTR), 0x12ff);
+  n.board.pio.write(IO_BASE, 2, R.RDTR);
+  n.board.pio.write(IO_BASE + 2, 2, 0);
+  assert.equal(n.board.pio.read(IO_BASE, 4), R.RDTR);
+  assert.equal(n.board.pio.read(IO_BASE + 5, 1), 0x12, 'IODATA byte 1 = register byte 1');
 });
 
 test('reset values of the registers drivers look at', () => {
