@@ -13,7 +13,7 @@
  */
 import type { Clock } from '../../core/clock.ts';
 import { OneShot } from '../../core/clock.ts';
-import type { Device, StateObject } from '../../core/device.ts';
+import type { Device, QuiesceResult, StateObject } from '../../core/device.ts';
 import type { AccessSize, IoHandler } from '../../core/io.ts';
 import { NO_IRQ, type IrqLine } from '../../core/irq.ts';
 import { logger, RateLimited, type Logger } from '../../core/log.ts';
@@ -104,6 +104,8 @@ export function createE1000(opts: E1000Options): E1000 {
  * descriptor at TDH, a refused frame), `timers` (ms left of autoneg, itr,
  * rdtr, radv, tidv, tadv, kick), `irq` (INTx level), `cable` (host link),
  * `rxWaiting` (a frame was refused for lack of descriptors), `ioAddr`.
+ * restore() starts nothing; resume() continues what the snapshot caught
+ * stopped (docs/architecture.md §8, the machine's restore order).
  */
 export class E1000 implements PciFunction, Device, E1000Hooks {
   readonly id: string;
@@ -663,8 +665,27 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.ioAddr = ioAddr;
     this.irqLevel = irq;
     this.intx.set(irq);
-    // A refused frame was owed to a backend that may be gone: try again at once.
-    if (this.tx.pendingLen >= 0 || this.rxWaiting) this.kick.armIfIdle(0);
+  }
+
+  /**
+   * Nothing is ever in flight between the NIC and its backend: send() copies
+   * the frame before it returns, and a frame the backend refused stays in
+   * the TX assembly buffer, named by the snapshot (tx.pendingLen, tx.phase).
+   * resume() offers it again.
+   */
+  quiesce(): Promise<QuiesceResult> {
+    return Promise.resolve('reissued');
+  }
+
+  /**
+   * After the whole machine is restored (Bus Master Enable back): go on with
+   * a TX walk the snapshot caught stopped (a refused frame, the frame budget)
+   * and, if a received frame was refused for lack of descriptors, tell the
+   * backend to offer frames again once there is room.
+   */
+  resume(): void {
+    this.tx.run();
+    this.maybeResumeRx();
   }
 
   // ---- For tests and diagnostics ----

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as R from '../../../src/devices/e1000/regs.ts';
-import { prng } from '../../ioreq/helpers.ts';
+import { prng } from '../../helpers/prng.ts';
 import { IO_BASE, MAC, makeNic, MMIO_BASE, RAM, RX_RING, setupRx, setupTx, TX_RING } from './harness.ts';
 
 const SEEDS = 24;
