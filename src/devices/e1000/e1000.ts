@@ -468,7 +468,11 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private maybeResumeRx(): void {
     if (this.rxWaiting && this.rx.hasRoom()) {
       this.rxWaiting = false;
-      this.backend.resumeReceive();
+      try {
+        this.backend.resumeReceive();
+      } catch (e) {
+        this.warner.warn({ err: (e as Error).message }, 'e1000: backend resumeReceive failed');
+      }
     }
   }
 
@@ -484,8 +488,16 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     if (frame === undefined || frame.byteOffset !== start) frame = byStart[len] = buf.subarray(start, start + len);
     if (this.phy[P.PHY_CTRL] & P.MII_CR_LOOPBACK) {
       this.rx.receive(frame); // PHY loopback: the frame comes straight back in
-    } else if (!this.backend.send(frame, off)) {
-      return false;
+    } else {
+      let ok: boolean;
+      try {
+        ok = this.backend.send(frame, off);
+      } catch (e) {
+        // A backend must not throw; if one does, the frame is lost (as on a dead link), not the guest's MMIO write.
+        this.warner.warn({ err: (e as Error).message }, 'e1000: backend send failed: frame dropped');
+        ok = true;
+      }
+      if (!ok) return false;
     }
     const r = this.regs;
     statInc(r, R.ST_TPT);

@@ -360,3 +360,16 @@ test('CVE-2021-20257: bad TSO contexts drop the packet, the ring still advances 
   assert.equal(n.be.sent.length, 3);
   assert.equal(UDP_HLEN, 8);
 });
+
+test('a backend that throws loses the frame, not the guest\'s register write', () => {
+  const n = makeNic();
+  setupTx(n, 8);
+  n.be.send = () => {
+    throw new Error('tap gone');
+  };
+  n.ram.set(seqBytes(64), TX_BUF);
+  txDesc(n, 0, TX_BUF, ...legacy(64, EOP_RS));
+  assert.doesNotThrow(() => n.w32(R.TDT, 1));
+  assert.equal(n.r32(R.TDH), 1);
+  assert.ok(dd(n, 0));
+});
