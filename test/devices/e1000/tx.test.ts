@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as R from '../../../src/devices/e1000/regs.ts';
 import { TX_FRAME_BUDGET } from '../../../src/devices/e1000/index.ts';
 import { ctxDesc, dataDesc, get32, legacy, makeNic, seqBytes, setupTx, TX_BUF, TX_RING, txDesc, type Nic } from './harness.ts';
-import { be16, be32, buildPacket, ETH_HLEN, IP_HLEN, ipChecksumOk, l4ChecksumOk, TCP_HLEN, UDP_HLEN } from './packets.ts';
+import { be16, be32, buildPacket, ETH_HLEN, IP_HLEN, ipChecksumOk, l4ChecksumOk, TCP_HLEN } from './packets.ts';
 
 const EOP_RS = R.TXD_CMD_EOP | R.TXD_CMD_RS;
 
@@ -358,7 +358,6 @@ test('CVE-2021-20257: bad TSO contexts drop the packet, the ring still advances 
   const end = tsoSend(n, seqBytes(3000), 1000, i);
   n.w32(R.TDT, end);
   assert.equal(n.be.sent.length, 3);
-  assert.equal(UDP_HLEN, 8);
 });
 
 test('a backend that throws loses the frame, not the guest\'s register write', () => {
