@@ -38,7 +38,8 @@ const DEFS: readonly RegDef<D>[] = [
   // EERD: the guest writes START and an address; DONE and data are computed on read.
   { name: 'EERD', off: R.EERD, width: 4, mask: 0xff01, read: (d) => d.eerdRead() },
   { name: 'CTRL_EXT', off: R.CTRL_EXT, width: 4 },
-  { name: 'MDIC', off: R.MDIC, width: 4, init: R.MDIC_READY, write: (d, v) => d.mdicWritten(v) },
+  // Reads 0 until the first command (as QEMU); every command completes at once with READY.
+  { name: 'MDIC', off: R.MDIC, width: 4, write: (d, v) => d.mdicWritten(v) },
   { name: 'FCAL', off: R.FCAL, width: 4 },
   { name: 'FCAH', off: R.FCAH, width: 4, mask: M16 },
   { name: 'FCT', off: R.FCT, width: 4, mask: M16 },

@@ -124,12 +124,13 @@ export interface Nic extends TestBoard {
 
 export const silent = pino({ level: 'silent' });
 
-export function makeNic(o: Partial<Pick<E1000Options, 'rom' | 'index'>> & { offloads?: boolean } = {}): Nic {
-  const tb = testBoard({ ramBytes: RAM });
+export function makeNic(o: Partial<Pick<E1000Options, 'rom' | 'index'>> & { offloads?: boolean; ramBytes?: number } = {}): Nic {
+  const ramBytes = o.ramBytes ?? RAM;
+  const tb = testBoard({ ramBytes });
   const bus = new PciBus(tb.board, silent);
   const be = new MemBackend();
   be.offloads = o.offloads ?? false;
-  const mem = new FencedMemory(tb.board.memory, RAM);
+  const mem = new FencedMemory(tb.board.memory, ramBytes);
   const nic = createE1000({ memory: mem, clock: tb.clock, backend: be, mac: MAC, rom: o.rom, index: o.index, log: silent });
   bus.add(DEV, 0, nic);
   bus.configWrite(DEVFN, 0x10, 4, MMIO_BASE);
