@@ -125,6 +125,8 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   /** A received frame was refused for lack of descriptors; resumeReceive() is owed. */
   rxWaiting = false;
   ioAddr = 0;
+  /** Between restore() and resume(): start no I/O. */
+  private restoring = false;
   private irqLevel = false;
   private intx: IrqLine;
   private readonly mem: GuestMemory;
@@ -243,7 +245,8 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
 
   commandChanged(cmd: number, old: number): void {
     // Bus mastering back on: TX that stopped on a refused DMA can go on, a refused frame can come in.
-    if (cmd & CMD_MASTER && !(old & CMD_MASTER)) {
+    // Not while the machine is being restored (PciBus.refresh): resume() does that once all is back.
+    if (cmd & CMD_MASTER && !(old & CMD_MASTER) && !this.restoring) {
       this.tx.run();
       this.maybeResumeRx();
     }
@@ -677,6 +680,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.ioAddr = ioAddr;
     this.irqLevel = irq;
     this.intx.set(irq);
+    this.restoring = true;
   }
 
   /**
@@ -696,6 +700,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
    * backend to offer frames again once there is room.
    */
   resume(): void {
+    this.restoring = false;
     this.tx.run();
     this.maybeResumeRx();
   }

@@ -290,10 +290,12 @@ test('a snapshot taken while the backend refuses a TSO segment resends it after 
   assert.ok(a.nic.tx.pendingLen > 0, 'a prepared segment waits');
   const state = a.nic.snapshot();
   const b = makeNic();
+  b.cfgWrite(0x04, 2, 0x0003); // the fresh machine's command register differs: refresh() will change it
   b.ram.set(a.ram);
   b.nic.restore(state);
   b.bus.refresh();
-  assert.equal(b.be.sent.length, 0, 'restore() itself sends nothing');
+  assert.equal(b.cfgRead(0x04, 2) & 4, 4, 'bus mastering restored');
+  assert.equal(b.be.sent.length, 0, 'neither restore() nor refresh() sends anything');
   b.nic.resume(); // the restored device offers the refused frame to its new backend
   a.be.acceptLimit = -1;
   a.be.drain();
