@@ -139,9 +139,9 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private readonly radvTimer: OneShot;
   private readonly tidvTimer: OneShot;
   private readonly tadvTimer: OneShot;
-  /** Continue TX after a walk used its frame budget, or after a restore. */
+  /** Continue a TX walk that used up its frame budget (TX_FRAME_BUDGET), on the next turn. */
   private readonly kick: OneShot;
-  /** Frame views into the TX buffer by (start, length), so sending allocates nothing once warm. */
+  /** Frame views into the TX buffer by (start, length), so sending allocates nothing once warm (at most 2 x 16 Ki views). */
   private readonly views: (Uint8Array | undefined)[][] = [[], []];
 
   constructor(opts: E1000Options) {
