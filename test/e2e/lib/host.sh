@@ -290,7 +290,10 @@ build_workdisk() {
   cp -a "$E2E_DIR/dom0" "$E2E_DIR/scenarios" "$w/"
   cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,expect.env} "$w/img/"
   cp /usr/bin/node "$w/bin/node"
-  cp -a "$PROJECT"/{package.json,node_modules} "$w/project/"
+  cp -a "$PROJECT/package.json" "$w/project/"
+  # -L: a worktree's node_modules may be a symlink to another checkout's, which
+  # would dangle inside dom0 (koffi's native module then cannot be found).
+  cp -aL "$PROJECT/node_modules" "$w/project/"
   for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
   # Built helpers (build/native/*.node from scripts/build-native.sh, C helpers
   # such as build/stubdm-pty), not the e2e/stubdom/cache trees.
