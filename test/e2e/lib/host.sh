@@ -205,6 +205,8 @@ build_guest() {
   mkdir -p "$r"/{bin,dev,proc,sys,mnt,e2e}
   cp "$BUSYBOX/busybox" "$r/bin/busybox"
   copy_modules "$KERNEL/root" "$r" ata_piix sd_mod sr_mod isofs >"$r/modules.load"
+  # The NIC driver is loaded by the net scenario itself (it times the link from the load).
+  copy_modules "$KERNEL/root" "$r" e1000 >"$r/net.modules"
   cp "$E2E_DIR/guest/init" "$r/init"
   cp "$E2E_DIR"/scenarios/*.sh "$OUT/expect.env" "$r/e2e/"
   chmod 755 "$r/init"
