@@ -291,6 +291,8 @@ build_workdisk() {
   rm -rf "$w" && mkdir -p "$w"/{img,results,project,bin}
   cp -a "$E2E_DIR/dom0" "$E2E_DIR/scenarios" "$w/"
   cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,expect.env} "$w/img/"
+  # What boot.img boots, for the pxe scenario's HTTP server.
+  cp "$KERNEL/vmlinuz" "$GUEST/init.xz" "$w/img/"
   cp /usr/bin/node "$w/bin/node"
   cp -a "$PROJECT"/{package.json,node_modules} "$w/project/"
   for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
