@@ -32,6 +32,8 @@ import { EAGAIN, EV_READABLE, EV_WRITABLE, loadTapIo, type NetWatcher, type TapI
 
 /** Frames read per readable wake-up before yielding to the rest of the event loop. */
 export const RX_BURST = 64;
+/** Views of rxBuf kept for reuse, by frame length modulo this (steady traffic reuses a few lengths). */
+const VIEW_SLOTS = 64;
 /** Shortest frame worth passing on: an Ethernet header. */
 const ETH_HLEN = 14;
 
@@ -64,6 +66,8 @@ export class TapBackend implements PacketBackend {
   readonly offloads: boolean;
   readonly stats: TapStats = { rxFrames: 0, txFrames: 0, rxDropped: 0, txDropped: 0, txRefused: 0 };
   private readonly rxBuf = new Uint8Array(MAX_FRAME);
+  /** rxBuf.subarray(0, len) for recent lengths: no new view object per frame. */
+  private readonly views: Array<Uint8Array | undefined> = new Array(VIEW_SLOTS);
   /** Copy of a frame whose checksum we complete ourselves (no vnet header). */
   private txScratch: Uint8Array | null = null;
   private receiver: FrameReceiver | null = null;
@@ -209,7 +213,9 @@ export class TapBackend implements PacketBackend {
       this.rxPaused = true;
       return false;
     }
-    if (r(this.rxBuf.subarray(0, len))) {
+    let v = this.views[len % VIEW_SLOTS];
+    if (v === undefined || v.length !== len) v = this.views[len % VIEW_SLOTS] = this.rxBuf.subarray(0, len);
+    if (r(v)) {
       this.stats.rxFrames++;
       return true;
     }

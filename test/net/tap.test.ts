@@ -93,6 +93,13 @@ test('nothing is read until a receiver is set; then reads are bounded per wake-u
   io.fire(EV_READABLE);
   assert.deepEqual(got, Array.from({ length: RX_BURST + 10 }, (_, i) => i));
   assert.equal(tap.stats.rxFrames, RX_BURST + 10);
+  // One receive buffer, and no new view object per frame of a length seen before.
+  const views = new Set<Uint8Array>();
+  tap.setReceiver((f) => (views.add(f), true));
+  for (let i = 0; i < 20; i++) io.rx.push(fr(i, i % 2 ? 1514 : 66));
+  io.fire(EV_READABLE);
+  assert.equal(views.size, 2);
+  assert.equal(new Set([...views].map((v) => v.buffer)).size, 1);
 });
 
 test('a refused frame stops reading, is offered again after resumeReceive (later, not inside it), then reading resumes', async () => {
