@@ -32,8 +32,9 @@ export const MAX_WRITABLE_LISTENERS = 8;
  */
 export interface TxOffload {
   /**
-   * Checksum still to insert: start of the checksummed area and where the
-   * 16-bit result goes (bytes from frame start; the guest left the
+   * Checksum still to insert: csumStart is where the checksummed area starts
+   * (bytes from frame start), csumOffset where the 16-bit result goes, in
+   * bytes from csumStart (as virtio-net's csum_offset; the guest left the
    * pseudo-header sum there). csumOffset 0: no checksum to insert.
    */
   csumStart: number;

@@ -2,7 +2,7 @@
  * Completing a checksum a NIC left to the host (TxOffload.csumStart/
  * csumOffset), for backends that cannot pass it on: the 16-bit ones'
  * complement sum of the frame from csumStart to its end, added to what is
- * already at csumOffset (the pseudo-header sum the guest put
+ * already at csumStart + csumOffset (the pseudo-header sum the guest put
  * there), stored complemented, as a host kernel does for CHECKSUM_PARTIAL
  * (linux: net/core/dev.c skb_checksum_help).
  */
@@ -23,9 +23,9 @@ export function onesSum(buf: Uint8Array, start: number, end: number, initial = 0
  * do not fit the frame: the caller drops it.
  */
 export function finishChecksum(frame: Uint8Array, o: TxOffload): boolean {
-  const at = o.csumOffset;
-  if (at === 0) return true; // nothing to insert
-  if (o.csumStart >= frame.length || at < o.csumStart || at + 2 > frame.length) return false;
+  if (o.csumOffset === 0) return true; // nothing to insert
+  const at = o.csumStart + o.csumOffset;
+  if (o.csumStart >= frame.length || at + 2 > frame.length) return false;
   const sum = onesSum(frame, o.csumStart, frame.length);
   // 0 would mean "no checksum" to UDP: the kernel writes 0xffff instead (same value in ones' complement).
   const v = ~sum & 0xffff || 0xffff;

@@ -147,12 +147,12 @@ export class TapBackend implements PacketBackend {
     let flags = 0, gsoType = 0, hdrLen = 0, gsoSize = 0, csumStart = 0, csumOffset = 0;
     if (offload !== null && this.offloads) {
       if (offload.csumOffset > 0) {
-        if (offload.csumStart >= frame.length || offload.csumOffset < offload.csumStart || offload.csumOffset + 2 > frame.length) {
+        if (offload.csumStart >= frame.length || offload.csumStart + offload.csumOffset + 2 > frame.length) {
           return this.dropTx({ offload }, 'frame with a checksum offload outside it dropped');
         }
         flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
         csumStart = offload.csumStart;
-        csumOffset = offload.csumOffset - offload.csumStart;
+        csumOffset = offload.csumOffset;
       }
       if (gso) {
         gsoType = GSO_TYPE[offload.gsoType];

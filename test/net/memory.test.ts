@@ -92,7 +92,7 @@ test('frames of impossible length and segmentation without offloads are dropped,
   const p = new MemoryPair();
   assert.equal(p.a.send(new Uint8Array(10), null), true);
   assert.equal(p.a.send(new Uint8Array(MAX_FRAME + 1), null), true);
-  const gso = { csumStart: 34, csumOffset: 50, gsoSize: 1448, hdrLen: 54, gsoType: 'tcpv4' as const };
+  const gso = { csumStart: 34, csumOffset: 16, gsoSize: 1448, hdrLen: 54, gsoType: 'tcpv4' as const };
   assert.equal(p.a.send(frame(1, 3000), gso), true);
   assert.equal(p.a.stats.dropped, 3);
   assert.equal(p.b.queued, 0);
@@ -127,14 +127,14 @@ test('finishChecksum completes a partial UDP checksum the way the kernel does', 
   for (let n = 0; n < 50; n++) {
     const payload = Uint8Array.from({ length: 1 + Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256));
     const { f, full } = udpPartial(payload);
-    assert.equal(finishChecksum(f, { csumStart: 34, csumOffset: 40, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true);
+    assert.equal(finishChecksum(f, { csumStart: 34, csumOffset: 6, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true);
     assert.equal((f[40] << 8) | f[41], full);
     // and it verifies: the sum over pseudo header + datagram is 0xffff
     assert.equal(onesSum(f, 34, f.length, onesSum(f, 26, 34, 17 + f.length - 34)), 0xffff);
   }
   const { f } = udpPartial(new Uint8Array(4));
-  assert.equal(finishChecksum(f, { csumStart: 34, csumOffset: f.length - 1, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), false);
-  assert.equal(finishChecksum(f, { csumStart: f.length, csumOffset: f.length + 6, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), false);
+  assert.equal(finishChecksum(f, { csumStart: 34, csumOffset: f.length - 35, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), false);
+  assert.equal(finishChecksum(f, { csumStart: f.length, csumOffset: 6, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), false);
 });
 
 test('MemoryPair completes offloaded checksums on the copy', async () => {
@@ -146,7 +146,7 @@ test('MemoryPair completes offloaded checksums on the copy', async () => {
     got = (x[40] << 8) | x[41];
     return true;
   });
-  assert.equal(p.a.send(f, { csumStart: 34, csumOffset: 40, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true);
+  assert.equal(p.a.send(f, { csumStart: 34, csumOffset: 6, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true);
   assert.deepEqual(f, before, "the sender's frame is untouched");
   await turns(2);
   assert.equal(got, full);

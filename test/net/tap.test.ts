@@ -194,17 +194,17 @@ test('other write errors drop the frame (counted) instead of stalling the NIC', 
   assert.equal(io.writes.length, 0);
 });
 
-test('offloads become the virtio-net header (csum_offset relative to csum_start); without one the checksum is finished here', () => {
+test('offloads become the virtio-net header; without one the checksum is finished here', () => {
   const io = new FakeIo();
   const v = fakeTap(io, 10);
   assert.equal(v.offloads, true);
   const f = fr(1, 3000);
-  assert.equal(v.send(f, { csumStart: 34, csumOffset: 50, gsoSize: 1448, hdrLen: 66, gsoType: 'tcpv4' }), true);
+  assert.equal(v.send(f, { csumStart: 34, csumOffset: 16, gsoSize: 1448, hdrLen: 66, gsoType: 'tcpv4' }), true);
   // args after len: vnetHdrLen, flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset
   assert.deepEqual(io.writes[0].args, [10, 1, 1, 66, 1448, 34, 16]);
   assert.equal(v.send(fr(2), null), true);
   assert.deepEqual(io.writes[1].args, [10, 0, 0, 0, 0, 0, 0]);
-  assert.equal(v.send(fr(3), { csumStart: 34, csumOffset: 70, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true, 'csum field past the end');
+  assert.equal(v.send(fr(3), { csumStart: 34, csumOffset: 26, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true, 'csum field past the end');
   assert.equal(v.stats.txDropped, 1);
 
   const io2 = new FakeIo();
@@ -212,12 +212,12 @@ test('offloads become the virtio-net header (csum_offset relative to csum_start)
   assert.equal(p.offloads, false);
   const g = fr(4, 100);
   const orig = g.slice();
-  assert.equal(p.send(g, { csumStart: 34, csumOffset: 40, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true);
+  assert.equal(p.send(g, { csumStart: 34, csumOffset: 6, gsoSize: 0, hdrLen: 0, gsoType: 'none' }), true);
   assert.deepEqual(g, orig, "the NIC's frame is not modified");
   const sent = Uint8Array.from(io2.writes[0].bytes);
   assert.notDeepEqual(sent.subarray(40, 42), orig.subarray(40, 42), 'checksum inserted into the copy');
   assert.deepEqual(io2.writes[0].args, [0, 0, 0, 0, 0, 0, 0]);
-  assert.equal(p.send(fr(5, 3000), { csumStart: 34, csumOffset: 50, gsoSize: 1448, hdrLen: 66, gsoType: 'tcpv4' }), true);
+  assert.equal(p.send(fr(5, 3000), { csumStart: 34, csumOffset: 16, gsoSize: 1448, hdrLen: 66, gsoType: 'tcpv4' }), true);
   assert.equal(p.stats.txDropped, 1, 'segmentation without a vnet header is dropped');
 });
 
