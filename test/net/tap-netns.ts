@@ -228,3 +228,20 @@ test('backpressure: a full NIC stops reading; the kernel queue (txqueuelen) drop
   assert.deepEqual(got.slice(0, 6), [0, 1, 2, 3, 4, 5], 'the refused frame is the next delivered');
   sh(`ip link set ${IF} txqueuelen 1000`);
 });
+
+test("attaches to a persistent tap made beforehand (the stub domain's /init does so) and leaves it there on close", async () => {
+  sh('ip tuntap add mode tap name vif9.0-emu');
+  const t = TapBackend.open({ ifname: 'vif9.0-emu', log: quiet });
+  assert.equal(t.name, 'vif9.0-emu');
+  assert.match(execFileSync('ip', ['-d', 'link', 'show', 'vif9.0-emu'], { encoding: 'utf8' }), /persist on/);
+  await t.close();
+  assert.match(execFileSync('ip', ['link', 'show', 'vif9.0-emu'], { encoding: 'utf8' }), /vif9\.0-emu/);
+  // A tap another process holds is refused, not shared.
+  const a = TapBackend.open({ ifname: 'vif9.0-emu', log: quiet });
+  try {
+    assert.throws(() => TapBackend.open({ ifname: 'vif9.0-emu', log: quiet }), (e: NodeJS.ErrnoException) => e.code === 'EBUSY');
+  } finally {
+    await a.close();
+  }
+  sh('ip tuntap del mode tap name vif9.0-emu');
+});
