@@ -18,23 +18,26 @@ NET_WAIT=300        # s for any one transfer
 # uptime with hundredths (the guest and dom0 both have /proc/uptime)
 net_now() { cut -d' ' -f1 /proc/uptime; }
 
-# net_recv PORT FILE: receive one TCP stream into FILE; FILE.t gets
-# "<first byte time> <EOF time>". busybox nc quits when its stdin ends, so it
-# reads a FIFO held open instead of /dev/null.
+# net_recv PORT FILE SECONDS (in the background): receive one TCP stream
+# into FILE; FILE.t gets "<first byte time> <EOF time>"; gives up after
+# SECONDS. busybox nc quits when its stdin ends, so it reads a FIFO held open
+# instead of /dev/null. Nothing of it writes to our stdout (dom0's driver
+# output goes through tee, which would wait for it). net_recv_stop FILE ends it.
 net_recv() {
-  local port=$1 out=$2
-  rm -f "$out" "$out.t" "$out.hold"
+  local port=$1 out=$2 secs=$3
+  rm -f "$out" "$out.t" "$out.hold" "$out.pid"
   mkfifo "$out.hold"
   (
     exec 3<>"$out.hold"
-    timeout "$NET_WAIT" busybox nc -l -p "$port" <&3 | {
+    sh -c 'echo $$ >"$1"; exec timeout "$2" busybox nc -l -p "$3"' - "$out.pid" "$secs" "$port" <&3 | {
       dd bs=1 count=1 of="$out" 2>/dev/null
       a=$(net_now)
       cat >>"$out"
       echo "$a $(net_now)" >"$out.t"
     }
-  )
+  ) </dev/null >/dev/null 2>&1 &
 }
+net_recv_stop() { [ -f "$1.pid" ] && kill "$(cat "$1.pid")" 2>/dev/null; rm -f "$1.pid"; }
 
 # MB/s for BYTES over the span in FILE.t
 net_mbps() { awk -v n="$1" '{ d = $2 - $1; printf "%.2f", (d > 0 ? n / d / 1e6 : 0) }' "$2.t" 2>/dev/null; }
@@ -60,15 +63,15 @@ net_guest() {
   [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] || { echo "E2E net error=no-carrier-after-30s"; return; }
   ip link set eth0 mtu 9000 || echo "E2E net error=mtu-9000-refused"
   ip addr add "$NET_GUEST_IP/$NET_PREFIX" dev eth0
-  net_recv 5002 /tmp/netrx &
-  local rxpid=$! r0 s0
+  net_recv 5002 /tmp/netrx "$NET_WAIT"
+  local r0 s0
   r0=$(net_reasm) s0=$(net_retrans)
   echo "E2E net link_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') mac=$(cat /sys/class/net/eth0/address)"
   # dom0 answers ARP once its side is bridged: wait for it (bounded)
   i=0
   until ping -c 1 -W 1 "$NET_DOM0_IP" >/dev/null 2>&1; do
     i=$((i + 1))
-    [ $i -lt 60 ] || { echo "E2E net error=dom0-never-answered-ping"; echo "E2E net-sync tx-done"; kill $rxpid; return; }
+    [ $i -lt 60 ] || { echo "E2E net error=dom0-never-answered-ping"; echo "E2E net-sync tx-done"; net_recv_stop /tmp/netrx; return; }
   done
   ping -c 20 -i 0.2 -W 5 "$NET_DOM0_IP" >/tmp/ping.txt 2>&1
   local pms lost jumbo=bad
@@ -84,7 +87,7 @@ net_guest() {
   # dom0 now pings us with 9000 bytes and sends its file
   i=0
   while [ ! -f /tmp/netrx.t ] && [ $i -lt $((NET_WAIT * 5)) ]; do sleep 0.2; i=$((i + 1)); done
-  kill $rxpid 2>/dev/null
+  net_recv_stop /tmp/netrx
   local rxb rxmd5 e=0 f
   rxb=$(wc -c </tmp/netrx 2>/dev/null || echo 0)
   rxmd5=$(md5sum </tmp/netrx 2>/dev/null | cut -d' ' -f1)
@@ -112,13 +115,13 @@ net_run() {
   rm -f "$serial" && : >"$serial"
   { guest_cfg "$name"; echo "vif=[ \"model=e1000,bridge=xenbr0,mac=$NET_MAC\" ]"; } >"$RUN_DIR/$name.cfg"
   reasm0=$(net_reasm)
-  net_recv 5001 /tmp/net-rx &
-  local rxpid=$!
+  # open from before the guest exists until well after it could have sent
+  net_recv 5001 /tmp/net-rx $((${E2E_GUEST_TIMEOUT:-900} + NET_WAIT))
   t0=$(now)
   if ! timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
     why=$(net_no_e1000 "$name")
     fail "xl create failed: $(create_error "$RUN_DIR/$name.create.log")${why:+ (the device model says: $why)}"
-    timeout 60 xl destroy "$name" >/dev/null 2>&1; kill $rxpid 2>/dev/null
+    timeout 60 xl destroy "$name" >/dev/null 2>&1; net_recv_stop /tmp/net-rx
     ip link set xenbr0 mtu 1500; save_dm_logs "$name"; return
   fi
   domid=$(xl domid "$name" 2>/dev/null)
@@ -145,7 +148,7 @@ net_run() {
   done
   reasm1=$(net_reasm)
   timeout 60 xl destroy "$name" >/dev/null 2>&1
-  kill $rxpid 2>/dev/null
+  net_recv_stop /tmp/net-rx
   ip link set xenbr0 mtu 1500
   save_dm_logs "$name"
   tr -d '\r' <"$serial" | grep '^E2E ' >"$RUN_DIR/net-markers"

@@ -30,9 +30,9 @@ pxe_run() {
     'siaddr 10.9.0.1' 'boot_file http://10.9.0.1/boot.ipxe' 'opt subnet 255.255.255.0' 'opt router 10.9.0.1' \
     >"$PXE_DIR/udhcpd.conf"
   : >"$PXE_DIR/leases"
-  busybox httpd -f -vv -p 10.9.0.1:80 -h "$PXE_DIR" 2>"$RUN_DIR/pxe-httpd.log" &
+  busybox httpd -f -vv -p 10.9.0.1:80 -h "$PXE_DIR" </dev/null >/dev/null 2>"$RUN_DIR/pxe-httpd.log" &
   httpd=$!
-  busybox udhcpd -f "$PXE_DIR/udhcpd.conf" >"$RUN_DIR/pxe-udhcpd.log" 2>&1 &
+  busybox udhcpd -f "$PXE_DIR/udhcpd.conf" </dev/null >"$RUN_DIR/pxe-udhcpd.log" 2>&1 &
   udhcpd=$!
   # The shared config without its disks (SeaBIOS tries disks before the NIC's ROM), booting from the network.
   { guest_cfg "$name" | sed -e '/^disk=/,/]$/d' -e 's/^boot=.*/boot="n"/'; echo 'vif=[ "model=e1000,bridge=xenbr0,mac=00:16:3e:5e:00:03" ]'; } >"$RUN_DIR/$name.cfg"
