@@ -294,7 +294,9 @@ build_workdisk() {
   # What boot.img boots, for the pxe scenario's HTTP server.
   cp "$KERNEL/vmlinuz" "$GUEST/init.xz" "$w/img/"
   cp /usr/bin/node "$w/bin/node"
-  cp -a "$PROJECT"/{package.json,node_modules} "$w/project/"
+  cp -a "$PROJECT/package.json" "$w/project/"
+  # A worktree's node_modules may be a symlink to another checkout's: copy what it points to.
+  cp -a "$(readlink -f "$PROJECT/node_modules")" "$w/project/node_modules"
   for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
   # Built helpers (build/native/*.node from scripts/build-native.sh, C helpers
   # such as build/stubdm-pty), not the e2e/stubdom/cache trees.

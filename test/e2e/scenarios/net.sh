@@ -99,9 +99,14 @@ net_guest() {
   rm -f /tmp/netrx /tmp/nettx
 }
 
-# Why a device model's DM log says it has no e1000 (empty: it has one).
+# What the device model's log says about the e1000 it has not got, and the
+# log's last line (why it stopped), for FAIL reasons. Empty: nothing to say.
 net_no_e1000() {
-  tr -d '\r' <"/var/log/xen/qemu-dm-$1.log" 2>/dev/null | grep -a -m1 -o -- '-device e1000: not emulated yet[^"]*'
+  local log=/var/log/xen/qemu-dm-$1.log no last
+  no=$(tr -d '\r' <"$log" 2>/dev/null | grep -a -m1 -o -- '-device e1000: not emulated yet[^"]*')
+  last=$(tr -d '\r' <"$log" 2>/dev/null | grep -a -v '^stubdm-dm: .* argv:' | tail -n 1 | cut -c1-200)
+  [ -z "$no" ] && [ -z "$last" ] && return 0
+  echo "${no:+$no; }log ends: ${last:-(empty)}"
 }
 
 net_run() {
