@@ -15,7 +15,7 @@ import { setRootLogger, type Logger } from './core/log.ts';
 import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
 import { ChardevError, openChardev, type CharBackend } from './chardev/index.ts';
 import { BlockOpenError } from './block/index.ts';
-import { installUart, type Uart16550 } from './devices/uart/index.ts';
+import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
 import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
@@ -33,6 +33,8 @@ export interface Dm {
   /** The simulated host with its qtest-like driver, when run with --sim. */
   readonly sim: SimHost | null;
   readonly board: Board;
+  /** The machine: every device, and its save/restore. */
+  readonly pc: Pc;
   readonly uarts: readonly Uart16550[];
   readonly serials: readonly CharBackend[];
   readonly qmp: QmpCore;
@@ -119,9 +121,9 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     undo.push(() => host.close());
 
     const board = new Board(host.memory, host.interrupts, host.power, host.routing, host.clock);
-    const pc: Pc = await buildPc(board, cfg, log);
+    const pc: Pc = await buildPc(board, cfg, log, serials);
     undo.push(() => pc.close());
-    const uarts = cfg.serials.map((s, i) => installUart(board, s.index, serials[i]));
+    const uarts = pc.uarts;
 
     const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));
     server.start();
@@ -203,6 +205,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       host,
       sim,
       board,
+      pc,
       uarts,
       serials,
       qmp: core,

@@ -17,7 +17,8 @@
  * - `quiesce()` (devices with backend I/O) says what happens to requests in
  *   flight when the machine is saved: `drained` (it waited for them) or
  *   `reissued` (the snapshot names them and restore() issues them again, as
- *   IDE does: nothing they moved is visible to the guest before completion).
+ *   IDE does: nothing they moved is visible to the guest before completion);
+ *   `resume()` issues them once the whole machine is restored.
  */
 import { StateError } from './state.ts';
 
@@ -44,6 +45,13 @@ export interface Device {
   readonly upgrades?: Readonly<Record<number, (old: StateObject) => StateObject>>;
   /** Settle backend I/O in flight before a snapshot; see the file comment. */
   quiesce?(): Promise<QuiesceResult>;
+  /**
+   * After every device of the machine is restored and its BARs and lines are
+   * re-derived: start again what the snapshot says was in flight (a device
+   * whose quiesce() says 'reissued'). restore() itself starts no I/O, since
+   * the machine around the device is not back yet.
+   */
+  resume?(): void;
 }
 
 /** Device ids: short, stable, printable. */
@@ -66,4 +74,10 @@ export function restoreDevice(dev: Device, version: number, state: StateObject):
     s = up(s);
   }
   dev.restore(s);
+}
+
+/** restoreDevice, then resume: for a device restored on its own (tests, tools). */
+export function restoreAndResume(dev: Device, version: number, state: StateObject): void {
+  restoreDevice(dev, version, state);
+  dev.resume?.();
 }

@@ -44,6 +44,12 @@ export interface RegDef<D> {
   readonly init?: number;
   /** Bits a write may change (default: all `width` bytes). */
   readonly mask?: number;
+  /**
+   * Of the writable bits, those that are write-1-to-clear while the others
+   * stay plain read/write (a status register mixing both, e.g. the bus-master
+   * IDE status). The W1C flag is the same as `w1c` = all of `mask`.
+   */
+  readonly w1c?: number;
   /** The value a read returns, computed (default: the stored value). `i` = index in the array. */
   readonly read?: (d: D, i: number) => number;
   /** After a write landed in storage: `value` is the new stored value, `old` the previous. */
@@ -55,6 +61,8 @@ interface Entry<D> {
   readonly slot0: number;
   readonly flags: number;
   readonly mask: number;
+  /** Writable bits that a 1 clears (all of `mask` with W1C). */
+  readonly w1c: number;
   readonly widthMask: number;
 }
 
@@ -87,7 +95,9 @@ export class RegisterTable<D> {
         throw new RangeError(`${name}.${def.name}: outside the ${size}-byte window`);
       }
       if (flags & EXACT && count !== 1) throw new RangeError(`${name}.${def.name}: EXACT entries are single registers`);
-      const e: Entry<D> = { def, slot0: slot, flags, mask: (def.mask ?? widthMask) & widthMask, widthMask };
+      const mask = (def.mask ?? widthMask) & widthMask;
+      const w1c = flags & W1C ? mask : (def.w1c ?? 0) & mask;
+      const e: Entry<D> = { def, slot0: slot, flags, mask, w1c, widthMask };
       const idx = this.entries.push(e);
       for (let i = 0; i < count; i++) this.inits.push((def.init ?? 0) & widthMask);
       slot += count;
@@ -204,7 +214,10 @@ export class RegisterTable<D> {
     // Bits this access covers, limited to the writable ones.
     const m = ((sizeMask(size) << shift) & e.mask) >>> 0;
     const v = (value << shift) >>> 0;
-    const next = e.flags & W1C ? (old & ~(v & m)) >>> 0 : ((old & ~m) | (v & m)) >>> 0;
+    // W1C bits: a 1 clears, a 0 keeps; the other writable bits take the written value.
+    const c = m & e.w1c;
+    const rw = m & ~e.w1c;
+    const next = ((old & ~(v & c) & ~rw) | (v & rw)) >>> 0;
     regs[slot] = next;
     e.def.write?.(d, next, old, i);
   }

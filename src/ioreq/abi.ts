@@ -1,6 +1,6 @@
 /**
  * The ioreq ABI of Xen 4.17 (xen/include/public/hvm/ioreq.h), as offsets and
- * masks into the shared pages. test/abi.test.ts compiles a C program against
+ * masks into the shared pages. test/xen/abi.test.ts compiles a C program against
  * the installed headers and checks every number here.
  */
 

@@ -1,8 +1,11 @@
 /**
  * The PC that `-machine xenfv` guests see, assembled from the parsed argv:
- * the PCI platform (i440FX, PIIX3 ISA/IDE, PIIX4 PM, Xen platform device)
- * and the IDE drives on their block backends. UARTs, QMP and the ioreq
- * server are wired by src/main.ts.
+ * the PCI platform (i440FX, PIIX3 ISA/IDE, PIIX4 PM, Xen platform device),
+ * the IDE drives on their block backends, CMOS NVRAM, the i8042 and the
+ * UARTs on their character backends. This is the one place devices are
+ * built; the machine owns them in its DeviceRegistry, which saves and
+ * restores them as one container (registry.ts has the restore order). QMP
+ * and the ioreq server are wired by src/main.ts.
  */
 import type { Board } from '../core/board.ts';
 import type { Logger } from '../core/log.ts';
@@ -10,6 +13,10 @@ import type { BlockBackend } from '../block/index.ts';
 import { IdeController, openIdeDrives } from '../devices/ide/index.ts';
 import { installCmos, type CmosNvram } from '../devices/cmos/index.ts';
 import { installI8042, type I8042 } from '../devices/i8042/index.ts';
+import { installUart, type Uart16550 } from '../devices/uart/index.ts';
+import type { CharBackend } from '../chardev/types.ts';
+import { StateReader } from '../core/state.ts';
+import { DeviceRegistry } from './registry.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
 import type { StubdmConfig } from '../cli/config.ts';
@@ -22,12 +29,27 @@ export interface Pc {
   readonly ide: IdeController;
   readonly cmos: CmosNvram;
   readonly i8042: I8042;
+  /** One per -serial, in argv order. */
+  readonly uarts: readonly Uart16550[];
   readonly backends: readonly BlockBackend[];
+  /** Every device, by stable id (save/restore). */
+  readonly registry: DeviceRegistry;
+  /** Settle backend I/O and return every device's state as one container (call with the vCPUs paused). */
+  save(): Promise<Uint8Array>;
+  /** Load a container saved by a machine of the same configuration, before the ioreq server runs. Throws StateError. */
+  restore(blob: Uint8Array): void;
   /** Flush and close every backend (teardown). */
   close(): Promise<void>;
 }
 
-export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger): Promise<Pc> {
+/**
+ * Build the PC. `serials` are the opened backends of cfg.serials, in the
+ * same order (main.ts opens them: they are the operator's files and ptys).
+ */
+export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger, serials: readonly CharBackend[] = []): Promise<Pc> {
+  if (serials.length !== 0 && serials.length !== cfg.serials.length) {
+    throw new Error(`${cfg.serials.length} -serial options but ${serials.length} backends`);
+  }
   const drives = await openIdeDrives(cfg.drives, log.child({ c: 'block' }));
   const backends = drives.flatMap((d) => (d?.backend ? [d.backend] : []));
   const ide = IdeController.forBoard(board, drives, log.child({ c: 'ide' }));
@@ -39,13 +61,7 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger): Pro
     com2: cfg.serials.some((s) => s.index === 1),
     // The guest's PV drivers take over: emulated disks (and NICs) leave the bus.
     // Called again on every unplug write, so it must be idempotent (it is).
-    onUnplug: (mask) => {
-      if (mask & (UNPLUG_IDE_DISKS | UNPLUG_AUX_IDE_DISKS)) {
-        const n = ide.unplugDisks((mask & UNPLUG_IDE_DISKS) === 0);
-        if (n > 0) log.info({ mask, disks: n }, 'emulated IDE disks unplugged for PV drivers');
-      }
-      if (mask & UNPLUG_NICS) platform.unplugNics();
-    },
+    onUnplug: (mask) => unplug(mask),
     log: log.child({ c: 'pci' }),
   });
   // Xen forwards CMOS index >= 14 (the NVRAM): memory sizes, boot order, disk hints for SeaBIOS.
@@ -63,12 +79,41 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger): Pro
   });
   // Xen does not emulate the keyboard controller: SeaBIOS's PS/2 init and Linux's reboot need it.
   const i8042 = installI8042(board, log.child({ c: 'i8042' }));
+  const uarts = serials.map((b, i) => installUart(board, cfg.serials[i].index, b));
+
+  function unplug(mask: number): void {
+    if (mask & (UNPLUG_IDE_DISKS | UNPLUG_AUX_IDE_DISKS)) {
+      const n = ide.unplugDisks((mask & UNPLUG_IDE_DISKS) === 0);
+      if (n > 0) log.info({ mask, disks: n }, 'emulated IDE disks unplugged for PV drivers');
+    }
+    if (mask & UNPLUG_NICS) platform.unplugNics();
+  }
+
+  const registry = new DeviceRegistry({
+    // The device tree as the guest left it: what its PV drivers unplugged is gone again
+    // before any device is restored (IDE then finds the same empty slots it saved).
+    rebuild: (records) => {
+      const xp = records.get('pci.xen-platform');
+      if (xp) unplug(new StateReader(xp.state, 'pci.xen-platform').u('unplugged', 16));
+    },
+    refresh: () => platform.refresh(),
+  });
+  for (const d of platform.devices) registry.add(d);
+  registry.add(ide);
+  registry.add(cmos);
+  registry.add(i8042);
+  for (const u of uarts) registry.add(u);
+
   return {
     platform,
     ide,
     cmos,
     i8042,
+    uarts,
     backends,
+    registry,
+    save: () => registry.save(),
+    restore: (blob) => registry.restore(blob),
     async close() {
       for (const b of backends) {
         try {

@@ -12,6 +12,8 @@
  *   3. restore every device (each validates its state before changing itself);
  *   4. `refresh`: re-derive what restored config decides (BARs moved, ranges
  *      claimed, interrupt lines driven);
+ *   5. every device's resume(): requests that were in flight are issued again
+ *      (a DMA needs step 4's Bus Master Enable);
  * and only then may the ioreq server run. A restore that fails part-way
  * leaves a machine that must not run: the caller refuses to start the guest
  * (`-incoming`) rather than resume it on half-loaded state.
@@ -88,5 +90,6 @@ export class DeviceRegistry {
       restoreDevice(d, r.version, r.state);
     }
     this.hooks.refresh?.();
+    for (const d of this.list) d.resume?.();
   }
 }

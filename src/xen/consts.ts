@@ -1,6 +1,6 @@
 /**
  * Xen and libc constants the bindings rely on, beyond the ioreq ABI in
- * src/ioreq/abi.ts. test/abi.test.ts checks each against the installed
+ * src/ioreq/abi.ts. test/xen/abi.test.ts checks each against the installed
  * headers.
  */
 export const HVM_MAX_VCPUS = 128; // xen/hvm/hvm_info_table.h; also 4096 / sizeof(ioreq_t)

@@ -6,7 +6,7 @@
  * The prototypes below are the C prototypes of the installed headers, with
  * koffi's `_Out_` marker on pointers that the library writes through and the
  * C typedef names registered as koffi aliases of the same width.
- * test/ffi.test.ts compiles every one of them against the headers as a
+ * test/xen/ffi.test.ts compiles every one of them against the headers as a
  * function pointer initialised with the real function, so a width or
  * signedness slip fails the build there instead of crashing a guest here.
  *
@@ -27,7 +27,7 @@ export class XenUnavailableError extends Error {
 /** An opaque C pointer as koffi 3 represents it. */
 export type Ptr = bigint;
 
-/** C typedefs the prototypes use, with their widths on x86-64 (checked by test/abi.test.ts). */
+/** C typedefs the prototypes use, with their widths on x86-64 (checked by test/xen/abi.test.ts). */
 export const TYPEDEFS: Readonly<Record<string, string>> = {
   domid_t: 'uint16_t',
   ioservid_t: 'uint16_t',

@@ -3,10 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CliError, parseArgs } from '../../src/cli/index.ts';
 import { QmpCore } from '../../src/qmp/index.ts';
+import { prng } from '../helpers/prng.ts';
 
-function rng(seed: number) {
-  return () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-}
 
 const OPTS = ['-xen-domid', '-machine', '-m', '-smp', '-serial', '-chardev', '-mon', '-drive', '-device', '-netdev', '-net',
   '-boot', '-name', '-S', '-vnc', '-k', '--sim', '-incoming', '-runas', '-bogus', '--log-level', '-M'];
@@ -15,7 +13,7 @@ const VALUES = ['1', '0', '-1', 'xenfv', 'pc', 'pc,accel=xen', '128', '2,maxcpus
   'type=tap,id=n', 'order=cda', ',,', '=', 'a=b=c', '', 'id=', 'null,id=a', 'chardev=a,mode=control', 'debug', '😀'];
 
 test('random argv: parseArgs resolves or throws a one-line CliError', async () => {
-  const r = rng(7);
+  const r = prng(7);
   for (let i = 0; i < 400; i++) {
     const argv: string[] = [];
     const n = Math.floor(r() * 8);
@@ -37,7 +35,7 @@ test('random QMP input: every reply is one line of JSON with return or error', (
     runState: () => 'running', cont() {}, stop() {}, quit() {}, chardevs: () => [], vcpus: 1, name: null, setGlobalDirtyLog() {},
   });
   const s = core.open(() => {});
-  const r = rng(11);
+  const r = prng(11);
   const pieces = ['{', '}', '"execute"', ':', '"cont"', '"qmp_capabilities"', ',', '"id"', '1', '"arguments"', '[', ']', 'null',
     '"enable"', 'true', '"x"', '\u0000', '\\', '"', '1e999', '"query-status"', '"quit"'];
   for (let i = 0; i < 3000; i++) {

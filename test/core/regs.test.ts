@@ -99,3 +99,33 @@ test('register table: out-of-window accesses and bad definitions', () => {
   t2.reset(regs);
   assert.equal(regs[0], 0);
 });
+
+test('register table: w1c mixes write-1-to-clear and read/write bits in one register', () => {
+  // A bus-master IDE status: bit 0 read-only, bits 1-2 write-1-to-clear, bits 5-6 read/write.
+  const M = new RegisterTable<{ n: number }>('mixed', 4, [
+    { name: 'ST', off: 0, width: 1, mask: 0x66, w1c: 0x06, write: (d) => void d.n++ },
+    { name: 'W', off: 2, width: 2, mask: 0xff0f, w1c: 0x0f00 },
+  ]);
+  const d = { n: 0 };
+  const r = M.storage();
+  r[M.slot('ST')] = 0x07; // active, error, interrupt set by the device
+  M.write(d, r, 0, 1, 0x64); // clear interrupt, set both drive bits, try to clear active
+  assert.equal(M.read(d, r, 0, 1), 0x63);
+  M.write(d, r, 0, 1, 0x00); // zeros leave W1C bits alone, clear the R/W ones
+  assert.equal(M.read(d, r, 0, 1), 0x03);
+  M.write(d, r, 0, 1, 0xff); // read-only bits 0 and 7 never change
+  assert.equal(M.read(d, r, 0, 1), 0x61);
+  assert.equal(d.n, 3);
+  // Partial access: the high byte's W1C bits (within the mask) clear, the low byte's R/W bits take the value.
+  r[M.slot('W')] = 0x0f00;
+  M.write(d, r, 3, 1, 0x05);
+  assert.equal(M.read(d, r, 2, 2), 0x0a00);
+  M.write(d, r, 2, 1, 0xff);
+  assert.equal(M.read(d, r, 2, 2), 0x0a0f, 'low byte: only the mask bits 0-3 written');
+  // A w1c bit outside the mask is not writable at all.
+  const N = new RegisterTable<object>('outside', 1, [{ name: 'X', off: 0, width: 1, mask: 0x0f, w1c: 0xf0 }]);
+  const rn = N.storage();
+  rn[0] = 0xf0;
+  N.write({}, rn, 0, 1, 0xff);
+  assert.equal(rn[0], 0xff);
+});

@@ -13,6 +13,7 @@
 import { Board } from '../../src/core/board.ts';
 import { RANGE_MMIO, RANGE_PORT, type Interrupts, type IoreqRouting, type Power } from '../../src/core/host.ts';
 import type { AccessSize } from '../../src/core/io.ts';
+import type { GuestMemory } from '../../src/core/memory.ts';
 import { createSimHost, simClock, type SimHost } from '../../src/sim/index.ts';
 import type { VirtualClock } from '../../src/core/clock.ts';
 
@@ -48,7 +49,11 @@ export function range(kind: string, start: number, end: number): string {
   return `${kind}:0x${start.toString(16)}-0x${end.toString(16)}`;
 }
 
-export function testBoard(opts: { ramBytes?: number } = {}): TestBoard {
+/**
+ * `memory` replaces the sim's guest RAM on the board (a test that counts or
+ * refuses accesses, as the IDE fuzzer does); the sim keeps its own.
+ */
+export function testBoard(opts: { ramBytes?: number; memory?: GuestMemory } = {}): TestBoard {
   const sim = createSimHost({ ramBytes: opts.ramBytes ?? 1 << 20 });
   const host: HostRecord = {
     ranges: new Set(),
@@ -108,7 +113,7 @@ export function testBoard(opts: { ramBytes?: number } = {}): TestBoard {
     },
   };
   const clock = simClock(sim);
-  const board = new Board(sim.memory, interrupts, power, routing, clock);
+  const board = new Board(opts.memory ?? sim.memory, interrupts, power, routing, clock);
   return { board, host, clock, sim, isaLevel: (irq) => host.isa.get(irq) ?? 0 };
 }
 

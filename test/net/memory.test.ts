@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryPair, MAX_FRAME, MAX_WRITABLE_LISTENERS, finishChecksum, onesSum, type PacketBackend } from '../../src/net/index.ts';
-import { prng } from '../ioreq/helpers.ts';
+import { prng } from '../helpers/prng.ts';
 
 async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { TapBackend, RX_BURST, MAX_FRAME, MAX_WRITABLE_LISTENERS } from '../../src/net/index.ts';
 import { EAGAIN, EBADFD, EIO, EV_READABLE, EV_WRITABLE, type NetWatcher, type TapIo } from '../../src/net/native.ts';
-import { prng } from '../ioreq/helpers.ts';
+import { prng } from '../helpers/prng.ts';
 
 const quiet = pino({ level: 'silent' });
 

@@ -3,7 +3,7 @@
  * the end too) to every devfn of the PC platform, through both doors (PCI_CONFIG
  * and CF8/CFC). Nothing may throw, read-only identity bytes never change, and
  * every region on the buses stays claimed with the host exactly once.
- * Deterministic: a fixed-seed xorshift, no clocks.
+ * Deterministic: the suite's seeded PRNG (test/helpers/prng.ts), no clocks.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,18 +11,8 @@ import { pino } from 'pino';
 import type { AccessSize } from '../../src/core/io.ts';
 import { installPcPlatform } from '../../src/pci/platform.ts';
 import { testBoard, range } from '../helpers/board.ts';
+import { prngU32 } from '../helpers/prng.ts';
 
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 const SIZES: AccessSize[] = [1, 2, 4];
 /** Identity bytes that no write may change: IDs, revision/class, header type low bits, subsystem, pin. */
@@ -44,7 +34,7 @@ for (const seed of [1, 0xdecafbad, 12345]) {
       onUnplug: (m) => void unplugs.push(m),
       log: pino({ level: 'silent' }),
     });
-    const rnd = xorshift(seed);
+    const rnd = prngU32(seed);
     const devfns = [0, 8, 9, 10, 11, 16, 24, 255];
     const before = new Map<number, number[]>();
     for (const d of devfns) before.set(d, ID_BYTES.map((r) => board.pci.configRead(d, r, 1)));
@@ -93,7 +83,7 @@ for (const seed of [1, 0xdecafbad, 12345]) {
 test('chipset port fuzz: APM, PM1a_CNT, GPE0, CONFADD/CONFDATA, Xen platform ports never throw', () => {
   const { board, host } = testBoard();
   const pc = installPcPlatform(board, { log: pino({ level: 'silent' }) });
-  const rnd = xorshift(0x5eed);
+  const rnd = prngU32(0x5eed);
   board.pci.configWrite(0x0b, 0x40, 4, 0xb001);
   board.pci.configWrite(0x0b, 0x80, 1, 1);
   const ports = [0x10, 0x11, 0x12, 0x13, 0x1f, 0x92, 0xb2, 0xb3, 0xb004, 0xb005, 0xafe0, 0xafe2, 0xcf8, 0xcf9, 0xcfa, 0xcfc, 0xcfd, 0xcff];

@@ -366,20 +366,14 @@ function pendingOf(r: StateReader, allowed: readonly number[]): number {
  * that reads as aux data), and each device's buffer (oldest first) and settings.
  * `pending` fields: the command waiting for its data byte, or -1.
  */
-export interface I8042Snapshot extends StateObject {
-  ctr: number;
-  /** STAT_SYS and STAT_CMD only; OBF/AUX_OBF follow obSource. */
-  status: number;
-  outport: number;
-  pending: number;
-  ob: number;
-  /** SRC_NONE (empty), SRC_KBD or SRC_AUX. */
-  obSource: number;
-  lastData: number;
-  ctl: number[];
-  kbd: { queue: Uint8Array; pending: number; scanning: boolean; scancodeSet: number; leds: number; typematic: number };
-  aux: { queue: Uint8Array; pending: number; enabled: boolean; remote: boolean; scale21: boolean; resolution: number; sampleRate: number };
-}
+export type I8042Snapshot = StateObject &
+  Omit<I8042State, 'kbd' | 'aux'> & {
+    kbd: WithBytes<KbdState>;
+    aux: WithBytes<AuxState>;
+  };
+
+/** A device's state as saved: its queue as bytes. */
+type WithBytes<T extends { queue: number[] }> = Omit<T, 'queue'> & { queue: Uint8Array };
 
 export class I8042 implements Device {
   readonly id = 'i8042';

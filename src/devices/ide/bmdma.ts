@@ -15,158 +15,188 @@
  * (what QEMU's ide-test no_busmaster observes); data from memory fails.
  */
 import type { GuestMemory } from '../../core/memory.ts';
+import { RegisterTable, type RegDef } from '../../core/regs.ts';
+import { StateError, type StateReader } from '../../core/state.ts';
 import type { IoResult } from '../../block/backend.ts';
 import type { Drive } from './drive.ts';
 import { BUF_BYTES } from './drive.ts';
 import * as R from './regs.ts';
 
-export interface BmState {
-  v: 1;
+/** Bits of the status register the device keeps (SFF-8038i 2.1.2); bit 7 (simplex) reads 0 on PIIX. */
+const BMS_BITS = R.BMS_ACTIVE | R.BMS_ERROR | R.BMS_INTR | R.BMS_DMA0 | R.BMS_DMA1;
+
+/**
+ * The 16-byte BAR4 block (SFF-8038i section 2, PIIX3 datasheet 2.7): channel
+ * n's registers at n * 8. Command: Start and Read/Write, the side effect runs
+ * after the write landed. Status: Active read-only (the engine sets it),
+ * Error and Interrupt write-1-to-clear, the two drive-DMA-capable bits
+ * read/write. PRD table address: dword aligned (bits 1:0 read 0). Bytes 1, 3
+ * and everything unclaimed read FFh (what QEMU answers).
+ */
+function channelRegs(n: 0 | 1): RegDef<readonly BusMaster[]>[] {
+  const at = n * 8;
+  return [
+    { name: `CMD${n}`, off: at + R.BM_COMMAND, width: 1, mask: R.BMC_START | R.BMC_READ, write: (bms, v, old) => bms[n].commandWritten(v, old) },
+    { name: `STATUS${n}`, off: at + R.BM_STATUS, width: 1, mask: R.BMS_ERROR | R.BMS_INTR | R.BMS_DMA0 | R.BMS_DMA1, w1c: R.BMS_ERROR | R.BMS_INTR },
+    { name: `PRDT${n}`, off: at + R.BM_PRDT, width: 4, mask: 0xfffffffc },
+  ];
+}
+export const BMDMA_REGS = new RegisterTable<readonly BusMaster[]>('bmdma', 16, [...channelRegs(0), ...channelRegs(1)], 0xff);
+
+/** The engine's transfer in flight, as saved (the registers are saved beside it). */
+export type BmSaved = {
   cmd: number;
   status: number;
   prdt: number;
   /** Drive whose DMA command waits for / uses the engine, or -1. */
   unit: number;
   running: boolean;
-  /** Start bit cleared while running: the transfer finishes (as QEMU drains it) but Active stays clear. */
   stopped: boolean;
   stayActive: boolean;
-  /** PRD entries covering the transfer (address, byte count) and the cursor in them. */
-  prdAddr: number[];
-  prdLen: number[];
-  prdIdx: number;
-  prdOff: number;
-}
+};
 
 /** Data moved per backend request. */
 const CHUNK = BUF_BYTES - 4096;
 
 export class BusMaster {
-  readonly state: BmState = {
-    v: 1,
-    cmd: 0,
-    status: 0,
-    prdt: 0,
-    unit: -1,
-    running: false,
-    stopped: false,
-    stayActive: false,
-    prdAddr: [],
-    prdLen: [],
-    prdIdx: 0,
-    prdOff: 0,
-  };
+  /** Drive whose DMA command waits for / uses the engine, or -1. */
+  unit = -1;
+  running = false;
+  /** Start bit cleared while running: the transfer finishes (as QEMU drains it) but Active stays clear. */
+  stopped = false;
+  /** The PRD table is longer than the transfer: Active stays set at the end (BMI-1 case 3). */
+  stayActive = false;
   /** PCI command register Bus Master Enable, set by the PCI function. */
   busMaster = true;
+  // PRD entries covering the transfer and the cursor in them (rebuilt by every run: not saved).
+  private readonly prdAddr = new Uint32Array(R.PRD_MAX_ENTRIES);
+  private readonly prdLen = new Uint32Array(R.PRD_MAX_ENTRIES);
+  private prdCount = 0;
+  private prdIdx = 0;
+  private prdOff = 0;
   private runId = 0;
   private readonly prd = new Uint8Array(8);
+  private readonly sCmd: number;
+  private readonly sStatus: number;
+  private readonly sPrdt: number;
 
   constructor(
     private readonly memory: GuestMemory,
     private readonly drive: (unit: number) => Drive,
-  ) {}
-
-  readByte(off: number): number {
-    const s = this.state;
-    switch (off) {
-      case R.BM_COMMAND:
-        return s.cmd;
-      case R.BM_STATUS:
-        return s.status;
-      case R.BM_PRDT:
-      case R.BM_PRDT + 1:
-      case R.BM_PRDT + 2:
-      case R.BM_PRDT + 3:
-        return (s.prdt >>> ((off - R.BM_PRDT) * 8)) & 0xff;
-      default:
-        return 0xff; // reserved bytes 1 and 3 (QEMU)
-    }
+    /** The controller's BMDMA_REGS storage (both channels). */
+    private readonly regs: Uint32Array,
+    ch: 0 | 1,
+  ) {
+    this.sCmd = BMDMA_REGS.slot(`CMD${ch}`);
+    this.sStatus = BMDMA_REGS.slot(`STATUS${ch}`);
+    this.sPrdt = BMDMA_REGS.slot(`PRDT${ch}`);
   }
 
-  writeByte(off: number, v: number): void {
-    const s = this.state;
-    switch (off) {
-      case R.BM_COMMAND:
-        return this.writeCommand(v);
-      case R.BM_STATUS:
-        // Bits 5-6 read/write, 1-2 write-one-to-clear, Active read-only.
-        s.status = (v & (R.BMS_DMA0 | R.BMS_DMA1)) | (s.status & R.BMS_ACTIVE) | (s.status & ~v & (R.BMS_ERROR | R.BMS_INTR));
-        return;
-      case R.BM_PRDT:
-      case R.BM_PRDT + 1:
-      case R.BM_PRDT + 2:
-      case R.BM_PRDT + 3: {
-        const sh = (off - R.BM_PRDT) * 8;
-        s.prdt = ((s.prdt & ~(0xff << sh)) | ((v & 0xff) << sh)) & ~3 & 0xffffffff;
-        s.prdt >>>= 0;
-        return;
-      }
-    }
+  get cmd(): number {
+    return this.regs[this.sCmd];
+  }
+  get status(): number {
+    return this.regs[this.sStatus];
+  }
+  get prdt(): number {
+    return this.regs[this.sPrdt];
+  }
+  private setStatus(set: number, clear = 0): void {
+    this.regs[this.sStatus] = (this.regs[this.sStatus] & ~clear) | set;
   }
 
-  /** PRD table address as one dword (the usual access). */
-  writePrdt(v: number): void {
-    this.state.prdt = (v & ~3) >>> 0;
+  /** The channel raised INTRQ (unmasked): the status register's Interrupt bit follows. */
+  flagInterrupt(): void {
+    this.setStatus(R.BMS_INTR);
   }
 
-  private writeCommand(v: number): void {
-    const s = this.state;
-    v &= R.BMC_START | R.BMC_READ;
+  /** Command register written (the new value is in storage): Start 0->1 runs a pending command, 1->0 stops. */
+  commandWritten(v: number, old: number): void {
     if (!(v & R.BMC_START)) {
-      if (s.cmd & R.BMC_START) {
-        s.status &= ~R.BMS_ACTIVE;
-        if (s.running) s.stopped = true;
+      if (old & R.BMC_START) {
+        this.setStatus(0, R.BMS_ACTIVE);
+        if (this.running) this.stopped = true;
       }
-    } else if (!(s.cmd & R.BMC_START)) {
-      s.status |= R.BMS_ACTIVE;
-      s.stopped = false;
-      s.cmd = v;
-      if (s.unit >= 0 && !s.running) this.run(this.drive(s.unit));
-      return;
+    } else if (!(old & R.BMC_START)) {
+      this.setStatus(R.BMS_ACTIVE);
+      this.stopped = false;
+      if (this.unit >= 0 && !this.running) this.run(this.drive(this.unit));
     }
-    s.cmd = v;
   }
 
   /** A drive set up a DMA command: run it now if the engine is started, else when it is. */
   dmaReady(d: Drive): void {
-    const s = this.state;
-    s.unit = d.unit;
-    if (s.cmd & R.BMC_START && !s.running) {
-      s.status |= R.BMS_ACTIVE;
+    this.unit = d.unit;
+    if (this.cmd & R.BMC_START && !this.running) {
+      this.setStatus(R.BMS_ACTIVE);
       this.run(d);
     }
   }
 
   cancel(d: Drive): void {
-    const s = this.state;
-    if (s.unit !== d.unit) return;
-    s.unit = -1;
-    if (s.running) {
+    if (this.unit !== d.unit) return;
+    this.unit = -1;
+    if (this.running) {
       this.runId++;
-      s.running = false;
-      s.status &= ~R.BMS_ACTIVE;
+      this.running = false;
+      this.setStatus(0, R.BMS_ACTIVE);
     }
+  }
+
+  // ---- saved state ----
+
+  save(): BmSaved {
+    return { cmd: this.cmd, status: this.status, prdt: this.prdt, unit: this.unit, running: this.running, stopped: this.stopped, stayActive: this.stayActive };
+  }
+
+  /** Read and check a saved engine (nothing changes here). */
+  static parse(r: StateReader): BmSaved {
+    const cmd = r.u('cmd', 8);
+    const status = r.u('status', 8);
+    const prdt = r.u('prdt', 32);
+    if (cmd & ~(R.BMC_START | R.BMC_READ)) throw new StateError(`${r.path}.cmd: bits other than Start and Read set (0x${cmd.toString(16)})`);
+    if (status & ~BMS_BITS) throw new StateError(`${r.path}.status: reserved bits set (0x${status.toString(16)})`);
+    if (prdt & 3) throw new StateError(`${r.path}.prdt: not dword aligned (0x${prdt.toString(16)})`);
+    const unit = r.int('unit', -1, 1);
+    const running = r.bool('running');
+    if (running && unit < 0) throw new StateError(`${r.path}.running: a transfer runs for no drive`);
+    return { cmd, status, prdt, unit, running, stopped: r.bool('stopped'), stayActive: r.bool('stayActive') };
+  }
+
+  /**
+   * Take a parsed state. A transfer that was running is started again from
+   * its first byte by resume(): every chunk it moves is the same data to the
+   * same place (guest RAM and the image travel with the saved machine), and
+   * its completion (Interrupt, Active, the drive's status) comes only at the end.
+   */
+  load(s: BmSaved): void {
+    this.runId++; // a run of this engine before the restore completes into nothing
+    this.regs[this.sCmd] = s.cmd;
+    this.regs[this.sStatus] = s.status;
+    this.regs[this.sPrdt] = s.prdt;
+    this.unit = s.unit;
+    this.running = s.running;
+    this.stopped = s.stopped;
+    this.stayActive = s.stayActive;
+    this.prdCount = this.prdIdx = this.prdOff = 0;
   }
 
   /** After a restore: a transfer that was running starts again from its first byte (nothing moved is committed until it ends). */
   resume(): void {
-    const s = this.state;
-    if (!s.running) return;
-    s.running = false;
-    if (s.unit >= 0) this.run(this.drive(s.unit));
+    if (!this.running) return;
+    this.running = false;
+    if (this.unit >= 0) this.run(this.drive(this.unit));
   }
 
   /** Walk the PRD table (bounded) keeping the entries that cover `bytes`; total of the whole table, or -1 on a fault. */
   private walk(bytes: number): number {
-    const s = this.state;
-    s.prdAddr = [];
-    s.prdLen = [];
-    s.prdIdx = s.prdOff = 0;
+    this.prdCount = this.prdIdx = this.prdOff = 0;
     let total = 0;
     const p = this.prd;
+    const prdt = this.prdt;
     for (let i = 0; i < R.PRD_MAX_ENTRIES; i++) {
       if (this.busMaster) {
-        if (!this.memory.read(s.prdt + i * 8, p, 0, 8)) return -1;
+        if (!this.memory.read(prdt + i * 8, p, 0, 8)) return -1;
       } else {
         p.fill(0);
       }
@@ -174,8 +204,9 @@ export class BusMaster {
       const size = (p[4] | (p[5] << 8) | (p[6] << 16) | (p[7] << 24)) >>> 0;
       const len = size & 0xfffe || 0x10000; // bit 0 is always 0; 0 means 64 KiB
       if (total < bytes) {
-        s.prdAddr.push(addr);
-        s.prdLen.push(len);
+        this.prdAddr[this.prdCount] = addr;
+        this.prdLen[this.prdCount] = len;
+        this.prdCount++;
       }
       total += len;
       if (size & R.PRD_EOT) break;
@@ -185,11 +216,10 @@ export class BusMaster {
 
   /** Copy src[off..off+n) to guest memory along the PRDs. */
   private scatter(src: Uint8Array, off: number, n: number): boolean {
-    const s = this.state;
     while (n > 0) {
-      if (s.prdIdx >= s.prdAddr.length) return false;
-      const l = Math.min(n, s.prdLen[s.prdIdx] - s.prdOff);
-      if (this.busMaster && !this.memory.write(s.prdAddr[s.prdIdx] + s.prdOff, src, off, l)) return false;
+      if (this.prdIdx >= this.prdCount) return false;
+      const l = Math.min(n, this.prdLen[this.prdIdx] - this.prdOff);
+      if (this.busMaster && !this.memory.write(this.prdAddr[this.prdIdx] + this.prdOff, src, off, l)) return false;
       this.advance(l);
       off += l;
       n -= l;
@@ -198,12 +228,11 @@ export class BusMaster {
   }
 
   private gather(dst: Uint8Array, off: number, n: number): boolean {
-    const s = this.state;
     if (!this.busMaster) return false;
     while (n > 0) {
-      if (s.prdIdx >= s.prdAddr.length) return false;
-      const l = Math.min(n, s.prdLen[s.prdIdx] - s.prdOff);
-      if (!this.memory.read(s.prdAddr[s.prdIdx] + s.prdOff, dst, off, l)) return false;
+      if (this.prdIdx >= this.prdCount) return false;
+      const l = Math.min(n, this.prdLen[this.prdIdx] - this.prdOff);
+      if (!this.memory.read(this.prdAddr[this.prdIdx] + this.prdOff, dst, off, l)) return false;
       this.advance(l);
       off += l;
       n -= l;
@@ -212,24 +241,22 @@ export class BusMaster {
   }
 
   private advance(l: number): void {
-    const s = this.state;
-    s.prdOff += l;
-    if (s.prdOff >= s.prdLen[s.prdIdx]) {
-      s.prdIdx++;
-      s.prdOff = 0;
+    this.prdOff += l;
+    if (this.prdOff >= this.prdLen[this.prdIdx]) {
+      this.prdIdx++;
+      this.prdOff = 0;
     }
   }
 
   private run(d: Drive): void {
-    const s = this.state;
     const req = d.dmaRequest();
     if (req === null) return;
     const id = ++this.runId;
-    s.running = true;
+    this.running = true;
     const total = this.walk(req.bytes);
     if (total < 0) return this.finish(d, id, 'fault');
     if (total < req.bytes) return this.finish(d, id, 'short');
-    s.stayActive = total > req.bytes;
+    this.stayActive = total > req.bytes;
     const buf = d.state.buf;
     const gen = d.state.gen;
     const live = () => this.runId === id && d.state.gen === gen;
@@ -261,11 +288,10 @@ export class BusMaster {
 
   private finish(d: Drive, id: number, r: 'short' | 'fault' | IoResult): void {
     if (this.runId !== id) return; // cancelled by a reset meanwhile
-    const s = this.state;
-    s.running = false;
-    s.unit = -1;
-    if (r === 'fault') s.status |= R.BMS_ERROR;
-    if (r !== null || !s.stayActive || s.stopped) s.status &= ~R.BMS_ACTIVE;
+    this.running = false;
+    this.unit = -1;
+    if (r === 'fault') this.setStatus(R.BMS_ERROR);
+    if (r !== null || !this.stayActive || this.stopped) this.setStatus(0, R.BMS_ACTIVE);
     d.dmaDone(r);
   }
 }

@@ -10,19 +10,22 @@ import type { AccessSize, IoHandler } from '../../core/io.ts';
 import type { IrqLine } from '../../core/irq.ts';
 import type { GuestMemory } from '../../core/memory.ts';
 import { RateLimited } from '../../core/log.ts';
+import type { StateReader } from '../../core/state.ts';
 import { BusMaster } from './bmdma.ts';
 import { Drive, type ChannelPort, type DriveOptions } from './drive.ts';
 import * as R from './regs.ts';
 
-export interface ChannelState {
-  v: 1;
+export type ChannelState = {
+  /** Selected device (Device register bit 4). */
   unit: 0 | 1;
+  /** Device Control register (nIEN, SRST, HOB). */
   devCtl: number;
+  /** INTRQ pending (shown on the line unless nIEN). */
   irqPending: boolean;
-}
+};
 
 export class Channel implements ChannelPort {
-  readonly state: ChannelState = { v: 1, unit: 0, devCtl: 0, irqPending: false };
+  readonly state: ChannelState = { unit: 0, devCtl: 0, irqPending: false };
   readonly drives: [Drive, Drive];
   readonly bm: BusMaster;
 
@@ -31,9 +34,17 @@ export class Channel implements ChannelPort {
     private readonly irq: IrqLine,
     private readonly log: RateLimited,
     drives: [DriveOptions | null, DriveOptions | null],
+    /** The controller's bus-master register storage, and this channel's number in it. */
+    bmRegs: Uint32Array,
+    ch: 0 | 1,
   ) {
     this.drives = [new Drive(this, 0, drives[0] ?? { kind: 'none' }), new Drive(this, 1, drives[1] ?? { kind: 'none' })];
-    this.bm = new BusMaster(memory, (u) => this.drives[u]);
+    this.bm = new BusMaster(memory, (u) => this.drives[u], bmRegs, ch);
+  }
+
+  /** Read and check a saved channel (its own registers; the engine and drives are read by the controller). */
+  static parse(r: StateReader): ChannelState {
+    return { unit: r.int('unit', 0, 1) as 0 | 1, devCtl: r.u('devCtl', 8), irqPending: r.bool('irqPending') };
   }
 
   get selected(): Drive {
@@ -44,7 +55,7 @@ export class Channel implements ChannelPort {
   raiseIrq(): void {
     this.state.irqPending = true;
     if (!(this.state.devCtl & R.DC_NIEN)) {
-      this.bm.state.status |= R.BMS_INTR;
+      this.bm.flagInterrupt();
       this.irq.set(true);
     }
   }
@@ -217,7 +228,7 @@ export class Channel implements ChannelPort {
     }
     // nIEN gates the line; the pending interrupt stays and shows once unmasked.
     const level = this.state.irqPending && !(v & R.DC_NIEN);
-    if (level) this.bm.state.status |= R.BMS_INTR;
+    if (level) this.bm.flagInterrupt();
     this.irq.set(level);
   }
 }

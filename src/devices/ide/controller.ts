@@ -16,12 +16,13 @@ import type { GuestMemory } from '../../core/memory.ts';
 import type { Board } from '../../core/board.ts';
 import type { Region } from '../../core/bus.ts';
 import { logger, RateLimited, type Logger } from '../../core/log.ts';
+import type { Device, QuiesceResult, StateObject } from '../../core/device.ts';
+import { StateError, StateReader } from '../../core/state.ts';
 import { Channel, type ChannelState } from './channel.ts';
-import { Drive, type DriveOptions, type DriveState } from './drive.ts';
+import { Drive, type DriveOptions, type DriveSaved } from './drive.ts';
 import type { BlockBackend } from '../../block/backend.ts';
-import type { BmState } from './bmdma.ts';
+import { BMDMA_REGS, BusMaster, type BmSaved } from './bmdma.ts';
 import type { PciIdeHost } from '../../pci/piix-ide.ts';
-import * as R from './regs.ts';
 
 export const IDE_PRIMARY_CMD = 0x1f0;
 export const IDE_PRIMARY_CTRL = 0x3f6;
@@ -40,13 +41,24 @@ export interface IdeControllerOptions {
   log?: Logger;
 }
 
-export interface IdeState {
-  v: 1;
-  channels: { channel: ChannelState; bm: BmState; drives: [DriveState, DriveState] }[];
-}
+/**
+ * Saved state (version 1): per channel the selected device, Device Control,
+ * the pending interrupt and the bus-master engine (its three registers and
+ * the transfer in flight); per slot 0-3 the drive (see DriveSaved).
+ */
+export type IdeSaved = {
+  channels: (ChannelState & { bm: BmSaved })[];
+  drives: DriveSaved[];
+};
 
-export class IdeController implements PciIdeHost {
+export class IdeController implements PciIdeHost, Device {
+  readonly id = 'ide';
+  readonly stateVersion = 1;
   readonly channels: [Channel, Channel];
+  /** BMDMA_REGS storage: both channels' command, status and PRD table address. */
+  private readonly bmRegs = BMDMA_REGS.storage();
+  /** The table's handler argument: the engines by channel. */
+  private readonly bms: readonly BusMaster[];
 
   constructor(o: IdeControllerOptions) {
     const rl = new RateLimited(o.log ?? logger('ide'));
@@ -55,7 +67,11 @@ export class IdeController implements PciIdeHost {
       const c = o.drives[i];
       return c ? { ...c, serial: c.serial ?? `QM${String(i + 1).padStart(5, '0')}` } : null;
     };
-    this.channels = [new Channel(o.memory, o.irqs[0], rl, [d(0), d(1)]), new Channel(o.memory, o.irqs[1], rl, [d(2), d(3)])];
+    this.channels = [
+      new Channel(o.memory, o.irqs[0], rl, [d(0), d(1)], this.bmRegs, 0),
+      new Channel(o.memory, o.irqs[1], rl, [d(2), d(3)], this.bmRegs, 1),
+    ];
+    this.bms = [this.channels[0].bm, this.channels[1].bm];
   }
 
   /** Legacy controller on a board: IRQ 14/15 from the ISA lines. */
@@ -78,23 +94,10 @@ export class IdeController implements PciIdeHost {
     for (const c of this.channels) c.bm.busMaster = enabled;
   }
 
-  /** The 16-byte BAR4 block: channel 0 registers at 0-7, channel 1 at 8-15. */
+  /** The 16-byte BAR4 block (BMDMA_REGS): channel 0 registers at 0-7, channel 1 at 8-15. */
   readonly busMasterBlock: IoHandler = {
-    read: (off: number, size: AccessSize) => {
-      let v = 0;
-      for (let i = 0; i < size; i++) {
-        const o = off + i;
-        v |= (o < BMDMA_BYTES ? this.channels[o >> 3].bm.readByte(o & 7) : 0xff) << (8 * i);
-      }
-      return v >>> 0;
-    },
-    write: (off: number, size: AccessSize, value: number) => {
-      if (size === 4 && (off & 7) === R.BM_PRDT) return this.channels[off >> 3].bm.writePrdt(value);
-      for (let i = 0; i < size; i++) {
-        const o = off + i;
-        if (o < BMDMA_BYTES) this.channels[o >> 3].bm.writeByte(o & 7, (value >>> (8 * i)) & 0xff);
-      }
-    },
+    read: (off: number, size: AccessSize) => BMDMA_REGS.read(this.bms, this.bmRegs, off, size),
+    write: (off: number, size: AccessSize, value: number) => BMDMA_REGS.write(this.bms, this.bmRegs, off, size, value),
   };
 
   /** Device slot 0-3 (primary master, primary slave, secondary master, secondary slave). */
@@ -147,36 +150,51 @@ export class IdeController implements PciIdeHost {
     return this.busMasterBlock;
   }
 
-  /** A deep copy of the whole controller state: plain data (structured-clone / v8.serialize friendly). */
-  snapshot(): IdeState {
-    return structuredClone(this.state);
+  // ---- Device: saved state ----
+
+  /** Both channels and all four slots as plain data (fresh copies). */
+  snapshot(): IdeSaved {
+    return {
+      channels: this.channels.map((c) => ({ unit: c.state.unit, devCtl: c.state.devCtl, irqPending: c.state.irqPending, bm: c.bm.save() })),
+      drives: [0, 1, 2, 3].map((i) => this.drive(i).save()),
+    };
   }
 
   /**
-   * Load a snapshot taken by snapshot() on a controller with the same device
-   * kinds (backends are the caller's: the same images). Requests that were in
-   * flight are issued again by name (docs/architecture.md §8); interrupt lines follow.
+   * Load a snapshot taken on a machine with the same device kinds and media
+   * in each slot (the backends are the machine's: the same images, the disks
+   * copied at the moment of the snapshot). Every field is read and checked
+   * first (StateError names the bad one; nothing changes then); then the
+   * state is assigned, the requests that were in flight are issued again by
+   * name (docs/architecture.md §8) and the interrupt lines follow the restored state.
    */
-  restore(snap: IdeState): void {
-    if (snap?.v !== 1 || !Array.isArray(snap.channels) || snap.channels.length !== 2) throw new Error('IDE snapshot: unknown version or shape');
-    snap.channels.forEach((c, i) => {
-      const ch = this.channels[i];
-      c.drives.forEach((d, u) => {
-        if (d.v !== 1 || d.kind !== ch.drives[u].state.kind) throw new Error(`IDE snapshot: slot ${i * 2 + u} holds ${d.kind}, this machine ${ch.drives[u].state.kind}`);
-        if (!(d.buf instanceof Uint8Array) || d.buf.length !== ch.drives[u].state.buf.length) throw new Error('IDE snapshot: bad drive buffer');
-      });
-    });
-    snap.channels.forEach((c, i) => {
-      const ch = this.channels[i];
-      Object.assign(ch.state, structuredClone(c.channel));
-      Object.assign(ch.bm.state, structuredClone(c.bm));
-      for (const u of [0, 1] as const) {
-        const d = ch.drives[u];
-        const gen = d.state.gen;
-        Object.assign(d.state, structuredClone(c.drives[u]));
-        d.state.gen = gen + 1; // completions of anything issued before the restore are dropped
+  restore(state: StateObject): void {
+    const r = new StateReader(state, 'ide');
+    const drives = r.objs('drives', 4).map((dr, i) => this.drive(i).parse(dr, i));
+    const channels = r.objs('channels', 2).map((cr, ch) => {
+      const c = Channel.parse(cr);
+      const bm = BusMaster.parse(cr.obj('bm'));
+      if (bm.unit >= 0 && drives[ch * 2 + bm.unit].kind === 'none') {
+        throw new StateError(`ide.channels[${ch}].bm.unit: DMA for slot ${ch * 2 + bm.unit}, which is empty`);
       }
+      return { c, bm };
     });
+    // Everything checked: from here on nothing throws.
+    channels.forEach(({ c, bm }, ch) => {
+      const channel = this.channels[ch];
+      Object.assign(channel.state, c);
+      channel.bm.load(bm);
+    });
+    drives.forEach((d, i) => this.drive(i).load(d));
+    for (const ch of this.channels) ch.syncIrq();
+  }
+
+  /**
+   * Issue again the backend requests and DMA the restored state names. Runs
+   * after every device is restored and the machine refreshed: a DMA walks its
+   * PRD table only once the PCI function's Bus Master Enable is back.
+   */
+  resume(): void {
     for (const ch of this.channels) {
       for (const d of ch.drives) d.resumeIo();
       ch.bm.resume();
@@ -184,12 +202,22 @@ export class IdeController implements PciIdeHost {
     }
   }
 
-  /** Plain-data snapshot (live references: copy before storing). */
-  get state(): IdeState {
-    return {
-      v: 1,
-      channels: this.channels.map((c) => ({ channel: c.state, bm: c.bm.state, drives: [c.drives[0].state, c.drives[1].state] as [DriveState, DriveState] })),
-    };
+  /**
+   * Backend requests in flight are not waited for: the snapshot names each
+   * one (a drive's `io`: the PIO read-ahead, a PIO write block, a flush, a CD
+   * read; an engine's running DMA command) and restore() issues it again from
+   * the start. That is safe because every such request is idempotent and its
+   * effect reaches the guest only when it completes: the address and count
+   * registers, BSY/DRQ, the interrupt and the bus-master status move at
+   * completion, a re-issued write writes the same bytes (from the saved
+   * buffer or from guest RAM, which travels with the machine) to the same
+   * sectors, and a re-issued read fills the same buffer or guest pages with
+   * the same data. The disk images must be copied at the moment of the
+   * snapshot (a write in flight may or may not have reached them: either way
+   * the re-issued one lands).
+   */
+  quiesce(): Promise<QuiesceResult> {
+    return Promise.resolve('reissued');
   }
 }
 

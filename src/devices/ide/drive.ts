@@ -13,6 +13,7 @@ import type { BlockBackend, IoResult } from '../../block/backend.ts';
 import type { GuestMemory } from '../../core/memory.ts';
 import { identifyDevice, identifyPacketDevice, MAX_MULT_SECTORS } from './identify.ts';
 import { atapiCommand, type AtapiSource } from './atapi.ts';
+import { StateError, type StateReader } from '../../core/state.ts';
 import * as R from './regs.ts';
 
 export type DriveKind = 'none' | 'disk' | 'cdrom';
@@ -32,7 +33,6 @@ const RA_SECTORS = 256;
 const CD_RA_SECTORS = 64;
 
 export interface DriveState {
-  v: 1;
   kind: DriveKind;
   serial: string;
   firmware: string;
@@ -104,6 +104,73 @@ export interface DriveState {
   buf: Uint8Array;
 }
 
+/**
+ * A drive as saved: the task file, the command in progress (the PIO window
+ * and what ends it by name, the backend request and DMA command by name),
+ * the data buffer, and for a CD-ROM its ATAPI state. Configuration (serial,
+ * model, default geometry) is not saved: it comes with the machine.
+ */
+export type DriveSaved = Omit<DriveState, ConfigField | 'gen' | keyof AtapiSaved | 'buf'> & {
+  /** A medium is loaded (the backend is the machine's: it must have one too). */
+  medium: boolean;
+  /** The data buffer (BUF_BYTES; empty for an empty slot, which never uses it). */
+  buf: Uint8Array;
+  /** CD-ROM only (null for a disk or an empty slot). */
+  atapi: AtapiSaved | null;
+};
+
+/** What comes with the machine's configuration, not with saved state. */
+type ConfigField = 'serial' | 'firmware' | 'model' | 'cylinders' | 'heads' | 'sectors';
+
+/** The ATAPI part of a drive's state, saved for a CD-ROM only. */
+export type AtapiSaved = Pick<
+  DriveState,
+  | 'cdb'
+  | 'senseKey'
+  | 'asc'
+  | 'ascq'
+  | 'mediaChanged'
+  | 'mediaEvent'
+  | 'trayOpen'
+  | 'trayLocked'
+  | 'atapiDma'
+  | 'byteLimit'
+  | 'xferLeft'
+  | 'xferPos'
+  | 'blockLen'
+  | 'srcLba'
+>;
+
+/** ATAPI fields of a device that is not a CD-ROM (what the constructor sets). */
+const ATAPI_IDLE: AtapiSaved = {
+  cdb: new Array(12).fill(0),
+  senseKey: 0,
+  asc: 0,
+  ascq: 0,
+  mediaChanged: 0,
+  mediaEvent: 0,
+  trayOpen: false,
+  trayLocked: false,
+  atapiDma: false,
+  byteLimit: 0,
+  xferLeft: 0,
+  xferPos: 0,
+  blockLen: 0,
+  srcLba: -1,
+};
+
+const END_NAMES: readonly EndTransfer[] = ['none', 'stop', 'ataReadNext', 'ataWriteBlock', 'atapiPacket', 'atapiDataNext'];
+/** What each device kind can have in progress (an empty slot never runs a command). */
+const ENDS: Record<DriveKind, { in: readonly EndTransfer[]; out: readonly EndTransfer[] }> = {
+  none: { in: [], out: [] },
+  disk: { in: ['stop', 'ataReadNext'], out: ['ataWriteBlock'] },
+  cdrom: { in: ['stop', 'atapiDataNext'], out: ['atapiPacket'] },
+};
+const IO_OPS: Record<DriveKind, readonly IoOp[]> = { none: ['none'], disk: ['none', 'ataRead', 'ataWrite', 'flush'], cdrom: ['none', 'atapiRead'] };
+const DMA_OPS: Record<DriveKind, readonly DmaOp[]> = { none: ['none'], disk: ['none', 'ataRead', 'ataWrite'], cdrom: ['none', 'atapiIn'] };
+/** Bounds for byte and block counters (2^42 bytes: far beyond any image; the range checks below are the real limit). */
+const MAX_BYTES = 2 ** 42;
+
 export interface DriveOptions {
   kind: DriveKind;
   backend?: BlockBackend | null;
@@ -147,6 +214,22 @@ interface CommandEntry {
   flags: number;
 }
 
+/** The task-file fields an address is made of. */
+type AddressFields = Pick<DriveState, 'select' | 'lba48' | 'sector' | 'lcyl' | 'hcyl' | 'hobSector' | 'hobLcyl' | 'hobHcyl' | 'curHeads' | 'curSectors'>;
+
+/** Address in sectors from the task file (LBA28, LBA48 or CHS), or -1 for an impossible CHS address. */
+function lbaOf(s: AddressFields): number {
+  if (s.select & R.DEV_LBA) {
+    if (s.lba48) {
+      return s.hobHcyl * 2 ** 40 + s.hobLcyl * 2 ** 32 + s.hobSector * 2 ** 24 + ((s.hcyl << 16) | (s.lcyl << 8) | s.sector);
+    }
+    return ((s.select & 0x0f) << 24) | (s.hcyl << 16) | (s.lcyl << 8) | s.sector;
+  }
+  const head = s.select & 0x0f;
+  if (s.sector === 0 || s.sector > s.curSectors || head >= s.curHeads) return -1;
+  return (((s.hcyl << 8) | s.lcyl) * s.curHeads + head) * s.curSectors + (s.sector - 1);
+}
+
 export class Drive {
   readonly state: DriveState;
   backend: BlockBackend | null;
@@ -159,7 +242,6 @@ export class Drive {
     this.backend = o.backend ?? null;
     const kind = o.kind;
     this.state = {
-      v: 1,
       kind,
       serial: o.serial ?? `STUBDM0000${unit}`,
       firmware: o.firmware ?? '1.0',
@@ -396,16 +478,7 @@ export class Drive {
 
   /** Current address in sectors, or -1 for an impossible CHS address. */
   getLba(): number {
-    const s = this.state;
-    if (s.select & R.DEV_LBA) {
-      if (s.lba48) {
-        return (s.hobHcyl * 2 ** 40 + s.hobLcyl * 2 ** 32 + s.hobSector * 2 ** 24 + ((s.hcyl << 16) | (s.lcyl << 8) | s.sector));
-      }
-      return ((s.select & 0x0f) << 24) | (s.hcyl << 16) | (s.lcyl << 8) | s.sector;
-    }
-    const head = s.select & 0x0f;
-    if (s.sector === 0 || s.sector > s.curSectors || head >= s.curHeads) return -1;
-    return (((s.hcyl << 8) | s.lcyl) * s.curHeads + head) * s.curSectors + (s.sector - 1);
+    return lbaOf(this.state);
   }
 
   setLba(n: number): void {
@@ -892,6 +965,7 @@ export class Drive {
   resumeIo(): void {
     const s = this.state;
     const op = s.io;
+    if (op === 'none') return; // BSY may stay: an ATAPI DMA read from the medium shows it while the bus master runs
     s.io = 'none';
     s.status &= ~R.ST_BSY;
     switch (op) {
@@ -905,9 +979,176 @@ export class Drive {
         return;
       case 'atapiRead':
         return this.atapiNextBlock();
-      case 'none':
-        return;
     }
+  }
+
+  // ---- saved state ---------------------------------------------------------------------
+
+  /** This drive as plain data (fresh copies: nothing refers to live state). */
+  save(): DriveSaved {
+    const s = this.state;
+    return {
+      kind: s.kind,
+      medium: this.backend !== null,
+      feature: s.feature,
+      nsector: s.nsector,
+      sector: s.sector,
+      lcyl: s.lcyl,
+      hcyl: s.hcyl,
+      select: s.select,
+      hobFeature: s.hobFeature,
+      hobNsector: s.hobNsector,
+      hobSector: s.hobSector,
+      hobLcyl: s.hobLcyl,
+      hobHcyl: s.hobHcyl,
+      status: s.status,
+      error: s.error,
+      curCylinders: s.curCylinders,
+      curHeads: s.curHeads,
+      curSectors: s.curSectors,
+      multSectors: s.multSectors,
+      xferMode: s.xferMode,
+      writeCache: s.writeCache,
+      lba48: s.lba48,
+      nsLeft: s.nsLeft,
+      reqSectors: s.reqSectors,
+      blockSectors: s.blockSectors,
+      raLba: s.raLba,
+      raSectors: s.raSectors,
+      pioDir: s.pioDir,
+      end: s.end,
+      bufPos: s.bufPos,
+      bufEnd: s.bufEnd,
+      io: s.io,
+      dma: s.dma,
+      buf: s.kind === 'none' ? new Uint8Array(0) : s.buf.slice(),
+      atapi:
+        s.kind !== 'cdrom'
+          ? null
+          : {
+              cdb: s.cdb.slice(),
+              senseKey: s.senseKey,
+              asc: s.asc,
+              ascq: s.ascq,
+              mediaChanged: s.mediaChanged,
+              mediaEvent: s.mediaEvent,
+              trayOpen: s.trayOpen,
+              trayLocked: s.trayLocked,
+              atapiDma: s.atapiDma,
+              byteLimit: s.byteLimit,
+              xferLeft: s.xferLeft,
+              xferPos: s.xferPos,
+              blockLen: s.blockLen,
+              srcLba: s.srcLba,
+            },
+    };
+  }
+
+  /**
+   * Read and check a saved drive against this slot (its kind, its medium and
+   * the size of its image); changes nothing. `slot` names it in messages.
+   */
+  parse(r: StateReader, slot: number): DriveSaved {
+    const here = this.state.kind;
+    const kind = r.oneOf<DriveKind>('kind', ['none', 'disk', 'cdrom']);
+    if (kind !== here) bad(r.path, `slot ${slot} holds ${kind} in the saved state, ${here} on this machine`);
+    const medium = r.bool('medium');
+    if (medium !== (this.backend !== null)) {
+      bad(`${r.path}.medium`, `slot ${slot} was saved ${medium ? 'with' : 'without'} a medium, this machine has ${medium ? 'none' : 'one'}`);
+    }
+    const u8 = (k: string) => r.u(k, 8);
+    const d: DriveSaved = {
+      kind,
+      medium,
+      feature: u8('feature'),
+      nsector: u8('nsector'),
+      sector: u8('sector'),
+      lcyl: u8('lcyl'),
+      hcyl: u8('hcyl'),
+      select: u8('select'),
+      hobFeature: u8('hobFeature'),
+      hobNsector: u8('hobNsector'),
+      hobSector: u8('hobSector'),
+      hobLcyl: u8('hobLcyl'),
+      hobHcyl: u8('hobHcyl'),
+      status: u8('status'),
+      error: u8('error'),
+      curCylinders: r.int('curCylinders', 0, 65535),
+      curHeads: r.int('curHeads', 1, 16),
+      curSectors: r.int('curSectors', 1, 255),
+      multSectors: r.int('multSectors', 0, MAX_MULT_SECTORS),
+      xferMode: u8('xferMode'),
+      writeCache: r.bool('writeCache'),
+      lba48: r.bool('lba48'),
+      nsLeft: r.int('nsLeft', 0, 65536),
+      reqSectors: r.int('reqSectors', 1, MAX_MULT_SECTORS),
+      blockSectors: r.int('blockSectors', 0, MAX_MULT_SECTORS),
+      raLba: r.int('raLba', 0, 2 ** 48),
+      raSectors: r.int('raSectors', 0, BUF_BYTES / (kind === 'cdrom' ? CD_SECTOR : SECTOR)),
+      pioDir: r.oneOf('pioDir', ['none', 'in', 'out']),
+      end: r.oneOf('end', END_NAMES),
+      bufPos: r.int('bufPos', 0, BUF_BYTES),
+      bufEnd: r.int('bufEnd', 0, BUF_BYTES),
+      io: r.oneOf('io', IO_OPS[kind]),
+      dma: r.oneOf('dma', DMA_OPS[kind]),
+      buf: r.bytes('buf', kind === 'none' ? 0 : BUF_BYTES),
+      atapi: null,
+    };
+    const p = r.path;
+    if ((d.select & R.DEV_OBS) !== R.DEV_OBS) bad(`${p}.select`, `bits 7 and 5 always read one (0x${d.select.toString(16)})`);
+    if (d.multSectors & (d.multSectors - 1)) bad(`${p}.multSectors`, `${d.multSectors} is not a power of two`);
+    const total = this.totalSectors();
+    if (d.raSectors > 0 && d.raLba + d.raSectors > total) bad(`${p}.raLba`, `read-ahead ${d.raLba}+${d.raSectors} is beyond the medium (${total})`);
+    // The PIO window: inside the buffer, and ended by a step this kind of device has.
+    if (d.bufPos > d.bufEnd) bad(`${p}.bufPos`, `${d.bufPos} is beyond the window end ${d.bufEnd}`);
+    if (d.pioDir === 'none') {
+      if (d.end !== 'none' || d.bufEnd !== 0) bad(`${p}.end`, `a transfer step (${d.end}) or window (${d.bufEnd} bytes) without a transfer`);
+    } else if (!ENDS[kind][d.pioDir].includes(d.end)) {
+      bad(`${p}.end`, `${d.end} does not end a ${d.pioDir} transfer of a ${kind} slot`);
+    }
+    // An ATA data command in progress: its sectors are on this disk (lba + nsLeft is the end of the command).
+    const ataData = d.io === 'ataRead' || d.io === 'ataWrite' || d.dma === 'ataRead' || d.dma === 'ataWrite' || d.end === 'ataReadNext' || d.end === 'ataWriteBlock';
+    if (ataData) {
+      const lba = lbaOf(d);
+      if (lba < 0 || lba + d.nsLeft > total) bad(`${p}.nsLeft`, `sectors ${lba}+${d.nsLeft} are beyond the disk (${total} sectors)`);
+      if (d.end !== 'ataReadNext' && d.nsLeft === 0) bad(`${p}.nsLeft`, `0 sectors left in a ${d.io !== 'none' ? d.io : d.dma !== 'none' ? d.dma : d.end} command`);
+    }
+    if ((d.io === 'ataWrite' || d.end === 'ataWriteBlock') && (d.blockSectors === 0 || d.blockSectors > d.nsLeft)) {
+      bad(`${p}.blockSectors`, `${d.blockSectors} is not a block of the ${d.nsLeft} sectors left`);
+    }
+    if (d.end === 'ataWriteBlock' && d.bufEnd !== d.blockSectors * SECTOR) bad(`${p}.bufEnd`, `a write block of ${d.blockSectors} sectors is ${d.blockSectors * SECTOR} bytes, not ${d.bufEnd}`);
+    const a = r.objOrNull('atapi');
+    if ((a !== null) !== (kind === 'cdrom')) bad(`${p}.atapi`, kind === 'cdrom' ? 'missing for a CD-ROM' : `ATAPI state for a ${kind} slot`);
+    if (a !== null) d.atapi = parseAtapi(a, total, d);
+    return d;
+  }
+
+  /**
+   * Take a parsed state. Completions of requests issued before are dropped
+   * (new generation, new buffer); resumeIo() then issues the saved request again.
+   */
+  load(d: DriveSaved): void {
+    const s = this.state;
+    const gen = s.gen;
+    const { kind: _k, medium: _m, atapi, buf, ...rest } = d;
+    Object.assign(s, rest);
+    s.gen = gen + 1;
+    if (s.kind !== 'none') s.buf = buf; // a copy made by the reader: nothing else refers to it
+    const a = atapi ?? ATAPI_IDLE;
+    s.cdb = a.cdb.slice();
+    s.senseKey = a.senseKey;
+    s.asc = a.asc;
+    s.ascq = a.ascq;
+    s.mediaChanged = a.mediaChanged;
+    s.mediaEvent = a.mediaEvent;
+    s.trayOpen = a.trayOpen;
+    s.trayLocked = a.trayLocked;
+    s.atapiDma = a.atapiDma;
+    s.byteLimit = a.byteLimit;
+    s.xferLeft = a.xferLeft;
+    s.xferPos = a.xferPos;
+    s.blockLen = a.blockLen;
+    s.srcLba = a.srcLba;
   }
 
   /** Media change (CD): the guest sees NOT READY once, then UNIT ATTENTION (QEMU ide_cd_change_cb). */
@@ -918,6 +1159,44 @@ export class Drive {
     s.mediaChanged = 1;
     s.mediaEvent = backend ? 2 : 3;
   }
+}
+
+// ---- saved state -------------------------------------------------------------------
+
+function bad(path: string, msg: string): never {
+  throw new StateError(`${path}: ${msg}`);
+}
+
+/** Read and check an ATAPI state (`total`: CD blocks of this machine's medium). */
+function parseAtapi(r: StateReader, total: number, s: Pick<DriveSaved, 'end' | 'io' | 'dma'>): AtapiSaved {
+  const a: AtapiSaved = {
+    cdb: r.ints('cdb', 12, 0, 0xff),
+    senseKey: r.int('senseKey', 0, 0x0f),
+    asc: r.u('asc', 8),
+    ascq: r.u('ascq', 8),
+    mediaChanged: r.int('mediaChanged', 0, 2),
+    mediaEvent: r.int('mediaEvent', 0, 3),
+    trayOpen: r.bool('trayOpen'),
+    trayLocked: r.bool('trayLocked'),
+    atapiDma: r.bool('atapiDma'),
+    byteLimit: r.int('byteLimit', 0, 0xfffe),
+    xferLeft: r.int('xferLeft', 0, MAX_BYTES),
+    xferPos: r.int('xferPos', 0, MAX_BYTES),
+    blockLen: r.int('blockLen', 0, 0xfffe),
+    srcLba: r.int('srcLba', -1, 0xffffffff),
+  };
+  if (a.byteLimit & 1) bad(`${r.path}.byteLimit`, `odd (${a.byteLimit}): the limit is always rounded down to even`);
+  // A data-in phase in progress: its data must be in the reply buffer or on this medium.
+  if (s.end === 'atapiDataNext' || s.io === 'atapiRead' || s.dma === 'atapiIn') {
+    if (s.end === 'atapiDataNext' && a.blockLen > a.xferLeft) bad(`${r.path}.blockLen`, `${a.blockLen} is beyond the ${a.xferLeft} bytes left`);
+    const end = a.xferPos + a.xferLeft;
+    if (a.srcLba < 0) {
+      if (end > BUF_BYTES) bad(`${r.path}.xferLeft`, `the reply ends at byte ${end}, beyond the ${BUF_BYTES}-byte buffer`);
+    } else if (a.srcLba + Math.ceil(end / CD_SECTOR) > total) {
+      bad(`${r.path}.srcLba`, `blocks ${a.srcLba}+${Math.ceil(end / CD_SECTOR)} are beyond the medium (${total} blocks)`);
+    }
+  }
+  return a;
 }
 
 const END_TRANSFER: Record<EndTransfer, (d: Drive) => void> = {

@@ -136,22 +136,10 @@ interface Regs {
  * (null: idle; it is armed with 0 ms, so it is 0 when pending). The overrun
  * counter is a host-side statistic and is not saved.
  */
-export interface UartSnapshot extends StateObject {
-  ier: number;
-  lcr: number;
-  mcr: number;
-  lsrErrors: number;
-  msr: number;
-  scr: number;
-  dll: number;
-  dlm: number;
-  fifoEnabled: boolean;
-  rxTrigger: number;
-  rx: Uint8Array;
-  thrIpending: boolean;
-  timeoutPending: boolean;
-  rearm: number | null;
-}
+export type UartSnapshot = StateObject &
+  Omit<Regs, 'rxHead' | 'rxCount'> & {
+    rearm: number | null;
+  };
 
 function resetRegs(): Regs {
   return {

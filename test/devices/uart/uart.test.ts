@@ -1,16 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { RingBackend } from '../../src/chardev/index.ts';
+import { RingBackend } from '../../../src/chardev/index.ts';
 import {
   installUart, IER_EDSSI, IER_ELSI, IER_ERBFI, IER_ETBEI, IIR_CTI, IIR_MS, IIR_NO_INT, IIR_RDA, IIR_RLS,
   IIR_THRE, LSR_DR, LSR_OE, LSR_TEMT, LSR_THRE, MCR_LOOP, MCR_OUT2, MCR_RTS, MSR_CTS, MSR_DCD, MSR_DCTS, MSR_DDCD,
   FIFO_SIZE, type Uart16550,
-} from '../../src/devices/uart/index.ts';
-import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
-import { createSimHost, simBoard, simClock } from '../../src/sim/index.ts';
-import { testBoard } from '../helpers/board.ts';
-import { prng } from '../ioreq/helpers.ts';
+} from '../../../src/devices/uart/index.ts';
+import { restoreDevice, StateError, type StateObject } from '../../../src/core/device.ts';
+import { createSimHost, simBoard, simClock } from '../../../src/sim/index.ts';
+import { testBoard } from '../../helpers/board.ts';
+import { prng } from '../../ioreq/helpers.ts';
 
 const log = pino({ level: 'silent' });
 const COM1 = 0x3f8;

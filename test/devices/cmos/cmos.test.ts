@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type SimHost } from '../../src/sim/index.ts';
-import { CmosNvram, CMOS_SIZE, installCmos, translationFor, type CmosOptions } from '../../src/devices/cmos/index.ts';
-import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
-import { testBoard } from '../helpers/board.ts';
-import { prng } from '../ioreq/helpers.ts';
-import { simPc } from '../helpers/simpc.ts';
+import { type SimHost } from '../../../src/sim/index.ts';
+import { CmosNvram, CMOS_SIZE, installCmos, translationFor, type CmosOptions } from '../../../src/devices/cmos/index.ts';
+import { restoreDevice, StateError, type StateObject } from '../../../src/core/device.ts';
+import { testBoard } from '../../helpers/board.ts';
+import { prng } from '../../ioreq/helpers.ts';
+import { simPc } from '../../helpers/simpc.ts';
 
 function cmosRead(sim: SimHost, index: number): number {
   sim.outb(0x70, index);

@@ -12,7 +12,7 @@ import {
   PAGES_PER_BUCKET,
   type PageMapper,
   type PageMapping,
-} from '../src/xen/mapcache.ts';
+} from '../../src/xen/mapcache.ts';
 
 const POISON = 0xee;
 

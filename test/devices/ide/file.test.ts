@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IdeRig, BMDMA_BASE, until, pattern } from './harness.ts';
-import { openBlockBackend } from '../../src/block/index.ts';
+import { openBlockBackend } from '../../../src/block/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stubdm-ide-'));
 

@@ -18,7 +18,7 @@ import {
   koffiAbsProbe,
   koffiProbe,
   prototypeName,
-} from '../src/xen/ffi.ts';
+} from '../../src/xen/ffi.ts';
 
 interface Param {
   type: string; // C type, annotations removed

@@ -6,9 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IdeRig, BMDMA_BASE, IDE_BASE, IDE_CTRL, until } from './harness.ts';
-import { MemoryBackend } from '../../src/block/memory.ts';
-import { FaultyBackend } from '../../src/block/fault.ts';
-import type { BlockBackend } from '../../src/block/backend.ts';
+import { MemoryBackend } from '../../../src/block/memory.ts';
+import { FaultyBackend } from '../../../src/block/fault.ts';
+import type { BlockBackend } from '../../../src/block/backend.ts';
 
 const BSY = 0x80, DRDY = 0x40, DRQ = 0x08, ERR = 0x01;
 const CD = 2048;

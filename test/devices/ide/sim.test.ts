@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSimHost, simBoard, type SimHost } from '../../src/sim/index.ts';
-import { IoreqServer } from '../../src/ioreq/server.ts';
-import { installPcPlatform } from '../../src/pci/platform.ts';
-import { IdeController } from '../../src/devices/ide/controller.ts';
-import { MemoryBackend } from '../../src/block/memory.ts';
+import { createSimHost, simBoard, type SimHost } from '../../../src/sim/index.ts';
+import { IoreqServer } from '../../../src/ioreq/server.ts';
+import { installPcPlatform } from '../../../src/pci/platform.ts';
+import { IdeController } from '../../../src/devices/ide/controller.ts';
+import { MemoryBackend } from '../../../src/block/memory.ts';
 
 const IDE_DEVFN = (1 << 3) | 1;
 const BMIBA = 0xc040;

@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { pino } from 'pino';
-import { ChardevError, openChardev } from '../src/chardev/index.ts';
-import { BatchedWriter } from '../src/chardev/writer.ts';
+import { ChardevError, openChardev } from '../../src/chardev/index.ts';
+import { BatchedWriter } from '../../src/chardev/writer.ts';
 
 const log = pino({ level: 'silent' });
 

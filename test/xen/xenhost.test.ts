@@ -4,8 +4,8 @@
 // Xen-less machine: a one-line XenUnavailableError.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openXenHost, XenUnavailableError } from '../src/xen/index.ts';
-import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE } from '../src/ioreq/abi.ts';
+import { openXenHost, XenUnavailableError } from '../../src/xen/index.ts';
+import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE } from '../../src/ioreq/abi.ts';
 import { DMH, Fake, open, quiet } from './xen-fake.ts';
 
 test('registration follows QEMU: create, map_resource, info, enable, then bind vp_eports', () => {

@@ -7,9 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IdeRig, BMDMA_BASE, IDE_BASE, IDE_CTRL, settle, until, pattern } from './harness.ts';
-import { MemoryBackend } from '../../src/block/memory.ts';
-import { FaultyBackend } from '../../src/block/fault.ts';
-import { OrderedBackend } from '../../src/block/ordered.ts';
+import { MemoryBackend } from '../../../src/block/memory.ts';
+import { FaultyBackend } from '../../../src/block/fault.ts';
+import { OrderedBackend } from '../../../src/block/ordered.ts';
 
 const reg_data = 0, reg_feature = 1, reg_error = 1, reg_nsectors = 2, reg_lba_low = 3, reg_lba_middle = 4, reg_lba_high = 5, reg_device = 6, reg_status = 7, reg_command = 7;
 const BSY = 0x80, DRDY = 0x40, DF = 0x20, DRQ = 0x08, ERR = 0x01;
@@ -46,7 +46,7 @@ class SparseBackend extends MemoryBackend {
   }
 }
 
-function disk(backend = new MemoryBackend(IMAGE) as import('../../src/block/backend.ts').BlockBackend, extra = {}) {
+function disk(backend = new MemoryBackend(IMAGE) as import('../../../src/block/backend.ts').BlockBackend, extra = {}) {
   return { kind: 'disk' as const, backend, serial: 'testdisk', firmware: 'version', ...extra };
 }
 

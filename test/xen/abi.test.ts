@@ -10,11 +10,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as abi from '../src/ioreq/abi.ts';
-import * as xc from '../src/xen/consts.ts';
-import * as core from '../src/core/host.ts';
-import { TYPEDEFS, typedefSizes } from '../src/xen/ffi.ts';
-import { BUCKET_SIZE, PAGE_SIZE as MC_PAGE_SIZE } from '../src/xen/mapcache.ts';
+import * as abi from '../../src/ioreq/abi.ts';
+import * as xc from '../../src/xen/consts.ts';
+import * as core from '../../src/core/host.ts';
+import { TYPEDEFS, typedefSizes } from '../../src/xen/ffi.ts';
+import { BUCKET_SIZE, PAGE_SIZE as MC_PAGE_SIZE } from '../../src/xen/mapcache.ts';
 
 const PROGRAM = String.raw`
 #include <stddef.h>

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { Duplex } from 'node:stream';
-import { MAX_LINE, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../src/qmp/index.ts';
-import { connectQmp } from './helpers/qmp-client.ts';
+import { MAX_LINE, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../../src/qmp/index.ts';
+import { connectQmp } from '../helpers/qmp-client.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -161,7 +161,7 @@ test('inherited listening fd (libxl fd=N): a child process serves QMP on it', as
   const pre = net.createServer();
   await new Promise<void>((r) => pre.listen(p, r));
   const fd = (pre as unknown as { _handle: { fd: number } })._handle.fd;
-  const script = new URL('./helpers/qmp-fd-child.ts', import.meta.url).pathname;
+  const script = new URL('../helpers/qmp-fd-child.ts', import.meta.url).pathname;
   const child = spawn(process.execPath, ['--import', 'tsx', script], {
     stdio: ['ignore', 'pipe', 'inherit', fd],
     cwd: process.cwd(),

@@ -4,8 +4,8 @@
 // in the page with unmask before and notify after, and stop/close tear down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Board } from '../src/core/board.ts';
-import { IoreqServer } from '../src/ioreq/server.ts';
+import { Board } from '../../src/core/board.ts';
+import { IoreqServer } from '../../src/ioreq/server.ts';
 import {
   IOREQ_DIR,
   IOREQ_OFF_FLAGS,
@@ -14,7 +14,7 @@ import {
   IOREQ_TYPE_PIO,
   STATE_IOREQ_READY,
   STATE_IORESP_READY,
-} from '../src/ioreq/abi.ts';
+} from '../../src/ioreq/abi.ts';
 import { Fake, open, quiet } from './xen-fake.ts';
 
 function post(page: ArrayBuffer, vcpu: number, port: number, size: number, read: boolean, data = 0): void {

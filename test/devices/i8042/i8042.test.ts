@@ -8,13 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { type SimHost } from '../../src/sim/index.ts';
-import { type Pc } from '../../src/machine/pc.ts';
-import { SHUTDOWN_REBOOT } from '../../src/core/host.ts';
-import { I8042, QUEUE_SIZE } from '../../src/devices/i8042/index.ts';
-import { restoreDevice, StateError, type StateObject } from '../../src/core/device.ts';
-import { simPc } from '../helpers/simpc.ts';
-import { prng } from '../ioreq/helpers.ts';
+import { type SimHost } from '../../../src/sim/index.ts';
+import { type Pc } from '../../../src/machine/pc.ts';
+import { SHUTDOWN_REBOOT } from '../../../src/core/host.ts';
+import { I8042, QUEUE_SIZE } from '../../../src/devices/i8042/index.ts';
+import { restoreDevice, StateError, type StateObject } from '../../../src/core/device.ts';
+import { simPc } from '../../helpers/simpc.ts';
+import { prng } from '../../ioreq/helpers.ts';
 
 const DATA = 0x60, STATUS = 0x64;
 const STR_OBF = 0x01, STR_IBF = 0x02, STR_SYS = 0x04, STR_AUXDATA = 0x20;

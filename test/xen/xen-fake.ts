@@ -2,10 +2,10 @@
 // fdwatch addon, for openXenHost tests: records every call, behaves like Xen
 // where the host depends on it (vp_eport appears on enable, per-call errno).
 import { pino } from 'pino';
-import { openXenHost, XenUnavailableError } from '../src/xen/index.ts';
-import type { Ptr, XenLibs } from '../src/xen/ffi.ts';
-import type { FdWatch } from '../src/xen/native.ts';
-import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE, PAGE_SIZE } from '../src/ioreq/abi.ts';
+import { openXenHost, XenUnavailableError } from '../../src/xen/index.ts';
+import type { Ptr, XenLibs } from '../../src/xen/ffi.ts';
+import type { FdWatch } from '../../src/xen/native.ts';
+import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE, PAGE_SIZE } from '../../src/ioreq/abi.ts';
 
 export const quiet = pino({ level: 'silent' });
 

@@ -7,8 +7,8 @@ import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadFdWatch, type FdWatch } from '../src/xen/native.ts';
-import { loadTapIo } from '../src/net/native.ts';
+import { loadFdWatch, type FdWatch } from '../../src/xen/native.ts';
+import { loadTapIo } from '../../src/net/native.ts';
 
 let fw: FdWatch;
 let dir: string;
@@ -37,7 +37,7 @@ function drain(fd: number): number {
 
 before(() => {
   // Builds build/native/fdwatch.node if it is missing or stale (cheap when up to date).
-  execFileSync('bash', [fileURLToPath(new URL('../scripts/build-native.sh', import.meta.url))], { stdio: 'inherit' });
+  execFileSync('bash', [fileURLToPath(new URL('../../scripts/build-native.sh', import.meta.url))], { stdio: 'inherit' });
   fw = loadFdWatch();
   dir = mkdtempSync(join(tmpdir(), 'stubdm-fdwatch-'));
   execFileSync('mkfifo', [join(dir, 'p')]);

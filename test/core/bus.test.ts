@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IoBus, OverlapError } from '../src/core/bus.ts';
-import type { IoHandler } from '../src/core/io.ts';
+import { IoBus, OverlapError } from '../../src/core/bus.ts';
+import type { IoHandler } from '../../src/core/io.ts';
 
 function recorder(): IoHandler & { log: string[] } {
   const log: string[] = [];

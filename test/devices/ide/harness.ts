@@ -3,11 +3,12 @@
  * fake GuestMemory, recorded interrupt levels, the legacy ports and the
  * bus-master block mapped, and port helpers named as in QEMU's libqtest.
  */
-import { Board } from '../../src/core/board.ts';
-import type { GuestMemory } from '../../src/core/memory.ts';
-import type { AccessSize } from '../../src/core/io.ts';
-import { IdeController, installLegacyIde } from '../../src/devices/ide/controller.ts';
-import type { DriveOptions } from '../../src/devices/ide/drive.ts';
+import type { Board } from '../../../src/core/board.ts';
+import { testBoard, type TestBoard } from '../../helpers/board.ts';
+import type { GuestMemory } from '../../../src/core/memory.ts';
+import type { AccessSize } from '../../../src/core/io.ts';
+import { IdeController, installLegacyIde } from '../../../src/devices/ide/controller.ts';
+import type { DriveOptions } from '../../../src/devices/ide/drive.ts';
 import { pino } from 'pino';
 
 export class FakeMemory implements GuestMemory {
@@ -37,29 +38,25 @@ export class IdeRig {
   readonly mem: FakeMemory;
   readonly board: Board;
   readonly ide: IdeController;
-  readonly irqLevels = new Array<number>(16).fill(0);
+  private readonly tb: TestBoard;
   readonly logLines: string[] = [];
   private next = 0x10000;
 
   constructor(drives: (DriveOptions | null)[], ramBytes = 16 << 20) {
     this.mem = new FakeMemory(ramBytes);
-    const levels = this.irqLevels;
-    this.board = new Board(
-      this.mem,
-      {
-        setIsaIrqLevel: (irq, level) => void (levels[irq] = level),
-        setPciIntxLevel: () => {},
-        setPciLinkRoute: () => {},
-        injectMsi: () => {},
-      },
-      { shutdown: () => {} },
-      { mapIoRange: () => {}, unmapIoRange: () => {}, mapPcidev: () => {}, unmapPcidev: () => {} },
-    );
+    // The shared board fixture, on this bounds-counting memory.
+    this.tb = testBoard({ memory: this.mem });
+    this.board = this.tb.board;
     const lines = this.logLines;
     const log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(s) });
     this.ide = IdeController.forBoard(this.board, drives, log);
     installLegacyIde(this.board, this.ide);
     this.board.pio.add('bmdma', BMDMA_BASE, 16, this.ide.busMasterBlock);
+  }
+
+  /** ISA line levels 0-15 as the hypervisor last saw them. */
+  get irqLevels(): number[] {
+    return Array.from({ length: 16 }, (_, i) => this.tb.isaLevel(i));
   }
 
   /** Bump allocator in guest RAM (like libqos guest_alloc). */

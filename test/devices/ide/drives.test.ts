@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openIdeDrives } from '../../src/devices/ide/drives.ts';
-import { BlockOpenError } from '../../src/block/index.ts';
+import { openIdeDrives } from '../../../src/devices/ide/drives.ts';
+import { BlockOpenError } from '../../../src/block/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stubdm-drives-'));
 
