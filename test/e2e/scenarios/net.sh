@@ -58,9 +58,9 @@ net_guest() {
   [ -e /sys/class/net/eth0 ] || { echo "E2E net error=no-eth0-after-e1000-load"; return; }
   ip link set eth0 up
   i=0
-  while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" != 1 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+  while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" != 1 ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i + 1)); done
   t1=$(net_now)
-  [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] || { echo "E2E net error=no-carrier-after-30s"; return; }
+  [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] || { echo "E2E net error=no-carrier-after-120s"; return; }
   ip link set eth0 mtu 9000 || echo "E2E net error=mtu-9000-refused"
   ip addr add "$NET_GUEST_IP/$NET_PREFIX" dev eth0
   net_recv 5002 /tmp/netrx "$NET_WAIT"
