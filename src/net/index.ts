@@ -12,6 +12,11 @@
  *
  * Operator mistakes are NetdevError: one line, which main prints before
  * exiting non-zero.
+ *
+ * Wiring: openNetwork(cfg, { log }) while the machine is built, i.e. before
+ * `state=running` (libxl's hotplug script needs the tap by then) and before
+ * -runas drops privileges (TUNSETIFF needs CAP_NET_ADMIN); each NicPlan's
+ * backend goes to its NIC, and the machine closes them on teardown.
  */
 import { existsSync } from 'node:fs';
 import type { DeviceConfig, NetdevConfig } from '../cli/config.ts';
