@@ -2,10 +2,11 @@
 # Installs what a fresh Debian 12 machine lacks to build and test stubdm:
 # the Xen libraries and headers (the ABI test compiles against them), QEMU
 # (test/qemu-oracle compares our devices with it), a C
-# compiler for native/, and the npm packages. Idempotent; needs root for apt.
+# compiler for native/, ip(8) (test/net configures a tap in a namespace of
+# its own), and the npm packages. Idempotent; needs root for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(libxen-dev libxenmisc4.17 libxenstore4 gcc libc6-dev qemu-system-x86)
+pkgs=(libxen-dev libxenmisc4.17 libxenstore4 gcc libc6-dev qemu-system-x86 iproute2)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

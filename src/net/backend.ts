@@ -15,13 +15,28 @@
 export const MAX_FRAME = 16384;
 
 /**
+ * Largest frame send() takes with a TCP segmentation offload (gsoSize > 0)
+ * on a backend with `offloads`: an IP datagram of 65535 bytes behind an
+ * Ethernet header with one VLAN tag.
+ */
+export const MAX_OFFLOAD_FRAME = 14 + 4 + 65535;
+
+/** onWritable registrations a backend keeps (one per NIC queue; more is a bug and throws). */
+export const MAX_WRITABLE_LISTENERS = 8;
+
+/**
  * Offloads a NIC already resolved for a frame it sends. A backend with
  * IFF_VNET_HDR may pass them to the host kernel instead of the NIC doing
  * them in software; without that the NIC must have done them already and
  * passes null.
  */
 export interface TxOffload {
-  /** Checksum still to insert: start of the checksummed area and where the 16-bit result goes (bytes from frame start). */
+  /**
+   * Checksum still to insert: csumStart is where the checksummed area starts
+   * (bytes from frame start), csumOffset where the 16-bit result goes, in
+   * bytes from csumStart (as virtio-net's csum_offset; the guest left the
+   * pseudo-header sum there). csumOffset 0: no checksum to insert.
+   */
   csumStart: number;
   csumOffset: number;
   /** TCP segmentation still to do: 0 = none, else the MSS and the header length. */

@@ -6,14 +6,14 @@
 #   E2E_DMS="qemu-xen stubdm-dom0 stubdm-stubdom"   (default: all three)
 #   E2E_PROJECT=/path/to/worktree    (whose stubdm to run; default: this repository)
 #   E2E_STUBDOM_BUILD=no             (take build/stubdom/{kernel,rootfs} as they are)
-#   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet"   (files in test/e2e/scenarios/)
+#   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/)
 #   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
 # Exit: 0 all passed, 1 a scenario failed, 2 setup error.
 set -euo pipefail
 . "$(dirname "$0")/lib/host.sh"
 need_root
 export E2E_DMS=${E2E_DMS:-qemu-xen stubdm-dom0 stubdm-stubdom}
-export E2E_SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash stubdom stubnet}
+export E2E_SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash stubdom stubnet net}
 export E2E_MODE=test
 START=$SECONDS
 build_all

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadFdWatch, type FdWatch } from '../../src/xen/native.ts';
+import { loadTapIo } from '../../src/net/native.ts';
 
 let fw: FdWatch;
 let dir: string;
@@ -128,4 +129,42 @@ test('a second watcher on the same fd is refused while the first runs', () => {
   } finally {
     w.stop();
   }
+});
+
+test('writable watches, setEvents() pauses and switches, and the callback is told which events are ready', async () => {
+  // The same addon, typed with the writable half (src/net/native.ts).
+  const tapIo = loadTapIo();
+  const watch = tapIo.watch.bind(tapIo);
+  const events: number[] = [];
+  let wake: (() => void) | null = null;
+  const w = watch(wr, (status, ev) => {
+    assert.equal(status, 0);
+    events.push(ev);
+    w.setEvents(0); // once is enough: an empty pipe stays writable
+    wake?.();
+  }, 2);
+  await new Promise<void>((r) => (wake = r));
+  assert.deepEqual(events, [2], 'the write end of an empty pipe is writable');
+  await turns(5);
+  assert.equal(events.length, 1, 'paused by setEvents(0)');
+  assert.throws(() => w.setEvents(4), TypeError);
+  w.stop();
+  w.setEvents(2); // no-op once stopped
+  await turns(5);
+  assert.equal(events.length, 1);
+  assert.throws(() => watch(rd, () => {}, 0), TypeError);
+  assert.equal(loadFdWatch() as unknown, tapIo as unknown, 'one addon');
+
+  // Readable and writable on one fd with one watcher: a read end reports 1 only.
+  const seen: number[] = [];
+  let wake2: (() => void) | null = null;
+  const r = watch(rd, (_s, ev) => {
+    seen.push(ev);
+    drain(rd);
+    wake2?.();
+  }, 1);
+  writeSync(wr, 'q');
+  await new Promise<void>((res) => (wake2 = res));
+  r.stop();
+  assert.deepEqual(seen, [1]);
 });

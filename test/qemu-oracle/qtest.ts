@@ -32,9 +32,14 @@ export class Qtest {
     child.on('exit', (code) => this.die(new Error(`qemu exited (${code}): ${this.stderr.trim()}`)));
   }
 
-  /** Start `qemu-system-x86_64 -machine pc ... -qtest stdio` with extra arguments. */
-  static async start(args: string[], guardMs = 120_000): Promise<Qtest> {
-    const child = spawn(QEMU, ['-machine', 'pc', '-m', '128', '-qtest', 'stdio', '-qtest-log', '/dev/null', '-display', 'none', '-nodefaults', '-S', ...args], {
+  /**
+   * Start `qemu-system-x86_64 -machine pc ... -qtest stdio` with extra arguments.
+   * `running`: without -S, so the VM runs (its firmware too, on TCG: Debian's
+   * QEMU has no qtest accelerator); netdevs deliver nothing while it is stopped.
+   */
+  static async start(args: string[], guardMs = 120_000, running = false): Promise<Qtest> {
+    const mode = running ? [] : ['-S'];
+    const child = spawn(QEMU, ['-machine', 'pc', '-m', '128', '-qtest', 'stdio', '-qtest-log', '/dev/null', '-display', 'none', '-nodefaults', ...mode, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const q = new Qtest(child, guardMs);

@@ -9,7 +9,7 @@ set -u
 . /e2e/img/expect.env
 R=/e2e/results
 LINES=$R/lines.txt
-SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash stubdom stubnet}
+SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash stubdom stubnet net}
 DMS=${E2E_DMS:-qemu-xen stubdm-dom0 stubdm-stubdom}
 STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs # from scripts/build-stubdom.sh
 STUBDOM_DEFAULT_DIR=/usr/lib/xen-4.17/boot                             # libxl's default stubdomain_kernel/ramdisk

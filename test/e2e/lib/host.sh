@@ -205,6 +205,8 @@ build_guest() {
   mkdir -p "$r"/{bin,dev,proc,sys,mnt,e2e}
   cp "$BUSYBOX/busybox" "$r/bin/busybox"
   copy_modules "$KERNEL/root" "$r" ata_piix sd_mod sr_mod isofs >"$r/modules.load"
+  # The NIC driver is loaded by the net scenario itself (it times the link from the load).
+  copy_modules "$KERNEL/root" "$r" e1000 >"$r/net.modules"
   cp "$E2E_DIR/guest/init" "$r/init"
   cp "$E2E_DIR"/scenarios/*.sh "$OUT/expect.env" "$r/e2e/"
   chmod 755 "$r/init"
@@ -289,9 +291,13 @@ build_workdisk() {
   rm -rf "$w" && mkdir -p "$w"/{img,results,project,bin}
   cp -a "$E2E_DIR/dom0" "$E2E_DIR/scenarios" "$w/"
   cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,expect.env} "$w/img/"
+  # What boot.img boots, for the pxe scenario's HTTP server.
+  cp "$KERNEL/vmlinuz" "$GUEST/init.xz" "$w/img/"
   cp /usr/bin/node "$w/bin/node"
-  # -H: a worktree's node_modules may be a symlink to the main checkout's
-  cp -a -H "$PROJECT"/{package.json,node_modules} "$w/project/"
+  cp -a "$PROJECT/package.json" "$w/project/"
+  # -L: a worktree's node_modules may be a symlink to another checkout's, which
+  # would dangle inside dom0 (koffi's native module then cannot be found).
+  cp -aL "$PROJECT/node_modules" "$w/project/"
   for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
   # Built helpers (build/native/*.node from scripts/build-native.sh, C helpers
   # such as build/stubdm-pty), not the e2e/stubdom/cache trees.
