@@ -79,7 +79,7 @@ export interface HostMemory extends GuestMemory {
    * copies a live guest's memory): while on, every page a successful write()
    * touches is reported to the hypervisor before write() returns
    * (xendevicemodel_modified_memory), or the copy on the other side keeps the
-   * page's old contents (docs/xen-contract.md §15). Off, write() pays one
+   * page's old contents (docs/xen-contract.md §16). Off, write() pays one
    * null check.
    */
   setDirtyLog(on: boolean): void;

@@ -1,7 +1,7 @@
 /**
  * Moving the saved-state container (src/machine/container.ts) through a
  * file descriptor, the way libxl hands them to a device model
- * (docs/xen-contract.md §15):
+ * (docs/xen-contract.md §16):
  *
  * - dom0: `xen-save-devices-state` writes to a plain file libxl passed with
  *   add-fd; restore reads `-incoming fd:N`, the same bytes in a plain file.

@@ -262,7 +262,7 @@ class XenHostImpl implements XenHost {
         ramBytes: opts.ramBytes,
         lowMemLimit: opts.lowMemLimit,
         maxBuckets: opts.mapcacheBuckets,
-        // Dirty logging during live migration (docs/xen-contract.md §15); failures are logged by dmCall.
+        // Dirty logging during live migration (docs/xen-contract.md §16); failures are logged by dmCall.
         onDirty: (firstPfn, nr) => void this.modifiedMemory(firstPfn, nr),
       },
     );
