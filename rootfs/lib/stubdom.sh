@@ -202,7 +202,7 @@ rewrite_args() {
   done
   printf '%s\n' -chardev "socket,id=libxl-cmd,path=$STUBDM_QMP_SOCK,server=on,wait=off" \
     -mon chardev=libxl-cmd,mode=control
-  [ -c "$STUBDM_SAVE_CONSOLE" ] && printf '%s\n' -add-fd fd=4,set=1,opaque=stubdom-save-console
+  [ -n "${stubdm_save_fd:-}" ] && printf '%s\n' -add-fd "fd=$stubdm_save_fd,set=1,opaque=stubdom-save-console"
   return 0
 }
 
@@ -255,13 +255,20 @@ wire_network() {
   done <"$STUBDM_ARGV_FILE.taps"
 }
 
-# fd 4 = the save stream (hvc1), fd set 1 for stubdm (rewrite_args). Output
-# only; stubdm puts it in raw mode before it writes (a `stty` here would not
-# last: hvc resets termios when its last opener closes). The restore console
-# is opened by stubdm itself (rewrite_args says why).
+# fd 4 = the save stream (hvc1), fd set 1 for stubdm (rewrite_args, which
+# runs after this and adds -add-fd only when the open worked). Output only;
+# stubdm puts it in raw mode before it writes (a `stty` here would not last:
+# hvc resets termios when its last opener closes). The restore console is
+# opened by stubdm itself (rewrite_args says why). A failed `exec 4>` would
+# end this shell (/init), hence the trial open in a subshell first.
 open_consoles() {
-  if [ -c "$STUBDM_SAVE_CONSOLE" ]; then
-    exec 4>"$STUBDM_SAVE_CONSOLE" || log "cannot open the save console $STUBDM_SAVE_CONSOLE"
+  stubdm_save_fd=""
+  [ -c "$STUBDM_SAVE_CONSOLE" ] || return 0
+  if (exec 4>"$STUBDM_SAVE_CONSOLE") 2>/dev/null; then
+    exec 4>"$STUBDM_SAVE_CONSOLE"
+    stubdm_save_fd=4
+  else
+    log "cannot open the save console $STUBDM_SAVE_CONSOLE: saving this guest will fail"
   fi
 }
 
@@ -404,10 +411,10 @@ stubdom_main() {
     '' | *[!0-9]*) target=""; die "no xenstore target: this is not a stub domain" ;;
   esac
   log "device model for domain $target"
+  open_consoles
   read_dm_argv "$target" "$STUBDM_ARGV_FILE" || die "cannot read the device-model argv of domain $target"
   log "argv read: $(tr '\n' ' ' <"$STUBDM_ARGV_FILE")"
   wire_network
-  open_consoles
 
   serve_qmp &
   early_running

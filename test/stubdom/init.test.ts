@@ -91,10 +91,16 @@ for (const shell of shells) {
       expected.push('-chardev', 'socket,id=libxl-cmd,path=/run/stubdm-qmp.sock,server=on,wait=off',
         '-mon', 'chardev=libxl-cmd,mode=control');
       assert.deepEqual(argv, expected);
-      const r2 = run(shell, dir, 'STUBDM_SAVE_CONSOLE=/dev/null read_dm_argv 5 "$STUBDM_ARGV_FILE"');
+      // open_consoles opened the save console (a char device here): fd 4 becomes fd set 1.
+      const r2 = run(shell, dir, 'STUBDM_SAVE_CONSOLE=/dev/null; open_consoles; read_dm_argv 5 "$STUBDM_ARGV_FILE"');
       assert.equal(r2.status, 0, r2.err);
       const argv2 = readFileSync(join(dir, 'dm-argv'), 'utf8').split('\n').slice(0, -1);
       assert.deepEqual(argv2, [...expected, '-add-fd', 'fd=4,set=1,opaque=stubdom-save-console']);
+      // No save console: no fd set, and the shell (/init) carries on.
+      const r3 = run(shell, dir, 'STUBDM_SAVE_CONSOLE=/nonexistent/hvc1; open_consoles; read_dm_argv 5 "$STUBDM_ARGV_FILE"; echo survived');
+      assert.equal(r3.status, 0, r3.err);
+      assert.match(r3.out, /survived/);
+      assert.deepEqual(readFileSync(join(dir, 'dm-argv'), 'utf8').split('\n').slice(0, -1), expected);
       // the taps to bridge, in NIC order; the user netdev is not one
       assert.equal(readFileSync(join(dir, 'dm-argv.taps'), 'utf8'), 'vif5.0-emu\nvif5.1-emu\n');
     } finally {
