@@ -234,6 +234,13 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         try {
           const t0 = performance.now();
           const blob = await pc.save();
+          // What the guest wrote reaches the images before we answer: the
+          // other side may open them on another host (QEMU inactivates, that
+          // is flushes, its images on a live save; docs/xen-contract.md §16).
+          for (const b of pc.backends) {
+            const err = await b.flush(); // IoResult: null, or what went wrong
+            if (err !== null) throw new MigrationError(`flushing a disk image before the save failed: ${err}`);
+          }
           const w = await writeState(fd, blob, { makeRaw });
           log.info({ bytes: blob.length, live, console: w.console, dirtyLog, ms: Math.round(performance.now() - t0) }, 'device state saved');
           return blob.length;
