@@ -16,6 +16,7 @@ import { setRootLogger, type Logger } from './core/log.ts';
 import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
 import { ChardevError, openChardev, type CharBackend } from './chardev/index.ts';
 import { BlockOpenError } from './block/index.ts';
+import { NetdevError, openNetwork } from './net/index.ts';
 import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
@@ -136,7 +137,16 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     undo.push(() => host.close());
 
     const board = new Board(host.memory, host.interrupts, host.power, host.routing, host.clock);
-    const pc: Pc = await buildPc(board, cfg, log, serials);
+    // Taps are opened before state=running (libxl's hotplug script bridges them then) and
+    // before -runas drops the privilege TUNSETIFF needs; the machine closes them.
+    const nics = await openNetwork(cfg, { log: log.child({ c: 'net' }) });
+    let pc: Pc;
+    try {
+      pc = await buildPc(board, cfg, log, serials, nics);
+    } catch (e) {
+      await Promise.all(nics.map((n) => n.backend.close()));
+      throw e;
+    }
     undo.push(() => pc.close());
     const uarts = pc.uarts;
 
@@ -349,7 +359,13 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     await unwind();
     if (err instanceof StartError) throw err;
     // Backend open failures (chardev, block, QMP socket) carry an operator message.
-    if (err instanceof ChardevError || err instanceof BlockOpenError || err instanceof QmpServerError || err instanceof RunasError) {
+    if (
+      err instanceof ChardevError ||
+      err instanceof BlockOpenError ||
+      err instanceof NetdevError ||
+      err instanceof QmpServerError ||
+      err instanceof RunasError
+    ) {
       throw new StartError(oneLine(err.message));
     }
     throw err;

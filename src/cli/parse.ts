@@ -93,7 +93,7 @@ const OPTIONS: Record<string, OptDef> = {
 };
 
 /** -device drivers stubdm emulates; every other driver is reported once as ignored. */
-export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd']);
+export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000']);
 
 const SERIAL_MAX = 2;
 const IDE_DRIVES = 4;

@@ -17,6 +17,9 @@ import { installUart, type Uart16550 } from '../devices/uart/index.ts';
 import type { CharBackend } from '../chardev/types.ts';
 import { StateReader } from '../core/state.ts';
 import { DeviceRegistry } from './registry.ts';
+import { createE1000, type E1000 } from '../devices/e1000/index.ts';
+import type { PacketBackend } from '../net/backend.ts';
+import type { DeviceConfig } from '../cli/config.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
 import type { StubdmConfig } from '../cli/config.ts';
@@ -31,6 +34,8 @@ export interface Pc {
   readonly i8042: I8042;
   /** One per -serial, in argv order. */
   readonly uarts: readonly Uart16550[];
+  /** One per -device e1000 with a netdev, in argv order. */
+  readonly nics: readonly E1000[];
   readonly backends: readonly BlockBackend[];
   /** Every device, by stable id (save/restore). */
   readonly registry: DeviceRegistry;
@@ -42,11 +47,25 @@ export interface Pc {
   close(): Promise<void>;
 }
 
+/** A NIC from the argv with its opened packet backend (src/net openNetwork). */
+export interface NicWiring {
+  readonly nic: DeviceConfig;
+  readonly backend: PacketBackend;
+}
+
 /**
  * Build the PC. `serials` are the opened backends of cfg.serials, in the
- * same order (main.ts opens them: they are the operator's files and ptys).
+ * same order, and `nics` the NICs with their opened backends (main.ts opens
+ * both: they are the operator's files, ptys and taps). The NIC backends are
+ * the machine's from here on: close() closes them.
  */
-export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger, serials: readonly CharBackend[] = []): Promise<Pc> {
+export async function buildPc(
+  board: Board,
+  cfg: StubdmConfig,
+  log: Logger,
+  serials: readonly CharBackend[] = [],
+  nicWiring: readonly NicWiring[] = [],
+): Promise<Pc> {
   if (serials.length !== 0 && serials.length !== cfg.serials.length) {
     throw new Error(`${cfg.serials.length} -serial options but ${serials.length} backends`);
   }
@@ -80,6 +99,21 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger, seri
   // Xen does not emulate the keyboard controller: SeaBIOS's PS/2 init and Linux's reboot need it.
   const i8042 = installI8042(board, log.child({ c: 'i8042' }));
   const uarts = serials.map((b, i) => installUart(board, cfg.serials[i].index, b));
+  // NICs after the chipset, from 00:03.0 in argv order, as QEMU's xenfv places -device.
+  // No option ROM yet: SeaBIOS would run iPXE's, which is the PXE work still open.
+  const nics = nicWiring.map((w, i) => {
+    if (w.nic.driver !== 'e1000') throw new Error(`-device ${w.nic.driver}: not a NIC stubdm emulates`);
+    const nic = createE1000({
+      memory: board.memory,
+      clock: board.clock,
+      backend: w.backend,
+      mac: w.nic.mac ?? defaultMac(i),
+      index: i,
+      log: log.child({ c: 'e1000', nic: w.nic.id ?? i }),
+    });
+    platform.addDevice(nic);
+    return nic;
+  });
 
   function unplug(mask: number): void {
     if (mask & (UNPLUG_IDE_DISKS | UNPLUG_AUX_IDE_DISKS)) {
@@ -103,6 +137,7 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger, seri
   registry.add(cmos);
   registry.add(i8042);
   for (const u of uarts) registry.add(u);
+  for (const n of nics) registry.add(n);
 
   return {
     platform,
@@ -110,6 +145,7 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger, seri
     cmos,
     i8042,
     uarts,
+    nics,
     backends,
     registry,
     save: () => registry.save(),
@@ -123,6 +159,18 @@ export async function buildPc(board: Board, cfg: StubdmConfig, log: Logger, seri
           log.error({ err: String(e) }, 'closing a block backend failed');
         }
       }
+      for (const w of nicWiring) {
+        try {
+          await w.backend.close();
+        } catch (e) {
+          log.error({ err: String(e), netdev: w.backend.name }, 'closing a network backend failed');
+        }
+      }
     },
   };
+}
+
+/** QEMU's default MAC for NIC i (52:54:00:12:34:56 + i); libxl always passes mac= anyway. */
+function defaultMac(i: number): string {
+  return `52:54:00:12:34:${(0x56 + i).toString(16).padStart(2, '0')}`;
 }

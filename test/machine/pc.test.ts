@@ -13,6 +13,7 @@ import { createSimHost, simBoard, type SimHost } from '../../src/sim/index.ts';
 import { IoreqServer } from '../../src/ioreq/server.ts';
 import { buildPc } from '../../src/machine/pc.ts';
 import { parseArgs } from '../../src/cli/index.ts';
+import { MemoryPair } from '../../src/net/index.ts';
 
 const SECTOR = 512;
 const IDE_DEVFN = (1 << 3) | 1;
@@ -130,4 +131,47 @@ test('the Xen platform unplug hands the IDE disk to PV drivers: the slot goes em
   const st = sim.inb(ATA_CMD);
   assert.equal(st & (0x40 | ST_DRQ), 0, 'no device: not ready, no data');
   sim.outw(0x10, 0x0001); // repeated unplug writes are harmless
+});
+
+test('-device e1000 with its -netdev: the NIC sits at 00:03.0 on its backend, is saved with the machine, and leaves on a PV unplug', async (t) => {
+  const { config: cfg } = await parseArgs([
+    '-xen-domid', '1', '-machine', 'xenfv', '-m', '16', '--sim',
+    '-device', 'e1000,id=nic0,netdev=net0,mac=00:16:3e:00:00:02',
+    '-netdev', 'type=tap,id=net0,ifname=vif1.0-emu,br=xenbr0,script=no,downscript=no',
+  ]);
+  const sim: SimHost = createSimHost({ ramBytes: 16 << 20 });
+  const board = simBoard(sim);
+  const pair = new MemoryPair();
+  const pc = await buildPc(board, cfg, pino({ level: 'silent' }), [], [{ nic: cfg.devices[0], backend: pair.a }]);
+  t.after(() => pc.close());
+  const server = new IoreqServer(sim, board, pino({ level: 'silent' }));
+  server.start();
+  sim.channel.setEnabled(true);
+  t.after(() => server.stop());
+  const cfgRead = (dev: number, reg: number): number => {
+    sim.outl(0xcf8, (0x80000000 | (dev << 11) | reg) >>> 0);
+    return sim.inl(0xcfc);
+  };
+  assert.equal(cfgRead(3, 0), 0x100e8086, '8086:100e at 00:03.0');
+  assert.equal(cfgRead(3, 8) >>> 8, 0x020000, 'Ethernet controller');
+  assert.equal(pc.nics.length, 1);
+  assert.ok(pc.registry.get('e1000.0'), 'the NIC is one of the machine devices');
+  // The EEPROM carries the MAC libxl passed: read word 0-2 through EERD (8254x SDM 13.4.4).
+  sim.outl(0xcf8, (0x80000000 | (3 << 11) | 0x10) >>> 0);
+  sim.outl(0xcfc, 0xf0000000);
+  sim.outl(0xcf8, (0x80000000 | (3 << 11) | 0x04) >>> 0);
+  sim.outw(0xcfc, 0x0006);
+  const mac: number[] = [];
+  for (let w = 0; w < 3; w++) {
+    sim.writel(0xf0000014, (w << 8) | 1);
+    const v = sim.readl(0xf0000014);
+    assert.ok(v & 0x10, 'EERD done');
+    mac.push(v >>> 16 & 0xff, v >>> 24);
+  }
+  assert.deepEqual(mac, [0x00, 0x16, 0x3e, 0x00, 0x00, 0x02]);
+  // PV drivers take the NIC: the function leaves the bus.
+  sim.outw(0x10, 0x0002);
+  assert.equal(cfgRead(3, 0), 0xffffffff, 'no function at 00:03.0 after the NIC unplug');
+  const blob = await pc.save();
+  assert.ok(blob.length > 0);
 });
