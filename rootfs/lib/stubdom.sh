@@ -187,7 +187,7 @@ rewrite_args() {
   prev=""
   while IFS= read -r a; do
     case "$a" in
-      '$STUBDOM_RESTORE_INCOMING_ARG') a="file:$STUBDM_RESTORE_CONSOLE" ;;
+      '$STUBDOM_RESTORE_INCOMING_ARG') a=$(incoming_arg) ;;
     esac
     if [ "$prev" = "-netdev" ]; then
       case ",$a," in
@@ -204,6 +204,17 @@ rewrite_args() {
     -mon chardev=libxl-cmd,mode=control
   [ -n "${stubdm_save_fd:-}" ] && printf '%s\n' -add-fd "fd=$stubdm_save_fd,set=1,opaque=stubdom-save-console"
   return 0
+}
+
+# What `-incoming $STUBDOM_RESTORE_INCOMING_ARG` becomes (see rewrite_args);
+# rootfs-qemu/lib/qemu-stubdom.sh redefines it for QEMU.
+incoming_arg() { echo "file:$STUBDM_RESTORE_CONSOLE"; }
+
+# start_dm ARG...: the device model, in the foreground of its (background)
+# caller; rootfs-qemu/lib/qemu-stubdom.sh redefines it for QEMU.
+# --log-level: stubdm takes its level from argv only (libxl passes none)
+start_dm() {
+  exec "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --log-level "$STUBDM_LOG_LEVEL" "$@"
 }
 
 # The i-th `-netdev tap,ifname=X` is the guest's i-th NIC, which libxl also
@@ -426,8 +437,7 @@ stubdom_main() {
   set -- $(cat "$STUBDM_ARGV_FILE")
   IFS=$old_ifs
   log "starting stubdm"
-  # --log-level: stubdm takes its level from argv only (libxl passes none)
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --log-level "$STUBDM_LOG_LEVEL" "$@" &
+  start_dm "$@" &
   dm=$!
   exec 4>&- # stubdm has its copy
 
