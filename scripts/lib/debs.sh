@@ -2,23 +2,40 @@
 # $debs (apt-get download, this machine's apt sources), by candidate version.
 # Needs $debs and a say() function.
 
+# candidate PKG: the version apt would install. One `apt-cache policy` for
+# every package fetch() was given (each call costs seconds on a busy machine).
+declare -A _debs_cand=()
+candidate() {
+  if [ -z "${_debs_cand[$1]:-}" ]; then
+    local p="" l
+    while IFS= read -r l; do
+      case "$l" in
+        [!\ ]*:) p=${l%:} ;;
+        *Candidate:*) [ -n "$p" ] && _debs_cand[$p]=${l##*Candidate: } ;;
+      esac
+    done < <(apt-cache policy "$@" 2>/dev/null)
+  fi
+  echo "${_debs_cand[$1]:-}"
+}
+
 fetch() { # fetch pkg...: the candidate version's .deb into $debs, once
   local need=() p v
+  candidate "$@" >/dev/null
   for p in "$@"; do
-    v=$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')
+    v=$(candidate "$p")
     [ -n "$v" ] && [ "$v" != "(none)" ] || { say "no candidate for Debian package $p"; exit 1; }
     ls "$debs/${p}_${v/:/%3a}_"*.deb >/dev/null 2>&1 || need+=("$p")
   done
   [ ${#need[@]} -eq 0 ] || (cd "$debs" && apt-get download -q "${need[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
   for p in "$@"; do
-    v=$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')
+    v=$(candidate "$p")
     ls "$debs/${p}_${v/:/%3a}_"*.deb >/dev/null 2>&1 || { say "apt-get download $p failed"; exit 1; }
   done
 }
 
 deb_of() { # deb_of pkg: the path of its fetched .deb
   local v
-  v=$(apt-cache policy "$1" | sed -n 's/^ *Candidate: //p')
+  v=$(candidate "$1")
   ls "$debs/${1}_${v/:/%3a}_"*.deb
 }
 
