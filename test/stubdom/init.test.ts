@@ -193,6 +193,17 @@ for (const shell of shells) {
       r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
       assert.equal(r.status, 0, r.err);
       assert.equal(readFileSync(key, 'utf8'), 'running');
+      // a restore or incoming migration says running early without the option
+      rmSync(key);
+      writeFileSync(join(dir, 'cmdline'), 'console=hvc0\n');
+      writeFileSync(join(dir, 'dm-argv'), '-xen-domid\n5\n-incoming-not\n');
+      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(existsSync(key), false);
+      writeFileSync(join(dir, 'dm-argv'), '-xen-domid\n5\n-incoming\nfile:/dev/hvc2\n');
+      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(readFileSync(key, 'utf8'), 'running');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
