@@ -70,23 +70,8 @@ esac
 pkgs=("${kpkgs[@]}" busybox-static xenstore-utils xen-utils-4.17 libxenmisc4.17 libxenstore4
   libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
   libxentoolcore1 libxentoollog1 libc6 libstdc++6 libgcc-s1)
-# Build tools, used from the cache if the machine lacks them.
-tools=(squashfs-tools liblzo2-2 cpio)
 
-fetch() { # fetch pkg...: the candidate version's .deb into $debs, once
-  local need=()
-  for p in "$@"; do
-    v=$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')
-    [ -n "$v" ] && [ "$v" != "(none)" ] || { say "no candidate for Debian package $p"; exit 1; }
-    ls "$debs/${p}_${v/:/%3a}_"*.deb >/dev/null 2>&1 || need+=("$p")
-  done
-  [ ${#need[@]} -eq 0 ] || (cd "$debs" && apt-get download -q "${need[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
-  for p in "$@"; do
-    v=$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')
-    ls "$debs/${p}_${v/:/%3a}_"*.deb >/dev/null 2>&1 || { say "apt-get download $p failed"; exit 1; }
-  done
-}
-deb_of() { v=$(apt-cache policy "$1" | sed -n 's/^ *Candidate: //p'); ls "$debs/${1}_${v/:/%3a}_"*.deb; }
+. scripts/lib/debs.sh # fetch, deb_of, cpio_xz
 
 fetch "${pkgs[@]}"
 # ours: built once per (source version, rootfs/kernel.config, its script)
@@ -112,7 +97,7 @@ bash scripts/bundle.sh >&2
 [ -x build/dist/bin/stubdm-kill-guest ] || { say "build/dist/bin/stubdm-kill-guest missing (scripts/build-native.sh)"; exit 1; }
 
 hash=$({
-  sha256sum scripts/build-stubdom.sh scripts/bundle.sh
+  sha256sum scripts/build-stubdom.sh scripts/bundle.sh scripts/lib/debs.sh
   echo "kernel=$kernel"
   [ "$kernel" = debian ] || sha256sum "$kdir/bzImage"
   find rootfs build/dist -type f ! -name '*.md' -print0 | sort -z | xargs -0 sha256sum
@@ -123,14 +108,7 @@ hash=$({
 if [ $force = 0 ] && [ -f $out/kernel ] && [ -f $out/rootfs ] && [ "$(cat $out/.inputs 2>/dev/null)" = "$hash" ]; then
   say "up to date ($out/rootfs $(du -m $out/rootfs | cut -f1) MiB)"
 else
-  # ---- tools ------------------------------------------------------------------
-  tooldir=$cache/tools
-  if ! command -v mksquashfs >/dev/null || ! command -v cpio >/dev/null; then
-    fetch "${tools[@]}"
-    for p in "${tools[@]}"; do dpkg-deb -x "$(deb_of "$p")" $tooldir; done
-    export PATH="$repo/$tooldir/usr/bin:$repo/$tooldir/bin:$PATH"
-    export LD_LIBRARY_PATH="$repo/$tooldir/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  fi
+  build_tools # mksquashfs, cpio
 
   # ---- unpack packages ----------------------------------------------------------
   x=$cache/x
@@ -241,9 +219,7 @@ else
   chmod 755 $root/init
 
   # ---- pack ---------------------------------------------------------------------------
-  (cd $root && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) |
-    xz --check=crc32 --lzma2=preset=6,dict=1MiB -T1 >$out/rootfs.tmp # what the kernel xz can take
-  mv $out/rootfs.tmp $out/rootfs
+  cpio_xz $root $out/rootfs
   # new files, never written in place: build trees may share hard-linked copies
   cp $kimage $out/kernel.tmp && mv -f $out/kernel.tmp $out/kernel
   rm -f $out/.inputs && echo "$hash" >$out/.inputs

@@ -24,7 +24,7 @@ import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, 
 import { createSimHost, type SimHost } from './sim/index.ts';
 import { StateError } from './core/state.ts';
 import { MigrationError, readState, writeState } from './migration/stream.ts';
-import { decodeContainer } from './machine/container.ts';
+import { decodeContainer, recordSizes } from './machine/container.ts';
 import { loadUnixSock } from './qmp/unixsock.ts';
 import { dropPrivileges, RunasError } from './runas.ts';
 
@@ -252,7 +252,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
             if (err !== null) throw new MigrationError(`flushing a disk image before the save failed: ${err}`);
           }
           const w = await writeState(fd, blob, { makeRaw });
-          log.info({ bytes: blob.length, live, console: w.console, dirtyLog, ms: Math.round(performance.now() - t0) }, 'device state saved');
+          log.info({ bytes: blob.length, live, console: w.console, dirtyLog, ms: Math.round(performance.now() - t0), devices: recordSizes(blob) }, 'device state saved');
           return blob.length;
         } finally {
           if (wasRunning) machine.cont();

@@ -125,6 +125,28 @@ export function containerLength(header: Uint8Array): number {
   return total;
 }
 
+/**
+ * Bytes per device record in a container made by encodeContainer (id ->
+ * payload length), for the save log: which device's state costs what. Walks
+ * the record headers only; a container that is not well formed gives {}.
+ */
+export function recordSizes(blob: Uint8Array): Record<string, number> {
+  const sizes: Record<string, number> = Object.create(null) as Record<string, number>;
+  if (blob.length < HEADER_BYTES + CRC_BYTES) return sizes;
+  const b = Buffer.from(blob.buffer, blob.byteOffset, blob.length);
+  const end = Math.min(b.length, b.readUInt32LE(12)) - CRC_BYTES;
+  const n = Math.min(b.readUInt32LE(16), MAX_RECORDS);
+  let at = HEADER_BYTES;
+  for (let i = 0; i < n && at + 1 <= end; i++) {
+    const idLen = b.readUInt8(at);
+    if (at + 9 + idLen > end) break;
+    const len = b.readUInt32LE(at + 5 + idLen);
+    sizes[b.toString('latin1', at + 1, at + 1 + idLen)] = len;
+    at += 9 + idLen + len;
+  }
+  return sizes;
+}
+
 /** Decode and check a whole container (exactly containerLength() bytes, or more: the rest is ignored). */
 export function decodeContainer(blob: Uint8Array): DeviceRecord[] {
   const total = containerLength(blob);

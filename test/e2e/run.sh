@@ -3,7 +3,8 @@
 # stock `xl` with each device model under test. Prints one
 # `PASS|FAIL|SKIP <scenario> <dm> ...` line per scenario and device model, a
 # side-by-side table, and writes build/e2e/results.json.
-#   E2E_DMS="qemu-xen stubdm-dom0 stubdm-stubdom"   (default: all three)
+#   E2E_DMS="qemu-xen stubdm-dom0 stubdm-stubdom"   (default: all three; also qemu-stubdom,
+#                                    Debian QEMU in the same stub domain: scripts/build-qemu-stubdom.sh)
 #   E2E_PROJECT=/path/to/worktree    (whose stubdm to run; default: this repository)
 #   E2E_STUBDOM_BUILD=no             (take build/stubdom/{kernel,rootfs} as they are)
 #   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/)
@@ -18,6 +19,7 @@ export E2E_MODE=test
 START=$SECONDS
 build_all
 prepare_project
+prepare_qemu_stubdom
 RUN=$BUILD/run-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN" && ln -sfn "$(basename "$RUN")" "$BUILD/last"
 build_workdisk "$RUN"

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { containerLength, decodeContainer, encodeContainer, HEADER_BYTES, isPlainState, type DeviceRecord } from '../../src/machine/container.ts';
+import { containerLength, decodeContainer, encodeContainer, HEADER_BYTES, isPlainState, recordSizes, type DeviceRecord } from '../../src/machine/container.ts';
 import { StateError } from '../../src/core/state.ts';
 import { prng } from '../ioreq/helpers.ts';
 
@@ -62,4 +62,18 @@ test('container decoding of random corruption never throws anything but StateErr
       assert.ok(e instanceof StateError, `unexpected ${(e as Error).name}: ${(e as Error).message}`);
     }
   }
+});
+
+test('recordSizes names each record with its payload length, and gives {} for garbage', () => {
+  const records: DeviceRecord[] = [
+    { id: 'a.one', version: 1, state: { x: 1 } },
+    { id: 'b', version: 2, state: { bytes: new Uint8Array(300) } },
+  ];
+  const blob = encodeContainer(records);
+  const sizes = recordSizes(blob);
+  assert.deepEqual(Object.keys(sizes), ['a.one', 'b']);
+  assert.equal(sizes['a.one'], JSON.stringify({ x: 1 }).length);
+  assert.ok(sizes['b']! > 400, `300 bytes in base64 are 400 characters, got ${sizes['b']}`);
+  assert.deepEqual({ ...recordSizes(new Uint8Array(10)) }, {});
+  assert.deepEqual({ ...recordSizes(blob.subarray(0, HEADER_BYTES + 6)) }, {});
 });

@@ -193,6 +193,17 @@ for (const shell of shells) {
       r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
       assert.equal(r.status, 0, r.err);
       assert.equal(readFileSync(key, 'utf8'), 'running');
+      // a restore or incoming migration says running early without the option
+      rmSync(key);
+      writeFileSync(join(dir, 'cmdline'), 'console=hvc0\n');
+      writeFileSync(join(dir, 'dm-argv'), '-xen-domid\n5\n-incoming-not\n');
+      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(existsSync(key), false);
+      writeFileSync(join(dir, 'dm-argv'), '-xen-domid\n5\n-incoming\nfile:/dev/hvc2\n');
+      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      assert.equal(r.status, 0, r.err);
+      assert.equal(readFileSync(key, 'utf8'), 'running');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -203,3 +214,31 @@ test('the init script parses with the machine shell', () => {
   execFileSync('sh', ['-n', resolve('rootfs/init')]);
   execFileSync('sh', ['-n', lib]);
 });
+
+// The QEMU stub domain (rootfs/lib/qemu-stubdom.sh over stubdom.sh): the same
+// argv, but QEMU 7.2 restores from an fd (no file: URI) and is what start_dm runs.
+const qemuLib = resolve('rootfs/lib/qemu-stubdom.sh');
+for (const shell of shells) {
+  test(`${shell.join(' ')}: qemu-stubdom: restore from fd 3, QEMU started with the image's ROM directory`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+    try {
+      guestWithArgv(dir, 5, libxlArgv);
+      // a stand-in QEMU that prints its argv and whether fd 3 is open
+      const fakeQemu = join(dir, 'qemu');
+      writeFileSync(fakeQemu, '#!/bin/sh\nfor a in "$@"; do echo "arg $a"; done\n[ -e /proc/self/fd/3 ] && echo fd3-open\nexit 0\n');
+      chmodSync(fakeQemu, 0o755);
+      writeFileSync(join(dir, 'restore'), 'state');
+      const r = run(shell, dir, `. "${qemuLib}"; STUBDM_QEMU="${fakeQemu}" STUBDM_DIR=/opt/stubdm STUBDM_RESTORE_CONSOLE="${dir}/restore"; ` +
+        `stty() { :; }; read_dm_argv 5 "$STUBDM_ARGV_FILE" && (IFS='\n'; set -- $(cat "$STUBDM_ARGV_FILE"); start_dm "$@")`);
+      assert.equal(r.status, 0, r.err);
+      const argv = readFileSync(join(dir, 'dm-argv'), 'utf8').split('\n').slice(0, -1);
+      assert.equal(argv[argv.indexOf('-incoming') + 1], 'fd:3');
+      const args = r.out.split('\n').filter((l) => l.startsWith('arg ')).map((l) => l.slice(4));
+      assert.deepEqual(args.slice(0, 2), ['-L', '/opt/stubdm/share/qemu']);
+      assert.deepEqual(args.slice(2), argv);
+      assert.match(r.out, /fd3-open/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -11,7 +11,9 @@ R=/e2e/results
 LINES=$R/lines.txt
 SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash stubdom stubnet net}
 DMS=${E2E_DMS:-qemu-xen stubdm-dom0 stubdm-stubdom}
-STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs # from scripts/build-stubdom.sh
+# The stub domain's kernel and rootfs: scripts/build-stubdom.sh for
+# stubdm-stubdom, scripts/build-qemu-stubdom.sh for qemu-stubdom (set per DM).
+STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs
 STUBDOM_DEFAULT_DIR=/usr/lib/xen-4.17/boot                             # libxl's default stubdomain_kernel/ramdisk
 for f in /e2e/scenarios/*.sh; do . "$f"; done
 
@@ -21,6 +23,8 @@ emit() { echo "$*"; echo "$*" >>"$LINES"; }
 pass() { emit "PASS $SCEN $DM $*"; }
 fail() { emit "FAIL $SCEN $DM $*"; }
 has_fn() { declare -F "$1" >/dev/null; }
+# the device model runs in a stub domain (stubdm's or QEMU's)
+is_stubdom() { case $DM in *-stubdom) return 0 ;; *) return 1 ;; esac; }
 # marker SCENARIO KEY: value of KEY in the guest's "E2E SCENARIO k=v ..." lines
 marker() {
   awk -v s="$1" -v k="$2=" '$1 == "E2E" && $2 == s {
@@ -40,6 +44,14 @@ dm_lines() {
     # installs the same files): libxl picks the kernel, ramdisk and 128 MiB.
     echo 'device_model_version="qemu-xen"'
     echo 'device_model_stubdomain_override=1'
+    [ -z "${E2E_STUBDOM_MEMORY:-}" ] || echo "stubdomain_memory=$E2E_STUBDOM_MEMORY" ;;
+  qemu-stubdom)
+    # Debian's QEMU in the same Linux stub domain (scripts/build-qemu-stubdom.sh),
+    # named explicitly: libxl's default files are stubdm's in this run.
+    echo 'device_model_version="qemu-xen"'
+    echo 'device_model_stubdomain_override=1'
+    echo "stubdomain_kernel=\"$STUBDOM_KERNEL\""
+    echo "stubdomain_ramdisk=\"$STUBDOM_RAMDISK\""
     [ -z "${E2E_STUBDOM_MEMORY:-}" ] || echo "stubdomain_memory=$E2E_STUBDOM_MEMORY" ;;
   esac
 }
@@ -74,7 +86,10 @@ dm_unavailable() {
     if [ "$E2E_STUBDOM_SCRIPT" != yes ]; then echo "SKIP stubdm-stubdom not built (no scripts/build-stubdom.sh)"; return; fi
     [ -f "$STUBDOM_KERNEL" ] && [ -f "$STUBDOM_RAMDISK" ] ||
       echo "build/stubdom/ has no kernel + rootfs (scripts/build-stubdom.sh not run or failed)" ;;
-  *) echo "unknown device model '$DM' (known: qemu-xen stubdm-dom0 stubdm-stubdom)" ;;
+  qemu-stubdom)
+    [ -f "$STUBDOM_KERNEL" ] && [ -f "$STUBDOM_RAMDISK" ] ||
+      echo "build/qemu-stubdom/ has no kernel + rootfs (scripts/build-qemu-stubdom.sh not run or failed)" ;;
+  *) echo "unknown device model '$DM' (known: qemu-xen stubdm-dom0 stubdm-stubdom qemu-stubdom)" ;;
   esac
 }
 
@@ -164,6 +179,10 @@ preflight() {
 : >"$LINES"
 for DM in $DMS; do
   RUN_DIR=/e2e/run/$DM
+  case $DM in
+    qemu-stubdom) STUBDOM_KERNEL=/e2e/qemu-stubdom/kernel STUBDOM_RAMDISK=/e2e/qemu-stubdom/rootfs ;;
+    *) STUBDOM_KERNEL=/e2e/stubdom/kernel STUBDOM_RAMDISK=/e2e/stubdom/rootfs ;;
+  esac
   mkdir -p "$RUN_DIR" "$R/$DM"
   why=$(dm_unavailable)
   if [ -n "$why" ]; then

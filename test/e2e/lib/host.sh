@@ -283,6 +283,19 @@ prepare_project() {
   fi
 }
 
+# The QEMU baseline's stub domain (E2E_DMS has qemu-stubdom): built with
+# $PROJECT's script, or main's when E2E_PROJECT is a branch without one.
+prepare_qemu_stubdom() {
+  QEMU_STUBDOM_DIR=""
+  [[ " $E2E_DMS " == *" qemu-stubdom "* ]] || return 0
+  local q=$PROJECT
+  [ -f "$q/scripts/build-qemu-stubdom.sh" ] || q=$ROOT
+  log "building the QEMU stub domain (scripts/build-qemu-stubdom.sh)"
+  (cd "$q" && bash scripts/build-qemu-stubdom.sh) >"$BUILD/build-qemu-stubdom.log" 2>&1 ||
+    log "scripts/build-qemu-stubdom.sh failed: see $BUILD/build-qemu-stubdom.log"
+  QEMU_STUBDOM_DIR=$q/build/qemu-stubdom
+}
+
 # The per-run work disk (second virtio disk, ext4, not cached): the dom0 scripts,
 # scenarios, guest images, node + the project for stubdm-dom0, stubdom images
 # when built, and an empty results/ the driver fills. $1 = run directory.
@@ -312,6 +325,9 @@ build_workdisk() {
   # The stub domain's kernel and rootfs (scripts/build-stubdom.sh), not its build trees.
   if [ -f "$PROJECT/build/stubdom/kernel" ]; then
     mkdir -p "$w/stubdom" && cp "$PROJECT/build/stubdom/kernel" "$PROJECT/build/stubdom/rootfs" "$w/stubdom/"
+  fi
+  if [ -n "${QEMU_STUBDOM_DIR:-}" ] && [ -f "$QEMU_STUBDOM_DIR/kernel" ]; then
+    mkdir -p "$w/qemu-stubdom" && cp "$QEMU_STUBDOM_DIR/kernel" "$QEMU_STUBDOM_DIR/rootfs" "$w/qemu-stubdom/"
   fi
   # Profiling knobs for stubdm-dom0 (dom0/stubdm-dm): E2E_STUBDM_NODE_ARGS are
   # extra node options (e.g. --cpu-prof; a profile lands in results/<dm>/);

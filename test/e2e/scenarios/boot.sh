@@ -12,7 +12,7 @@ boot_guest() { echo "E2E boot init uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 # figure libxl's fixed 30 s wait for state=running is about.
 stubdom_keys() {
   local f=/var/log/xen/qemu-dm-e2e-$DM.log
-  [ "$DM" = stubdm-stubdom ] && [ -f "$f" ] || return 0
+  is_stubdom && [ -f "$f" ] || return 0
   tr -d '\r' <"$f" | awk '$1 == "STUBDOM" && ($2 == "ready" || $2 == "mem") {
       for (i = 3; i <= NF; i++) { n = index($i, "="); if (n) v[substr($i, 1, n - 1)] = substr($i, n + 1) } }
     END { if ("dm_start_s" in v) printf "ramdisk_mib=%s stub_mem_used_mib=%s stubdm_rss_mib=%s dm_start_s=%s ready_s=%s stub_mem_total_mib=%s", \
@@ -20,7 +20,7 @@ stubdom_keys() {
 }
 stubdom_failure() {
   local f=/var/log/xen/qemu-dm-e2e-$DM.log
-  [ "$DM" = stubdm-stubdom ] && [ -f "$f" ] || return 0
+  is_stubdom && [ -f "$f" ] || return 0
   tr -d '\r' <"$f" | grep -m1 '^STUBDOM FAIL' | sed 's/^STUBDOM FAIL/; stub domain:/'
 }
 

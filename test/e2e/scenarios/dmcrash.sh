@@ -4,10 +4,11 @@
 # guest down as crashed (xl then applies on_crash = destroy, which takes the
 # stub domain with it). stubdm is stopped the way any QMP client could stop
 # it: `quit` on libxl's QMP socket, which libxl's vchan proxy carries into the
-# stub domain. Only for stubdm-stubdom: a dom0 device model has no such
-# watchdog (neither has qemu-xen).
+# stub domain. Only for stub domains (stubdm-stubdom, and qemu-stubdom, whose
+# /init is the same): a dom0 device model has no such watchdog (neither has
+# qemu-xen).
 dmcrash_run() {
-  [ "$DM" = stubdm-stubdom ] || { emit "SKIP $SCEN $DM only for stubdm-stubdom (a dom0 device model has no watchdog)"; return; }
+  is_stubdom || { emit "SKIP $SCEN $DM only for stub domains (a dom0 device model has no watchdog)"; return; }
   local name="e2e-crash-$DM" domid sock t0 t1 i log reply
   guest_cfg "$name" >"$RUN_DIR/$name.cfg"
   if ! timeout 120 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then

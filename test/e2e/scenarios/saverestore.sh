@@ -63,17 +63,23 @@ sr_wait_advance() {
 }
 
 # sr_state_bytes SAVEFILE: the device model's record in a libxl stream (the
-# EMULATOR_CONTEXT record, type 3, emulator 2 = QEMU upstream; the state
-# follows its 16-byte header; docs/specs/libxl-migration-stream.pandoc).
+# EMULATOR_CONTEXT record, type 3, emulator 2 = QEMU upstream, index 0; the
+# state follows its 16-byte header; docs/specs/libxl-migration-stream.pandoc).
+# xl's own header and the domain config come first, so records are 8-byte
+# aligned within the stream but not within the file: every offset is tried,
+# from the end, and the body must start with a state magic (stubdm's
+# container STUBDMSV, QEMU's QEVM).
 sr_state_bytes() {
   [ -x /e2e/bin/node ] || { echo "?"; return; }
   /e2e/bin/node -e '
     const fs = require("fs"); const f = process.argv[1];
     const size = fs.statSync(f).size, n = Math.min(size, 16 << 20), b = Buffer.alloc(n);
     const fd = fs.openSync(f, "r"); fs.readSync(fd, b, 0, n, size - n);
-    for (let i = n - 16 - ((size - 16) % 8); i >= 0; i -= 8) // records are 8-byte aligned in the file
+    for (let i = n - 24; i >= 0; i--)
       if (b.readUInt32LE(i) === 3 && b.readUInt32LE(i + 8) === 2 && b.readUInt32LE(i + 12) === 0) {
-        console.log(b.readUInt32LE(i + 4) - 8); process.exit(0); }
+        const len = b.readUInt32LE(i + 4), magic = b.toString("latin1", i + 16, i + 24);
+        if (i + 8 + len <= n && (magic === "STUBDMSV" || magic.startsWith("QEVM"))) { console.log(len - 8); process.exit(0); }
+      }
     console.log("?");' "$1" 2>/dev/null || echo "?"
 }
 

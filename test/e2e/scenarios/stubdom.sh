@@ -7,7 +7,7 @@
 # Runs at 128 MiB (libxl's default for a stub domain) and, for comparison, at
 # 256 MiB (keys suffixed _256): what memory pressure costs the start-up.
 stubdom_run() {
-  [ "$DM" = stubdm-stubdom ] || { emit "SKIP $SCEN $DM only for stubdm-stubdom"; return; }
+  is_stubdom || { emit "SKIP $SCEN $DM only for stub domains"; return; }
   local l128 l256
   l128=$(stubdom_selftest 128) || { fail "$l128"; return; }
   l256=$(stubdom_selftest 256 | sed 's/\([a-z_0-9]*\)=/\1_256=/g') || l256="selftest_256=failed"

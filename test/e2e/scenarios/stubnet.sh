@@ -7,7 +7,7 @@
 # /init set up, not traffic: the guest still boots, the stub's netfront is
 # connected, and /init reports the bridge.
 stubnet_run() {
-  [ "$DM" = stubdm-stubdom ] || { emit "SKIP $SCEN $DM only for stubdm-stubdom (the stub domain's tap + bridge)"; return; }
+  is_stubdom || { emit "SKIP $SCEN $DM only for stub domains (the stub domain's tap + bridge)"; return; }
   local name="e2e-net-$DM" domid stub i log line st mac
   # What a Xen host's network set-up gives vif-bridge: a bridge named xenbr0.
   if [ ! -d /sys/class/net/xenbr0 ]; then
