@@ -302,21 +302,18 @@ serve_qmp() {
 # then 60 s (LIBXL_DEVICE_MODEL_START_TIMEOUT) for the QMP `cont` that
 # unpauses the guest. stubdm writes `running` itself once its ioreq server is
 # up and it listens on QMP: measured under Xen 4.17 in QEMU TCG at libxl's
-# 128 MiB (with our kernel), 11.0 s from the stub kernel's
-# start (dm_start_s 6.8); at 256 MiB with Debian's kernel 12.6 s.
-# `stubdom.early_running` on the stub domain's command line (stubdomain_cmdline)
-# brings back the old workaround for slower set-ups: /init says `running` as
-# soon as stubdm is on its way, and the real readiness check is the `cont`
-# (it reaches stubdm only once it listens on QMP; libxl unpauses the guest
-# only after `cont` succeeded; if stubdm dies first, die() takes the guest down).
-# A restore or an incoming migration (`-incoming` in the argv) always takes
-# that path: there the sending guest and its stub domain still run beside
-# ours, and the e2e saw this stub domain miss the 30 s under that load
-# (`xl migrate`: stubdm exec'ed 7.9 s after the stub kernel started, not
-# ready 22 s later; the save before it: dm_start_s 15.1, ready at 21.8 s).
+# 128 MiB (with our kernel), 9-11 s from the stub kernel's start on a quiet
+# host (dm_start_s 5.6-6.8), but on a busy one (the other core taken by
+# builds and tests, or by the sending side of a migration) 21.8 s, and
+# several e2e guests then missed the 30 s outright ("startup timed out",
+# stubdm still starting). So /init says `running` as soon as stubdm is on its
+# way, and the real readiness check is the `cont` (it reaches stubdm only once
+# it listens on QMP; libxl unpauses the guest only after `cont` succeeded; if
+# stubdm dies first, die() takes the guest down): 90 s of margin instead of 30.
+# `stubdom.wait_ready` on the stub domain's command line (stubdomain_cmdline)
+# leaves `running` to stubdm alone, which tells libxl exactly when it is ready.
 early_running() {
-  grep -qw stubdom.early_running "$STUBDM_CMDLINE" 2>/dev/null ||
-    grep -qx -- -incoming "$STUBDM_ARGV_FILE" 2>/dev/null || return 0
+  grep -qw stubdom.wait_ready "$STUBDM_CMDLINE" 2>/dev/null && return 0
   xenstore-write "device-model/$target/state" running ||
     log "could not write device-model/$target/state"
 }

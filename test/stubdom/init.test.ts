@@ -181,7 +181,7 @@ for (const shell of shells) {
     }
   });
 
-  test(`${name}: device-model state is left to stubdm unless stubdom.early_running is on the command line`, () => {
+  test(`${name}: device-model state: /init says running early unless stubdom.wait_ready is on the command line`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
     try {
       const key = join(dir, `xs/local/domain/${STUB}/device-model/5/state`);
@@ -189,18 +189,12 @@ for (const shell of shells) {
       let r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
       assert.equal(r.status, 0, r.err);
       assert.equal(existsSync(key), false);
-      writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.early_running\n');
+      writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.wait_readyx\n');
       r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
       assert.equal(r.status, 0, r.err);
       assert.equal(readFileSync(key, 'utf8'), 'running');
-      // a restore or incoming migration says running early without the option
       rmSync(key);
       writeFileSync(join(dir, 'cmdline'), 'console=hvc0\n');
-      writeFileSync(join(dir, 'dm-argv'), '-xen-domid\n5\n-incoming-not\n');
-      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
-      assert.equal(r.status, 0, r.err);
-      assert.equal(existsSync(key), false);
-      writeFileSync(join(dir, 'dm-argv'), '-xen-domid\n5\n-incoming\nfile:/dev/hvc2\n');
       r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
       assert.equal(r.status, 0, r.err);
       assert.equal(readFileSync(key, 'utf8'), 'running');
