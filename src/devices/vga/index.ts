@@ -1,0 +1,4 @@
+/** Standard VGA with Bochs VBE (QEMU's `-device VGA`): see pci.ts and vga.ts. */
+export * from './pci.ts';
+export { VgaCore, vramBytes, VRAM_PAGE_SHIFT } from './vga.ts';
+export { buildEdid } from './edid.ts';
