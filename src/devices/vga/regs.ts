@@ -109,7 +109,8 @@ export const CR11_LOCK_CR0_CR7 = 0x80;
 
 // ---- Bochs DISPI (SeaBIOS vgasrc/bochsvga.h; QEMU include/hw/display/bochs-vbe.h).
 export const DISPI_PORT_BASE = 0x1ce; // 0x1ce index, 0x1cf and 0x1d0 data
-export const DISPI_PORT_LEN = 3;
+/** 0x1CE-0x1D1: a word at 0x1D0 is a data access too (QEMU's 2-byte portio entries). */
+export const DISPI_PORT_LEN = 4;
 export const DISPI_ID = 0x0;
 export const DISPI_XRES = 0x1;
 export const DISPI_YRES = 0x2;

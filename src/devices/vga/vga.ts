@@ -220,6 +220,20 @@ export class VgaCore {
     this.regGen++;
   }
 
+  /**
+   * A port reached through BAR2 (0x400 + port - 0x3C0). There every port of
+   * 0x3C0-0x3DF goes to the register decoder, so ports with no register
+   * read 0 (QEMU vga-pci.c), not the floating 0xff of an undecoded port.
+   */
+  mmioPortRead(port: number): number {
+    if (this.portInvalid(port)) return 0xff;
+    return PORT_DECODED[port - V.VGA_PORT_BASE] ? this.ports.read(port - V.VGA_PORT_BASE, 1) : 0;
+  }
+
+  mmioPortWrite(port: number, v: number): void {
+    this.ports.write(port - V.VGA_PORT_BASE, 1, v);
+  }
+
   /** Reading input status 1 resets the attribute flip-flop; the retrace bits toggle so polling loops end. */
   readIs1(): number {
     this.st01 ^= V.ST01_V_RETRACE | V.ST01_DISP_ENABLE;
@@ -578,10 +592,15 @@ const PORT_TABLE = new RegisterTable<VgaCore>(
   0xffffffff,
 );
 
+/** Ports PORT_TABLE decodes: 0x3B4/5, 0x3BA, all of 0x3C0-0x3CF, 0x3D4/5, 0x3DA (for mmioPortRead). */
+const PORT_DECODED = new Uint8Array(V.VGA_PORT_LEN);
+for (const port of [V.PORT_CRT_IM, V.PORT_CRT_DM, V.PORT_IS1_RM, V.PORT_CRT_IC, V.PORT_CRT_DC, V.PORT_IS1_RC]) PORT_DECODED[port - V.VGA_PORT_BASE] = 1;
+for (let port = 0x3c0; port <= 0x3cf; port++) PORT_DECODED[port - V.VGA_PORT_BASE] = 1;
+
 /**
  * 0x1CE index, 0x1CF and 0x1D0 data: 16-bit registers. A word access at
- * 0x1CF covers 0x1CF-0x1D0 and is one data access (QEMU's portio with
- * 2-byte entries); a byte access reaches the register with that byte.
+ * 0x1CF (or 0x1D0) is one data access (QEMU's portio with 2-byte entries);
+ * a byte access reaches the register with that byte.
  */
 const DISPI_TABLE = new RegisterTable<VgaCore>(
   'vga-dispi',
@@ -591,7 +610,8 @@ const DISPI_TABLE = new RegisterTable<VgaCore>(
     { name: 'INDEX_B', off: 0, width: 1, flags: EXACT, read: (d) => d.vbeIndex, write: (d, v) => void (d.vbeIndex = v) },
     { name: 'DATA', off: 1, width: 2, flags: EXACT, read: (d) => d.readDispiData(), write: (d, v) => d.writeDispiData(v) },
     { name: 'DATA_B', off: 1, width: 1, flags: EXACT, read: (d) => d.readDispiData(), write: (d, v) => d.writeDispiData(v) },
-    { name: 'DATA2', off: 2, width: 1, flags: EXACT, read: (d) => d.readDispiData(), write: (d, v) => d.writeDispiData(v) },
+    { name: 'DATA2', off: 2, width: 2, flags: EXACT, read: (d) => d.readDispiData(), write: (d, v) => d.writeDispiData(v) },
+    { name: 'DATA2_B', off: 2, width: 1, flags: EXACT, read: (d) => d.readDispiData(), write: (d, v) => d.writeDispiData(v) },
   ],
   0xffffffff,
 );
