@@ -103,6 +103,7 @@ export class VgaPci implements PciFunction, Device {
         }
         core.dirty[off >>> VRAM_PAGE_SHIFT] = 1;
         core.dirty[(off + s - 1) >>> VRAM_PAGE_SHIFT] = 1;
+        if ((off & 3) <= 2 && ((off + s - 1) & 3) >= 2) core.fontGen++; // a byte of plane 2 (text-mode fonts)
       },
     };
     this.mmio = {

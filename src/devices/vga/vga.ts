@@ -49,6 +49,8 @@ export class VgaCore {
   readonly dirty: Uint8Array;
   /** Bumped on every register write that can change the picture (the renderer compares it). */
   regGen = 0;
+  /** Bumped on writes that may reach plane 2, where text mode keeps its fonts. */
+  fontGen = 0;
 
   // Register files (index registers and their data).
   readonly sr = new Uint8Array(8);
@@ -450,6 +452,7 @@ export class VgaCore {
       if (planeWrite & (1 << (addr & 3)) && addr < this.vramSize) {
         this.vram[addr] = val;
         this.dirty[addr >>> VRAM_PAGE_SHIFT] = 1;
+        if ((addr & 3) === 2) this.fontGen++;
       }
       return;
     }
@@ -461,6 +464,7 @@ export class VgaCore {
         if (addr < this.vramSize) {
           this.vram[addr] = val;
           this.dirty[addr >>> VRAM_PAGE_SHIFT] = 1;
+          if (plane === 2) this.fontGen++;
         }
       }
       return;
@@ -518,6 +522,7 @@ export class VgaCore {
     const m = MASK16[planeWrite & 0xf];
     this.vram32[addr] = ((this.vram32[addr] & ~m) | (v & m)) >>> 0;
     this.dirty[(addr << 2) >>> VRAM_PAGE_SHIFT] = 1;
+    if (planeWrite & 4) this.fontGen++;
   }
 
   /** Multi-byte accesses are byte accesses, low address first (as QEMU's 1-byte window ops). */
