@@ -393,9 +393,14 @@ export class VgaRenderer {
         }
         return;
       case 16:
+        // QEMU shows 16 bpp by handing VRAM to pixman as r5g6b5, which widens each channel by
+        // repeating its top bits (15 bpp goes through its own line drawer: low bits zero).
         for (let x = 0; x < width; x++, addr += 2) {
           const v = vram[addr & m] | (vram[(addr + 1) & m] << 8);
-          fb[p++] = rgb((v >> 8) & 0xf8, (v >> 3) & 0xfc, (v << 3) & 0xf8);
+          const r5 = v >> 11;
+          const g6 = (v >> 5) & 0x3f;
+          const b5 = v & 0x1f;
+          fb[p++] = rgb((r5 << 3) | (r5 >> 2), (g6 << 2) | (g6 >> 4), (b5 << 3) | (b5 >> 2));
         }
         return;
       case 24:

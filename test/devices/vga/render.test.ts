@@ -72,7 +72,7 @@ test('text mode 3: 720x400, glyphs from plane 2, attribute colours, 9th dot, cur
   assert.equal(px(rd, 18, 13), 0);
 });
 
-test('text: only changed cells are redrawn; the cursor moving redraws both cells', () => {
+test('text: only changed cells are redrawn; a CRTC write (cursor move) or a font write redraws all', () => {
   const { r, rd } = textScreen();
   rd.update();
   assert.equal(rd.update(), null, 'nothing changed');
@@ -188,9 +188,9 @@ test('VBE linear modes: 8 (DAC), 15, 16, 24 and 32 bpp pixel formats', () => {
   assert.equal(px(rd, 5, 4), rgb(0xf8, 0x80, 0x08));
 
   vbe(r, 320, 200, 16);
-  r.memw(LFB_BASE + 2 * 7, 2, (31 << 11) | (63 << 5) | 0);
+  r.memw(LFB_BASE + 2 * 7, 2, (31 << 11) | (32 << 5) | 2);
   rd.update();
-  assert.equal(px(rd, 7, 0), rgb(0xf8, 0xfc, 0));
+  assert.equal(px(rd, 7, 0), rgb(0xff, 0x82, 0x10), '5/6-bit channels widened by repeating their top bits');
 
   vbe(r, 800, 600, 24);
   const o24 = (800 * 10 + 20) * 3;
