@@ -95,6 +95,26 @@ async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
   }
 }
 
+/**
+ * The VGA BIOS for the ROM BAR: STUBDM_VGABIOS, else Debian's SeaBIOS build
+ * (package seabios; docs/vga.md §1). Missing: the VGA works without a ROM,
+ * but SeaBIOS then has no video BIOS to run (no boot messages on screen).
+ */
+export const VGABIOS_PATHS = ['/usr/share/seabios/vgabios-stdvga.bin', '/usr/share/qemu/vgabios-stdvga.bin'];
+
+function readVgaBios(log: Logger): Uint8Array | null {
+  const paths = process.env.STUBDM_VGABIOS ? [process.env.STUBDM_VGABIOS] : VGABIOS_PATHS;
+  for (const p of paths) {
+    try {
+      return new Uint8Array(fs.readFileSync(p));
+    } catch {
+      // try the next one
+    }
+  }
+  log.warn({ paths }, 'no VGA BIOS found: the VGA has no ROM (install seabios or set STUBDM_VGABIOS)');
+  return null;
+}
+
 function oneLine(msg: string): string {
   const line = msg.split('\n')[0];
   return line.startsWith('stubdm:') ? line : `stubdm: ${line}`;
@@ -142,7 +162,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     const nics = await openNetwork(cfg, { log: log.child({ c: 'net' }) });
     let pc: Pc;
     try {
-      pc = await buildPc(board, cfg, log, serials, nics);
+      pc = await buildPc(board, cfg, log, serials, nics, { vgaBios: cfg.devices.some((d) => d.driver === 'VGA') ? readVgaBios(log) : null });
     } catch (e) {
       await Promise.all(nics.map((n) => n.backend.close()));
       throw e;
@@ -238,6 +258,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         host.memory.setDirtyLog(enable);
         log.info({ enable }, 'xen-set-global-dirty-log');
       },
+      screendump: (format) => pc.screendump(format),
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';
         if (wasRunning) machine.stop(); // QEMU stops the vCPUs for the save and restarts them after

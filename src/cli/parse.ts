@@ -69,7 +69,7 @@ const OPTIONS: Record<string, OptDef> = {
   append: { arg: true, group: 'Accepted and ignored', desc: 'Direct kernel boot', ignored: '-append: direct kernel boot is not supported; ignored' },
   usb: { arg: false, group: 'Accepted and ignored', desc: 'USB controller', ignored: '-usb: no USB controller; ignored' },
   usbdevice: { arg: true, group: 'Accepted and ignored', desc: 'USB device', ignored: '-usbdevice: no USB; ignored' },
-  vga: { arg: true, group: 'Accepted and ignored', desc: 'Legacy VGA selection', ignored: '-vga: use -device; ignored' },
+  vga: { arg: true, group: 'Devices', desc: 'std: the same as -device VGA; none: no display (other cards are not emulated)' },
   'no-acpi': { arg: false, group: 'Accepted and ignored', desc: 'No ACPI' },
   'no-hpet': { arg: false, group: 'Accepted and ignored', desc: 'No HPET (Xen emulates it)' },
   localtime: { arg: false, group: 'Accepted and ignored', desc: 'RTC in local time (Xen emulates the RTC)' },
@@ -93,7 +93,7 @@ const OPTIONS: Record<string, OptDef> = {
 };
 
 /** -device drivers stubdm emulates; every other driver is reported once as ignored. */
-export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000']);
+export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000', 'VGA']);
 
 const SERIAL_MAX = 2;
 const IDE_DRIVES = 4;
@@ -253,6 +253,12 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
       reported.add(d.driver);
       warnings.push(`-device ${d.driver}: not emulated yet; ignored`);
     }
+  }
+  const vgaOpt = last(a.vga);
+  if (vgaOpt === 'std') {
+    if (!devices.some((d) => d.driver === 'VGA')) devices.unshift({ driver: 'VGA', id: null, netdev: null, mac: null, vgamemMb: null, props: {} });
+  } else if (vgaOpt !== undefined && vgaOpt !== 'none') {
+    warnings.push(`-vga ${vgaOpt}: only std (standard VGA) and none are emulated; ignored`);
   }
   const drives = parseDrives(all(a.drive), devices, warnings);
 

@@ -3,3 +3,4 @@ export * from './pci.ts';
 export { VgaCore, vramBytes, VRAM_PAGE_SHIFT } from './vga.ts';
 export { buildEdid } from './edid.ts';
 export { VgaRenderer, c6to8, type Rect, type DisplayMode } from './render.ts';
+export { encodePng, encodePpm } from './image.ts';
