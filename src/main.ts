@@ -97,10 +97,14 @@ async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
 
 /**
  * The VGA BIOS for the ROM BAR: STUBDM_VGABIOS, else Debian's SeaBIOS build
- * (package seabios; docs/vga.md §1). Missing: the VGA works without a ROM,
+ * (package seabios; docs/vga.md §1), or the copy in the stub domain's image. Missing: the VGA works without a ROM,
  * but SeaBIOS then has no video BIOS to run (no boot messages on screen).
  */
-export const VGABIOS_PATHS = ['/usr/share/seabios/vgabios-stdvga.bin', '/usr/share/qemu/vgabios-stdvga.bin'];
+export const VGABIOS_PATHS = [
+  '/usr/share/seabios/vgabios-stdvga.bin',
+  '/usr/share/qemu/vgabios-stdvga.bin',
+  '/opt/stubdm/share/vgabios-stdvga.bin', // the stub domain's image (scripts/build-stubdom.sh)
+];
 
 function readVgaBios(log: Logger): Uint8Array | null {
   const paths = process.env.STUBDM_VGABIOS ? [process.env.STUBDM_VGABIOS] : VGABIOS_PATHS;
