@@ -20,6 +20,7 @@ import { NetdevError, openNetwork } from './net/index.ts';
 import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
+import { parseVncArg, VncServer } from './vnc/server.ts';
 import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
 import { createSimHost, type SimHost } from './sim/index.ts';
 import { StateError } from './core/state.ts';
@@ -119,6 +120,14 @@ function readVgaBios(log: Logger): Uint8Array | null {
   return null;
 }
 
+function parseVncArgOrExit(arg: string): ReturnType<typeof parseVncArg> {
+  try {
+    return parseVncArg(arg);
+  } catch (e) {
+    throw new StartError(`stubdm: ${(e as Error).message}`);
+  }
+}
+
 function oneLine(msg: string): string {
   const line = msg.split('\n')[0];
   return line.startsWith('stubdm:') ? line : `stubdm: ${line}`;
@@ -173,6 +182,30 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     }
     undo.push(() => pc.close());
     const uarts = pc.uarts;
+
+    // The VNC server for the VGA (libxl's -vnc HOST:DISPLAY[,to=N][,password=on]).
+    let vnc: VncServer | null = null;
+    let vncPasswordWanted = false;
+    const vncArg = cfg.vnc === null ? null : parseVncArgOrExit(cfg.vnc);
+    if (vncArg !== null && pc.display !== null) {
+      if (vncArg.password) {
+        // VNC authentication is DES, which Node's OpenSSL 3 no longer has: serving the
+        // screen without the password the operator asked for would be worse than no VNC.
+        vncPasswordWanted = true;
+        log.error({ vnc: cfg.vnc }, 'VNC with password=on is not supported yet: the VNC server stays off');
+      } else {
+        const i8042 = pc.i8042;
+        vnc = new VncServer({ ...vncArg, display: pc.display, onKey: (b) => void i8042.pressKey(b), log: log.child({ c: 'vnc' }), name: cfg.name ?? 'stubdm' });
+        try {
+          const at = await vnc.listen();
+          log.info(at, 'VNC server listening');
+        } catch (e) {
+          throw new StartError(`stubdm: ${(e as Error).message}`);
+        }
+        const v = vnc;
+        undo.push(() => void v.close());
+      }
+    }
 
     const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));
     server.start();
@@ -263,6 +296,15 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         log.info({ enable }, 'xen-set-global-dirty-log');
       },
       screendump: (format) => pc.screendump(format),
+      vncInfo: () => {
+        const a = vnc?.address;
+        if (!a) return null;
+        return { host: a.host, service: String(a.port), family: a.host.includes(':') ? 'ipv6' : 'ipv4', auth: 'none' };
+      },
+      // Accepted so that `xl create` with vncpasswd goes on; the server stays off (see above).
+      changeVncPassword: () => {
+        if (!vncPasswordWanted) log.warn('change-vnc-password: the VNC server has no password support; ignored');
+      },
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';
         if (wasRunning) machine.stop(); // QEMU stops the vCPUs for the save and restarts them after

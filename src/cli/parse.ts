@@ -57,7 +57,7 @@ const OPTIONS: Record<string, OptDef> = {
   incoming: { arg: true, group: 'Monitor and run state', desc: 'Restore device state before running: fd:N | file:PATH | defer (wait for QMP migrate-incoming / xen-load-devices-state)' },
   nodefaults: { arg: false, group: 'Accepted and ignored', desc: 'No implicit devices (always the case)' },
   'no-user-config': { arg: false, group: 'Accepted and ignored', desc: 'No config files (always the case)' },
-  vnc: { arg: true, group: 'Accepted and ignored', desc: 'VNC display (no VNC server: anything but none is reported)' },
+  vnc: { arg: true, group: 'Devices', desc: 'HOST:DISPLAY[,to=N][,password=on] | none: VNC server for the VGA (port 5900 + DISPLAY)' },
   display: { arg: true, group: 'Accepted and ignored', desc: 'Display backend (none)' },
   nographic: { arg: false, group: 'Accepted and ignored', desc: 'No graphics (always the case)' },
   k: { arg: true, group: 'Accepted and ignored', desc: 'Keyboard layout (for VNC)' },
@@ -263,7 +263,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
   const drives = parseDrives(all(a.drive), devices, warnings);
 
   const vnc = last(a.vnc) ?? null;
-  if (vnc !== null && vnc !== 'none') warnings.push(`-vnc ${vnc}: stubdm has no VNC server; ignored`);
+  if (vnc !== null && vnc !== 'none' && !devices.some((d) => d.driver === 'VGA')) warnings.push(`-vnc ${vnc}: no -device VGA, nothing to show; ignored`);
   for (const [opt, v] of [['parallel', last(a.parallel)], ['monitor', last(a.monitor)]] as const) {
     if (v !== undefined && v !== 'none') warnings.push(`-${opt} ${v}: not emulated; ignored`);
   }

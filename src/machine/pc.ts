@@ -23,7 +23,7 @@ import type { DeviceConfig } from '../cli/config.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
 import type { StubdmConfig } from '../cli/config.ts';
-import { VgaPci, VgaRenderer, encodePng, encodePpm } from '../devices/vga/index.ts';
+import { DisplayHub, VgaPci, encodePng, encodePpm } from '../devices/vga/index.ts';
 
 /** End of RAM below 4 GiB by default (xen/include/public/hvm/e820.h HVM_BELOW_4G_RAM_END). */
 const HVM_BELOW_4G_RAM_END = 0xf0000000;
@@ -39,6 +39,8 @@ export interface Pc {
   readonly nics: readonly E1000[];
   /** -device VGA (or -vga std): the display card, null without one. */
   readonly vga: VgaPci | null;
+  /** The VGA's picture, shared by screendump and VNC viewers (null without a VGA). */
+  readonly display: DisplayHub | null;
   /** The screen as PPM or PNG (QMP screendump), null without a display. */
   screendump(format: 'ppm' | 'png'): Buffer | null;
   readonly backends: readonly BlockBackend[];
@@ -139,7 +141,7 @@ export async function buildPc(
   });
   if (vgaCfg && !vga) addVga();
   // The renderer costs nothing until a screendump (or a viewer) asks for a picture.
-  let renderer: VgaRenderer | null = null;
+  const display = vga ? new DisplayHub((vga as VgaPci).core) : null;
 
   function unplug(mask: number): void {
     if (mask & (UNPLUG_IDE_DISKS | UNPLUG_AUX_IDE_DISKS)) {
@@ -176,13 +178,11 @@ export async function buildPc(
     vga,
     backends,
     registry,
+    display,
     screendump(format) {
-      const v = vga as VgaPci | null;
-      if (!v) return null;
-      renderer ??= new VgaRenderer(v.core);
-      renderer.invalidate();
-      renderer.update();
-      const { fb, width, height } = renderer;
+      if (!display) return null;
+      display.refresh(); // brings the shared framebuffer up to date; viewers get the damage
+      const { fb, width, height } = display;
       return format === 'png' ? encodePng(fb, width, height) : encodePpm(fb, width, height);
     },
     save: () => registry.save(),

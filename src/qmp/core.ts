@@ -47,6 +47,10 @@ export interface QmpMachine {
   saveDevicesState?(fd: number, live: boolean): Promise<number>;
   /** xen-load-devices-state / migrate-incoming: read a state from `fd` and load it; refused while running. */
   loadDevicesState?(fd: number): Promise<void>;
+  /** query-vnc: where the VNC server listens, or null when there is none. */
+  vncInfo?(): { host: string; service: string; family: 'ipv4' | 'ipv6'; auth: string } | null;
+  /** change-vnc-password (libxl sends it when the guest config has vncpasswd). */
+  changeVncPassword?(password: string): void;
   /** screendump: the screen as an encoded picture, or null when the machine has no display. */
   screendump?(format: 'ppm' | 'png'): Buffer | null;
 }
@@ -186,7 +190,19 @@ const COMMANDS: Record<string, Command> = {
   },
   'query-vnc': {
     args: {},
-    run: () => ({ enabled: false }),
+    // libxl writes host and service to console/vnc-listen and vnc-port: what `xl vncviewer` connects to.
+    run: (m): Json => {
+      const v = m.vncInfo?.() ?? null;
+      return v === null ? { enabled: false } : { enabled: true, host: v.host, service: v.service, family: v.family, auth: v.auth, clients: [] };
+    },
+  },
+  'change-vnc-password': {
+    args: { password: { type: 'string' } },
+    run: (m, a) => {
+      if (!m.changeVncPassword) throw new QmpError('GenericError', 'Could not set password');
+      m.changeVncPassword(a.password as string);
+      return {};
+    },
   },
   'query-kvm': {
     args: {},

@@ -105,7 +105,7 @@ test('dom0 argv with an inherited QMP fd, -S, pc,accel=xen and dm_restrict optio
   assert.equal(c.runas, '124:125');
   assert.equal(c.chroot, '/var/empty');
   assert.equal(c.xenDomidRestrict, true);
-  assert.deepEqual(warnings, ['-vnc 0.0.0.0:0,to=99: stubdm has no VNC server; ignored']);
+  assert.deepEqual(warnings, ['-vnc 0.0.0.0:0,to=99: no -device VGA, nothing to show; ignored']);
 });
 
 test('our own options, double dashes and = forms', async () => {
