@@ -175,7 +175,11 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     const nics = await openNetwork(cfg, { log: log.child({ c: 'net' }) });
     let pc: Pc;
     try {
-      pc = await buildPc(board, cfg, log, serials, nics, { vgaBios: cfg.devices.some((d) => d.driver === 'VGA') ? readVgaBios(log) : null });
+      pc = await buildPc(board, cfg, log, serials, nics, {
+        vgaBios: cfg.devices.some((d) => d.driver === 'VGA') ? readVgaBios(log) : null,
+        vram: host.vram ?? null,
+        restoring: cfg.incoming !== null,
+      });
     } catch (e) {
       await Promise.all(nics.map((n) => n.backend.close()));
       throw e;

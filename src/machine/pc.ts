@@ -24,6 +24,7 @@ import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
 import type { StubdmConfig } from '../cli/config.ts';
 import { DisplayHub, VgaPci, encodePng, encodePpm } from '../devices/vga/index.ts';
+import type { VramProvider } from '../core/vram.ts';
 
 /** End of RAM below 4 GiB by default (xen/include/public/hvm/e820.h HVM_BELOW_4G_RAM_END). */
 const HVM_BELOW_4G_RAM_END = 0xf0000000;
@@ -54,10 +55,14 @@ export interface Pc {
   close(): Promise<void>;
 }
 
-/** Firmware images main.ts read for the machine. */
+/** Firmware images main.ts read for the machine, and platform services the host offers. */
 export interface Firmware {
   /** The VGA BIOS for the VGA's ROM BAR (Debian's vgabios-stdvga.bin); null: a VGA without ROM. */
   readonly vgaBios?: Uint8Array | null;
+  /** VRAM as guest pages (Host.vram); absent: the VGA keeps VRAM itself. */
+  readonly vram?: VramProvider | null;
+  /** The guest's memory comes from a saved image (-incoming): VRAM pages are not populated again. */
+  readonly restoring?: boolean;
 }
 
 /** A NIC from the argv with its opened packet backend (src/net openNetwork). */
@@ -120,7 +125,13 @@ export async function buildPc(
   let vga: VgaPci | null = null;
   const addVga = (): void => {
     if (!vgaCfg) return;
-    vga = new VgaPci({ vgamemMb: vgaCfg.vgamemMb, rom: firmware.vgaBios ?? null, log: log.child({ c: 'vga' }) });
+    vga = new VgaPci({
+      vgamemMb: vgaCfg.vgamemMb,
+      rom: firmware.vgaBios ?? null,
+      vram: firmware.vram ?? null,
+      restoring: firmware.restoring === true,
+      log: log.child({ c: 'vga' }),
+    });
     vga.installLegacy(board);
     platform.addDevice(vga);
   };
@@ -188,6 +199,7 @@ export async function buildPc(
     save: () => registry.save(),
     restore: (blob) => registry.restore(blob),
     async close() {
+      (vga as VgaPci | null)?.backing?.close();
       for (const b of backends) {
         try {
           await b.flush();

@@ -22,6 +22,7 @@ import { StateError, StateReader } from '../../core/state.ts';
 import { ROM_SLOT, type PciFunction } from '../../pci/bus.ts';
 import { PciConfig, readBits } from '../../pci/config.ts';
 import { QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR } from '../../pci/ids.ts';
+import type { VramBacking, VramProvider } from '../../core/vram.ts';
 import { buildEdid } from './edid.ts';
 import * as V from './regs.ts';
 import { VgaCore, vramBytes, VRAM_PAGE_SHIFT } from './vga.ts';
@@ -39,6 +40,14 @@ export interface VgaOptions {
   vgamemMb?: number | null;
   /** The VGA BIOS for the ROM BAR; null/absent leaves the function without a ROM. */
   rom?: Uint8Array | null;
+  /**
+   * VRAM as guest pages (core/vram.ts): BAR0 is then the pages themselves,
+   * moved under the BAR, and guest framebuffer writes never reach us.
+   * Absent: VRAM is our own memory and BAR0 accesses come as ioreqs.
+   */
+  vram?: VramProvider | null;
+  /** The guest's memory was restored from an image (VRAM pages included). */
+  restoring?: boolean;
   log?: Logger;
 }
 
@@ -62,12 +71,23 @@ export class VgaPci implements PciFunction, Device {
   private readonly warn: RateLimited;
   private legacy: Region[] = [];
   private readonly lfb: IoHandler;
+  /** VRAM as guest pages, or null (our own memory). */
+  readonly backing: VramBacking | null;
   private readonly mmio: IoHandler;
   private readonly romHandler: IoHandler | null;
 
   constructor(opts: VgaOptions = {}) {
     const size = vramBytes(opts.vgamemMb);
-    this.core = new VgaCore(new Uint8Array(size));
+    this.backing = opts.vram ? opts.vram.allocateVram(size, opts.restoring === true) : null;
+    this.core = new VgaCore(this.backing ? this.backing.bytes : new Uint8Array(size));
+    if (this.backing) {
+      const b = this.backing;
+      const core = this.core;
+      b.onRemap = (bytes) => core.setVram(bytes);
+      core.syncDirty = () => {
+        if (!b.collectDirty(core.dirty)) core.dirty.fill(1);
+      };
+    }
     if (opts.rom && opts.rom.length > MAX_ROM) throw new RangeError(`VGA BIOS of ${opts.rom.length} bytes is larger than ${MAX_ROM}`);
     this.rom = opts.rom && opts.rom.length ? opts.rom : null;
     this.warn = new RateLimited(opts.log ?? logger('vga'));
@@ -86,15 +106,16 @@ export class VgaPci implements PciFunction, Device {
     });
     this.mmioRegs = MMIO_TABLE.storage();
     const core = this.core;
-    const vram = core.vram;
     this.lfb = {
       // The bus hands us offsets inside BAR0 (= inside VRAM) with the access inside it.
       read: (off, s) => {
+        const vram = core.vram;
         if (s === 1) return vram[off];
         if (s === 2) return vram[off] | (vram[off + 1] << 8);
         return (vram[off] | (vram[off + 1] << 8) | (vram[off + 2] << 16) | (vram[off + 3] << 24)) >>> 0;
       },
       write: (off, s, v) => {
+        const vram = core.vram;
         vram[off] = v;
         if (s >= 2) vram[off + 1] = v >>> 8;
         if (s === 4) {
@@ -134,7 +155,7 @@ export class VgaPci implements PciFunction, Device {
   }
 
   barHandler(i: number): IoHandler | null {
-    if (i === VGA_BAR_VRAM) return this.lfb;
+    if (i === VGA_BAR_VRAM) return this.backing ? null : this.lfb; // guest pages: no ioreqs
     if (i === VGA_BAR_MMIO) return this.mmio;
     if (i === ROM_SLOT) return this.romHandler;
     return null;
@@ -161,6 +182,11 @@ export class VgaPci implements PciFunction, Device {
     MMIO_TABLE.write(this, this.mmioRegs, off, size, v);
   }
 
+  /** The bus reports where BAR0 decodes: guest-page VRAM moves there. */
+  barMoved(i: number, base: number): void {
+    if (i === VGA_BAR_VRAM && this.backing) this.backing.place(base);
+  }
+
   /** DISPI through MMIO selects the register by address: the index port then names it too (as in QEMU). */
   dispiMmioRead(i: number): number {
     this.core.vbeIndex = i;
@@ -181,15 +207,17 @@ export class VgaPci implements PciFunction, Device {
 
   /**
    * Registers, DAC, latches, DISPI, config space, and VRAM as the list of
-   * its non-zero 4 KiB pages (VRAM is device memory here, so it is ours to
-   * save; a zero page costs nothing).
+   * its non-zero 4 KiB pages when VRAM is our own memory (a zero page costs
+   * nothing). VRAM in guest pages is saved with the guest's memory; where
+   * it sits follows from BAR0 in `config` (PciBus.refresh reports it).
    */
   snapshot(): StateObject {
     const c = this.core;
     const pages: number[] = [];
     const chunks: Uint8Array[] = [];
     const page = 1 << VRAM_PAGE_SHIFT;
-    for (let p = 0; p < c.vramSize / page; p++) {
+    // Guest-page VRAM travels with the guest's memory (Xen saves it); only our own memory is ours to save.
+    for (let p = 0; p < (this.backing ? 0 : c.vramSize / page); p++) {
       const s = c.vram.subarray(p * page, (p + 1) * page);
       if (s.some((b) => b !== 0)) {
         pages.push(p);
@@ -229,6 +257,7 @@ export class VgaPci implements PciFunction, Device {
       vbeStartAddr: c.vbeStartAddr,
       bigEndianFb: c.bigEndianFb,
       vramSize: c.vramSize,
+      vramInGuest: this.backing !== null,
       vramPages: pages,
       vramData: data,
     };
@@ -293,6 +322,10 @@ export class VgaPci implements PciFunction, Device {
       if (pages[i] <= pages[i - 1]) throw new StateError(`${this.id}.vramPages: not ascending at ${i}`);
     }
     const data = r.bytes('vramData', pages.length * page);
+    const vramInGuest = r.bool('vramInGuest');
+    if (vramInGuest !== (this.backing !== null)) {
+      throw new StateError(`${this.id}.vramInGuest: saved with VRAM ${vramInGuest ? 'in guest memory' : 'in the device state'}, this VGA has it ${this.backing ? 'in guest memory' : 'in its own memory'}`);
+    }
     // Everything checked: change the device.
     this.config.restore(config);
     c.sr.set(sr);
@@ -323,8 +356,10 @@ export class VgaPci implements PciFunction, Device {
     c.vbeLineOffset = vbeLineOffset;
     c.vbeStartAddr = vbeStartAddr;
     c.bigEndianFb = s.bigEndianFb;
-    c.vram.fill(0);
-    pages.forEach((p, i) => c.vram.set(data.subarray(i * page, (i + 1) * page), p * page));
+    if (!this.backing) {
+      c.vram.fill(0);
+      pages.forEach((p, i) => c.vram.set(data.subarray(i * page, (i + 1) * page), p * page));
+    }
     c.dirty.fill(1);
     c.regGen++;
   }

@@ -90,6 +90,7 @@ export class VgaRenderer {
    */
   update(): Rect | null {
     const c = this.core;
+    c.syncDirty?.();
     const full = c.regGen !== this.lastRegGen;
     // Font writes matter only to text mode (graphics modes write plane 2 all the time).
     const fontChanged = c.fontGen !== this.lastFontGen;

@@ -41,9 +41,14 @@ for (let i = 0; i < 16; i++) {
 }
 
 export class VgaCore {
-  readonly vram: Uint8Array;
+  vram: Uint8Array;
   /** The same bytes as 32-bit words: one word is the four planes at a planar address. */
-  private readonly vram32: Uint32Array;
+  private vram32: Uint32Array;
+  /**
+   * Pulls the pages the guest dirtied behind our back (VRAM mapped into the
+   * guest: docs/vga.md §8) into `dirty`; the renderer calls it first.
+   */
+  syncDirty: (() => void) | null = null;
   readonly vramSize: number;
   /** One byte per VRAM page, set by every VRAM write (render.ts clears what it drew). */
   readonly dirty: Uint8Array;
@@ -114,6 +119,14 @@ export class VgaCore {
       write: (off, size, v) => this.windowWrite(off, size, v),
     };
     this.reset();
+  }
+
+  /** Another mapping of the same VRAM (a restored VRAM found under its BAR). */
+  setVram(vram: Uint8Array): void {
+    if (vram.length !== this.vramSize || vram.byteOffset % 4 !== 0) throw new RangeError('VRAM mapping of another size');
+    this.vram = vram;
+    this.vram32 = new Uint32Array(vram.buffer, vram.byteOffset, vram.length >>> 2);
+    this.dirty.fill(1);
   }
 
   /** Power-on state (QEMU vga_common_reset): every register 0, DISPI ID = 0xB0C5. */
