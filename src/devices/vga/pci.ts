@@ -78,7 +78,16 @@ export class VgaPci implements PciFunction, Device {
 
   constructor(opts: VgaOptions = {}) {
     const size = vramBytes(opts.vgamemMb);
-    this.backing = opts.vram ? opts.vram.allocateVram(size, opts.restoring === true) : null;
+    let backing: VramBacking | null = null;
+    if (opts.vram) {
+      try {
+        backing = opts.vram.allocateVram(size, opts.restoring === true);
+      } catch (e) {
+        // The guest still gets a display: VRAM in our memory, BAR0 through ioreqs.
+        (opts.log ?? logger('vga')).error({ err: String(e) }, 'VRAM as guest pages failed: keeping VRAM in the device model');
+      }
+    }
+    this.backing = backing;
     this.core = new VgaCore(this.backing ? this.backing.bytes : new Uint8Array(size));
     if (this.backing) {
       const b = this.backing;
