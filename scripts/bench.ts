@@ -360,6 +360,86 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
   if (frames === 0) throw new Error('e1000 benchmark sent nothing');
 }
 
+// ---- VGA (docs/vga.md) ----
+// vga_buffered_write_*: one buffered ioreq into the 0xA0000 window drained
+// by the server into the real VGA (Xen sends the guest's direct window
+// writes that way), in text mode (odd/even) and in mode 12h (planar, the
+// write-mode/logical-op/bit-mask path). vga_render_*: a full redraw of the
+// whole picture (every cell / every line), per output pixel.
+{
+  const { VgaPci, VgaRenderer } = await import('../src/devices/vga/index.ts');
+  const vsim = createSimHost({ ramBytes: 1 << 20, clock: 'real' });
+  const vboard = simBoard(vsim);
+  const vga = new VgaPci({ log: pino({ level: 'silent' }) });
+  vga.installLegacy(vboard);
+  const vserver = new IoreqServer(vsim, vboard, pino({ level: 'silent' }));
+  vserver.start();
+  const port = (p: number, v: number) => vboard.pio.write(p, 1, v);
+  const regs = (ip: number, vals: number[]) => vals.forEach((v, i) => (port(ip, i), port(ip + 1, v)));
+  const mode = (misc: number, seq: number[], crtc: number[], gfx: number[], attr: number[]) => {
+    port(0x3c2, misc);
+    regs(0x3c4, seq);
+    port(0x3d4, 0x11);
+    port(0x3d5, 0);
+    regs(0x3d4, crtc);
+    regs(0x3ce, gfx);
+    vboard.pio.read(0x3da, 1);
+    attr.forEach((v, i) => (port(0x3c0, i), port(0x3c0, v)));
+    port(0x3c0, 0x20);
+  };
+  const text = () =>
+    mode(0x67, [3, 0, 3, 0, 2], [0x5f, 0x4f, 0x50, 0x82, 0x55, 0x81, 0xbf, 0x1f, 0, 0x4f, 0x0d, 0x0e, 0, 0, 0, 0, 0x9c, 0x8e, 0x8f, 0x28, 0x1f, 0x96, 0xb9, 0xa3, 0xff],
+      [0, 0, 0, 0, 0, 0x10, 0x0e, 0, 0xff], [0, 1, 2, 3, 4, 5, 0x14, 7, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f, 0x0c, 0, 0x0f, 8, 0]);
+  const planar = () =>
+    mode(0xe3, [3, 1, 0x0f, 0, 6], [0x5f, 0x4f, 0x50, 0x82, 0x54, 0x80, 0x0b, 0x3e, 0, 0x40, 0, 0, 0, 0, 0, 0, 0xea, 0x0c, 0xdf, 0x28, 0, 0xe7, 0x04, 0xe3, 0xff],
+      [0, 0, 0, 0x18, 0, 0, 0x05, 0x0f, 0x5a], [0, 1, 2, 3, 4, 5, 0x14, 7, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f, 1, 0, 0x0f, 0, 0]);
+  const win = (base: number): Op => (i) => void vsim.bufferedWrite(base + ((i & 0x7ff) << 1), 2, 0x0700 | (i & 0xff));
+  text();
+  out('vga_buffered_write_text', measure(win(0xb8000), floorOp, 200_000).ns, 'ns/op');
+  out('vga_alloc_bytes_per_buffered_write', allocPerOp(win(0xb8000), 1_000_000), 'bytes');
+  planar();
+  out('vga_buffered_write_planar', measure(win(0xa0000), floorOp, 200_000).ns, 'ns/op');
+  // Full-screen renders: text 80x25 (720x400) with every cell redrawn, VBE 1024x768x32 with every line.
+  text();
+  const core = vga.core;
+  for (let i = 0; i < 80 * 25; i++) {
+    core.vram[i * 4] = 0x41 + (i % 26);
+    core.vram[i * 4 + 1] = 0x07 + (i & 0x70);
+  }
+  const rd = new VgaRenderer(core);
+  const perPixel = (name: string, prep: () => void, n: number) => {
+    prep();
+    rd.update();
+    const px = rd.width * rd.height;
+    const op: Op = () => {
+      rd.invalidate();
+      rd.update();
+    };
+    for (let i = 0; i < 5; i++) op(i);
+    const runs: number[] = [];
+    for (let r = 0; r < RUNS; r++) runs.push(cpuNs(op, n) / px);
+    out(name, median(runs), 'ns/pixel');
+  };
+  perPixel('vga_render_text_720x400', () => {}, 50);
+  perPixel('vga_render_vbe_1024x768x32', () => {
+    const dispi = (i: number, v: number) => (vboard.pio.write(0x1ce, 2, i), vboard.pio.write(0x1cf, 2, v));
+    dispi(4, 0);
+    dispi(1, 1024);
+    dispi(2, 768);
+    dispi(3, 32);
+    dispi(4, 0x41);
+    for (let i = 0; i < 1024 * 768 * 4; i++) core.vram[i] = i * 7;
+  }, 10);
+  // The idle case: a viewer polls, nothing changed (what a connected VNC client costs per refresh).
+  {
+    rd.update();
+    const runs: number[] = [];
+    for (let r = 0; r < RUNS; r++) runs.push(cpuNs(() => void rd.update(), 200));
+    out('vga_refresh_idle_1024x768x32', median(runs) / 1000, 'us/refresh');
+  }
+  if (vserver.stats.buffered === 0) throw new Error('VGA benchmark drained nothing');
+}
+
 // The floor under every Xen call on the real hot path (xenevtchn_pending,
 // _unmask, _notify): one koffi call, plus one syscall each. Median of 5.
 {

@@ -67,7 +67,7 @@ case "$kernel" in
     ;;
   *) say "STUBDOM_KERNEL=$kernel: use stubdm (ours, the default) or debian"; exit 2 ;;
 esac
-pkgs=("${kpkgs[@]}" busybox-static xenstore-utils xen-utils-4.17 libxenmisc4.17 libxenstore4
+pkgs=("${kpkgs[@]}" busybox-static xenstore-utils xen-utils-4.17 libxenmisc4.17 libxenstore4 seabios
   libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
   libxentoolcore1 libxentoollog1 libc6 libstdc++6 libgcc-s1)
 
@@ -175,6 +175,9 @@ else
   # Debian/nodesource ship node with its symbol table (13 MB): not needed to run.
   strip --strip-all -o $img/node "$node_bin"
   cp -r build/dist/. $img/
+  # The VGA BIOS for -device VGA's ROM BAR (src/main.ts VGABIOS_PATHS: /opt/stubdm/share/...).
+  mkdir -p $img/share
+  cp $x/usr/share/seabios/vgabios-stdvga.bin $img/share/
   # every ELF must resolve against the image alone
   for e in $img/bin/xenstore $img/bin/vchan-socket-proxy $img/bin/stubdm-* $img/node; do
     missing=$(LD_LIBRARY_PATH=$img/lib ldd "$e" | grep 'not found' || true)

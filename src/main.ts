@@ -20,6 +20,7 @@ import { NetdevError, openNetwork } from './net/index.ts';
 import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
+import { parseVncArg, VncServer } from './vnc/server.ts';
 import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
 import { createSimHost, type SimHost } from './sim/index.ts';
 import { StateError } from './core/state.ts';
@@ -95,6 +96,38 @@ async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
   }
 }
 
+/**
+ * The VGA BIOS for the ROM BAR: STUBDM_VGABIOS, else Debian's SeaBIOS build
+ * (package seabios; docs/vga.md §1), or the copy in the stub domain's image. Missing: the VGA works without a ROM,
+ * but SeaBIOS then has no video BIOS to run (no boot messages on screen).
+ */
+export const VGABIOS_PATHS = [
+  '/usr/share/seabios/vgabios-stdvga.bin',
+  '/usr/share/qemu/vgabios-stdvga.bin',
+  '/opt/stubdm/share/vgabios-stdvga.bin', // the stub domain's image (scripts/build-stubdom.sh)
+];
+
+function readVgaBios(log: Logger): Uint8Array | null {
+  const paths = process.env.STUBDM_VGABIOS ? [process.env.STUBDM_VGABIOS] : VGABIOS_PATHS;
+  for (const p of paths) {
+    try {
+      return new Uint8Array(fs.readFileSync(p));
+    } catch {
+      // try the next one
+    }
+  }
+  log.warn({ paths }, 'no VGA BIOS found: the VGA has no ROM (install seabios or set STUBDM_VGABIOS)');
+  return null;
+}
+
+function parseVncArgOrExit(arg: string): ReturnType<typeof parseVncArg> {
+  try {
+    return parseVncArg(arg);
+  } catch (e) {
+    throw new StartError(`stubdm: ${(e as Error).message}`);
+  }
+}
+
 function oneLine(msg: string): string {
   const line = msg.split('\n')[0];
   return line.startsWith('stubdm:') ? line : `stubdm: ${line}`;
@@ -142,13 +175,41 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     const nics = await openNetwork(cfg, { log: log.child({ c: 'net' }) });
     let pc: Pc;
     try {
-      pc = await buildPc(board, cfg, log, serials, nics);
+      pc = await buildPc(board, cfg, log, serials, nics, {
+        vgaBios: cfg.devices.some((d) => d.driver === 'VGA') ? readVgaBios(log) : null,
+        vram: host.vram ?? null,
+        restoring: cfg.incoming !== null,
+      });
     } catch (e) {
       await Promise.all(nics.map((n) => n.backend.close()));
       throw e;
     }
     undo.push(() => pc.close());
     const uarts = pc.uarts;
+
+    // The VNC server for the VGA (libxl's -vnc HOST:DISPLAY[,to=N][,password=on]).
+    let vnc: VncServer | null = null;
+    let vncPasswordWanted = false;
+    const vncArg = cfg.vnc === null ? null : parseVncArgOrExit(cfg.vnc);
+    if (vncArg !== null && pc.display !== null) {
+      if (vncArg.password) {
+        // VNC authentication is DES, which Node's OpenSSL 3 no longer has: serving the
+        // screen without the password the operator asked for would be worse than no VNC.
+        vncPasswordWanted = true;
+        log.error({ vnc: cfg.vnc }, 'VNC with password=on is not supported yet: the VNC server stays off');
+      } else {
+        const i8042 = pc.i8042;
+        vnc = new VncServer({ ...vncArg, display: pc.display, onKey: (b) => void i8042.pressKey(b), log: log.child({ c: 'vnc' }), name: cfg.name ?? 'stubdm' });
+        try {
+          const at = await vnc.listen();
+          log.info(at, 'VNC server listening');
+        } catch (e) {
+          throw new StartError(`stubdm: ${(e as Error).message}`);
+        }
+        const v = vnc;
+        undo.push(() => void v.close());
+      }
+    }
 
     const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));
     server.start();
@@ -237,6 +298,16 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         dirtyLog = enable;
         host.memory.setDirtyLog(enable);
         log.info({ enable }, 'xen-set-global-dirty-log');
+      },
+      screendump: (format) => pc.screendump(format),
+      vncInfo: () => {
+        const a = vnc?.address;
+        if (!a) return null;
+        return { host: a.host, service: String(a.port), family: a.host.includes(':') ? 'ipv6' : 'ipv4', auth: 'none' };
+      },
+      // Accepted so that `xl create` with vncpasswd goes on; the server stays off (see above).
+      changeVncPassword: () => {
+        if (!vncPasswordWanted) log.warn('change-vnc-password: the VNC server has no password support; ignored');
       },
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';

@@ -57,7 +57,7 @@ const OPTIONS: Record<string, OptDef> = {
   incoming: { arg: true, group: 'Monitor and run state', desc: 'Restore device state before running: fd:N | file:PATH | defer (wait for QMP migrate-incoming / xen-load-devices-state)' },
   nodefaults: { arg: false, group: 'Accepted and ignored', desc: 'No implicit devices (always the case)' },
   'no-user-config': { arg: false, group: 'Accepted and ignored', desc: 'No config files (always the case)' },
-  vnc: { arg: true, group: 'Accepted and ignored', desc: 'VNC display (no VNC server: anything but none is reported)' },
+  vnc: { arg: true, group: 'Devices', desc: 'HOST:DISPLAY[,to=N][,password=on] | none: VNC server for the VGA (port 5900 + DISPLAY)' },
   display: { arg: true, group: 'Accepted and ignored', desc: 'Display backend (none)' },
   nographic: { arg: false, group: 'Accepted and ignored', desc: 'No graphics (always the case)' },
   k: { arg: true, group: 'Accepted and ignored', desc: 'Keyboard layout (for VNC)' },
@@ -69,7 +69,7 @@ const OPTIONS: Record<string, OptDef> = {
   append: { arg: true, group: 'Accepted and ignored', desc: 'Direct kernel boot', ignored: '-append: direct kernel boot is not supported; ignored' },
   usb: { arg: false, group: 'Accepted and ignored', desc: 'USB controller', ignored: '-usb: no USB controller; ignored' },
   usbdevice: { arg: true, group: 'Accepted and ignored', desc: 'USB device', ignored: '-usbdevice: no USB; ignored' },
-  vga: { arg: true, group: 'Accepted and ignored', desc: 'Legacy VGA selection', ignored: '-vga: use -device; ignored' },
+  vga: { arg: true, group: 'Devices', desc: 'std: the same as -device VGA; none: no display (other cards are not emulated)' },
   'no-acpi': { arg: false, group: 'Accepted and ignored', desc: 'No ACPI' },
   'no-hpet': { arg: false, group: 'Accepted and ignored', desc: 'No HPET (Xen emulates it)' },
   localtime: { arg: false, group: 'Accepted and ignored', desc: 'RTC in local time (Xen emulates the RTC)' },
@@ -93,7 +93,7 @@ const OPTIONS: Record<string, OptDef> = {
 };
 
 /** -device drivers stubdm emulates; every other driver is reported once as ignored. */
-export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000']);
+export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000', 'VGA']);
 
 const SERIAL_MAX = 2;
 const IDE_DRIVES = 4;
@@ -254,10 +254,16 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
       warnings.push(`-device ${d.driver}: not emulated yet; ignored`);
     }
   }
+  const vgaOpt = last(a.vga);
+  if (vgaOpt === 'std') {
+    if (!devices.some((d) => d.driver === 'VGA')) devices.unshift({ driver: 'VGA', id: null, netdev: null, mac: null, vgamemMb: null, props: {} });
+  } else if (vgaOpt !== undefined && vgaOpt !== 'none') {
+    warnings.push(`-vga ${vgaOpt}: only std (standard VGA) and none are emulated; ignored`);
+  }
   const drives = parseDrives(all(a.drive), devices, warnings);
 
   const vnc = last(a.vnc) ?? null;
-  if (vnc !== null && vnc !== 'none') warnings.push(`-vnc ${vnc}: stubdm has no VNC server; ignored`);
+  if (vnc !== null && vnc !== 'none' && !devices.some((d) => d.driver === 'VGA')) warnings.push(`-vnc ${vnc}: no -device VGA, nothing to show; ignored`);
   for (const [opt, v] of [['parallel', last(a.parallel)], ['monitor', last(a.monitor)]] as const) {
     if (v !== undefined && v !== 'none') warnings.push(`-${opt} ${v}: not emulated; ignored`);
   }

@@ -6,6 +6,7 @@
  */
 import type { Clock } from './clock.ts';
 import type { GuestMemory } from './memory.ts';
+import type { VramProvider } from './vram.ts';
 
 /** Interrupt and platform calls (libxendevicemodel). Errors are logged by the implementation, never thrown. */
 export interface Interrupts {
@@ -103,6 +104,8 @@ export interface Host {
   readonly store: Store | null;
   /** Time for device timers: the host's clock on Xen, a virtual one in tests. */
   readonly clock: Clock;
+  /** VRAM as guest pages for a display device (absent: the device keeps VRAM in its own memory and serves BAR0 by ioreqs). */
+  readonly vram?: VramProvider;
   /** Disable and destroy the ioreq server, release every mapping and handle. Idempotent. */
   close(): void;
 }

@@ -23,6 +23,8 @@ import type { DeviceConfig } from '../cli/config.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
 import type { StubdmConfig } from '../cli/config.ts';
+import { DisplayHub, VgaPci, encodePng, encodePpm } from '../devices/vga/index.ts';
+import type { VramProvider } from '../core/vram.ts';
 
 /** End of RAM below 4 GiB by default (xen/include/public/hvm/e820.h HVM_BELOW_4G_RAM_END). */
 const HVM_BELOW_4G_RAM_END = 0xf0000000;
@@ -36,6 +38,12 @@ export interface Pc {
   readonly uarts: readonly Uart16550[];
   /** One per -device e1000 with a netdev, in argv order. */
   readonly nics: readonly E1000[];
+  /** -device VGA (or -vga std): the display card, null without one. */
+  readonly vga: VgaPci | null;
+  /** The VGA's picture, shared by screendump and VNC viewers (null without a VGA). */
+  readonly display: DisplayHub | null;
+  /** The screen as PPM or PNG (QMP screendump), null without a display. */
+  screendump(format: 'ppm' | 'png'): Buffer | null;
   readonly backends: readonly BlockBackend[];
   /** Every device, by stable id (save/restore). */
   readonly registry: DeviceRegistry;
@@ -45,6 +53,16 @@ export interface Pc {
   restore(blob: Uint8Array): void;
   /** Flush and close every backend (teardown). */
   close(): Promise<void>;
+}
+
+/** Firmware images main.ts read for the machine, and platform services the host offers. */
+export interface Firmware {
+  /** The VGA BIOS for the VGA's ROM BAR (Debian's vgabios-stdvga.bin); null: a VGA without ROM. */
+  readonly vgaBios?: Uint8Array | null;
+  /** VRAM as guest pages (Host.vram); absent: the VGA keeps VRAM itself. */
+  readonly vram?: VramProvider | null;
+  /** The guest's memory comes from a saved image (-incoming): VRAM pages are not populated again. */
+  readonly restoring?: boolean;
 }
 
 /** A NIC from the argv with its opened packet backend (src/net openNetwork). */
@@ -65,6 +83,7 @@ export async function buildPc(
   log: Logger,
   serials: readonly CharBackend[] = [],
   nicWiring: readonly NicWiring[] = [],
+  firmware: Firmware = {},
 ): Promise<Pc> {
   if (serials.length !== 0 && serials.length !== cfg.serials.length) {
     throw new Error(`${cfg.serials.length} -serial options but ${serials.length} backends`);
@@ -99,8 +118,25 @@ export async function buildPc(
   // Xen does not emulate the keyboard controller: SeaBIOS's PS/2 init and Linux's reboot need it.
   const i8042 = installI8042(board, log.child({ c: 'i8042' }));
   const uarts = serials.map((b, i) => installUart(board, cfg.serials[i].index, b));
-  // NICs after the chipset, from 00:03.0 in argv order, as QEMU's xenfv places -device.
-  // No option ROM yet: SeaBIOS would run iPXE's, which is the PXE work still open.
+  // -device functions after the chipset, from 00:03.0 in argv order, as QEMU's xenfv places them:
+  // the VGA first when it comes before the first NIC (libxl puts it there).
+  const vgaCfg = cfg.devices.find((d) => d.driver === 'VGA') ?? null;
+  const firstNic = cfg.devices.findIndex((d) => d.driver === 'e1000');
+  let vga: VgaPci | null = null;
+  const addVga = (): void => {
+    if (!vgaCfg) return;
+    vga = new VgaPci({
+      vgamemMb: vgaCfg.vgamemMb,
+      rom: firmware.vgaBios ?? null,
+      vram: firmware.vram ?? null,
+      restoring: firmware.restoring === true,
+      log: log.child({ c: 'vga' }),
+    });
+    vga.installLegacy(board);
+    platform.addDevice(vga);
+  };
+  if (vgaCfg && (firstNic < 0 || cfg.devices.indexOf(vgaCfg) < firstNic)) addVga();
+  // No NIC option ROM yet: SeaBIOS would run iPXE's, which is the PXE work still open.
   const nics = nicWiring.map((w, i) => {
     if (w.nic.driver !== 'e1000') throw new Error(`-device ${w.nic.driver}: not a NIC stubdm emulates`);
     const nic = createE1000({
@@ -114,6 +150,9 @@ export async function buildPc(
     platform.addDevice(nic);
     return nic;
   });
+  if (vgaCfg && !vga) addVga();
+  // The renderer costs nothing until a screendump (or a viewer) asks for a picture.
+  const display = vga ? new DisplayHub((vga as VgaPci).core) : null;
 
   function unplug(mask: number): void {
     if (mask & (UNPLUG_IDE_DISKS | UNPLUG_AUX_IDE_DISKS)) {
@@ -138,6 +177,7 @@ export async function buildPc(
   registry.add(i8042);
   for (const u of uarts) registry.add(u);
   for (const n of nics) registry.add(n);
+  if (vga) registry.add(vga);
 
   return {
     platform,
@@ -146,11 +186,20 @@ export async function buildPc(
     i8042,
     uarts,
     nics,
+    vga,
     backends,
     registry,
+    display,
+    screendump(format) {
+      if (!display) return null;
+      display.refresh(); // brings the shared framebuffer up to date; viewers get the damage
+      const { fb, width, height } = display;
+      return format === 'png' ? encodePng(fb, width, height) : encodePpm(fb, width, height);
+    },
     save: () => registry.save(),
     restore: (blob) => registry.restore(blob),
     async close() {
+      (vga as VgaPci | null)?.backing?.close();
       for (const b of backends) {
         try {
           await b.flush();

@@ -47,6 +47,12 @@ export interface QmpMachine {
   saveDevicesState?(fd: number, live: boolean): Promise<number>;
   /** xen-load-devices-state / migrate-incoming: read a state from `fd` and load it; refused while running. */
   loadDevicesState?(fd: number): Promise<void>;
+  /** query-vnc: where the VNC server listens, or null when there is none. */
+  vncInfo?(): { host: string; service: string; family: 'ipv4' | 'ipv6'; auth: string } | null;
+  /** change-vnc-password (libxl sends it when the guest config has vncpasswd). */
+  changeVncPassword?(password: string): void;
+  /** screendump: the screen as an encoded picture, or null when the machine has no display. */
+  screendump?(format: 'ppm' | 'png'): Buffer | null;
 }
 
 /** What the core does with descriptors (the native addon and fs in production; fakes in tests). */
@@ -184,7 +190,19 @@ const COMMANDS: Record<string, Command> = {
   },
   'query-vnc': {
     args: {},
-    run: () => ({ enabled: false }),
+    // libxl writes host and service to console/vnc-listen and vnc-port: what `xl vncviewer` connects to.
+    run: (m): Json => {
+      const v = m.vncInfo?.() ?? null;
+      return v === null ? { enabled: false } : { enabled: true, host: v.host, service: v.service, family: v.family, auth: v.auth, clients: [] };
+    },
+  },
+  'change-vnc-password': {
+    args: { password: { type: 'string' } },
+    run: (m, a) => {
+      if (!m.changeVncPassword) throw new QmpError('GenericError', 'Could not set password');
+      m.changeVncPassword(a.password as string);
+      return {};
+    },
   },
   'query-kvm': {
     args: {},
@@ -273,6 +291,26 @@ const COMMANDS: Record<string, Command> = {
   'query-fdsets': {
     args: {},
     run: (_m, _a, s) => s.core.fdsets.query() as Json,
+  },
+  screendump: {
+    args: {
+      filename: { type: 'string' },
+      device: { type: 'string', optional: true },
+      head: { type: 'integer', optional: true },
+      format: { type: 'string', optional: true },
+    },
+    run: async (m, a, s) => {
+      const format = a.format ?? 'ppm';
+      if (format !== 'ppm' && format !== 'png') throw new QmpError('GenericError', `Parameter 'format' does not accept value '${String(format).slice(0, 32)}'`);
+      if (a.device !== undefined && a.device !== 'vga') throw new QmpError('DeviceNotFound', `Device '${String(a.device).slice(0, 64)}' not found`);
+      if ((intArg(a, 'head') ?? 0) !== 0) throw new QmpError('GenericError', 'Head 1 of the display does not exist');
+      const pic = m.screendump?.(format) ?? null;
+      if (pic === null) throw new QmpError('GenericError', 'There is no console to take a screendump from.');
+      await withStateFile(s, a.filename as string, 'write', async (fd) => {
+        for (let off = 0; off < pic.length; ) off += fs.writeSync(fd, pic, off, pic.length - off);
+      });
+      return {};
+    },
   },
   'xen-save-devices-state': {
     args: { filename: { type: 'string' }, live: { type: 'boolean', optional: true } },

@@ -46,11 +46,14 @@ import {
 } from '../ioreq/abi.ts';
 import { SimChannel, simRemotePort } from './channel.ts';
 import { SimMemory } from './memory.ts';
+import { SimVramProvider } from './vram.ts';
 import { SimInterrupts, SimPower, SimRouting, SimStore, type IoRange, type Msi, type ShutdownRequest } from './platform.ts';
 import { waitFor, type WaitOptions } from './wait.ts';
 
 export interface SimHostOptions {
   ramBytes: number;
+  /** Offer guest-page VRAM (core/vram.ts); off by default (display devices then keep VRAM themselves). */
+  vram?: boolean;
   vcpus?: number;
   domid?: number;
   /** Create the buffered ring (Xen's HVM_IOREQSRV_BUFIOREQ_ATOMIC); default true. */
@@ -130,6 +133,7 @@ export class SimHost implements Host {
   readonly store: SimStore;
   /** A VirtualClock unless created with clock: 'real'. */
   readonly clock: Clock;
+  readonly vram?: SimVramProvider;
   closed = false;
   /** vCPU the driver methods run on. */
   vcpu = 0;
@@ -147,6 +151,7 @@ export class SimHost implements Host {
   constructor(opts: SimHostOptions) {
     this.domid = opts.domid ?? 1;
     this.memory = new SimMemory(opts.ramBytes);
+    if (opts.vram) this.vram = new SimVramProvider();
     this.channel = new SimChannel(opts.vcpus ?? 1, opts.buffered ?? true);
     this.store = new SimStore(0);
     this.clock = opts.clock === 'real' ? new RealClock() : new VirtualClock();
@@ -282,25 +287,47 @@ export class SimHost implements Host {
   // ---- MMIO --------------------------------------------------------------------------
 
   readb(addr: number): number {
-    return this.mmioRead(addr, 1);
+    return this.vramAccess(addr, 1, -1) ?? this.mmioRead(addr, 1);
   }
   readw(addr: number): number {
-    return this.mmioRead(addr, 2);
+    return this.vramAccess(addr, 2, -1) ?? this.mmioRead(addr, 2);
   }
   readl(addr: number): number {
-    return this.mmioRead(addr, 4);
+    return this.vramAccess(addr, 4, -1) ?? this.mmioRead(addr, 4);
+  }
+
+  /**
+   * A guest access inside a placed VRAM is RAM, as under Xen: no ioreq; a
+   * write dirties the page for track_dirty_vram. `v` < 0 reads. Null: not VRAM.
+   */
+  private vramAccess(addr: number, size: number, v: number): number | null {
+    const h = this.vram?.hit(addr, size);
+    if (!h) return null;
+    const b = h.v.bytes;
+    if (v < 0) {
+      let r = 0;
+      for (let i = 0; i < size; i++) r |= b[h.off + i] << (8 * i);
+      return r >>> 0;
+    }
+    for (let i = 0; i < size; i++) b[h.off + i] = (v >>> (8 * i)) & 0xff;
+    h.v.guestDirty[h.off >>> 12] = 1;
+    h.v.guestDirty[(h.off + size - 1) >>> 12] = 1;
+    return 0;
   }
   readq(addr: number): bigint {
     this.mmioRead(addr, 8);
     return this.res64();
   }
   writeb(addr: number, v: number): void {
+    if (this.vramAccess(addr, 1, v & 0xff) !== null) return;
     this.sync(this.vcpu, IOREQ_TYPE_COPY, 0, lo32(addr), hi32(addr), v & 0xff, 0, 1, 1);
   }
   writew(addr: number, v: number): void {
+    if (this.vramAccess(addr, 2, v & 0xffff) !== null) return;
     this.sync(this.vcpu, IOREQ_TYPE_COPY, 0, lo32(addr), hi32(addr), v & 0xffff, 0, 1, 2);
   }
   writel(addr: number, v: number): void {
+    if (this.vramAccess(addr, 4, v >>> 0) !== null) return;
     this.sync(this.vcpu, IOREQ_TYPE_COPY, 0, lo32(addr), hi32(addr), v | 0, 0, 1, 4);
   }
   writeq(addr: number, v: bigint | number): void {

@@ -31,3 +31,4 @@ export { SimChannel, SIM_BUF_PORT, simVcpuPort, simRemotePort } from './channel.
 export { SimMemory } from './memory.ts';
 export { SimInterrupts, SimPower, SimRouting, SimStore, type Msi, type ShutdownRequest, type IoRange } from './platform.ts';
 export { waitFor, WaitTimeoutError, type WaitOptions } from './wait.ts';
+export { SimVram, SimVramProvider } from './vram.ts';

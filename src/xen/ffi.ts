@@ -46,6 +46,7 @@ export const OPAQUES = [
   'xenforeignmemory_resource_handle',
   'xenevtchn_handle',
   'xs_handle',
+  'xc_interface',
 ] as const;
 
 export const SONAMES = {
@@ -53,6 +54,8 @@ export const SONAMES = {
   foreignmemory: 'libxenforeignmemory.so.1',
   evtchn: 'libxenevtchn.so.1',
   xenstore: 'libxenstore.so.4',
+  /** Only for populating VRAM pages (src/xen/vram.ts); loaded on first use. */
+  ctrl: 'libxenctrl.so.4.17',
 } as const;
 
 /**
@@ -114,6 +117,12 @@ export const PROTOTYPES = {
     'int xs_fileno(xs_handle *h)',
     'char **xs_check_watch(xs_handle *h)',
     'char *! xs_get_domain_path(xs_handle *h, unsigned int domid)', // `!`: koffi frees the malloc'ed string,
+  ],
+  ctrl: [
+    'xc_interface *xc_interface_open(xentoollog_logger *logger, xentoollog_logger *dombuild_logger, unsigned int open_flags)',
+    'int xc_interface_close(xc_interface *xch)',
+    // extent_start is read (and may be written back) by Xen: koffi passes a typed array by reference either way.
+    'int xc_domain_populate_physmap_exact(xc_interface *xch, uint32_t domid, unsigned long nr_extents, unsigned int extent_order, unsigned int mem_flags, _Out_ xen_pfn_t *extent_start)',
   ],
   libc: [
     'void free(void *ptr)',
@@ -210,6 +219,21 @@ export interface XenstoreApi {
   get_domain_path(h: Ptr, domid: number): string | null;
 }
 
+/** libxenctrl, the three calls VRAM population needs (unstable ABI: pinned to 4.17's soname). */
+export interface CtrlApi {
+  interface_open(logger: null, dombuildLogger: null, flags: number): Ptr | null;
+  interface_close(h: Ptr): number;
+  domain_populate_physmap_exact(h: Ptr, domid: number, nr: U64, order: number, memFlags: number, gfns: BigUint64Array): number;
+}
+
+let ctrlCached: CtrlApi | null = null;
+
+/** libxenctrl, loaded once on first use. Throws XenUnavailableError when missing. */
+export function loadXenCtrl(): CtrlApi {
+  ctrlCached ??= bindLibrary('ctrl', SONAMES.ctrl) as unknown as CtrlApi;
+  return ctrlCached;
+}
+
 export interface LibcApi {
   free(p: Ptr | null): void;
   strerror(errnum: number): string;
@@ -242,6 +266,7 @@ const PREFIX: Record<keyof typeof PROTOTYPES, string> = {
   foreignmemory: 'xenforeignmemory_',
   evtchn: 'xenevtchn_',
   xenstore: 'xs_',
+  ctrl: 'xc_',
   libc: '',
 };
 

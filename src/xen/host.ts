@@ -38,8 +38,10 @@ import {
   XENMEM_RESOURCE_IOREQ_SERVER,
   XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ,
 } from '../ioreq/abi.ts';
-import { DOMID_FIRST_RESERVED, EAGAIN, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE } from './consts.ts';
-import { loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
+import { DOMID_FIRST_RESERVED, EAGAIN, HVM_BELOW_4G_RAM_END, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE } from './consts.ts';
+import { loadXenCtrl, loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
+import { XenVramProvider } from './vram.ts';
+import type { VramProvider } from '../core/vram.ts';
 import { ForeignPageMapper, MapCache } from './mapcache.ts';
 import { XenStore } from './store.ts';
 import { RealClock, type Clock } from '../core/clock.ts';
@@ -124,6 +126,8 @@ class XenHostImpl implements XenHost {
   readonly memory: HostMemory;
   readonly store: XenStore | null;
   readonly clock: Clock = new RealClock();
+  /** Guest-page VRAM, opt-in until it has run on real Xen (STUBDM_VRAM=guest; src/xen/vram.ts). */
+  readonly vram?: VramProvider;
   ioservid = -1;
 
   private dmh: Ptr | null = null;
@@ -168,6 +172,18 @@ class XenHostImpl implements XenHost {
       },
     };
     this.routing = this.makeRouting();
+    if (process.env.STUBDM_VRAM === 'guest') {
+      this.vram = new XenVramProvider({
+        domid: this.domid,
+        ramBytes: opts.ramBytes,
+        lowMemLimit: opts.lowMemLimit ?? HVM_BELOW_4G_RAM_END,
+        libs,
+        fmemHandle: () => this.fmemh,
+        ctrl: loadXenCtrl,
+        platform: this,
+        log: log.child({ c: 'vram' }),
+      });
+    }
   }
 
   private fail(what: string, hint: string, errno = this.libs.errno()): never {

@@ -74,9 +74,21 @@ test('stub domain dm-argv libxl wrote (docs/xen-contract.md §13)', async () => 
   assert.equal(c.devices[0].mac, '00:16:3e:00:00:01');
 });
 
+test('-vga std is -device VGA; -vga none is nothing; other cards are reported', async () => {
+  const std = await parseArgs(['--sim', '-vga', 'std']);
+  assert.deepEqual(std.config.devices.map((d) => [d.driver, d.vgamemMb]), [['VGA', null]]);
+  assert.deepEqual(std.warnings, []);
+  const both = await parseArgs(['--sim', '-vga', 'std', '-device', 'VGA,vgamem_mb=8']);
+  assert.deepEqual(both.config.devices.map((d) => [d.driver, d.vgamemMb]), [['VGA', 8]], 'one VGA, the -device one');
+  assert.deepEqual((await parseArgs(['--sim', '-vga', 'none'])).config.devices, []);
+  const cirrus = await parseArgs(['--sim', '-vga', 'cirrus']);
+  assert.deepEqual(cirrus.config.devices, []);
+  assert.deepEqual(cirrus.warnings, ['-vga cirrus: only std (standard VGA) and none are emulated; ignored']);
+});
+
 test('docs/xen-contract.md §13 argv: smp, VGA memory, e1000, 2032 MiB', async () => {
   const { config: c, warnings } = await parseArgs(CONTRACT);
-  assert.deepEqual(warnings, ['-device VGA: not emulated yet; ignored'], 'e1000 is emulated: no warning');
+  assert.deepEqual(warnings, [], 'VGA and e1000 are emulated: no warning');
   assert.equal(c.domid, 5);
   assert.deepEqual([c.vcpus, c.maxVcpus], [2, 2]);
   assert.equal(c.ramMiB, 2032);
@@ -93,7 +105,7 @@ test('dom0 argv with an inherited QMP fd, -S, pc,accel=xen and dm_restrict optio
   assert.equal(c.runas, '124:125');
   assert.equal(c.chroot, '/var/empty');
   assert.equal(c.xenDomidRestrict, true);
-  assert.deepEqual(warnings, ['-vnc 0.0.0.0:0,to=99: stubdm has no VNC server; ignored']);
+  assert.deepEqual(warnings, ['-vnc 0.0.0.0:0,to=99: no -device VGA, nothing to show; ignored']);
 });
 
 test('our own options, double dashes and = forms', async () => {

@@ -80,6 +80,7 @@ before(() => {
     '#include <xenforeignmemory.h>',
     '#include <xenevtchn.h>',
     '#include <xenstore.h>',
+    '#include <xenctrl.h>',
     'typedef struct xs_handle xs_handle;',
   ];
   all.forEach((p, i) => {
@@ -104,7 +105,7 @@ before(() => {
     [
       '-std=gnu11', '-D__XEN_TOOLS__', '-Wall', '-Werror', '-Wno-unused-variable', '-o', join(dir, 'ffi'), join(dir, 'ffi.c'),
       // Linking also proves every symbol is exported by the installed libraries.
-      '-lxendevicemodel', '-lxenforeignmemory', '-lxenevtchn', '-lxenstore',
+      '-lxendevicemodel', '-lxenforeignmemory', '-lxenevtchn', '-lxenstore', '-lxenctrl',
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
