@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { GUEST_LOG_BUDGET_BYTES, guestLogBudgetLeft, RateLimited, resetGuestLogBudget } from '../../src/core/log.ts';
+import { GUEST_LOG_BUDGET_BYTES, guestLogBudgetLeft, RateLimited, resetGuestLogBudget, type Logger } from '../../src/core/log.ts';
 
-function sink(level = 'warn'): { log: ReturnType<typeof pino>; lines: string[]; bytes: () => number } {
+function sink(level = 'warn'): { log: Logger; lines: string[]; bytes: () => number } {
   const lines: string[] = [];
   return {
     lines,

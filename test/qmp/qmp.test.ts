@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { Duplex } from 'node:stream';
 import { MAX_LINE, MAX_OUTPUT, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../../src/qmp/index.ts';
 import { connectQmp } from '../helpers/qmp-client.ts';
+import type { Logger } from '../../src/core/log.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -225,7 +226,7 @@ test('session: __proto__, constructor and other prototype names are unexpected a
   assert.equal(q('{"execute":"xen-set-global-dirty-log","arguments":{"__proto__":{"enable":true}}}').desc, "Parameter '__proto__' is unexpected");
 });
 
-function capture(): { log: ReturnType<typeof pino>; lines: string[] } {
+function capture(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
   return { lines, log: pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) }) };
 }
