@@ -484,7 +484,7 @@ class Epoch {
       const len = this.pick([14, 59, 60, 64, 1514, 1518, 1522, 1523, 2048, 9000, 16384, 16400, this.int(20000)]);
       const f = new Uint8Array(len);
       for (let i = 0; i < Math.min(len, 64); i++) f[i] = this.int(256);
-      if (this.r() < 0.5) f.set([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+      if (len >= 6 && this.r() < 0.5) f.set([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
       this.counts.e1000++;
       try {
         this.pair.b.send(f, null);
