@@ -420,7 +420,20 @@ class Epoch {
   opBmdma(): void {
     const base = BMDMA + (this.r() < 0.7 ? 0 : 8);
     const k = this.int(10);
-    if (k < 3) {
+    if (this.r() < 0.01) {
+      // Bus Master Enable toggled around a DMA command: a driver racing its own PCI setup.
+      const chan = base === BMDMA ? 0x1f0 : 0x170;
+      this.fam = 'pci';
+      this.cfgw(IDE_DEVFN, 0x04, 2, 0x0001);
+      this.fam = 'bmdma';
+      this.out(chan + 6, 1, 0xe0);
+      this.out(chan + 2, 1, 1 + this.int(8));
+      this.out(chan + 7, 1, this.pick([0xc8, 0xca]));
+      this.out(base, 1, this.pick([1, 9]));
+      this.fam = 'pci';
+      this.cfgw(IDE_DEVFN, 0x04, 2, 0x0005);
+      this.fam = 'bmdma';
+    } else if (k < 3) {
       this.out(base + 4, 4, this.prdtAddr());
       if (this.r() < 0.2) this.fillPrdSlot(this.int(SLOTS + 1));
     } else if (k < 6) {
@@ -634,6 +647,20 @@ class Epoch {
     (o as Record<string, unknown>)[k] = this.pick(hostile);
   }
 
+  private dispatch(fam: Family): void {
+    switch (fam) {
+      case 'pci': return this.opPci();
+      case 'ide': return this.opIde();
+      case 'bmdma': return this.opBmdma();
+      case 'e1000': return this.opE1000();
+      case 'uart': return this.opUart();
+      case 'cmos': return this.opCmos();
+      case 'i8042': return this.opI8042();
+      case 'xen-platform': return this.opXenPlatform();
+      default: return this.opIoreq();
+    }
+  }
+
   async run(ops: number): Promise<void> {
     this.setupPci();
     // Weighted so each family gets a similar share of accesses (an IDE command is ~7 of them).
@@ -651,16 +678,11 @@ class Epoch {
         x -= w;
       }
       this.fam = fam;
-      switch (fam) {
-        case 'pci': this.opPci(); break;
-        case 'ide': this.opIde(); break;
-        case 'bmdma': this.opBmdma(); break;
-        case 'e1000': this.opE1000(); break;
-        case 'uart': this.opUart(); break;
-        case 'cmos': this.opCmos(); break;
-        case 'i8042': this.opI8042(); break;
-        case 'xen-platform': this.opXenPlatform(); break;
-        default: this.opIoreq(); break;
+      try {
+        this.dispatch(fam);
+      } catch (e) {
+        // Accesses catch what the device model throws; this is the fuzzer's own bug. Say so, carry on.
+        this.defect(`fuzzer bug (not the device model): ${e instanceof Error ? e.stack?.split('\n').slice(0, 3).join(' | ') : String(e)}`);
       }
       if ((this.op & 31) === 31) {
         // Let backend completions and frame deliveries run, and time pass.
