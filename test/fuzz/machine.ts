@@ -127,6 +127,18 @@ export function epochSeed(seed: number, epoch: number): number {
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** Defects kept per kind (the text with numbers blanked): a defect hit a million times must not crowd out a new one. */
+const PER_KIND = 20;
+const kinds = new WeakMap<Defect[], Map<string, number>>();
+function pushDefect(list: Defect[], d: Defect): void {
+  let m = kinds.get(list);
+  if (m === undefined) kinds.set(list, (m = new Map()));
+  const key = d.what.replace(/0x[0-9a-f]+/g, 'X').replace(/\d+/g, 'N');
+  const n = m.get(key) ?? 0;
+  m.set(key, n + 1);
+  if (n < PER_KIND) list.push(d);
+}
+
 /** Who called GuestMemory.write: the two frames under the fuzzer's wrapper, to tell defects apart. */
 function callers(): string {
   const lines = (new Error().stack ?? '').split('\n').slice(3, 5);
@@ -193,7 +205,7 @@ class Epoch {
   }
 
   defect(what: string): void {
-    if (this.defects.length < 1000) this.defects.push({ seed: this.seed, epoch: this.epoch, op: this.op, family: this.fam, what });
+    pushDefect(this.defects, { seed: this.seed, epoch: this.epoch, op: this.op, family: this.fam, what });
   }
 
   // ---- random values ----------------------------------------------------------------------
@@ -841,7 +853,7 @@ export async function fuzzMachine(o: FuzzOptions): Promise<FuzzResult> {
   const ops = o.opsPerEpoch ?? 20000;
   const total = (): number => FAMILIES.reduce((n, f) => n + counts[f], 0);
   let baseHeap = -1;
-  const escaped = (err: unknown) => defects.push({ seed: o.seed, epoch: res.epochs, op: -1, family: 'ioreq', what: `escaped to the event loop: ${String(err)}` });
+  const escaped = (err: unknown) => pushDefect(defects, { seed: o.seed, epoch: res.epochs, op: -1, family: 'ioreq', what: `escaped to the event loop: ${String(err)}` });
   process.on('uncaughtException', escaped);
   process.on('unhandledRejection', escaped);
   try {
@@ -854,8 +866,8 @@ export async function fuzzMachine(o: FuzzOptions): Promise<FuzzResult> {
       if (baseHeap < 0) baseHeap = m.heapUsed;
       res.peakHeapMiB = Math.max(res.peakHeapMiB, m.heapUsed / 2 ** 20);
       res.peakRssMiB = Math.max(res.peakRssMiB, m.rss / 2 ** 20);
-      if (m.heapUsed - baseHeap > HEAP_GROWTH_LIMIT) defects.push({ seed: o.seed, epoch, op: -1, family: 'ioreq', what: `heap grew ${Math.round((m.heapUsed - baseHeap) / 2 ** 20)} MiB` });
-      if (m.rss > RSS_LIMIT) defects.push({ seed: o.seed, epoch, op: -1, family: 'ioreq', what: `RSS ${Math.round(m.rss / 2 ** 20)} MiB` });
+      if (m.heapUsed - baseHeap > HEAP_GROWTH_LIMIT) pushDefect(defects, { seed: o.seed, epoch, op: -1, family: 'ioreq', what: `heap grew ${Math.round((m.heapUsed - baseHeap) / 2 ** 20)} MiB` });
+      if (m.rss > RSS_LIMIT) pushDefect(defects, { seed: o.seed, epoch, op: -1, family: 'ioreq', what: `RSS ${Math.round(m.rss / 2 ** 20)} MiB` });
       res.ms = performance.now() - t0;
       o.progress?.(res);
       if (o.epoch !== undefined) break;
