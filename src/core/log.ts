@@ -20,7 +20,8 @@ export function logger(component: string): Logger {
  * Bytes that guest-triggered lines (every RateLimited together) may write
  * over the process's life. The rate limit bounds each source per window,
  * but a guest keeps that up for months, and the log is a file in dom0
- * (qemu-dm-<name>.log, the stub domain's console) that nothing rotates.
+ * (qemu-dm-<name>.log, or the stub domain's console log) that libxl rotates
+ * only when the domain is created, never while it runs.
  */
 export const GUEST_LOG_BUDGET_BYTES = 8 * 2 ** 20;
 /** What pino adds to each line besides the message and fields (level, time, pid, hostname, c). */
