@@ -162,7 +162,12 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     let sim: SimHost | null = null;
     let host: Host;
     if (cfg.sim) {
-      sim = createSimHost({ ramBytes: cfg.ramMiB * 2 ** 20, vcpus: cfg.maxVcpus, domid: cfg.domid, clock: 'real' });
+      try {
+        sim = createSimHost({ ramBytes: cfg.ramMiB * 2 ** 20, vcpus: cfg.maxVcpus, domid: cfg.domid, clock: 'real' });
+      } catch (e) {
+        // The CLI bounds -m under --sim; what is left is this process not getting the memory.
+        throw new StartError(`stubdm: --sim: cannot allocate ${cfg.ramMiB} MiB of guest RAM: ${(e as Error).message}`);
+      }
       host = sim;
     } else {
       host = await openXen(cfg, log);

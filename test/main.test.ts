@@ -142,6 +142,18 @@ test('bin/stubdm.js: exit 2 with one line on bad argv, 0 with --help, 1 with one
   assert.match(noxen.stderr, /^stubdm: [^\n]+\n$/);
 });
 
+// issue #15: these printed a fatal JSON line with a stack (or nothing, exit 0); now one clear line and a non-zero exit.
+test('bin/stubdm.js --sim: oversized -m and ringbuf, and a QMP socket in a missing directory, are one line each', async () => {
+  for (const args of [['-m', '8T'], ['-m', '1000000'], ['-chardev', 'ringbuf,id=r,size=100G', '-serial', 'chardev:r'], ['-chardev', 'ringbuf,id=r,size=0', '-serial', 'chardev:r']]) {
+    const r = await run(['--sim', '-machine', 'xenfv', ...args]);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /^stubdm: -(m|chardev) [^\n]+\n$/, args.join(' '));
+  }
+  const nodir = await run(['--sim', '-machine', 'xenfv', '-m', '16', '-chardev', 'socket,id=q,path=/nonexistent-stubdm-dir/q.sock,server=on,wait=off', '-mon', 'chardev=q,mode=control']);
+  assert.equal(nodir.code, 1);
+  assert.match(nodir.stderr, /^stubdm: cannot listen on QMP socket \/nonexistent-stubdm-dir\/q\.sock: [^\n]*No such file or directory[^\n]*\n$/);
+});
+
 test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the serial output flushed', async () => {
   const dir = tmp();
   const qmpPath = path.join(dir, 'qmp');

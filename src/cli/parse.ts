@@ -98,6 +98,20 @@ export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 
 const SERIAL_MAX = 2;
 const IDE_DRIVES = 4;
 const HVM_MAX_VCPUS = 128; // one 32-byte ioreq slot per vCPU in a 4 KiB page
+/** Largest -m: 16 TiB, above what Xen builds an HVM guest with (the bound src/xen/host.ts checks too). */
+export const MAX_RAM_MIB = 2 ** 24;
+/** Largest -m under --sim: the simulator's RAM is one Uint8Array, and Node 20 makes them at most 4 GiB. */
+export const SIM_MAX_RAM_MIB = 4096;
+/**
+ * Largest unix socket path: sun_path holds 108 bytes with the NUL (unix(7)).
+ * A longer one must be refused, not truncated: bind() would listen somewhere else.
+ */
+export const MAX_SOCKET_PATH_BYTES = 107;
+/**
+ * Largest -chardev ringbuf size. QEMU wants a power of two (chardev/char-ringbuf.c) and
+ * allocates it whole; ours lives in the device model's heap (128 MiB in a stub domain).
+ */
+export const MAX_RINGBUF_BYTES = 2 ** 24;
 const DOMID_FIRST_RESERVED = 0x7ff0;
 
 /** Split argv into `--name=value` / `--name` words yargs cannot misread, plus warnings for unknown options. */
@@ -213,7 +227,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
   }
 
   const machine = parseMachine(last(a.machine) ?? last(a.M), sim, warnings);
-  const ramMiB = parseMemory(last(a.m));
+  const ramMiB = parseMemory(last(a.m), sim);
   const { vcpus, maxVcpus } = parseSmp(last(a.smp));
   const name = parseName(last(a.name));
 
@@ -345,13 +359,15 @@ function parseMachine(text: string | undefined, sim: boolean, warnings: string[]
   };
 }
 
-function parseMemory(text: string | undefined): number {
+function parseMemory(text: string | undefined, sim: boolean): number {
   if (text === undefined) return 128; // QEMU's default
   const o = parseOpts('m', text, 'size');
   const size = o.get('size');
   if (size === undefined) throw new CliError(`-m ${text}: give the RAM size in MiB`);
   const bytes = parseSize('m', 'RAM size', size, 2 ** 20);
   if (bytes < 2 ** 20 || bytes % 2 ** 20 !== 0) throw new CliError(`-m ${text}: RAM must be a positive whole number of MiB`);
+  const max = sim ? SIM_MAX_RAM_MIB : MAX_RAM_MIB;
+  if (bytes / 2 ** 20 > max) throw new CliError(`-m ${text}: RAM is limited to ${max} MiB${sim ? ' under --sim' : ''}`);
   return bytes / 2 ** 20;
 }
 
@@ -390,6 +406,9 @@ function chardevSpec(o: ParsedOpts, what: string): ChardevSpec {
       const fdText = o.get('fd');
       if (o.has('host') || o.has('port')) throw new CliError(`${what}: TCP sockets are not supported; use path=`);
       if ((path === undefined) === (fdText === undefined)) throw new CliError(`${what}: a socket needs exactly one of path= and fd=`);
+      if (path !== undefined && (path === '' || Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES)) {
+        throw new CliError(`${what}: a unix socket path is 1 to ${MAX_SOCKET_PATH_BYTES} bytes; this one is ${Buffer.byteLength(path)}`);
+      }
       const server = parseBool('chardev', 'server', o.get('server'), false);
       if (!server) throw new CliError(`${what}: only server=on sockets are supported`);
       return {
@@ -415,7 +434,11 @@ function chardevSpec(o: ParsedOpts, what: string): ChardevSpec {
       return { backend: 'null' };
     case 'ringbuf': {
       const s = o.get('size');
-      return { backend: 'ringbuf', size: s === undefined ? 65536 : parseSize('chardev', 'size', s, 1) };
+      const size = s === undefined ? 65536 : parseSize('chardev', 'size', s, 1);
+      if (size < 1 || size > MAX_RINGBUF_BYTES || (size & (size - 1)) !== 0) {
+        throw new CliError(`${what}: ringbuf size=${s} must be a power of two from 1 to ${MAX_RINGBUF_BYTES} bytes`);
+      }
+      return { backend: 'ringbuf', size };
     }
     default:
       throw new CliError(`${what}: backend ${backend} is not supported (socket, file, pty, stdio, null, serial, ringbuf)`);

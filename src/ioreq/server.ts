@@ -64,6 +64,13 @@ import {
  * generous; anything beyond is clamped and logged, never trusted.
  */
 export const MAX_REP_BYTES = 2 * 4096;
+/**
+ * Guest-physical addresses a REP may touch lie below 2^52: x86 physical
+ * addresses are at most 52 bits wide (Intel SDM vol. 3A §4.1.4, MAXPHYADDR),
+ * and the data pointer of an ioreq is a u64 we hold in a double, exact only
+ * below 2^53. An element at or above it is a REP fault, like RAM that is not there.
+ */
+export const GPA_LIMIT = 2 ** 52;
 /** Per-ioreq element bound for MMIO REP STOS/reads without a pointer (no buffer involved). */
 export const MAX_REP_COUNT = MAX_REP_BYTES;
 /** Buffered slots consumed per drain pass (one full ring); a longer backlog continues in a later tick. */
@@ -749,14 +756,15 @@ export class IoreqServer {
     const mem = this.host.memory;
     const buf = this.rep;
     const low = df ? gpa - (n - 1) * size : gpa;
-    if (low >= 0 && mem.read(low, buf, 0, n * size)) {
+    const high = df ? gpa + size : gpa + n * size;
+    if (low >= 0 && high <= GPA_LIMIT && mem.read(low, buf, 0, n * size)) {
       if (df) reverseElems(buf, size, n);
       return n;
     }
     let i = 0;
     for (; i < n; i++) {
       const a = df ? gpa - i * size : gpa + i * size;
-      if (a < 0 || !mem.read(a, buf, i * size, size)) break;
+      if (a < 0 || a + size > GPA_LIMIT || !mem.read(a, buf, i * size, size)) break;
     }
     return i;
   }

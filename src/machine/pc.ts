@@ -10,7 +10,7 @@
 import type { Board } from '../core/board.ts';
 import type { Logger } from '../core/log.ts';
 import type { BlockBackend } from '../block/index.ts';
-import { IdeController, openIdeDrives } from '../devices/ide/index.ts';
+import { IdeController, openIdeDrives, type DriveOptions } from '../devices/ide/index.ts';
 import { installCmos, type CmosNvram } from '../devices/cmos/index.ts';
 import { installI8042, type I8042 } from '../devices/i8042/index.ts';
 import { installUart, type Uart16550 } from '../devices/uart/index.ts';
@@ -84,11 +84,13 @@ export async function buildPc(
   serials: readonly CharBackend[] = [],
   nicWiring: readonly NicWiring[] = [],
   firmware: Firmware = {},
+  /** The four IDE slots already opened (the fuzzer's in-memory disks); else opened from cfg.drives. */
+  openedDrives?: readonly (DriveOptions | null)[],
 ): Promise<Pc> {
   if (serials.length !== 0 && serials.length !== cfg.serials.length) {
     throw new Error(`${cfg.serials.length} -serial options but ${serials.length} backends`);
   }
-  const drives = await openIdeDrives(cfg.drives, log.child({ c: 'block' }));
+  const drives = openedDrives !== undefined ? [...openedDrives] : await openIdeDrives(cfg.drives, log.child({ c: 'block' }));
   const backends = drives.flatMap((d) => (d?.backend ? [d.backend] : []));
   const ide = IdeController.forBoard(board, drives, log.child({ c: 'ide' }));
   const platform = installPcPlatform(board, {

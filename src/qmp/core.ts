@@ -449,7 +449,7 @@ export class QmpSession {
       }
     }
     for (const [k, spec] of Object.entries(cmd.args)) {
-      if (!spec.optional && !(k in args)) return fail('GenericError', `Parameter '${k}' is missing`);
+      if (!spec.optional && !Object.hasOwn(args, k)) return fail('GenericError', `Parameter '${k}' is missing`);
     }
     return { cmd, name, id, args };
   }

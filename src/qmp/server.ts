@@ -22,6 +22,7 @@ import { EV_READABLE, EV_WRITABLE, loadUnixSock, NativeUnavailableError, type So
 
 export const MAX_LINE = 64 * 1024;
 export const MAX_QUEUED_LINES = 64;
+/** Replies and events a peer has not read, per connection: more and it is dropped. */
 export const MAX_OUTPUT = 1 << 20;
 export const MAX_CONNECTIONS = 32;
 const READ_CHUNK = 16 * 1024;
@@ -122,22 +123,32 @@ class LineProtocol {
  * on an over-long line (then calls onTooLong). Carries no descriptors.
  */
 export function serveQmpStream(core: QmpCore, stream: Duplex, onTooLong: () => void = () => {}): void {
-  const proto = new LineProtocol(
+  let proto: LineProtocol | null = null;
+  const p = new LineProtocol(
     core,
     {
       write: (line) => {
-        if (!stream.destroyed) stream.write(line);
+        if (stream.destroyed) return;
+        // A peer that does not read: the stream buffers without bound, so drop it at
+        // MAX_OUTPUT, as the socket transport does.
+        if (stream.writableLength + Buffer.byteLength(line) > MAX_OUTPUT) {
+          proto?.finish();
+          stream.destroy();
+          return;
+        }
+        stream.write(line);
       },
       end: () => stream.end(),
     },
     onTooLong,
   );
-  const finish = (): void => proto.finish();
+  proto = p;
+  const finish = (): void => p.finish();
   stream.setEncoding('utf8');
   stream.on('close', finish);
   stream.on('end', finish);
   stream.on('error', finish);
-  stream.on('data', (chunk: string) => proto.feed(chunk));
+  stream.on('data', (chunk: string) => p.feed(chunk));
 }
 
 /** One accepted connection, read and written with the native addon. */
@@ -280,6 +291,8 @@ export class QmpServer {
   /** Listen on a unix socket path; a stale socket file left by a previous run is replaced. */
   async listenPath(path: string): Promise<void> {
     const what = `cannot listen on QMP socket ${path}`;
+    // sun_path holds 107 bytes and a NUL; the CLI refuses longer paths, this is for other callers.
+    if (path === '' || Buffer.byteLength(path) > 107) throw new QmpServerError(`${what}: a unix socket path is 1 to 107 bytes`);
     const us = this.native(what);
     try {
       if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);

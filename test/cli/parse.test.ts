@@ -257,3 +257,22 @@ test('-incoming (fd:N, file:PATH, defer) and -add-fd, as libxl and the stub doma
     await assert.rejects(parseArgs([...base, '-add-fd', bad]), CliError, bad);
   }
 });
+
+// issue #15: sizes a hostile or mistaken argv gives are one-line CliErrors (exit 2), never an allocation that throws.
+test('RAM, ringbuf and socket-path bounds are one-line CliErrors', async () => {
+  await fails(['--sim', '-m', '8T'], /-m 8T: RAM is limited to 4096 MiB under --sim/);
+  await fails(['--sim', '-m', '1000000'], /-m 1000000: RAM is limited to 4096 MiB under --sim/);
+  await fails(['-xen-domid', '3', '-machine', 'xenfv', '-m', '32T'], /-m 32T: RAM is limited to 16777216 MiB$/);
+  const { config } = await parseArgs(['-xen-domid', '3', '-machine', 'xenfv', '-m', '1000000']);
+  assert.equal(config.ramMiB, 1000000, 'Xen decides about big guests');
+  assert.equal((await parseArgs(['--sim', '-m', '4G'])).config.ramMiB, 4096);
+  await fails(['--sim', '-chardev', 'ringbuf,id=r,size=100G', '-serial', 'chardev:r'], /ringbuf size=100G must be a power of two/);
+  await fails(['--sim', '-chardev', 'ringbuf,id=r,size=0', '-serial', 'chardev:r'], /ringbuf size=0 must be a power of two/);
+  await fails(['--sim', '-chardev', 'ringbuf,id=r,size=1000', '-serial', 'chardev:r'], /power of two/);
+  const rb = (await parseArgs(['--sim', '-chardev', 'ringbuf,id=r,size=4K', '-serial', 'chardev:r'])).config.chardevs[0].spec;
+  assert.deepEqual(rb, { backend: 'ringbuf', size: 4096 });
+  const long = '/tmp/' + 'a'.repeat(103); // 108 bytes: one over sun_path
+  await fails(['--sim', '-chardev', `socket,id=q,path=${long},server=on,wait=off`, '-mon', 'chardev=q,mode=control'], /1 to 107 bytes; this one is 108/);
+  const ok = (await parseArgs(['--sim', '-chardev', `socket,id=q,path=${long.slice(0, -1)},server=on,wait=off`, '-mon', 'chardev=q,mode=control'])).config;
+  assert.equal(ok.monitors[0].path, long.slice(0, -1));
+});

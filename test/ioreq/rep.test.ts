@@ -82,3 +82,26 @@ test('a fast path that claims too much is not trusted', () => {
   sim.insb(0x1f0, 0x100, 2);
   assert.deepEqual([...sim.memread(0x100, 2)], [1, 2]);
 });
+
+// issue #15: a REP whose data pointer is at or above 2^52 reached GuestMemory; it is a REP fault now.
+test('REP with a data pointer at or above 2^52 (beyond MAXPHYADDR) never reaches guest memory', () => {
+  const fifo = new FifoDevice(true);
+  const { sim, server } = setup({ ramBytes: RAM }, (b) => b.pio.add('data', 0x1f0, 4, fifo));
+  const seen: number[] = [];
+  const mem = sim.memory;
+  const read = mem.read.bind(mem);
+  const write = mem.write.bind(mem);
+  mem.read = (gpa, dst, off, len) => (seen.push(gpa), read(gpa, dst, off, len));
+  mem.write = (gpa, src, off, len) => (seen.push(gpa), write(gpa, src, off, len));
+  const faults = server.stats.repFaults;
+  for (const data of [2n ** 52n, 2n ** 52n + 0x1000n, 2n ** 63n, 2n ** 64n - 2n]) {
+    sim.request({ type: IOREQ_TYPE_PIO, dir: 'read', addr: 0x1f0, data, size: 2, count: 4, dataIsPtr: true });
+    sim.request({ type: IOREQ_TYPE_PIO, dir: 'write', addr: 0x1f0, data, size: 2, count: 4, dataIsPtr: true });
+    sim.request({ type: IOREQ_TYPE_PIO, dir: 'read', addr: 0x1f0, data, size: 2, count: 4, dataIsPtr: true, df: true });
+  }
+  // The last two elements of a forward REP starting just below the limit cross it.
+  sim.request({ type: IOREQ_TYPE_PIO, dir: 'read', addr: 0x1f0, data: 2n ** 52n - 4n, size: 2, count: 4, dataIsPtr: true });
+  assert.deepEqual(seen.filter((a) => a + 2 > 2 ** 52), [], 'no access at or above 2^52');
+  assert.equal(server.stats.repFaults - faults, 13);
+  assert.equal(fifo.written.length, 0, 'REP OUTS moved nothing');
+});

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import { Duplex } from 'node:stream';
-import { MAX_LINE, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../../src/qmp/index.ts';
+import { MAX_LINE, MAX_OUTPUT, QmpCore, QmpServer, serveQmpStream, type QmpMachine, type RunState } from '../../src/qmp/index.ts';
 import { connectQmp } from '../helpers/qmp-client.ts';
+import type { Logger } from '../../src/core/log.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -206,4 +207,81 @@ test('any byte stream carries a session (the stub domain puts QMP on a vchan): f
   assert.ok(out.every((l) => l.endsWith('\r\n') && !l.slice(0, -2).includes('\n')), 'one JSON object per CRLF line');
   assert.deepEqual(out.slice(1).map((l) => JSON.parse(l)), [{ return: {}, id: 1 }, { return: {}, id: 2 }, { return: {}, id: 3 }]);
   assert.deepEqual(m.calls, ['cont', 'quit']);
+});
+
+// issue #15: argument names that are Object.prototype members get the same answer as any unknown name.
+test('session: __proto__, constructor and other prototype names are unexpected arguments, members or commands', () => {
+  const s = new QmpCore(machine()).open(() => {});
+  s.input('{"execute":"qmp_capabilities"}');
+  const q = (line: string) => JSON.parse(s.input(line)[0]).error;
+  for (const k of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    assert.deepEqual(q(`{"execute":"xen-set-global-dirty-log","arguments":{"${k}":true,"enable":true}}`), {
+      class: 'GenericError',
+      desc: `Parameter '${k}' is unexpected`,
+    });
+    assert.equal(q(`{"execute":"query-status","arguments":{"${k}":{}}}`).desc, `Parameter '${k}' is unexpected`);
+    assert.equal(q(`{"execute":"${k}"}`).class, 'CommandNotFound');
+    assert.equal(q(`{"execute":"cont","${k}":1}`).desc, `QMP input member '${k}' is unexpected`);
+  }
+  assert.equal(q('{"execute":"xen-set-global-dirty-log","arguments":{"__proto__":{"enable":true}}}').desc, "Parameter '__proto__' is unexpected");
+});
+
+function capture(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { lines, log: pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) }) };
+}
+
+// issue #15: a client that sends commands and never reads its replies is dropped once MAX_OUTPUT bytes wait for it.
+test('unix socket: a client that never reads is dropped at MAX_OUTPUT', async () => {
+  const m = { ...machine(), vcpus: 128 }; // query-cpus-fast answers ~20 KiB
+  const { log: wlog, lines } = capture();
+  const srv = new QmpServer(new QmpCore(m), wlog, 'libxl-cmd');
+  const p = tmpSock();
+  await srv.listenPath(p);
+  const sock = net.createConnection(p);
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => {});
+  sock.pause(); // never read
+  sock.write('{"execute":"qmp_capabilities"}\n');
+  let sent = 0;
+  // Unread bytes: MAX_OUTPUT in our queue plus what the kernel buffers; 4x that in replies is plenty.
+  while (!lines.some((l) => l.includes('does not read its replies')) && sent * 20000 < 4 * MAX_OUTPUT + 4 * 2 ** 20) {
+    sock.write(`{"execute":"query-cpus-fast","id":${sent++}}\n`);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(lines.some((l) => l.includes('does not read its replies')), `not dropped after ${sent} unread replies`);
+  sock.destroy();
+  await srv.close();
+});
+
+test('any byte stream: a peer that never drains is dropped at MAX_OUTPUT', async () => {
+  const m = { ...machine(), vcpus: 128 };
+  let buffered = 0;
+  const d = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, _cb) {
+      buffered += chunk.length; // never calls back: nothing is ever drained
+    },
+  });
+  serveQmpStream(new QmpCore(m), d);
+  d.push('{"execute":"qmp_capabilities"}\n');
+  let sent = 0;
+  while (!d.destroyed && sent < 200) {
+    d.push(`{"execute":"query-cpus-fast","id":${sent++}}\n`);
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(d.destroyed, true, `still open after ${sent} unread replies`);
+  assert.ok(d.writableLength <= MAX_OUTPUT && buffered <= MAX_OUTPUT, `${d.writableLength} bytes held`);
+});
+
+// issue #15: sun_path holds 107 bytes; a longer path must be refused, never truncated to another place.
+test('unix socket: a path over 107 bytes is refused and nothing is created', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-qmp-'));
+  const long = path.join(dir, 'a'.repeat(120 - dir.length));
+  const srv = new QmpServer(new QmpCore(machine()), log, 'libxl-cmd');
+  await assert.rejects(srv.listenPath(long), (e: Error) => /cannot listen on QMP socket .*1 to 107 bytes/.test(e.message) && !e.message.includes('\n'));
+  assert.deepEqual(fs.readdirSync(dir), []);
+  await assert.rejects(srv.listenPath('/nonexistent-stubdm-dir/q.sock'), (e: Error) => /No such file or directory/.test(e.message) && !/permission/i.test(e.message));
+  await srv.close();
 });
