@@ -11,8 +11,12 @@
  *   longer                   -> Interrupt set, Active stays set.
  * Every guest address goes through GuestMemory (false = not RAM -> error bit
  * + ATA error, never an exception). Without PCI bus mastering the engine
- * cannot reach memory: table reads see zeros and data to memory is dropped
- * (what QEMU's ide-test no_busmaster observes); data from memory fails.
+ * cannot reach memory: the table is not fetched and reads as zeros (512
+ * entries of 64 KiB, no EOT: what QEMU's ide-test no_busmaster observes), so
+ * there is no address to use, and the data of such a run is dropped even if
+ * the guest turns bus mastering on before it arrives (issue #15: it landed at
+ * guest address 0); data from memory fails. Bus mastering turned off during a
+ * run drops what is still to come.
  */
 import type { GuestMemory } from '../../core/memory.ts';
 import { RegisterTable, type RegDef } from '../../core/regs.ts';
@@ -72,6 +76,8 @@ export class BusMaster {
   private readonly prdAddr = new Uint32Array(R.PRD_MAX_ENTRIES);
   private readonly prdLen = new Uint32Array(R.PRD_MAX_ENTRIES);
   private prdCount = 0;
+  /** This run fetched no PRD table (Bus Master Enable was off): it never touches memory. */
+  private noMaster = false;
   private prdIdx = 0;
   private prdOff = 0;
   private runId = 0;
@@ -194,12 +200,10 @@ export class BusMaster {
     let total = 0;
     const p = this.prd;
     const prdt = this.prdt;
+    this.noMaster = !this.busMaster;
+    if (this.noMaster) return R.PRD_MAX_ENTRIES * 0x10000; // the zero table's total; no entry is kept
     for (let i = 0; i < R.PRD_MAX_ENTRIES; i++) {
-      if (this.busMaster) {
-        if (!this.memory.read(prdt + i * 8, p, 0, 8)) return -1;
-      } else {
-        p.fill(0);
-      }
+      if (!this.memory.read(prdt + i * 8, p, 0, 8)) return -1;
       const addr = (p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24)) >>> 0;
       const size = (p[4] | (p[5] << 8) | (p[6] << 16) | (p[7] << 24)) >>> 0;
       const len = size & 0xfffe || 0x10000; // bit 0 is always 0; 0 means 64 KiB
@@ -216,6 +220,7 @@ export class BusMaster {
 
   /** Copy src[off..off+n) to guest memory along the PRDs. */
   private scatter(src: Uint8Array, off: number, n: number): boolean {
+    if (this.noMaster) return true; // no table, no address: the data goes nowhere
     while (n > 0) {
       if (this.prdIdx >= this.prdCount) return false;
       const l = Math.min(n, this.prdLen[this.prdIdx] - this.prdOff);
@@ -228,7 +233,7 @@ export class BusMaster {
   }
 
   private gather(dst: Uint8Array, off: number, n: number): boolean {
-    if (!this.busMaster) return false;
+    if (this.noMaster || !this.busMaster) return false;
     while (n > 0) {
       if (this.prdIdx >= this.prdCount) return false;
       const l = Math.min(n, this.prdLen[this.prdIdx] - this.prdOff);
@@ -251,6 +256,7 @@ export class BusMaster {
   private run(d: Drive): void {
     const req = d.dmaRequest();
     if (req === null) return;
+    if (req.diskOffset >= 0 && !d.canIssue()) return d.waitForDmaSlot(); // dmaReady() again when one returns
     const id = ++this.runId;
     this.running = true;
     const total = this.walk(req.bytes);
@@ -268,18 +274,18 @@ export class BusMaster {
       for (let done = 0; done < req.bytes; done += CHUNK) {
         const n = Math.min(CHUNK, req.bytes - done);
         if (req.toMemory) {
-          const r = await b.read(req.diskOffset + done, buf, 0, n);
+          const r = await d.track(b.read(req.diskOffset + done, buf, 0, n));
           if (!live()) return null;
           if (r !== null) return r;
           if (!this.scatter(buf, 0, n)) return 'fault';
         } else {
           if (!this.gather(buf, 0, n)) return 'fault';
-          const r = await b.write(req.diskOffset + done, buf, 0, n);
+          const r = await d.track(b.write(req.diskOffset + done, buf, 0, n));
           if (!live()) return null;
           if (r !== null) return r;
         }
       }
-      return req.flushAfter ? await b.flush() : null;
+      return req.flushAfter ? await d.track(b.flush()) : null;
     };
     io()
       .catch(() => 'EIO')
