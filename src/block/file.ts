@@ -1,7 +1,9 @@
 /**
  * Raw images and host block devices over plain POSIX I/O (fs.promises with
- * an fd: pread/pwrite/fdatasync in libuv's thread pool, never on the event
- * loop).
+ * an fd: pread(v)/pwrite(v)/fdatasync in libuv's thread pool, never on the
+ * event loop). readv/writev are one preadv/pwritev straight between the file
+ * and the caller's views (guest memory for zero-copy DMA): one thread-pool
+ * hop and no copy of ours per request, whatever its size.
  *
  * cache=writeback     page cache; flush = fdatasync (QEMU's default)
  * cache=none          O_DIRECT through one aligned bounce buffer; flush = fdatasync
@@ -14,7 +16,7 @@
 import { promises as fsp, constants as C, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { BlockBackend, IoResult } from './backend.ts';
-import { errCode } from './backend.ts';
+import { errCode, viewsBytes } from './backend.ts';
 import type { Logger } from '../core/log.ts';
 import { logger } from '../core/log.ts';
 
@@ -36,6 +38,8 @@ export class BlockOpenError extends Error {}
 const BOUNCE_BYTES = 1 << 20;
 /** O_DIRECT wants buffer, offset and length aligned to the logical block size. */
 const DIO_ALIGN = 512;
+/** preadv/pwritev passes per request: each moves at least one byte or ends it (short transfers are rare: signals, a file that shrank). */
+const MAX_VEC_PASSES = 64;
 
 /** Size of a block device from sysfs (units of 512 bytes whatever the sector size). */
 export function blockDeviceSize(rdev: number): number | null {
@@ -151,6 +155,17 @@ export class FileBackend implements BlockBackend {
     return this.pwrite(src, srcOff, len, offset);
   }
 
+  readv(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    if (this.bounce !== null) return this.viewsViaBounce(false, offset, views, count);
+    return this.vec(false, offset, views, count);
+  }
+
+  writev(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    if (this.readOnly) return Promise.resolve('EROFS');
+    if (this.bounce !== null) return this.viewsViaBounce(true, offset, views, count);
+    return this.vec(true, offset, views, count);
+  }
+
   async flush(): Promise<IoResult> {
     if (this.readOnly || this.cache === 'unsafe') return null;
     try {
@@ -197,6 +212,69 @@ export class FileBackend implements BlockBackend {
     }
   }
 
+  /** One preadv/pwritev of views[0..count); a short transfer goes on from where it stopped (bounded). */
+  private async vec(isWrite: boolean, offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    try {
+      let list: readonly Uint8Array[] = count === views.length ? views : views.slice(0, count);
+      let left = viewsBytes(views, count);
+      let pos = offset;
+      for (let pass = 0; left > 0 && pass < MAX_VEC_PASSES; pass++) {
+        const n = isWrite ? (await this.fh.writev(list, pos)).bytesWritten : (await this.fh.readv(list, pos)).bytesRead;
+        if (n === left) return null;
+        if (n === 0) {
+          if (isWrite) return 'EIO';
+          for (const v of list) v.fill(0); // past the end of a file that shrank: zeros
+          return null;
+        }
+        left -= n;
+        pos += n;
+        list = skipBytes(list, n);
+      }
+      return left === 0 ? null : 'EIO';
+    } catch (e) {
+      return errCode(e);
+    }
+  }
+
+  /** O_DIRECT with views: through the aligned buffer in chunks, copying to or from the views. */
+  private viewsViaBounce(isWrite: boolean, offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    const total = viewsBytes(views, count);
+    if (offset % DIO_ALIGN !== 0 || total % DIO_ALIGN !== 0) return Promise.resolve('EINVAL');
+    const run = async (): Promise<IoResult> => {
+      const b = this.bounce!;
+      let vi = 0;
+      let vo = 0;
+      // Bounded: total / BOUNCE_BYTES chunks, each copying through at most `count` views.
+      for (let done = 0; done < total; done += BOUNCE_BYTES) {
+        const n = Math.min(BOUNCE_BYTES, total - done);
+        if (!isWrite) {
+          const r = await this.pread(b, 0, n, offset + done);
+          if (r !== null) return r;
+        }
+        for (let k = 0; k < n; ) {
+          const v = views[vi];
+          const m = Math.min(n - k, v.length - vo);
+          if (isWrite) b.set(v.subarray(vo, vo + m), k);
+          else v.set(b.subarray(k, k + m), vo);
+          k += m;
+          vo += m;
+          if (vo === v.length) {
+            vi++;
+            vo = 0;
+          }
+        }
+        if (isWrite) {
+          const r = await this.pwrite(b, 0, n, offset + done);
+          if (r !== null) return r;
+        }
+      }
+      return null;
+    };
+    const p = this.bounceQueue.then(run);
+    this.bounceQueue = p;
+    return p;
+  }
+
   /** O_DIRECT path: one request at a time through the aligned buffer, in chunks. */
   private viaBounce(isWrite: boolean, offset: number, buf: Uint8Array, bufOff: number, len: number): Promise<IoResult> {
     if (offset % DIO_ALIGN !== 0 || len % DIO_ALIGN !== 0) return Promise.resolve('EINVAL');
@@ -220,4 +298,18 @@ export class FileBackend implements BlockBackend {
     this.bounceQueue = p;
     return p;
   }
+}
+
+/** The views after the first `n` bytes (n below their total). */
+function skipBytes(views: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const v of views) {
+    if (n >= v.length) {
+      n -= v.length;
+      continue;
+    }
+    out.push(n > 0 ? v.subarray(n) : v);
+    n = 0;
+  }
+  return out;
 }

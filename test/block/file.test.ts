@@ -148,3 +148,48 @@ test('openBlockBackend gives an ordered file backend', async () => {
   assert.deepEqual([...d], [5, 5, 5, 5]);
   await b.close();
 });
+
+for (const cache of ['writeback', 'none', 'writethrough'] as const) {
+  test(`raw file, cache=${cache}: readv/writev move odd-sized views in one request, in order`, async () => {
+    const p = image(`vec-${cache}.img`, 1 << 20, 0x22);
+    const b = await openBlockBackend({ path: p, cache });
+    // Views of 1 KiB + 6 + 506 + 2 KiB = 3584 bytes (7 sectors), as PRD entries may split a transfer.
+    const ram = new Uint8Array(8192).map((_, i) => (i * 13) & 0xff);
+    const views = [ram.subarray(0, 1024), ram.subarray(2000, 2006), ram.subarray(3000, 3506), ram.subarray(5000, 7048)];
+    assert.equal(await b.writev(4096, views, 4), null);
+    assert.equal(await b.flush(), null);
+    const f = readFileSync(p);
+    let at = 4096;
+    for (const v of views) {
+      assert.deepEqual(new Uint8Array(f.subarray(at, at + v.length)), v);
+      at += v.length;
+    }
+    assert.equal(f[at], 0x22, 'nothing past the request');
+    const back = new Uint8Array(8192);
+    const into = [back.subarray(0, 6), back.subarray(100, 3678)];
+    assert.equal(await b.readv(4096, into, 2), null);
+    assert.deepEqual(into[0], views[0].subarray(0, 6));
+    assert.deepEqual(into[1].subarray(0, 1018), views[0].subarray(6));
+    // count below views.length: only those views.
+    const first = new Uint8Array(512);
+    const second = new Uint8Array(512).fill(7);
+    assert.equal(await b.readv(0, [first, second], 1), null);
+    assert.ok(first.every((x) => x === 0x22));
+    assert.ok(second.every((x) => x === 7), 'the view past count is left alone');
+    await b.close();
+  });
+}
+
+test('readv past the end of a file that shrank gives zeros, writev to a read-only file EROFS', async () => {
+  const p = image('vec-short.img', 8192, 0x33);
+  const b = await FileBackend.open({ path: p });
+  writeFileSync(p, new Uint8Array(4096).fill(0x44)); // the file shrinks under us
+  const r = new Uint8Array(8192).fill(0xff);
+  assert.equal(await b.readv(0, [r.subarray(0, 2048), r.subarray(2048)], 2), null);
+  assert.ok(r.subarray(0, 4096).every((x) => x === 0x44));
+  assert.ok(r.subarray(4096).every((x) => x === 0));
+  await b.close();
+  const ro = await FileBackend.open({ path: p, readOnly: true });
+  assert.equal(await ro.writev(0, [new Uint8Array(512)], 1), 'EROFS');
+  await ro.close();
+});
