@@ -51,6 +51,8 @@
  *   evtchnFill(fd, q, holdPort) -> ports read now (0: none pending) or -errno
  *   evtchnUnmask(fd, port) -> 0 or -errno
  *   evtchnNotify(fd, port) -> 0 or -errno
+ *   willNeed(fd, offset, len) -> 0 or -errno   // posix_fadvise(POSIX_FADV_WILLNEED): start reading
+ *        // [offset, offset + len) into the page cache in the background (src/block/file.ts read-ahead)
  *   tapOpen(ifname, vnetHdr) -> { fd, ifname, vnetHdrLen }   // throws Error with .code = errno name
  *   tapRead(fd, buf, vnetHdrLen) -> frame length, or -errno (-EAGAIN: nothing queued)
  *   tapWrite(fd, buf, len, vnetHdrLen, flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset)
@@ -464,6 +466,22 @@ static napi_value js_evtchn_notify(napi_env env, napi_callback_info info)
     return int_result(env, r < 0 ? -errno : 0);
 }
 
+static napi_value js_will_need(napi_env env, napi_callback_info info)
+{
+    size_t argc = 3;
+    napi_value argv[3];
+    int32_t fd;
+    int64_t off, len;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+        napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &off) != napi_ok ||
+        napi_get_value_int64(env, argv[2], &len) != napi_ok || off < 0 || len < 0) {
+        napi_throw_type_error(env, NULL, "fdwatch.willNeed(fd, offset >= 0, len >= 0)");
+        return NULL;
+    }
+    /* posix_fadvise returns the error number itself (it does not set errno). */
+    return int_result(env, -posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED));
+}
+
 static napi_value js_set_nonblock(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;
@@ -703,6 +721,8 @@ NAPI_MODULE_INIT()
         napi_set_named_property(env, exports, "watch", fn) != napi_ok ||
         napi_create_function(env, "readable", NAPI_AUTO_LENGTH, js_readable, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "readable", fn) != napi_ok ||
+        napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, js_will_need, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "willNeed", fn) != napi_ok ||
         napi_create_function(env, "setNonblock", NAPI_AUTO_LENGTH, js_set_nonblock, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "setNonblock", fn) != napi_ok ||
         napi_create_function(env, "evtchnWatch", NAPI_AUTO_LENGTH, js_evtchn_watch, NULL, &fn) != napi_ok ||

@@ -193,3 +193,37 @@ test('readv past the end of a file that shrank gives zeros, writev to a read-onl
   assert.equal(await ro.writev(0, [new Uint8Array(512)], 1), 'EROFS');
   await ro.close();
 });
+
+test('sequential reads keep a read-ahead window asked for (one hint per half window); random reads and cache=none ask nothing', async () => {
+  const p = image('ra.img', 16 << 20, 0x55);
+  const hints: [number, number][] = [];
+  const b = await FileBackend.open({ path: p, willNeed: (_fd, off, len) => (hints.push([off, len]), 0) });
+  const buf = new Uint8Array(1 << 20);
+  const K = 1024;
+  assert.equal(await b.read(0, buf, 0, 128 * K), null);
+  assert.deepEqual(hints, [], 'the first read is not known to be sequential');
+  assert.equal(await b.read(128 * K, buf, 0, 128 * K), null);
+  assert.deepEqual(hints, [[256 * K, 256 * K]], 'window: twice the request, at least 256 KiB');
+  assert.equal(await b.read(256 * K, buf, 0, 128 * K), null);
+  assert.equal(hints.length, 1, 'half of the window still ahead: no new hint');
+  assert.equal(await b.read(384 * K, buf, 0, 128 * K), null);
+  assert.deepEqual(hints[1], [512 * K, 256 * K], 'less than half ahead: asked again, from where the last hint ended');
+  assert.equal(await b.readv(512 * K, [buf.subarray(0, 1 << 20)], 1), null);
+  assert.deepEqual(hints[2], [1536 * K, 2048 * K], 'a 1 MiB request: a 2 MiB window past it');
+  hints.length = 0;
+  assert.equal(await b.read(8 << 20, buf, 0, 4096), null);
+  assert.equal(await b.read(3 << 20, buf, 0, 4096), null);
+  assert.deepEqual(hints, [], 'random reads: no hint');
+  // The window stops at the end of the image.
+  assert.equal(await b.read((16 << 20) - 8192, buf, 0, 4096), null);
+  assert.equal(await b.read((16 << 20) - 4096, buf, 0, 4096), null);
+  assert.deepEqual(hints, []);
+  await b.close();
+  const d = await FileBackend.open({ path: p, cache: 'none', willNeed: (_fd, off, len) => (hints.push([off, len]), 0) });
+  if (d.direct) {
+    assert.equal(await d.read(0, buf, 0, 4096), null);
+    assert.equal(await d.read(4096, buf, 0, 4096), null);
+    assert.deepEqual(hints, [], 'O_DIRECT bypasses the page cache: no read-ahead');
+  }
+  await d.close();
+});

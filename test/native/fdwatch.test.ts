@@ -240,3 +240,17 @@ test('evtchnWatch reads and unmasks before calling JS, with the count of queued 
     closeSync(fd);
   }
 });
+
+test('willNeed: posix_fadvise(WILLNEED) on a file is 0, on a pipe -ESPIPE; bad arguments throw', () => {
+  const m = fw as unknown as { willNeed(fd: number, off: number, len: number): number };
+  const f = join(dir, 'ra');
+  const fd = openSync(f, constants.O_RDWR | constants.O_CREAT);
+  try {
+    writeSync(fd, Buffer.alloc(65536, 1));
+    assert.equal(m.willNeed(fd, 0, 65536), 0);
+    assert.equal(m.willNeed(rd, 0, 4096), -29);
+    assert.throws(() => m.willNeed(fd, -1, 10), TypeError);
+  } finally {
+    closeSync(fd);
+  }
+});
