@@ -14,8 +14,8 @@ let cached: WillNeed | null | undefined;
 
 export function loadWillNeed(): WillNeed | null {
   if (cached !== undefined) return cached;
-  const dir = process.env.STUBDM_NATIVE_DIR ?? fileURLToPath(new URL('../../build/native/', import.meta.url));
   try {
+    const dir = process.env.STUBDM_NATIVE_DIR ?? fileURLToPath(new URL('../../build/native/', import.meta.url));
     const m = createRequire(import.meta.url)(`${dir.replace(/\/$/, '')}/fdwatch.node`) as { willNeed?: WillNeed };
     cached = typeof m.willNeed === 'function' ? m.willNeed : null;
   } catch {

@@ -201,7 +201,7 @@ test('sequential reads keep a read-ahead window asked for (one hint per half win
   const buf = new Uint8Array(1 << 20);
   const K = 1024;
   assert.equal(await b.read(0, buf, 0, 128 * K), null);
-  assert.deepEqual(hints, [], 'the first read is not known to be sequential');
+  assert.equal(hints.length, 0, 'the first read is not known to be sequential');
   assert.equal(await b.read(128 * K, buf, 0, 128 * K), null);
   assert.deepEqual(hints, [[256 * K, 256 * K]], 'window: twice the request, at least 256 KiB');
   assert.equal(await b.read(256 * K, buf, 0, 128 * K), null);
@@ -213,17 +213,17 @@ test('sequential reads keep a read-ahead window asked for (one hint per half win
   hints.length = 0;
   assert.equal(await b.read(8 << 20, buf, 0, 4096), null);
   assert.equal(await b.read(3 << 20, buf, 0, 4096), null);
-  assert.deepEqual(hints, [], 'random reads: no hint');
+  assert.equal(hints.length, 0, 'random reads: no hint');
   // The window stops at the end of the image.
   assert.equal(await b.read((16 << 20) - 8192, buf, 0, 4096), null);
   assert.equal(await b.read((16 << 20) - 4096, buf, 0, 4096), null);
-  assert.deepEqual(hints, []);
+  assert.equal(hints.length, 0, 'nothing past the end of the image');
   await b.close();
   const d = await FileBackend.open({ path: p, cache: 'none', willNeed: (_fd, off, len) => (hints.push([off, len]), 0) });
   if (d.direct) {
     assert.equal(await d.read(0, buf, 0, 4096), null);
     assert.equal(await d.read(4096, buf, 0, 4096), null);
-    assert.deepEqual(hints, [], 'O_DIRECT bypasses the page cache: no read-ahead');
+    assert.equal(hints.length, 0, 'O_DIRECT bypasses the page cache: no read-ahead');
   }
   await d.close();
 });
