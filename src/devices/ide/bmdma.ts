@@ -279,14 +279,12 @@ export class BusMaster {
     if (total < 0) return this.finish(d, id, 'fault');
     if (total < req.bytes) return this.finish(d, id, 'short');
     this.stayActive = total > req.bytes;
-    const io =
-      req.diskOffset >= 0 && d.backend !== null && this.busMaster && !this.noMaster && this.memory.dmaView !== undefined
-        ? this.ioViews(d, d.backend, id, d.state.gen, req.toMemory, req.diskOffset, req.bytes, req.flushAfter)
-        : this.ioCopy(d, id, d.state.gen, req.toMemory, req.diskOffset, req.bytes, req.flushAfter);
-    io.then(
-      (r) => this.finish(d, id, r),
-      () => this.finish(d, id, 'EIO'),
-    );
+    // The request's fields are passed on as values: the drive refills its request object for its next command.
+    if (req.diskOffset >= 0 && d.backend !== null && this.busMaster && !this.noMaster && this.memory.dmaView !== undefined) {
+      void this.ioViews(d, d.backend, id, d.state.gen, req.toMemory, req.diskOffset, req.bytes, req.flushAfter);
+    } else {
+      void this.ioCopy(d, id, d.state.gen, req.toMemory, req.diskOffset, req.bytes, req.flushAfter);
+    }
   }
 
   /**
@@ -297,7 +295,17 @@ export class BusMaster {
    * even if the run is cancelled meanwhile. A PRD address outside RAM ends
    * the run with 'fault' after the data before it moved, as the copy path does.
    */
-  private async ioViews(d: Drive, b: BlockBackend, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<'fault' | IoResult> {
+  private async ioViews(d: Drive, b: BlockBackend, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<void> {
+    let r: 'fault' | IoResult;
+    try {
+      r = await this.moveViews(d, b, id, gen, toMemory, diskOffset, bytes, flushAfter);
+    } catch {
+      r = 'EIO';
+    }
+    this.finish(d, id, r);
+  }
+
+  private async moveViews(d: Drive, b: BlockBackend, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<'fault' | IoResult> {
     const mem = this.memory;
     // Bounded: every piece moves at least one byte (a PRD entry is at least 2 bytes) or ends the run.
     for (let done = 0; done < bytes; ) {
@@ -341,7 +349,17 @@ export class BusMaster {
   }
 
   /** DMA through the drive's buffer, CHUNK bytes per backend request (guest memory without dmaView, replies, no bus mastering). */
-  private async ioCopy(d: Drive, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<'fault' | IoResult> {
+  private async ioCopy(d: Drive, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<void> {
+    let r: 'fault' | IoResult;
+    try {
+      r = await this.moveCopy(d, id, gen, toMemory, diskOffset, bytes, flushAfter);
+    } catch {
+      r = 'EIO';
+    }
+    this.finish(d, id, r);
+  }
+
+  private async moveCopy(d: Drive, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<'fault' | IoResult> {
     const buf = d.state.buf;
     if (diskOffset < 0) return this.scatter(buf, 0, bytes) ? null : 'fault';
     const b = d.backend;

@@ -216,6 +216,14 @@ export interface DmaRequest {
   flushAfter: boolean;
 }
 
+function fillReq(q: DmaRequest, toMemory: boolean, bytes: number, diskOffset: number, flushAfter: boolean): DmaRequest {
+  q.toMemory = toMemory;
+  q.bytes = bytes;
+  q.diskOffset = diskOffset;
+  q.flushAfter = flushAfter;
+  return q;
+}
+
 // Command table flags.
 const F_DISK = 1; // accepted by ATA disks
 const F_CD = 2; // accepted by ATAPI devices
@@ -255,6 +263,7 @@ export class Drive {
   private waiting = WAIT_NONE;
   /** Removed from its slot by PV unplug. */
   private gone = false;
+  private readonly dmaReq: DmaRequest = { toMemory: false, bytes: 0, diskOffset: -1, flushAfter: false };
   private readonly settledOk = (r: IoResult): IoResult => {
     this.settled();
     return r;
@@ -986,15 +995,17 @@ export class Drive {
 
   // ---- DMA (driven by the channel's bus master) -------------------------------------
 
+  /** The DMA command's transfer, in one object per drive refilled by each call (read it before the next). */
   dmaRequest(): DmaRequest | null {
     const s = this.state;
+    const q = this.dmaReq;
     switch (s.dma) {
       case 'ataRead':
-        return { toMemory: true, bytes: s.nsLeft * SECTOR, diskOffset: this.getLba() * SECTOR, flushAfter: false };
+        return fillReq(q, true, s.nsLeft * SECTOR, this.getLba() * SECTOR, false);
       case 'ataWrite':
-        return { toMemory: false, bytes: s.nsLeft * SECTOR, diskOffset: this.getLba() * SECTOR, flushAfter: !s.writeCache };
+        return fillReq(q, false, s.nsLeft * SECTOR, this.getLba() * SECTOR, !s.writeCache);
       case 'atapiIn':
-        return { toMemory: true, bytes: s.xferLeft, diskOffset: s.srcLba < 0 ? -1 : s.srcLba * CD_SECTOR, flushAfter: false };
+        return fillReq(q, true, s.xferLeft, s.srcLba < 0 ? -1 : s.srcLba * CD_SECTOR, false);
       default:
         return null;
     }
