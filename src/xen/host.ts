@@ -38,7 +38,7 @@ import {
   XENMEM_RESOURCE_IOREQ_SERVER,
   XENMEM_RESOURCE_IOREQ_SERVER_FRAME_BUFIOREQ,
 } from '../ioreq/abi.ts';
-import { DOMID_FIRST_RESERVED, EAGAIN, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE } from './consts.ts';
+import { DOMID_FIRST_RESERVED, HVM_MAX_VCPUS, PROT_READ, PROT_WRITE } from './consts.ts';
 import { loadXenLibs, XenUnavailableError, type Ptr, type XenLibs } from './ffi.ts';
 import { ForeignPageMapper, MapCache } from './mapcache.ts';
 import { XenStore } from './store.ts';
