@@ -23,6 +23,22 @@
  * frame goes straight into/out of a caller's Uint8Array: no allocation per
  * frame, and errors come back as -errno numbers, not exceptions.
  *
+ * Event channels (src/xen/host.ts). Every ioreq costs an event-channel read
+ * (which port fired), an unmask and a notify; under TCG each syscall is tens
+ * of microseconds and each koffi call into libxenevtchn adds its own glue.
+ * evtchnWatch() does the read and the unmask here, before JS runs: one
+ * read() takes every pending port at once (the kernel's ring hands out as
+ * many as fit), one write() unmasks all of them but the held one (the
+ * buffered-ioreq port, which the ioreq server unmasks itself once its ring
+ * is empty), and JS is called only when a port came. This is QEMU's order
+ * (cpu_get_ioreq: xenevtchn_pending, then xenevtchn_unmask, then the slot).
+ * The device's ABI (Linux drivers/xen/evtchn.c, include/uapi/xen/evtchn.h):
+ * read() returns pending ports as uint32s and masks them, write() of
+ * uint32 ports unmasks them, IOCTL_EVTCHN_NOTIFY signals one.
+ * The ports go into a Uint32Array queue shared with JS: q[0] is the number of
+ * ports in q[1..] JS has not finished with (JS sets it back to 0 when it has
+ * taken them all); new ports are appended after them, as many as fit.
+ *
  * JS API:
  *   const w = watch(fd, (status, events) => {...}, events?);
  *        // events: 1 readable (default), 2 writable, 3 both; the callback gets
@@ -30,6 +46,13 @@
  *   w.setEvents(mask);                        // 0 pauses the watch (fd stays registered)
  *   w.stop();                                 // idempotent
  *   readable(fd) -> boolean
+ *   setNonblock(fd)                           // O_NONBLOCK, so evtchnFill never waits
+ *   const w = evtchnWatch(fd, q, holdPort, (status, queued) => {...});  // stop()/setEvents() as watch
+ *   evtchnFill(fd, q, holdPort) -> ports read now (0: none pending) or -errno
+ *   evtchnUnmask(fd, port) -> 0 or -errno
+ *   evtchnNotify(fd, port) -> 0 or -errno
+ *   willNeed(fd, offset, len) -> 0 or -errno   // posix_fadvise(POSIX_FADV_WILLNEED): start reading
+ *        // [offset, offset + len) into the page cache in the background (src/block/file.ts read-ahead)
  *   tapOpen(ifname, vnetHdr) -> { fd, ifname, vnetHdrLen }   // throws Error with .code = errno name
  *   tapRead(fd, buf, vnetHdrLen) -> frame length, or -errno (-EAGAIN: nothing queued)
  *   tapWrite(fd, buf, len, vnetHdrLen, flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset)
@@ -64,7 +87,70 @@ typedef struct {
     int destroy_async;    /* stop() ran inside the callback: destroy the context after it */
     int close_done;       /* uv_close finished: memory no longer used by libuv */
     int wrapper_gone;     /* JS wrapper finalized: memory no longer used by JS */
+    int evtchn_fd;        /* -1: a plain watch; else an event-channel watch of this fd */
+    int64_t hold;         /* event channel port left masked (-1: none) */
+    napi_ref queue;       /* the shared Uint32Array (event-channel watch) */
 } watcher_t;
+
+/* Ports taken per read(): more than any guest's vCPUs plus the buffered port. */
+#define EVTCHN_BATCH_MAX 1024
+
+/* include/uapi/xen/evtchn.h (a stable kernel ABI; defined here so no Xen headers are needed) */
+struct stubdm_evtchn_notify {
+    unsigned int port;
+};
+#define STUBDM_IOCTL_EVTCHN_NOTIFY _IOC(_IOC_NONE, 'E', 4, sizeof(struct stubdm_evtchn_notify))
+
+static napi_value int_result(napi_env env, int32_t v);
+static void throw_errno(napi_env env, int err, const char *what, const char *ifname);
+
+/* Unmask ports (a failed unmask leaves the port masked; the caller can do nothing better). */
+static void write_ports(int fd, const uint32_t *p, size_t k)
+{
+    ssize_t wr;
+    do
+        wr = write(fd, p, k * sizeof(uint32_t));
+    while (wr < 0 && errno == EINTR);
+}
+
+/*
+ * Read every pending port into q (after the q[0] already there), then unmask
+ * the ones read except `hold` with one write. Returns the ports read, or
+ * -errno (0 when none is pending: the fd is non-blocking).
+ */
+static int evtchn_fill(int fd, uint32_t *q, size_t qlen, int64_t hold)
+{
+    uint32_t unmask[64];
+    size_t have = q[0], room, k = 0;
+    ssize_t r;
+    if (qlen < 2 || have > qlen - 1)
+        return -EINVAL; /* JS broke the queue: take nothing */
+    room = qlen - 1 - have;
+    if (room > EVTCHN_BATCH_MAX)
+        room = EVTCHN_BATCH_MAX;
+    if (room == 0)
+        return 0;
+    do
+        r = read(fd, q + 1 + have, room * sizeof(uint32_t));
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno == EAGAIN ? 0 : -errno;
+    size_t n = (size_t)r / sizeof(uint32_t);
+    q[0] = (uint32_t)(have + n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t p = q[1 + have + i];
+        if ((int64_t)p == hold)
+            continue;
+        unmask[k++] = p;
+        if (k == sizeof(unmask) / sizeof(unmask[0])) {
+            write_ports(fd, unmask, k);
+            k = 0;
+        }
+    }
+    if (k > 0)
+        write_ports(fd, unmask, k);
+    return (int)n;
+}
 
 #define CHECK(env, call)                                                 \
     do {                                                                 \
@@ -96,18 +182,49 @@ static void finalize(napi_env env, void *data, void *hint)
     maybe_free(w);
 }
 
+static int get_u32array(napi_env env, napi_value v, uint32_t **data, size_t *len)
+{
+    napi_typedarray_type type;
+    void *p;
+    if (napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok || type != napi_uint32_array)
+        return -1;
+    *data = p;
+    return 0;
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     watcher_t *w = (watcher_t *)h;
     napi_env env = w->env;
     napi_handle_scope scope;
     napi_value fn, recv, args[2], result;
+    int second;
 
     if (napi_open_handle_scope(env, &scope) != napi_ok)
         return;
+    second = status < 0 ? 0 : events & (UV_READABLE | UV_WRITABLE);
+    if (w->evtchn_fd >= 0 && status >= 0) {
+        napi_value qv;
+        uint32_t *q;
+        size_t qlen;
+        if (napi_get_reference_value(env, w->queue, &qv) != napi_ok || qv == NULL || get_u32array(env, qv, &q, &qlen) != 0) {
+            napi_close_handle_scope(env, scope);
+            return;
+        }
+        int n = evtchn_fill(w->evtchn_fd, q, qlen, w->hold);
+        if (n < 0) {
+            status = n; /* the device broke: tell JS */
+            second = 0;
+        } else if (q[0] == 0) {
+            napi_close_handle_scope(env, scope); /* nothing came (spurious wake-up): JS need not run */
+            return;
+        } else {
+            second = (int)q[0];
+        }
+    }
     if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && fn != NULL &&
         napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, status, &args[0]) == napi_ok &&
-        napi_create_int32(env, status < 0 ? 0 : events & (UV_READABLE | UV_WRITABLE), &args[1]) == napi_ok) {
+        napi_create_int32(env, second, &args[1]) == napi_ok) {
         /* napi_make_callback drains microtasks and keeps async hooks right; its receiver must be an object. */
         w->in_callback = 1;
         napi_status st = napi_make_callback(env, w->async, recv, fn, 2, args, &result);
@@ -134,6 +251,10 @@ static void stop_watcher(napi_env env, watcher_t *w)
     uv_poll_stop(&w->poll);
     uv_close((uv_handle_t *)&w->poll, on_close);
     napi_delete_reference(env, w->callback);
+    if (w->queue != NULL) {
+        napi_delete_reference(env, w->queue);
+        w->queue = NULL;
+    }
     if (w->in_callback)
         w->destroy_async = 1; /* on_poll still holds it */
     else
@@ -176,33 +297,13 @@ static napi_value js_set_events(napi_env env, napi_callback_info info)
     return NULL;
 }
 
-static napi_value js_watch(napi_env env, napi_callback_info info)
+/* A watcher of fd calling `cb`; for an event-channel watch, `queue` is the shared Uint32Array. */
+static napi_value make_watcher(napi_env env, int32_t fd, napi_value cb, int32_t events, napi_value queue, int64_t hold)
 {
-    size_t argc = 3;
-    napi_value argv[3], obj, stopfn, setfn, name;
-    napi_valuetype t;
-    int32_t fd, events = UV_READABLE;
+    napi_value obj, stopfn, setfn, name;
     uv_loop_t *loop;
     int err;
 
-    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-        napi_throw_type_error(env, NULL, "fdwatch.watch(fd, callback): fd must be a non-negative integer");
-        return NULL;
-    }
-    CHECK(env, napi_typeof(env, argv[1], &t));
-    if (t != napi_function) {
-        napi_throw_type_error(env, NULL, "fdwatch.watch(fd, callback): callback must be a function");
-        return NULL;
-    }
-    if (argc >= 3) {
-        CHECK(env, napi_typeof(env, argv[2], &t));
-        if (t != napi_undefined &&
-            (napi_get_value_int32(env, argv[2], &events) != napi_ok || events < 1 || events > (UV_READABLE | UV_WRITABLE))) {
-            napi_throw_type_error(env, NULL, "fdwatch.watch(fd, callback, events): events must be 1 (readable), 2 (writable) or 3");
-            return NULL;
-        }
-    }
     CHECK(env, napi_get_uv_event_loop(env, &loop));
 
     watcher_t *w = calloc(1, sizeof(*w));
@@ -212,6 +313,8 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
     }
     w->env = env;
     w->close_done = 1; /* no uv handle yet */
+    w->evtchn_fd = queue != NULL ? fd : -1;
+    w->hold = hold;
     /* From here the JS object owns w: its finalizer frees it once libuv is done. */
     CHECK(env, napi_create_object(env, &obj));
     if (napi_wrap(env, obj, w, finalize, NULL, NULL) != napi_ok) {
@@ -238,8 +341,9 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
         napi_throw_error(env, uv_err_name(err), msg);
         return NULL;
     }
-    if (napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok ||
+    if (napi_create_reference(env, cb, 1, &w->callback) != napi_ok ||
         napi_create_reference(env, obj, 1, &w->self) != napi_ok ||
+        (queue != NULL && napi_create_reference(env, queue, 1, &w->queue) != napi_ok) ||
         napi_async_init(env, NULL, name, &w->async) != napi_ok) {
         uv_close((uv_handle_t *)&w->poll, on_close);
         napi_throw_error(env, NULL, "fdwatch: cannot create references");
@@ -248,6 +352,153 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
     w->started = 1;
     w->events = events;
     return obj;
+}
+
+static napi_value js_watch(napi_env env, napi_callback_info info)
+{
+    size_t argc = 3;
+    napi_value argv[3];
+    napi_valuetype t;
+    int32_t fd, events = UV_READABLE;
+
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+        napi_throw_type_error(env, NULL, "fdwatch.watch(fd, callback): fd must be a non-negative integer");
+        return NULL;
+    }
+    CHECK(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_function) {
+        napi_throw_type_error(env, NULL, "fdwatch.watch(fd, callback): callback must be a function");
+        return NULL;
+    }
+    if (argc >= 3) {
+        CHECK(env, napi_typeof(env, argv[2], &t));
+        if (t != napi_undefined &&
+            (napi_get_value_int32(env, argv[2], &events) != napi_ok || events < 1 || events > (UV_READABLE | UV_WRITABLE))) {
+            napi_throw_type_error(env, NULL, "fdwatch.watch(fd, callback, events): events must be 1 (readable), 2 (writable) or 3");
+            return NULL;
+        }
+    }
+    return make_watcher(env, fd, argv[1], events, NULL, -1);
+}
+
+/* ------------------------------------------------------- event channels */
+
+/* (fd, Uint32Array q, holdPort) from argv; returns 0 or throws. */
+static int evtchn_args(napi_env env, napi_value *argv, size_t argc, int32_t *fd, uint32_t **q, size_t *qlen, int64_t *hold, const char *usage)
+{
+    if (argc < 3 || napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0 || get_u32array(env, argv[1], q, qlen) != 0 ||
+        *qlen < 2 || napi_get_value_int64(env, argv[2], hold) != napi_ok) {
+        napi_throw_type_error(env, NULL, usage);
+        return -1;
+    }
+    return 0;
+}
+
+static napi_value js_evtchn_watch(napi_env env, napi_callback_info info)
+{
+    size_t argc = 4, qlen;
+    napi_value argv[4];
+    napi_valuetype t;
+    int32_t fd;
+    uint32_t *q;
+    int64_t hold;
+    static const char usage[] = "fdwatch.evtchnWatch(fd, Uint32Array queue (2+ entries), holdPort, callback)";
+
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (evtchn_args(env, argv, argc, &fd, &q, &qlen, &hold, usage) != 0)
+        return NULL;
+    if (argc < 4 || napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) {
+        napi_throw_type_error(env, NULL, usage);
+        return NULL;
+    }
+    return make_watcher(env, fd, argv[3], UV_READABLE, argv[1], hold);
+}
+
+static napi_value js_evtchn_fill(napi_env env, napi_callback_info info)
+{
+    size_t argc = 3, qlen;
+    napi_value argv[3];
+    int32_t fd;
+    uint32_t *q;
+    int64_t hold;
+
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok ||
+        evtchn_args(env, argv, argc, &fd, &q, &qlen, &hold, "fdwatch.evtchnFill(fd, Uint32Array queue (2+ entries), holdPort)") != 0)
+        return NULL;
+    return int_result(env, evtchn_fill(fd, q, qlen, hold));
+}
+
+/* (fd, port) -> 0 or -errno */
+static int fd_port_args(napi_env env, napi_callback_info info, int32_t *fd, uint32_t *port, const char *usage)
+{
+    size_t argc = 2;
+    napi_value argv[2];
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+        napi_get_value_int32(env, argv[0], fd) != napi_ok || napi_get_value_uint32(env, argv[1], port) != napi_ok) {
+        napi_throw_type_error(env, NULL, usage);
+        return -1;
+    }
+    return 0;
+}
+
+static napi_value js_evtchn_unmask(napi_env env, napi_callback_info info)
+{
+    int32_t fd;
+    uint32_t port;
+    ssize_t r;
+    if (fd_port_args(env, info, &fd, &port, "fdwatch.evtchnUnmask(fd, port)") != 0)
+        return NULL;
+    do
+        r = write(fd, &port, sizeof(port));
+    while (r < 0 && errno == EINTR);
+    return int_result(env, r < 0 ? -errno : 0);
+}
+
+static napi_value js_evtchn_notify(napi_env env, napi_callback_info info)
+{
+    int32_t fd;
+    struct stubdm_evtchn_notify n;
+    int r;
+    if (fd_port_args(env, info, &fd, &n.port, "fdwatch.evtchnNotify(fd, port)") != 0)
+        return NULL;
+    r = ioctl(fd, STUBDM_IOCTL_EVTCHN_NOTIFY, &n);
+    return int_result(env, r < 0 ? -errno : 0);
+}
+
+static napi_value js_will_need(napi_env env, napi_callback_info info)
+{
+    size_t argc = 3;
+    napi_value argv[3];
+    int32_t fd;
+    int64_t off, len;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+        napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &off) != napi_ok ||
+        napi_get_value_int64(env, argv[2], &len) != napi_ok || off < 0 || len < 0) {
+        napi_throw_type_error(env, NULL, "fdwatch.willNeed(fd, offset >= 0, len >= 0)");
+        return NULL;
+    }
+    /* posix_fadvise returns the error number itself (it does not set errno). */
+    return int_result(env, -posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED));
+}
+
+static napi_value js_set_nonblock(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t fd;
+    int fl;
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+        napi_throw_type_error(env, NULL, "fdwatch.setNonblock(fd)");
+        return NULL;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        throw_errno(env, errno, "fcntl(O_NONBLOCK) on", "fd");
+        return NULL;
+    }
+    return NULL;
 }
 
 static napi_value js_readable(napi_env env, napi_callback_info info)
@@ -470,6 +721,18 @@ NAPI_MODULE_INIT()
         napi_set_named_property(env, exports, "watch", fn) != napi_ok ||
         napi_create_function(env, "readable", NAPI_AUTO_LENGTH, js_readable, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "readable", fn) != napi_ok ||
+        napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, js_will_need, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "willNeed", fn) != napi_ok ||
+        napi_create_function(env, "setNonblock", NAPI_AUTO_LENGTH, js_set_nonblock, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "setNonblock", fn) != napi_ok ||
+        napi_create_function(env, "evtchnWatch", NAPI_AUTO_LENGTH, js_evtchn_watch, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "evtchnWatch", fn) != napi_ok ||
+        napi_create_function(env, "evtchnFill", NAPI_AUTO_LENGTH, js_evtchn_fill, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "evtchnFill", fn) != napi_ok ||
+        napi_create_function(env, "evtchnUnmask", NAPI_AUTO_LENGTH, js_evtchn_unmask, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "evtchnUnmask", fn) != napi_ok ||
+        napi_create_function(env, "evtchnNotify", NAPI_AUTO_LENGTH, js_evtchn_notify, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "evtchnNotify", fn) != napi_ok ||
         napi_create_function(env, "tapOpen", NAPI_AUTO_LENGTH, js_tap_open, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "tapOpen", fn) != napi_ok ||
         napi_create_function(env, "tapRead", NAPI_AUTO_LENGTH, js_tap_read, NULL, &fn) != napi_ok ||

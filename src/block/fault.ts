@@ -3,7 +3,7 @@
  * chosen requests with an error code, or hold them until released (a flush
  * held in flight shows BSY to the guest).
  */
-import type { BlockBackend, IoResult } from './backend.ts';
+import { viewsBytes, type BlockBackend, type IoResult } from './backend.ts';
 
 export type OpKind = 'read' | 'write' | 'flush';
 /** Return an error code to fail the request, or null to pass it through. */
@@ -46,6 +46,12 @@ export class FaultyBackend implements BlockBackend {
   }
   async write(offset: number, src: Uint8Array, srcOff: number, len: number): Promise<IoResult> {
     return (await this.gate('write', offset, len)) ?? this.inner.write(offset, src, srcOff, len);
+  }
+  async readv(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    return (await this.gate('read', offset, viewsBytes(views, count))) ?? this.inner.readv(offset, views, count);
+  }
+  async writev(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    return (await this.gate('write', offset, viewsBytes(views, count))) ?? this.inner.writev(offset, views, count);
   }
   async flush(): Promise<IoResult> {
     return (await this.gate('flush', 0, 0)) ?? this.inner.flush();

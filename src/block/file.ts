@@ -1,7 +1,9 @@
 /**
  * Raw images and host block devices over plain POSIX I/O (fs.promises with
- * an fd: pread/pwrite/fdatasync in libuv's thread pool, never on the event
- * loop).
+ * an fd: pread(v)/pwrite(v)/fdatasync in libuv's thread pool, never on the
+ * event loop). readv/writev are one preadv/pwritev straight between the file
+ * and the caller's views (guest memory for zero-copy DMA): one thread-pool
+ * hop and no copy of ours per request, whatever its size.
  *
  * cache=writeback     page cache; flush = fdatasync (QEMU's default)
  * cache=none          O_DIRECT through one aligned bounce buffer; flush = fdatasync
@@ -10,13 +12,22 @@
  * cache=writethrough  O_DSYNC: every write is durable when it completes
  * cache=directsync    O_DIRECT and O_DSYNC
  * cache=unsafe        page cache, flushes ignored (scratch disks only)
+ *
+ * Sequential read-ahead (page-cache modes): a read that starts where the last
+ * one ended asks the kernel (posix_fadvise WILLNEED, through the fdwatch
+ * addon) to start reading the next window in the background, so the guest's
+ * next request finds its data in the page cache instead of waiting for the
+ * disk (blkfront in the stub domain, a cold image in dom0). It moves no data
+ * of ours and changes nothing about durability: writes and flushes are as
+ * above.
  */
 import { promises as fsp, constants as C, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { BlockBackend, IoResult } from './backend.ts';
-import { errCode } from './backend.ts';
+import { errCode, viewsBytes } from './backend.ts';
 import type { Logger } from '../core/log.ts';
 import { logger } from '../core/log.ts';
+import { loadWillNeed, type WillNeed } from './native.ts';
 
 export type CacheMode = 'writeback' | 'none' | 'writethrough' | 'directsync' | 'unsafe';
 export type BlockFormat = 'raw' | 'host_device';
@@ -27,6 +38,8 @@ export interface FileBackendOptions {
   readOnly?: boolean;
   cache?: CacheMode;
   log?: Logger;
+  /** Read-ahead hint (tests); default: the fdwatch addon's willNeed, null without it. */
+  willNeed?: WillNeed | null;
 }
 
 /** Operator mistakes (missing file, wrong format): one clear line, no stack. */
@@ -36,6 +49,11 @@ export class BlockOpenError extends Error {}
 const BOUNCE_BYTES = 1 << 20;
 /** O_DIRECT wants buffer, offset and length aligned to the logical block size. */
 const DIO_ALIGN = 512;
+/** Read-ahead window: twice the request, within these bounds. */
+const RA_MIN = 256 * 1024;
+const RA_MAX = 4 << 20;
+/** preadv/pwritev passes per request: each moves at least one byte or ends it (short transfers are rare: signals, a file that shrank). */
+const MAX_VEC_PASSES = 64;
 
 /** Size of a block device from sysfs (units of 512 bytes whatever the sector size). */
 export function blockDeviceSize(rdev: number): number | null {
@@ -55,6 +73,10 @@ export class FileBackend implements BlockBackend {
   /** O_DIRECT bounce buffer view (aligned), or null when going through the page cache. */
   private bounce: Uint8Array | null = null;
   private bounceQueue: Promise<unknown> = Promise.resolve();
+  /** End of the last read (a read starting here is sequential). */
+  private seqEnd = -1;
+  /** End of what read-ahead already asked for. */
+  private raEnd = 0;
 
   private constructor(
     private fh: fsp.FileHandle,
@@ -63,6 +85,8 @@ export class FileBackend implements BlockBackend {
     readonly path: string,
     readonly cache: CacheMode,
     readonly direct: boolean,
+    /** posix_fadvise(WILLNEED) when in a page-cache mode and the addon is there; else null. */
+    private readonly willNeed: WillNeed | null,
   ) {}
 
   static async open(o: FileBackendOptions): Promise<FileBackend> {
@@ -105,11 +129,12 @@ export class FileBackend implements BlockBackend {
       await fh.close();
       throw e;
     }
-    const b = new FileBackend(fh, size, ro, o.path, cache, direct);
+    const wn = o.willNeed === undefined ? loadWillNeed() : o.willNeed;
+    const b = new FileBackend(fh, size, ro, o.path, cache, direct, direct ? null : wn);
     if (direct && !(await b.setupBounce())) {
       await fh.close();
       fh = (await openWith(flags))!;
-      const nb = new FileBackend(fh, size, ro, o.path, cache, false);
+      const nb = new FileBackend(fh, size, ro, o.path, cache, false, wn);
       log.warn({ path: o.path }, `cache=${cache}: O_DIRECT not usable here, using the page cache (flushes still fsync)`);
       return nb;
     }
@@ -142,13 +167,45 @@ export class FileBackend implements BlockBackend {
 
   read(offset: number, dst: Uint8Array, dstOff: number, len: number): Promise<IoResult> {
     if (this.bounce !== null) return this.viaBounce(false, offset, dst, dstOff, len);
+    this.readAhead(offset, len);
     return this.pread(dst, dstOff, len, offset);
+  }
+
+  /** Called as a read of [offset, offset + len) is issued: on a sequential one, keep a window ahead asked for. */
+  private readAhead(offset: number, len: number): void {
+    const wn = this.willNeed;
+    if (wn === null) return;
+    const end = offset + len;
+    const sequential = offset === this.seqEnd;
+    this.seqEnd = end;
+    if (!sequential) {
+      this.raEnd = end;
+      return;
+    }
+    const win = Math.min(RA_MAX, Math.max(RA_MIN, 2 * len));
+    // Ask again only once half the window is used up: one fadvise per window, not per request.
+    if (this.raEnd - end >= win / 2) return;
+    const from = Math.max(end, this.raEnd);
+    const to = Math.min(end + win, this.size);
+    if (to > from && wn(this.fh.fd, from, to - from) === 0) this.raEnd = to;
   }
 
   write(offset: number, src: Uint8Array, srcOff: number, len: number): Promise<IoResult> {
     if (this.readOnly) return Promise.resolve('EROFS');
     if (this.bounce !== null) return this.viaBounce(true, offset, src, srcOff, len);
     return this.pwrite(src, srcOff, len, offset);
+  }
+
+  readv(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    if (this.bounce !== null) return this.viewsViaBounce(false, offset, views, count);
+    this.readAhead(offset, viewsBytes(views, count));
+    return this.vec(false, offset, views, count);
+  }
+
+  writev(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    if (this.readOnly) return Promise.resolve('EROFS');
+    if (this.bounce !== null) return this.viewsViaBounce(true, offset, views, count);
+    return this.vec(true, offset, views, count);
   }
 
   async flush(): Promise<IoResult> {
@@ -197,6 +254,69 @@ export class FileBackend implements BlockBackend {
     }
   }
 
+  /** One preadv/pwritev of views[0..count); a short transfer goes on from where it stopped (bounded). */
+  private async vec(isWrite: boolean, offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    try {
+      let list: readonly Uint8Array[] = count === views.length ? views : views.slice(0, count);
+      let left = viewsBytes(views, count);
+      let pos = offset;
+      for (let pass = 0; left > 0 && pass < MAX_VEC_PASSES; pass++) {
+        const n = isWrite ? (await this.fh.writev(list, pos)).bytesWritten : (await this.fh.readv(list, pos)).bytesRead;
+        if (n === left) return null;
+        if (n === 0) {
+          if (isWrite) return 'EIO';
+          for (const v of list) v.fill(0); // past the end of a file that shrank: zeros
+          return null;
+        }
+        left -= n;
+        pos += n;
+        list = skipBytes(list, n);
+      }
+      return left === 0 ? null : 'EIO';
+    } catch (e) {
+      return errCode(e);
+    }
+  }
+
+  /** O_DIRECT with views: through the aligned buffer in chunks, copying to or from the views. */
+  private viewsViaBounce(isWrite: boolean, offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    const total = viewsBytes(views, count);
+    if (offset % DIO_ALIGN !== 0 || total % DIO_ALIGN !== 0) return Promise.resolve('EINVAL');
+    const run = async (): Promise<IoResult> => {
+      const b = this.bounce!;
+      let vi = 0;
+      let vo = 0;
+      // Bounded: total / BOUNCE_BYTES chunks, each copying through at most `count` views.
+      for (let done = 0; done < total; done += BOUNCE_BYTES) {
+        const n = Math.min(BOUNCE_BYTES, total - done);
+        if (!isWrite) {
+          const r = await this.pread(b, 0, n, offset + done);
+          if (r !== null) return r;
+        }
+        for (let k = 0; k < n; ) {
+          const v = views[vi];
+          const m = Math.min(n - k, v.length - vo);
+          if (isWrite) b.set(v.subarray(vo, vo + m), k);
+          else v.set(b.subarray(k, k + m), vo);
+          k += m;
+          vo += m;
+          if (vo === v.length) {
+            vi++;
+            vo = 0;
+          }
+        }
+        if (isWrite) {
+          const r = await this.pwrite(b, 0, n, offset + done);
+          if (r !== null) return r;
+        }
+      }
+      return null;
+    };
+    const p = this.bounceQueue.then(run);
+    this.bounceQueue = p;
+    return p;
+  }
+
   /** O_DIRECT path: one request at a time through the aligned buffer, in chunks. */
   private viaBounce(isWrite: boolean, offset: number, buf: Uint8Array, bufOff: number, len: number): Promise<IoResult> {
     if (offset % DIO_ALIGN !== 0 || len % DIO_ALIGN !== 0) return Promise.resolve('EINVAL');
@@ -220,4 +340,18 @@ export class FileBackend implements BlockBackend {
     this.bounceQueue = p;
     return p;
   }
+}
+
+/** The views after the first `n` bytes (n below their total). */
+function skipBytes(views: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const v of views) {
+    if (n >= v.length) {
+      n -= v.length;
+      continue;
+    }
+    out.push(n > 0 ? v.subarray(n) : v);
+    n = 0;
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 /** A backend in memory (tests, fuzzing, scratch disks). Completes on a later microtask, like real I/O. */
-import type { BlockBackend, IoResult } from './backend.ts';
+import { eachView, type BlockBackend, type IoResult } from './backend.ts';
 
 export class MemoryBackend implements BlockBackend {
   readonly data: Uint8Array;
@@ -27,6 +27,14 @@ export class MemoryBackend implements BlockBackend {
     if (offset < 0 || offset + len > this.data.length) return 'EINVAL';
     this.data.set(src.subarray(srcOff, srcOff + len), offset);
     return null;
+  }
+
+  readv(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    return eachView((o, b, bo, l) => this.read(o, b, bo, l), offset, views, count);
+  }
+
+  writev(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
+    return eachView((o, b, bo, l) => this.write(o, b, bo, l), offset, views, count);
   }
 
   async flush(): Promise<IoResult> {

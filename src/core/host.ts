@@ -65,7 +65,12 @@ export interface IoreqChannel {
    * a syscall); it then runs the callback again, so nothing is left behind.
    */
   watch(onEvent: () => void): void;
-  /** Next pending local port (already masked by the kernel), or -1 if none is pending now. Never blocks. */
+  /**
+   * Next pending local port, or -1 if none is pending now. Never blocks. The
+   * buffered port stays masked until unmask(); a vCPU port may come back
+   * already unmasked (the Xen host unmasks it as it reads it, QEMU's order:
+   * unmask, then look at the slot), and unmask() of it is then free.
+   */
   pending(): number;
   unmask(port: number): void;
   notify(port: number): void;

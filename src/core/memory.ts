@@ -12,4 +12,14 @@ export interface GuestMemory {
   read(gpa: number, dst: Uint8Array, off: number, len: number): boolean;
   /** Copy src[off..off+len) to `gpa`. False if any byte is not guest RAM (then nothing is written). */
   write(gpa: number, src: Uint8Array, off: number, len: number): boolean;
+  /**
+   * Zero-copy DMA (optional; a device falls back to read/write without it):
+   * a view of guest RAM from `gpa`, `len` bytes or fewer where one mapping
+   * ends, that stays valid (the mapping is pinned) until dmaRelease(); null
+   * if `gpa` is not RAM. A block backend then reads into it or writes from it
+   * directly. Every view must be released, once.
+   */
+  dmaView?(gpa: number, len: number): Uint8Array | null;
+  /** The DMA through `view` (from dmaView(gpa, ...)) is over; `wrote`: the guest's memory changed (dirty logging). */
+  dmaRelease?(view: Uint8Array, gpa: number, wrote: boolean): void;
 }

@@ -49,6 +49,23 @@ export class SimMemory implements HostMemory {
     return true;
   }
 
+  /** Views handed out by dmaView() and not yet released (tests check they all come back). */
+  dmaViews = 0;
+
+  dmaView(gpa: number, len: number): Uint8Array | null {
+    if (!(len > 0) || !this.ok(gpa, len)) {
+      this.faults++;
+      return null;
+    }
+    this.dmaViews++;
+    return this.ram.subarray(gpa, gpa + len);
+  }
+
+  dmaRelease(view: Uint8Array, gpa: number, wrote: boolean): void {
+    this.dmaViews--;
+    if (wrote && this.dirtyLog && view.length > 0) this.reportDirty(gpa, view.length);
+  }
+
   setDirtyLog(on: boolean): void {
     this.dirtyLog = on;
   }

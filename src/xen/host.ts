@@ -47,10 +47,8 @@ import { XenStore } from './store.ts';
 import { RealClock, type Clock } from '../core/clock.ts';
 import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
 
-/** pending() outside a watch callback / on a fresh wake-up / after this wake-up's event (see makeChannel). */
-const WAKE_NONE = 0;
-const WAKE_FRESH = 1;
-const WAKE_USED = 2;
+/** Ports one wake-up can take (more than vCPUs + the buffered port of any guest we serve). */
+const EVTCHN_QUEUE = HVM_MAX_VCPUS + 1;
 
 export interface XenHostOptions {
   domid: number;
@@ -316,39 +314,45 @@ class XenHostImpl implements XenHost {
     bufPort: number,
     fd: number,
   ): IoreqChannel {
-    const { evtchn } = this.libs;
     const fw = this.fdwatch;
-    /**
-     * Where pending() stands with respect to the fd watch: WAKE_NONE outside
-     * a watch callback (poll first), WAKE_FRESH when libuv has just found the
-     * fd readable (read at once), WAKE_USED once this wake-up's event is
-     * taken (say "nothing" without a syscall). One event per wake-up, as QEMU
-     * does (cpu_handle_ioreq takes one port per fd handler call): uv_poll is
-     * level-triggered, so anything else pending runs the callback again on
-     * the next loop turn for an epoll_wait, where looking for it here costs a
-     * poll(0) after every request; under a single vCPU guest that poll almost
-     * always finds nothing (the vCPU waits for our answer) and was one of
-     * five syscalls per ioreq.
+    /*
+     * The event channel goes through the fdwatch addon, not libxenevtchn
+     * (native/fdwatch.c says why): on a wake-up the addon has already read
+     * every pending port into `queue` and unmasked all of them but the
+     * buffered port (the ioreq server unmasks that one itself once its ring
+     * is empty), so pending() hands them out of the queue without a syscall,
+     * unmask() of a vCPU port costs nothing, and notify() is one ioctl.
+     * Inside a callback, an empty queue means -1 (uv_poll is level-triggered:
+     * anything that arrived since calls back on the next loop turn, where
+     * looking here would cost a read that almost always finds nothing with a
+     * single vCPU waiting for our answer); outside, pending() reads once more.
      */
-    let wake = WAKE_NONE;
+    const queue = new Uint32Array(1 + EVTCHN_QUEUE);
+    let head = 0;
+    let inCallback = false;
+    fw.setNonblock(fd);
+    const take = (): number => {
+      if (head < queue[0]) return queue[1 + head++];
+      queue[0] = 0;
+      head = 0;
+      return -1;
+    };
     const startWatch = (onEvent: () => void): void => {
-      this.watcher = fw.watch(fd, (status) => {
+      this.watcher = fw.evtchnWatch(fd, queue, bufPort, (status) => {
         if (status < 0) {
           this.log.error({ status }, 'event channel fd failed; no more ioreqs will be served');
           this.pauseWatch();
           this.onEvent = null;
           return;
         }
-        // libuv's epoll just found the fd readable and only pending() reads it:
-        // the first pending() of this wake-up needs no poll of its own.
-        wake = WAKE_FRESH;
+        inCallback = true;
         try {
           onEvent();
         } catch (e) {
           // A bug in the engine must not take the guest's device model down.
           this.rl.warn({ err: (e as Error).message }, 'ioreq event handler threw');
         } finally {
-          wake = WAKE_NONE;
+          inCallback = false;
         }
       });
     };
@@ -374,27 +378,27 @@ class XenHostImpl implements XenHost {
         this.pauseWatch();
         if (this.enabled) startWatch(onEvent);
       },
-      // xenevtchn.h: poll() must precede every xenevtchn_pending().
       pending: () => {
-        const xce = this.xceh;
-        if (xce === null) return -1;
-        if (wake === WAKE_FRESH) wake = WAKE_USED;
-        else if (wake === WAKE_USED || !fw.readable(fd)) return -1;
-        const p = evtchn.pending(xce);
-        if (p < 0) {
-          const errno = this.libs.errno();
-          if (errno !== EAGAIN) this.rl.warn({ errno }, 'xenevtchn_pending failed');
+        if (this.xceh === null) return -1;
+        const p = take();
+        if (p !== -1 || inCallback) return p;
+        const n = fw.evtchnFill(fd, queue, bufPort);
+        if (n < 0) {
+          this.rl.warn({ errno: -n }, 'reading the event channel device failed');
           return -1;
         }
-        return p;
+        return take();
       },
       unmask: (port) => {
-        const xce = this.xceh;
-        if (xce !== null && evtchn.unmask(xce, port) < 0) this.rl.warn({ port, errno: this.libs.errno() }, 'xenevtchn_unmask failed');
+        // Every port but the buffered one was unmasked when it was read.
+        if (port !== bufPort || this.xceh === null) return;
+        const r = fw.evtchnUnmask(fd, port);
+        if (r < 0) this.rl.warn({ port, errno: -r }, 'event channel unmask failed');
       },
       notify: (port) => {
-        const xce = this.xceh;
-        if (xce !== null && evtchn.notify(xce, port) < 0) this.rl.warn({ port, errno: this.libs.errno() }, 'xenevtchn_notify failed');
+        if (this.xceh === null) return;
+        const r = fw.evtchnNotify(fd, port);
+        if (r < 0) this.rl.warn({ port, errno: -r }, 'event channel notify failed');
       },
     };
   }

@@ -5,4 +5,4 @@
  */
 export { openXenHost, type XenHost, type XenHostOptions } from './host.ts';
 export { XenUnavailableError, koffiProbe } from './ffi.ts';
-export { benchLines, koffiCallNs, koffiOverheadNs, pollCheckNs } from './bench.ts';
+export { benchLines, koffiCallNs, koffiOverheadNs, notifyNs } from './bench.ts';

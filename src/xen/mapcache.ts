@@ -22,8 +22,15 @@
  * which unmaps everything. A page that failed to map is retried on the next
  * access that needs it (it may have been populated since), like QEMU.
  *
- * Device accesses are synchronous copies, so no mapping is ever in use when
- * eviction or invalidation runs.
+ * Device copies (read/write) are synchronous, so no mapping is in use when
+ * eviction or invalidation runs. Zero-copy DMA (dmaView/dmaRelease) is not:
+ * a block backend reads into a view from libuv's thread pool while the event
+ * loop goes on. Such a bucket is pinned until the view is released: never
+ * evicted (the cache may then hold more than maxBuckets for a while, bounded
+ * by the DMA in flight), and an invalidation or remap takes it out of the
+ * cache at once but unmaps it only at its last release (QEMU's mapcache
+ * locks entries for DMA the same way), so the kernel never writes through
+ * an address that was unmapped or reused.
  */
 import type { HostMemory } from '../core/host.ts';
 import type { Ptr, XenLibs } from './ffi.ts';
@@ -74,6 +81,10 @@ interface Bucket {
   readonly valid: Uint8Array;
   allValid: boolean;
   lastUse: number;
+  /** dmaView()s not yet released. */
+  pins: number;
+  /** Out of the cache (invalidated, remapped) while pinned: unmapped at the last release. */
+  retired: boolean;
 }
 
 export class MapCache implements HostMemory {
@@ -88,7 +99,9 @@ export class MapCache implements HostMemory {
   /** onDirty while dirty logging is on, else null (the only cost to write() when off). */
   private dirty: ((firstPfn: number, nr: number) => void) | null = null;
   /** Counters for tests and diagnostics. */
-  readonly stats = { maps: 0, unmaps: 0, mapFailures: 0, evictions: 0 };
+  readonly stats = { maps: 0, unmaps: 0, mapFailures: 0, evictions: 0, pinned: 0 };
+  /** Buckets out of the cache but still pinned by a DMA in flight. */
+  private readonly retired: Bucket[] = [];
 
   constructor(
     private readonly mapper: PageMapper,
@@ -149,20 +162,72 @@ export class MapCache implements HostMemory {
     this.dirty = on ? this.onDirty : null;
   }
 
-  /** Drop every mapping (IOREQ_TYPE_INVALIDATE, shutdown). */
+  dmaView(gpa: number, len: number): Uint8Array | null {
+    if (!Number.isSafeInteger(len) || len <= 0) return null;
+    const bStart = Math.floor(gpa / BUCKET_SIZE) * BUCKET_SIZE;
+    const n = Math.min(len, bStart + BUCKET_SIZE - gpa); // this bucket's part
+    if (!this.prepare(gpa, null, 0, n)) return null;
+    const b = this.bucketFor(bStart / BUCKET_SIZE)!; // mapped by prepare()
+    b.pins++;
+    this.stats.pinned++;
+    const start = gpa - bStart;
+    return b.mapping.bytes.subarray(start, start + n);
+  }
+
+  dmaRelease(view: Uint8Array, gpa: number, wrote: boolean): void {
+    const b = this.pinnedBucketOf(view);
+    if (b === null) return; // not ours (a bug of the caller): nothing to undo
+    b.pins--;
+    this.stats.pinned--;
+    if (b.pins === 0 && b.retired) {
+      this.retired.splice(this.retired.indexOf(b), 1);
+      this.unmapBucket(b);
+    }
+    const d = this.dirty;
+    if (wrote && d !== null && view.length > 0) {
+      const first = Math.floor(gpa / PAGE_SIZE);
+      d(first, Math.floor((gpa + view.length - 1) / PAGE_SIZE) - first + 1);
+    }
+  }
+
+  private pinnedBucketOf(view: Uint8Array): Bucket | null {
+    const buf = view.buffer;
+    for (const b of this.buckets.values()) if (b.pins > 0 && b.mapping.bytes.buffer === buf) return b;
+    for (const b of this.retired) if (b.mapping.bytes.buffer === buf) return b;
+    return null;
+  }
+
+  /** Drop every mapping (IOREQ_TYPE_INVALIDATE, shutdown); pinned ones go when their DMA ends. */
   invalidate(): void {
-    for (const b of this.buckets.values()) this.unmapBucket(b);
+    for (const b of this.buckets.values()) this.retire(b);
     this.buckets.clear();
     this.last = null;
+  }
+
+  /** Buckets pinned by DMA in flight, in the cache or retired from it. */
+  get pinnedBuckets(): number {
+    let n = this.retired.length;
+    for (const b of this.buckets.values()) if (b.pins > 0) n++;
+    return n;
+  }
+
+  /** Unmap a bucket leaving the cache now, or when its last pin goes (the caller removes it from `buckets`). */
+  private retire(b: Bucket): void {
+    if (b.pins > 0) {
+      b.retired = true;
+      this.retired.push(b);
+    } else {
+      this.unmapBucket(b);
+    }
   }
 
   /**
    * Checks the arguments and the range, and maps every bucket the access
    * covers with all its pages valid. True only if the copy can proceed.
    */
-  private prepare(gpa: number, buf: Uint8Array, off: number, len: number): boolean {
+  private prepare(gpa: number, buf: Uint8Array | null, off: number, len: number): boolean {
     if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(off) || !Number.isSafeInteger(len)) return false;
-    if (gpa < 0 || off < 0 || len < 0 || off + len > buf.length) return false;
+    if (gpa < 0 || off < 0 || len < 0 || (buf !== null && off + len > buf.length)) return false;
     if (len === 0) return true;
     const end = gpa + len; // exclusive; no wrap: both below 2^53
     if (!((end <= this.lowEnd) || (gpa >= GIB4 && end <= this.highEnd))) return false;
@@ -177,8 +242,11 @@ export class MapCache implements HostMemory {
       const p0 = (Math.max(gpa, bStart) - bStart) >>> PAGE_SHIFT;
       const p1 = (Math.min(end, bStart + BUCKET_SIZE) - 1 - bStart) >>> PAGE_SHIFT;
       if (!pagesValid(b, p0, p1)) {
-        // The page may have been populated since: map the bucket again, once.
-        if (!this.remap(b) || !pagesValid(b, p0, p1)) return false;
+        // The page may have been populated since: map the bucket again, once
+        // (a pinned bucket is replaced by a new one rather than remapped in place).
+        if (!this.remap(b)) return false;
+        const nb = this.bucketFor(i);
+        if (nb === null || !pagesValid(nb, p0, p1)) return false;
       }
     }
     return true;
@@ -198,7 +266,7 @@ export class MapCache implements HostMemory {
       const valid = new Uint8Array(PAGES_PER_BUCKET);
       const m = this.mapInto(index, valid);
       if (m === null) return null;
-      b = { index, mapping: m.mapping, valid, allValid: m.allValid, lastUse: tick };
+      b = { index, mapping: m.mapping, valid, allValid: m.allValid, lastUse: tick, pins: 0, retired: false };
       this.buckets.set(index, b);
     }
     b.lastUse = tick;
@@ -207,6 +275,13 @@ export class MapCache implements HostMemory {
   }
 
   private remap(b: Bucket): boolean {
+    if (b.pins > 0) {
+      // A DMA in flight uses the old mapping: retire it and map the index afresh.
+      this.buckets.delete(b.index);
+      if (this.last === b) this.last = null;
+      this.retire(b);
+      return this.bucketFor(b.index) !== null;
+    }
     this.unmapBucket(b);
     const m = this.mapInto(b.index, b.valid);
     if (m === null) {
@@ -248,8 +323,8 @@ export class MapCache implements HostMemory {
 
   private evictOldest(): void {
     let victim: Bucket | null = null;
-    for (const b of this.buckets.values()) if (victim === null || b.lastUse < victim.lastUse) victim = b;
-    if (victim === null) return;
+    for (const b of this.buckets.values()) if (b.pins === 0 && (victim === null || b.lastUse < victim.lastUse)) victim = b;
+    if (victim === null) return; // every bucket is pinned by DMA in flight: map one more for now
     this.stats.evictions++;
     this.unmapBucket(victim);
     this.buckets.delete(victim.index);

@@ -17,6 +17,21 @@ export interface FdWatch {
   watch(fd: number, onReadable: (status: number) => void): FdWatcher;
   /** poll(fd, POLLIN, 0): true if a read would not block (data, error or hang-up). */
   readable(fd: number): boolean;
+  /** Set O_NONBLOCK on fd (throws on failure). */
+  setNonblock(fd: number): void;
+  /**
+   * Event-channel watch (native/fdwatch.c): when the fd is readable the addon
+   * reads every pending port into `queue` (queue[0] = ports JS has not taken,
+   * queue[1..] the ports), unmasks them all but `holdPort`, and only then
+   * calls `onPorts(0, queued)`; a broken fd calls `onPorts(-errno, 0)`.
+   */
+  evtchnWatch(fd: number, queue: Uint32Array, holdPort: number, onPorts: (status: number, queued: number) => void): FdWatcher;
+  /** The same read and unmask now, outside a watch callback: ports read (0: none pending) or -errno. */
+  evtchnFill(fd: number, queue: Uint32Array, holdPort: number): number;
+  /** Unmask one port: 0 or -errno. */
+  evtchnUnmask(fd: number, port: number): number;
+  /** IOCTL_EVTCHN_NOTIFY: 0 or -errno. */
+  evtchnNotify(fd: number, port: number): number;
 }
 
 let cached: FdWatch | null = null;
@@ -30,7 +45,9 @@ export function loadFdWatch(): FdWatch {
   if (cached) return cached;
   const path = `${nativeDir().replace(/\/$/, '')}/fdwatch.node`;
   try {
-    cached = createRequire(import.meta.url)(path) as FdWatch;
+    const m = createRequire(import.meta.url)(path) as FdWatch;
+    if (typeof m.evtchnWatch !== 'function') throw new Error('no event-channel support (built from an older native/fdwatch.c)');
+    cached = m;
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
     throw new XenUnavailableError(`stubdm: cannot load ${path} (${why}): run scripts/build-native.sh (needs cc and the Node.js headers)`);

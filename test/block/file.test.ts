@@ -148,3 +148,82 @@ test('openBlockBackend gives an ordered file backend', async () => {
   assert.deepEqual([...d], [5, 5, 5, 5]);
   await b.close();
 });
+
+for (const cache of ['writeback', 'none', 'writethrough'] as const) {
+  test(`raw file, cache=${cache}: readv/writev move odd-sized views in one request, in order`, async () => {
+    const p = image(`vec-${cache}.img`, 1 << 20, 0x22);
+    const b = await openBlockBackend({ path: p, cache });
+    // Views of 1 KiB + 6 + 506 + 2 KiB = 3584 bytes (7 sectors), as PRD entries may split a transfer.
+    const ram = new Uint8Array(8192).map((_, i) => (i * 13) & 0xff);
+    const views = [ram.subarray(0, 1024), ram.subarray(2000, 2006), ram.subarray(3000, 3506), ram.subarray(5000, 7048)];
+    assert.equal(await b.writev(4096, views, 4), null);
+    assert.equal(await b.flush(), null);
+    const f = readFileSync(p);
+    let at = 4096;
+    for (const v of views) {
+      assert.deepEqual(new Uint8Array(f.subarray(at, at + v.length)), v);
+      at += v.length;
+    }
+    assert.equal(f[at], 0x22, 'nothing past the request');
+    const back = new Uint8Array(8192);
+    const into = [back.subarray(0, 6), back.subarray(100, 3678)];
+    assert.equal(await b.readv(4096, into, 2), null);
+    assert.deepEqual(into[0], views[0].subarray(0, 6));
+    assert.deepEqual(into[1].subarray(0, 1018), views[0].subarray(6));
+    // count below views.length: only those views.
+    const first = new Uint8Array(512);
+    const second = new Uint8Array(512).fill(7);
+    assert.equal(await b.readv(0, [first, second], 1), null);
+    assert.ok(first.every((x) => x === 0x22));
+    assert.ok(second.every((x) => x === 7), 'the view past count is left alone');
+    await b.close();
+  });
+}
+
+test('readv past the end of a file that shrank gives zeros, writev to a read-only file EROFS', async () => {
+  const p = image('vec-short.img', 8192, 0x33);
+  const b = await FileBackend.open({ path: p });
+  writeFileSync(p, new Uint8Array(4096).fill(0x44)); // the file shrinks under us
+  const r = new Uint8Array(8192).fill(0xff);
+  assert.equal(await b.readv(0, [r.subarray(0, 2048), r.subarray(2048)], 2), null);
+  assert.ok(r.subarray(0, 4096).every((x) => x === 0x44));
+  assert.ok(r.subarray(4096).every((x) => x === 0));
+  await b.close();
+  const ro = await FileBackend.open({ path: p, readOnly: true });
+  assert.equal(await ro.writev(0, [new Uint8Array(512)], 1), 'EROFS');
+  await ro.close();
+});
+
+test('sequential reads keep a read-ahead window asked for (one hint per half window); random reads and cache=none ask nothing', async () => {
+  const p = image('ra.img', 16 << 20, 0x55);
+  const hints: [number, number][] = [];
+  const b = await FileBackend.open({ path: p, willNeed: (_fd, off, len) => (hints.push([off, len]), 0) });
+  const buf = new Uint8Array(1 << 20);
+  const K = 1024;
+  assert.equal(await b.read(0, buf, 0, 128 * K), null);
+  assert.equal(hints.length, 0, 'the first read is not known to be sequential');
+  assert.equal(await b.read(128 * K, buf, 0, 128 * K), null);
+  assert.deepEqual(hints, [[256 * K, 256 * K]], 'window: twice the request, at least 256 KiB');
+  assert.equal(await b.read(256 * K, buf, 0, 128 * K), null);
+  assert.equal(hints.length, 1, 'half of the window still ahead: no new hint');
+  assert.equal(await b.read(384 * K, buf, 0, 128 * K), null);
+  assert.deepEqual(hints[1], [512 * K, 256 * K], 'less than half ahead: asked again, from where the last hint ended');
+  assert.equal(await b.readv(512 * K, [buf.subarray(0, 1 << 20)], 1), null);
+  assert.deepEqual(hints[2], [1536 * K, 2048 * K], 'a 1 MiB request: a 2 MiB window past it');
+  hints.length = 0;
+  assert.equal(await b.read(8 << 20, buf, 0, 4096), null);
+  assert.equal(await b.read(3 << 20, buf, 0, 4096), null);
+  assert.equal(hints.length, 0, 'random reads: no hint');
+  // The window stops at the end of the image.
+  assert.equal(await b.read((16 << 20) - 8192, buf, 0, 4096), null);
+  assert.equal(await b.read((16 << 20) - 4096, buf, 0, 4096), null);
+  assert.equal(hints.length, 0, 'nothing past the end of the image');
+  await b.close();
+  const d = await FileBackend.open({ path: p, cache: 'none', willNeed: (_fd, off, len) => (hints.push([off, len]), 0) });
+  if (d.direct) {
+    assert.equal(await d.read(0, buf, 0, 4096), null);
+    assert.equal(await d.read(4096, buf, 0, 4096), null);
+    assert.equal(hints.length, 0, 'O_DIRECT bypasses the page cache: no read-ahead');
+  }
+  await d.close();
+});

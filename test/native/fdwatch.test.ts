@@ -168,3 +168,89 @@ test('writable watches, setEvents() pauses and switches, and the callback is tol
   r.stop();
   assert.deepEqual(seen, [1]);
 });
+
+// The event-channel half on a FIFO opened read-write, which stands for
+// /dev/xen/evtchn: what is written to it (the ports, as uint32s) is what the
+// next read returns, and what the addon writes back (the unmasks) can be read.
+test('evtchnFill reads every pending port into the queue, appends after what JS still holds, and unmasks all but the held port with one write', () => {
+  const fd = openSync(join(dir, 'p'), constants.O_RDWR | constants.O_NONBLOCK);
+  try {
+    const ports = (...p: number[]) => Buffer.from(new Uint32Array(p).buffer);
+    const readPorts = (): number[] => {
+      const b = Buffer.alloc(256);
+      let n = 0;
+      try {
+        n = readSync(fd, b, 0, b.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      }
+      return Array.from(new Uint32Array(b.buffer, 0, n / 4));
+    };
+    const q = new Uint32Array(1 + 4);
+    assert.equal(fw.evtchnFill(fd, q, 7), 0, 'nothing pending: 0 at once, no wait');
+    assert.equal(q[0], 0);
+    writeSync(fd, ports(1101, 7, 1100));
+    assert.equal(fw.evtchnFill(fd, q, 7), 3);
+    assert.deepEqual(Array.from(q), [3, 1101, 7, 1100, 0]);
+    assert.deepEqual(readPorts(), [1101, 1100], 'one unmask write, the held port left out');
+    // JS still holds three: a new port goes after them; a full queue takes nothing.
+    writeSync(fd, ports(1102, 1103));
+    assert.equal(fw.evtchnFill(fd, q, 7), 1);
+    assert.deepEqual(Array.from(q), [4, 1101, 7, 1100, 1102]);
+    assert.deepEqual(readPorts(), [1103, 1102], '1103 still pending, then the unmask of 1102');
+    writeSync(fd, ports(1103));
+    assert.equal(fw.evtchnFill(fd, q, 7), 0, 'no room');
+    assert.deepEqual(readPorts(), [1103], 'left pending in the device');
+    q[0] = 99;
+    assert.equal(fw.evtchnFill(fd, q, 7), -22, 'a broken queue count: EINVAL, nothing read');
+    assert.equal(fw.evtchnUnmask(fd, 1101), 0);
+    assert.deepEqual(readPorts(), [1101]);
+    assert.equal(fw.evtchnNotify(fd, 1101), -25, 'IOCTL_EVTCHN_NOTIFY on a FIFO: -ENOTTY, not a throw');
+    assert.throws(() => fw.evtchnFill(fd, new Uint8Array(8) as unknown as Uint32Array, 7), TypeError);
+    assert.throws(() => fw.evtchnFill(fd, new Uint32Array(1), 7), TypeError);
+    assert.throws(() => fw.evtchnNotify(fd, 'x' as unknown as number), TypeError);
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('evtchnWatch reads and unmasks before calling JS, with the count of queued ports', async () => {
+  const fd = openSync(join(dir, 'p'), constants.O_RDWR | constants.O_NONBLOCK);
+  try {
+    fw.setNonblock(fd);
+    const q = new Uint32Array(1 + 8);
+    const seen: number[][] = [];
+    let wake: (() => void) | null = null;
+    const w = fw.evtchnWatch(fd, q, 7, (status, queued) => {
+      assert.equal(status, 0);
+      seen.push([queued, ...q.subarray(1, 1 + queued)]);
+      q[0] = 0;
+      wake?.();
+    });
+    await turns(5);
+    assert.deepEqual(seen, [], 'no callback while nothing is pending');
+    const fired = new Promise<void>((r) => (wake = r));
+    writeSync(fd, Buffer.from(new Uint32Array([7]).buffer));
+    await fired;
+    await turns(5);
+    assert.deepEqual(seen, [[1, 7]], 'the held port is not unmasked, so nothing comes back');
+    w.stop();
+    assert.throws(() => fw.evtchnWatch(fd, q, 7, 1 as unknown as () => void), TypeError);
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('willNeed: posix_fadvise(WILLNEED) on a file is 0, on a pipe -ESPIPE; bad arguments throw', () => {
+  const m = fw as unknown as { willNeed(fd: number, off: number, len: number): number };
+  const f = join(dir, 'ra');
+  const fd = openSync(f, constants.O_RDWR | constants.O_CREAT);
+  try {
+    writeSync(fd, Buffer.alloc(65536, 1));
+    assert.equal(m.willNeed(fd, 0, 65536), 0);
+    assert.equal(m.willNeed(rd, 0, 4096), -29);
+    assert.throws(() => m.willNeed(fd, -1, 10), TypeError);
+  } finally {
+    closeSync(fd);
+  }
+});

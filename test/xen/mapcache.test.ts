@@ -328,3 +328,86 @@ test('dirty logging: a successful write reports its pages to onDirty only while 
   quiet.setDirtyLog(true);
   assert.equal(quiet.write(0x10000, buf, 0, 16), true);
 });
+
+// ---- zero-copy DMA: views pinned until released ----
+
+test('dmaView: a view of guest RAM up to the end of its bucket; data written through it lands in guest memory', () => {
+  const { fake, mc } = setup();
+  const v = mc.dmaView(BUCKET_SIZE - 512, 4096)!;
+  assert.equal(v.length, 512, 'clipped where the mapping ends');
+  v.set(pattern(512, 3));
+  mc.dmaRelease(v, BUCKET_SIZE - 512, true);
+  assert.equal(mc.pinnedBuckets, 0);
+  mc.invalidate();
+  assert.equal(fake.peek(BUCKET_SIZE - 512), pattern(512, 3)[0]);
+  assert.equal(fake.peek(BUCKET_SIZE - 1), pattern(512, 3)[511]);
+  assert.equal(mc.dmaView(8 * 1024 * 1024 - 16, 32)?.length, 16);
+  assert.equal(mc.dmaView(8 * 1024 * 1024, 16), null, 'not RAM');
+  assert.equal(mc.dmaView(0, 0), null);
+  fake.holes.add(3 * PAGES_PER_BUCKET + 5);
+  assert.equal(mc.dmaView(3 * BUCKET_SIZE + 5 * PAGE_SIZE, 16), null, 'a page Xen never populated');
+  assert.deepEqual(fake.violations, []);
+});
+
+test('a pinned bucket is never evicted, and goes once released', () => {
+  const { fake, mc } = setup(); // 4 buckets at most
+  const v = mc.dmaView(0x1000, 4096)!;
+  const one = new Uint8Array(1);
+  for (let i = 1; i <= 6; i++) assert.equal(mc.read(i * BUCKET_SIZE, one, 0, 1), true);
+  assert.equal(v.length, 4096, 'still mapped (a detached view has length 0)');
+  v.fill(0x5a);
+  assert.equal(mc.mapped, 4);
+  mc.dmaRelease(v, 0x1000, true);
+  for (let i = 1; i <= 6; i++) assert.equal(mc.read(i * BUCKET_SIZE, one, 0, 1), true);
+  assert.equal(v.length, 0, 'evicted (unmapped) after the release');
+  assert.equal(fake.peek(0x1000), 0x5a);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('invalidate while pinned: the bucket leaves the cache now, is unmapped at the release; new accesses map afresh', () => {
+  const { fake, mc } = setup();
+  const v = mc.dmaView(0x2000, 100)!;
+  mc.invalidate();
+  assert.equal(fake.live.size, 1, 'the pinned mapping stays');
+  assert.equal(mc.pinnedBuckets, 1);
+  const maps = fake.maps.length;
+  const one = new Uint8Array(1);
+  assert.equal(mc.read(0x3000, one, 0, 1), true);
+  assert.equal(fake.maps.length, maps + 1, 'a fresh mapping for the same bucket');
+  v[0] = 0x77;
+  mc.dmaRelease(v, 0x2000, true);
+  assert.equal(v.length, 0, 'unmapped at the release');
+  assert.equal(fake.live.size, 1, 'only the fresh one is left');
+  assert.equal(mc.pinnedBuckets, 0);
+  // Releasing a view that is not ours changes nothing.
+  mc.dmaRelease(new Uint8Array(4), 0, true);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('a pinned bucket that must be remapped (a hole filled since) is replaced, not unmapped under the DMA', () => {
+  const { fake, mc } = setup();
+  fake.holes.add(10);
+  const v = mc.dmaView(0, 4096)!;
+  fake.holes.delete(10);
+  fake.poke(10 * PAGE_SIZE, 0x42);
+  const one = new Uint8Array(1);
+  assert.equal(mc.read(10 * PAGE_SIZE, one, 0, 1), true);
+  assert.equal(one[0], 0x42);
+  assert.equal(v.length, 4096, 'the view in use is still mapped');
+  mc.dmaRelease(v, 0, false);
+  assert.equal(v.length, 0);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('dirty logging: a released view the device wrote reports its pages; one it only read does not', () => {
+  const fake = new FakeForeignMemory();
+  const dirty: [number, number][] = [];
+  const mc = new MapCache(fake, { ramBytes: 8 << 20, maxBuckets: 4, onDirty: (p, n) => void dirty.push([p, n]) });
+  mc.setDirtyLog(true);
+  const v = mc.dmaView(0x1800, 0x2000)!;
+  mc.dmaRelease(v, 0x1800, false);
+  assert.deepEqual(dirty, []);
+  const w = mc.dmaView(0x1800, 0x2000)!;
+  mc.dmaRelease(w, 0x1800, true);
+  assert.deepEqual(dirty, [[1, 3]]);
+});

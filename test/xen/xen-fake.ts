@@ -26,6 +26,10 @@ export class Fake {
   bufPage = new ArrayBuffer(PAGE_SIZE);
   ioreqPage = new ArrayBuffer(PAGE_SIZE);
   pendingPorts: number[] = [];
+  /** errno the event channel read fails with (0: it works). */
+  failRead = 0;
+  /** What evtchnNotify returns (0, or -errno). */
+  failNotify = 0;
   watchers: { fd: number; cb: (s: number) => void; stopped: boolean }[] = [];
   private views = new Map<bigint, ArrayBuffer>();
   private strings = new Map<bigint, string>();
@@ -208,8 +212,30 @@ export class Fake {
     };
   }
 
+  /**
+   * The fdwatch addon. Event-channel side as the kernel device behaves: a read
+   * ('read') takes every pending port into the queue, then one write unmasks
+   * them all but the held port ('unmask', ...ports); a watcher's cb(0) stands
+   * for libuv's wake-up, so it does that read first, as native/fdwatch.c does,
+   * and calls the JS callback only when a port came.
+   */
   fdwatch(): FdWatch {
     const f = this;
+    const fill = (q: Uint32Array, hold: number): number => {
+      f.rec('read');
+      if (f.failRead !== 0) return -f.failRead;
+      let n = 0;
+      const unmasked: number[] = [];
+      while (f.pendingPorts.length > 0 && q[0] < q.length - 1) {
+        const p = f.pendingPorts.shift()!;
+        q[1 + q[0]] = p;
+        q[0]++;
+        n++;
+        if (p !== hold) unmasked.push(p);
+      }
+      if (unmasked.length > 0) f.rec('unmask', ...unmasked);
+      return n;
+    };
     return {
       watch(fd, cb) {
         const w = { fd, cb, stopped: false };
@@ -220,6 +246,24 @@ export class Fake {
         f.rec('poll');
         return f.pendingPorts.length > 0;
       },
+      setNonblock: (fd) => f.rec('nonblock', fd),
+      evtchnWatch(fd, q, hold, cb) {
+        const w = {
+          fd,
+          stopped: false,
+          cb: (status: number) => {
+            if (status < 0) return cb(status, 0);
+            const n = fill(q, hold);
+            if (n < 0) return cb(n, 0);
+            if (q[0] > 0) cb(0, q[0]);
+          },
+        };
+        f.watchers.push(w);
+        return { stop: () => void (w.stopped = true) };
+      },
+      evtchnFill: (fd, q, hold) => fill(q, hold),
+      evtchnUnmask: (fd, port) => (f.rec('unmask', port), 0),
+      evtchnNotify: (fd, port) => (f.rec('notify', port), f.failNotify),
     };
   }
 

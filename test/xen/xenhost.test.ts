@@ -24,6 +24,7 @@ test('registration follows QEMU: create, map_resource, info, enable, then bind v
     'bind_interdomain',
     'bind_interdomain',
     'xenevtchn_fd',
+    'nonblock',
     'xs_open',
   ]);
   assert.deepEqual(fake.calls[3], ['create_ioreq_server', DMH, 5, 2]); // HVM_IOREQSRV_BUFIOREQ_ATOMIC
@@ -73,53 +74,69 @@ test('an explicit vCPU count skips nr_vcpus', () => {
   host.close();
 });
 
-test('pending() polls first: -1 without a syscall when nothing is readable', () => {
+test('pending() outside a callback: one read takes every pending port and unmasks all but the buffered one', () => {
   const fake = new Fake();
   const host = open(fake);
+  const buf = host.channel.bufPort;
   fake.calls = [];
   assert.equal(host.channel.pending(), -1);
-  assert.deepEqual(fake.names(), ['poll'], 'xenevtchn_pending is never called on a non-readable fd');
+  assert.deepEqual(fake.calls, [['read']], 'one non-blocking read finds nothing: no poll before it');
   fake.calls = [];
-  fake.pendingPorts.push(1101, 1077);
+  fake.pendingPorts.push(1101, buf, 1100);
   assert.equal(host.channel.pending(), 1101);
-  assert.equal(host.channel.pending(), 1077);
+  assert.equal(host.channel.pending(), buf);
+  assert.equal(host.channel.pending(), 1100);
   assert.equal(host.channel.pending(), -1);
-  assert.deepEqual(fake.names(), ['poll', 'pending', 'poll', 'pending', 'poll']);
+  assert.deepEqual(fake.calls, [['read'], ['unmask', 1101, 1100], ['read']], 'the buffered port stays masked');
   fake.calls = [];
-  host.channel.unmask(1101);
+  host.channel.unmask(1101); // unmasked when read: free
+  host.channel.unmask(buf);
   host.channel.notify(1101);
   assert.deepEqual(fake.calls, [
-    ['unmask', 1101],
+    ['unmask', buf],
     ['notify', 1101],
   ]);
+  // A failing device or notify is logged (rate-limited), never thrown.
+  fake.failRead = 5;
+  fake.pendingPorts.push(1100);
+  assert.equal(host.channel.pending(), -1);
+  fake.failNotify = -22;
+  assert.doesNotThrow(() => host.channel.notify(1100));
   host.close();
 });
 
-test('in the watch callback: one port per wake-up, read without a poll, the rest at the next wake-up; a throwing handler is contained', () => {
+test('in the watch callback: the wake-up has read every pending port, no read looks for more; a throwing handler is contained', () => {
   const fake = new Fake();
   const host = open(fake);
   const got: number[] = [];
+  let wakeups = 0;
   host.channel.watch(() => {
+    wakeups++;
     for (let p = host.channel.pending(); p !== -1; p = host.channel.pending()) got.push(p);
   });
   fake.pendingPorts.push(1100, 1101);
   fake.calls = [];
   fake.watchers[0].cb(0);
-  assert.deepEqual(got, [1100]);
-  assert.deepEqual(fake.names(), ['pending'], 'the wake-up stands for the poll, and no poll(0) looks for more');
-  // uv_poll is level-triggered: the fd is still readable, so libuv calls back again.
-  fake.calls = [];
+  assert.deepEqual(got, [1100, 1101], 'one wake-up drains every pending port');
+  assert.deepEqual(fake.calls, [['read'], ['unmask', 1100, 1101]], 'unmasked before JS ran; no second read');
+  // A spurious wake-up (nothing to read) does not run the callback.
   fake.watchers[0].cb(0);
-  assert.deepEqual(got, [1100, 1101]);
-  assert.deepEqual(fake.names(), ['pending']);
-  // Outside a callback every pending() polls again.
+  assert.equal(wakeups, 1);
+  // Ports left in the queue (the engine stopped early) come first next time.
+  host.channel.watch(() => {
+    got.push(host.channel.pending());
+  });
+  fake.pendingPorts.push(1100, 1101);
+  fake.watchers[1].cb(0);
+  assert.deepEqual(got.slice(2), [1100]);
   fake.calls = [];
-  assert.equal(host.channel.pending(), -1);
-  assert.deepEqual(fake.names(), ['poll']);
+  assert.equal(host.channel.pending(), 1101, 'the leftover, without a read');
+  assert.deepEqual(fake.calls, []);
   host.channel.watch(() => {
     throw new Error('engine bug');
   });
-  assert.doesNotThrow(() => fake.watchers[1].cb(0));
+  fake.pendingPorts.push(1100);
+  assert.doesNotThrow(() => fake.watchers[2].cb(0));
   host.close();
 });
 
@@ -137,6 +154,7 @@ test('the fd watch follows setEnabled: paused while disabled, resumed with the s
   host.channel.setEnabled(true);
   assert.equal(fake.watchers.length, 2);
   assert.equal(fake.watchers[1].stopped, false);
+  fake.pendingPorts.push(1100);
   fake.watchers[1].cb(0);
   assert.equal(events, 1, 'same callback');
   // A broken fd ends the watch for good: enabling again does not resurrect it.
@@ -154,10 +172,12 @@ test('watch() watches the evtchn fd; a second watch replaces the first; close st
   host.channel.watch(() => events++);
   assert.equal(fake.watchers.length, 1);
   assert.equal(fake.watchers[0].fd, 42);
+  fake.pendingPorts.push(1100);
   fake.watchers[0].cb(0);
   assert.equal(events, 1);
   host.channel.watch(() => (events += 10));
   assert.equal(fake.watchers[0].stopped, true);
+  fake.pendingPorts.push(1100);
   fake.watchers[1].cb(0);
   assert.equal(events, 11);
   fake.watchers[1].cb(-9); // EBADF: logged, watch stopped, callback not run

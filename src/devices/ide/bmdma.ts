@@ -11,13 +11,17 @@
  *   longer                   -> Interrupt set, Active stays set.
  * Every guest address goes through GuestMemory (false = not RAM -> error bit
  * + ATA error, never an exception). Without PCI bus mastering the engine
- * cannot reach memory: table reads see zeros and data to memory is dropped
- * (what QEMU's ide-test no_busmaster observes); data from memory fails.
+ * cannot reach memory: the table is not fetched and reads as zeros (512
+ * entries of 64 KiB, no EOT: what QEMU's ide-test no_busmaster observes), so
+ * there is no address to use, and the data of such a run is dropped even if
+ * the guest turns bus mastering on before it arrives (issue #15: it landed at
+ * guest address 0); data from memory fails. Bus mastering turned off during a
+ * run drops what is still to come.
  */
 import type { GuestMemory } from '../../core/memory.ts';
 import { RegisterTable, type RegDef } from '../../core/regs.ts';
 import { StateError, type StateReader } from '../../core/state.ts';
-import type { IoResult } from '../../block/backend.ts';
+import type { BlockBackend, IoResult } from '../../block/backend.ts';
 import type { Drive } from './drive.ts';
 import { BUF_BYTES } from './drive.ts';
 import * as R from './regs.ts';
@@ -55,8 +59,22 @@ export type BmSaved = {
   stayActive: boolean;
 };
 
-/** Data moved per backend request. */
+/** Data moved per backend request through the drive's buffer. */
 const CHUNK = BUF_BYTES - 4096;
+/** Zero-copy DMA: views (PRD entries, split where a guest mapping ends) per backend request, well under IOV_MAX (1024). */
+const VIEWS_PER_REQUEST = 256;
+/** Zero-copy DMA: bytes per backend request (guest memory pinned at a time per channel). */
+const PIECE_BYTES = 8 << 20;
+
+/** The views of one backend request and their guest addresses (recycled: no allocation per request). */
+interface Piece {
+  readonly views: Uint8Array[];
+  readonly gpas: Float64Array;
+}
+const EMPTY = new Uint8Array(0);
+function newPiece(): Piece {
+  return { views: new Array<Uint8Array>(VIEWS_PER_REQUEST).fill(EMPTY), gpas: new Float64Array(VIEWS_PER_REQUEST) };
+}
 
 export class BusMaster {
   /** Drive whose DMA command waits for / uses the engine, or -1. */
@@ -72,10 +90,14 @@ export class BusMaster {
   private readonly prdAddr = new Uint32Array(R.PRD_MAX_ENTRIES);
   private readonly prdLen = new Uint32Array(R.PRD_MAX_ENTRIES);
   private prdCount = 0;
+  /** This run fetched no PRD table (Bus Master Enable was off): it never touches memory. */
+  private noMaster = false;
   private prdIdx = 0;
   private prdOff = 0;
   private runId = 0;
   private readonly prd = new Uint8Array(8);
+  /** Free Pieces (one per backend request in flight, cancelled runs included: bounded by MAX_INFLIGHT_PER_DRIVE). */
+  private readonly pieces: Piece[] = [];
   private readonly sCmd: number;
   private readonly sStatus: number;
   private readonly sPrdt: number;
@@ -194,12 +216,10 @@ export class BusMaster {
     let total = 0;
     const p = this.prd;
     const prdt = this.prdt;
+    this.noMaster = !this.busMaster;
+    if (this.noMaster) return R.PRD_MAX_ENTRIES * 0x10000; // the zero table's total; no entry is kept
     for (let i = 0; i < R.PRD_MAX_ENTRIES; i++) {
-      if (this.busMaster) {
-        if (!this.memory.read(prdt + i * 8, p, 0, 8)) return -1;
-      } else {
-        p.fill(0);
-      }
+      if (!this.memory.read(prdt + i * 8, p, 0, 8)) return -1;
       const addr = (p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24)) >>> 0;
       const size = (p[4] | (p[5] << 8) | (p[6] << 16) | (p[7] << 24)) >>> 0;
       const len = size & 0xfffe || 0x10000; // bit 0 is always 0; 0 means 64 KiB
@@ -216,6 +236,7 @@ export class BusMaster {
 
   /** Copy src[off..off+n) to guest memory along the PRDs. */
   private scatter(src: Uint8Array, off: number, n: number): boolean {
+    if (this.noMaster) return true; // no table, no address: the data goes nowhere
     while (n > 0) {
       if (this.prdIdx >= this.prdCount) return false;
       const l = Math.min(n, this.prdLen[this.prdIdx] - this.prdOff);
@@ -228,7 +249,7 @@ export class BusMaster {
   }
 
   private gather(dst: Uint8Array, off: number, n: number): boolean {
-    if (!this.busMaster) return false;
+    if (this.noMaster || !this.busMaster) return false;
     while (n > 0) {
       if (this.prdIdx >= this.prdCount) return false;
       const l = Math.min(n, this.prdLen[this.prdIdx] - this.prdOff);
@@ -251,39 +272,114 @@ export class BusMaster {
   private run(d: Drive): void {
     const req = d.dmaRequest();
     if (req === null) return;
+    if (req.diskOffset >= 0 && !d.canIssue()) return d.waitForDmaSlot(); // dmaReady() again when one returns
     const id = ++this.runId;
     this.running = true;
     const total = this.walk(req.bytes);
     if (total < 0) return this.finish(d, id, 'fault');
     if (total < req.bytes) return this.finish(d, id, 'short');
     this.stayActive = total > req.bytes;
-    const buf = d.state.buf;
-    const gen = d.state.gen;
-    const live = () => this.runId === id && d.state.gen === gen;
-    const io = async (): Promise<'fault' | IoResult> => {
-      if (req.diskOffset < 0) return this.scatter(buf, 0, req.bytes) ? null : 'fault';
-      const b = d.backend;
-      if (b === null) return 'ENOMEDIUM';
-      // Bounded: at most bytes / CHUNK iterations, each a real request.
-      for (let done = 0; done < req.bytes; done += CHUNK) {
-        const n = Math.min(CHUNK, req.bytes - done);
-        if (req.toMemory) {
-          const r = await b.read(req.diskOffset + done, buf, 0, n);
-          if (!live()) return null;
-          if (r !== null) return r;
-          if (!this.scatter(buf, 0, n)) return 'fault';
-        } else {
-          if (!this.gather(buf, 0, n)) return 'fault';
-          const r = await b.write(req.diskOffset + done, buf, 0, n);
-          if (!live()) return null;
-          if (r !== null) return r;
+    // The request's fields are passed on as values: the drive refills its request object for its next command.
+    if (req.diskOffset >= 0 && d.backend !== null && this.busMaster && !this.noMaster && this.memory.dmaView !== undefined) {
+      void this.ioViews(d, d.backend, id, d.state.gen, req.toMemory, req.diskOffset, req.bytes, req.flushAfter);
+    } else {
+      void this.ioCopy(d, id, d.state.gen, req.toMemory, req.diskOffset, req.bytes, req.flushAfter);
+    }
+  }
+
+  /**
+   * Zero-copy DMA: the backend reads into (or writes from) views of the guest
+   * pages each PRD entry names, one vectored request per piece of at most
+   * VIEWS_PER_REQUEST views and PIECE_BYTES (a guest request of up to 8 MiB is
+   * one backend request). The views stay pinned until the request returns,
+   * even if the run is cancelled meanwhile. A PRD address outside RAM ends
+   * the run with 'fault' after the data before it moved, as the copy path does.
+   */
+  private async ioViews(d: Drive, b: BlockBackend, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<void> {
+    let r: 'fault' | IoResult;
+    try {
+      r = await this.moveViews(d, b, id, gen, toMemory, diskOffset, bytes, flushAfter);
+    } catch {
+      r = 'EIO';
+    }
+    this.finish(d, id, r);
+  }
+
+  private async moveViews(d: Drive, b: BlockBackend, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<'fault' | IoResult> {
+    const mem = this.memory;
+    // Bounded: every piece moves at least one byte (a PRD entry is at least 2 bytes) or ends the run.
+    for (let done = 0; done < bytes; ) {
+      if (!this.busMaster) return toMemory ? null : 'fault'; // turned off meanwhile: the rest goes nowhere
+      const piece = this.pieces.pop() ?? newPiece();
+      let n = 0;
+      let len = 0;
+      let fault = false;
+      while (done + len < bytes && n < VIEWS_PER_REQUEST && len < PIECE_BYTES) {
+        if (this.prdIdx >= this.prdCount) {
+          fault = true;
+          break;
+        }
+        const gpa = this.prdAddr[this.prdIdx] + this.prdOff;
+        const v = mem.dmaView!(gpa, Math.min(this.prdLen[this.prdIdx] - this.prdOff, bytes - done - len, PIECE_BYTES - len));
+        if (v === null) {
+          fault = true;
+          break;
+        }
+        piece.views[n] = v;
+        piece.gpas[n] = gpa;
+        n++;
+        len += v.length;
+        this.advance(v.length);
+      }
+      let r: IoResult = null;
+      if (n > 0) {
+        r = await d.track(toMemory ? b.readv(diskOffset + done, piece.views, n) : b.writev(diskOffset + done, piece.views, n));
+        for (let i = 0; i < n; i++) {
+          mem.dmaRelease!(piece.views[i], piece.gpas[i], toMemory);
+          piece.views[i] = EMPTY;
         }
       }
-      return req.flushAfter ? await b.flush() : null;
-    };
-    io()
-      .catch(() => 'EIO')
-      .then((r) => this.finish(d, id, r));
+      this.pieces.push(piece);
+      if (this.runId !== id || d.state.gen !== gen) return null;
+      if (r !== null) return r;
+      if (fault) return 'fault';
+      done += len;
+    }
+    return flushAfter ? await d.track(b.flush()) : null;
+  }
+
+  /** DMA through the drive's buffer, CHUNK bytes per backend request (guest memory without dmaView, replies, no bus mastering). */
+  private async ioCopy(d: Drive, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<void> {
+    let r: 'fault' | IoResult;
+    try {
+      r = await this.moveCopy(d, id, gen, toMemory, diskOffset, bytes, flushAfter);
+    } catch {
+      r = 'EIO';
+    }
+    this.finish(d, id, r);
+  }
+
+  private async moveCopy(d: Drive, id: number, gen: number, toMemory: boolean, diskOffset: number, bytes: number, flushAfter: boolean): Promise<'fault' | IoResult> {
+    const buf = d.state.buf;
+    if (diskOffset < 0) return this.scatter(buf, 0, bytes) ? null : 'fault';
+    const b = d.backend;
+    if (b === null) return 'ENOMEDIUM';
+    // Bounded: at most bytes / CHUNK iterations, each a real request.
+    for (let done = 0; done < bytes; done += CHUNK) {
+      const n = Math.min(CHUNK, bytes - done);
+      if (toMemory) {
+        const r = await d.track(b.read(diskOffset + done, buf, 0, n));
+        if (this.runId !== id || d.state.gen !== gen) return null;
+        if (r !== null) return r;
+        if (!this.scatter(buf, 0, n)) return 'fault';
+      } else {
+        if (!this.gather(buf, 0, n)) return 'fault';
+        const r = await d.track(b.write(diskOffset + done, buf, 0, n));
+        if (this.runId !== id || d.state.gen !== gen) return null;
+        if (r !== null) return r;
+      }
+    }
+    return flushAfter ? await d.track(b.flush()) : null;
   }
 
   private finish(d: Drive, id: number, r: 'short' | 'fault' | IoResult): void {

@@ -139,6 +139,7 @@ export class IdeController implements PciIdeHost, Device {
       const old = ch.drives[unit];
       if (old.state.kind !== 'disk') continue;
       ch.dmaCancel(old); // a transfer in flight must not complete into the empty slot
+      old.detach(); // nor a PIO read or flush (no IRQ14 from a drive that is gone)
       ch.drives[unit] = new Drive(ch, unit, { kind: 'none' });
       n++;
     }

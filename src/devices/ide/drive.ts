@@ -24,8 +24,24 @@ export type IoOp = 'none' | 'ataRead' | 'ataWrite' | 'flush' | 'atapiRead';
 /** DMA command waiting for / running on the bus master. */
 export type DmaOp = 'none' | 'ataRead' | 'ataWrite' | 'atapiIn';
 
+/** Drive.waiting: nothing, a request by state.io (resumeIo), the bus master (dmaReady). */
+const WAIT_NONE = 0;
+const WAIT_IO = 1;
+const WAIT_DMA = 2;
+
 /** Bytes of the per-drive data buffer: the largest PIO window (ATAPI byte count 0xfffe spans 33 CD sectors) and one DMA chunk. */
 export const BUF_BYTES = 128 * 1024 + 4096;
+/**
+ * Backend requests one drive may have in flight: the live one plus those a
+ * reset (SRST, DEVICE RESET) or a restore abandoned and that are still
+ * running. A request in the thread pool cannot be called back, and each
+ * holds the 132 KiB buffer it reads into until it returns, so without a bound
+ * a guest looping READ SECTORS + SRST on a slow disk grows us without limit
+ * (issue #15: 387 MiB from 3000 cycles). A command that would go beyond it
+ * waits, BSY, until one returns: what QEMU's reset does synchronously when it
+ * drains the request it cancels.
+ */
+export const MAX_INFLIGHT_PER_DRIVE = 4;
 export const SECTOR = 512;
 export const CD_SECTOR = 2048;
 /** PIO read-ahead per backend request: 128 KiB (disk sectors, CD blocks). */
@@ -200,6 +216,14 @@ export interface DmaRequest {
   flushAfter: boolean;
 }
 
+function fillReq(q: DmaRequest, toMemory: boolean, bytes: number, diskOffset: number, flushAfter: boolean): DmaRequest {
+  q.toMemory = toMemory;
+  q.bytes = bytes;
+  q.diskOffset = diskOffset;
+  q.flushAfter = flushAfter;
+  return q;
+}
+
 // Command table flags.
 const F_DISK = 1; // accepted by ATA disks
 const F_CD = 2; // accepted by ATAPI devices
@@ -233,6 +257,21 @@ function lbaOf(s: AddressFields): number {
 export class Drive {
   readonly state: DriveState;
   backend: BlockBackend | null;
+  /** Backend requests running, abandoned ones included (runtime only: not saved). */
+  private inflight = 0;
+  /** What waits for inflight to drop below MAX_INFLIGHT_PER_DRIVE. */
+  private waiting = WAIT_NONE;
+  /** Removed from its slot by PV unplug. */
+  private gone = false;
+  private readonly dmaReq: DmaRequest = { toMemory: false, bytes: 0, diskOffset: -1, flushAfter: false };
+  private readonly settledOk = (r: IoResult): IoResult => {
+    this.settled();
+    return r;
+  };
+  private readonly settledErr = (): IoResult => {
+    this.settled();
+    return 'EIO';
+  };
 
   constructor(
     readonly port: ChannelPort,
@@ -325,9 +364,11 @@ export class Drive {
   reset(): void {
     const s = this.state;
     s.gen++;
+    this.waiting = WAIT_NONE;
     // A request still in flight keeps writing into (or reading from) the old buffer:
     // give the next command a fresh one so a stale read cannot land in its data.
-    if (s.io !== 'none' || s.dma !== 'none') s.buf = new Uint8Array(BUF_BYTES);
+    // At most MAX_INFLIGHT_PER_DRIVE such buffers live: each goes with its request.
+    if (this.inflight > 0) s.buf = new Uint8Array(BUF_BYTES);
     s.multSectors = MAX_MULT_SECTORS;
     s.feature = s.error = s.nsector = s.sector = s.lcyl = s.hcyl = 0;
     s.hobFeature = s.hobSector = s.hobNsector = s.hobLcyl = s.hobHcyl = 0;
@@ -543,18 +584,61 @@ export class Drive {
 
   // ---- backend completions ------------------------------------------------------
 
-  /** Run a backend request; the completion is dropped if the drive was reset meanwhile. */
-  private submit(op: IoOp, p: Promise<IoResult>, done: (r: IoResult) => void): void {
+  /**
+   * Run a backend request; the completion is dropped if the drive was reset
+   * meanwhile. At MAX_INFLIGHT_PER_DRIVE the request waits (BSY, state.io
+   * set): resumeIo() issues it by name once one in flight returns.
+   */
+  private submit(op: IoOp, start: () => Promise<IoResult>, done: (r: IoResult) => void): void {
     const s = this.state;
     s.io = op;
     s.status |= R.ST_BSY;
+    if (!this.canIssue()) {
+      this.waiting = WAIT_IO;
+      return;
+    }
     const gen = s.gen;
-    p.catch(() => 'EIO').then((r) => {
+    this.track(start()).then((r) => {
       if (this.state.gen !== gen || this.state.io !== op) return;
       this.state.io = 'none';
       this.state.status &= ~R.ST_BSY;
       done(r);
     });
+  }
+
+  /** Another backend request may start now (below MAX_INFLIGHT_PER_DRIVE). */
+  canIssue(): boolean {
+    return this.inflight < MAX_INFLIGHT_PER_DRIVE;
+  }
+
+  /** The bus master found no room (canIssue() false): it is told again (dmaReady) when a request returns. */
+  waitForDmaSlot(): void {
+    this.waiting = WAIT_DMA;
+  }
+
+  /** Count a backend request until it settles (never rejects: a throw becomes 'EIO'). */
+  track(p: Promise<IoResult>): Promise<IoResult> {
+    this.inflight++;
+    return p.then(this.settledOk, this.settledErr);
+  }
+
+  private settled(): void {
+    this.inflight--;
+    if (this.waiting === WAIT_NONE || this.gone || !this.canIssue()) return;
+    const w = this.waiting;
+    this.waiting = WAIT_NONE;
+    if (w === WAIT_IO) this.resumeIo();
+    else this.port.dmaReady(this);
+  }
+
+  /**
+   * The drive left its slot (PV unplug): whatever it has in flight completes
+   * into nothing (no interrupt, no state change seen by anyone).
+   */
+  detach(): void {
+    this.gone = true;
+    this.state.gen++;
+    this.waiting = WAIT_NONE;
   }
 
   private ioError(op: string, r: string, lba: number): void {
@@ -578,7 +662,7 @@ export class Drive {
     const want = Math.max(n, Math.min(s.nsLeft, ahead));
     s.raSectors = 0;
     s.status = R.ST_DRDY | R.ST_DSC | R.ST_BSY;
-    this.submit('ataRead', this.backend!.read(lba * SECTOR, s.buf, 0, want * SECTOR), (r) => {
+    this.submit('ataRead', () => this.backend!.read(lba * SECTOR, s.buf, 0, want * SECTOR), (r) => {
       if (r !== null) {
         if (want > n) return this.startSectorRead(n);
         this.ioError('read', r, lba);
@@ -614,8 +698,8 @@ export class Drive {
     this.stopTransfer();
     s.status = R.ST_DRDY | R.ST_DSC | R.ST_BSY;
     const b = this.backend!;
-    const p = b.write(lba * SECTOR, s.buf, 0, n * SECTOR).then((r) => (r === null && !s.writeCache ? b.flush() : r));
-    this.submit('ataWrite', p, (r) => {
+    const start = () => b.write(lba * SECTOR, s.buf, 0, n * SECTOR).then((r) => (r === null && !s.writeCache ? b.flush() : r));
+    this.submit('ataWrite', start, (r) => {
       if (r !== null) {
         this.ioError('write', r, lba);
         return this.fail(R.ER_ABRT);
@@ -691,7 +775,8 @@ export class Drive {
     const s = this.state;
     if (this.backend === null) return true;
     s.status = R.ST_DRDY | R.ST_BSY;
-    this.submit('flush', this.backend.flush(), (r) => {
+    const b = this.backend;
+    this.submit('flush', () => b.flush(), (r) => {
       if (r !== null) {
         this.ioError('flush', r, -1);
         return this.fail(R.ER_ABRT);
@@ -886,7 +971,8 @@ export class Drive {
     s.raSectors = 0;
     s.status = R.ST_DRDY | R.ST_BSY;
     if (this.backend === null) return this.atapiError(2, 0x3a);
-    this.submit('atapiRead', this.backend.read(lba * CD_SECTOR, s.buf, 0, want * CD_SECTOR), (r) => {
+    const b = this.backend;
+    this.submit('atapiRead', () => b.read(lba * CD_SECTOR, s.buf, 0, want * CD_SECTOR), (r) => {
       if (r !== null) {
         if (want > count) return this.atapiNextBlock(count); // place the error on its block
         this.ioError('cd read', r, lba);
@@ -909,15 +995,17 @@ export class Drive {
 
   // ---- DMA (driven by the channel's bus master) -------------------------------------
 
+  /** The DMA command's transfer, in one object per drive refilled by each call (read it before the next). */
   dmaRequest(): DmaRequest | null {
     const s = this.state;
+    const q = this.dmaReq;
     switch (s.dma) {
       case 'ataRead':
-        return { toMemory: true, bytes: s.nsLeft * SECTOR, diskOffset: this.getLba() * SECTOR, flushAfter: false };
+        return fillReq(q, true, s.nsLeft * SECTOR, this.getLba() * SECTOR, false);
       case 'ataWrite':
-        return { toMemory: false, bytes: s.nsLeft * SECTOR, diskOffset: this.getLba() * SECTOR, flushAfter: !s.writeCache };
+        return fillReq(q, false, s.nsLeft * SECTOR, this.getLba() * SECTOR, !s.writeCache);
       case 'atapiIn':
-        return { toMemory: true, bytes: s.xferLeft, diskOffset: s.srcLba < 0 ? -1 : s.srcLba * CD_SECTOR, flushAfter: false };
+        return fillReq(q, true, s.xferLeft, s.srcLba < 0 ? -1 : s.srcLba * CD_SECTOR, false);
       default:
         return null;
     }
@@ -1133,6 +1221,7 @@ export class Drive {
     const { kind: _k, medium: _m, atapi, buf, ...rest } = d;
     Object.assign(s, rest);
     s.gen = gen + 1;
+    this.waiting = WAIT_NONE;
     if (s.kind !== 'none') s.buf = buf; // a copy made by the reader: nothing else refers to it
     const a = atapi ?? ATAPI_IDLE;
     s.cdb = a.cdb.slice();

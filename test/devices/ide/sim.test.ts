@@ -103,3 +103,70 @@ test('sim: ATAPI READ(10) on the secondary channel via PIO with REP INSW', async
   assert.deepEqual([got[0], got[2048], got[4096], got.length], [3, 4, 5, 6144]);
   server.stop();
 });
+
+test('sim: zero-copy DMA: one backend request per command straight into the PRD pages; views pinned until the request returns, even across SRST', async () => {
+  const { FaultyBackend } = await import('../../../src/block/fault.ts');
+  const { SimMemory } = await import('../../../src/sim/memory.ts');
+  const sim = createSimHost({ ramBytes: 32 << 20 });
+  const board = simBoard(sim);
+  const data = new Uint8Array(16 << 20).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
+  const disk = new FaultyBackend(new MemoryBackend(data));
+  const ide = IdeController.forBoard(board, [{ kind: 'disk', backend: disk }]);
+  installPcPlatform(board, { ide, ramBytes: 32 << 20 });
+  const server = new IoreqServer(sim, board);
+  server.start();
+  sim.pciConfigWrite(IDE_DEVFN, 0x20, 4, BMIBA | 1);
+  sim.pciConfigWrite(IDE_DEVFN, 0x04, 2, 0x0005);
+  const mem = sim.memory as InstanceType<typeof SimMemory>;
+  // 256 KiB in 5 PRD entries at scattered addresses.
+  const sizes = [0x10000, 0x8000, 0x10000, 0x8000, 0x10000];
+  const prd: number[] = [];
+  let addr = 0x200000;
+  for (const [i, sz] of sizes.entries()) {
+    prd.push(addr & 0xff, (addr >> 8) & 0xff, (addr >> 16) & 0xff, addr >>> 24, sz & 0xff, (sz >> 8) & 0xff, 0, i === sizes.length - 1 ? 0x80 : 0);
+    addr += sz + 0x3000;
+  }
+  sim.memwrite(0x2000, prd);
+  const read = (lba: number) => {
+    sim.outb(BMIBA + 2, 0x06);
+    sim.outl(BMIBA + 4, 0x2000);
+    sim.outb(0x1f6, 0x40);
+    sim.outb(0x1f2, 2); // 512 sectors: READ DMA EXT
+    sim.outb(0x1f3, 0);
+    sim.outb(0x1f4, 0);
+    sim.outb(0x1f5, 0);
+    sim.outb(0x1f2, 0);
+    sim.outb(0x1f3, lba);
+    sim.outb(0x1f4, 0);
+    sim.outb(0x1f5, 0);
+    sim.outb(0x1f7, 0x25);
+    sim.outb(BMIBA, 9);
+  };
+  read(8);
+  await sim.waitFor(() => (sim.inb(BMIBA + 2) & 0x04) !== 0);
+  sim.outb(BMIBA, 0);
+  assert.equal(sim.inb(0x1f7) & 0x89, 0);
+  assert.deepEqual(disk.log, [`read ${8 * 512} ${256 * 1024}`], 'one backend request for the whole command');
+  addr = 0x200000;
+  let off = 8 * 512;
+  for (const sz of sizes) {
+    assert.deepEqual(sim.memread(addr, sz), data.subarray(off, off + sz));
+    off += sz;
+    addr += sz + 0x3000;
+  }
+  assert.equal(mem.dmaViews, 0, 'every view released');
+
+  // Held in flight, then SRST: the engine forgets the run, the views stay pinned until the read returns.
+  disk.hold = () => true;
+  read(100);
+  await sim.waitFor(() => disk.heldCount === 1);
+  assert.equal(mem.dmaViews, sizes.length);
+  sim.outb(0x3f6, 0x04);
+  sim.outb(0x3f6, 0x00);
+  assert.equal(mem.dmaViews, sizes.length, 'still in the backend\'s hands');
+  disk.hold = null;
+  disk.release();
+  await sim.waitFor(() => mem.dmaViews === 0);
+  assert.equal(sim.inb(BMIBA + 2) & 0x04, 0, 'the cancelled run completes into nothing');
+  server.stop();
+});

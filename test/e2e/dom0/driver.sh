@@ -127,6 +127,15 @@ guest_run() {
     local domid dmpid dmlog=/var/log/xen/qemu-dm-$name.log why
     domid=$(xl domid "$name" 2>/dev/null)
     dmpid=$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)
+    # E2E_STUBDM_STRACE="DELAY SECONDS" for qemu-xen too (stubdm-dom0 starts its own
+    # in dom0/stubdm-dm): the same syscall count over the same part of the guest's run.
+    if [ "$DM" = qemu-xen ] && [ -n "${E2E_STUBDM_STRACE:-}" ] && [ -x /e2e/bin/strace ] && [ -n "$dmpid" ]; then
+      (
+        sleep "${E2E_STUBDM_STRACE% *}"
+        LD_LIBRARY_PATH=/e2e/bin/strace-libs timeout -s INT "${E2E_STUBDM_STRACE#* }" \
+          /e2e/bin/strace -c -f -p "$dmpid" -o "$R/$DM/strace-$dmpid.txt"
+      ) >/dev/null 2>&1 &
+    fi
     while :; do
       if [ -z "$BOOT_SECONDS" ] && grep -q 'E2E boot init' "$serial"; then BOOT_SECONDS=$(secs "$t0" "$(now)"); fi
       if grep -q 'E2E done' "$serial"; then GUEST_END="guest finished"; break; fi

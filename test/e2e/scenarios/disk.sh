@@ -1,6 +1,12 @@
 # disk: the guest reads a known pattern from hdb (ata_piix), writes another
 # that dom0 checks in the image after the guest is gone, and measures
 # sequential O_DIRECT read and write throughput.
+# dom0 then measures the limit on the same run: itself reading and writing
+# data.img directly with the guest's block sizes and the DM's cache mode (libxl
+# gives every emulated disk cache=writeback: the page cache, a flush at the
+# end), which no device model can beat; the PASS line carries it and the
+# ratios stubdm/limit and stubdm/qemu-xen (qemu-xen's figures of the same run,
+# kept in $R/disk-qemu-xen.txt, when qemu-xen ran before).
 # hdb is found by its size: sd names follow probe order, which is async, so
 # /dev/sdb is the boot disk (hda) in some boots.
 disk_guest() {
@@ -48,5 +54,23 @@ disk_check() {
   [ "$(marker disk write)" = ok ] || { fail "guest read back a wrong pattern after writing hdb"; return; }
   got=$(dd if="$RUN_DIR/data.img" bs=64k skip=16 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
   [ "$got" = "$WRITE_MD5" ] || { fail "pattern the guest wrote is not in data.img (md5 $got)"; return; }
-  pass read_mbps="$(marker disk read_mbps)" write_mbps="$(marker disk write_mbps)"
+  local rd wr lim t0 t1 t2 q=""
+  rd=$(marker disk read_mbps) wr=$(marker disk write_mbps)
+  # The guest is gone; the limit writes the zeros the guest wrote to the same place.
+  t0=$(now)
+  dd if="$RUN_DIR/data.img" of=/dev/null bs=1M count=64 2>/dev/null
+  t1=$(now)
+  dd if=/dev/zero of="$RUN_DIR/data.img" bs=1M count=16 seek=8 conv=notrunc,fsync 2>/dev/null
+  t2=$(now)
+  lim=$(awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { r = b - a; w = c - b;
+    printf "%.1f %.1f", (r > 0 ? 64 / r : 0), (w > 0 ? 16 / w : 0) }')
+  [ "$DM" = qemu-xen ] && echo "$rd $wr" >"$R/disk-qemu-xen.txt"
+  [ "$DM" != qemu-xen ] && [ -s "$R/disk-qemu-xen.txt" ] && q=$(cat "$R/disk-qemu-xen.txt")
+  pass read_mbps="$rd" write_mbps="$wr" $(awk -v rd="$rd" -v wr="$wr" -v lim="$lim" -v q="$q" 'BEGIN {
+    split(lim, l, " "); printf "limit_read_mbps=%s limit_write_mbps=%s", l[1], l[2]
+    if (l[1] > 0) printf " read_of_limit=%.2f", rd / l[1]
+    if (l[2] > 0) printf " write_of_limit=%.2f", wr / l[2]
+    if (q != "") { split(q, x, " ")
+      if (x[1] > 0) printf " read_vs_qemu=%.2f", rd / x[1]
+      if (x[2] > 0) printf " write_vs_qemu=%.2f", wr / x[2] } }')
 }
