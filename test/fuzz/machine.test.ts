@@ -13,12 +13,6 @@ import { FAMILIES, fuzzMachine, type Defect, type FuzzResult } from './machine.t
  * below stays `todo` until the fix lands. Delete an entry with its fix.
  */
 const KNOWN: Array<{ why: string; is: (d: Defect, all: Defect[]) => boolean }> = [
-  {
-    why: 'issue #15 (IDE): a DMA started with Bus Master Enable off walks zero PRD entries, and once BME is on writes the disk data to guest address 0',
-    is: (d, all) =>
-      /wrote guest RAM 0x[0-9a-f]{1,5}\+\d+, .*BusMaster\.scatter/.test(d.what) ||
-      (/guard byte at 0x[0-9a-f]{1,5} changed/.test(d.what) && all.some((x) => x.epoch === d.epoch && /BusMaster\.scatter/.test(x.what))),
-  },
 ];
 
 const line = (d: Defect) => `seed=${d.seed} epoch=${d.epoch} op=${d.op} ${d.family}: ${d.what}`;
@@ -38,7 +32,7 @@ test('fuzz smoke: seed 15, epoch 7 (PV unplug allowed), 4000 operations: no new 
   check(t, await fuzzMachine({ seed: 15, epoch: 7, opsPerEpoch: 4000 }));
 });
 
-test('fuzz replay seed 15 epoch 0: no DMA lands at guest address 0 when Bus Master Enable comes on mid-command', { todo: 'issue #15 IDE defect, fixed in src/devices/ide by the IDE work' }, async () => {
+test('fuzz replay seed 15 epoch 0: no DMA lands at guest address 0 when Bus Master Enable comes on mid-command (issue #15 IDE defect)', async () => {
   const r = await fuzzMachine({ seed: 15, epoch: 0, opsPerEpoch: 4000 });
   assert.deepEqual(r.defects.map(line), []);
 });
