@@ -15,7 +15,8 @@
 #                          (zstd squashfs, 128K blocks; STUBDOM_SQFS_COMP=xz|zstd|lz4
 #                          and STUBDOM_SQFS_BLOCK=bytes choose; mounted at
 #                          /opt/stubdm by /init: node,
-#                          stubdm bundle, koffi, xenstore tools,
+#                          stubdm bundle, koffi, xenstore tools, the e1000's
+#                          iPXE option ROM (/usr/lib/ipxe/qemu -> /opt/stubdm/ipxe),
 #                          vchan-socket-proxy, libc and Xen libraries)
 #   build/stubdom/root     the unpacked tree the cpio was made from
 #   build/stubdom/image    the tree the squashfs was made from
@@ -67,7 +68,7 @@ case "$kernel" in
     ;;
   *) say "STUBDOM_KERNEL=$kernel: use stubdm (ours, the default) or debian"; exit 2 ;;
 esac
-pkgs=("${kpkgs[@]}" busybox-static xenstore-utils xen-utils-4.17 libxenmisc4.17 libxenstore4 seabios
+pkgs=("${kpkgs[@]}" busybox-static ipxe-qemu xenstore-utils xen-utils-4.17 libxenmisc4.17 libxenstore4 seabios
   libxencall1 libxendevicemodel1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
   libxentoolcore1 libxentoollog1 libc6 libstdc++6 libgcc-s1)
 
@@ -178,6 +179,10 @@ else
   # The VGA BIOS for -device VGA's ROM BAR (src/main.ts VGABIOS_PATHS: /opt/stubdm/share/...).
   mkdir -p $img/share
   cp $x/usr/share/seabios/vgabios-stdvga.bin $img/share/
+  # The e1000's option ROM (iPXE, what QEMU's e1000 loads: romfile efi-e1000.rom) for PXE
+  # boots; stubdm looks for it where Debian's QEMU does (src/machine/romfile.ts FIRMWARE_DIRS).
+  mkdir -p $img/ipxe
+  cp $x/usr/lib/ipxe/qemu/efi-e1000.rom $img/ipxe/
   # every ELF must resolve against the image alone
   for e in $img/bin/xenstore $img/bin/vchan-socket-proxy $img/bin/stubdm-* $img/node; do
     missing=$(LD_LIBRARY_PATH=$img/lib ldd "$e" | grep 'not found' || true)
@@ -186,6 +191,8 @@ else
   ln -s /opt/stubdm/lib $root/lib/x86_64-linux-gnu
   ln -s /opt/stubdm/lib/ld-linux-x86-64.so.2 $root/lib64/ld-linux-x86-64.so.2
   for t in $(ls $img/bin); do ln -s /opt/stubdm/bin/$t $root/usr/bin/$t; done
+  mkdir -p $root/usr/lib/ipxe
+  ln -s /opt/stubdm/ipxe $root/usr/lib/ipxe/qemu
   mkdir -p $root/opt/stubdm
   # Compressor and block size: node's pages are decompressed into (droppable)
   # page cache on fault, a whole block at a time, and decompressed again once

@@ -6,7 +6,7 @@
 # its own), and the npm packages. Idempotent; needs root for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(libxen-dev libxenmisc4.17 libxenstore4 gcc libc6-dev qemu-system-x86 iproute2)
+pkgs=(libxen-dev libxenmisc4.17 libxenstore4 gcc libc6-dev qemu-system-x86 ipxe-qemu iproute2)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -16,7 +16,8 @@ import { setRootLogger, type Logger } from './core/log.ts';
 import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
 import { ChardevError, openChardev, type CharBackend } from './chardev/index.ts';
 import { BlockOpenError } from './block/index.ts';
-import { NetdevError, openNetwork } from './net/index.ts';
+import { NetdevError, openNetwork, planNetwork } from './net/index.ts';
+import { loadRomfile, RomfileError } from './machine/romfile.ts';
 import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
@@ -177,10 +178,13 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     const board = new Board(host.memory, host.interrupts, host.power, host.routing, host.clock);
     // Taps are opened before state=running (libxl's hotplug script bridges them then) and
     // before -runas drops the privilege TUNSETIFF needs; the machine closes them.
+    // Each NIC's option ROM (romfile=, QEMU's default efi-e1000.rom) first: a missing file stops
+    // us before any tap exists. Read before -chroot/-runas too, from the operator's paths.
+    const roms = new Map(planNetwork(cfg).nics.map((p) => [p.nic, loadRomfile(p.nic)] as const));
     const nics = await openNetwork(cfg, { log: log.child({ c: 'net' }) });
     let pc: Pc;
     try {
-      pc = await buildPc(board, cfg, log, serials, nics, {
+      pc = await buildPc(board, cfg, log, serials, nics.map((n) => ({ ...n, rom: roms.get(n.nic) ?? null })), {
         vgaBios: cfg.devices.some((d) => d.driver === 'VGA') ? readVgaBios(log) : null,
         vram: host.vram ?? null,
         restoring: cfg.incoming !== null,
@@ -439,6 +443,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       err instanceof ChardevError ||
       err instanceof BlockOpenError ||
       err instanceof NetdevError ||
+      err instanceof RomfileError ||
       err instanceof QmpServerError ||
       err instanceof RunasError
     ) {

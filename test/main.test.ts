@@ -120,6 +120,18 @@ test('start refuses a serial file it cannot open, with one line', async () => {
     /^stubdm: cannot open serial output file \/nonexistent\/dir\/x/.test(e.message) && !e.message.includes('\n'));
 });
 
+test('start refuses a NIC whose romfile is missing, with one line, before any tap is created', async () => {
+  const { config } = await parseArgs([
+    '--sim', '-machine', 'xenfv', '-m', '16',
+    '-device', 'e1000,id=nic0,netdev=net0,romfile=/nonexistent/dir/e1000.rom',
+    // an interface name no tap may have: reaching openNetwork would fail with another message
+    '-netdev', 'type=tap,id=net0,ifname=stubdm-norom,script=no,downscript=no',
+  ]);
+  await assert.rejects(start(config, { log: silent, signals: false }), (e: Error) =>
+    e.message === 'stubdm: -device e1000,id=nic0: failed to find romfile "/nonexistent/dir/e1000.rom"');
+  assert.equal(fs.existsSync('/sys/class/net/stubdm-norom'), false);
+});
+
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; child: ReturnType<typeof spawn> }> {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -48,7 +48,7 @@ const OPTIONS: Record<string, OptDef> = {
   serial: { arg: true, many: true, group: 'Devices', desc: 'COM1, COM2: file:PATH | pty | stdio | null | none | /dev/PATH | chardev:ID' },
   chardev: { arg: true, many: true, group: 'Devices', desc: 'socket,id=ID,path=PATH|fd=N,server=on,wait=off (for -mon); file,id=,path= | pty,id= | stdio,id= | null,id= | serial,id=,path=' },
   drive: { arg: true, many: true, group: 'Devices', desc: 'file=PATH,if=ide,index=0-3,media=disk|cdrom,format=raw|host_device,cache=...,readonly=on' },
-  device: { arg: true, many: true, group: 'Devices', desc: 'DRIVER[,id=][,netdev=][,mac=][,vgamem_mb=]; drivers not emulated yet are reported and ignored' },
+  device: { arg: true, many: true, group: 'Devices', desc: 'DRIVER[,id=][,netdev=][,mac=][,romfile=NAME|PATH (e1000 default efi-e1000.rom; empty: no ROM)][,vgamem_mb=]; drivers not emulated yet are reported and ignored' },
   netdev: { arg: true, many: true, group: 'Devices', desc: 'type=tap,id=ID,ifname=IF[,br=BR][,script=no][,downscript=no]' },
   net: { arg: true, many: true, group: 'Devices', desc: 'none: no network' },
   mon: { arg: true, many: true, group: 'Monitor and run state', desc: 'chardev=ID,mode=control: serve QMP on that chardev' },

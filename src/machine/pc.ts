@@ -69,6 +69,8 @@ export interface Firmware {
 export interface NicWiring {
   readonly nic: DeviceConfig;
   readonly backend: PacketBackend;
+  /** Its option ROM (machine/romfile.ts loadRomfile), served through the ROM BAR; absent or null: none. */
+  readonly rom?: Uint8Array | null;
 }
 
 /**
@@ -138,7 +140,7 @@ export async function buildPc(
     platform.addDevice(vga);
   };
   if (vgaCfg && (firstNic < 0 || cfg.devices.indexOf(vgaCfg) < firstNic)) addVga();
-  // No NIC option ROM yet: SeaBIOS would run iPXE's, which is the PXE work still open.
+  // Each NIC with its option ROM (iPXE) if it has one: hvmloader places the ROM BAR, SeaBIOS runs it (PXE).
   const nics = nicWiring.map((w, i) => {
     if (w.nic.driver !== 'e1000') throw new Error(`-device ${w.nic.driver}: not a NIC stubdm emulates`);
     const nic = createE1000({
@@ -147,6 +149,7 @@ export async function buildPc(
       backend: w.backend,
       mac: w.nic.mac ?? defaultMac(i),
       index: i,
+      rom: w.rom ?? undefined,
       log: log.child({ c: 'e1000', nic: w.nic.id ?? i }),
     });
     platform.addDevice(nic);

@@ -175,3 +175,62 @@ test('-device e1000 with its -netdev: the NIC sits at 00:03.0 on its backend, is
   const blob = await pc.save();
   assert.ok(blob.length > 0);
 });
+
+test('the NIC option ROM over ioreqs: hvmloader sizes and places the ROM BAR, SeaBIOS enables it, reads the image, disables it', async (t) => {
+  const { config: cfg } = await parseArgs([
+    '-xen-domid', '1', '-machine', 'xenfv', '-m', '16', '--sim',
+    '-device', 'e1000,id=nic0,netdev=net0,mac=00:16:3e:00:00:02',
+    '-netdev', 'type=tap,id=net0,ifname=vif1.0-emu,br=xenbr0,script=no,downscript=no',
+  ]);
+  const sim: SimHost = createSimHost({ ramBytes: 16 << 20 });
+  const board = simBoard(sim);
+  const pair = new MemoryPair();
+  // 3 KiB image: a 4 KiB ROM BAR whose last KiB reads 0xff.
+  const rom = new Uint8Array(3072).map((_, i) => (i * 13) & 0xff);
+  rom.set([0x55, 0xaa, 6], 0);
+  const pc = await buildPc(board, cfg, pino({ level: 'silent' }), [], [{ nic: cfg.devices[0], backend: pair.a, rom }]);
+  t.after(() => pc.close());
+  const server = new IoreqServer(sim, board, pino({ level: 'silent' }));
+  server.start();
+  sim.channel.setEnabled(true);
+  t.after(() => server.stop());
+  const sel = (reg: number) => sim.outl(0xcf8, (0x80000000 | (3 << 11) | reg) >>> 0);
+  const cfgRead = (reg: number): number => (sel(reg), sim.inl(0xcfc));
+  const cfgWrite = (reg: number, v: number): void => (sel(reg), sim.outl(0xcfc, v >>> 0));
+  // hvmloader pci_setup: (data | mask) & ~enable, read the size, restore; then base, memory decode on.
+  cfgWrite(0x30, 0xfffff800);
+  assert.equal(cfgRead(0x30), 0xfffff000, '4 KiB ROM BAR');
+  cfgWrite(0x30, 0);
+  cfgWrite(0x30, 0xf1000000);
+  cfgWrite(0x04, 0x0007);
+  const ROM = 0xf1000000;
+  assert.equal(sim.readl(ROM), 0xffffffff, 'nothing decoded before SeaBIOS sets the enable bit');
+  // SeaBIOS map_pcirom: enable, check the signature, copy, put the original value back.
+  cfgWrite(0x30, ROM | 1);
+  assert.equal(sim.readw(ROM), 0xaa55);
+  const copy = new Uint8Array(4096);
+  for (let o = 0; o < copy.length; o += 4) {
+    const v = sim.readl(ROM + o);
+    copy[o] = v & 0xff; copy[o + 1] = (v >>> 8) & 0xff; copy[o + 2] = (v >>> 16) & 0xff; copy[o + 3] = v >>> 24;
+  }
+  assert.deepEqual(copy.subarray(0, 3072), rom);
+  assert.ok(copy.subarray(3072).every((b) => b === 0xff), 'past the image: 0xff');
+  sim.writel(ROM, 0);
+  assert.equal(sim.readw(ROM), 0xaa55, 'read-only');
+  cfgWrite(0x30, ROM);
+  assert.equal(sim.readl(ROM), 0xffffffff, 'gone again once disabled');
+  // The machine saves the ROM BAR with the NIC: a restored machine decodes it where it was.
+  cfgWrite(0x30, ROM | 1);
+  const blob = await pc.save();
+  const sim2: SimHost = createSimHost({ ramBytes: 16 << 20 });
+  const board2 = simBoard(sim2);
+  const pair2 = new MemoryPair();
+  const pc2 = await buildPc(board2, cfg, pino({ level: 'silent' }), [], [{ nic: cfg.devices[0], backend: pair2.a, rom }]);
+  t.after(() => pc2.close());
+  pc2.restore(blob);
+  const server2 = new IoreqServer(sim2, board2, pino({ level: 'silent' }));
+  server2.start();
+  sim2.channel.setEnabled(true);
+  t.after(() => server2.stop());
+  assert.equal(sim2.readw(ROM), 0xaa55, 'the restored machine serves the ROM at the saved base');
+});

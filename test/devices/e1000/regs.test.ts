@@ -368,6 +368,29 @@ test('expansion ROM BAR serves the option ROM image (iPXE from ipxe-qemu when in
   assert.equal(n.board.mmio.read(ROM_BASE, 2), 0xffff);
 });
 
+test('ROM BAR decodes only while enabled with memory space on: claimed on the ioreq server then, released otherwise', () => {
+  const rom = Uint8Array.from([0x55, 0xaa, 0x04, ...new Array(2045).fill(0x33)]); // exactly 2 KiB: the smallest ROM BAR
+  const n = makeNic({ rom });
+  const range = `mmio:0x${ROM_BASE.toString(16)}-0x${(ROM_BASE + 2047).toString(16)}`;
+  // hvmloader pci_setup sizes it with the enable bit clear and programs the base, still disabled.
+  n.cfgWrite(0x30, 4, 0xfffff800);
+  assert.equal(n.cfgRead(0x30, 4), 0xfffff800, '2 KiB ROM');
+  n.cfgWrite(0x30, 4, ROM_BASE);
+  assert.equal(n.host.ranges.has(range), false, 'not decoded with the enable bit clear');
+  // SeaBIOS map_pcirom sets the enable bit, copies the image, writes the base back without it.
+  n.cfgWrite(0x30, 4, ROM_BASE | 1);
+  assert.ok(n.host.ranges.has(range), 'claimed while enabled');
+  assert.equal(n.board.mmio.read(ROM_BASE, 4), 0x3304aa55);
+  n.cfgWrite(0x04, 2, 0x0005); // memory space off: the ROM goes with the BARs
+  assert.equal(n.host.ranges.has(range), false, 'released with memory decoding off');
+  assert.equal(n.board.mmio.read(ROM_BASE, 2), 0xffff);
+  n.cfgWrite(0x04, 2, 0x0007);
+  assert.ok(n.host.ranges.has(range), 'back with memory decoding');
+  n.cfgWrite(0x30, 4, ROM_BASE);
+  assert.equal(n.host.ranges.has(range), false, 'released when disabled');
+  assert.equal(n.cfgRead(0x30, 4), ROM_BASE, 'the base stays programmed');
+});
+
 test('removed from the bus (PV unplug): pending timers die, INTx stays low, frames are dropped', () => {
   const n = makeNic();
   n.w32(R.IMS, R.ICR_LSC);

@@ -368,3 +368,20 @@ function withSlot(regs: Uint8Array, slot: number, v: number): Uint8Array {
   new DataView(out.buffer).setUint32(slot * 4, v >>> 0, true);
   return out;
 }
+
+test('the ROM BAR round-trips: base and enable come back, and refresh() decodes it again', () => {
+  const rom = Uint8Array.from([0x55, 0xaa, 0x08, ...new Array(4093).fill(0x5a)]); // 4 KiB
+  const a = makeNic({ rom });
+  a.cfgWrite(0x30, 4, 0xfebf0000 | 1);
+  assert.equal(a.board.mmio.read(0xfebf0000, 2), 0xaa55);
+  const b = makeNic({ rom });
+  b.nic.restore(structuredClone(a.nic.snapshot()));
+  assert.equal(b.board.mmio.read(0xfebf0000, 2), 0xffff, 'restore() maps nothing by itself');
+  b.bus.refresh();
+  assert.equal(b.cfgRead(0x30, 4), (0xfebf0000 | 1) >>> 0);
+  assert.ok(b.host.ranges.has('mmio:0xfebf0000-0xfebf0fff'), 'the ROM is claimed again after refresh()');
+  assert.equal(b.board.mmio.read(0xfebf0000 + 2, 1), 0x08);
+  // A machine without the ROM (or with another size) cannot take that state.
+  const c = makeNic();
+  assert.throws(() => c.nic.restore(structuredClone(a.nic.snapshot())), StateError);
+});
