@@ -11,6 +11,7 @@ import type { Board } from '../core/board.ts';
 import type { Logger } from '../core/log.ts';
 import type { BlockBackend } from '../block/index.ts';
 import { IdeController, openIdeDrives, type DriveOptions } from '../devices/ide/index.ts';
+import { stubdomCacheMode } from '../block/index.ts';
 import { installCmos, type CmosNvram } from '../devices/cmos/index.ts';
 import { installI8042, type I8042 } from '../devices/i8042/index.ts';
 import { installUart, type Uart16550 } from '../devices/uart/index.ts';
@@ -92,7 +93,9 @@ export async function buildPc(
   if (serials.length !== 0 && serials.length !== cfg.serials.length) {
     throw new Error(`${cfg.serials.length} -serial options but ${serials.length} backends`);
   }
-  const drives = openedDrives !== undefined ? [...openedDrives] : await openIdeDrives(cfg.drives, log.child({ c: 'block' }));
+  // In a stub domain writes must leave its page cache before the guest hears they are done.
+  const driveCfgs = cfg.stubdom && !cfg.sim ? cfg.drives.map((d) => ({ ...d, cache: stubdomCacheMode(d.cache) })) : cfg.drives;
+  const drives = openedDrives !== undefined ? [...openedDrives] : await openIdeDrives(driveCfgs, log.child({ c: 'block' }));
   const backends = drives.flatMap((d) => (d?.backend ? [d.backend] : []));
   const ide = IdeController.forBoard(board, drives, log.child({ c: 'ide' }));
   const platform = installPcPlatform(board, {
