@@ -97,13 +97,7 @@ while [ ${#queue[@]} -gt 0 ]; do
 done
 cp -L $x/lib64/ld-linux-x86-64.so.2 $img/lib/ 2>/dev/null || cp -L $x/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 $img/lib/
 strip --strip-unneeded $img/lib/*.so* $img/bin/qemu-system-i386 2>/dev/null || true
-for e in $img/bin/qemu-system-i386 $img/bin/xenstore $img/bin/vchan-socket-proxy; do
-  missing=$(LD_LIBRARY_PATH=$img/lib ldd "$e" | grep 'not found' || true)
-  [ -z "$missing" ] || { say "$e: $missing"; exit 1; }
-done
-ln -s /opt/stubdm/lib $root/lib/x86_64-linux-gnu
-ln -s /opt/stubdm/lib/ld-linux-x86-64.so.2 $root/lib64/ld-linux-x86-64.so.2
-for t in $(ls $img/bin); do ln -s /opt/stubdm/bin/$t $root/usr/bin/$t; done
+image_links $root $img $img/bin/qemu-system-i386 $img/bin/xenstore $img/bin/vchan-socket-proxy
 
 # zstd, 128K blocks: what build-stubdom.sh measured best for a 128 MiB domain
 mksquashfs $img $root/opt/stubdm.sqfs -comp zstd -Xcompression-level 19 -b 131072 \

@@ -183,14 +183,8 @@ else
   # boots; stubdm looks for it where Debian's QEMU does (src/machine/romfile.ts FIRMWARE_DIRS).
   mkdir -p $img/ipxe
   cp $x/usr/lib/ipxe/qemu/efi-e1000.rom $img/ipxe/
-  # every ELF must resolve against the image alone
-  for e in $img/bin/xenstore $img/bin/vchan-socket-proxy $img/bin/stubdm-* $img/node; do
-    missing=$(LD_LIBRARY_PATH=$img/lib ldd "$e" | grep 'not found' || true)
-    [ -z "$missing" ] || { say "$e: $missing"; exit 1; }
-  done
-  ln -s /opt/stubdm/lib $root/lib/x86_64-linux-gnu
-  ln -s /opt/stubdm/lib/ld-linux-x86-64.so.2 $root/lib64/ld-linux-x86-64.so.2
-  for t in $(ls $img/bin); do ln -s /opt/stubdm/bin/$t $root/usr/bin/$t; done
+  # every ELF must resolve against the image alone; the cpio's links into it
+  image_links $root $img $img/bin/xenstore $img/bin/vchan-socket-proxy $img/bin/stubdm-* $img/node
   mkdir -p $root/usr/lib/ipxe
   ln -s /opt/stubdm/ipxe $root/usr/lib/ipxe/qemu
   mkdir -p $root/opt/stubdm

@@ -58,3 +58,18 @@ build_tools() {
   export PATH="$dir/usr/bin:$dir/bin:$PATH"
   export LD_LIBRARY_PATH="$dir/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 }
+
+# image_links ROOT IMG ELF...: every ELF must resolve against IMG/lib alone;
+# then ROOT (the cpio) points into the squashfs mounted at /opt/stubdm: the
+# library directory, the ELF interpreter and each IMG/bin tool in /usr/bin.
+image_links() {
+  local root=$1 img=$2 e missing t
+  shift 2
+  for e in "$@"; do
+    missing=$(LD_LIBRARY_PATH=$img/lib ldd "$e" | grep 'not found' || true)
+    [ -z "$missing" ] || { say "$e: $missing"; exit 1; }
+  done
+  ln -s /opt/stubdm/lib "$root/lib/x86_64-linux-gnu"
+  ln -s /opt/stubdm/lib/ld-linux-x86-64.so.2 "$root/lib64/ld-linux-x86-64.so.2"
+  for t in $(ls "$img/bin"); do ln -s "/opt/stubdm/bin/$t" "$root/usr/bin/$t"; done
+}
