@@ -14,7 +14,7 @@ import { Board } from './core/board.ts';
 import type { Host } from './core/host.ts';
 import { setRootLogger, type Logger } from './core/log.ts';
 import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
-import { ChardevError, openChardev, type CharBackend } from './chardev/index.ts';
+import { ChardevError, flushAll, openChardev, type CharBackend } from './chardev/index.ts';
 import { BlockOpenError } from './block/index.ts';
 import { NetdevError, openNetwork, planNetwork } from './net/index.ts';
 import { loadRomfile, RomfileError } from './machine/romfile.ts';
@@ -37,6 +37,9 @@ const SHUTDOWN_GRACE_MS = 10_000;
  * takes ~6 of them to start; in dom0 the state is a local file.
  */
 const INCOMING_TIMEOUT_MS = 20_000;
+/** How long a save waits for the serial backends to take the guest's last bytes. */
+const SERIAL_FLUSH_MS = 2_000;
+
 
 /** Raw mode for the stub domain's save/restore consoles (a plain file: nothing to do). */
 function makeRaw(fd: number): boolean {
@@ -331,6 +334,13 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
             const err = await b.flush(); // IoResult: null, or what went wrong
             if (err !== null) throw new MigrationError(`flushing a disk image before the save failed: ${err}`);
           }
+          // The guest's serial output up to the save reaches its backend too:
+          // the UART sends at once, so every byte the guest wrote sits in the
+          // chardev's batched writer, and in a stub domain the old stub (with
+          // that writer) is destroyed after the save. Bounded: a stuck terminal
+          // loses its bytes (as it would anyway) rather than the save.
+          const unflushed = await flushAll(serials, SERIAL_FLUSH_MS);
+          if (unflushed > 0) log.warn({ unflushed }, 'serial output not flushed before the save');
           const w = await writeState(fd, blob, { makeRaw });
           log.info({ bytes: blob.length, live, console: w.console, dirtyLog, ms: Math.round(performance.now() - t0), devices: recordSizes(blob) }, 'device state saved');
           return blob.length;

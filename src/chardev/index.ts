@@ -29,3 +29,17 @@ export async function openChardev(id: string, spec: ChardevSpec, log: Logger): P
       throw new ChardevError(`chardev ${id}: a socket chardev can only carry a QMP monitor (-mon chardev=${id},mode=control)`);
   }
 }
+
+/**
+ * Flushes every backend at once, waiting at most `ms`; resolves with how many
+ * had not finished (a stuck terminal), so a caller with a deadline (a save)
+ * goes on without them.
+ */
+export async function flushAll(backends: readonly CharBackend[], ms: number): Promise<number> {
+  let done = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const all = Promise.all(backends.map((b) => b.flush().then(() => void done++, () => void done++)));
+  await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+  return backends.length - done;
+}

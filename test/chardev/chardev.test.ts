@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { pino } from 'pino';
-import { ChardevError, openChardev } from '../../src/chardev/index.ts';
+import { ChardevError, flushAll, openChardev, type CharBackend } from '../../src/chardev/index.ts';
 import { BatchedWriter } from '../../src/chardev/writer.ts';
 
 const log = pino({ level: 'silent' });
@@ -116,3 +116,19 @@ function hasCc(): boolean {
     return false;
   }
 }
+
+test('flushAll: what the guest wrote is in the file when it resolves; a stuck backend is counted, not waited for', async () => {
+  const dir = tmp();
+  const f = path.join(dir, 'serial.log');
+  const b = await openChardev('serial0', { backend: 'file', path: f, append: false }, log);
+  for (const c of Buffer.from('E2E sr n=115\n')) b.writeByte(c);
+  let stuckFlushes = 0;
+  const stuck = { flush: () => (stuckFlushes++, new Promise<void>(() => {})) } as unknown as CharBackend;
+  assert.equal(await flushAll([b], 5000), 0);
+  assert.equal(fs.readFileSync(f, 'latin1'), 'E2E sr n=115\n');
+  for (const c of Buffer.from('more\n')) b.writeByte(c);
+  assert.equal(await flushAll([b, stuck], 50), 1, 'the stuck one is reported after the deadline');
+  assert.equal(stuckFlushes, 1);
+  assert.equal(fs.readFileSync(f, 'latin1'), 'E2E sr n=115\nmore\n');
+  await b.close();
+});
