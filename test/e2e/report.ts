@@ -2,6 +2,7 @@
 // build/e2e/results.json. Usage: node --import tsx test/e2e/report.ts
 // <lines.txt> <results.json> <wall-seconds> <dms> <scenarios> [log=path ...]
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, totalmem, release } from 'node:os';
 
 interface Result {
   scenario: string;
@@ -32,6 +33,10 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['net', 'tcp_tx_mbps', 'net: TCP guest -> dom0 (MB/s)'],
   ['net', 'tcp_rx_mbps', 'net: TCP dom0 -> guest (MB/s)'],
   ['pxe', 'pxe_s', 'pxe: xl create to guest init over the network (s)'],
+  ['boot', 'md5_mbps', 'guest CPU: md5sum of 16 MiB in RAM (MB/s)'],
+  ['boot', 'dm_cpu_idle', 'DM CPU, guest idle (CPU s per s)'],
+  ['disk', 'dm_cpu_disk', 'DM CPU, guest disk I/O (CPU s per s)'],
+  ['net', 'dm_cpu_net', 'DM CPU, guest network I/O (CPU s per s)'],
   ['boot', 'ready_s', 'stub domain: kernel start to DM ready (s)'],
   ['boot', 'stub_mem_used_mib', 'stub domain: memory in use (MiB)'],
   ['boot', 'stubdm_rss_mib', 'stub domain: stubdm RSS (MiB)'],
@@ -97,6 +102,8 @@ function main(argv: string[]): number {
   const failed = results.filter((r) => r.status === 'FAIL').length;
   writeFileSync(jsonPath, JSON.stringify({
     date: new Date().toISOString(),
+    // The host the TCG emulation ran on: the benchmark report (npm run report) names it.
+    machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Linux ${release()}`,
     wallSeconds: Number(wall),
     dms,
     scenarios,

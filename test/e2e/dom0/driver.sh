@@ -32,6 +32,67 @@ marker() {
     "$RUN_DIR/markers" 2>/dev/null
 }
 
+# The device model's CPU time, to compare what each DM costs the host while its
+# guest idles, does disk I/O and does network I/O (issue #16). DM_CPU_ID is the
+# DM's pid in dom0, or its stub domain's name (<guest>-dm); set per guest.
+DM_CPU_ID="" CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+dm_cpu_target() { # GUEST-NAME DM-PID
+  if is_stubdom; then DM_CPU_ID=$1-dm; else DM_CPU_ID=$2; fi
+}
+# CPU seconds the DM used so far (empty if it is gone): utime + stime of
+# /proc/<pid>/stat for a dom0 process (all its threads; comm is cut off first,
+# it is in parentheses and may hold spaces); `xl list`'s Time(s) for a stub
+# domain: all of its vCPU time, its kernel's included (0.1 s steps).
+dm_cpu_s() {
+  [ -n "$DM_CPU_ID" ] || return 0
+  if is_stubdom; then
+    xl list "$DM_CPU_ID" 2>/dev/null | awk 'NR == 2 { print $6 }'
+  else
+    awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$DM_CPU_ID/stat" 2>/dev/null
+  fi
+}
+# dm_cpu_window SECONDS FILE (in the background): the DM's CPU seconds per
+# second over the next SECONDS into FILE. For a stub domain from xentop's
+# second frame (CPU(%) over exactly that interval, from Xen's nanosecond
+# counters; `xl list`'s 0.1 s steps would be 0.007 CPU s/s over a 15 s idle
+# window, as large as the figure itself).
+dm_cpu_window() {
+  local a b t0 t1
+  if is_stubdom; then
+    xentop -b -f -i 2 -d "$1" 2>/dev/null |
+      awk -v n="$DM_CPU_ID" '$1 == n { v = $4 } END { if (v != "") printf "%.3f\n", v / 100 }' >"$2"
+  else
+    t0=$(now) a=$(dm_cpu_s)
+    sleep "$1"
+    t1=$(now) b=$(dm_cpu_s)
+    [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f\n", (b - a) / (t1 - t0) }' >"$2"
+  fi
+}
+# cpu_poll SERIAL NOTES: the first time the guest prints "E2E mark TAG", note
+# "TAG <time> <DM CPU s>" in NOTES (cpu_rate turns two notes into a figure).
+# Seen from the driver's 0.5 s polls: a window opens and closes up to 0.5 s
+# late, so the phases they frame last several seconds. TAG idle starts the
+# fixed BOOT_IDLE_S window (boot.sh) in the background instead.
+cpu_poll() {
+  local tag
+  for tag in $(tr -d '\r' <"$1" 2>/dev/null | sed -n 's/^E2E mark \([a-z0-9]*\)$/\1/p'); do
+    grep -q "^$tag " "$2" 2>/dev/null && continue
+    if [ "$tag" = idle ]; then
+      echo "$tag $(now)" >>"$2"
+      dm_cpu_window "$BOOT_IDLE_S" "$2.idle" </dev/null >/dev/null 2>&1 &
+      CPU_JOB=$!
+    else
+      echo "$tag $(now) $(dm_cpu_s)" >>"$2"
+    fi
+  done
+}
+# cpu_rate NOTES A B KEY: "KEY=<DM CPU s per s between notes A and B>", or
+# nothing when either note (or its CPU reading) is missing.
+cpu_rate() {
+  awk -v a="$2" -v b="$3" -v k="$4" 'NF == 3 && $1 == a { ta = $2; ca = $3 } NF == 3 && $1 == b { tb = $2; cb = $3 }
+    END { if (ta != "" && tb != "" && tb > ta) printf "%s=%.3f", k, (cb - ca) / (tb - ta) }' "$1" 2>/dev/null
+}
+
 # The xl.cfg lines that select the device model; everything else is shared.
 dm_lines() {
   case $DM in
@@ -111,7 +172,8 @@ create_error() {
 guest_run() {
   local name="e2e-$DM" serial deadline t0 tailpid=""
   serial=$RUN_DIR/$name.serial
-  BOOT_SECONDS="" GUEST_END="" SHUTDOWN=""
+  BOOT_SECONDS="" GUEST_END="" SHUTDOWN="" CPU_JOB=""
+  rm -f "$RUN_DIR/cpu-$name.txt" "$RUN_DIR/cpu-$name.txt.idle"
   guest_cfg "$name" >"$RUN_DIR/$name.cfg"
   rm -f "$serial" && : >"$serial"
   [ "${E2E_MODE:-test}" = demo ] && { tail -n +1 -F "$serial" 2>/dev/null & tailpid=$!; }
@@ -127,6 +189,7 @@ guest_run() {
     local domid dmpid dmlog=/var/log/xen/qemu-dm-$name.log why
     domid=$(xl domid "$name" 2>/dev/null)
     dmpid=$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)
+    dm_cpu_target "$name" "$dmpid"
     # E2E_STUBDM_STRACE="DELAY SECONDS" for qemu-xen too (stubdm-dom0 starts its own
     # in dom0/stubdm-dm): the same syscall count over the same part of the guest's run.
     if [ "$DM" = qemu-xen ] && [ -n "${E2E_STUBDM_STRACE:-}" ] && [ -x /e2e/bin/strace ] && [ -n "$dmpid" ]; then
@@ -137,6 +200,7 @@ guest_run() {
       ) >/dev/null 2>&1 &
     fi
     while :; do
+      cpu_poll "$serial" "$RUN_DIR/cpu-$name.txt"
       if [ -z "$BOOT_SECONDS" ] && grep -q 'E2E boot init' "$serial"; then BOOT_SECONDS=$(secs "$t0" "$(now)"); fi
       if grep -q 'E2E done' "$serial"; then GUEST_END="guest finished"; break; fi
       if ! xl domid "$name" >/dev/null 2>&1; then GUEST_END="domain ended before 'E2E done'"; break; fi
@@ -149,6 +213,8 @@ guest_run() {
       if [ $SECONDS -ge $deadline ]; then GUEST_END="guest timed out after ${E2E_GUEST_TIMEOUT:-900} s"; break; fi
       sleep 0.5
     done
+    # the idle window ends on its own (BOOT_IDLE_S)
+    [ -z "$CPU_JOB" ] || wait "$CPU_JOB"
     local i
     for i in $(seq 1 60); do xl domid "$name" >/dev/null 2>&1 || break; sleep 0.5; done
     if xl domid "$name" >/dev/null 2>&1; then

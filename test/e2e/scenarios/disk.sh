@@ -32,11 +32,14 @@ disk_guest() {
   echo 3 >/proc/sys/vm/drop_caches
   wr=bad
   [ "$(dd if=$dev bs=64k skip=16 count=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)" = "$WRITE_MD5" ] && wr=ok
+  # the marks frame the timed I/O for the DM's CPU figure (dm_cpu_disk)
+  echo "E2E mark disk0"
   t0=$(cut -d' ' -f1 /proc/uptime)
   dd if=$dev of=/dev/null bs=1M count=64 iflag=direct 2>/tmp/dd-r
   t1=$(cut -d' ' -f1 /proc/uptime)
   dd if=/dev/zero of=$dev bs=1M count=16 seek=8 oflag=direct conv=fsync 2>/tmp/dd-w
   t2=$(cut -d' ' -f1 /proc/uptime)
+  echo "E2E mark disk1"
   # dd's own summary and the guest clocksource: a failed dd or a stalled clock
   # shows here instead of as an impossible MB/s figure.
   echo "E2E diskdd cs=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)" \
@@ -72,5 +75,6 @@ disk_check() {
     if (l[2] > 0) printf " write_of_limit=%.2f", wr / l[2]
     if (q != "") { split(q, x, " ")
       if (x[1] > 0) printf " read_vs_qemu=%.2f", rd / x[1]
-      if (x[2] > 0) printf " write_vs_qemu=%.2f", wr / x[2] } }')
+      if (x[2] > 0) printf " write_vs_qemu=%.2f", wr / x[2] } }') \
+    $(cpu_rate "$RUN_DIR/cpu-e2e-$DM.txt" disk0 disk1 dm_cpu_disk)
 }

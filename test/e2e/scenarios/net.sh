@@ -6,6 +6,9 @@
 #   ping_ms      median of 20 pings guest -> dom0 (ping_lost: how many got no answer)
 #   tcp_tx_mbps  4 MiB guest -> dom0, timed by dom0 from the first byte to EOF
 #   tcp_rx_mbps  4 MiB dom0 -> guest, timed by the guest the same way
+#   dm_cpu_net   the DM's CPU seconds per second from link up to the end of
+#                the dom0 -> guest stream (pings, both transfers and the
+#                pauses between them), from the guest's "E2E mark net0/net1"
 #   mtu9000      MTU 9000 on both ends (xenbr0 and every port too), 9000-byte
 #                pings both ways; neither side reassembled a fragment (so the
 #                frames crossed whole)
@@ -71,6 +74,7 @@ net_guest() {
   r0=$(net_reasm) s0=$(net_retrans)
   echo "E2E net link_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
     "probe_s=$(awk -v a="$t0" -v b="$tp" 'BEGIN { printf "%.2f", b - a }') mac=$(cat /sys/class/net/eth0/address)"
+  echo "E2E mark net0"
   # dom0 answers ARP once its side is bridged: wait for it (bounded)
   i=0
   until ping -c 1 -W 1 "$NET_DOM0_IP" >/dev/null 2>&1; do
@@ -92,6 +96,7 @@ net_guest() {
   i=0
   while [ ! -f /tmp/netrx.t ] && [ $i -lt $((NET_WAIT * 5)) ]; do sleep 0.2; i=$((i + 1)); done
   net_recv_stop /tmp/netrx
+  echo "E2E mark net1"
   local rxb rxmd5 e=0 f
   rxb=$(wc -c </tmp/netrx 2>/dev/null || echo 0)
   rxmd5=$(md5sum </tmp/netrx 2>/dev/null | cut -d' ' -f1)
@@ -134,10 +139,13 @@ net_run() {
     ip link set xenbr0 mtu 1500; save_dm_logs "$name"; return
   fi
   domid=$(xl domid "$name" 2>/dev/null)
+  rm -f "$RUN_DIR/cpu-$name.txt"
+  dm_cpu_target "$name" "$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)"
   echo "E2E-DOM0 $DM: net guest $domid up; bridge: $(ls /sys/class/net/xenbr0/brif | tr '\n' ' ')"
   # Until the guest is done sending (or gives up), then our half.
   local deadline=$((SECONDS + ${E2E_GUEST_TIMEOUT:-900}))
   while :; do
+    cpu_poll "$serial" "$RUN_DIR/cpu-$name.txt"
     tr -d '\r' <"$serial" | grep -a -q -E '^E2E (net-sync tx-done|net error|done)' && break
     xl domid "$name" >/dev/null 2>&1 || break
     [ $SECONDS -lt $deadline ] || break
@@ -152,7 +160,8 @@ net_run() {
       sleep 1
     done
   fi
-  while ! tr -d '\r' <"$serial" | grep -a -q '^E2E done' && xl domid "$name" >/dev/null 2>&1 && [ $SECONDS -lt $deadline ]; do
+  while cpu_poll "$serial" "$RUN_DIR/cpu-$name.txt"; ! tr -d '\r' <"$serial" | grep -a -q '^E2E done' &&
+    xl domid "$name" >/dev/null 2>&1 && [ $SECONDS -lt $deadline ]; do
     sleep 0.5
   done
   reasm1=$(net_reasm)
@@ -183,5 +192,5 @@ net_run() {
   [ "$mtu" = ok ] || { fail "9000-byte MTU: $mtu"; return; }
   rm -f /tmp/net-rx /tmp/net-tx
   pass link_s="$(nm link_s)" probe_s="$(nm probe_s)" ping_ms="$(nm ping_ms)" tcp_tx_mbps="$tx_mbps" tcp_rx_mbps="$(nm tcp_rx_mbps)" \
-    mtu9000=ok retrans="$(nm retrans)"
+    mtu9000=ok retrans="$(nm retrans)" $(cpu_rate "$RUN_DIR/cpu-$name.txt" net0 net1 dm_cpu_net)
 }
