@@ -51,8 +51,9 @@ export interface Row {
 }
 
 // The rows issue #16 compares on: start-up, disk, network, the guest's CPU,
-// the DM's CPU and the stub domain's memory. Stub-domain-only rows are taken
-// against qemu-stubdom, the peer stubdm-stubdom replaces.
+// the DM's CPU, memory and save/restore (rows of scenarios the run did not
+// include are left out). Stub-domain-only rows are taken against
+// qemu-stubdom, the peer stubdm-stubdom replaces.
 export const ROWS: readonly Row[] = [
   { scenario: 'boot', key: 'seconds', label: 'boot: xl create to guest init', unit: 's', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'lifecycle', key: 'create_s', label: 'xl create', unit: 's', better: 'lower', baseline: 'qemu-xen' },
@@ -65,7 +66,13 @@ export const ROWS: readonly Row[] = [
   { scenario: 'boot', key: 'dm_cpu_idle', label: 'DM CPU, guest idle', unit: 'CPU s/s', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'disk', key: 'dm_cpu_disk', label: 'DM CPU, guest disk I/O', unit: 'CPU s/s', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'net', key: 'dm_cpu_net', label: 'DM CPU, guest network I/O', unit: 'CPU s/s', better: 'lower', baseline: 'qemu-xen' },
+  { scenario: 'boot', key: 'dm_rss_mib', label: 'DM resident memory', unit: 'MiB', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'boot', key: 'stub_mem_used_mib', label: 'stub domain: memory in use', unit: 'MiB', better: 'lower', baseline: 'qemu-stubdom' },
+  { scenario: 'boot', key: 'ramdisk_mib', label: 'stub domain: ramdisk', unit: 'MiB', better: 'lower', baseline: 'qemu-stubdom' },
+  { scenario: 'boot', key: 'ready_s', label: 'stub domain: kernel start to DM ready', unit: 's', better: 'lower', baseline: 'qemu-stubdom' },
+  { scenario: 'saverestore', key: 'save_s', label: 'xl save, mean', unit: 's', better: 'lower', baseline: 'qemu-xen' },
+  { scenario: 'saverestore', key: 'restore_s', label: 'xl restore, mean', unit: 's', better: 'lower', baseline: 'qemu-xen' },
+  { scenario: 'saverestore', key: 'migrate_s', label: 'xl migrate to this host, mean', unit: 's', better: 'lower', baseline: 'qemu-xen' },
 ];
 
 /** The run's devices in the harness's order, the four issue #16 names first. */

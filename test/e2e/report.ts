@@ -37,6 +37,7 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['boot', 'dm_cpu_idle', 'DM CPU, guest idle (CPU s per s)'],
   ['disk', 'dm_cpu_disk', 'DM CPU, guest disk I/O (CPU s per s)'],
   ['net', 'dm_cpu_net', 'DM CPU, guest network I/O (CPU s per s)'],
+  ['boot', 'dm_rss_mib', 'DM resident memory (MiB)'],
   ['boot', 'ready_s', 'stub domain: kernel start to DM ready (s)'],
   ['boot', 'stub_mem_used_mib', 'stub domain: memory in use (MiB)'],
   ['boot', 'stubdm_rss_mib', 'stub domain: stubdm RSS (MiB)'],

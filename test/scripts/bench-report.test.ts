@@ -28,6 +28,8 @@ test('the table has the four device models as columns, figures and ratios to the
   // qemu-stubdom's disk FAILed: no figure, and the failure is listed
   assert.match(md, /\| disk: sequential read, O_DIRECT \| MB\/s \| higher \| qemu-xen \| 20\.0 \| 10\.0 \(0\.50x\) \| 5\.00 \(0\.25x\) \| - \|/);
   assert.match(md, /- disk qemu-stubdom: guest read a wrong pattern/);
+  assert.match(md, /\| DM resident memory \| MiB \| lower \| qemu-xen \| 60\.0 \| 50\.0 \(0\.83x\) \| 48\.0 \(0\.80x\) \| 55\.0 \(0\.92x\) \|/);
+  assert.doesNotMatch(md, /xl save/);
   assert.match(md, /2026-01-01T00:00:00\.000Z on synthetic figures/);
   assert.match(md, /only the ratios between columns carry over/);
   assert.match(md, /!\[[^\]]*\]\(e2e\.svg\)/);
@@ -56,11 +58,12 @@ test('the SVG chart is drawn headless with a bar panel per figure and the four d
   assert.ok(svg.includes('DM CPU, guest idle (CPU s/s, lower is better)'));
   assert.ok(svg.includes('140 (0.88x qemu-xen)'));
   assert.ok(svg.includes('synthetic figures for the unit test'));
-  // one bar per figure present: 12 rows x 4 device models, minus the 3 that
-  // qemu-stubdom's failed disk lacks (read, write, DM CPU) and the 2
-  // stub-memory ones the dom0 columns do not have
+  // one bar per figure present: 15 rows (the run has no saverestore) x 4
+  // device models, minus the 3 that qemu-stubdom's failed disk lacks (read,
+  // write, DM CPU) and the 3 stub-domain rows x 2 dom0 columns
   const bars = svg.match(/<path aria-label="[^"]*" role="graphics-symbol" aria-roledescription="bar"/g) ?? [];
-  assert.equal(bars.length, 12 * 4 - 3 - 2);
+  assert.equal(bars.length, 15 * 4 - 3 - 3 * 2);
+  assert.ok(!svg.includes('xl save'), 'no saverestore panel: the run did not include it');
 });
 
 test('npm run report writes e2e.md and e2e.svg; a bad input is one clear line and exit 1', () => {

@@ -52,7 +52,9 @@ dm_cpu_s() {
   fi
 }
 # dm_cpu_window SECONDS FILE (in the background): the DM's CPU seconds per
-# second over the next SECONDS into FILE. For a stub domain from xentop's
+# second over the next SECONDS into FILE, and for a dom0 DM its resident set
+# at the end into FILE.rss (MiB, VmRSS; a stub domain's /init reports its DM's
+# itself, boot.sh stubdom_keys). For a stub domain from xentop's
 # second frame (CPU(%) over exactly that interval, from Xen's nanosecond
 # counters; `xl list`'s 0.1 s steps would be 0.007 CPU s/s over a 15 s idle
 # window, as large as the figure itself).
@@ -66,6 +68,7 @@ dm_cpu_window() {
     sleep "$1"
     t1=$(now) b=$(dm_cpu_s)
     [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f\n", (b - a) / (t1 - t0) }' >"$2"
+    awk '$1 == "VmRSS:" { printf "%.1f\n", $2 / 1024 }' "/proc/$DM_CPU_ID/status" >"$2.rss" 2>/dev/null
   fi
 }
 # cpu_poll SERIAL NOTES: the first time the guest prints "E2E mark TAG", note
@@ -173,7 +176,7 @@ guest_run() {
   local name="e2e-$DM" serial deadline t0 tailpid=""
   serial=$RUN_DIR/$name.serial
   BOOT_SECONDS="" GUEST_END="" SHUTDOWN="" CPU_JOB=""
-  rm -f "$RUN_DIR/cpu-$name.txt" "$RUN_DIR/cpu-$name.txt.idle"
+  rm -f "$RUN_DIR/cpu-$name.txt" "$RUN_DIR/cpu-$name.txt.idle" "$RUN_DIR/cpu-$name.txt.idle.rss"
   guest_cfg "$name" >"$RUN_DIR/$name.cfg"
   rm -f "$serial" && : >"$serial"
   [ "${E2E_MODE:-test}" = demo ] && { tail -n +1 -F "$serial" 2>/dev/null & tailpid=$!; }

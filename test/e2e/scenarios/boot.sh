@@ -15,6 +15,9 @@ boot_guest() { echo "E2E boot init uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 #                dom0 measures a fixed BOOT_IDLE_S window from the moment it
 #                sees "E2E mark idle" (driver.sh dm_cpu_window); the guest
 #                sleeps 5 s longer, for dom0's 0.5 s polling and xentop's start
+#   dm_rss_mib   the DM's resident memory: a dom0 DM's VmRSS at the end of that
+#                window; in a stub domain what its /init last reported
+#                (stubdm_rss_mib, the DM process's VmRSS, stubdm's or QEMU's)
 BOOT_IDLE_S=15
 boot_idle_guest() {
   local d t0 t1
@@ -64,8 +67,10 @@ dm_ready_key() {
 
 boot_check() {
   [ -n "$BOOT_SECONDS" ] || { fail "no 'E2E boot init' marker on the guest serial ($GUEST_END)$(stubdom_failure)"; return; }
-  local idle md5
-  idle=$(cat "$RUN_DIR/cpu-e2e-$DM.txt.idle" 2>/dev/null) md5=$(marker boot md5_mbps)
-  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $(stubdom_keys) $(dm_ready_key) \
-    ${md5:+md5_mbps=$md5} ${idle:+dm_cpu_idle=$idle}
+  local idle md5 stub rss
+  idle=$(cat "$RUN_DIR/cpu-e2e-$DM.txt.idle" 2>/dev/null) md5=$(marker boot md5_mbps) stub=$(stubdom_keys)
+  rss=$(cat "$RUN_DIR/cpu-e2e-$DM.txt.idle.rss" 2>/dev/null)
+  [ -n "$rss" ] || rss=$(echo "$stub" | sed -n 's/.*stubdm_rss_mib=\([0-9.][0-9.]*\).*/\1/p')
+  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $stub $(dm_ready_key) \
+    ${md5:+md5_mbps=$md5} ${idle:+dm_cpu_idle=$idle} ${rss:+dm_rss_mib=$rss}
 }
