@@ -61,7 +61,7 @@ dm_cpu_s() {
 dm_cpu_window() {
   local a b t0 t1
   if is_stubdom; then
-    xentop -b -f -i 2 -d "$1" 2>/dev/null |
+    timeout $(($1 + 30)) xentop -b -f -i 2 -d "$1" 2>/dev/null |
       awk -v n="$DM_CPU_ID" '$1 == n { v = $4 } END { if (v != "") printf "%.3f\n", v / 100 }' >"$2"
   else
     t0=$(now) a=$(dm_cpu_s)
