@@ -25,7 +25,7 @@
  * Prints one line: "OK key=value..." or "FAIL <why> key=value...". Every wait is bounded.
  *
  * Usage: node vga-tool.mjs --qmp SOCK --serial FILE --out DIR [--vnc PORT]
- *          [--dump-as PATH --dump-file FILE] [--ref DIR] [--timeout S]
+ *          [--dump-as PATH --dump-file FILE] [--ref DIR] [--timeout S] [--dm-pid PID]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -48,6 +48,8 @@ interface Args {
   dumpFile: string | null;
   ref: string | null;
   timeoutMs: number;
+  /** A dom0 device model's pid: its death ends the waits at once (optional). */
+  dmPid?: number | null;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -63,7 +65,11 @@ function parseArgs(argv: string[]): Args {
   const port = vnc === null || vnc === 'none' ? null : Number(vnc);
   if (port !== null && !(Number.isInteger(port) && port > 0 && port < 65536)) throw new Fail(`bad VNC port '${vnc}'`);
   const t = Number(get('--timeout') ?? '300');
-  return { qmp, serial, out, vnc: port, dumpAs: get('--dump-as'), dumpFile: get('--dump-file'), ref: get('--ref'), timeoutMs: (Number.isFinite(t) && t > 0 ? t : 300) * 1000 };
+  const pid = Number(get('--dm-pid') ?? NaN);
+  return {
+    qmp, serial, out, vnc: port, dumpAs: get('--dump-as'), dumpFile: get('--dump-file'), ref: get('--ref'),
+    timeoutMs: (Number.isFinite(t) && t > 0 ? t : 300) * 1000, dmPid: Number.isInteger(pid) && pid > 0 ? pid : null,
+  };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -301,7 +307,16 @@ class Viewer {
 
 export async function session(a: Args, kv: Record<string, string | number>): Promise<void> {
   fs.mkdirSync(a.out, { recursive: true });
-  const guestError = () => marker(a.serial, 'error');
+  const guestError = () => {
+    if (a.dmPid) {
+      try {
+        process.kill(a.dmPid, 0);
+      } catch {
+        throw new Fail(`the device model (pid ${a.dmPid}) exited`);
+      }
+    }
+    return marker(a.serial, 'error');
+  };
   const waitMarker = async (key: string, what: string, ms = a.timeoutMs) =>
     until(what, ms, () => {
       const e = guestError();

@@ -85,7 +85,7 @@ vga_marker() {
 }
 
 vga_run() {
-  local name="e2e-vga-$DM" serial out domid port="none" vram dump=() ref=() res why kv i
+  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram dump=() ref=() res why kv i
   serial=$RUN_DIR/$name.serial
   out=$RUN_DIR/vga
   # Written by the device model (a dom0 DM with -runas is not root).
@@ -117,6 +117,7 @@ vga_run() {
     vga_save "$name"; return
   fi
   domid=$(xl domid "$name")
+  dmpid=$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)
   case $DM in
   qemu-xen) vram=guest ;;              # QEMU populates VRAM as guest pages (contract §3.3)
   stubdm-dom0) vram=${E2E_STUBDM_VRAM:-ioreq} ;;
@@ -130,7 +131,8 @@ vga_run() {
   fi
   [ "$DM" != qemu-xen ] && [ -f /e2e/run/qemu-xen/vga/text.ppm ] && ref=(--ref /e2e/run/qemu-xen/vga)
   res=$(timeout $((${E2E_GUEST_TIMEOUT:-900} + 900)) /e2e/bin/node /e2e/bin/vga-tool.mjs --qmp "/var/run/xen/qmp-libxl-$domid" \
-    --serial "$serial" --out "$out" --vnc "$port" "${dump[@]}" "${ref[@]}" --timeout "${E2E_GUEST_TIMEOUT:-900}" 2>"$RUN_DIR/vga-tool.err")
+    --serial "$serial" --out "$out" --vnc "$port" "${dump[@]}" "${ref[@]}" --timeout "${E2E_GUEST_TIMEOUT:-900}" \
+    ${dmpid:+--dm-pid "$dmpid"} 2>"$RUN_DIR/vga-tool.err")
   echo "E2E-DOM0 $DM: vga-tool: ${res:-nothing (see $RUN_DIR/vga-tool.err)}"
   # The guest reads back its framebuffer and powers off (bounded by its own key wait).
   for i in $(seq 1 $((VGA_KEY_WAIT * 2 + 120))); do
