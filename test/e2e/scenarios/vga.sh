@@ -23,7 +23,8 @@
 # (/dev/fdset/1), which dom0's xenpv QEMU writes to /var/lib/xen/qemu-save.<domid>.
 # PNG copies of every picture land in results/<dm>/vga-*.png.
 # VRAM: stubdm's default keeps it in the device model and serves BAR0 through
-# ioreqs; E2E_STUBDM_VRAM=guest (stubdm-dom0 only) tries guest pages instead.
+# ioreqs; E2E_STUBDM_VRAM=guest (stubdm-dom0 only) tries guest pages instead,
+# E2E_STUBDM_VRAM=both runs stubdm-dom0 once each way (see vga_run).
 VGA_PATTERN=E2E-VGA-pattern-0123456789x # 27 bytes + yes's newline: 28, no divisor of a line's length
 VGA_KEY_WAIT=120
 VGA_UUID=5a1e2e00-0000-4000-8000-00000000e2e1
@@ -84,10 +85,27 @@ vga_marker() {
     for (i = 3; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }'
 }
 
+# E2E_STUBDM_VRAM=both: stubdm-dom0 boots the vga guest twice, VRAM in stubdm
+# (line "vga") then as guest pages (line "vga-guestvram"), in one e2e run.
 vga_run() {
-  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram dump=() ref=() res why kv i
+  if [ "$DM" = stubdm-dom0 ] && [ "${E2E_STUBDM_VRAM:-}" = both ]; then
+    vga_once ioreq
+    local scen=$SCEN
+    SCEN=vga-guestvram
+    vga_once guest
+    SCEN=$scen
+  else
+    vga_once "${E2E_STUBDM_VRAM:-ioreq}"
+  fi
+}
+
+# vga_once VRAM: one boot; VRAM (ioreq|guest) is what stubdm-dom0 is told
+# (dom0/stubdm-dm reads /run/e2e-stubdm-vram); the other DMs have their own.
+vga_once() {
+  # No bash arrays here: the guest's busybox sh sources this file too.
+  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram extra="" hasref=no res why kv i
   serial=$RUN_DIR/$name.serial
-  out=$RUN_DIR/vga
+  out=$RUN_DIR/$SCEN
   # Written by the device model (a dom0 DM with -runas is not root).
   rm -rf "$out" && mkdir -p "$out" && chmod 1777 "$out"
   [ -f /e2e/bin/vga-tool.mjs ] || { fail "no /e2e/bin/vga-tool.mjs (esbuild bundle failed on the host: build/e2e/vga-tool.log)"; return; }
@@ -111,27 +129,34 @@ vga_run() {
     dm_lines
   } >"$RUN_DIR/$name.cfg"
   rm -f "$serial" && : >"$serial"
+  echo "$1" >/run/e2e-stubdm-vram
   if ! timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
     fail "xl create failed: $(create_error "$RUN_DIR/$name.create.log")"
+    rm -f /run/e2e-stubdm-vram
     timeout 60 xl destroy "$name" >/dev/null 2>&1
     vga_save "$name"; return
   fi
+  rm -f /run/e2e-stubdm-vram # read by stubdm-dm when libxl started it
   domid=$(xl domid "$name")
   dmpid=$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)
   case $DM in
-  qemu-xen) vram=guest ;;              # QEMU populates VRAM as guest pages (contract §3.3)
-  stubdm-dom0) vram=${E2E_STUBDM_VRAM:-ioreq} ;;
-  *) vram=ioreq ;;                     # stubdm's default: VRAM in the device model
+  qemu-xen) vram=guest ;; # QEMU populates VRAM as guest pages (contract §3.3)
+  stubdm-dom0)
+    vram=$1
+    # src/devices/vga/pci.ts falls back to VRAM in the DM when guest pages fail.
+    grep -q 'VRAM as guest pages failed' "/var/log/xen/qemu-dm-$name.log" 2>/dev/null && vram=guest-failed-so-ioreq ;;
+  *) vram=ioreq ;; # stubdm's default: VRAM in the device model
   esac
   if is_stubdom; then
-    dump=(--dump-as /dev/fdset/1 --dump-file "/var/lib/xen/qemu-save.$domid")
+    extra="--dump-as /dev/fdset/1 --dump-file /var/lib/xen/qemu-save.$domid"
   else
     port=$(xenstore-read "/local/domain/$domid/console/vnc-port" 2>/dev/null)
     [ -n "$port" ] || { fail "no console/vnc-port in xenstore for domain $domid: xl vncviewer would fail"; timeout 60 xl destroy "$name"; vga_save "$name"; return; }
   fi
-  [ "$DM" != qemu-xen ] && [ -f /e2e/run/qemu-xen/vga/text.ppm ] && ref=(--ref /e2e/run/qemu-xen/vga)
+  if [ "$DM" != qemu-xen ] && [ -f /e2e/run/qemu-xen/vga/text.ppm ]; then extra="$extra --ref /e2e/run/qemu-xen/vga" hasref=yes; fi
+  # shellcheck disable=SC2086 # extra: words without spaces
   res=$(timeout $((${E2E_GUEST_TIMEOUT:-900} + 900)) /e2e/bin/node /e2e/bin/vga-tool.mjs --qmp "/var/run/xen/qmp-libxl-$domid" \
-    --serial "$serial" --out "$out" --vnc "$port" "${dump[@]}" "${ref[@]}" --timeout "${E2E_GUEST_TIMEOUT:-900}" \
+    --serial "$serial" --out "$out" --vnc "$port" $extra --timeout "${E2E_GUEST_TIMEOUT:-900}" \
     ${dmpid:+--dm-pid "$dmpid"} 2>"$RUN_DIR/vga-tool.err")
   echo "E2E-DOM0 $DM: vga-tool: ${res:-nothing (see $RUN_DIR/vga-tool.err)}"
   # The guest reads back its framebuffer and powers off (bounded by its own key wait).
@@ -143,6 +168,8 @@ vga_run() {
   for i in $(seq 1 60); do xl domid "$name" >/dev/null 2>&1 || break; sleep 0.5; done
   xl domid "$name" >/dev/null 2>&1 && timeout 60 xl destroy "$name" >/dev/null 2>&1
   vga_save "$name"
+  # the fallback is logged when the VGA is built, so also after a failed run
+  [ "$DM" = stubdm-dom0 ] && grep -q 'VRAM as guest pages failed' "$R/$DM/qemu-dm-$name.log" 2>/dev/null && vram=guest-failed-so-ioreq
   case $res in
   OK\ *) kv=${res#OK } ;;
   FAIL\ *) fail "${res#FAIL } vram=$vram"; return ;;
@@ -155,9 +182,9 @@ vga_run() {
   # shellcheck disable=SC2086
   bad=$(printf '%s\n' $kv | sed -n 's/^vbe_bad_pixels=//p')
   [ "$DM" = qemu-xen ] && kv="match=ref $kv"
-  [ ${#ref[@]} -gt 0 ] || [ "$DM" = qemu-xen ] || kv="match=n/a(no-qemu-xen-picture) $kv"
+  [ $hasref = yes ] || [ "$DM" = qemu-xen ] || kv="match=n/a(no-qemu-xen-picture) $kv"
   why=""
-  [ -n "$diff_cells" ] && [ "$diff_cells" != 0 ] && [ "$diff_cells" != 1 ] && why="text console differs from qemu-xen's in $diff_cells cells (vga-text.png);"
+  [ -n "$diff_cells" ] && [ "$diff_cells" != 0 ] && [ "$diff_cells" != 1 ] && why="text console differs from qemu-xen's in $diff_cells cells ($SCEN-text.png);"
   [ "$bad" = 0 ] || why="$why VBE screendump: ${bad:-?} pixels are not the pattern;"
   [ "$rb" = ok ] || why="$why guest read back ${rb:-nothing} from /dev/fb0;"
   if [ "$port" != none ] && [ "$key1" != go ]; then why="$why keys typed through VNC did not reach the guest (key1=$key1);"; fi
@@ -170,6 +197,6 @@ vga_save() {
   save_dm_logs "$1"
   cp "$RUN_DIR/vga-tool.err" "$R/$DM/vga-tool.err.txt" 2>/dev/null
   local p
-  for p in "$RUN_DIR"/vga/*.png; do [ -f "$p" ] && cp "$p" "$R/$DM/vga-${p##*/}"; done
+  for p in "$RUN_DIR/$SCEN"/*.png; do [ -f "$p" ] && cp "$p" "$R/$DM/$SCEN-${p##*/}"; done
   return 0
 }
