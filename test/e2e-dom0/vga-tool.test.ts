@@ -146,3 +146,11 @@ test('vga-tool: pictures from a stub domain save console, one after the other', 
   assert.equal(parsePpm(all.subarray(first.bytes))?.bytes, all.length - first.bytes);
   assert.equal(parsePpm(fs.readFileSync(path.join(dir, 'out', 'vbe.ppm')))?.pic.width, 16);
 });
+
+test('vga-tool: the pattern it checks is the one the guest writes (vga.sh VGA_PATTERN through yes)', () => {
+  const sh = fs.readFileSync(path.resolve('test/e2e/scenarios/vga.sh'), 'utf8');
+  const m = /^VGA_PATTERN=(\S+)/m.exec(sh);
+  assert.ok(m, 'VGA_PATTERN= in vga.sh');
+  assert.equal(`${m[1]}\n`, PATTERN_TEXT);
+  assert.equal(PATTERN_TEXT.length, 28, '28 bytes: 7 pixels, no divisor of a 4096-byte line');
+});

@@ -48,7 +48,9 @@ vga_guest() {
   vga_owns || return 0
   # Keys go to the foreground VT (tty1); keep it open from now on so nothing
   # typed is lost, and without echo so the text screen stays as it was.
-  exec 3</dev/tty1 || { echo "E2E vga error=no-tty1"; return; }
+  # (a failed exec redirection would end this shell, which is the guest's init)
+  [ -c /dev/tty1 ] || { echo "E2E vga error=no-tty1"; return; }
+  exec 3</dev/tty1
   stty -echo <&3 2>/dev/null
   echo "E2E vga text=ready"
   echo "E2E vga key1=$(vga_key)"
@@ -63,7 +65,11 @@ vga_guest() {
   done
   echo 0 >/sys/class/graphics/fbcon/cursor_blink 2>/dev/null
   local w h bpp stride name n
+  # The visible mode ("U:1024x768p-0"), else the virtual size (the same with drm's fbdev).
   IFS=, read -r w h <$f/virtual_size
+  # shellcheck disable=SC2046 # two numbers, split on purpose
+  set -- $(sed -n '1s/^[A-Za-z]*:\([0-9]*\)x\([0-9]*\).*/\1 \2/p' $f/modes 2>/dev/null)
+  [ $# = 2 ] && w=$1 h=$2
   bpp=$(cat $f/bits_per_pixel) stride=$(cat $f/stride)
   name=$(tr -cd 'A-Za-z0-9._-' <$f/name)
   echo "E2E vga mode=${w}x${h}x$bpp stride=$stride fbname=$name"
