@@ -166,7 +166,11 @@ class Screens {
       } catch {
         return null;
       }
-      return parsePpm(b.subarray(this.consumed));
+      try {
+        return parsePpm(b.subarray(this.consumed));
+      } catch (e) {
+        throw new Fail(`the ${name} screendump in ${file} is not a picture: ${(e as Error).message}`);
+      }
     }, 100);
     this.consumed += this.a.dumpFile ? r.bytes : 0;
     const ppm = path.join(this.a.out, `${name}.ppm`);
