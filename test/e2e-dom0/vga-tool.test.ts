@@ -138,6 +138,8 @@ test('vga-tool: pictures from a stub domain save console, one after the other', 
     assert.fail(`${(e as Error).message} ${JSON.stringify(kv)}`);
   });
   assert.equal(kv.vnc, 'none');
+  assert.equal(typeof kv.text_dump_ms, 'number');
+  assert.equal(typeof kv.vbe_dump_ms, 'number');
   assert.equal(kv.vbe_bad_pixels, 0);
   // Both pictures are in the console file, the second read from where the first one ended.
   const all = fs.readFileSync(consoleFile);

@@ -155,9 +155,13 @@ class Screens {
   private consumed = 0;
   constructor(private readonly a: Args) {}
 
+  /** Milliseconds from sending each screendump to its whole picture in dom0's file. */
+  readonly ms: Record<string, number> = {};
+
   async take(name: string): Promise<Picture> {
     const file = this.a.dumpFile ?? path.join(this.a.out, `${name}.ppm`);
     const as = this.a.dumpAs ?? file;
+    const t0 = now();
     await qmp(this.a.qmp, { execute: 'screendump', arguments: { filename: as } }, 180_000);
     const r = await until(`the ${name} screendump in ${file}`, 180_000, () => {
       let b: Buffer;
@@ -172,6 +176,7 @@ class Screens {
         throw new Fail(`the ${name} screendump in ${file} is not a picture: ${(e as Error).message}`);
       }
     }, 100);
+    this.ms[name] = Math.round(now() - t0);
     this.consumed += this.a.dumpFile ? r.bytes : 0;
     const ppm = path.join(this.a.out, `${name}.ppm`);
     if (this.a.dumpFile) fs.writeFileSync(ppm, Buffer.concat([Buffer.from(`P6\n${r.pic.width} ${r.pic.height}\n255\n`), r.pic.rgb]));
@@ -333,6 +338,7 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
   await waitMarker('text', "the guest's 'E2E vga text=ready'");
   const text = await screens.take('text');
   kv.text = `${text.width}x${text.height}`;
+  kv.text_dump_ms = screens.ms.text;
   const ref = reference(a.ref, 'text');
   if (ref) {
     const c = comparePictures(ref, text);
@@ -386,6 +392,7 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
     // 4. The VBE screendump.
     const vbe = await screens.take('vbe');
     const chk = checkPattern(vbe, pattern);
+    kv.vbe_dump_ms = screens.ms.vbe;
     kv.vbe_bad_pixels = chk.bad;
     if (chk.bad) kv.vbe_first_bad = chk.first;
     const vref = reference(a.ref, 'vbe');
