@@ -8,6 +8,7 @@
  * 2 bad arguments. Operator errors are one line on stderr, never a stack.
  */
 import fs from 'node:fs';
+import tty from 'node:tty';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { Board } from './core/board.ts';
@@ -312,6 +313,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         log.info({ enable }, 'xen-set-global-dirty-log');
       },
       screendump: (format) => pc.screendump(format),
+      // A stub domain's save console (fd set 1) is a cooked hvc tty until a save made it raw.
+      rawOutput: (fd) => void (tty.isatty(fd) && makeRaw(fd)),
       vncInfo: () => {
         const a = vnc?.address;
         if (!a) return null;

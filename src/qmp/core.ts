@@ -53,6 +53,12 @@ export interface QmpMachine {
   changeVncPassword?(password: string): void;
   /** screendump: the screen as an encoded picture, or null when the machine has no display. */
   screendump?(format: 'ppm' | 'png'): Buffer | null;
+  /**
+   * Before a picture is written to `fd`: a tty (a stub domain's console named
+   * by an fd set) must go raw, or its output processing turns every 0x0a byte
+   * into 0x0d 0x0a. Absent: the bytes are written as they are.
+   */
+  rawOutput?(fd: number): void;
 }
 
 /** What the core does with descriptors (the native addon and fs in production; fakes in tests). */
@@ -307,6 +313,7 @@ const COMMANDS: Record<string, Command> = {
       const pic = m.screendump?.(format) ?? null;
       if (pic === null) throw new QmpError('GenericError', 'There is no console to take a screendump from.');
       await withStateFile(s, a.filename as string, 'write', async (fd) => {
+        m.rawOutput?.(fd);
         for (let off = 0; off < pic.length; ) off += fs.writeSync(fd, pic, off, pic.length - off);
       });
       return {};

@@ -43,6 +43,11 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['boot', 'stubdm_rss_mib', 'stub domain: stubdm RSS (MiB)'],
   ['stubdom', 'node_e0_s', 'stub domain selftest: node -e 0 (s)'],
   ['stubdom', 'sim_ready_s', 'stub domain selftest: stubdm --sim to ready (s)'],
+  ['vga', 'match', "vga: text console pixels equal to qemu-xen's (%)"],
+  ['vga', 'diff_cells', "vga: text cells unlike qemu-xen's"],
+  ['vga', 'mode', 'vga: bochs-drm mode'],
+  ['vga', 'vnc_update_ms', 'vga: guest fb write done to VNC client has it (ms)'],
+  ['vga', 'vram', 'vga: VRAM (guest pages / ioreq)'],
 ];
 
 function parse(text: string): Result[] {

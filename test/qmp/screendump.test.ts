@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,15 @@ import { start } from '../../src/main.ts';
 import { connectQmp } from '../helpers/qmp-client.ts';
 
 const silent = pino({ level: 'silent' });
+
+function hasCc(): boolean {
+  try {
+    execFileSync('cc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function daemon(t: { after(fn: () => void | Promise<void>): void }, extra: string[]) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-screendump-'));
@@ -79,4 +89,42 @@ test('screendump without a display answers an error', async (t) => {
   const r = await c.cmd('screendump', { filename: path.join(dir, 'x.ppm') });
   assert.equal(r.error.class, 'GenericError');
   assert.match(r.error.desc, /no console/);
+});
+
+test('screendump to an fd set that is a tty (a stub domain save console): raw, every byte as written', { skip: !hasCc() && 'no C compiler' }, async (t) => {
+  // The pty helper (native/stubdm-pty.c) holds the master and relays what the slave gets onto its stdout.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-screendump-tty-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const helper = path.join(dir, 'stubdm-pty');
+  execFileSync('cc', ['-O2', '-o', helper, path.resolve('native/stubdm-pty.c')]);
+  const child = spawn(helper, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => void child.kill('SIGTERM'));
+  let got = Buffer.alloc(0);
+  child.stdout.on('data', (d: Buffer) => (got = Buffer.concat([got, d])));
+  const waitFor = async (cond: () => boolean) => {
+    for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  await waitFor(() => got.includes(0x0a));
+  const slave = got.subarray(0, got.indexOf(0x0a)).toString();
+  got = got.subarray(got.indexOf(0x0a) + 1);
+  assert.match(slave, /^\/dev\/pts\/\d+$/);
+  const fd = fs.openSync(slave, 'w');
+  t.after(() => fs.closeSync(fd));
+  // The helper made the pair raw; a fresh hvc1 in the stub domain is cooked (output processing on).
+  execFileSync('stty', ['-F', slave, 'sane']);
+  assert.match(execFileSync('stty', ['-F', slave, '-a']).toString(), /(^|\s)onlcr(\s|$)/, 'the slave translates \\n now');
+  const { dm, c } = await daemon(t, ['-device', 'VGA,vgamem_mb=4', '-add-fd', `fd=${fd},set=1`]);
+  const s = dm.sim!;
+  const dispi = (i: number, v: number) => (s.outw(0x1ce, i), s.outw(0x1cf, v));
+  dispi(1, 16);
+  dispi(2, 4);
+  dispi(3, 32);
+  dispi(4, 0x41);
+  s.pciConfigWrite(3 << 3, 0x10, 4, 0xf0000000);
+  s.pciConfigWrite(3 << 3, 0x04, 2, 0x0002);
+  s.writel(0xf0000000 + 8, 0x000a0a0a); // pixel 2 is three 0x0a bytes: what output processing would double
+  const want = dm.pc.screendump('ppm')!;
+  assert.deepEqual((await c.cmd('screendump', { filename: '/dev/fdset/1' })).return, {});
+  await waitFor(() => got.length >= want.length);
+  assert.deepEqual(got, want);
 });

@@ -207,6 +207,9 @@ build_guest() {
   copy_modules "$KERNEL/root" "$r" ata_piix sd_mod sr_mod isofs >"$r/modules.load"
   # The NIC driver is loaded by the net scenario itself (it times the link from the load).
   copy_modules "$KERNEL/root" "$r" e1000 >"$r/net.modules"
+  # The vga scenario's guest loads bochs-drm (Debian builds it as the module
+  # "bochs") after dom0 captured its text console.
+  copy_modules "$KERNEL/root" "$r" bochs >"$r/vga.modules"
   cp "$E2E_DIR/guest/init" "$r/init"
   cp "$E2E_DIR"/scenarios/*.sh "$OUT/expect.env" "$r/e2e/"
   chmod 755 "$r/init"
@@ -307,6 +310,13 @@ build_workdisk() {
   # What boot.img boots, for the pxe scenario's HTTP server.
   cp "$KERNEL/vmlinuz" "$GUEST/init.xz" "$w/img/"
   cp /usr/bin/node "$w/bin/node"
+  # The vga scenario's dom0 client (QMP screendump, VNC viewer, picture checks):
+  # a bundle of the harness's own test/e2e/dom0/vga-tool.ts (node + tsx start too
+  # slowly under TCG), pngjs included.
+  (cd "$ROOT" && npx --no-install esbuild test/e2e/dom0/vga-tool.ts --bundle --platform=node --target=node20 \
+    --format=esm --log-level=warning --legal-comments=none --outfile="$w/bin/vga-tool.mjs" \
+    --banner:js="import { createRequire as __e2eRequire } from 'node:module'; const require = __e2eRequire(import.meta.url);") \
+    >"$BUILD/vga-tool.log" 2>&1 || log "esbuild bundle of test/e2e/dom0/vga-tool.ts failed (the vga scenario will fail): see $BUILD/vga-tool.log"
   cp -a "$PROJECT/package.json" "$w/project/"
   # -L: a worktree's node_modules may be a symlink to another checkout's, which
   # would dangle inside dom0 (koffi's native module then cannot be found).
@@ -340,10 +350,10 @@ build_workdisk() {
       ldd /usr/bin/strace | awk '$3 ~ /^\// { print $3 }' | xargs -r cp -L -t "$w/bin/strace-libs/" ||
       log "E2E_STUBDM_STRACE: cannot copy the host's strace (apt-get install strace)"
   fi
-  printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\nE2E_STUBDOM_MEMORY=%q\nE2E_STUBDM_NODE_ARGS=%q\nE2E_STUBDM_STRACE=%q\n' \
+  printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\nE2E_STUBDOM_MEMORY=%q\nE2E_STUBDM_NODE_ARGS=%q\nE2E_STUBDM_STRACE=%q\nE2E_STUBDM_VRAM=%q\n' \
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
     "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" "${E2E_STUBDOM_MEMORY:-}" \
-    "${E2E_STUBDM_NODE_ARGS:-}" "${E2E_STUBDM_STRACE:-}" >"$w/config.env"
+    "${E2E_STUBDM_NODE_ARGS:-}" "${E2E_STUBDM_STRACE:-}" "${E2E_STUBDM_VRAM:-}" >"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"

@@ -1,0 +1,427 @@
+/**
+ * dom0's side of the e2e `vga` scenario (test/e2e/scenarios/vga.sh), bundled by
+ * lib/host.sh into the work disk as bin/vga-tool.mjs (node starts a bundle in a
+ * few seconds under TCG; tsx takes about a minute). One process, one clock, the
+ * guest's serial file as the guest's voice and VNC keys as dom0's:
+ *
+ *   1. guest prints "E2E vga text=ready": QMP screendump of the text console
+ *      (SeaBIOS, SYSLINUX, the untouched Linux VGA console), compared with
+ *      qemu-xen's picture of the same run when there is one;
+ *   2. VNC client on the port `xl vncviewer` uses types "go" Return: the guest
+ *      loads bochs-drm and prints its mode;
+ *   3. once the VNC picture has the mode's size the client types "w" Return:
+ *      the guest fills /dev/fb0 with a known pattern; the client times the
+ *      moment its copy of the screen is all pattern (vnc_update_ms from the
+ *      guest's "fb=written" line on the serial file);
+ *   4. QMP screendump of the VBE mode, checked against the pattern;
+ *   5. "q" Return lets the guest power off.
+ * Without VNC (a stub domain: its VNC is dom0's xenpv QEMU, which stubdm does
+ * not draw into yet) the guest's key reads time out and steps 2, 3 and 5 are
+ * only waits. A stub domain writes its screendumps into its save console
+ * (/dev/fdset/1), which dom0's xenpv QEMU copies into
+ * /var/lib/xen/qemu-save.<domid>: the pictures are read from there, one after
+ * the other.
+ *
+ * Prints one line: "OK key=value..." or "FAIL <why> key=value...". Every wait is bounded.
+ *
+ * Usage: node vga-tool.mjs --qmp SOCK --serial FILE --out DIR [--vnc PORT]
+ *          [--dump-as PATH --dump-file FILE] [--ref DIR] [--timeout S] [--dm-pid PID]
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { PNG } from 'pngjs';
+import { RfbClient } from '../../helpers/rfb-client.ts';
+import { checkPattern, comparePictures, parsePpm, patternPixel, type FbPattern, type Picture } from '../../helpers/screen.ts';
+
+/** What the guest writes (vga.sh VGA_PATTERN, 28 bytes with the newline `yes` adds). */
+export const PATTERN_TEXT = 'E2E-VGA-pattern-0123456789x\n';
+
+class Fail extends Error {}
+
+interface Args {
+  qmp: string;
+  serial: string;
+  out: string;
+  vnc: number | null;
+  dumpAs: string | null;
+  dumpFile: string | null;
+  ref: string | null;
+  timeoutMs: number;
+  /** A dom0 device model's pid: its death ends the waits at once (optional). */
+  dmPid?: number | null;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (k: string): string | null => {
+    const i = argv.indexOf(k);
+    return i >= 0 && i + 1 < argv.length ? argv[i + 1] : null;
+  };
+  const qmp = get('--qmp');
+  const serial = get('--serial');
+  const out = get('--out');
+  if (!qmp || !serial || !out) throw new Fail('usage: vga-tool --qmp SOCK --serial FILE --out DIR [--vnc PORT] [--dump-as PATH --dump-file FILE] [--ref DIR] [--timeout S]');
+  const vnc = get('--vnc');
+  const port = vnc === null || vnc === 'none' ? null : Number(vnc);
+  if (port !== null && !(Number.isInteger(port) && port > 0 && port < 65536)) throw new Fail(`bad VNC port '${vnc}'`);
+  const t = Number(get('--timeout') ?? '300');
+  const pid = Number(get('--dm-pid') ?? NaN);
+  return {
+    qmp, serial, out, vnc: port, dumpAs: get('--dump-as'), dumpFile: get('--dump-file'), ref: get('--ref'),
+    timeoutMs: (Number.isFinite(t) && t > 0 ? t : 300) * 1000, dmPid: Number.isInteger(pid) && pid > 0 ? pid : null,
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const now = () => performance.now();
+
+/** Polls until `f` returns non-null; Fail(`what`) after `ms`. */
+async function until<T>(what: string, ms: number, f: () => T | null, every = 20): Promise<T> {
+  const end = now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== null) return v;
+    if (now() > end) throw new Fail(`timed out (${Math.round(ms / 1000)} s) waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+/** The value of `key` in the guest's last "E2E vga ..." line that has it, or null. */
+function marker(serialFile: string, key: string): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(serialFile, 'latin1');
+  } catch {
+    return null;
+  }
+  let v: string | null = null;
+  for (const line of text.split(/\r?\n/)) {
+    const f = line.trim().split(/\s+/);
+    if (f[0] !== 'E2E' || f[1] !== 'vga') continue;
+    for (const kv of f.slice(2)) if (kv.startsWith(`${key}=`)) v = kv.slice(key.length + 1);
+  }
+  return v;
+}
+
+/** One QMP command on a fresh connection (libxl connects per operation too; QEMU serves one monitor client at a time). */
+async function qmp(sock: string, cmd: object, ms: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(sock);
+    let buf = '';
+    let step = 0;
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Fail(`QMP on ${sock} did not answer within ${Math.round(ms / 1000)} s`));
+    }, ms);
+    const done = (err: Error | null, v?: unknown) => {
+      clearTimeout(timer);
+      s.destroy();
+      if (err) reject(err);
+      else resolve(v);
+    };
+    s.on('error', (e) => done(new Fail(`QMP ${sock}: ${e.message}`)));
+    s.on('data', (d) => {
+      buf += d.toString('utf8');
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        let m: Record<string, unknown>;
+        try {
+          m = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return done(new Fail(`QMP sent a line that is not JSON: ${line.slice(0, 80)}`));
+        }
+        if ('event' in m) continue;
+        if (step === 0 && 'QMP' in m) {
+          step = 1;
+          s.write('{"execute":"qmp_capabilities"}\n');
+        } else if (step === 1 && 'return' in m) {
+          step = 2;
+          s.write(JSON.stringify(cmd) + '\n');
+        } else if (step === 2 && 'return' in m) {
+          return done(null, m.return);
+        } else if ('error' in m) {
+          return done(new Fail(`QMP error: ${JSON.stringify(m.error).slice(0, 200)}`));
+        }
+      }
+    });
+  });
+}
+
+/** Reads pictures a device model wrote: its own file each time, or one after another from a stub domain's save console. */
+class Screens {
+  private consumed = 0;
+  constructor(private readonly a: Args) {}
+
+  /** Milliseconds from sending each screendump to its whole picture in dom0's file. */
+  readonly ms: Record<string, number> = {};
+
+  async take(name: string): Promise<Picture> {
+    const file = this.a.dumpFile ?? path.join(this.a.out, `${name}.ppm`);
+    const as = this.a.dumpAs ?? file;
+    const t0 = now();
+    await qmp(this.a.qmp, { execute: 'screendump', arguments: { filename: as } }, 180_000);
+    const r = await until(`the ${name} screendump in ${file}`, 180_000, () => {
+      let b: Buffer;
+      try {
+        b = fs.readFileSync(file);
+      } catch {
+        return null;
+      }
+      try {
+        return parsePpm(b.subarray(this.consumed));
+      } catch (e) {
+        throw new Fail(`the ${name} screendump in ${file} is not a picture: ${(e as Error).message}`);
+      }
+    }, 100);
+    this.ms[name] = Math.round(now() - t0);
+    this.consumed += this.a.dumpFile ? r.bytes : 0;
+    const ppm = path.join(this.a.out, `${name}.ppm`);
+    if (this.a.dumpFile) fs.writeFileSync(ppm, Buffer.concat([Buffer.from(`P6\n${r.pic.width} ${r.pic.height}\n255\n`), r.pic.rgb]));
+    // A PNG copy for people (the harness results); the PPM is what the checks read.
+    const data = Buffer.from(r.pic.rgb);
+    fs.writeFileSync(path.join(this.a.out, `${name}.png`), PNG.sync.write({ width: r.pic.width, height: r.pic.height, data } as unknown as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
+    return r.pic;
+  }
+}
+
+/** A reference picture (qemu-xen's, same run) or null. */
+function reference(dir: string | null, name: string): Picture | null {
+  if (!dir) return null;
+  try {
+    return parsePpm(fs.readFileSync(path.join(dir, `${name}.ppm`)))?.pic ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const XK_RETURN = 0xff0d;
+
+/** The VNC viewer: keeps a copy of the screen from raw rectangles and counts its pixels that are not the pattern. */
+class Viewer {
+  width = 0;
+  height = 0;
+  fb = new Uint8Array(0); // B, G, R, X per pixel
+  pattern: FbPattern | null = null;
+  private badMap = new Uint8Array(0);
+  bad = -1;
+  matchAt = -1;
+  updates = 0;
+  error: string | null = null;
+
+  private constructor(private readonly c: RfbClient) {}
+
+  static async open(port: number): Promise<Viewer> {
+    const c = await RfbClient.connect(port);
+    const init = await c.handshake('003.008');
+    const v = new Viewer(c);
+    v.resize(init.w, init.h);
+    // SetPixelFormat: 32 bpp, depth 24, little endian, true colour, 8-bit channels, red at 16, green 8, blue 0.
+    const pf = Buffer.alloc(20);
+    pf[0] = 0;
+    pf.set([32, 24, 0, 1], 4);
+    pf.writeUInt16BE(255, 8);
+    pf.writeUInt16BE(255, 10);
+    pf.writeUInt16BE(255, 12);
+    pf.set([16, 8, 0], 14);
+    c.send(pf);
+    c.encodings(0, -223); // raw, DesktopSize
+    c.request(false, init.w, init.h);
+    void v.pump();
+    return v;
+  }
+
+  private resize(w: number, h: number): void {
+    this.width = w;
+    this.height = h;
+    this.fb = new Uint8Array(w * h * 4);
+    this.recount();
+  }
+
+  /** Start counting pattern pixels (the guest's mode is known). */
+  expect(p: FbPattern): void {
+    this.pattern = p;
+    this.recount();
+    if (this.bad === 0 && this.matchAt < 0) this.matchAt = now(); // already on screen: no update will come
+  }
+
+  private recount(): void {
+    const p = this.pattern;
+    if (!p || p.width !== this.width || p.height !== this.height) {
+      this.bad = -1;
+      return;
+    }
+    this.badMap = new Uint8Array(this.width * this.height);
+    this.bad = 0;
+    for (let y = 0; y < this.height; y++) for (let x = 0; x < this.width; x++) this.mark(x, y);
+  }
+
+  private mark(x: number, y: number): void {
+    const p = this.pattern!;
+    const i = y * this.width + x;
+    const [r, g, b] = patternPixel(p, x, y);
+    const o = i * 4;
+    const isBad = this.fb[o] !== b || this.fb[o + 1] !== g || this.fb[o + 2] !== r ? 1 : 0;
+    this.bad += isBad - this.badMap[i];
+    this.badMap[i] = isBad;
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const rects = await this.c.update(4);
+        if (this.c.closed) throw new Error('the VNC server closed the connection');
+        for (const r of rects) {
+          if (r.enc === -223) {
+            this.resize(r.w, r.h);
+            continue;
+          }
+          if (r.enc !== 0) throw new Error(`unexpected encoding ${r.enc}`);
+          for (let row = 0; row < r.h; row++) {
+            const y = r.y + row;
+            if (y >= this.height) break;
+            const n = Math.min(r.w, this.width - r.x);
+            this.fb.set(r.data.subarray(row * r.w * 4, (row * r.w + n) * 4), (y * this.width + r.x) * 4);
+            if (this.bad >= 0) for (let x = r.x; x < r.x + n; x++) this.mark(x, y);
+          }
+        }
+        this.updates++;
+        if (this.bad === 0 && this.matchAt < 0) this.matchAt = now();
+        this.c.request(true, this.width, this.height);
+      }
+    } catch (e) {
+      this.error = (e as Error).message;
+    }
+  }
+
+  /** Types `text` then Return (keysyms: ASCII is Latin-1). */
+  type(text: string): void {
+    for (const ch of [...text].map((c) => c.charCodeAt(0)).concat(XK_RETURN)) {
+      for (const down of [1, 0]) {
+        const b = Buffer.alloc(8);
+        b[0] = 4;
+        b[1] = down;
+        b.writeUInt32BE(ch, 4);
+        this.c.send(b);
+      }
+    }
+  }
+
+  close(): void {
+    this.c.close();
+  }
+}
+
+export async function session(a: Args, kv: Record<string, string | number>): Promise<void> {
+  fs.mkdirSync(a.out, { recursive: true });
+  const guestError = () => {
+    if (a.dmPid) {
+      try {
+        process.kill(a.dmPid, 0);
+      } catch {
+        throw new Fail(`the device model (pid ${a.dmPid}) exited`);
+      }
+    }
+    return marker(a.serial, 'error');
+  };
+  const waitMarker = async (key: string, what: string, ms = a.timeoutMs) =>
+    until(what, ms, () => {
+      const e = guestError();
+      if (e !== null) throw new Fail(`guest: error=${e}`);
+      return marker(a.serial, key);
+    });
+  const screens = new Screens(a);
+
+  // 1. The text console.
+  await waitMarker('text', "the guest's 'E2E vga text=ready'");
+  const text = await screens.take('text');
+  kv.text = `${text.width}x${text.height}`;
+  kv.text_dump_ms = screens.ms.text;
+  const ref = reference(a.ref, 'text');
+  if (ref) {
+    const c = comparePictures(ref, text);
+    kv.match = c.matchPercent.toFixed(3);
+    kv.diff_cells = c.diffCells;
+    if (c.cells.length) kv.cells = c.cells.join(';');
+  }
+
+  // 2. VBE mode: keys through VNC, or the guest's own timeout.
+  const viewer = a.vnc === null ? null : await Viewer.open(a.vnc);
+  try {
+    viewer?.type('go');
+    const mode = await waitMarker('mode', "the guest's VBE mode (E2E vga mode=)");
+    kv.mode = mode;
+    const m = /^(\d+)x(\d+)x(\d+)$/.exec(mode);
+    const stride = Number(marker(a.serial, 'stride'));
+    if (!m || m[3] !== '32' || !(stride > 0)) throw new Fail(`guest mode ${mode} stride ${stride}: the check knows 32 bpp only`);
+    const pattern: FbPattern = { width: Number(m[1]), height: Number(m[2]), stride, text: Buffer.from(PATTERN_TEXT, 'latin1') };
+
+    // 3. The pattern, timed at the VNC client.
+    let tKey = -1;
+    if (viewer) {
+      await until(`the VNC picture to become ${pattern.width}x${pattern.height} (DesktopSize)`, 60_000, () => {
+        if (viewer.error) throw new Fail(`VNC: ${viewer.error}`);
+        return viewer.width === pattern.width && viewer.height === pattern.height ? true : null;
+      });
+      viewer.expect(pattern);
+      viewer.type('w');
+      tKey = now();
+    }
+    await waitMarker('fb', "the guest's 'E2E vga fb=written'");
+    const tWritten = now();
+    kv.readback = marker(a.serial, 'readback') ?? '?';
+    if (viewer) {
+      await until('the VNC picture to show the whole pattern', 120_000, () => {
+        if (viewer.error) throw new Fail(`VNC: ${viewer.error}`);
+        return viewer.matchAt >= 0 ? true : null;
+      }).catch((e: unknown) => {
+        kv.vnc_bad_pixels = viewer.bad;
+        throw e;
+      });
+      kv.vnc = 'ok';
+      kv.vnc_update_ms = Math.round(viewer.matchAt - tWritten);
+      kv.vnc_from_key_ms = Math.round(viewer.matchAt - tKey);
+      kv.vnc_updates = viewer.updates;
+    } else {
+      kv.vnc = 'none';
+      await sleep(2000); // the guest's fbdev flushes its shadow buffer to VRAM within a few ticks
+    }
+
+    // 4. The VBE screendump.
+    const vbe = await screens.take('vbe');
+    const chk = checkPattern(vbe, pattern);
+    kv.vbe_dump_ms = screens.ms.vbe;
+    kv.vbe_bad_pixels = chk.bad;
+    if (chk.bad) kv.vbe_first_bad = chk.first;
+    const vref = reference(a.ref, 'vbe');
+    if (vref && vref.width === vbe.width && vref.height === vbe.height) kv.vbe_match = comparePictures(vref, vbe).matchPercent.toFixed(3);
+
+    // 5. Let the guest go.
+    viewer?.type('q');
+    await sleep(500); // the keys are on their way before the socket closes
+  } finally {
+    viewer?.close();
+  }
+}
+
+function line(kv: Record<string, string | number>): string {
+  return Object.entries(kv)
+    .map(([k, v]) => `${k}=${String(v).replace(/\s+/g, '_')}`)
+    .join(' ');
+}
+
+async function main(): Promise<void> {
+  const kv: Record<string, string | number> = {};
+  try {
+    await session(parseArgs(process.argv.slice(2)), kv);
+    console.log(`OK ${line(kv)}`);
+  } catch (e) {
+    const why = e instanceof Fail ? e.message : `vga-tool: ${(e as Error).stack ?? String(e)}`;
+    console.log(`FAIL ${why.split('\n')[0]} ${line(kv)}`.trim());
+  }
+  process.exit(0);
+}
+
+if (process.argv[1] && /vga-tool\.(ts|mjs)$/.test(process.argv[1])) void main();

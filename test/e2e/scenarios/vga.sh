@@ -1,0 +1,208 @@
+# vga: a guest of its own with the standard VGA (vga="stdvga", videoram=16,
+# vnc=1 on 127.0.0.1). dom0's bin/vga-tool.mjs (test/e2e/dom0/vga-tool.ts)
+# drives it:
+#   - text console: when the guest says "text=ready" (SeaBIOS banner, SYSLINUX,
+#     Linux's VGA console untouched: the guest's console is COM1), a QMP
+#     screendump, compared pixel by pixel with qemu-xen's of the same run
+#     (qemu-xen runs first in E2E_DMS: its pictures stay in /e2e/run/qemu-xen/vga).
+#     The guest's UUID is fixed, so SeaBIOS's "Machine UUID" line is the same
+#     text in every run. At most one differing 9x16 cell passes: the cursor,
+#     which QEMU blinks and stubdm draws steadily (docs/vga.md §5);
+#   - keys through VNC (the port `xl vncviewer` uses, console/vnc-port): "go"
+#     makes the guest load bochs-drm and print its mode, "w" makes it fill
+#     /dev/fb0 with a known pattern (`yes VGA_PATTERN`), "q" lets it power off;
+#   - the VNC client's copy of the screen must become the whole pattern
+#     (vnc_update_ms: from the guest's "fb=written" line on COM1, as dom0 sees
+#     it, to the last pattern pixel at the client; negative when the picture
+#     was complete before the line reached the serial file), and so must a
+#     screendump of the VBE mode.
+# A stub domain: libxl gives the stub a vfb/vkb whose VNC is dom0's xenpv QEMU,
+# and stubdm neither draws into that vfb nor reads its keyboard yet (issue #11
+# item 3), so there is no VNC and no keys (the guest's key reads time out,
+# VGA_KEY_WAIT s each); its screendumps go to the stub's save console
+# (/dev/fdset/1), which dom0's xenpv QEMU writes to /var/lib/xen/qemu-save.<domid>.
+# PNG copies of every picture land in results/<dm>/vga-*.png.
+# VRAM: stubdm's default keeps it in the device model and serves BAR0 through
+# ioreqs; E2E_STUBDM_VRAM=guest (stubdm-dom0 only) tries guest pages instead,
+# E2E_STUBDM_VRAM=both runs stubdm-dom0 once each way (see vga_run).
+VGA_PATTERN=E2E-VGA-pattern-0123456789x # 27 bytes + yes's newline: 28, no divisor of a line's length
+VGA_KEY_WAIT=120
+VGA_UUID=5a1e2e00-0000-4000-8000-00000000e2e1
+
+vga_owns() {
+  local d
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat "$d/vendor" 2>/dev/null)" = 0x1234 ] && [ "$(cat "$d/device" 2>/dev/null)" = 0x1111 ] && return 0
+  done
+  return 1
+}
+
+# The next line typed on tty1 (dom0 types through VNC), or "timeout".
+vga_key() {
+  local k=
+  read -r -t "$VGA_KEY_WAIT" k <&3 || k=timeout
+  echo "${k:-empty}" | tr -cd 'A-Za-z0-9_-'
+}
+
+vga_guest() {
+  vga_owns || return 0
+  # Keys go to the foreground VT (tty1); keep it open from now on so nothing
+  # typed is lost, and without echo so the text screen stays as it was.
+  # (a failed exec redirection would end this shell, which is the guest's init)
+  [ -c /dev/tty1 ] || { echo "E2E vga error=no-tty1"; return; }
+  exec 3</dev/tty1
+  stty -echo <&3 2>/dev/null
+  echo "E2E vga text=ready"
+  echo "E2E vga key1=$(vga_key)"
+  while read -r m; do insmod "/$m" 2>/dev/null; done </vga.modules
+  local i=0 f=/sys/class/graphics/fb0
+  while { [ ! -e $f/stride ] || [ ! -c /dev/fb0 ]; } && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+  [ -c /dev/fb0 ] || { echo "E2E vga error=no-fb0-after-bochs"; return; }
+  # fbcon took the console when fb0 appeared: give it back (to the dummy
+  # console bochs-drm left) and stop the cursor, so only our bytes are drawn.
+  for v in /sys/class/vtconsole/vtcon*; do
+    grep -q 'frame buffer' "$v/name" 2>/dev/null && echo 0 >"$v/bind"
+  done
+  echo 0 >/sys/class/graphics/fbcon/cursor_blink 2>/dev/null
+  local w h bpp stride name n
+  # The visible mode ("U:1024x768p-0"), else the virtual size (the same with drm's fbdev).
+  IFS=, read -r w h <$f/virtual_size
+  # shellcheck disable=SC2046 # two numbers, split on purpose
+  set -- $(sed -n '1s/^[A-Za-z]*:\([0-9]*\)x\([0-9]*\).*/\1 \2/p' $f/modes 2>/dev/null)
+  [ $# = 2 ] && w=$1 h=$2
+  bpp=$(cat $f/bits_per_pixel) stride=$(cat $f/stride)
+  name=$(tr -cd 'A-Za-z0-9._-' <$f/name)
+  echo "E2E vga mode=${w}x${h}x$bpp stride=$stride fbname=$name"
+  echo "E2E vga key2=$(vga_key)"
+  n=$((stride * h))
+  yes "$VGA_PATTERN" | head -c "$n" >/dev/fb0 || echo "E2E vga error=fb0-write-failed"
+  echo "E2E vga fb=written"
+  echo "E2E vga key3=$(vga_key)"
+  # What the guest reads back (bochs-drm's fbdev shadow buffer): after dom0's checks, off the timed path.
+  local got want
+  got=$(head -c "$n" /dev/fb0 | md5sum | cut -d' ' -f1)
+  want=$(yes "$VGA_PATTERN" | head -c "$n" | md5sum | cut -d' ' -f1)
+  [ "$got" = "$want" ] && echo "E2E vga readback=ok" || echo "E2E vga readback=bad"
+}
+
+# The value of KEY in this guest's "E2E vga ..." lines.
+vga_marker() {
+  tr -d '\r' <"$1" 2>/dev/null | awk -v k="$2=" '$1 == "E2E" && $2 == "vga" {
+    for (i = 3; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }'
+}
+
+# E2E_STUBDM_VRAM=both: stubdm-dom0 boots the vga guest twice, VRAM in stubdm
+# (line "vga") then as guest pages (line "vga-guestvram"), in one e2e run.
+vga_run() {
+  if [ "$DM" = stubdm-dom0 ] && [ "${E2E_STUBDM_VRAM:-}" = both ]; then
+    vga_once ioreq
+    local scen=$SCEN
+    SCEN=vga-guestvram
+    vga_once guest
+    SCEN=$scen
+  else
+    vga_once "${E2E_STUBDM_VRAM:-ioreq}"
+  fi
+}
+
+# vga_once VRAM: one boot; VRAM (ioreq|guest) is what stubdm-dom0 is told
+# (dom0/stubdm-dm reads /run/e2e-stubdm-vram); the other DMs have their own.
+vga_once() {
+  # No bash arrays here: the guest's busybox sh sources this file too.
+  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram extra="" hasref=no res why kv i
+  serial=$RUN_DIR/$name.serial
+  out=$RUN_DIR/$SCEN
+  # Written by the device model (a dom0 DM with -runas is not root).
+  rm -rf "$out" && mkdir -p "$out" && chmod 1777 "$out"
+  [ -f /e2e/bin/vga-tool.mjs ] || { fail "no /e2e/bin/vga-tool.mjs (esbuild bundle failed on the host: build/e2e/vga-tool.log)"; return; }
+  {
+    echo "name=\"$name\""
+    echo 'type="hvm"'
+    echo "uuid=\"$VGA_UUID\""
+    echo 'memory=256'
+    echo 'vcpus=1'
+    echo "disk=[ \"format=raw,vdev=hda,access=rw,target=$RUN_DIR/boot.img\" ]"
+    echo "serial=\"file:$serial\""
+    echo 'vga="stdvga"'
+    echo 'videoram=16'
+    echo 'vnc=1'
+    echo 'vnclisten="127.0.0.1"'
+    echo 'sdl=0'
+    echo 'boot="c"'
+    echo 'on_poweroff="destroy"'
+    echo 'on_reboot="destroy"'
+    echo 'on_crash="destroy"'
+    dm_lines
+  } >"$RUN_DIR/$name.cfg"
+  rm -f "$serial" && : >"$serial"
+  echo "$1" >/run/e2e-stubdm-vram
+  if ! timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
+    fail "xl create failed: $(create_error "$RUN_DIR/$name.create.log")"
+    rm -f /run/e2e-stubdm-vram
+    timeout 60 xl destroy "$name" >/dev/null 2>&1
+    vga_save "$name"; return
+  fi
+  rm -f /run/e2e-stubdm-vram # read by stubdm-dm when libxl started it
+  domid=$(xl domid "$name")
+  dmpid=$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)
+  case $DM in
+  qemu-xen) vram=guest ;; # QEMU populates VRAM as guest pages (contract §3.3)
+  stubdm-dom0)
+    vram=$1
+    # src/devices/vga/pci.ts falls back to VRAM in the DM when guest pages fail.
+    grep -q 'VRAM as guest pages failed' "/var/log/xen/qemu-dm-$name.log" 2>/dev/null && vram=guest-failed-so-ioreq ;;
+  *) vram=ioreq ;; # stubdm's default: VRAM in the device model
+  esac
+  if is_stubdom; then
+    extra="--dump-as /dev/fdset/1 --dump-file /var/lib/xen/qemu-save.$domid"
+  else
+    port=$(xenstore-read "/local/domain/$domid/console/vnc-port" 2>/dev/null)
+    [ -n "$port" ] || { fail "no console/vnc-port in xenstore for domain $domid: xl vncviewer would fail"; timeout 60 xl destroy "$name"; vga_save "$name"; return; }
+  fi
+  if [ "$DM" != qemu-xen ] && [ -f /e2e/run/qemu-xen/vga/text.ppm ]; then extra="$extra --ref /e2e/run/qemu-xen/vga" hasref=yes; fi
+  # shellcheck disable=SC2086 # extra: words without spaces
+  res=$(timeout $((${E2E_GUEST_TIMEOUT:-900} + 900)) /e2e/bin/node /e2e/bin/vga-tool.mjs --qmp "/var/run/xen/qmp-libxl-$domid" \
+    --serial "$serial" --out "$out" --vnc "$port" $extra --timeout "${E2E_GUEST_TIMEOUT:-900}" \
+    ${dmpid:+--dm-pid "$dmpid"} 2>"$RUN_DIR/vga-tool.err")
+  echo "E2E-DOM0 $DM: vga-tool: ${res:-nothing (see $RUN_DIR/vga-tool.err)}"
+  # The guest reads back its framebuffer and powers off (bounded by its own key wait).
+  for i in $(seq 1 $((VGA_KEY_WAIT * 2 + 120))); do
+    grep -q 'E2E done' "$serial" 2>/dev/null && break
+    xl domid "$name" >/dev/null 2>&1 || break
+    sleep 0.5
+  done
+  for i in $(seq 1 60); do xl domid "$name" >/dev/null 2>&1 || break; sleep 0.5; done
+  xl domid "$name" >/dev/null 2>&1 && timeout 60 xl destroy "$name" >/dev/null 2>&1
+  vga_save "$name"
+  # the fallback is logged when the VGA is built, so also after a failed run
+  [ "$DM" = stubdm-dom0 ] && grep -q 'VRAM as guest pages failed' "$R/$DM/qemu-dm-$name.log" 2>/dev/null && vram=guest-failed-so-ioreq
+  case $res in
+  OK\ *) kv=${res#OK } ;;
+  FAIL\ *) fail "${res#FAIL } vram=$vram"; return ;;
+  *) fail "vga-tool printed no verdict: $(tail -n 2 "$RUN_DIR/vga-tool.err" 2>/dev/null | tr '\n' ' ' | cut -c1-200)"; return ;;
+  esac
+  local rb key1 diff_cells bad
+  rb=$(vga_marker "$serial" readback) key1=$(vga_marker "$serial" key1)
+  # shellcheck disable=SC2086 # kv is a list of key=value words
+  diff_cells=$(printf '%s\n' $kv | sed -n 's/^diff_cells=//p')
+  # shellcheck disable=SC2086
+  bad=$(printf '%s\n' $kv | sed -n 's/^vbe_bad_pixels=//p')
+  [ "$DM" = qemu-xen ] && kv="match=ref $kv"
+  [ $hasref = yes ] || [ "$DM" = qemu-xen ] || kv="match=n/a(no-qemu-xen-picture) $kv"
+  why=""
+  [ -n "$diff_cells" ] && [ "$diff_cells" != 0 ] && [ "$diff_cells" != 1 ] && why="text console differs from qemu-xen's in $diff_cells cells ($SCEN-text.png);"
+  [ "$bad" = 0 ] || why="$why VBE screendump: ${bad:-?} pixels are not the pattern;"
+  [ "$rb" = ok ] || why="$why guest read back ${rb:-nothing} from /dev/fb0;"
+  if [ "$port" != none ] && [ "$key1" != go ]; then why="$why keys typed through VNC did not reach the guest (key1=$key1);"; fi
+  if [ -n "$why" ]; then fail "$why $kv vram=$vram"; return; fi
+  if [ "$port" = none ]; then kv="$kv keys=none"; else kv="$kv keys=ok"; fi
+  pass "$kv readback=$rb vram=$vram"
+}
+
+vga_save() {
+  save_dm_logs "$1"
+  cp "$RUN_DIR/vga-tool.err" "$R/$DM/vga-tool.err.txt" 2>/dev/null
+  local p
+  for p in "$RUN_DIR/$SCEN"/*.png; do [ -f "$p" ] && cp "$p" "$R/$DM/$SCEN-${p##*/}"; done
+  return 0
+}
