@@ -579,8 +579,10 @@ int main(int argc, char **argv) {
   if (dry) discover_fake(); else discover();
   int a = arena_init();
   if (a) { say("E2E abuse error=arena-%d\n", -a); return 1; }
-  /* Before any random access: the PRD pointers and e1000 ring bases the drivers left name
-   * kernel memory (or 0). Point them at our pages, whose tables name only our pages. */
+  /* Before any random access: the PRD pointers and e1000 ring bases the drivers (ata_piix,
+   * iPXE's option ROM) left name kernel memory, or 0. Decoding on first (headers as found,
+   * I/O + memory + bus master), then point them at our pages, whose tables name only ours. */
+  restore_headers();
   ide_prd_table(1);
   if (bmdma) { out_((uint16_t)(bmdma + 4), 4, (uint32_t)phys[PRD_PAGE]); out_((uint16_t)(bmdma + 12), 4, (uint32_t)phys[PRD_PAGE]); }
   e1000_safe_base(0x2800);
