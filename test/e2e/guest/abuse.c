@@ -51,7 +51,7 @@
 #include <unistd.h>
 
 #define PAGE 4096u
-#define ARENA_PAGES 64u          /* our DMA pages: buffers, PRD tables, rings */
+#define ARENA_PAGES 512u         /* our DMA pages (2 MiB): buffers, PRD tables, rings */
 #define PRD_PAGE 0u              /* arena page holding the PRD table */
 #define TXRING_PAGE 1u
 #define RXRING_PAGE 2u
@@ -133,10 +133,16 @@ static uint8_t *arena;
 static uint64_t phys[ARENA_PAGES];
 static uint32_t run_left[ARENA_PAGES]; /* bytes from this page's start to the end of its physically contiguous run */
 
+/* 2 MiB, 2 MiB-aligned and MADV_HUGEPAGE: with a transparent huge page it is physically
+ * contiguous, so DMA lengths up to 2 MiB (and e1000 receive buffers of 16 KiB) can land in it;
+ * without one, run_left keeps each target inside the pages that happen to be contiguous. */
 static int arena_init(void) {
-  arena = mmap(NULL, ARENA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (arena == MAP_FAILED) return -1;
-  memset(arena, 0x5a, ARENA_PAGES * PAGE);
+  size_t sz = ARENA_PAGES * PAGE;
+  uint8_t *m = mmap(NULL, 2 * sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return -1;
+  arena = (uint8_t *)(((uintptr_t)m + sz - 1) & ~(uintptr_t)(sz - 1));
+  madvise(arena, sz, MADV_HUGEPAGE); /* best effort */
+  memset(arena, 0x5a, sz);
   if (dry) {
     for (unsigned i = 0; i < ARENA_PAGES; i++) phys[i] = 0x1000000ull + i * PAGE;
   } else {
@@ -166,7 +172,6 @@ static uint32_t dma_target(uint32_t len) {
       unsigned p = FIRST_BUF_PAGE + rn(ARENA_PAGES - FIRST_BUF_PAGE);
       if (run_left[p] < len) continue;
       uint32_t off = rn((run_left[p] - len) / 2 + 1) * 2;
-      if (off >= PAGE) off &= PAGE - 2; /* stay inside this page's run */
       return (uint32_t)phys[p] + off;
     }
   }
@@ -587,8 +592,10 @@ int main(int argc, char **argv) {
   if (bmdma) { out_((uint16_t)(bmdma + 4), 4, (uint32_t)phys[PRD_PAGE]); out_((uint16_t)(bmdma + 12), 4, (uint32_t)phys[PRD_PAGE]); }
   e1000_safe_base(0x2800);
   e1000_safe_base(0x3800);
-  say("E2E abuse-start seed=%#" PRIx64 " secs=%.0f funcs=%d bmdma=%#x mmio_bars=%d mmio_denied=%d e1000=%d\n",
-      seed, secs, nfuncs, bmdma, n_mmio_ranges, n_mmio_denied, e1000 != NULL);
+  uint32_t longest = 0;
+  for (unsigned i = 0; i < ARENA_PAGES; i++) if (run_left[i] > longest) longest = run_left[i];
+  say("E2E abuse-start seed=%#" PRIx64 " secs=%.0f funcs=%d bmdma=%#x mmio_bars=%d mmio_denied=%d e1000=%d arena_run_kib=%u\n",
+      seed, secs, nfuncs, bmdma, n_mmio_ranges, n_mmio_denied, e1000 != NULL, longest / 1024);
   uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9), next_restore = 0, next_progress = t0 + PROGRESS_NS;
   uint64_t iter = 0;
   for (;;) {

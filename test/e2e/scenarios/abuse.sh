@@ -189,6 +189,9 @@ abuse_run() {
   [ "$result" = ok ] || problems+="fresh guest: ${result:-no result}; "
 
   local keys="abuse_s=${done_s:-?} accesses=${acc:-?} seed=${seed:-?} devices=${E2E_ABUSE_DEVICES:-none}"
+  # what reached the device model: MMIO BARs mapped, accesses of each kind (abuse.c's counters)
+  keys+=" mmio_bars=$(abuse_key "$serial" abuse-start mmio_bars) mmio=$(abuse_key "$serial" abuse mmio)"
+  keys+=" cfg=$(abuse_key "$serial" abuse cfg) dma=$(abuse_key "$serial" abuse dma) rings=$(abuse_key "$serial" abuse rings)"
   if is_stubdom; then keys+=" stub_mem_used_mib=${stub_max:-?} mem_samples=$samples"; else keys+=" dm_rss_mib=$rss"; fi
   keys+=" dm_log_kib=$logkib"
   keys+=" fresh_boot=$([ "$result" = ok ] && echo ok || echo bad)"
