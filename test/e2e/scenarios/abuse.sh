@@ -126,6 +126,9 @@ abuse_run() {
   # The DM must still be there when dom0 destroys the guest.
   if [ -n "$dmpid" ] && ! kill -0 "$dmpid" 2>/dev/null && [ -z "$problems" ]; then problems+="device model pid $dmpid exited before the destroy; "; fi
   if is_stubdom && [ -z "$problems" ] && ! xl domid "$name-dm" >/dev/null 2>&1; then problems+="stub domain gone before the destroy; "; fi
+  # The log up to here is the abuse period; what the teardown adds is judged apart (below).
+  local pre=0
+  [ -f "$dmlog" ] && pre=$(wc -c <"$dmlog")
   timeout 60 xl destroy "$name" >/dev/null 2>&1
   for _ in $(seq 1 100); do
     { [ -n "$dmpid" ] && kill -0 "$dmpid" 2>/dev/null; } || xl list "$name-dm" >/dev/null 2>&1 || break
@@ -134,12 +137,16 @@ abuse_run() {
   { [ -n "$dmpid" ] && kill -0 "$dmpid" 2>/dev/null; } && problems+="device model pid $dmpid alive 20 s after xl destroy; "
   xl list "$name-dm" >/dev/null 2>&1 && problems+="stub domain alive 20 s after xl destroy; "
   abuse_save "$name" "$dir"
-  # A crash, or (stubdm) an exception that reached the ioreq loop or the process: stubdm
-  # answers those and keeps running, but each is a bug the guest found.
-  local logkib=0
+  # During the abuse: a crash, the stub domain's /init saying stubdm died, or (stubdm) an
+  # exception that reached the ioreq loop or the process (stubdm answers those and keeps
+  # running, but each is a bug the guest found). After the destroy: only a crash (a device
+  # model losing its guest may log errors on its way out).
+  local logkib=0 hard='Uncaught|Segmentation fault|core dumped|Aborted|FATAL|"level":60|^ +at '
   if [ -f "$dmlog" ]; then
-    r=$(tr -d '\r' <"$dmlog" | grep -a -E -m1 'Uncaught|Segmentation fault|core dumped|Aborted|FATAL|"level":60|^ +at |^STUBDOM FAIL|device threw while serving|uncaught exception|unhandled rejection' | cut -c1-160)
+    r=$(head -c "$pre" "$dmlog" | tr -d '\r' | grep -a -E -m1 "$hard|^STUBDOM FAIL|device threw while serving|uncaught exception|unhandled rejection" | cut -c1-160)
     [ -n "$r" ] && problems+="DM log: $r; "
+    r=$(tail -c +$((pre + 1)) "$dmlog" | tr -d '\r' | grep -a -E -m1 "$hard" | cut -c1-160)
+    [ -n "$r" ] && problems+="DM log after the destroy: $r; "
     logkib=$(($(wc -c <"$dmlog") / 1024))
   fi
   if is_stubdom; then
