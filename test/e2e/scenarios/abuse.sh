@@ -57,8 +57,8 @@ abuse_guest() {
 abuse_is_baseline() { case $DM in qemu-*) return 0 ;; *) return 1 ;; esac; }
 abuse_cfg() { # NAME DIR: the abuse guest (its own copies of the images) with the device-model lines
   local vga=none vif=""
-  case " $E2E_ABUSE_DEVICES " in *" vga "*) vga=stdvga ;; esac
-  case " $E2E_ABUSE_DEVICES " in *" nic "*) vif='vif=[ "model=e1000,bridge=xenbr0,mac=00:16:3e:5e:00:0a" ]' ;; esac
+  case " ${E2E_ABUSE_DEVICES-nic} " in *" vga "*) vga=stdvga ;; esac
+  case " ${E2E_ABUSE_DEVICES-nic} " in *" nic "*) vif='vif=[ "model=e1000,bridge=xenbr0,mac=00:16:3e:5e:00:0a" ]' ;; esac
   cat <<CFG
 name="$1"
 type="hvm"
