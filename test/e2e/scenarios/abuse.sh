@@ -216,5 +216,7 @@ abuse_run() {
 abuse_save() { # NAME DIR: the abuse guest's config, serial and DM log with the results
   cp "$2/$1.cfg" "$2/$1.create.log" "$R/$DM/" 2>/dev/null
   [ -f "$2/$1.serial" ] && tr -d '\r' <"$2/$1.serial" | grep -a '^E2E ' >"$R/$DM/$1.markers.txt"
+  # the serial's end, printable (the abuse writes random bytes to COM1): a guest panic shows here
+  [ -f "$2/$1.serial" ] && tail -c 8192 "$2/$1.serial" | tr -c '[:print:]\n' '.' >"$R/$DM/$1.serial-tail.txt"
   cp /var/log/xen/qemu-dm-"$1"*.log "$R/$DM/" 2>/dev/null
 }
