@@ -32,7 +32,9 @@
  * Hand-written C: it must run alone in a busybox initramfs (static, no runtime) and uses iopl
  * and /dev/mem, which no library wraps.
  *
- * Usage: e2e-abuse SECONDS SEED [--dry-run]. SEED 0 = pick one (printed either way). --dry-run
+ * Usage: e2e-abuse SECONDS SEED [--dry-run]. SEED 0 = pick one (printed either way); a seed
+ * gives the same random choices again (restores and the unplug permission are timed, and
+ * consume none, so only where they fall among them differs). --dry-run
  * touches no hardware: a fake PCI layout, every write printed as "W port size value" (ports) on
  * stdout, for the unit test of the exclusions.
  */
