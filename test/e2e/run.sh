@@ -7,7 +7,8 @@
 #                                    Debian QEMU in the same stub domain: scripts/build-qemu-stubdom.sh)
 #   E2E_PROJECT=/path/to/worktree    (whose stubdm to run; default: this repository)
 #   E2E_STUBDOM_BUILD=no             (take build/stubdom/{kernel,rootfs} as they are)
-#   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/)
+#   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/;
+#                                    also pxe, saverestore, abuse: README)
 #   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
 # Exit: 0 all passed, 1 a scenario failed, 2 setup error.
 set -euo pipefail

@@ -186,13 +186,16 @@ for (const shell of shells) {
     try {
       const key = join(dir, `xs/local/domain/${STUB}/device-model/5/state`);
       writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.wait_ready\n');
-      let r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      // t_running: when /init wrote it (uptime, for the e2e's margin_s), empty when it did not.
+      let r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running; echo "t=$t_running"`);
       assert.equal(r.status, 0, r.err);
       assert.equal(existsSync(key), false);
+      assert.equal(r.out.trim(), 't=');
       writeFileSync(join(dir, 'cmdline'), 'console=hvc0 stubdom.wait_readyx\n');
-      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);
+      r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running; echo "t=$t_running"`);
       assert.equal(r.status, 0, r.err);
       assert.equal(readFileSync(key, 'utf8'), 'running');
+      assert.match(r.out.trim(), /^t=[0-9]+\.[0-9]+$/);
       rmSync(key);
       writeFileSync(join(dir, 'cmdline'), 'console=hvc0\n');
       r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline" target=5; early_running`);

@@ -14,7 +14,7 @@ BUILD=$ROOT/build/e2e
 CACHE=$BUILD/cache
 SUITE=bookworm
 HOST_TOOLS=(qemu-system-x86 debootstrap syslinux syslinux-common mtools dosfstools
-  e2fsprogs xorriso cpio kmod xz-utils)
+  e2fsprogs xorriso cpio kmod xz-utils gcc libc6-dev)
 DOM0_PKGS=(xen-utils-4.17 xen-utils-common xenstore-utils qemu-system-xen busybox kmod
   procps iproute2 mount)
 
@@ -211,6 +211,9 @@ build_guest() {
   # "bochs") after dom0 captured its text console.
   copy_modules "$KERNEL/root" "$r" bochs >"$r/vga.modules"
   cp "$E2E_DIR/guest/init" "$r/init"
+  # The abuse scenario's hostile guest program (static: the initramfs has no libc).
+  gcc -static -O2 -Wall -o "$r/bin/e2e-abuse" "$E2E_DIR/guest/abuse.c"
+  strip "$r/bin/e2e-abuse"
   cp "$E2E_DIR"/scenarios/*.sh "$OUT/expect.env" "$r/e2e/"
   chmod 755 "$r/init"
   (cd "$r" && find . | cpio -o -H newc --quiet | xz -9 --check=crc32) >"$OUT/init.xz"
@@ -254,7 +257,7 @@ build_all() {
   STAGE1=$OUT
   cached dom0 "$( { declare -f build_dom0 copy_modules debian_mirror; echo "$dom0v $SUITE $kkey"; } | hash_of)" build_dom0
   DOM0=$OUT
-  cached guest "$( { declare -f build_guest copy_modules e2e_pattern; cat "$E2E_DIR/guest/init" "$E2E_DIR"/scenarios/*.sh; echo "$kkey $bkey"; } | hash_of)" build_guest
+  cached guest "$( { declare -f build_guest copy_modules e2e_pattern; cat "$E2E_DIR/guest/init" "$E2E_DIR/guest/abuse.c" "$E2E_DIR"/scenarios/*.sh; gcc --version | head -1; echo "$kkey $bkey"; } | hash_of)" build_guest
   GUEST=$OUT
 }
 
@@ -354,6 +357,9 @@ build_workdisk() {
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
     "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" "${E2E_STUBDOM_MEMORY:-}" \
     "${E2E_STUBDM_NODE_ARGS:-}" "${E2E_STUBDM_STRACE:-}" "${E2E_STUBDM_VRAM:-}" >"$w/config.env"
+  # The abuse scenario's knobs (scenarios/abuse.sh) and E2E_BUSY (dom0/driver.sh).
+  printf 'E2E_ABUSE_SECONDS=%q\nE2E_ABUSE_SEED=%q\nE2E_ABUSE_DEVICES=%q\nE2E_BUSY=%q\n' \
+    "${E2E_ABUSE_SECONDS:-120}" "${E2E_ABUSE_SEED:-0}" "${E2E_ABUSE_DEVICES-nic}" "${E2E_BUSY:-0}" >>"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"

@@ -38,15 +38,22 @@ boot_idle_guest() {
 # logs to qemu-dm-<guest>.log (rootfs/lib/stubdom.sh): `STUBDOM ready
 # dm_start_s= ramdisk_mib= ...` once, then `STUBDOM mem stub_mem_used_mib=
 # stubdm_rss_mib=` every 10 s (the last one is taken), or `STUBDOM FAIL why`.
-# dm_start_s = stubdm exec to ready; ready_s = stub kernel start to ready, the
-# figure libxl's fixed 30 s wait for state=running is about.
+# dm_start_s = stubdm exec to ready; ready_s = stub kernel start to ready (QMP socket);
+# running_s = stub kernel start to state=running (/init writes it as soon as stubdm is
+# exec'd; older images and stubdom.wait_ready: stubdm, just before ready, so ready_s);
+# margin_s = 30 - running_s, what is left of libxl's fixed 30 s wait for state=running
+# (LIBXL_STUBDOM_START_TIMEOUT, counted from the stub domain's unpause, a few ms before its
+# kernel's uptime starts). dom0_busy=1: E2E_BUSY ran a CPU hog in dom0 during xl create.
 stubdom_keys() {
   local f=/var/log/xen/qemu-dm-e2e-$DM.log
   is_stubdom && [ -f "$f" ] || return 0
   tr -d '\r' <"$f" | awk '$1 == "STUBDOM" && ($2 == "ready" || $2 == "mem") {
       for (i = 3; i <= NF; i++) { n = index($i, "="); if (n) v[substr($i, 1, n - 1)] = substr($i, n + 1) } }
-    END { if ("dm_start_s" in v) printf "ramdisk_mib=%s stub_mem_used_mib=%s stubdm_rss_mib=%s dm_start_s=%s ready_s=%s stub_mem_total_mib=%s", \
-      v["ramdisk_mib"], v["stub_mem_used_mib"], v["stubdm_rss_mib"], v["dm_start_s"], v["boot_to_ready_s"], v["stub_mem_total_mib"] }'
+    END { if ("dm_start_s" in v) { printf "ramdisk_mib=%s stub_mem_used_mib=%s stubdm_rss_mib=%s dm_start_s=%s ready_s=%s stub_mem_total_mib=%s", \
+      v["ramdisk_mib"], v["stub_mem_used_mib"], v["stubdm_rss_mib"], v["dm_start_s"], v["boot_to_ready_s"], v["stub_mem_total_mib"]
+      r = ("boot_to_running_s" in v) ? v["boot_to_running_s"] : v["boot_to_ready_s"]
+      if (r != "") printf " running_s=%s margin_s=%.1f", r, 30 - r } }'
+  if [ "${E2E_BUSY:-0}" = 1 ]; then printf ' dom0_busy=1'; fi
 }
 stubdom_failure() {
   local f=/var/log/xen/qemu-dm-e2e-$DM.log
