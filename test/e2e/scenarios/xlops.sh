@@ -11,7 +11,9 @@
 # tray is refused (by QEMU and by stubdm alike).
 #
 # libxl 4.17 refuses cd-insert/cd-eject for a domain with a stub domain
-# (libxl_disk.c libxl_cdrom_insert): SKIP there.
+# (libxl_disk.c libxl_cdrom_insert): there only the monitor commands run
+# (QMP reaches the stub domain through libxl's vchan proxy) and the line is
+# SKIP with the reason and hmp=ok, or FAIL if the monitor answered wrong.
 #
 # The guest part runs only on a data disk that starts with XL_MAGIC.
 XL_MAGIC=E2E-XLOPS
@@ -97,10 +99,6 @@ xlops_hmp() {
 
 xlops_run() {
   XL_NAME="e2e-xlops-$DM" XL_BASE=$RUN_DIR/e2e-xlops-$DM XL_SERIAL=$RUN_DIR/e2e-xlops-$DM.serial
-  if is_stubdom; then
-    emit "SKIP $SCEN $DM libxl 4.17 refuses cd-insert/cd-eject for a domain with a stub domain (libxl_disk.c: cdrom-insert doesn't work for stub domains)"
-    return
-  fi
   local name=$XL_NAME base=$XL_BASE t0 t1 out eject_s insert_s s3 why=""
   cp --sparse=always /e2e/img/data.img "$RUN_DIR/xlops-data.img"
   printf '%s\n' "$XL_MAGIC" | dd of="$RUN_DIR/xlops-data.img" conv=notrunc status=none
@@ -126,6 +124,14 @@ xlops_run() {
   xlops_hmp "info network" >/dev/null || why="$why hmp-network-exit"
   out=$(xlops_hmp "frobnicate") # QEMU: not an error, the text "unknown command: 'frobnicate'"
   case $out in *"unknown command"*) ;; *) why="$why unknown-cmd='$(echo "$out" | cut -c1-60)'" ;; esac
+  if is_stubdom; then
+    # What libxl does with cd-eject here, for the record (it must refuse).
+    timeout 60 xl cd-eject "$name" hdc >"$base.eject.log" 2>&1 && why="$why cd-eject-accepted-by-libxl"
+    xlops_end
+    if [ -n "$why" ]; then fail "xlops:$why"; return; fi
+    emit "SKIP $SCEN $DM cd-eject/cd-insert: libxl 4.17 refuses them for a domain with a stub domain (libxl_disk.c); hmp=ok"
+    return
+  fi
 
   # xl cd-eject: query-version, eject {id: ide-5632}.
   t0=$(now)
