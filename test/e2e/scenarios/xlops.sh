@@ -116,7 +116,12 @@ xlops_run() {
   out=$(xlops_hmp "info status") || why="$why hmp-status-exit"
   case $out in *"VM status: running"*) ;; *) why="$why info-status='$(echo "$out" | cut -c1-60)'" ;; esac
   out=$(xlops_hmp "info block") || why="$why hmp-block-exit"
-  case $out in *ide-5632*cd.iso*) ;; *) why="$why info-block-no-cd" ;; esac
+  # In a stub domain the image is a blkfront disk of the stub (/dev/xvd*), not the dom0 path.
+  case $out in
+  *ide-5632*cd.iso*) ;;
+  *ide-5632*/dev/*) is_stubdom || why="$why info-block-no-cd" ;;
+  *) why="$why info-block-no-cd" ;;
+  esac
   out=$(xlops_hmp "info pci") || why="$why hmp-pci-exit"
   case $out in *8086:7010*) ;; *) why="$why info-pci-no-ide" ;; esac
   out=$(xlops_hmp "info chardev") || why="$why hmp-chardev-exit"
