@@ -94,8 +94,7 @@ export class IdeMedia {
     const n = device !== undefined ? this.names.find((d) => d.id === device) : this.names.find((d) => d.qdev === id);
     // An unplugged disk (PV drivers took it) is gone from the machine as in QEMU.
     if (n === undefined || !this.ide.drive(n.index).present) {
-      const name = (device ?? id)!.slice(0, 64);
-      throw new MediaError(device !== undefined ? `Device '${name}' not found` : `Device '${name}' not found`, true);
+      throw new MediaError(`Device '${(device ?? id)!.slice(0, 64)}' not found`, true);
     }
     return n;
   }
