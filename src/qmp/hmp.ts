@@ -95,6 +95,8 @@ const COMMANDS: Record<string, { help: string; run: Hmp }> = {
     help: 'sendkey keys [hold_ms] -- send keys to the VM (e.g. sendkey ctrl-alt-delete)',
     run: (m, a) => {
       if (a.length < 1 || a.length > 2) throw new HmpError('sendkey: usage: sendkey keys [hold_ms]');
+      // hold_ms is checked and not used: the presses and releases queue in the keyboard at once.
+      if (a.length === 2 && !/^[0-9]{1,6}$/.test(a[1])) throw new HmpError(`invalid parameter: ${a[1].slice(0, 32)}`);
       if (!m.sendKey) throw new HmpError('sendkey: this device model has no keyboard');
       const names = a[0].split('-');
       if (names.length > 16 || names.some((k) => k === '')) throw new HmpError(`invalid parameter: ${a[0].slice(0, 64)}`);

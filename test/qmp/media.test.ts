@@ -207,6 +207,8 @@ test('human-monitor-command (xl qemu-monitor-command): info status/block/pci/cha
     assert.equal(await hmp('sendkey ctrl-alt-delete'), '');
     assert.equal(await hmp('sendkey ctrl-nosuchkey'), 'Error: invalid parameter: nosuchkey\r\n');
     assert.equal(await hmp('sendkey'), 'Error: sendkey: usage: sendkey keys [hold_ms]\r\n');
+    assert.equal(await hmp('sendkey ret 100'), '');
+    assert.equal(await hmp('sendkey ret soon'), 'Error: invalid parameter: soon\r\n');
     const long = await a.c.cmd('human-monitor-command', { 'command-line': 'x'.repeat(2000) });
     assert.equal(long.error.class, 'GenericError');
     assert.equal(a.dm.sim!.shutdownRequests.length, 0);
