@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FdSetError, FdSets, parseFdsetPath } from './fdsets.ts';
 import { loadUnixSock } from './unixsock.ts';
-import { HmpError, MAX_HMP_LINE, runHmp, setHmpVersion, wakeup } from './hmp.ts';
+import { HmpError, MAX_HMP_LINE, POWERDOWN_REFUSED, runHmp, setHmpVersion, wakeup } from './hmp.ts';
 
 /** QEMU's run states as query-status reports them (the ones that apply to us). */
 export type RunState = 'prelaunch' | 'running' | 'paused' | 'shutdown' | 'inmigrate';
@@ -425,6 +425,12 @@ const COMMANDS: Record<string, Command> = {
       if (!m.systemReset) throw new QmpError('GenericError', 'system_reset is not available in this device model');
       m.systemReset();
       return {};
+    },
+  },
+  system_powerdown: {
+    args: {},
+    run: () => {
+      throw new QmpError('GenericError', POWERDOWN_REFUSED);
     },
   },
   system_wakeup: {

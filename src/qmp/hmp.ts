@@ -91,6 +91,12 @@ const COMMANDS: Record<string, { help: string; run: Hmp }> = {
       return '';
     },
   },
+  system_powerdown: {
+    help: 'system_powerdown -- send system power down event',
+    run: () => {
+      throw new HmpError(POWERDOWN_REFUSED);
+    },
+  },
   sendkey: {
     help: 'sendkey keys [hold_ms] -- send keys to the VM (e.g. sendkey ctrl-alt-delete)',
     run: (m, a) => {
@@ -122,6 +128,13 @@ function helpText(): string {
     .map((c) => `${c.help}\n`)
     .join('');
 }
+
+/**
+ * Under Xen the power button is not the device model's: Xen emulates PM1a
+ * status/enable (docs/xen-contract.md §5), so a button press has to come
+ * from Xen. QEMU answers {} and the guest never sees it; we say so instead.
+ */
+export const POWERDOWN_REFUSED = 'the power button belongs to Xen (it emulates PM1a status/enable): use xl trigger <domain> power, or xl shutdown';
 
 /** QMP/HMP system_wakeup: QEMU's answer for a guest that is not suspended (stubdm never suspends one). */
 export function wakeup(m: QmpMachine): void {

@@ -219,6 +219,10 @@ test('human-monitor-command (xl qemu-monitor-command): info status/block/pci/cha
     // xl trigger DOM s3resume: QEMU's answer when the guest cannot be suspended (no S3 here).
     assert.deepEqual((await a.c.cmd('system_wakeup')).error, { class: 'GenericError', desc: 'wake-up from suspend is not supported by this guest' });
     assert.equal(await hmp('system_wakeup'), 'Error: wake-up from suspend is not supported by this guest\r\n');
+    // Xen owns PM1a status/enable: a power button press is Xen's (xl trigger power), said in one line.
+    assert.match((await a.c.cmd('system_powerdown')).error.desc, /belongs to Xen.*xl trigger <domain> power/);
+    assert.match(await hmp('system_powerdown'), /^Error: the power button belongs to Xen .*\r\n$/);
+    assert.equal(a.dm.sim!.shutdownRequests.length, 2, 'nothing else happened');
   } finally {
     await a.c.close();
     await a.dm.shutdown('test');
