@@ -16,6 +16,7 @@ import { start, type Dm } from '../../src/main.ts';
 import { SHUTDOWN_REBOOT } from '../../src/core/host.ts';
 import { connectQmp, type QmpClient } from '../helpers/qmp-client.ts';
 import { connectFdQmp } from '../helpers/native-qmp.ts';
+import { FdSets, MAX_OPAQUE } from '../../src/qmp/fdsets.ts';
 
 const silent = pino({ level: 'silent' });
 const CD = 'ide-5632'; // libxl: "ide-%i" of hdc's device number (22 << 8)
@@ -227,4 +228,15 @@ test('human-monitor-command (xl qemu-monitor-command): info status/block/pci/cha
     await a.c.close();
     await a.dm.shutdown('test');
   }
+});
+
+test("add-fd keeps an opaque as long as libxl's \"raw:<path>\" for a PATH_MAX path, and refuses longer", () => {
+  const closed: number[] = [];
+  const sets = new FdSets((fd) => closed.push(fd));
+  const opaque = `raw:/${'d/'.repeat(2045)}cd.iso`;
+  assert.ok(opaque.length > 4096);
+  assert.equal(sets.add(3, null, opaque, null), 0);
+  assert.equal(sets.query()[0].fds[0].opaque, opaque);
+  assert.throws(() => sets.add(4, null, 'x'.repeat(MAX_OPAQUE + 1), null), /opaque is longer than/);
+  assert.deepEqual(closed, [], 'a refused add leaves the descriptor to its caller');
 });
