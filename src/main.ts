@@ -12,7 +12,7 @@ import tty from 'node:tty';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { Board } from './core/board.ts';
-import type { Host } from './core/host.ts';
+import { SHUTDOWN_REBOOT, type Host } from './core/host.ts';
 import { setRootLogger, type Logger } from './core/log.ts';
 import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
 import { ChardevError, flushAll, openChardev, type CharBackend } from './chardev/index.ts';
@@ -22,6 +22,7 @@ import { loadRomfile, RomfileError } from './machine/romfile.ts';
 import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
+import { hmpInfoNetwork, hmpInfoPci, sendKey } from './machine/hmpinfo.ts';
 import { parseVncArg, VncServer } from './vnc/server.ts';
 import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
 import { createSimHost, type SimHost } from './sim/index.ts';
@@ -323,6 +324,22 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       // Accepted so that `xl create` with vncpasswd goes on; the server stays off (see above).
       changeVncPassword: () => {
         if (!vncPasswordWanted) log.warn('change-vnc-password: the VNC server has no password support; ignored');
+      },
+      // xl cd-eject / cd-insert (docs/xen-contract.md §11a).
+      queryBlock: () => pc.media.query(),
+      eject: (device, id, force) => pc.media.eject(pc.media.find(device, id), force),
+      changeMedium: (device, id, path, shownAs, format, force) => pc.media.change(pc.media.find(device, id), path, shownAs, format, force),
+      // What QEMU does for a reset request under Xen: ask Xen to reboot the domain (the toolstack rebuilds it).
+      systemReset: () => {
+        log.info('system_reset (QMP/HMP): domain reboot requested');
+        board.shutdown(SHUTDOWN_REBOOT);
+      },
+      // No systemWakeup: the PIIX4 PM refuses S3 (piix4-pm.ts), so no guest is ever suspended.
+      sendKey: (names) => sendKey(pc.i8042, names),
+      hmpInfo: {
+        block: () => pc.media.hmpInfo(),
+        pci: () => hmpInfoPci(pc.platform),
+        network: () => hmpInfoNetwork(cfg),
       },
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';

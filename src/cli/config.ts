@@ -44,6 +44,10 @@ export interface DriveConfig {
   format: 'raw' | 'host_device';
   cache: 'writeback' | 'none' | 'writethrough' | 'directsync' | 'unsafe';
   readonly: boolean;
+  /** The block backend's name in QMP (`device`): the -drive id, else QEMU's default (ide1-cd0...). */
+  id: string;
+  /** The -device id (QMP's `id`; libxl: ide-<devid>), or null. */
+  qdev: string | null;
 }
 
 export interface DeviceConfig {

@@ -545,6 +545,8 @@ interface DriveBackend {
   format: DriveConfig['format'];
   cache: DriveConfig['cache'];
   readonly: boolean;
+  /** -drive id= (QMP's `device`), or null. */
+  id: string | null;
 }
 
 /** IDE front ends a -device can name (libxl: `-device ide-cd,id=ide-N,drive=ide-N,bus=ide.B,unit=U` for CD-ROMs). */
@@ -568,6 +570,7 @@ function driveBackend(o: ParsedOpts, text: string, media: 'disk' | 'cdrom', warn
     format,
     cache: cache as DriveConfig['cache'],
     readonly: parseBool('drive', 'readonly', o.get('readonly'), false) || media === 'cdrom',
+    id: o.get('id') || null,
   };
 }
 
@@ -584,7 +587,7 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
     if (other !== undefined) throw new CliError(`${what}: IDE index ${index} is already used by ${other}`);
     taken.set(index, what);
   };
-  const placed: Array<{ index: number | null; what: string; b: DriveBackend }> = [];
+  const placed: Array<{ index: number | null; what: string; b: DriveBackend; qdev: string | null }> = [];
   const byId = new Map<string, DriveBackend>();
   const usedIds = new Set<string>();
   for (const text of texts) {
@@ -611,7 +614,7 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
     }
     const what = `-drive ${text}`;
     if (index !== null) place(index, what);
-    placed.push({ index, what, b });
+    placed.push({ index, what, b, qdev: null });
   }
   for (const d of devices) {
     const media = IDE_FRONTENDS[d.driver];
@@ -621,7 +624,7 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
     let b: DriveBackend;
     if (driveId === undefined) {
       if (media === 'disk') throw new CliError(`${what}: ide-hd needs drive=`);
-      b = { text: what, file: null, media, format: 'raw', cache: 'writeback', readonly: true }; // empty CD-ROM drive
+      b = { text: what, file: null, media, format: 'raw', cache: 'writeback', readonly: true, id: null }; // empty CD-ROM drive
     } else {
       const found = byId.get(driveId);
       if (!found) throw new CliError(`${what}: drive=${driveId} has no -drive if=none,id=${driveId}`);
@@ -640,7 +643,7 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
       throw new CliError(`${what}: unit= needs bus=ide.0 or ide.1`);
     }
     if (index !== null) place(index, what);
-    placed.push({ index, what, b });
+    placed.push({ index, what, b, qdev: d.id });
   }
   for (const id of byId.keys()) {
     if (!usedIds.has(id)) warnings.push(`-drive id=${id} (if=none) is not attached to any -device; ignored`);
@@ -655,7 +658,10 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
       taken.set(index, p.what);
     }
     const { file, media, format, cache, readonly } = p.b;
-    drives.push({ index, file, media, format, cache, readonly });
+    // QMP names a drive by its -drive id (`device`) or its -device id (`id`); an
+    // unnamed -drive if=ide gets QEMU's default name (blockdev.c: ide<bus>-<hd|cd><unit>).
+    const id = p.b.id ?? `ide${index >> 1}-${media === 'cdrom' ? 'cd' : 'hd'}${index & 1}`;
+    drives.push({ index, file, media, format, cache, readonly, id, qdev: p.qdev });
   }
   return drives.sort((x, y) => x.index - y.index);
 }

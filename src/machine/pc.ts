@@ -11,6 +11,7 @@ import type { Board } from '../core/board.ts';
 import type { Logger } from '../core/log.ts';
 import type { BlockBackend } from '../block/index.ts';
 import { IdeController, openIdeDrives, type DriveOptions } from '../devices/ide/index.ts';
+import { IdeMedia } from './media.ts';
 import { stubdomCacheMode } from '../block/index.ts';
 import { installCmos, type CmosNvram } from '../devices/cmos/index.ts';
 import { installI8042, type I8042 } from '../devices/i8042/index.ts';
@@ -45,7 +46,10 @@ export interface Pc {
   readonly display: DisplayHub | null;
   /** The screen as PPM or PNG (QMP screendump), null without a display. */
   screendump(format: 'ppm' | 'png'): Buffer | null;
+  /** The open block backends (QMP media changes keep it current). */
   readonly backends: readonly BlockBackend[];
+  /** The IDE drives as QMP sees them: query-block, eject, blockdev-change-medium. */
+  readonly media: IdeMedia;
   /** Every device, by stable id (save/restore). */
   readonly registry: DeviceRegistry;
   /** Settle backend I/O and return every device's state as one container (call with the vCPUs paused). */
@@ -98,6 +102,13 @@ export async function buildPc(
   const drives = openedDrives !== undefined ? [...openedDrives] : await openIdeDrives(driveCfgs, log.child({ c: 'block' }));
   const backends = drives.flatMap((d) => (d?.backend ? [d.backend] : []));
   const ide = IdeController.forBoard(board, drives, log.child({ c: 'ide' }));
+  const media = new IdeMedia(
+    ide,
+    cfg.drives,
+    [0, 1, 2, 3].map((i) => cfg.drives.find((d) => d.index === i)?.file ?? null),
+    backends,
+    log.child({ c: 'ide' }),
+  );
   const platform = installPcPlatform(board, {
     ide, // IdeController is a PciIdeHost: BAR4 block, legacy ports, bus-master enable
     ramBytes: cfg.ramMiB * 1024 * 1024,
@@ -196,6 +207,7 @@ export async function buildPc(
     nics,
     vga,
     backends,
+    media,
     registry,
     display,
     screendump(format) {

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { FdSetError, FdSets, parseFdsetPath } from './fdsets.ts';
 import { loadUnixSock } from './unixsock.ts';
+import { HmpError, MAX_HMP_LINE, POWERDOWN_REFUSED, runHmp, setHmpVersion, wakeup } from './hmp.ts';
 
 /** QEMU's run states as query-status reports them (the ones that apply to us). */
 export type RunState = 'prelaunch' | 'running' | 'paused' | 'shutdown' | 'inmigrate';
@@ -59,6 +60,27 @@ export interface QmpMachine {
    * into 0x0d 0x0a. Absent: the bytes are written as they are.
    */
   rawOutput?(fd: number): void;
+  /** query-block: the IDE drives in QEMU's BlockInfo shape. */
+  queryBlock?(): unknown[];
+  /**
+   * eject (xl cd-eject, and the first step of xl cd-insert): by backend name
+   * (`device`) or -device id (`id`). Throws an Error named MediaError
+   * (`notFound` set for an unknown drive) when refused.
+   */
+  eject?(device: string | undefined, id: string | undefined, force: boolean): Promise<void>;
+  /**
+   * blockdev-change-medium: `path` is what to open (a descriptor of an fd set
+   * is reopened through /proc/self/fd), `shownAs` the name QMP gave.
+   */
+  changeMedium?(device: string | undefined, id: string | undefined, path: string, shownAs: string, format: 'raw' | 'host_device', force: boolean): Promise<void>;
+  /** system_reset (QMP and HMP): the guest reboots (under Xen: the domain is rebooted by the toolstack). */
+  systemReset?(): void;
+  /** system_wakeup from S3; absent: the guest cannot be suspended. Throws when it is not suspended. */
+  systemWakeup?(): void;
+  /** HMP sendkey: QEMU key names (ctrl, alt, delete, a...), pressed in order then released in reverse. */
+  sendKey?(names: string[]): void;
+  /** The machine's part of HMP `info`: text in QEMU's layout, "\n" line ends. */
+  hmpInfo?: { block?(): string; pci?(): string; network?(): string };
 }
 
 /** What the core does with descriptors (the native addon and fs in production; fakes in tests). */
@@ -73,8 +95,9 @@ export const MAX_PENDING_FDS = 4;
 /** Longest file name QMP accepts (PATH_MAX). */
 const MAX_PATH = 4096;
 
-/** The QEMU version we claim: >= 2.12 keeps libxl on its modern paths (live save, query-cpus-fast). */
+/** The QEMU version we claim: >= 2.12 keeps libxl on its modern paths (live save, query-cpus-fast); >= 2.8 makes xl cd-insert name drives by `id`. */
 export const QEMU_VERSION = { micro: 0, minor: 2, major: 8 } as const;
+setHmpVersion(QEMU_VERSION);
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Args = { [k: string]: Json };
@@ -125,6 +148,26 @@ function openStateFile(s: QmpSession, name: string, want: 'read' | 'write'): { f
   }
 }
 
+/**
+ * The file a new medium is opened from: `/dev/fdset/N` -> a descriptor of
+ * that set open for reading, reopened as /proc/self/fd/<fd> (the set's
+ * descriptor belongs to the QMP connection and is closed with it: libxl
+ * disconnects right after blockdev-change-medium; QEMU dup()s it instead,
+ * which Node cannot). An absolute path is opened as it is.
+ */
+function mediumPath(s: QmpSession, name: string): string {
+  if (name.length === 0 || name.length > MAX_PATH || name.includes('\0')) throw new QmpError('GenericError', 'bad file name');
+  try {
+    const id = parseFdsetPath(name);
+    if (id !== null) return `/proc/self/fd/${s.core.fdsets.find(id, 'read', (fd) => s.core.fdOps.accessMode(fd))}`;
+  } catch (e) {
+    if (e instanceof FdSetError) throw new QmpError('GenericError', e.message);
+    throw e;
+  }
+  if (!path.isAbsolute(name)) throw new QmpError('GenericError', `file name '${name.slice(0, 64)}' is not absolute`);
+  return name;
+}
+
 /** Run `f` on the descriptor `filename` names, closing it afterwards if we opened it. */
 async function withStateFile<T>(s: QmpSession, filename: string, want: 'read' | 'write', f: (fd: number) => Promise<T>): Promise<T> {
   const { fd, owned } = openStateFile(s, filename, want);
@@ -138,6 +181,8 @@ async function withStateFile<T>(s: QmpSession, filename: string, want: 'read' | 
 /** Errors a machine throws for bad state or a refused operation: passed to the client as GenericError. */
 function asQmpError(e: unknown): never {
   if (e instanceof QmpError) throw e;
+  if (e instanceof Error && e.name === 'MediaError') throw new QmpError((e as { notFound?: boolean }).notFound ? 'DeviceNotFound' : 'GenericError', e.message);
+  if (e instanceof HmpError) throw new QmpError('GenericError', e.message);
   if (e instanceof Error && (e.name === 'StateError' || e.name === 'MigrationError')) throw new QmpError('GenericError', e.message);
   throw e;
 }
@@ -316,6 +361,86 @@ const COMMANDS: Record<string, Command> = {
         m.rawOutput?.(fd);
         for (let off = 0; off < pic.length; ) off += fs.writeSync(fd, pic, off, pic.length - off);
       });
+      return {};
+    },
+  },
+  'query-block': {
+    args: {},
+    run: (m) => (m.queryBlock?.() ?? []) as Json,
+  },
+  eject: {
+    args: { device: { type: 'string', optional: true }, id: { type: 'string', optional: true }, force: { type: 'boolean', optional: true } },
+    run: async (m, a) => {
+      if (!m.eject) throw new QmpError('GenericError', 'this device model has no removable media');
+      try {
+        await m.eject(a.device as string | undefined, a.id as string | undefined, a.force === true);
+      } catch (e) {
+        asQmpError(e);
+      }
+      return {};
+    },
+  },
+  'blockdev-change-medium': {
+    args: {
+      device: { type: 'string', optional: true },
+      id: { type: 'string', optional: true },
+      filename: { type: 'string' },
+      format: { type: 'string', optional: true },
+      force: { type: 'boolean', optional: true },
+      'read-only-mode': { type: 'string', optional: true },
+    },
+    run: async (m, a, s) => {
+      if (!m.changeMedium) throw new QmpError('GenericError', 'this device model has no removable media');
+      const format = a.format ?? 'raw';
+      // libxl sends format "raw" for raw images; qcow2 and the rest are not served (one clear error).
+      if (format !== 'raw' && format !== 'host_device') throw new QmpError('GenericError', `format '${String(format).slice(0, 32)}' is not supported (raw or host_device)`);
+      const mode = a['read-only-mode'];
+      if (mode !== undefined && mode !== 'retain' && mode !== 'read-only' && mode !== 'read-write') {
+        throw new QmpError('GenericError', `Parameter 'read-only-mode' does not accept value '${String(mode).slice(0, 32)}'`);
+      }
+      // A CD is read-only whatever the mode: 'read-write' gets the error QEMU gives for a read-only device.
+      if (mode === 'read-write') throw new QmpError('GenericError', 'Block node is read-only');
+      const name = a.filename as string;
+      const fdPath = mediumPath(s, name);
+      try {
+        await m.changeMedium(a.device as string | undefined, a.id as string | undefined, fdPath, name, format, a.force === true);
+      } catch (e) {
+        asQmpError(e);
+      }
+      return {};
+    },
+  },
+  'human-monitor-command': {
+    args: { 'command-line': { type: 'string' }, 'cpu-index': { type: 'integer', optional: true } },
+    run: async (m, a) => {
+      const line = a['command-line'] as string;
+      if (line.length > MAX_HMP_LINE) throw new QmpError('GenericError', `command line longer than ${MAX_HMP_LINE} characters`);
+      if ((intArg(a, 'cpu-index') ?? 0) >= m.vcpus) throw new QmpError('GenericError', `Parameter 'cpu-index' expects a CPU number`);
+      return await runHmp(m, line);
+    },
+  },
+  system_reset: {
+    args: {},
+    run: (m) => {
+      if (!m.systemReset) throw new QmpError('GenericError', 'system_reset is not available in this device model');
+      m.systemReset();
+      return {};
+    },
+  },
+  system_powerdown: {
+    args: {},
+    run: () => {
+      throw new QmpError('GenericError', POWERDOWN_REFUSED);
+    },
+  },
+  system_wakeup: {
+    args: {},
+    run: (m) => {
+      try {
+        wakeup(m);
+      } catch (e) {
+        asQmpError(e);
+      }
       return {};
     },
   },

@@ -13,6 +13,8 @@
  */
 export const MAX_FDSETS = 64;
 export const MAX_FDS_PER_SET = 16;
+/** Longest `opaque` kept: a format name, ':' and a PATH_MAX path (what libxl's cd-insert sends). */
+export const MAX_OPAQUE = 4096 + 32;
 /** Set ids as QEMU takes them: a non-negative int64; we keep them to 31 bits. */
 export const MAX_FDSET_ID = 0x7fffffff;
 
@@ -50,7 +52,8 @@ export class FdSets {
   add(fd: number, id: number | null, opaque: string | null, owner: object | null): number {
     if (!Number.isInteger(fd) || fd < 0) throw new FdSetError(`bad file descriptor ${fd}`);
     if (id !== null && (!Number.isInteger(id) || id < 0 || id > MAX_FDSET_ID)) throw new FdSetError(`fdset-id ${id} is out of range`);
-    if (opaque !== null && opaque.length > 256) throw new FdSetError('opaque is longer than 256 characters');
+    // xl cd-insert sends "<format>:<image path>" here: room for a PATH_MAX path.
+    if (opaque !== null && opaque.length > MAX_OPAQUE) throw new FdSetError(`opaque is longer than ${MAX_OPAQUE} characters`);
     let set = id === null ? undefined : this.sets.get(id);
     if (set === undefined) {
       if (this.sets.size >= MAX_FDSETS) throw new FdSetError(`too many fd sets (at most ${MAX_FDSETS})`);

@@ -64,7 +64,7 @@ test('stub domain dm-argv libxl wrote (docs/xen-contract.md §13)', async () => 
   assert.deepEqual(c.serials, [{ index: 0, id: 'serial0', spec: { backend: 'tty', path: '/dev/hvc3' } }]);
   assert.deepEqual(c.monitors, []);
   assert.deepEqual(c.drives, [
-    { index: 0, file: '/dev/xvda', media: 'disk', format: 'host_device', cache: 'writeback', readonly: false },
+    { index: 0, file: '/dev/xvda', media: 'disk', format: 'host_device', cache: 'writeback', readonly: false, id: 'ide0-hd0', qdev: null },
   ]);
   assert.deepEqual(c.netdevs, [
     { type: 'tap', id: 'net0', ifname: 'vif1.0-emu', bridge: 'xenbr0', script: 'no', downscript: 'no' },
@@ -137,9 +137,10 @@ test('drives: empty cdrom, readonly, bus/unit, automatic index, comma escaping',
     '-drive', 'file=/dev/x,bus=0,unit=1',
   ]);
   assert.deepEqual(c.drives, [
-    { index: 0, file: '/img/a,b.raw', media: 'disk', format: 'raw', cache: 'none', readonly: true },
-    { index: 1, file: '/dev/x', media: 'disk', format: 'raw', cache: 'writeback', readonly: false },
-    { index: 2, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+    { index: 0, file: '/img/a,b.raw', media: 'disk', format: 'raw', cache: 'none', readonly: true, id: 'ide0-hd0', qdev: null },
+    { index: 1, file: '/dev/x', media: 'disk', format: 'raw', cache: 'writeback', readonly: false, id: 'ide0-hd1', qdev: null },
+    // An unnamed -drive gets QEMU's default block backend name (what QMP `device` takes).
+    { index: 2, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true, id: 'ide1-cd0', qdev: null },
   ]);
 });
 
@@ -154,10 +155,11 @@ test('libxl 4.17 CD-ROM: -drive if=none + -device ide-cd,bus=ide.1,unit=0 is IDE
   const { config: c, warnings } = await parseArgs(['--sim', ...XL_DISKS, '-drive', 'if=none,readonly=on,id=ide-5696',
     '-device', 'ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1']);
   assert.deepEqual(c.drives, [
-    { index: 0, file: '/e2e/boot.img', media: 'disk', format: 'raw', cache: 'writeback', readonly: false },
-    { index: 1, file: '/e2e/data.img', media: 'disk', format: 'raw', cache: 'writeback', readonly: false },
-    { index: 2, file: '/e2e/cd.iso', media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
-    { index: 3, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+    { index: 0, file: '/e2e/boot.img', media: 'disk', format: 'raw', cache: 'writeback', readonly: false, id: 'ide0-hd0', qdev: null },
+    { index: 1, file: '/e2e/data.img', media: 'disk', format: 'raw', cache: 'writeback', readonly: false, id: 'ide0-hd1', qdev: null },
+    // libxl names both the -drive and the -device ide-<devid>: xl cd-insert sends `id`.
+    { index: 2, file: '/e2e/cd.iso', media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true, id: 'ide-5632', qdev: 'ide-5632' },
+    { index: 3, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true, id: 'ide-5696', qdev: 'ide-5696' },
   ]);
   assert.deepEqual(warnings.filter((w) => /ide-cd/.test(w)), []);
   await fails(['--sim', '-device', 'ide-cd,drive=nope,bus=ide.1,unit=0'], /no -drive if=none,id=nope/);
@@ -230,9 +232,9 @@ test("CD-ROMs as Xen 4.17's libxl passes them: -drive if=none + -device ide-cd,b
     -device ide-cd,id=ide-5696,drive=ide-5696,bus=ide.1,unit=1`));
   assert.deepEqual(warnings, []);
   assert.deepEqual(c.drives, [
-    { index: 0, file: '/dev/xvda', media: 'disk', format: 'host_device', cache: 'writeback', readonly: false },
-    { index: 2, file: '/srv/install.iso', media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
-    { index: 3, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true },
+    { index: 0, file: '/dev/xvda', media: 'disk', format: 'host_device', cache: 'writeback', readonly: false, id: 'ide0-hd0', qdev: null },
+    { index: 2, file: '/srv/install.iso', media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true, id: 'ide-5632', qdev: 'ide-5632' },
+    { index: 3, file: null, media: 'cdrom', format: 'raw', cache: 'writeback', readonly: true, id: 'ide-5696', qdev: 'ide-5696' },
   ]);
   await fails(['--sim', '-device', 'ide-cd,drive=nope,bus=ide.1'], /no -drive if=none,id=nope/);
   await fails(['--sim', '-drive', 'if=none,id=d,file=/a', '-device', 'ide-hd,drive=d,bus=ahci0.0'], /only the PIIX IDE buses/);

@@ -125,6 +125,24 @@ export class IdeController implements PciIdeHost, Device {
   }
 
   /**
+   * QMP's open-tray step (QEMU qmp_blockdev_open_tray): a tray the guest
+   * locked stays shut unless `force`; the guest is told an eject was
+   * requested either way (force also unlocks it, as a drive's manual eject
+   * does). Returns false when the tray stayed shut. `index` must be a CD-ROM slot.
+   */
+  openTray(index: number, force: boolean): boolean {
+    const d = this.drive(index);
+    if (d.state.trayOpen) return true;
+    if (d.state.trayLocked) {
+      d.state.mediaEvent = 1; // eject requested (MMC-3 table 386)
+      if (!force) return false;
+      d.state.trayLocked = false;
+    }
+    d.moveTray(true);
+    return true;
+  }
+
+  /**
    * Xen platform device unplug (the guest's PV drivers take the disks over):
    * every ATA disk leaves its slot, as in QEMU's pci_xen_ide_unplug; with
    * `aux` the primary master stays. CD-ROMs are never unplugged. The slot then

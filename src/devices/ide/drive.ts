@@ -263,6 +263,8 @@ export class Drive {
   private waiting = WAIT_NONE;
   /** Removed from its slot by PV unplug. */
   private gone = false;
+  /** Who waits for inflight to reach 0 (drained()): at most one per QMP media change in progress. */
+  private drainWaiters: (() => void)[] = [];
   private readonly dmaReq: DmaRequest = { toMemory: false, bytes: 0, diskOffset: -1, flushAfter: false };
   private readonly settledOk = (r: IoResult): IoResult => {
     this.settled();
@@ -624,6 +626,7 @@ export class Drive {
 
   private settled(): void {
     this.inflight--;
+    if (this.inflight === 0 && this.drainWaiters.length > 0) for (const w of this.drainWaiters.splice(0)) w();
     if (this.waiting === WAIT_NONE || this.gone || !this.canIssue()) return;
     const w = this.waiting;
     this.waiting = WAIT_NONE;
@@ -1238,6 +1241,36 @@ export class Drive {
     s.xferPos = a.xferPos;
     s.blockLen = a.blockLen;
     s.srcLba = a.srcLba;
+  }
+
+  /**
+   * Resolves once no backend request of this drive is in flight: a medium's
+   * backend is closed only then (a request the guest issued before the change
+   * still completes from the old medium, as QEMU drains before it swaps).
+   * Bounded: every request settles (track() turns a throw into 'EIO').
+   */
+  drained(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /**
+   * The operator moved the tray (QMP eject / blockdev-change-medium; QEMU's
+   * ide_cd_change_cb): the guest sees NOT READY once, then UNIT ATTENTION
+   * once a medium is in, and a media event: removal when it opens, new media
+   * when it closes on one. A tray already there changes nothing.
+   */
+  moveTray(open: boolean): void {
+    const s = this.state;
+    if (s.trayOpen === open) return;
+    s.trayOpen = open;
+    s.mediaChanged = 1;
+    s.mediaEvent = open ? 3 : this.backend !== null ? 2 : 0;
+  }
+
+  /** Take the medium out or put one in, tray open (the guest sees it when the tray closes). */
+  setMedium(backend: BlockBackend | null): void {
+    this.backend = backend;
   }
 
   /** Media change (CD): the guest sees NOT READY once, then UNIT ATTENTION (QEMU ide_cd_change_cb). */

@@ -450,3 +450,44 @@ test('ATAPI PIO read-ahead: 2048-byte DRQ blocks served from one backend request
   assert.equal(r.error, 0x30);
   assert.deepEqual(r.data, pat.subarray(2 * CD, 6 * CD), 'blocks before the bad one delivered');
 });
+
+test('QMP eject then blockdev-change-medium, step by step as the guest sees them: tray open and empty, then the new medium with a unit attention', async () => {
+  const q = new IdeRig([cdrom(new MemoryBackend(cdPattern(16), true))]);
+  const d = q.ide.drive(0);
+  assert.equal((await packet(q, [0x00])).status & ERR, 0, 'medium ready before');
+  // eject: the tray opens (removal event), the medium leaves.
+  assert.equal(q.ide.openTray(0, false), true);
+  d.setMedium(null);
+  let r = await packet(q, [0x00]);
+  assert.equal(r.error, 0x20, 'NOT READY');
+  assert.deepEqual(await sense(q), [2, 0x3a, 0], 'medium not present');
+  const ev = await packet(q, [0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0]);
+  assert.deepEqual([ev.data[4], ev.data[5]], [3, 1], 'media removal event, door open, no medium');
+  const mech = await packet(q, [0xbd, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0]);
+  assert.equal(mech.data[1] & 0x10, 0x10, 'MECHANISM STATUS: door open');
+  assert.equal(q.ide.openTray(0, false), true, 'an open tray opens again without a new event');
+  assert.equal(d.state.mediaEvent, 0);
+  // blockdev-change-medium: new medium in, tray closes.
+  d.setMedium(new MemoryBackend(cdPattern(4), true));
+  d.moveTray(false);
+  r = await packet(q, [0x00]);
+  assert.equal(r.error, 0x20, 'NOT READY once after the tray closed');
+  r = await packet(q, [0x00]);
+  assert.equal(r.error, 0x60, 'then UNIT ATTENTION');
+  const ev2 = await packet(q, [0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0]);
+  assert.deepEqual([ev2.data[4], ev2.data[5]], [2, 2], 'new media, present, door closed');
+  assert.deepEqual(await sense(q), [6, 0x28, 0], 'medium may have changed');
+  const cap = await packet(q, [0x25]);
+  assert.deepEqual([...cap.data.slice(0, 4)], [0, 0, 0, 3], 'READ CAPACITY: the new medium (4 blocks)');
+});
+
+test('openTray: a tray the guest locked stays shut (eject request event) unless forced, which unlocks it', async () => {
+  const q = new IdeRig([cdrom()]);
+  const d = q.ide.drive(0);
+  assert.equal((await packet(q, [0x1e, 0, 0, 0, 1, 0])).status & ERR, 0, 'PREVENT MEDIUM REMOVAL');
+  assert.equal(q.ide.openTray(0, false), false);
+  assert.deepEqual([d.state.trayOpen, d.state.trayLocked, d.state.mediaEvent], [false, true, 1]);
+  assert.equal((await packet(q, [0x00])).status & ERR, 0, 'the medium is still there');
+  assert.equal(q.ide.openTray(0, true), true);
+  assert.deepEqual([d.state.trayOpen, d.state.trayLocked], [true, false]);
+});

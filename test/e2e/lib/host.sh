@@ -190,13 +190,19 @@ build_guest() {
   mkdir -p "$cd"
   seq 1 40000 >"$cd/KNOWN.TXT"
   xorriso -as mkisofs -quiet -V E2ECD -o "$OUT/cd.iso" "$cd" 2>/dev/null
+  # The medium xlops puts in with xl cd-insert: another file, another size.
+  local cd2=$OUT/cd2root
+  mkdir -p "$cd2"
+  seq 50000 60000 >"$cd2/MARKER2.TXT"
+  xorriso -as mkisofs -quiet -V E2ECD2 -o "$OUT/cd2.iso" "$cd2" 2>/dev/null
   {
     echo "DATA_MD5=$(e2e_pattern E2E-DATA 1048576 | md5sum | cut -d' ' -f1)"
     echo "WRITE_MD5=$(e2e_pattern E2E-WRITTEN 1048576 | md5sum | cut -d' ' -f1)"
     echo "CD_MD5=$(md5sum <"$cd/KNOWN.TXT" | cut -d' ' -f1)"
+    echo "CD2_MD5=$(md5sum <"$cd2/MARKER2.TXT" | cut -d' ' -f1)"
     echo "DATA_SECTORS=$((96 * 2048))"
   } >"$OUT/expect.env"
-  rm -rf "$cd"
+  rm -rf "$cd" "$cd2"
   # hdb: a 1 MiB known pattern at offset 0, then sparse (the write test uses 1-2 MiB).
   truncate -s 96M "$OUT/data.img" # DATA_SECTORS above: the guest finds hdb by its size
   e2e_pattern E2E-DATA 1048576 | dd of="$OUT/data.img" conv=notrunc status=none
@@ -309,7 +315,7 @@ build_workdisk() {
   local run=$1 w=$1/work
   rm -rf "$w" && mkdir -p "$w"/{img,results,project,bin}
   cp -a "$E2E_DIR/dom0" "$E2E_DIR/scenarios" "$w/"
-  cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,expect.env} "$w/img/"
+  cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,cd2.iso,expect.env} "$w/img/"
   # What boot.img boots, for the pxe scenario's HTTP server.
   cp "$KERNEL/vmlinuz" "$GUEST/init.xz" "$w/img/"
   cp /usr/bin/node "$w/bin/node"

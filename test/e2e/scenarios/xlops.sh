@@ -1,0 +1,178 @@
+# xlops: the xl operations that go through the device model, on a guest of
+# its own: `xl qemu-monitor-command` (info status/block/pci/chardev/network,
+# an unknown command), `xl cd-eject` and `xl cd-insert` of a second ISO
+# (cd2.iso, MARKER2.TXT) on the emulated CD-ROM (hdc), and `xl trigger
+# s3resume` (reported, not required: no guest here is suspended).
+#
+# dom0 and the guest take turns through a flag block on the guest's own copy
+# of the data disk (the guest reads it O_DIRECT, dom0 writes the image
+# file): the guest must not hold /dev/sr0 open while dom0 ejects, because
+# Linux locks the tray while the device is open and an eject of a locked
+# tray is refused (by QEMU and by stubdm alike).
+#
+# libxl 4.17 refuses cd-insert/cd-eject for a domain with a stub domain
+# (libxl_disk.c libxl_cdrom_insert): there only the monitor commands run
+# (QMP reaches the stub domain through libxl's vchan proxy) and the line is
+# SKIP with the reason and hmp=ok, or FAIL if the monitor answered wrong.
+#
+# The guest part runs only on a data disk that starts with XL_MAGIC.
+XL_MAGIC=E2E-XLOPS
+XL_FLAG_BLOCK=9000 # 4 KiB block of the flag (36 MiB: past what disk_guest writes)
+
+xlops_flag() { dd if="$1" bs=4096 skip=$XL_FLAG_BLOCK count=1 iflag=direct 2>/dev/null | head -n 1 | tr -d '\0'; }
+
+# xlops_wait DEV WORD: until dom0 wrote WORD into the flag block (bounded: 600 s).
+xlops_wait() {
+  i=0
+  while [ $i -lt 1200 ]; do
+    [ "$(xlops_flag "$1")" = "$2" ] && return 0
+    sleep 0.5
+    i=$((i + 1))
+  done
+  return 1
+}
+
+xlops_guest() {
+  dev=
+  for b in /sys/block/sd*; do [ "$(cat "$b/size")" = "$DATA_SECTORS" ] && dev=/dev/${b##*/}; done
+  [ -n "$dev" ] || return 0
+  [ "$(dd if="$dev" bs=512 count=1 2>/dev/null | head -n 1)" = "$XL_MAGIC" ] || return 0
+  v=bad
+  if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then
+    [ "$(md5sum </mnt/KNOWN.TXT | cut -d' ' -f1)" = "$CD_MD5" ] && v=ok
+    umount /mnt
+  fi
+  echo "E2E xlops cd1=$v"
+  xlops_wait "$dev" EJECTED || { echo "E2E xlops error=no-eject-flag"; return; }
+  # No medium: the open fails (ENOMEDIUM) once the drive reports it gone.
+  if dd if=/dev/sr0 of=/dev/null bs=2048 count=1 2>/dev/null; then v=still-readable; else v=ok; fi
+  echo "E2E xlops ejected=$v"
+  xlops_wait "$dev" INSERTED || { echo "E2E xlops error=no-insert-flag"; return; }
+  # The first open after the change sees NOT READY / UNIT ATTENTION and rereads the capacity.
+  v=mount-failed
+  i=0
+  while [ $i -lt 20 ]; do
+    if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then
+      v=bad
+      [ "$(md5sum </mnt/MARKER2.TXT 2>/dev/null | cut -d' ' -f1)" = "$CD2_MD5" ] && v=ok
+      umount /mnt
+      break
+    fi
+    sleep 0.5
+    i=$((i + 1))
+  done
+  echo "E2E xlops cd2=$v"
+}
+
+# Everything below runs in dom0 but is parsed by the guest's busybox sh too.
+
+# xlops_marker KEY: the guest's value of KEY so far (its serial file).
+xlops_marker() {
+  tr -d '\r' <"$XL_SERIAL" 2>/dev/null | awk -v k="$1=" '$1 == "E2E" && $2 == "xlops" {
+    for (i = 3; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }'
+}
+
+# xlops_await KEY SECONDS: wait until the guest printed KEY (or an error); fails if the domain is gone.
+xlops_await() {
+  local i
+  for i in $(seq 1 $(($2 * 2))); do
+    [ -n "$(xlops_marker "$1")" ] && return 0
+    [ -n "$(xlops_marker error)" ] && return 1
+    [ $((i % 10)) = 0 ] && ! xl domid "$XL_NAME" >/dev/null 2>&1 && return 1
+    sleep 0.5
+  done
+  return 1
+}
+
+xlops_setflag() { printf '%s\n' "$1" | dd of="$RUN_DIR/xlops-data.img" bs=4096 seek=$XL_FLAG_BLOCK conv=notrunc,sync status=none; }
+
+# xlops_hmp CMD: the monitor's answer on one line (CR and LF -> '|'); exit status of xl.
+xlops_hmp() {
+  local out rc
+  out=$(timeout 60 xl qemu-monitor-command "$XL_NAME" "$1" 2>&1)
+  rc=$?
+  echo "== $1 (exit $rc)" >>"$XL_BASE.hmp.txt"
+  echo "$out" >>"$XL_BASE.hmp.txt"
+  echo "$out" | tr '\r\n' '||'
+  return $rc
+}
+
+xlops_run() {
+  XL_NAME="e2e-xlops-$DM" XL_BASE=$RUN_DIR/e2e-xlops-$DM XL_SERIAL=$RUN_DIR/e2e-xlops-$DM.serial
+  local name=$XL_NAME base=$XL_BASE t0 t1 out eject_s insert_s s3 why=""
+  cp --sparse=always /e2e/img/data.img "$RUN_DIR/xlops-data.img"
+  printf '%s\n' "$XL_MAGIC" | dd of="$RUN_DIR/xlops-data.img" conv=notrunc status=none
+  xlops_setflag WAIT
+  cp /e2e/img/cd2.iso "$RUN_DIR/cd2.iso"
+  guest_cfg "$name" | sed -e "s|$RUN_DIR/data.img|$RUN_DIR/xlops-data.img|" >"$base.cfg"
+  rm -f "$XL_SERIAL" "$base.hmp.txt"
+  if ! timeout 150 xl create "$base.cfg" >"$base.create.log" 2>&1; then
+    fail "xl create failed: $(create_error "$base.create.log")"; xlops_end; return
+  fi
+  xlops_await cd1 "${E2E_GUEST_TIMEOUT:-900}" || { fail "guest never read the first CD ($(xlops_marker error))"; xlops_end; return; }
+  [ "$(xlops_marker cd1)" = ok ] || why="$why cd1=$(xlops_marker cd1)"
+
+  # xl qemu-monitor-command: QMP human-monitor-command.
+  out=$(xlops_hmp "info status") || why="$why hmp-status-exit"
+  case $out in *"VM status: running"*) ;; *) why="$why info-status='$(echo "$out" | cut -c1-60)'" ;; esac
+  out=$(xlops_hmp "info block") || why="$why hmp-block-exit"
+  # In a stub domain the image is a blkfront disk of the stub (/dev/xvd*), not the dom0 path.
+  case $out in
+  *ide-5632*cd.iso*) ;;
+  *ide-5632*/dev/*) is_stubdom || why="$why info-block-no-cd" ;;
+  *) why="$why info-block-no-cd" ;;
+  esac
+  out=$(xlops_hmp "info pci") || why="$why hmp-pci-exit"
+  case $out in *8086:7010*) ;; *) why="$why info-pci-no-ide" ;; esac
+  out=$(xlops_hmp "info chardev") || why="$why hmp-chardev-exit"
+  case $out in *serial0*) ;; *) why="$why info-chardev-no-serial0" ;; esac
+  xlops_hmp "info network" >/dev/null || why="$why hmp-network-exit"
+  out=$(xlops_hmp "frobnicate") # QEMU: not an error, the text "unknown command: 'frobnicate'"
+  case $out in *"unknown command"*) ;; *) why="$why unknown-cmd='$(echo "$out" | cut -c1-60)'" ;; esac
+  if is_stubdom; then
+    # What libxl does with cd-eject here, for the record (it must refuse).
+    timeout 60 xl cd-eject "$name" hdc >"$base.eject.log" 2>&1 && why="$why cd-eject-accepted-by-libxl"
+    xlops_end
+    if [ -n "$why" ]; then fail "xlops:$why"; return; fi
+    emit "SKIP $SCEN $DM cd-eject/cd-insert: libxl 4.17 refuses them for a domain with a stub domain (libxl_disk.c); hmp=ok"
+    return
+  fi
+
+  # xl cd-eject: query-version, eject {id: ide-5632}.
+  t0=$(now)
+  if ! timeout 120 xl cd-eject "$name" hdc >"$base.eject.log" 2>&1; then
+    fail "xl cd-eject failed: $(create_error "$base.eject.log")$why"; xlops_end; return
+  fi
+  t1=$(now); eject_s=$(secs "$t0" "$t1")
+  out=$(xlops_hmp "info block")
+  case $out in *"ide-5632: [not inserted]"*) ;; *) why="$why block-after-eject='$(echo "$out" | cut -c1-80)'" ;; esac
+  xlops_setflag EJECTED
+  xlops_await ejected 300 || { fail "guest did not report the eject ($(xlops_marker error))$why"; xlops_end; return; }
+  [ "$(xlops_marker ejected)" = ok ] || why="$why ejected=$(xlops_marker ejected)"
+
+  # xl cd-insert: query-version, eject, add-fd (the image, SCM_RIGHTS), blockdev-change-medium /dev/fdset/N.
+  t0=$(now)
+  if ! timeout 120 xl cd-insert "$name" hdc "$RUN_DIR/cd2.iso" >"$base.insert.log" 2>&1; then
+    fail "xl cd-insert failed: $(create_error "$base.insert.log")$why"; xlops_end; return
+  fi
+  t1=$(now); insert_s=$(secs "$t0" "$t1")
+  xlops_setflag INSERTED
+  xlops_await cd2 300 || { fail "guest did not report the new CD ($(xlops_marker error))$why"; xlops_end; return; }
+  [ "$(xlops_marker cd2)" = ok ] || why="$why cd2=$(xlops_marker cd2)"
+  out=$(xlops_hmp "info block")
+  case $out in *"ide-5632: [not inserted]"*) why="$why block-after-insert-empty" ;; esac
+
+  # xl trigger s3resume -> QMP system_wakeup; the guest is not suspended, so an error is the right answer.
+  if timeout 60 xl trigger "$name" s3resume >"$base.s3resume.log" 2>&1; then s3=ok; else s3=refused; fi
+  xlops_end
+  if [ -n "$why" ]; then fail "xlops:$why"; return; fi
+  pass cd1=ok eject_s="$eject_s" ejected=ok insert_s="$insert_s" cd2=ok hmp=ok s3resume="$s3"
+}
+
+xlops_end() {
+  timeout 60 xl destroy "$XL_NAME" >/dev/null 2>&1
+  sleep 1
+  cp "$XL_BASE".* "$R/$DM/" 2>/dev/null
+  [ -f "$XL_SERIAL" ] && cp "$XL_SERIAL" "$R/$DM/$XL_NAME.serial.txt"
+  cp /var/log/xen/qemu-dm-"$XL_NAME"*.log "$R/$DM/" 2>/dev/null
+}
