@@ -239,9 +239,19 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       const t0 = performance.now();
       let fd: number;
       try {
+        // In a stub domain the path is the restore console (hvc2): its first
+        // open starts in cooked mode and dom0 is already feeding it, and cooked
+        // input loses bytes once a line passes 4 KiB. The stream's filler
+        // preamble covers the moment until raw mode, so nothing may sit between
+        // the open and makeRaw: the native addon is loaded first (its first
+        // load, from the stub's squashfs, took long enough on a busy host for
+        // the container's header to be eaten: "bad magic" on an xl migrate).
+        if (inc.kind === 'file') loadUnixSock();
         fd = inc.kind === 'fd' ? inc.fd : fs.openSync(inc.path, fs.constants.O_RDONLY | fs.constants.O_NOCTTY);
+        if (inc.kind === 'file') makeRaw(fd);
       } catch (e) {
-        throw new StartError(`stubdm: -incoming: cannot open ${inc.kind === 'file' ? inc.path : ''}: ${(e as NodeJS.ErrnoException).code}`);
+        const err = e as NodeJS.ErrnoException;
+        throw new StartError(`stubdm: -incoming: cannot open ${inc.kind === 'file' ? inc.path : `fd ${inc.fd}`}: ${err.code ?? err.message}`);
       }
       try {
         const blob = await readState(fd, { timeoutMs: INCOMING_TIMEOUT_MS, makeRaw });

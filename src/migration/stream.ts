@@ -26,6 +26,14 @@
  */
 import fs from 'node:fs';
 import { containerLength, HEADER_BYTES } from '../machine/container.ts';
+import { StateError } from '../core/state.ts';
+
+/** The first bytes of a header for an error line: hex, and printable ASCII. */
+function preview(b: Uint8Array): string {
+  const head = b.subarray(0, 16);
+  const ascii = Array.from(head, (c) => (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '.')).join('');
+  return `${Buffer.from(head).toString('hex')} "${ascii}"`;
+}
 
 /** '.': printable and no tty control character, so cooked-mode input processing leaves it alone. */
 export const FILLER = 0x2e;
@@ -148,7 +156,14 @@ export async function readState(fd: number, opts: ReadOptions): Promise<Uint8Arr
           have += k;
           i += k;
           if (have === HEADER_BYTES) {
-            total = containerLength(header); // StateError for anything not ours
+            try {
+              total = containerLength(header); // StateError for anything not ours
+            } catch (e) {
+              // Say where in the stream and what came instead: a console that
+              // mangled the stream and a wrong file look different here.
+              if (e instanceof StateError) throw new StateError(`${e.message}; after ${skipped} filler bytes the stream had ${preview(header)}`);
+              throw e;
+            }
             out = new Uint8Array(total);
             out.set(header, 0);
           }

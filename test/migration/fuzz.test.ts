@@ -230,6 +230,17 @@ test('console framing: filler, container, filler; the reader takes exactly the c
     assert.deepEqual(await writeState(gfd, blob, { makeRaw: () => false }), { bytes: blob.length, console: false });
     fs.closeSync(gfd);
     assert.deepEqual(fs.readFileSync(g), Buffer.from(blob));
+    // A console that ate the header (cooked mode past its 4 KiB line): the
+    // error says after how much filler and what came instead.
+    const m = path.join(dir, 'mangled');
+    fs.writeFileSync(m, Buffer.concat([Buffer.alloc(4095, FILLER), Buffer.from(blob).subarray(20)]));
+    const mfd = fs.openSync(m, 'r');
+    await assert.rejects(readState(mfd, { makeRaw: () => true, timeoutMs: 5000 }), (e: Error) => {
+      assert.ok(e instanceof StateError);
+      assert.match(e.message, /bad magic\); after 4095 filler bytes the stream had [0-9a-f]{32} "/);
+      return true;
+    });
+    fs.closeSync(mfd);
     // Only filler: no state in the stream.
     const h = path.join(dir, 'filler');
     fs.writeFileSync(h, Buffer.alloc((1 << 20) + 10, FILLER));
