@@ -17,6 +17,7 @@ import type {
   SerialConfig, StubdmConfig,
 } from './config.ts';
 import { LOG_LEVELS } from './config.ts';
+import { LOG_FORMATS, type LogFormat } from '../core/log.ts';
 import { CliError, parseBool, parseOpts, parseSize, parseUint, type ParsedOpts } from './qemuopts.ts';
 
 export { CliError } from './qemuopts.ts';
@@ -86,7 +87,8 @@ const OPTIONS: Record<string, OptDef> = {
   audiodev: { arg: true, many: true, group: 'Accepted and ignored', desc: 'Audio backend', ignored: '-audiodev: ignored' },
   // stubdm's own
   'no-stubdom': { arg: false, group: 'stubdm', desc: 'Run in dom0 (for debugging) instead of a stub domain' },
-  'log-level': { arg: true, group: 'stubdm', desc: `Log level on stderr: ${LOG_LEVELS.join(', ')} (default warn)` },
+  'log-level': { arg: true, group: 'stubdm', desc: `Log level on stderr: ${LOG_LEVELS.join(', ')} (default info: start-up, guest resets and poweroff, PV unplug, save/restore, failed QMP commands)` },
+  'log-format': { arg: true, group: 'stubdm', desc: 'text (default: time, level, component, message, key=value fields) or json (pino\'s lines)' },
   sim: { arg: false, group: 'stubdm', desc: 'Run against the in-process simulated hypervisor (demo, tests)' },
   help: { arg: false, group: 'stubdm', desc: 'Show this help' },
   h: { arg: false, group: 'stubdm', desc: 'Same as --help' },
@@ -213,8 +215,10 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
   }
 
   const sim = flag('sim');
-  const logLevel = (last(a['log-level']) ?? 'warn') as LogLevel;
+  const logLevel = (last(a['log-level']) ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new CliError(`--log-level ${logLevel}: use one of ${LOG_LEVELS.join(', ')}`);
+  const logFormat = (last(a['log-format']) ?? 'text') as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) throw new CliError(`--log-format ${logFormat}: use text or json`);
 
   const domidText = last(a['xen-domid']);
   let domid: number;
@@ -288,6 +292,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
     sim,
     stubdom: !flag('no-stubdom'),
     logLevel,
+    logFormat,
     domid,
     name,
     machine,
