@@ -182,9 +182,15 @@ test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the seri
   assert.ok(q, `QMP socket never came up: ${stderr}`);
   await q.cmd('qmp_capabilities');
   assert.equal((await q.cmd('query-status')).return.status, 'running');
+  await q.cmd('eject', { device: 'no-such-drive' });
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
   assert.equal(fs.existsSync(qmpPath), false);
+  // issue #14: text lines at info by default: the lifecycle and the failed command with its error.
+  const T = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z';
+  assert.match(stderr, new RegExp(`^${T} INFO  stubdm: device model running domid=1 sim=true `, 'm'));
+  assert.match(stderr, new RegExp(`^${T} WARN  qmp: QMP command failed: [^\\n]*no-such-drive[^\\n]* command=eject class=`, 'm'));
+  assert.match(stderr, new RegExp(`^${T} INFO  stubdm: stopping why=SIGTERM$`, 'm'));
 });
 
 test('npm run demo:sim: exits 0 by itself and shows the greeting the UART backend received', async () => {
