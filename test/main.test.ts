@@ -148,6 +148,9 @@ test('bin/stubdm.js: exit 2 with one line on bad argv, 0 with --help, 1 with one
   const help = await run(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--sim/);
+  const version = await run(['-version']);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^QEMU emulator version \d+\.\d+\.\d+ \(stubdm [^)\n]+\)\n$/);
   // This machine has no Xen: whichever way that shows, it is one line and exit 1.
   const noxen = await run(['-xen-domid', '1', '-machine', 'xenfv', '-m', '128', '--log-level', 'silent']);
   assert.equal(noxen.code, 1);

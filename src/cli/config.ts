@@ -124,6 +124,6 @@ export interface ParseResult {
   config: StubdmConfig;
   /** One line per ignored option or device: print each once. */
   warnings: string[];
-  /** --help was asked for: print this and exit 0. */
+  /** --help or -version was asked for: print this and exit 0. */
   help: string | null;
 }

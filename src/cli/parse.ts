@@ -19,6 +19,9 @@ import type {
 import { LOG_LEVELS } from './config.ts';
 import { LOG_FORMATS, type LogFormat } from '../core/log.ts';
 import { CliError, parseBool, parseOpts, parseSize, parseUint, type ParsedOpts } from './qemuopts.ts';
+// Inlined by the bundlers (esbuild): the version travels with the code, not beside it.
+import pkg from '../../package.json' with { type: 'json' };
+import { QEMU_VERSION } from '../qmp/core.ts';
 
 export { CliError } from './qemuopts.ts';
 
@@ -91,6 +94,7 @@ const OPTIONS: Record<string, OptDef> = {
   'log-format': { arg: true, group: 'stubdm', desc: 'text (default: time, level, component, message, key=value fields) or json (pino\'s lines)' },
   sim: { arg: false, group: 'stubdm', desc: 'Run against the in-process simulated hypervisor (demo, tests)' },
   help: { arg: false, group: 'stubdm', desc: 'Show this help' },
+  version: { arg: false, group: 'stubdm', desc: 'Print the version in QEMU\'s shape ("QEMU emulator version X.Y.Z (stubdm V)") and exit' },
   h: { arg: false, group: 'stubdm', desc: 'Same as --help' },
 };
 
@@ -116,12 +120,28 @@ export const MAX_SOCKET_PATH_BYTES = 107;
 export const MAX_RINGBUF_BYTES = 2 ** 24;
 const DOMID_FIRST_RESERVED = 0x7ff0;
 
+/**
+ * Qubes' pseudo-arguments (`-qubes-net:client_ip=...,gw=...`, `-qubes-audio:audiovm_xid=N`):
+ * Qubes adds them to the device model's argv for its own stub domain's init, which takes
+ * them out before it starts QEMU. They configure that init, not the device model.
+ */
+const QUBES_PSEUDO_ARG = /^--?qubes-[A-Za-z0-9_-]*(?::[\s\S]*)?$/;
+
+/** The line -version prints: QEMU's shape, so that tools reading "QEMU emulator version X.Y.Z" get the QEMU version QMP reports. */
+export function versionLine(): string {
+  return `QEMU emulator version ${QEMU_VERSION.major}.${QEMU_VERSION.minor}.${QEMU_VERSION.micro} (stubdm ${pkg.version})`;
+}
+
 /** Split argv into `--name=value` / `--name` words yargs cannot misread, plus warnings for unknown options. */
 function tokenize(argv: readonly string[], warnings: string[]): string[] {
   const out: string[] = [];
   const unknown = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const t = argv[i];
+    if (QUBES_PSEUDO_ARG.test(t)) {
+      warnings.push(`${t.split(':')[0]}: a setting for Qubes' stub domain init, not for the device model; ignored`);
+      continue;
+    }
     const m = /^--?([A-Za-z][A-Za-z0-9_-]*)(?:=([\s\S]*))?$/.exec(t);
     if (!m) throw new CliError(`unexpected argument "${t}" (options start with -; see --help)`);
     const name = m[1];
@@ -210,6 +230,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
   if (flag('help') || flag('h')) {
     return { config: null as unknown as StubdmConfig, warnings, help: await helpText() };
   }
+  if (flag('version')) return { config: null as unknown as StubdmConfig, warnings, help: versionLine() };
   for (const [name, def] of Object.entries(OPTIONS)) {
     if (def.ignored && a[name] !== undefined && a[name] !== false) warnings.push(def.ignored);
   }
@@ -267,7 +288,11 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
       if (devIds.has(d.id)) throw new CliError(`-device id=${d.id} is given twice`);
       devIds.add(d.id);
     }
-    if (!EMULATED_DEVICES.has(d.driver) && !reported.has(d.driver)) {
+    if (d.driver === 'ahci') {
+      // libxl's hdtype=ahci: every disk below 6 then hangs off this controller, none on IDE.
+      throw new CliError("-device ahci: no AHCI controller is emulated, so the guest would have no emulated disk; set hdtype='ide' (the default) in the guest's xl.cfg");
+    }
+    if (!EMULATED_DEVICES.has(d.driver) && !SCSI_FRONTENDS.has(d.driver) && !reported.has(d.driver)) {
       reported.add(d.driver);
       warnings.push(`-device ${d.driver}: not emulated yet; ignored`);
     }
@@ -554,6 +579,13 @@ interface DriveBackend {
   id: string | null;
 }
 
+/**
+ * libxl's sd* disks: `-device lsi53c895a` once, then per disk `-drive ...,if=none,id=scsi0-hdN`
+ * + `-device scsi-hd,drive=scsi0-hdN,scsi-id=N` (libxl_dm.c, Xen 4.17). No SCSI controller
+ * is emulated: each such disk gets one line naming it and what to write in xl.cfg instead.
+ */
+const SCSI_FRONTENDS: ReadonlySet<string> = new Set(['scsi-hd', 'scsi-cd']);
+
 /** IDE front ends a -device can name (libxl: `-device ide-cd,id=ide-N,drive=ide-N,bus=ide.B,unit=U` for CD-ROMs). */
 const IDE_FRONTENDS: Record<string, 'disk' | 'cdrom'> = { 'ide-cd': 'cdrom', 'ide-hd': 'disk' };
 
@@ -561,7 +593,10 @@ function driveBackend(o: ParsedOpts, text: string, media: 'disk' | 'cdrom', warn
   const file = o.get('file') || null;
   const format = o.get('format') ?? 'raw';
   if (format !== 'raw' && format !== 'host_device') {
-    throw new CliError(`-drive ${text}: format=${format} is not supported (raw or host_device)`);
+    // libxl passes the image's own format in dom0 (a stub domain gets every disk as /dev/xvdX, host_device).
+    throw new CliError(
+      `-drive ${text}: disk ${file ?? '(no file)'} is ${format}; stubdm reads raw images only: convert it (qemu-img convert -O raw) or set format=raw in xl.cfg for a raw image`,
+    );
   }
   const cache = o.get('cache') ?? 'writeback';
   if (!(CACHE_MODES as readonly string[]).includes(cache)) {
@@ -622,6 +657,16 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
     placed.push({ index, what, b, qdev: null });
   }
   for (const d of devices) {
+    if (SCSI_FRONTENDS.has(d.driver)) {
+      const driveId = d.props.drive;
+      const found = driveId === undefined ? undefined : byId.get(driveId);
+      if (driveId !== undefined && found !== undefined) usedIds.add(driveId);
+      warnings.push(
+        `-device ${d.driver}${driveId !== undefined ? `,drive=${driveId}` : ''}: disk ${found?.file ?? '(no file)'} is an sd* disk ` +
+          `(SCSI), which stubdm does not emulate: the guest sees it through PV drivers only; name it hda-hdd or xvda-xvdd in xl.cfg for an emulated IDE disk`,
+      );
+      continue;
+    }
     const media = IDE_FRONTENDS[d.driver];
     if (media === undefined) continue;
     const what = `-device ${d.driver}${d.id ? `,id=${d.id}` : ''}`;
