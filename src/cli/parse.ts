@@ -49,7 +49,7 @@ const OPTIONS: Record<string, OptDef> = {
   smp: { arg: true, group: 'Machine', desc: 'N[,maxcpus=M]: vCPUs (1-128)' },
   name: { arg: true, group: 'Machine', desc: 'Guest name (for logs)' },
   boot: { arg: true, group: 'Machine', desc: 'order=cda: boot order (kept for the firmware)' },
-  serial: { arg: true, many: true, group: 'Devices', desc: 'COM1, COM2: file:PATH | pty | stdio | null | none | /dev/PATH | chardev:ID' },
+  serial: { arg: true, many: true, group: 'Devices', desc: 'COM1-COM4 (0x3f8/IRQ4, 0x2f8/IRQ3, 0x3e8/IRQ4, 0x2e8/IRQ3): file:PATH | pty | stdio | null | none | /dev/PATH | chardev:ID' },
   chardev: { arg: true, many: true, group: 'Devices', desc: 'socket,id=ID,path=PATH|fd=N,server=on,wait=off (for -mon); file,id=,path= | pty,id= | stdio,id= | null,id= | serial,id=,path=' },
   drive: { arg: true, many: true, group: 'Devices', desc: 'file=PATH,if=ide,index=0-3,media=disk|cdrom,format=raw|host_device,cache=...,readonly=on' },
   device: { arg: true, many: true, group: 'Devices', desc: 'DRIVER[,id=][,netdev=][,mac=][,romfile=NAME|PATH (e1000 default efi-e1000.rom; empty: no ROM)][,vgamem_mb=]; drivers not emulated yet are reported and ignored' },
@@ -101,7 +101,7 @@ const OPTIONS: Record<string, OptDef> = {
 /** -device drivers stubdm emulates; every other driver is reported once as ignored. */
 export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000', 'VGA']);
 
-const SERIAL_MAX = 2;
+const SERIAL_MAX = 4; // COM1-COM4 (devices/uart COM_PORTS)
 const IDE_DRIVES = 4;
 const HVM_MAX_VCPUS = 128; // one 32-byte ioreq slot per vCPU in a 4 KiB page
 /** Largest -m: 16 TiB, above what Xen builds an HVM guest with (the bound src/xen/host.ts checks too). */
@@ -549,7 +549,7 @@ function parseSerials(texts: string[], byId: Map<string, ChardevConfig>, used: S
   for (const t of texts) {
     const s = serialSpec(t, warnings);
     if (s === 'none') continue;
-    if (out.length >= SERIAL_MAX) throw new CliError(`-serial ${t}: at most ${SERIAL_MAX} serial ports (COM1, COM2)`);
+    if (out.length >= SERIAL_MAX) throw new CliError(`-serial ${t}: at most ${SERIAL_MAX} serial ports (COM1-COM4)`);
     const index = out.length;
     if ('ref' in s) {
       const c = byId.get(s.ref);

@@ -126,7 +126,7 @@ test('serial forms: pty, null, none, chardev:ID, two ports, -chardev ids are lab
     { index: 0, id: 'log', spec: { backend: 'file', path: '/tmp/x', append: false } },
     { index: 1, id: 'serial1', spec: { backend: 'pty' } },
   ]);
-  await fails(['--sim', '-serial', 'null', '-serial', 'null', '-serial', 'null'], /at most 2 serial ports/);
+  await fails(['--sim', '-serial', 'null', '-serial', 'null', '-serial', 'null', '-serial', 'null', '-serial', 'null'], /at most 4 serial ports \(COM1-COM4\)/);
   await fails(['--sim', '-serial', 'chardev:nope'], /no -chardev with id=nope/);
   await fails(['--sim', '-serial', 'tcp:1.2.3.4:5'], /not supported/);
 });
