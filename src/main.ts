@@ -10,10 +10,9 @@
 import fs from 'node:fs';
 import tty from 'node:tty';
 import { pathToFileURL } from 'node:url';
-import { pino } from 'pino';
 import { Board } from './core/board.ts';
 import { SHUTDOWN_REBOOT, type Host } from './core/host.ts';
-import { setRootLogger, type Logger } from './core/log.ts';
+import { createLogger, setRootLogger, type Logger } from './core/log.ts';
 import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
 import { ChardevError, flushAll, openChardev, type CharBackend } from './chardev/index.ts';
 import { BlockOpenError } from './block/index.ts';
@@ -141,7 +140,7 @@ function oneLine(msg: string): string {
 
 /** Start the device model from a parsed config. Throws StartError for operator problems. */
 export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise<Dm> {
-  const log = opts.log ?? pino({ level: cfg.logLevel }, pino.destination(2));
+  const log = opts.log ?? createLogger(cfg.logLevel, cfg.logFormat);
   setRootLogger(log);
   if (cfg.chroot !== null) log.warn({ chroot: cfg.chroot }, '-chroot is not applied');
 
@@ -402,7 +401,13 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         }
       },
     };
-    const core = new QmpCore(machine, (command, err) => log.error({ command, err: String(err) }, 'QMP command failed'));
+    const qmpLog = log.child({ c: 'qmp' });
+    const core = new QmpCore(
+      machine,
+      (command, err) => qmpLog.error({ command, err }, 'QMP command failed: internal error'),
+      undefined,
+      (command, cls, desc) => qmpLog.warn({ command: command ?? null, class: cls }, `QMP command failed: ${desc}`),
+    );
     // -add-fd: descriptors we inherited, named /dev/fdset/<set> (the stub
     // domain's save console is set 1: docs/xen-contract.md §12).
     for (const a of cfg.addFds) {
@@ -510,7 +515,7 @@ export async function main(argv: readonly string[], opts: StartOptions = {}): Pr
     return 0;
   }
   const cfg = parsed.config;
-  const log = opts.log ?? pino({ level: cfg.logLevel }, pino.destination(2));
+  const log = opts.log ?? createLogger(cfg.logLevel, cfg.logFormat);
   for (const w of parsed.warnings) log.warn(w);
 
   let dm: Dm;

@@ -148,6 +148,9 @@ test('bin/stubdm.js: exit 2 with one line on bad argv, 0 with --help, 1 with one
   const help = await run(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--sim/);
+  const version = await run(['-version']);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^QEMU emulator version \d+\.\d+\.\d+ \(stubdm [^)\n]+\)\n$/);
   // This machine has no Xen: whichever way that shows, it is one line and exit 1.
   const noxen = await run(['-xen-domid', '1', '-machine', 'xenfv', '-m', '128', '--log-level', 'silent']);
   assert.equal(noxen.code, 1);
@@ -182,9 +185,15 @@ test('bin/stubdm.js --sim: serves QMP, stops on SIGTERM with exit 0 and the seri
   assert.ok(q, `QMP socket never came up: ${stderr}`);
   await q.cmd('qmp_capabilities');
   assert.equal((await q.cmd('query-status')).return.status, 'running');
+  await q.cmd('eject', { device: 'no-such-drive' });
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
   assert.equal(fs.existsSync(qmpPath), false);
+  // issue #14: text lines at info by default: the lifecycle and the failed command with its error.
+  const T = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z';
+  assert.match(stderr, new RegExp(`^${T} INFO  stubdm: device model running domid=1 sim=true `, 'm'));
+  assert.match(stderr, new RegExp(`^${T} WARN  qmp: QMP command failed: [^\\n]*no-such-drive[^\\n]* command=eject class=`, 'm'));
+  assert.match(stderr, new RegExp(`^${T} INFO  stubdm: stopping why=SIGTERM$`, 'm'));
 });
 
 test('npm run demo:sim: exits 0 by itself and shows the greeting the UART backend received', async () => {

@@ -415,7 +415,7 @@ selftest_sim() {
 
 stubdom_main() {
   export STUBDM_NATIVE_DIR="$STUBDM_DIR/native" STUBDM_PTY_HELPER="$STUBDM_DIR/bin/stubdm-pty"
-  # stubdm's start-up milestones on hvc0 (pino, JSON lines)
+  # stubdm's start-up milestones on hvc0 (its text log lines, as in dom0: nothing here parses them)
   export STUBDM_LOG_LEVEL="${STUBDM_LOG_LEVEL:-info}"
   mount_basics
   t_init=$(now)

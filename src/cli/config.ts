@@ -1,5 +1,6 @@
 /** What stubdm was asked to do: the typed result of parsing libxl's argv. Plain data. */
 import type { ChardevSpec } from '../chardev/spec.ts';
+import type { LogFormat } from '../core/log.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -76,6 +77,8 @@ export interface StubdmConfig {
   /** false with --no-stubdom (running in dom0). */
   stubdom: boolean;
   logLevel: LogLevel;
+  /** --log-format: text lines (default) or pino's JSON. */
+  logFormat: LogFormat;
   domid: number;
   name: string | null;
   machine: MachineConfig;
@@ -121,6 +124,6 @@ export interface ParseResult {
   config: StubdmConfig;
   /** One line per ignored option or device: print each once. */
   warnings: string[];
-  /** --help was asked for: print this and exit 0. */
+  /** --help or -version was asked for: print this and exit 0. */
   help: string | null;
 }

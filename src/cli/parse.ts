@@ -17,7 +17,11 @@ import type {
   SerialConfig, StubdmConfig,
 } from './config.ts';
 import { LOG_LEVELS } from './config.ts';
+import { LOG_FORMATS, type LogFormat } from '../core/log.ts';
 import { CliError, parseBool, parseOpts, parseSize, parseUint, type ParsedOpts } from './qemuopts.ts';
+// Inlined by the bundlers (esbuild): the version travels with the code, not beside it.
+import pkg from '../../package.json' with { type: 'json' };
+import { QEMU_VERSION } from '../qmp/core.ts';
 
 export { CliError } from './qemuopts.ts';
 
@@ -45,7 +49,7 @@ const OPTIONS: Record<string, OptDef> = {
   smp: { arg: true, group: 'Machine', desc: 'N[,maxcpus=M]: vCPUs (1-128)' },
   name: { arg: true, group: 'Machine', desc: 'Guest name (for logs)' },
   boot: { arg: true, group: 'Machine', desc: 'order=cda: boot order (kept for the firmware)' },
-  serial: { arg: true, many: true, group: 'Devices', desc: 'COM1, COM2: file:PATH | pty | stdio | null | none | /dev/PATH | chardev:ID' },
+  serial: { arg: true, many: true, group: 'Devices', desc: 'COM1-COM4 (0x3f8/IRQ4, 0x2f8/IRQ3, 0x3e8/IRQ4, 0x2e8/IRQ3): file:PATH | pty | stdio | null | none | /dev/PATH | chardev:ID' },
   chardev: { arg: true, many: true, group: 'Devices', desc: 'socket,id=ID,path=PATH|fd=N,server=on,wait=off (for -mon); file,id=,path= | pty,id= | stdio,id= | null,id= | serial,id=,path=' },
   drive: { arg: true, many: true, group: 'Devices', desc: 'file=PATH,if=ide,index=0-3,media=disk|cdrom,format=raw|host_device,cache=...,readonly=on' },
   device: { arg: true, many: true, group: 'Devices', desc: 'DRIVER[,id=][,netdev=][,mac=][,romfile=NAME|PATH (e1000 default efi-e1000.rom; empty: no ROM)][,vgamem_mb=]; drivers not emulated yet are reported and ignored' },
@@ -86,16 +90,18 @@ const OPTIONS: Record<string, OptDef> = {
   audiodev: { arg: true, many: true, group: 'Accepted and ignored', desc: 'Audio backend', ignored: '-audiodev: ignored' },
   // stubdm's own
   'no-stubdom': { arg: false, group: 'stubdm', desc: 'Run in dom0 (for debugging) instead of a stub domain' },
-  'log-level': { arg: true, group: 'stubdm', desc: `Log level on stderr: ${LOG_LEVELS.join(', ')} (default warn)` },
+  'log-level': { arg: true, group: 'stubdm', desc: `Log level on stderr: ${LOG_LEVELS.join(', ')} (default info: start-up, guest resets and poweroff, PV unplug, save/restore, failed QMP commands)` },
+  'log-format': { arg: true, group: 'stubdm', desc: 'text (default: time, level, component, message, key=value fields) or json (pino\'s lines)' },
   sim: { arg: false, group: 'stubdm', desc: 'Run against the in-process simulated hypervisor (demo, tests)' },
   help: { arg: false, group: 'stubdm', desc: 'Show this help' },
+  version: { arg: false, group: 'stubdm', desc: 'Print the version in QEMU\'s shape ("QEMU emulator version X.Y.Z (stubdm V)") and exit' },
   h: { arg: false, group: 'stubdm', desc: 'Same as --help' },
 };
 
 /** -device drivers stubdm emulates; every other driver is reported once as ignored. */
 export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000', 'VGA']);
 
-const SERIAL_MAX = 2;
+const SERIAL_MAX = 4; // COM1-COM4 (devices/uart COM_PORTS)
 const IDE_DRIVES = 4;
 const HVM_MAX_VCPUS = 128; // one 32-byte ioreq slot per vCPU in a 4 KiB page
 /** Largest -m: 16 TiB, above what Xen builds an HVM guest with (the bound src/xen/host.ts checks too). */
@@ -114,12 +120,28 @@ export const MAX_SOCKET_PATH_BYTES = 107;
 export const MAX_RINGBUF_BYTES = 2 ** 24;
 const DOMID_FIRST_RESERVED = 0x7ff0;
 
+/**
+ * Qubes' pseudo-arguments (`-qubes-net:client_ip=...,gw=...`, `-qubes-audio:audiovm_xid=N`):
+ * Qubes adds them to the device model's argv for its own stub domain's init, which takes
+ * them out before it starts QEMU. They configure that init, not the device model.
+ */
+const QUBES_PSEUDO_ARG = /^--?qubes-[A-Za-z0-9_-]*(?::[\s\S]*)?$/;
+
+/** The line -version prints: QEMU's shape, so that tools reading "QEMU emulator version X.Y.Z" get the QEMU version QMP reports. */
+export function versionLine(): string {
+  return `QEMU emulator version ${QEMU_VERSION.major}.${QEMU_VERSION.minor}.${QEMU_VERSION.micro} (stubdm ${pkg.version})`;
+}
+
 /** Split argv into `--name=value` / `--name` words yargs cannot misread, plus warnings for unknown options. */
 function tokenize(argv: readonly string[], warnings: string[]): string[] {
   const out: string[] = [];
   const unknown = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const t = argv[i];
+    if (QUBES_PSEUDO_ARG.test(t)) {
+      warnings.push(`${t.split(':')[0]}: a setting for Qubes' stub domain init, not for the device model; ignored`);
+      continue;
+    }
     const m = /^--?([A-Za-z][A-Za-z0-9_-]*)(?:=([\s\S]*))?$/.exec(t);
     if (!m) throw new CliError(`unexpected argument "${t}" (options start with -; see --help)`);
     const name = m[1];
@@ -208,13 +230,16 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
   if (flag('help') || flag('h')) {
     return { config: null as unknown as StubdmConfig, warnings, help: await helpText() };
   }
+  if (flag('version')) return { config: null as unknown as StubdmConfig, warnings, help: versionLine() };
   for (const [name, def] of Object.entries(OPTIONS)) {
     if (def.ignored && a[name] !== undefined && a[name] !== false) warnings.push(def.ignored);
   }
 
   const sim = flag('sim');
-  const logLevel = (last(a['log-level']) ?? 'warn') as LogLevel;
+  const logLevel = (last(a['log-level']) ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new CliError(`--log-level ${logLevel}: use one of ${LOG_LEVELS.join(', ')}`);
+  const logFormat = (last(a['log-format']) ?? 'text') as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) throw new CliError(`--log-format ${logFormat}: use text or json`);
 
   const domidText = last(a['xen-domid']);
   let domid: number;
@@ -263,7 +288,11 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
       if (devIds.has(d.id)) throw new CliError(`-device id=${d.id} is given twice`);
       devIds.add(d.id);
     }
-    if (!EMULATED_DEVICES.has(d.driver) && !reported.has(d.driver)) {
+    if (d.driver === 'ahci') {
+      // libxl's hdtype=ahci: every disk below 6 then hangs off this controller, none on IDE.
+      throw new CliError("-device ahci: no AHCI controller is emulated, so the guest would have no emulated disk; set hdtype='ide' (the default) in the guest's xl.cfg");
+    }
+    if (!EMULATED_DEVICES.has(d.driver) && !SCSI_FRONTENDS.has(d.driver) && !reported.has(d.driver)) {
       reported.add(d.driver);
       warnings.push(`-device ${d.driver}: not emulated yet; ignored`);
     }
@@ -288,6 +317,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
     sim,
     stubdom: !flag('no-stubdom'),
     logLevel,
+    logFormat,
     domid,
     name,
     machine,
@@ -519,7 +549,7 @@ function parseSerials(texts: string[], byId: Map<string, ChardevConfig>, used: S
   for (const t of texts) {
     const s = serialSpec(t, warnings);
     if (s === 'none') continue;
-    if (out.length >= SERIAL_MAX) throw new CliError(`-serial ${t}: at most ${SERIAL_MAX} serial ports (COM1, COM2)`);
+    if (out.length >= SERIAL_MAX) throw new CliError(`-serial ${t}: at most ${SERIAL_MAX} serial ports (COM1-COM4)`);
     const index = out.length;
     if ('ref' in s) {
       const c = byId.get(s.ref);
@@ -549,6 +579,13 @@ interface DriveBackend {
   id: string | null;
 }
 
+/**
+ * libxl's sd* disks: `-device lsi53c895a` once, then per disk `-drive ...,if=none,id=scsi0-hdN`
+ * + `-device scsi-hd,drive=scsi0-hdN,scsi-id=N` (libxl_dm.c, Xen 4.17). No SCSI controller
+ * is emulated: each such disk gets one line naming it and what to write in xl.cfg instead.
+ */
+const SCSI_FRONTENDS: ReadonlySet<string> = new Set(['scsi-hd', 'scsi-cd']);
+
 /** IDE front ends a -device can name (libxl: `-device ide-cd,id=ide-N,drive=ide-N,bus=ide.B,unit=U` for CD-ROMs). */
 const IDE_FRONTENDS: Record<string, 'disk' | 'cdrom'> = { 'ide-cd': 'cdrom', 'ide-hd': 'disk' };
 
@@ -556,7 +593,10 @@ function driveBackend(o: ParsedOpts, text: string, media: 'disk' | 'cdrom', warn
   const file = o.get('file') || null;
   const format = o.get('format') ?? 'raw';
   if (format !== 'raw' && format !== 'host_device') {
-    throw new CliError(`-drive ${text}: format=${format} is not supported (raw or host_device)`);
+    // libxl passes the image's own format in dom0 (a stub domain gets every disk as /dev/xvdX, host_device).
+    throw new CliError(
+      `-drive ${text}: disk ${file ?? '(no file)'} is ${format}; stubdm reads raw images only: convert it (qemu-img convert -O raw) or set format=raw in xl.cfg for a raw image`,
+    );
   }
   const cache = o.get('cache') ?? 'writeback';
   if (!(CACHE_MODES as readonly string[]).includes(cache)) {
@@ -617,6 +657,16 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
     placed.push({ index, what, b, qdev: null });
   }
   for (const d of devices) {
+    if (SCSI_FRONTENDS.has(d.driver)) {
+      const driveId = d.props.drive;
+      const found = driveId === undefined ? undefined : byId.get(driveId);
+      if (driveId !== undefined && found !== undefined) usedIds.add(driveId);
+      warnings.push(
+        `-device ${d.driver}${driveId !== undefined ? `,drive=${driveId}` : ''}: disk ${found?.file ?? '(no file)'} is an sd* disk ` +
+          `(SCSI), which stubdm does not emulate: the guest sees it through PV drivers only; name it hda-hdd or xvda-xvdd in xl.cfg for an emulated IDE disk`,
+      );
+      continue;
+    }
     const media = IDE_FRONTENDS[d.driver];
     if (media === undefined) continue;
     const what = `-device ${d.driver}${d.id ? `,id=${d.id}` : ''}`;

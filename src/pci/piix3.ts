@@ -12,7 +12,7 @@ import type { Board } from '../core/board.ts';
 import { SHUTDOWN_REBOOT } from '../core/host.ts';
 import type { Device, StateObject } from '../core/device.ts';
 import type { IoHandler } from '../core/io.ts';
-import { logger, type Logger } from '../core/log.ts';
+import { logger, RateLimited, type Logger } from '../core/log.ts';
 import { StateReader } from '../core/state.ts';
 import { PciConfig, readBits, STATUS_DEVSEL_MEDIUM } from './config.ts';
 import type { PciFunction } from './bus.ts';
@@ -99,11 +99,14 @@ export class Piix3Isa implements PciFunction, Device {
   /** Reset control register state (SRST kept, as QEMU does). */
   rcr = 0;
   port92 = 0;
+  /** Resets are lifecycle lines (info), but the guest chooses how often it asks. */
+  private readonly said: RateLimited;
 
   constructor(
     private readonly board: Board,
     private readonly log: Logger = logger('piix3'),
   ) {
+    this.said = new RateLimited(log);
     const c = this.config;
     // The rest of function 0's registers (0x40-0xff) are plain storage as in
     // QEMU: the ISA side is Xen's, firmware only needs them to read back.
@@ -145,7 +148,7 @@ export class Piix3Isa implements PciFunction, Device {
     read: () => this.rcr,
     write: (_off, _size, v) => {
       if (v & RCR_RCPU) {
-        this.log.info({ rcr: v }, 'guest reset through 0xcf9');
+        this.said.info({ rcr: v }, 'guest reset through 0xcf9');
         this.board.shutdown(SHUTDOWN_REBOOT);
         return;
       }
@@ -160,7 +163,7 @@ export class Piix3Isa implements PciFunction, Device {
       const old = this.port92;
       this.port92 = v & (PORT92_A20 | PORT92_RESET);
       if (v & PORT92_RESET && !(old & PORT92_RESET)) {
-        this.log.info('guest reset through port 0x92');
+        this.said.info({}, 'guest reset through port 0x92');
         this.board.shutdown(SHUTDOWN_REBOOT);
       } else if (!(v & PORT92_A20)) {
         this.log.debug({ v }, 'guest cleared A20 through port 0x92: not emulated under Xen');

@@ -253,7 +253,7 @@ export class Piix4Pm implements PciFunction, Device {
 
   private sleep(typ: number): void {
     if (typ === SLP_TYP_S5) {
-      this.log.info('guest entered S5 through PM1a_CNT: poweroff');
+      this.warn.info({}, 'guest entered S5 through PM1a_CNT: poweroff'); // rate-limited: the guest may repeat it
       this.board.shutdown(SHUTDOWN_POWEROFF);
     } else {
       this.warn.warn({ slpTyp: typ }, typ === SLP_TYP_S3 ? 'guest asked for S3: not supported' : 'guest asked for an unknown sleep type');

@@ -19,7 +19,7 @@ import type { Board } from '../core/board.ts';
 import type { Region } from '../core/bus.ts';
 import type { Device, StateObject } from '../core/device.ts';
 import type { IoHandler } from '../core/io.ts';
-import { logger, RateLimited, type Logger } from '../core/log.ts';
+import { logger, RateLimited, takeGuestLogBudget, type Logger } from '../core/log.ts';
 import { EXACT, RegisterTable } from '../core/regs.ts';
 import { StateReader } from '../core/state.ts';
 import { PciConfig, readBits } from './config.ts';
@@ -162,7 +162,7 @@ export class XenPlatform implements PciFunction, Device {
 
   /** Fixed-port action (FIXED_TABLE). */
   setProduct(v: number): void {
-    if (v !== this.productNumber) this.log.info({ product: v }, 'PV driver product registered'); // once, not per write
+    if (v !== this.productNumber) this.warn.info({ product: v }, 'PV driver product registered'); // on a change, rate-limited: a guest may alternate
     this.productNumber = v;
   }
 
@@ -191,7 +191,8 @@ export class XenPlatform implements PciFunction, Device {
         this.logWindow = now;
         this.logLines = 0;
       }
-      if (this.logLines++ < LOG_LINES_PER_WINDOW) {
+      // Windowed on the board's clock (as save/restore replays it), and within every guest line's byte budget.
+      if (this.logLines++ < LOG_LINES_PER_WINDOW && takeGuestLogBudget(this.logLen)) {
         this.log.info({ guest: Buffer.from(this.logBuf.subarray(0, this.logLen)).toString('latin1') }, 'guest PV driver log');
       }
       this.logLen = 0;

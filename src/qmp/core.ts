@@ -547,14 +547,14 @@ export class QmpSession {
     try {
       msg = JSON.parse(text);
     } catch {
-      return { reply: [this.error(undefined, 'GenericError', 'JSON parse error, invalid input')] };
+      return { reply: [this.failed(undefined, undefined, 'GenericError', 'JSON parse error, invalid input')] };
     }
     if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
-      return { reply: [this.error(undefined, 'GenericError', 'QMP input must be a JSON object')] };
+      return { reply: [this.failed(undefined, undefined, 'GenericError', 'QMP input must be a JSON object')] };
     }
     const req = msg as { [k: string]: Json };
     const id = req.id;
-    const fail = (cls: string, desc: string) => ({ reply: [this.error(id, cls, desc)] });
+    const fail = (cls: string, desc: string) => ({ reply: [this.failed(id, typeof req.execute === 'string' ? req.execute : undefined, cls, desc)] });
     for (const k of Object.keys(req)) {
       if (k !== 'execute' && k !== 'arguments' && k !== 'id') return fail('GenericError', `QMP input member '${k}' is unexpected`);
     }
@@ -589,7 +589,7 @@ export class QmpSession {
   private execute(p: { cmd: Command; name: string; id: Json | undefined; args: Args }): string[] | Promise<string[]> {
     const ok = (ret: Json) => [JSON.stringify(p.id === undefined ? { return: ret } : { return: ret, id: p.id })];
     const bad = (err: unknown) => {
-      if (err instanceof QmpError) return [this.error(p.id, err.cls, err.message)];
+      if (err instanceof QmpError) return [this.failed(p.id, p.name, err.cls, err.message)];
       this.core.onInternalError(p.name, err);
       return [this.error(p.id, 'GenericError', `internal error running ${p.name}`)];
     };
@@ -608,6 +608,12 @@ export class QmpSession {
     this.closed = true;
     for (const fd of this.fds.splice(0)) this.core.fdOps.close(fd);
     this.core.drop(this);
+  }
+
+  /** An error reply the operator sees in the log too (internal errors are logged by onInternalError instead). */
+  private failed(id: Json | undefined, command: string | undefined, cls: string, desc: string): string {
+    this.core.onCommandFailed(command, cls, desc);
+    return this.error(id, cls, desc);
   }
 
   private error(id: Json | undefined, cls: string, desc: string): string {
@@ -631,6 +637,12 @@ export class QmpCore {
     readonly machine: QmpMachine,
     readonly onInternalError: (command: string, err: unknown) => void = () => {},
     readonly fdOps: FdOps = processFdOps,
+    /**
+     * Every command refused with an error reply (unknown, bad arguments, or
+     * the machine said no): libxl reports only "QMP command failed" to the
+     * operator, so the error itself is worth a line in our log.
+     */
+    readonly onCommandFailed: (command: string | undefined, cls: string, desc: string) => void = () => {},
   ) {
     this.fdsets = new FdSets((fd) => fdOps.close(fd));
   }

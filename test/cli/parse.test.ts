@@ -126,7 +126,7 @@ test('serial forms: pty, null, none, chardev:ID, two ports, -chardev ids are lab
     { index: 0, id: 'log', spec: { backend: 'file', path: '/tmp/x', append: false } },
     { index: 1, id: 'serial1', spec: { backend: 'pty' } },
   ]);
-  await fails(['--sim', '-serial', 'null', '-serial', 'null', '-serial', 'null'], /at most 2 serial ports/);
+  await fails(['--sim', '-serial', 'null', '-serial', 'null', '-serial', 'null', '-serial', 'null', '-serial', 'null'], /at most 4 serial ports \(COM1-COM4\)/);
   await fails(['--sim', '-serial', 'chardev:nope'], /no -chardev with id=nope/);
   await fails(['--sim', '-serial', 'tcp:1.2.3.4:5'], /not supported/);
 });
@@ -277,4 +277,52 @@ test('RAM, ringbuf and socket-path bounds are one-line CliErrors', async () => {
   await fails(['--sim', '-chardev', `socket,id=q,path=${long},server=on,wait=off`, '-mon', 'chardev=q,mode=control'], /1 to 107 bytes; this one is 108/);
   const ok = (await parseArgs(['--sim', '-chardev', `socket,id=q,path=${long.slice(0, -1)},server=on,wait=off`, '-mon', 'chardev=q,mode=control'])).config;
   assert.equal(ok.monitors[0].path, long.slice(0, -1));
+});
+
+// issue #14: the operator's side of argv.
+test('--log-format: text by default, json on request, anything else one line; the level is info by default', async () => {
+  const d = (await parseArgs(['--sim'])).config;
+  assert.equal(d.logFormat, 'text');
+  assert.equal(d.logLevel, 'info');
+  assert.equal((await parseArgs(['--sim', '--log-format', 'json'])).config.logFormat, 'json');
+  await assert.rejects(parseArgs(['--sim', '--log-format', 'xml']), (e: Error) => e instanceof CliError && e.message === '--log-format xml: use text or json');
+});
+
+test('-version and --version: one line in QEMU\'s shape, with the QEMU version QMP reports', async () => {
+  for (const v of ['-version', '--version']) {
+    const r = await parseArgs([v]);
+    assert.match(r.help ?? '', /^QEMU emulator version 8\.2\.0 \(stubdm \d+\.\d+\.\d+[^)]*\)$/);
+  }
+});
+
+test('Qubes pseudo-arguments (-qubes-net:..., -qubes-audio:...) are ignored with one line each', async () => {
+  const { config: c, warnings } = await parseArgs([
+    '--sim', '-qubes-audio:audiovm_xid=0', '-m', '64',
+    '-qubes-net:client_ip=10.137.0.1,dns_0=10.139.1.1,gw=10.137.0.2,netmask=255.255.255.255',
+  ]);
+  assert.equal(c.ramMiB, 64, 'the next option is still read as an option, not taken as a value');
+  assert.deepEqual(warnings, [
+    "-qubes-audio: a setting for Qubes' stub domain init, not for the device model; ignored",
+    "-qubes-net: a setting for Qubes' stub domain init, not for the device model; ignored",
+  ]);
+});
+
+// libxl_dm.c (Xen 4.17) for `disk = [ '/img/s.raw,raw,sda,w' ]` and for hdtype='ahci'.
+test('disks stubdm cannot serve: an sd* disk is one line naming it and the alternative; AHCI and qcow2 stop with one line', async () => {
+  const { config: c, warnings } = await parseArgs(['--sim', '-device', 'lsi53c895a',
+    '-drive', 'file=/img/s.raw,id=scsi0-hd0,format=raw,if=none,readonly=off,cache=writeback',
+    '-device', 'scsi-hd,drive=scsi0-hd0,scsi-id=0']);
+  assert.deepEqual(c.drives, []);
+  assert.deepEqual(warnings.filter((w) => w.includes('scsi0-hd0')), [
+    '-device scsi-hd,drive=scsi0-hd0: disk /img/s.raw is an sd* disk (SCSI), which stubdm does not emulate: the guest sees it through PV drivers only; name it hda-hdd or xvda-xvdd in xl.cfg for an emulated IDE disk',
+  ]);
+  await assert.rejects(
+    parseArgs(['--sim', '-device', 'ahci,id=ahci0', '-drive', 'file=/img/a.raw,if=none,id=ahcidisk-0,format=raw,cache=writeback',
+      '-device', 'ide-hd,bus=ahci0.0,unit=0,drive=ahcidisk-0']),
+    (e: Error) => e instanceof CliError && /^-device ahci: no AHCI controller is emulated.*hdtype='ide'/.test(e.message),
+  );
+  await assert.rejects(
+    parseArgs(['--sim', '-drive', 'file=/img/q.qcow2,if=ide,index=0,media=disk,format=qcow2,cache=writeback']),
+    (e: Error) => e instanceof CliError && /disk \/img\/q\.qcow2 is qcow2; stubdm reads raw images only: convert it \(qemu-img convert -O raw\)/.test(e.message),
+  );
 });

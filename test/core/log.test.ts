@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { GUEST_LOG_BUDGET_BYTES, guestLogBudgetLeft, RateLimited, resetGuestLogBudget, type Logger } from '../../src/core/log.ts';
+import {
+  createLogger, formatTextLine, GUEST_LOG_BUDGET_BYTES, guestLogBudgetLeft, RateLimited, resetGuestLogBudget, type Logger,
+} from '../../src/core/log.ts';
 
 function sink(level = 'warn'): { log: Logger; lines: string[]; bytes: () => number } {
   const lines: string[] = [];
@@ -44,4 +46,63 @@ test('a silent logger spends nothing of the budget', () => {
   for (let i = 0; i < 100; i++) new RateLimited(log).warn({ i }, 'x'.repeat(100));
   assert.equal(guestLogBudgetLeft(), 1000);
   resetGuestLogBudget();
+});
+
+/** The device model's logger as main builds it, writing into an array. */
+function textSink(level = 'info', format: 'text' | 'json' = 'text'): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { lines, log: createLogger(level, format, { write: (l: string) => void lines.push(l) }) };
+}
+
+test('text format: ISO time, level name, component/device, message, then key=value fields, one line', () => {
+  const { log, lines } = textSink();
+  log.child({ c: 'pci' }).child({ dev: 'xen-platform' }).info({ mask: 3, file: '/images/a disk.img', ok: true, none: null }, 'guest unplugs emulated devices');
+  log.info({ domid: 5 }, 'device model running');
+  log.debug('not at info');
+  assert.equal(lines.length, 2);
+  assert.match(
+    lines[0],
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  pci\/xen-platform: guest unplugs emulated devices mask=3 file="\/images\/a disk.img" ok=true none=null\n$/,
+  );
+  assert.match(lines[1], /Z INFO  stubdm: device model running domid=5\n$/);
+});
+
+test('text format: a guest-chosen string cannot start a line of its own', () => {
+  const { log, lines } = textSink();
+  log.warn({ guest: 'x\nSTUBDOM FAIL forged', empty: '' }, 'guest wrote\nFATAL forged');
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0].split('\n').length, 2, 'exactly one line end, at the end');
+  assert.match(lines[0], / WARN  stubdm: guest wrote\\nFATAL forged guest="x\\nSTUBDOM FAIL forged" empty=""\n$/);
+});
+
+test('text format: an error shows its message, and its stack as one quoted field', () => {
+  const { log, lines } = textSink();
+  log.error({ err: new Error('boom') }, 'uncaught exception (device model keeps running)');
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /ERROR stubdm: uncaught exception \(device model keeps running\) err=boom stack="Error: boom\\n +at /);
+  assert.doesNotMatch(lines[0].slice(0, -1), /\n/);
+  // a line that is not pino JSON is passed on, never dropped
+  assert.equal(formatTextLine('not json'), 'not json\n');
+});
+
+test('json format: pino\'s own lines (level number, epoch ms), for tools', () => {
+  const { log, lines } = textSink('info', 'json');
+  log.child({ c: 'qmp' }).warn({ command: 'eject' }, 'QMP command failed: Device is locked');
+  const o = JSON.parse(lines[0]) as Record<string, unknown>;
+  assert.equal(o.level, 40);
+  assert.equal(typeof o.time, 'number');
+  assert.equal(o.c, 'qmp');
+  assert.equal(o.msg, 'QMP command failed: Device is locked');
+});
+
+test('RateLimited.info: lifecycle lines the guest can repeat are limited like warnings', () => {
+  resetGuestLogBudget();
+  const { log, lines } = textSink();
+  const rl = new RateLimited(log, 2, 1e9);
+  for (let i = 0; i < 50; i++) rl.info({}, 'guest reset through 0xcf9');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0], / INFO  stubdm: guest reset through 0xcf9\n$/);
+  const quiet = textSink('warn');
+  new RateLimited(quiet.log).info({}, 'below the level');
+  assert.equal(quiet.lines.length, 0);
 });

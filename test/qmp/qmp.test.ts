@@ -285,3 +285,28 @@ test('unix socket: a path over 107 bytes is refused and nothing is created', asy
   await assert.rejects(srv.listenPath('/nonexistent-stubdm-dir/q.sock'), (e: Error) => /No such file or directory/.test(e.message) && !/permission/i.test(e.message));
   await srv.close();
 });
+
+// issue #14: libxl tells the operator only that a command failed; our log says which error.
+test('every refused command reaches onCommandFailed with its error; internal errors go to onInternalError only', () => {
+  const failed: string[] = [];
+  const internal: string[] = [];
+  const m = machine();
+  m.stop = () => {
+    throw new Error('device bug');
+  };
+  const s = new QmpCore(m, (cmd) => void internal.push(cmd), undefined, (cmd, cls, desc) => void failed.push(`${cmd}|${cls}|${desc}`)).open(() => {});
+  s.input('{"execute":"cont"}');
+  s.input('{"execute":"qmp_capabilities"}');
+  s.input('not json');
+  s.input('{"execute":"no-such-command"}');
+  s.input('{"execute":"query-status","arguments":{"x":1}}');
+  s.input('{"execute":"query-status"}');
+  s.input('{"execute":"stop"}');
+  assert.deepEqual(failed, [
+    "cont|CommandNotFound|Expecting capabilities negotiation with 'qmp_capabilities'",
+    'undefined|GenericError|JSON parse error, invalid input',
+    'no-such-command|CommandNotFound|The command no-such-command has not been found',
+    "query-status|GenericError|Parameter 'x' is unexpected",
+  ]);
+  assert.deepEqual(internal, ['stop']);
+});

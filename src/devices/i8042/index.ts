@@ -567,7 +567,7 @@ export class I8042 implements Device {
 
   /** @internal */
   requestReset(why: string): void {
-    this.log.info({ why }, 'i8042: guest pulsed the reset line: reboot');
+    this.bad.info({ why }, 'i8042: guest pulsed the reset line: reboot'); // rate-limited: the guest may repeat it
     this.reset();
   }
 

@@ -185,7 +185,7 @@ export class Uart16550 implements IoHandler, Device {
   private readonly rearm: OneShot;
 
   constructor(
-    /** 0 = COM1, 1 = COM2 (the device id is uart.com<index+1>). */
+    /** 0 = COM1 ... 3 = COM4 (the device id is uart.com<index+1>). */
     index: number,
     private readonly irq: IrqLine,
     private readonly backend: CharBackend,

@@ -222,7 +222,7 @@ test('COM2 sits at 0x2f8 on IRQ 3', () => {
   u.write(1, 1, IER_ETBEI);
   assert.equal(fb.isaLevel(3), 1);
   assert.deepEqual([...fb.host.ranges], ['pio:0x2f8-0x2ff']);
-  assert.throws(() => installUart(fb.board, 2, new RingBackend('serial2', log)), RangeError);
+  assert.throws(() => installUart(fb.board, 4, new RingBackend('serial4', log)), RangeError); // COM5 does not exist
 });
 
 test('fuzz: random accesses never throw and keep the FIFO bounded', () => {
@@ -406,4 +406,27 @@ test('malformed UART state is refused with StateError and leaves the device as i
   assert.deepEqual(u.uart.snapshot(), good);
   u.clock.runDue();
   assert.equal(u.inb(IIR) & 0x0f, IIR_CTI, 'the restored re-arm timer fires on the new clock');
+});
+
+// issue #14: four COM ports as on a PC (and QEMU's isa-serial defaults); COM3/COM4 share IRQ 4/3 with COM1/COM2.
+test('COM1-COM4 at 0x3f8/0x2f8/0x3e8/0x2e8; a shared IRQ line stays up while either UART on it holds its interrupt', () => {
+  const fb = testBoard();
+  const backends = [0, 1, 2, 3].map((i) => new RingBackend(`serial${i}`, log));
+  const uarts = backends.map((b, i) => installUart(fb.board, i, b));
+  assert.deepEqual(uarts.map((u) => u.id), ['uart.com1', 'uart.com2', 'uart.com3', 'uart.com4']);
+  const outb = (p: number, v: number) => fb.board.pio.write(p, 1, v);
+  for (const [i, base] of [0x3f8, 0x2f8, 0x3e8, 0x2e8].entries()) outb(base, 0x61 + i);
+  assert.deepEqual(backends.map((b) => b.text()), ['a', 'b', 'c', 'd']);
+  // THR-empty interrupts (IER.ETBEI), COM1 and COM3 on IRQ 4, raised at once
+  outb(0x3f9, IER_ETBEI);
+  outb(0x3e9, IER_ETBEI);
+  assert.equal(fb.isaLevel(4), 1);
+  assert.equal(fb.isaLevel(3), 0, 'COM2/COM4 raised nothing');
+  outb(0x3f9, 0); // COM1 lowers its interrupt: COM3's still holds the line
+  assert.equal(fb.isaLevel(4), 1);
+  outb(0x3e9, 0);
+  assert.equal(fb.isaLevel(4), 0);
+  outb(0x2e9, IER_ETBEI); // COM4 on IRQ 3
+  assert.equal(fb.isaLevel(3), 1);
+  assert.throws(() => installUart(fb.board, 4, new RingBackend('serial4', log)), /COM1-COM4/);
 });

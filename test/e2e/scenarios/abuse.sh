@@ -141,6 +141,7 @@ abuse_run() {
   # exception that reached the ioreq loop or the process (stubdm answers those and keeps
   # running, but each is a bug the guest found). After the destroy: only a crash (a device
   # model losing its guest may log errors on its way out).
+  # FATAL: a fatal line in stubdm's text log (its level name) or QEMU's; "level":60 the same with --log-format json.
   local logkib=0 hard='Uncaught|Segmentation fault|core dumped|Aborted|FATAL|"level":60|^ +at '
   if [ -f "$dmlog" ]; then
     r=$(head -c "$pre" "$dmlog" | tr -d '\r' | grep -a -E -m1 "$hard|^STUBDOM FAIL|device threw while serving|uncaught exception|unhandled rejection" | cut -c1-160)

@@ -62,12 +62,19 @@ stubdom_failure() {
 }
 
 # stubdm, in dom0 or in the stub domain: `xl create` to stubdm's "device model
-# running" log line (pino's epoch ms; a stub domain's clock is Xen's wall clock
-# too), i.e. how long libxl and the stub domain take before stubdm serves ioreqs.
+# running" log line (a stub domain's clock is Xen's wall clock too), i.e. how long
+# libxl and the stub domain take before stubdm serves ioreqs. The line is text
+# (`2026-12-02T14:40:34.822Z INFO  stubdm: device model running ...`, the default)
+# or, with --log-format json, pino's JSON with epoch ms in "time".
 dm_ready_key() {
-  local f=/var/log/xen/qemu-dm-e2e-$DM.log ms
+  local f=/var/log/xen/qemu-dm-e2e-$DM.log ms line
   case $DM in stubdm-*) ;; *) return 0 ;; esac
-  ms=$(tr -d '\r' <"$f" 2>/dev/null | grep -a -m1 '"msg":"device model running"' | sed -n 's/.*"time":\([0-9]*\).*/\1/p')
+  line=$(tr -d '\r' <"$f" 2>/dev/null | grep -a -m1 -E '^[0-9T:.-]+Z [A-Z]+ +stubdm: device model running|"msg":"device model running"')
+  case $line in
+    '{'*) ms=$(echo "$line" | sed -n 's/.*"time":\([0-9]*\).*/\1/p') ;;
+    ?*) ms=$(date -u -d "${line%% *}" +%s%3N 2>/dev/null) ;;
+    *) ms="" ;;
+  esac
   [ -n "$ms" ] && [ -n "${CREATE_T0:-}" ] || return 0
   awk -v a="$CREATE_T0" -v b="$ms" 'BEGIN { printf "create_to_ready_s=%.1f", b / 1000 - a }'
 }
