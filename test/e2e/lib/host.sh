@@ -11,7 +11,9 @@
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=$(cd "$E2E_DIR/../.." && pwd)
 BUILD=$ROOT/build/e2e
-CACHE=$BUILD/cache
+# E2E_CACHE: a machine-wide cache (CI's smoke run keeps it in /var/cache/stubdm-e2e,
+# so a clean clone's warm run takes minutes).
+CACHE=${E2E_CACHE:-$BUILD/cache}
 SUITE=bookworm
 HOST_TOOLS=(qemu-system-x86 debootstrap syslinux syslinux-common mtools dosfstools
   e2fsprogs xorriso cpio kmod xz-utils gcc libc6-dev)
