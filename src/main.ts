@@ -78,7 +78,7 @@ export interface StartOptions {
 }
 
 /** Loads src/xen lazily: only a Xen run needs koffi and the Xen libraries. */
-async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
+async function openXen(cfg: StubdmConfig, log: Logger, willRestrict: boolean): Promise<Host> {
   // Imported lazily: only a Xen run needs koffi and the Xen libraries (--sim must work without them).
   let xen: typeof import('./xen/index.ts');
   try {
@@ -95,7 +95,7 @@ async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
       ramBytes: cfg.ramMiB * 2 ** 20,
       log: log.child({ c: 'xen' }),
       ...(cfg.machine.maxRamBelow4g !== null ? { lowMemLimit: cfg.machine.maxRamBelow4g } : {}),
-      willRestrict: cfg.xenDomidRestrict,
+      willRestrict,
     });
   } catch (err) {
     if (err instanceof xen.XenUnavailableError) throw new StartError(err.message);
@@ -158,8 +158,8 @@ function hmpInfoRestrict(host: CoreHost): string {
  * open. Anything loaded lazily later would be looked for inside the chroot,
  * so the unixsock addon (QMP add-fd, raw consoles) is loaded before it.
  */
-function confineProcess(host: CoreHost, cfg: StubdmConfig, confine: ReturnType<typeof planConfinement>, log: Logger): void {
-  if (cfg.xenDomidRestrict) {
+function confineProcess(host: CoreHost, restrict: boolean, confine: ReturnType<typeof planConfinement>, log: Logger): void {
+  if (restrict) {
     if (host.restriction === undefined) throw new StartError('stubdm: -xen-domid-restrict: this host cannot restrict its handles');
     host.restriction.restrict();
     log.info({ domid: host.domid }, 'restricted to the guest (-xen-domid-restrict)');
@@ -178,11 +178,21 @@ function confineProcess(host: CoreHost, cfg: StubdmConfig, confine: ReturnType<t
 export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise<Dm> {
   const log = opts.log ?? createLogger(cfg.logLevel, cfg.logFormat);
   setRootLogger(log);
+  // libxl 4.17 passes -xen-domid-restrict and -chroot (a dom0 path) into a
+  // stub domain's argv as well, but not -runas or -S, and waits there for the
+  // xenstore state key (libxl_dm.c libxl__build_device_model_args_new): in a
+  // stub domain the domain itself is the confinement (Xen limits it to its
+  // target), so both are reported and left alone (docs/xen-contract.md §17).
+  const inStub = cfg.stubdom && !cfg.sim;
+  if (inStub && (cfg.xenDomidRestrict || cfg.chroot !== null)) {
+    log.warn({ chroot: cfg.chroot }, 'dm_restrict in a stub domain: -xen-domid-restrict and -chroot are not applied (the stub domain is the confinement)');
+  }
+  const restrict = cfg.xenDomidRestrict && !inStub;
   // -chroot/-runas are checked before anything opens: the user is looked up
   // now, while /etc/passwd is still reachable.
   let confine;
   try {
-    confine = planConfinement(cfg.chroot, cfg.runas);
+    confine = planConfinement(inStub ? null : cfg.chroot, cfg.runas);
   } catch (e) {
     throw new StartError(oneLine((e as Error).message));
   }
@@ -218,7 +228,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       }
       host = sim;
     } else {
-      host = await openXen(cfg, log);
+      host = await openXen(cfg, log, restrict);
     }
     undo.push(() => host.close());
 
@@ -467,7 +477,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     // libxl waits for this key (relative: works in dom0 and in a stub domain).
     const stateKey = `device-model/${cfg.domid}/state`;
     const markRunning = (): void => {
-      if (cfg.xenDomidRestrict) return; // see below: libxl asks QMP instead
+      if (restrict) return; // see below: libxl asks QMP instead
       if (host.store === null) {
         log.error('no xenstore connection: cannot write device-model state; libxl will time out');
         return;
@@ -487,13 +497,13 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     // directory" when the key came first). Restricted, like QEMU, never: the
     // xenstore handle is closed, and libxl (dm_restrict: -S and a QMP fd)
     // waits for query-status to say `prelaunch` instead (docs/xen-contract.md §17).
-    if (!cfg.xenDomidRestrict) markRunning();
+    if (!restrict) markRunning();
 
     // Everything is open (privcmd, evtchn, guest memory, images, taps, ROMs,
     // sockets, the native addons): restrict the Xen handles to the guest, then
     // -chroot (needs root), then -runas (QEMU's order: accel/xen/xen-all.c
     // xen_setup_post, then os_setup_post). Each failure stops us with one line.
-    confineProcess(host, cfg, confine, log);
+    confineProcess(host, restrict, confine, log);
 
     const dm: Dm = {
       config: cfg,

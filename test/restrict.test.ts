@@ -124,7 +124,7 @@ test('chroot and the user switch: failures are one line; a user that can become 
   assert.throws(() => enterChroot('/x', { chroot: () => -2 }), (e: Error) => e.message === '-chroot /x: ENOENT');
   const calls: string[] = [];
   const sticky = {
-    setgroups: (g: number[]) => void calls.push(`setgroups ${g}`),
+    setgroups: (g: readonly (number | string)[]) => void calls.push(`setgroups ${g.join()}`),
     setgid: (g: number | string) => void calls.push(`setgid ${g}`),
     setuid: (u: number | string) => void calls.push(`setuid ${u}`),
   };
@@ -171,4 +171,14 @@ test('bin/stubdm.js as libxl runs it with dm_restrict: root is the chroot, uid t
     child.kill('SIGTERM');
   }
   assert.equal(await exited, 0, stderr);
+});
+
+test('in a stub domain (libxl passes -xen-domid-restrict and a dom0 -chroot there too) both are reported, not applied', async () => {
+  const { config } = await parseArgs(['-xen-domid', '1', '-machine', 'xenfv', '-m', '16', '-xen-domid-restrict', '-chroot', '/var/run/xen/qemu-root-1']);
+  assert.equal(config.stubdom, true);
+  const lines: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+  // Xen is not here: start() stops at opening it, after the stub-domain decision and without refusing the missing dom0 directory.
+  await assert.rejects(start(config, { log, signals: false }), (e: Error) => !/-chroot/.test(e.message));
+  assert.ok(lines.some((l) => /dm_restrict in a stub domain: -xen-domid-restrict and -chroot are not applied/.test(l)), lines.join(''));
 });
