@@ -155,8 +155,10 @@ function hmpInfoRestrict(host: CoreHost): string {
 
 /**
  * -xen-domid-restrict, -chroot, -runas, in that order, once every resource is
- * open. Anything loaded lazily later would be looked for inside the chroot,
- * so the unixsock addon (QMP add-fd, raw consoles) is loaded before it.
+ * open. Anything loaded lazily later is looked for inside the chroot:
+ * enterChroot loads the unixsock addon it needs first, which also keeps it
+ * for QMP add-fd and the raw consoles; fdwatch and the tap addon are loaded by
+ * then; a later cd-insert goes without read-ahead (loadWillNeed: null).
  */
 function confineProcess(host: CoreHost, restrict: boolean, confine: ReturnType<typeof planConfinement>, log: Logger): void {
   if (restrict) {
