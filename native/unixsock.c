@@ -21,6 +21,8 @@
  *   setNonblock(fd, on)
  *   makeRaw(fd) -> boolean                a tty: cfmakeraw + tcsetattr (true); else false
  *   accessMode(fd) -> 0|1|2               O_RDONLY / O_WRONLY / O_RDWR (fcntl F_GETFL)
+ *   chroot(dir) -> 0 | -errno             chroot(dir) then chdir("/") (-chroot: Node has no
+ *                                         chroot, and it is no Xen call, so not koffi in src/xen)
  *   const w = watch(fd, events, cb)       events: 1 readable, 2 writable; cb(status, events)
  *   w.set(events); w.stop()               change the interest set; stop (idempotent)
  */
@@ -387,6 +389,33 @@ static napi_value js_access_mode(napi_env env, napi_callback_info info)
     return make_int(env, fl & O_ACCMODE);
 }
 
+/*
+ * -chroot: the working directory moves inside too, or "." would still reach
+ * the old root. Returns -errno instead of throwing: the caller words the
+ * operator's line.
+ */
+static napi_value js_chroot(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    char dir[4096];
+    size_t len;
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 1 || napi_get_value_string_utf8(env, argv[0], dir, sizeof(dir), &len) != napi_ok) {
+        napi_throw_type_error(env, NULL, "unixsock.chroot(dir): dir must be a string");
+        return NULL;
+    }
+    if (len == 0)
+        return make_int(env, -ENOENT);
+    if (len >= sizeof(dir) - 1)
+        return make_int(env, -ENAMETOOLONG);
+    if (chroot(dir) < 0)
+        return make_int(env, -errno);
+    if (chdir("/") < 0)
+        return make_int(env, -errno);
+    return make_int(env, 0);
+}
+
 /* ---- watch: uv_poll with a changeable interest set (as native/fdwatch.c, plus writable) ---- */
 
 typedef struct {
@@ -574,7 +603,7 @@ NAPI_MODULE_INIT()
         { "listen", js_listen },   { "connect", js_connect },         { "accept", js_accept },
         { "recv", js_recv },       { "send", js_send },               { "close", js_close },
         { "setNonblock", js_set_nonblock }, { "makeRaw", js_make_raw }, { "accessMode", js_access_mode },
-        { "watch", js_watch },
+        { "watch", js_watch },     { "chroot", js_chroot },
     };
     for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
         napi_value fn;

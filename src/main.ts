@@ -29,7 +29,8 @@ import { StateError } from './core/state.ts';
 import { MigrationError, readState, writeState } from './migration/stream.ts';
 import { decodeContainer, recordSizes } from './machine/container.ts';
 import { loadUnixSock } from './qmp/unixsock.ts';
-import { dropPrivileges, RunasError } from './runas.ts';
+import { dropPrivileges, enterChroot, planConfinement, RunasError } from './runas.ts';
+import { RestrictError, type Host as CoreHost } from './core/host.ts';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 /**
@@ -77,7 +78,7 @@ export interface StartOptions {
 }
 
 /** Loads src/xen lazily: only a Xen run needs koffi and the Xen libraries. */
-async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
+async function openXen(cfg: StubdmConfig, log: Logger, willRestrict: boolean): Promise<Host> {
   // Imported lazily: only a Xen run needs koffi and the Xen libraries (--sim must work without them).
   let xen: typeof import('./xen/index.ts');
   try {
@@ -94,6 +95,7 @@ async function openXen(cfg: StubdmConfig, log: Logger): Promise<Host> {
       ramBytes: cfg.ramMiB * 2 ** 20,
       log: log.child({ c: 'xen' }),
       ...(cfg.machine.maxRamBelow4g !== null ? { lowMemLimit: cfg.machine.maxRamBelow4g } : {}),
+      willRestrict,
     });
   } catch (err) {
     if (err instanceof xen.XenUnavailableError) throw new StartError(err.message);
@@ -138,11 +140,64 @@ function oneLine(msg: string): string {
   return line.startsWith('stubdm:') ? line : `stubdm: ${line}`;
 }
 
+/**
+ * HMP `info restrict` (stubdm's own; the e2e dm_restrict check): one line of
+ * key=value. `guest=ok` shows the handles still work; the other domain's
+ * answers tell a restricted handle (EPERM from the kernel) from an
+ * unrestricted one (ESRCH from Xen), so the check cannot pass by accident.
+ */
+function hmpInfoRestrict(host: CoreHost): string {
+  const r = host.restriction;
+  if (r === undefined) return 'restrict=unsupported\n';
+  const p = r.probe();
+  return `restrict=${p.restricted ? 'on' : 'off'} domid=${p.domid} guest=${p.guest} other=${p.otherDomid} dm_op=${p.dmOp} map=${p.map} evtchn=${p.evtchn}\n`;
+}
+
+/**
+ * -xen-domid-restrict, -chroot, -runas, in that order, once every resource is
+ * open. Anything loaded lazily later is looked for inside the chroot:
+ * enterChroot loads the unixsock addon it needs first, which also keeps it
+ * for QMP add-fd and the raw consoles; fdwatch and the tap addon are loaded by
+ * then; a later cd-insert goes without read-ahead (loadWillNeed: null).
+ */
+function confineProcess(host: CoreHost, restrict: boolean, confine: ReturnType<typeof planConfinement>, log: Logger): void {
+  if (restrict) {
+    if (host.restriction === undefined) throw new StartError('stubdm: -xen-domid-restrict: this host cannot restrict its handles');
+    host.restriction.restrict();
+    log.info({ domid: host.domid }, 'restricted to the guest (-xen-domid-restrict)');
+  }
+  if (confine.chroot !== null) {
+    enterChroot(confine.chroot);
+    log.info({ chroot: confine.chroot }, 'changed root (-chroot)');
+  }
+  if (confine.runas !== null) {
+    dropPrivileges(confine.runas);
+    log.info({ uid: confine.runas.uid, gid: confine.runas.gid }, 'dropped privileges (-runas)');
+  }
+}
+
 /** Start the device model from a parsed config. Throws StartError for operator problems. */
 export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise<Dm> {
   const log = opts.log ?? createLogger(cfg.logLevel, cfg.logFormat);
   setRootLogger(log);
-  if (cfg.chroot !== null) log.warn({ chroot: cfg.chroot }, '-chroot is not applied');
+  // libxl 4.17 passes -xen-domid-restrict and -chroot (a dom0 path) into a
+  // stub domain's argv as well, but not -runas or -S, and waits there for the
+  // xenstore state key (libxl_dm.c libxl__build_device_model_args_new): in a
+  // stub domain the domain itself is the confinement (Xen limits it to its
+  // target), so both are reported and left alone (docs/xen-contract.md §17).
+  const inStub = cfg.stubdom && !cfg.sim;
+  if (inStub && (cfg.xenDomidRestrict || cfg.chroot !== null)) {
+    log.warn({ chroot: cfg.chroot }, 'dm_restrict in a stub domain: -xen-domid-restrict and -chroot are not applied (the stub domain is the confinement)');
+  }
+  const restrict = cfg.xenDomidRestrict && !inStub;
+  // -chroot/-runas are checked before anything opens: the user is looked up
+  // now, while /etc/passwd is still reachable.
+  let confine;
+  try {
+    confine = planConfinement(inStub ? null : cfg.chroot, cfg.runas);
+  } catch (e) {
+    throw new StartError(oneLine((e as Error).message));
+  }
 
   // Every resource opened so far, closed in reverse if a later step fails.
   const undo: Array<() => unknown> = [];
@@ -175,7 +230,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       }
       host = sim;
     } else {
-      host = await openXen(cfg, log);
+      host = await openXen(cfg, log, restrict);
     }
     undo.push(() => host.close());
 
@@ -349,6 +404,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         block: () => pc.media.hmpInfo(),
         pci: () => hmpInfoPci(pc.platform),
         network: () => hmpInfoNetwork(cfg),
+        restrict: () => hmpInfoRestrict(host),
       },
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';
@@ -423,6 +479,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     // libxl waits for this key (relative: works in dom0 and in a stub domain).
     const stateKey = `device-model/${cfg.domid}/state`;
     const markRunning = (): void => {
+      if (restrict) return; // see below: libxl asks QMP instead
       if (host.store === null) {
         log.error('no xenstore connection: cannot write device-model state; libxl will time out');
         return;
@@ -439,14 +496,16 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     }
     // Only now: libxl connects to the QMP socket as soon as it sees `running`
     // (real Xen 4.17: "Failed to connect to QMP socket ...: No such file or
-    // directory" when the key came first).
-    markRunning();
+    // directory" when the key came first). Restricted, like QEMU, never: the
+    // xenstore handle is closed, and libxl (dm_restrict: -S and a QMP fd)
+    // waits for query-status to say `prelaunch` instead (docs/xen-contract.md §17).
+    if (!restrict) markRunning();
 
-    // Everything privileged is open (privcmd, xenstore, files, sockets): now drop to -runas.
-    if (cfg.runas !== null) {
-      const id = dropPrivileges(cfg.runas);
-      log.info(id, 'dropped privileges (-runas)');
-    }
+    // Everything is open (privcmd, evtchn, guest memory, images, taps, ROMs,
+    // sockets, the native addons): restrict the Xen handles to the guest, then
+    // -chroot (needs root), then -runas (QEMU's order: accel/xen/xen-all.c
+    // xen_setup_post, then os_setup_post). Each failure stops us with one line.
+    confineProcess(host, restrict, confine, log);
 
     const dm: Dm = {
       config: cfg,
@@ -490,7 +549,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       err instanceof NetdevError ||
       err instanceof RomfileError ||
       err instanceof QmpServerError ||
-      err instanceof RunasError
+      err instanceof RunasError ||
+      err instanceof RestrictError
     ) {
       throw new StartError(oneLine(err.message));
     }

@@ -41,7 +41,7 @@ interface OptDef {
 /** Every option stubdm knows, QEMU's and its own. Names as libxl spells them. */
 const OPTIONS: Record<string, OptDef> = {
   'xen-domid': { arg: true, group: 'Xen', desc: 'Domain id of the guest to serve (required with Xen)' },
-  'xen-domid-restrict': { arg: false, group: 'Xen', desc: 'Restrict the Xen handles to the guest (dom0 dm_restrict); accepted' },
+  'xen-domid-restrict': { arg: false, group: 'Xen', desc: 'Restrict every Xen handle to the guest once the machine is up (dom0 dm_restrict; no xenstore state key then: libxl asks QMP)' },
   'xen-attach': { arg: false, group: 'Xen', desc: 'Attach to an existing domain (implied)' },
   machine: { arg: true, group: 'Machine', desc: 'xenfv[,max-ram-below-4g=SIZE][,suppress-vmdesc=on] or pc,accel=xen (no Xen platform device)' },
   M: { arg: true, group: 'Machine', desc: 'Same as -machine' },
@@ -65,8 +65,8 @@ const OPTIONS: Record<string, OptDef> = {
   display: { arg: true, group: 'Accepted and ignored', desc: 'Display backend (none)' },
   nographic: { arg: false, group: 'Accepted and ignored', desc: 'No graphics (always the case)' },
   k: { arg: true, group: 'Accepted and ignored', desc: 'Keyboard layout (for VNC)' },
-  runas: { arg: true, group: 'Monitor and run state', desc: 'USER or UID:GID: drop privileges once Xen, files and sockets are open' },
-  chroot: { arg: true, group: 'Accepted and ignored', desc: 'chroot to DIR (not applied yet: reported)' },
+  runas: { arg: true, group: 'Monitor and run state', desc: 'USER or UID:GID: drop privileges once Xen, files and sockets are open (after -chroot)' },
+  chroot: { arg: true, group: 'Monitor and run state', desc: 'DIR: chroot there once everything is open, before -runas' },
   sandbox: { arg: true, group: 'Accepted and ignored', desc: 'seccomp sandbox', ignored: '-sandbox: no seccomp sandbox; ignored' },
   kernel: { arg: true, group: 'Accepted and ignored', desc: 'Direct kernel boot', ignored: '-kernel: direct kernel boot is not supported; boot from a disk' },
   initrd: { arg: true, group: 'Accepted and ignored', desc: 'Direct kernel boot', ignored: '-initrd: direct kernel boot is not supported; ignored' },

@@ -98,6 +98,45 @@ export interface Store {
   directory(path: string): string[];
 }
 
+/**
+ * -xen-domid-restrict (libxl's dm_restrict): every hypervisor handle the
+ * device model holds is limited to its guest, as QEMU does with
+ * xentoolcore_restrict_all once its machine is built (docs/xen-contract.md §17).
+ */
+export interface HostRestriction {
+  /**
+   * Restrict every handle now; close those that cannot be restricted
+   * (xenstore: libxenstore turns its fd into /dev/null). Handles opened later
+   * would not be restricted, so nothing opens one afterwards. Throws
+   * RestrictError (one operator line). A second call is a no-op.
+   */
+  restrict(): void;
+  readonly restricted: boolean;
+  /**
+   * The same harmless calls against the guest and against a domain id that
+   * does not exist: unrestricted, the other domain answers ESRCH from Xen;
+   * restricted, the kernel refuses it (EPERM) before Xen sees it. Errno
+   * names, 'ok' for success. Not for the hot path (QMP/HMP only).
+   */
+  probe(): RestrictProbe;
+}
+
+export interface RestrictProbe {
+  restricted: boolean;
+  domid: number;
+  /** nr_vcpus (a read-only dm_op) on the guest: 'ok' while the handle works. */
+  guest: string;
+  otherDomid: number;
+  /** The same dm_op on otherDomid. */
+  dmOp: string;
+  /** Mapping one page of otherDomid through the foreign-memory handle. */
+  map: string;
+  /** Binding an event channel of otherDomid. */
+  evtchn: string;
+}
+
+export class RestrictError extends Error {}
+
 /** Everything a running device model gets from its hypervisor. */
 export interface Host {
   readonly domid: number;
@@ -111,6 +150,8 @@ export interface Host {
   readonly clock: Clock;
   /** VRAM as guest pages for a display device (absent: the device keeps VRAM in its own memory and serves BAR0 by ioreqs). */
   readonly vram?: VramProvider;
+  /** -xen-domid-restrict (absent: the host cannot restrict, and the option is refused). */
+  readonly restriction?: HostRestriction;
   /** Disable and destroy the ioreq server, release every mapping and handle. Idempotent. */
   close(): void;
 }

@@ -80,7 +80,7 @@ export interface QmpMachine {
   /** HMP sendkey: QEMU key names (ctrl, alt, delete, a...), pressed in order then released in reverse. */
   sendKey?(names: string[]): void;
   /** The machine's part of HMP `info`: text in QEMU's layout, "\n" line ends. */
-  hmpInfo?: { block?(): string; pci?(): string; network?(): string };
+  hmpInfo?: { block?(): string; pci?(): string; network?(): string; restrict?(): string };
 }
 
 /** What the core does with descriptors (the native addon and fs in production; fakes in tests). */

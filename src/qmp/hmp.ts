@@ -37,6 +37,8 @@ const INFO: Record<string, { help: string; run: (m: QmpMachine) => string }> = {
   block: { help: 'show the block devices', run: (m) => need(m.hmpInfo?.block, 'info block') },
   pci: { help: 'show PCI info', run: (m) => need(m.hmpInfo?.pci, 'info pci') },
   network: { help: 'show the network state', run: (m) => need(m.hmpInfo?.network, 'info network') },
+  // stubdm's own (QEMU has none): probes whether the Xen handles reach only the guest (-xen-domid-restrict).
+  restrict: { help: 'probe the Xen handles: guest only (-xen-domid-restrict) or any domain', run: (m) => need(m.hmpInfo?.restrict, 'info restrict') },
 };
 
 let VERSION_TEXT = '';

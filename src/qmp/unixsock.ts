@@ -34,6 +34,8 @@ export interface UnixSock {
   /** O_ACCMODE of the fd: 0 read-only, 1 write-only, 2 read-write. */
   accessMode(fd: number): number;
   watch(fd: number, events: number, cb: (status: number, events: number) => void): SockWatcher;
+  /** chroot(dir) then chdir("/"): 0, or -errno (-chroot, src/runas.ts). */
+  chroot(dir: string): number;
 }
 
 export class NativeUnavailableError extends Error {}

@@ -13,8 +13,8 @@
  */
 import { Board } from '../core/board.ts';
 import { RealClock, VirtualClock, type Clock } from '../core/clock.ts';
-import type { Host } from '../core/host.ts';
-import { RANGE_MMIO, RANGE_PORT } from '../core/host.ts';
+import type { Host, HostRestriction, RestrictProbe } from '../core/host.ts';
+import { RANGE_MMIO, RANGE_PORT, RestrictError } from '../core/host.ts';
 import {
   BUF_ADDR_SHIFT,
   BUF_OFF_READ_POINTER,
@@ -123,6 +123,37 @@ function sizeMask(size: number): number {
   return size >= 4 ? 0xffffffff : (1 << (size * 8)) - 1;
 }
 
+/**
+ * -xen-domid-restrict on the simulator: what the kernel does to restricted
+ * handles (drivers/xen/privcmd.c refuses a dm_op or a foreign map of another
+ * domain with EPERM before Xen sees it; Xen answers ESRCH for a domain that
+ * does not exist), and xenstore closed. `fail` makes restrict() fail as
+ * xentoolcore_restrict_all would on a kernel without restriction support.
+ */
+export class SimRestriction implements HostRestriction {
+  restricted = false;
+  fail = false;
+  calls = 0;
+
+  constructor(
+    private readonly domid: number,
+    private readonly store: SimStore,
+  ) {}
+
+  restrict(): void {
+    this.calls++;
+    if (this.restricted) return;
+    this.store.closed = true;
+    if (this.fail) throw new RestrictError(`stubdm: -xen-domid-restrict: xentoolcore_restrict_all(${this.domid}) failed (Inappropriate ioctl for device) (simulated)`);
+    this.restricted = true;
+  }
+
+  probe(): RestrictProbe {
+    const other = this.restricted ? 'EPERM' : 'ESRCH';
+    return { restricted: this.restricted, domid: this.domid, guest: 'ok', otherDomid: 0x7fef, dmOp: other, map: other, evtchn: other };
+  }
+}
+
 export class SimHost implements Host {
   readonly domid: number;
   readonly interrupts = new SimInterrupts();
@@ -134,6 +165,7 @@ export class SimHost implements Host {
   /** A VirtualClock unless created with clock: 'real'. */
   readonly clock: Clock;
   readonly vram?: SimVramProvider;
+  readonly restriction: SimRestriction;
   closed = false;
   /** vCPU the driver methods run on. */
   vcpu = 0;
@@ -154,6 +186,7 @@ export class SimHost implements Host {
     if (opts.vram) this.vram = new SimVramProvider();
     this.channel = new SimChannel(opts.vcpus ?? 1, opts.buffered ?? true);
     this.store = new SimStore(0);
+    this.restriction = new SimRestriction(this.domid, this.store);
     this.clock = opts.clock === 'real' ? new RealClock() : new VirtualClock();
     this.s8 = new Uint8Array(this.channel.ioreqPage);
     this.s32 = new Int32Array(this.channel.ioreqPage);

@@ -18,6 +18,7 @@
  */
 export {
   SimHost,
+  SimRestriction,
   createSimHost,
   simBoard,
   simClock,

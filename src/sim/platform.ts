@@ -139,6 +139,13 @@ function hex2(n: number): string {
 /** Xenstore as a flat map of absolute paths; relative paths are under /local/domain/<self>. */
 export class SimStore implements Store {
   readonly data = new Map<string, string>();
+  /**
+   * Set by the host's restriction, as libxenstore's handle turns into
+   * /dev/null: later writes fail and are counted, so a test sees a device
+   * model that still writes after -xen-domid-restrict.
+   */
+  closed = false;
+  writesAfterClose = 0;
 
   constructor(private readonly selfDomid: number) {}
 
@@ -147,6 +154,10 @@ export class SimStore implements Store {
   }
 
   write(path: string, value: string): boolean {
+    if (this.closed) {
+      this.writesAfterClose++;
+      return false;
+    }
     this.data.set(this.abs(path), value);
     return true;
   }

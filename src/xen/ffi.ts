@@ -1,6 +1,7 @@
 /**
  * koffi bindings to the Xen 4.17 tools libraries: libxendevicemodel,
- * libxenforeignmemory, libxenevtchn and libxenstore (docs/xen-contract.md §7).
+ * libxenforeignmemory, libxenevtchn, libxenstore (docs/xen-contract.md §7) and
+ * libxentoolcore (-xen-domid-restrict, §17).
  * This is the only module that imports koffi.
  *
  * The prototypes below are the C prototypes of the installed headers, with
@@ -54,6 +55,8 @@ export const SONAMES = {
   foreignmemory: 'libxenforeignmemory.so.1',
   evtchn: 'libxenevtchn.so.1',
   xenstore: 'libxenstore.so.4',
+  /** xentoolcore_restrict_all (-xen-domid-restrict); a dependency of the others, so always there with them. */
+  toolcore: 'libxentoolcore.so.1',
   /** Only for populating VRAM pages (src/xen/vram.ts); loaded on first use. */
   ctrl: 'libxenctrl.so.4.17',
 } as const;
@@ -117,6 +120,9 @@ export const PROTOTYPES = {
     'int xs_fileno(xs_handle *h)',
     'char **xs_check_watch(xs_handle *h)',
     'char *! xs_get_domain_path(xs_handle *h, unsigned int domid)', // `!`: koffi frees the malloc'ed string,
+  ],
+  toolcore: [
+    'int xentoolcore_restrict_all(domid_t domid)',
   ],
   ctrl: [
     'xc_interface *xc_interface_open(xentoollog_logger *logger, xentoollog_logger *dombuild_logger, unsigned int open_flags)',
@@ -219,6 +225,11 @@ export interface XenstoreApi {
   get_domain_path(h: Ptr, domid: number): string | null;
 }
 
+/** libxentoolcore: restrict every handle the other libraries hold (xentoolcore.h). */
+export interface ToolcoreApi {
+  restrict_all(domid: number): number;
+}
+
 /** libxenctrl, the three calls VRAM population needs (unstable ABI: pinned to 4.17's soname). */
 export interface CtrlApi {
   interface_open(logger: null, dombuildLogger: null, flags: number): Ptr | null;
@@ -247,6 +258,7 @@ export interface XenLibs {
   fmem: ForeignMemoryApi;
   evtchn: EvtchnApi;
   xs: XenstoreApi;
+  toolcore: ToolcoreApi;
   libc: LibcApi;
   /** Foreign memory as an ArrayBuffer, no copy (koffi.view). Valid until unmapped. */
   view(ptr: Ptr, len: number): ArrayBuffer;
@@ -266,6 +278,7 @@ const PREFIX: Record<keyof typeof PROTOTYPES, string> = {
   foreignmemory: 'xenforeignmemory_',
   evtchn: 'xenevtchn_',
   xenstore: 'xs_',
+  toolcore: 'xentoolcore_',
   ctrl: 'xc_',
   libc: '',
 };
@@ -327,6 +340,7 @@ export function loadXenLibs(): XenLibs {
     fmem: bindLibrary('foreignmemory', SONAMES.foreignmemory) as unknown as ForeignMemoryApi,
     evtchn: bindLibrary('evtchn', SONAMES.evtchn) as unknown as EvtchnApi,
     xs: bindLibrary('xenstore', SONAMES.xenstore) as unknown as XenstoreApi,
+    toolcore: bindLibrary('toolcore', SONAMES.toolcore) as unknown as ToolcoreApi,
     libc,
     view: (ptr, len) => koffi.view(ptr, len),
     readPointers: (ptr, count) => (count === 0 ? [] : (koffi.decode(ptr, 'void *', count) as (Ptr | null)[])),

@@ -22,14 +22,18 @@
  */
 import type { Logger } from '../core/log.ts';
 import { logger, RateLimited } from '../core/log.ts';
-import type {
-  Host,
-  HostMemory,
-  Interrupts,
-  IoreqChannel,
-  IoreqRouting,
-  Power,
+import {
+  RestrictError,
+  type Host,
+  type HostMemory,
+  type HostRestriction,
+  type RestrictProbe,
+  type Interrupts,
+  type IoreqChannel,
+  type IoreqRouting,
+  type Power,
 } from '../core/host.ts';
+import { constants as osConstants } from 'node:os';
 import {
   HVM_IOREQSRV_BUFIOREQ_ATOMIC,
   IOREQ_OFF_VP_EPORT,
@@ -47,6 +51,14 @@ import { XenStore } from './store.ts';
 import { RealClock, type Clock } from '../core/clock.ts';
 import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
 
+/**
+ * The domain the restriction probe aims at: the last id below the reserved
+ * ones, which Xen (allocating from 1 upwards) does not reach in practice.
+ */
+const PROBE_DOMID = DOMID_FIRST_RESERVED - 1;
+
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([k, v]) => [v, k] as const));
+
 /** Ports one wake-up can take (more than vCPUs + the buffered port of any guest we serve). */
 const EVTCHN_QUEUE = HVM_MAX_VCPUS + 1;
 
@@ -61,6 +73,11 @@ export interface XenHostOptions {
   lowMemLimit?: number;
   /** Mapcache bound, in 1 MiB buckets. */
   mapcacheBuckets?: number;
+  /**
+   * -xen-domid-restrict will follow: leave out what needs a handle opened
+   * later (guest-page VRAM populates through libxenctrl on first use).
+   */
+  willRestrict?: boolean;
 }
 
 /** Substitutes for tests (a fake below the FFI line). */
@@ -78,6 +95,7 @@ export interface XenHost extends Host {
   /** Xenstore with mkdir/rm/watch, or null when xs_open failed. */
   readonly store: XenStore | null;
   readonly clock: Clock;
+  readonly restriction: HostRestriction;
   /** xendevicemodel_relocate_memory (VRAM BAR moves). */
   relocateMemory(pages: number, srcGfn: number, dstGfn: number): boolean;
   /** xendevicemodel_pin_memory_cacheattr (XEN_DMOP_MEM_CACHEATTR_*), inclusive gfns. */
@@ -122,8 +140,10 @@ class XenHostImpl implements XenHost {
   readonly routing: IoreqRouting;
   readonly channel: IoreqChannel;
   readonly memory: HostMemory;
-  readonly store: XenStore | null;
+  private xs: XenStore | null;
   readonly clock: Clock = new RealClock();
+  readonly restriction: HostRestriction;
+  private restrictedTo = false;
   /** Guest-page VRAM, opt-in until it has run on real Xen (STUBDM_VRAM=guest; src/xen/vram.ts). */
   readonly vram?: VramProvider;
   ioservid = -1;
@@ -157,7 +177,15 @@ class XenHostImpl implements XenHost {
       throw e;
     }
     this.memory = this.mapcache!;
-    this.store = this.openStore();
+    this.xs = this.openStore();
+    const host = this; // the getter below has its own `this`
+    this.restriction = {
+      restrict: () => host.restrict(),
+      get restricted() {
+        return host.restrictedTo;
+      },
+      probe: () => host.probe(),
+    };
     this.interrupts = this.makeInterrupts();
     this.power = {
       shutdown: (reason) => {
@@ -170,7 +198,11 @@ class XenHostImpl implements XenHost {
       },
     };
     this.routing = this.makeRouting();
-    if (process.env.STUBDM_VRAM === 'guest') {
+    if (process.env.STUBDM_VRAM === 'guest' && opts.willRestrict === true) {
+      // libxenctrl would be opened after the restriction (unrestricted), and its
+      // populate hypercall is refused by a restricted privcmd anyway.
+      log.warn('STUBDM_VRAM=guest is ignored with -xen-domid-restrict: the VGA keeps its VRAM in stubdm');
+    } else if (process.env.STUBDM_VRAM === 'guest') {
       this.vram = new XenVramProvider({
         domid: this.domid,
         ramBytes: opts.ramBytes,
@@ -182,6 +214,78 @@ class XenHostImpl implements XenHost {
         log: log.child({ c: 'vram' }),
       });
     }
+  }
+
+  get store(): XenStore | null {
+    return this.xs;
+  }
+
+  /**
+   * xentoolcore_restrict_all: the devicemodel and foreignmemory privcmd fds
+   * get IOCTL_PRIVCMD_RESTRICT, the event channel fd IOCTL_EVTCHN_RESTRICT_DOMID,
+   * and libxenstore's (and libxencall's) fds become /dev/null
+   * (tools/libs/*: all_restrict_cb). So xenstore is closed first: its fd
+   * watch would otherwise poll /dev/null, and nothing after start-up needs it
+   * (QEMU skips its state writes when restricted: accel/xen/xen-all.c). koffi
+   * loads libxentoolcore.so.1 by soname, the same copy the other libraries
+   * registered their handles with.
+   */
+  private restrict(): void {
+    if (this.restrictedTo) return;
+    if (this.closed) throw new RestrictError('stubdm: -xen-domid-restrict: the Xen handles are already closed');
+    const st = this.xs;
+    this.xs = null;
+    st?.close();
+    if (this.libs.toolcore.restrict_all(this.domid) !== 0) {
+      const errno = this.libs.errno();
+      throw new RestrictError(
+        `stubdm: -xen-domid-restrict: xentoolcore_restrict_all(${this.domid}) failed (${this.libs.libc.strerror(errno)}): ` +
+          'needs a dom0 kernel whose privcmd and evtchn devices support restriction (Linux 4.11 or newer)',
+      );
+    }
+    this.restrictedTo = true;
+  }
+
+  private probe(): RestrictProbe {
+    const { dm, fmem, evtchn } = this.libs;
+    const other = PROBE_DOMID;
+    const name = (rc: number, errno: number): string => (rc === 0 ? 'ok' : (ERRNO_NAMES.get(errno) ?? `errno ${errno}`));
+    const n = new Uint32Array(1);
+    const result: RestrictProbe = {
+      restricted: this.restrictedTo,
+      domid: this.domid,
+      guest: 'closed',
+      otherDomid: other,
+      dmOp: 'closed',
+      map: 'closed',
+      evtchn: 'closed',
+    };
+    if (this.dmh !== null) {
+      result.guest = name(dm.nr_vcpus(this.dmh, this.domid, n), this.libs.errno());
+      result.dmOp = name(dm.nr_vcpus(this.dmh, other, n), this.libs.errno());
+    }
+    if (this.fmemh !== null) {
+      const gfn = new BigUint64Array(1);
+      const err = new Int32Array(1);
+      const p = fmem.map(this.fmemh, other, PROT_READ, 1, gfn, err);
+      if (p === null) {
+        result.map = name(-1, this.libs.errno());
+      } else {
+        // A mapping came back (unrestricted: the per-page error says why it is empty).
+        result.map = err[0] === 0 ? 'ok' : name(-1, -err[0]);
+        fmem.unmap(this.fmemh, p, 1);
+      }
+    }
+    if (this.xceh !== null) {
+      const port = evtchn.bind_interdomain(this.xceh, other, 1);
+      if (port >= 0) {
+        evtchn.unbind(this.xceh, port);
+        result.evtchn = 'ok';
+      } else {
+        result.evtchn = name(-1, this.libs.errno());
+      }
+    }
+    return result;
   }
 
   private fail(what: string, hint: string, errno = this.libs.errno()): never {
@@ -555,8 +659,9 @@ class XenHostImpl implements XenHost {
       this.log.info({ ...mc.stats, mapped: mc.mapped, maxBuckets: mc.maxBuckets }, 'mapcache statistics');
       step('unmapping guest memory', () => mc.invalidate());
     }
-    if (this.store) { // unset when the constructor failed
-      const st = this.store;
+    if (this.xs) { // unset when the constructor failed, or closed by restrict()
+      const st = this.xs;
+      this.xs = null;
       step('xs_close', () => st.close());
     }
     if (this.xceh !== null) {

@@ -81,6 +81,7 @@ before(() => {
     '#include <xenevtchn.h>',
     '#include <xenstore.h>',
     '#include <xenctrl.h>',
+    '#include <xentoolcore.h>',
     'typedef struct xs_handle xs_handle;',
   ];
   all.forEach((p, i) => {
@@ -105,7 +106,7 @@ before(() => {
     [
       '-std=gnu11', '-D__XEN_TOOLS__', '-Wall', '-Werror', '-Wno-unused-variable', '-o', join(dir, 'ffi'), join(dir, 'ffi.c'),
       // Linking also proves every symbol is exported by the installed libraries.
-      '-lxendevicemodel', '-lxenforeignmemory', '-lxenevtchn', '-lxenstore', '-lxenctrl',
+      '-lxendevicemodel', '-lxenforeignmemory', '-lxenevtchn', '-lxenstore', '-lxenctrl', '-lxentoolcore',
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );

@@ -38,6 +38,19 @@ export class Fake {
   xsData = new Map<string, string>([['device-model/5/state', 'running']]);
   xsDirs = new Map<string, string[]>([['device-model/5', ['state', 'command']]]);
   xsEvents: [string, string][] = [];
+  /** The domain xentoolcore_restrict_all limited the handles to (null: unrestricted). */
+  restrictedTo: number | null = null;
+  /** Domains that exist (others answer ESRCH, as Xen does). */
+  domains = new Set([0, 5, 7]);
+
+  /**
+   * The kernel's and Xen's answer for a call on `domid`: 0, or an errno
+   * (privcmd/evtchn refuse another domain on a restricted fd: EPERM).
+   */
+  reach(domid: number): number {
+    if (this.restrictedTo !== null && domid !== this.restrictedTo) return 1; // EPERM
+    return this.domains.has(domid) ? 0 : 3; // ESRCH
+  }
 
   rec(name: string, ...args: unknown[]): void {
     this.calls.push([name, ...args]);
@@ -107,6 +120,11 @@ export class Fake {
         pin_memory_cacheattr: (h, ...a) => (f.rec('pin_memory_cacheattr', ...a), 0),
         nr_vcpus: (h, domid, out) => {
           f.rec('nr_vcpus', domid);
+          const e = f.reach(domid);
+          if (e !== 0) {
+            f.errno = e;
+            return -1;
+          }
           out[0] = f.nrVcpus;
           return 0;
         },
@@ -116,7 +134,12 @@ export class Fake {
         close: (h) => (f.rec('xenforeignmemory_close', h), 0),
         map: (h, dom, prot, pages, arr, err) => {
           f.rec('xenforeignmemory_map', dom, prot, pages, arr[0]);
-          for (let i = 0; i < pages; i++) err[i] = 0;
+          const e = f.reach(dom);
+          if (e === 1) {
+            f.errno = 1; // privcmd refuses the whole batch
+            return null;
+          }
+          for (let i = 0; i < pages; i++) err[i] = -e; // Xen fails each page
           return f.alloc(new ArrayBuffer(pages * PAGE_SIZE));
         },
         unmap: (h, addr, pages) => (f.rec('xenforeignmemory_unmap', pages), 0),
@@ -138,6 +161,11 @@ export class Fake {
         notify: (h, port) => (f.rec('notify', port), 0),
         bind_interdomain: (h, domid, remote) => {
           f.rec('bind_interdomain', domid, remote);
+          const e = f.reach(domid);
+          if (e !== 0) {
+            f.errno = e === 1 ? 13 : e; // EACCES from a restricted evtchn fd
+            return -1;
+          }
           return f.fail.has('bind_interdomain') ? -1 : remote + 1000;
         },
         unbind: (h, port) => (f.rec('unbind', port), 0),
@@ -190,9 +218,20 @@ export class Fake {
         },
         get_domain_path: () => '/local/domain/5',
       },
+      toolcore: {
+        restrict_all: (domid) => {
+          f.rec('xentoolcore_restrict_all', domid);
+          if (f.fail.has('xentoolcore_restrict_all') || (f.restrictedTo !== null && f.restrictedTo !== domid)) {
+            f.errno = 25; // ENOTTY: a kernel without the restrict ioctls
+            return -1;
+          }
+          f.restrictedTo = domid;
+          return 0;
+        },
+      },
       libc: {
         free: (p) => void (p !== null && f.freed.push(p)),
-        strerror: (e) => ({ 2: 'No such file or directory', 3: 'No such process', 95: 'Operation not supported' })[e] ?? `errno ${e}`,
+        strerror: (e) => ({ 2: 'No such file or directory', 3: 'No such process', 25: 'Inappropriate ioctl for device', 95: 'Operation not supported' })[e] ?? `errno ${e}`,
         getpid: () => 1,
         abs: (j) => Math.abs(j),
       },

@@ -176,3 +176,84 @@ xlops_end() {
   [ -f "$XL_SERIAL" ] && cp "$XL_SERIAL" "$R/$DM/$XL_NAME.serial.txt"
   cp /var/log/xen/qemu-dm-"$XL_NAME"*.log "$R/$DM/" 2>/dev/null
 }
+
+# ---------------------------------------------------------------------------
+# restrict (E2E_SCENARIOS=restrict; issue #14): a guest with dm_restrict=1.
+# libxl 4.17 then runs a dom0 device model with -xen-domid-restrict, -chroot
+# /var/run/xen/qemu-root-<domid> (mode 0000), -runas <uid>:<gid> of the
+# xen-qemuuser-range-base user + domid, -S and a pre-opened QMP fd, and waits
+# for query-status = prelaunch (libxl_dm.c). Checked: xl create works (no
+# start-up race), the guest reaches init and finishes its run, the DM's uid is
+# the range user's and its root the chroot (/proc/<pid>/status, root), and for
+# stubdm the restriction itself: HMP `info restrict` must say guest=ok (the
+# handles work) and dm_op=EPERM for a domain that does not exist (an
+# unrestricted handle gets ESRCH from Xen there; the kernel's EPERM comes only
+# from a restricted fd). Stub domains: SKIP (libxl passes -xen-domid-restrict
+# and a dom0 -chroot into the stub's argv but no -runas/-S; stubdm leaves them
+# alone there).
+RESTRICT_UID_BASE=131072
+
+restrict_user() {
+  grep -q '^xen-qemuuser-range-base:' /etc/passwd ||
+    echo "xen-qemuuser-range-base:x:$RESTRICT_UID_BASE:$RESTRICT_UID_BASE:Xen QEMU range base:/nonexistent:/usr/sbin/nologin" >>/etc/passwd
+  grep -q '^xen-qemuuser-range-base:' /etc/group || echo "xen-qemuuser-range-base:x:$RESTRICT_UID_BASE:" >>/etc/group
+}
+
+restrict_run() {
+  if is_stubdom; then
+    emit "SKIP $SCEN $DM dm_restrict applies to a dom0 device model (libxl 4.17 passes no -runas/-S to a stub domain; stubdm ignores -xen-domid-restrict/-chroot there)"
+    return
+  fi
+  local name="e2e-restrict-$DM" base="$RUN_DIR/e2e-restrict-$DM" serial="$RUN_DIR/e2e-restrict-$DM.serial"
+  local t0 t1 create_s domid pid uid root want_uid probe="n/a" state_key i why=""
+  restrict_user
+  cp --sparse=always /e2e/img/data.img "$RUN_DIR/restrict-data.img"
+  { guest_cfg "$name" | sed -e "s|$RUN_DIR/data.img|$RUN_DIR/restrict-data.img|"; echo 'dm_restrict=1'; } >"$base.cfg"
+  rm -f "$serial" "$base.hmp.txt"
+  t0=$(now)
+  if ! timeout 150 xl create "$base.cfg" >"$base.create.log" 2>&1; then
+    fail "xl create failed: $(create_error "$base.create.log")"; restrict_end; return
+  fi
+  t1=$(now); create_s=$(secs "$t0" "$t1")
+  domid=$(xl domid "$name" 2>/dev/null)
+  pid=$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)
+  state_key=$(xenstore-read "/local/domain/0/device-model/$domid/state" 2>/dev/null || echo none)
+  for i in $(seq 1 $((${E2E_GUEST_TIMEOUT:-900} * 2))); do
+    grep -q 'E2E boot init' "$serial" 2>/dev/null && break
+    [ $((i % 10)) = 0 ] && ! xl domid "$name" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  grep -q 'E2E boot init' "$serial" 2>/dev/null || { fail "guest never reached init (domid=$domid pid=$pid)"; restrict_end; return; }
+  if [ -z "$pid" ] || [ ! -d "/proc/$pid" ]; then fail "no device-model process (pid '$pid')"; restrict_end; return; fi
+  want_uid=$((RESTRICT_UID_BASE + domid))
+  uid=$(awk '$1 == "Uid:" { print $2 "," $3 "," $4 "," $5 }' "/proc/$pid/status")
+  [ "$uid" = "$want_uid,$want_uid,$want_uid,$want_uid" ] || why="$why uid=$uid(want=$want_uid)"
+  root=$(readlink "/proc/$pid/root")
+  [ "$root" = "/var/run/xen/qemu-root-$domid" ] || [ "$root" = "/run/xen/qemu-root-$domid" ] || why="$why root=$root"
+  if [ "$DM" = stubdm-dom0 ]; then
+    XL_NAME=$name XL_BASE=$base
+    probe=$(xlops_hmp "info restrict" | tr -d '|') || why="$why hmp-exit"
+    case $probe in
+    *"restrict=on "*"guest=ok "*"dm_op=EPERM "*) ;;
+    *) why="$why probe='$probe'" ;;
+    esac
+    probe=$(echo "$probe" | sed 's/.*dm_op=\([A-Z0-9]*\).*/\1/')
+  fi
+  # The guest's own run (disk, CD-ROM) through the restricted device model, to its end.
+  for i in $(seq 1 $((${E2E_GUEST_TIMEOUT:-900} * 2))); do
+    grep -q 'E2E done' "$serial" 2>/dev/null && break
+    [ $((i % 10)) = 0 ] && ! xl domid "$name" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  grep -q 'E2E done' "$serial" 2>/dev/null || why="$why guest-not-done"
+  restrict_end
+  if [ -n "$why" ]; then fail "restrict:$why"; return; fi
+  pass create_s="$create_s" init=ok done=ok uid="$want_uid" root=chroot probe="$probe" state_key="$state_key"
+}
+
+restrict_end() {
+  timeout 60 xl destroy "e2e-restrict-$DM" >/dev/null 2>&1
+  sleep 1
+  cp "$RUN_DIR/e2e-restrict-$DM".* "$R/$DM/" 2>/dev/null
+  cp /var/log/xen/qemu-dm-"e2e-restrict-$DM"*.log "$R/$DM/" 2>/dev/null
+}
