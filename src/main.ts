@@ -212,7 +212,14 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         log.error({ vnc: cfg.vnc }, 'VNC with password=on is not supported yet: the VNC server stays off');
       } else {
         const i8042 = pc.i8042;
-        vnc = new VncServer({ ...vncArg, display: pc.display, onKey: (b) => void i8042.pressKey(b), log: log.child({ c: 'vnc' }), name: cfg.name ?? 'stubdm' });
+        vnc = new VncServer({
+          ...vncArg,
+          display: pc.display,
+          onKey: (b) => void i8042.pressKey(b),
+          onPointer: (dx, dy, dz, buttons) => i8042.moveMouse(dx, dy, dz, buttons),
+          log: log.child({ c: 'vnc' }),
+          name: cfg.name ?? 'stubdm',
+        });
         try {
           const at = await vnc.listen();
           log.info(at, 'VNC server listening');
