@@ -23,6 +23,8 @@ import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
 import { hmpInfoNetwork, hmpInfoPci, sendKey } from './machine/hmpinfo.ts';
 import { parseVncArg, VncServer } from './vnc/server.ts';
+import { startStubConsole, STUB_CONSOLE_PATHS, type StubConsolePaths } from './console/index.ts';
+import { loadTapIo } from './net/native.ts';
 import { QmpCore, QmpServer, QmpServerError, type ChardevInfo, type QmpMachine, type RunState } from './qmp/index.ts';
 import { createSimHost, type SimHost } from './sim/index.ts';
 import { StateError } from './core/state.ts';
@@ -133,6 +135,12 @@ function parseVncArgOrExit(arg: string): ReturnType<typeof parseVncArg> {
   } catch (e) {
     throw new StartError(`stubdm: ${(e as Error).message}`);
   }
+}
+
+/** /dev/fb0, its sysfs directory and /dev/input; STUBDM_FBDEV, STUBDM_FB_SYSFS, STUBDM_INPUT_DIR stand in (tests). */
+function stubConsolePaths(): StubConsolePaths {
+  const e = process.env;
+  return { fbdev: e.STUBDM_FBDEV ?? STUB_CONSOLE_PATHS.fbdev, sysfs: e.STUBDM_FB_SYSFS ?? STUB_CONSOLE_PATHS.sysfs, inputDir: e.STUBDM_INPUT_DIR ?? STUB_CONSOLE_PATHS.inputDir };
 }
 
 function oneLine(msg: string): string {
@@ -267,7 +275,14 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         log.error({ vnc: cfg.vnc }, 'VNC with password=on is not supported yet: the VNC server stays off');
       } else {
         const i8042 = pc.i8042;
-        vnc = new VncServer({ ...vncArg, display: pc.display, onKey: (b) => void i8042.pressKey(b), log: log.child({ c: 'vnc' }), name: cfg.name ?? 'stubdm' });
+        vnc = new VncServer({
+          ...vncArg,
+          display: pc.display,
+          onKey: (b) => void i8042.pressKey(b),
+          onPointer: (dx, dy, dz, buttons) => i8042.moveMouse(dx, dy, dz, buttons),
+          log: log.child({ c: 'vnc' }),
+          name: cfg.name ?? 'stubdm',
+        });
         try {
           const at = await vnc.listen();
           log.info(at, 'VNC server listening');
@@ -277,6 +292,22 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         const v = vnc;
         undo.push(() => void v.close());
       }
+    }
+
+    // The stub domain's own screen and input (vnc=1: a vfb and vkb served by dom0's QEMU).
+    // Not under --sim unless asked for with STUBDM_FBDEV: a developer's /dev/fb0 is not ours.
+    const consolePaths = stubConsolePaths();
+    if (pc.display !== null && cfg.stubdom && (!cfg.sim || process.env.STUBDM_FBDEV !== undefined)) {
+      const i8042 = pc.i8042;
+      const clog = log.child({ c: 'console' });
+      let io = null;
+      try {
+        io = loadTapIo();
+      } catch (e) {
+        clog.warn({ err: (e as Error).message }, 'fdwatch addon not loaded');
+      }
+      const con = startStubConsole(pc.display, { key: (b) => void i8042.pressKey(b), pointer: (dx, dy, dz, b) => i8042.moveMouse(dx, dy, dz, b) }, io, clog, consolePaths);
+      if (con !== null) undo.push(() => con.close());
     }
 
     const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));

@@ -222,3 +222,56 @@ test("--sim with libxl 4.17's CD-ROM argv: an ATAPI drive answers as secondary m
   assert.deepEqual([sim.inb(0x174), sim.inb(0x175)], [0x14, 0xeb], 'ATAPI signature');
   await dm.shutdown('test');
 });
+
+test('--sim with STUBDM_FBDEV: the stub console draws the VGA into the framebuffer and an event device types into the i8042', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('bash', [new URL('../scripts/build-native.sh', import.meta.url).pathname], { stdio: 'inherit' });
+  const dir = tmp();
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sysfs = path.join(dir, 'fb0');
+  fs.mkdirSync(sysfs);
+  fs.writeFileSync(path.join(sysfs, 'virtual_size'), '800,600');
+  fs.writeFileSync(path.join(sysfs, 'bits_per_pixel'), '32');
+  fs.writeFileSync(path.join(sysfs, 'stride'), '3200');
+  fs.writeFileSync(path.join(dir, 'dev-fb0'), Buffer.alloc(3200 * 600, 0x55));
+  const input = path.join(dir, 'input');
+  fs.mkdirSync(input);
+  execFileSync('mkfifo', [path.join(input, 'event0')]);
+  const hold = fs.openSync(path.join(input, 'event0'), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  const wr = fs.openSync(path.join(input, 'event0'), fs.constants.O_WRONLY);
+  fs.closeSync(hold);
+  const env = { STUBDM_FBDEV: path.join(dir, 'dev-fb0'), STUBDM_FB_SYSFS: sysfs, STUBDM_INPUT_DIR: input };
+  Object.assign(process.env, env);
+  t.after(() => {
+    for (const k of Object.keys(env)) delete process.env[k];
+  });
+  const { config } = await parseArgs(['--sim', '-machine', 'xenfv', '-m', '16', '-device', 'VGA']);
+  const dm = await start(config, { log: silent, signals: false });
+  try {
+    const ev = (type: number, code: number, value: number) => {
+      const b = Buffer.alloc(24);
+      b.writeUInt16LE(type, 16);
+      b.writeUInt16LE(code, 18);
+      b.writeInt32LE(value, 20);
+      return b;
+    };
+    fs.writeSync(wr, Buffer.concat([ev(1, 30, 1), ev(0, 0, 0)])); // KEY_A down
+    const sim = dm.sim!;
+    let got = -1;
+    for (let i = 0; i < 200 && got < 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      if (sim.inb(0x64) & 1) got = sim.inb(0x60);
+    }
+    assert.equal(got, 0x1e, 'KEY_A arrives as its set-1 make code');
+    // The refresh timer rewrote the file (the 0x55 fill is gone from the first line).
+    let first = 0x55555555;
+    for (let i = 0; i < 200 && first === 0x55555555; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      first = fs.readFileSync(path.join(dir, 'dev-fb0')).readUInt32LE(0);
+    }
+    assert.notEqual(first, 0x55555555, 'the framebuffer was drawn');
+  } finally {
+    fs.closeSync(wr);
+    await dm.shutdown('test');
+  }
+});

@@ -64,7 +64,7 @@ const OPTIONS: Record<string, OptDef> = {
   vnc: { arg: true, group: 'Devices', desc: 'HOST:DISPLAY[,to=N][,password=on] | none: VNC server for the VGA (port 5900 + DISPLAY)' },
   display: { arg: true, group: 'Accepted and ignored', desc: 'Display backend (none)' },
   nographic: { arg: false, group: 'Accepted and ignored', desc: 'No graphics (always the case)' },
-  k: { arg: true, group: 'Accepted and ignored', desc: 'Keyboard layout (for VNC)' },
+  k: { arg: true, group: 'Devices', desc: 'Keyboard layout of the VNC server: en-us (the only one)' },
   runas: { arg: true, group: 'Monitor and run state', desc: 'USER or UID:GID: drop privileges once Xen, files and sockets are open (after -chroot)' },
   chroot: { arg: true, group: 'Monitor and run state', desc: 'DIR: chroot there once everything is open, before -runas' },
   sandbox: { arg: true, group: 'Accepted and ignored', desc: 'seccomp sandbox', ignored: '-sandbox: no seccomp sandbox; ignored' },
@@ -101,6 +101,8 @@ const OPTIONS: Record<string, OptDef> = {
 /** -device drivers stubdm emulates; every other driver is reported once as ignored. */
 export const EMULATED_DEVICES: ReadonlySet<string> = new Set<string>(['ide-cd', 'ide-hd', 'e1000', 'VGA']);
 
+/** -k layouts the VNC server has a table for (QEMU's keymap names). */
+export const KEYMAPS: readonly string[] = ['en-us'];
 const SERIAL_MAX = 4; // COM1-COM4 (devices/uart COM_PORTS)
 const IDE_DRIVES = 4;
 const HVM_MAX_VCPUS = 128; // one 32-byte ioreq slot per vCPU in a 4 KiB page
@@ -306,7 +308,15 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
   const drives = parseDrives(all(a.drive), devices, warnings);
 
   const vnc = last(a.vnc) ?? null;
-  if (vnc !== null && vnc !== 'none' && !devices.some((d) => d.driver === 'VGA')) warnings.push(`-vnc ${vnc}: no -device VGA, nothing to show; ignored`);
+  const vncOn = vnc !== null && vnc !== 'none' && devices.some((d) => d.driver === 'VGA');
+  if (vnc !== null && vnc !== 'none' && !vncOn) warnings.push(`-vnc ${vnc}: no -device VGA, nothing to show; ignored`);
+  // The VNC server turns keysyms into scan codes through a US table (src/vnc/keymap.ts).
+  // Another layout would type the wrong characters, so it is refused rather than ignored.
+  const keymap = last(a.k) ?? null;
+  if (keymap !== null && !KEYMAPS.includes(keymap)) {
+    if (vncOn) throw new CliError(`-k ${keymap}: only the ${KEYMAPS.join(', ')} keymap is supported by stubdm's VNC server (leave keymap= unset in the guest config)`);
+    warnings.push(`-k ${keymap}: no VNC server here; ignored`);
+  }
   for (const [opt, v] of [['parallel', last(a.parallel)], ['monitor', last(a.monitor)]] as const) {
     if (v !== undefined && v !== 'none') warnings.push(`-${opt} ${v}: not emulated; ignored`);
   }
@@ -334,7 +344,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
     bootOrder: parseBoot(last(a.boot)),
     vnc,
     display,
-    keymap: last(a.k) ?? null,
+    keymap,
     startPaused: flag('S'),
     noShutdown: flag('no-shutdown'),
     nodefaults: flag('nodefaults'),

@@ -8,8 +8,9 @@
  * `password=on` the server does not listen at all rather than serve
  * without the password: see main.ts); SetPixelFormat (true colour, 8/16/32
  * bpp, either byte order), SetEncodings, FramebufferUpdateRequest, KeyEvent
- * (into the i8042 as set-1 scan codes, keymap.ts), PointerEvent and
- * ClientCutText (read and dropped). Encodings: Raw (0), zlib (6, one
+ * (into the i8042 as set-1 scan codes, keymap.ts), PointerEvent (into the
+ * PS/2 mouse as relative moves: see pointer()) and ClientCutText (read and
+ * dropped). Encodings: Raw (0), zlib (6, one
  * deflate stream per client), and the DesktopSize pseudo-encoding (-223)
  * when the guest changes mode.
  *
@@ -29,6 +30,16 @@ export const RFB_PORT_BASE = 5900;
 export const ENC_RAW = 0;
 export const ENC_ZLIB = 6;
 export const ENC_DESKTOP_SIZE = -223;
+// PointerEvent button mask (RFC 6143 §7.5.5; bits 3/4 are the wheel by convention).
+const RFB_LEFT = 0x01;
+const RFB_MIDDLE = 0x02;
+const RFB_RIGHT = 0x04;
+const RFB_WHEEL_UP = 0x08;
+const RFB_WHEEL_DOWN = 0x10;
+// What onPointer's buttons mean: PS/2 packet order (src/devices/i8042 BTN_*).
+const PS2_LEFT = 0x01;
+const PS2_RIGHT = 0x02;
+const PS2_MIDDLE = 0x04;
 /** A client's unparsed input beyond this is a protocol abuse: disconnect. */
 const MAX_PENDING_INPUT = 1 << 20;
 /** Longest cut text we read (and drop). */
@@ -43,6 +54,12 @@ export interface VncOptions {
   display: DisplayHub;
   /** Scan-code bytes for the keyboard. */
   onKey(bytes: Uint8Array): void;
+  /**
+   * A relative pointer move for the PS/2 mouse: x right, y down, wheel
+   * detents (positive = towards the user), buttons held in PS/2 order
+   * (bit 0 left, 1 right, 2 middle). Absent: pointer events are dropped.
+   */
+  onPointer?(dx: number, dy: number, dz: number, buttons: number): void;
   log: Logger;
   /** Refresh period while clients are connected; 0: no timer (tests call tick()). */
   refreshMs?: number;
@@ -81,6 +98,10 @@ class Client implements DisplaySink {
   private input: Buffer = Buffer.alloc(0);
   private z: zlib.Deflate | null = null;
   private readonly scancodes = new Uint8Array(2);
+  /** The client's last pointer position and button mask; -1: no event yet. */
+  private px = -1;
+  private py = -1;
+  private mask = 0;
   private unsubscribe: () => void = () => {};
 
   constructor(
@@ -233,8 +254,10 @@ class Client implements DisplaySink {
         return 8;
       }
       case 5:
-        // PointerEvent: no pointing device is wired yet; read and dropped.
-        return b.length < 6 ? 0 : 6;
+        // PointerEvent
+        if (b.length < 6) return 0;
+        this.pointer(b[1], b.readUInt16BE(2), b.readUInt16BE(4));
+        return 6;
       case 6: {
         // ClientCutText: read and dropped.
         if (b.length < 8) return 0;
@@ -249,6 +272,30 @@ class Client implements DisplaySink {
         this.abuse(`unknown message type ${b[0]}`);
         return 0;
     }
+  }
+
+  /**
+   * RFB gives absolute positions (RFC 6143 §7.5.5) and the guest has a
+   * relative PS/2 mouse (no tablet is emulated), so the move is the
+   * difference from this client's last position; the guest's pointer
+   * follows the client's only as far as its acceleration lets it (QEMU's
+   * PS/2 mouse behind VNC is the same). Mask bits 0-2 are left, middle,
+   * right; bits 3/4 are one wheel detent up/down each time they are pressed.
+   */
+  private pointer(mask: number, x: number, y: number): void {
+    const onPointer = this.srv.opts.onPointer;
+    if (!onPointer) return;
+    const first = this.px < 0;
+    const dx = first ? 0 : x - this.px;
+    const dy = first ? 0 : y - this.py;
+    const pressed = mask & ~this.mask;
+    const dz = (pressed & RFB_WHEEL_DOWN ? 1 : 0) - (pressed & RFB_WHEEL_UP ? 1 : 0);
+    const buttons = (mask & RFB_LEFT ? PS2_LEFT : 0) | (mask & RFB_MIDDLE ? PS2_MIDDLE : 0) | (mask & RFB_RIGHT ? PS2_RIGHT : 0);
+    const changed = dx !== 0 || dy !== 0 || dz !== 0 || ((mask ^ this.mask) & (RFB_LEFT | RFB_MIDDLE | RFB_RIGHT)) !== 0;
+    this.px = x;
+    this.py = y;
+    this.mask = mask;
+    if (changed) onPointer(dx, dy, dz, buttons);
   }
 
   /** Send what is pending if the client asked for it. */

@@ -326,3 +326,12 @@ test('disks stubdm cannot serve: an sd* disk is one line naming it and the alter
     (e: Error) => e instanceof CliError && /disk \/img\/q\.qcow2 is qcow2; stubdm reads raw images only: convert it \(qemu-img convert -O raw\)/.test(e.message),
   );
 });
+
+test('-k: en-us is the VNC keymap; another layout with VNC on is one line, without VNC a warning', async () => {
+  const vnc = ['--sim', '-device', 'VGA', '-vnc', '127.0.0.1:0'];
+  assert.equal((await parseArgs([...vnc, '-k', 'en-us'])).config.keymap, 'en-us');
+  await fails([...vnc, '-k', 'de'], /^-k de: only the en-us keymap is supported by stubdm's VNC server/);
+  const { config: c, warnings } = await parseArgs(['--sim', '-vnc', 'none', '-k', 'fr']);
+  assert.equal(c.keymap, 'fr');
+  assert.deepEqual(warnings, ['-k fr: no VNC server here; ignored']);
+});

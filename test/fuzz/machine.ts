@@ -550,7 +550,8 @@ class Epoch {
     else if (k === 1) this.out(0x60, 1, this.r() < 0.5 ? this.pick(dev) : this.int(256));
     else if (k < 4) this.in(this.pick([0x60, 0x64]), 1);
     else if (k === 4) this.in(0x60, this.pick([2, 4] as const));
-    else this.pc.i8042.pressKey(Array.from({ length: this.int(24) }, () => this.int(256)));
+    else if (this.r() < 0.5) this.pc.i8042.pressKey(Array.from({ length: this.int(24) }, () => this.int(256)));
+    else this.pc.i8042.moveMouse(this.int(2000) - 1000, this.int(2000) - 1000, this.int(40) - 20, this.int(256)); // the VNC/evdev pointer
     // 0xfe pulses the reset line: the simulator records it, the machine carries on.
   }
 

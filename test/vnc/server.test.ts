@@ -31,10 +31,11 @@ async function rig(t: { after(fn: () => void | Promise<void>): void }) {
   vbe(r, 64, 48);
   r.memw(LFB_BASE + (10 * 64 + 5) * 4, 4, 0x00336699);
   const keys: number[][] = [];
-  const srv = new VncServer({ host: '127.0.0.1', port: 0, lastPort: 0, display: new DisplayHub(r.vga.core), onKey: (b) => keys.push([...b]), log: pino({ level: process.env.VNC_LOG ?? 'silent' }), refreshMs: 0, name: 'guest1' });
+  const moves: number[][] = [];
+  const srv = new VncServer({ host: '127.0.0.1', port: 0, lastPort: 0, display: new DisplayHub(r.vga.core), onKey: (b) => keys.push([...b]), onPointer: (...m) => void moves.push(m), log: pino({ level: process.env.VNC_LOG ?? 'silent' }), refreshMs: 0, name: 'guest1' });
   const { port } = await srv.listen();
   t.after(() => srv.close());
-  return { r, srv, port, keys };
+  return { r, srv, port, keys, moves };
 }
 
 test('handshake, raw update with the guest pixels, incremental damage only, keys as set-1 scan codes', async (t) => {
@@ -141,4 +142,40 @@ test('-vnc argument as libxl writes it', () => {
   assert.deepEqual(parseVncArg('[::1]:1'), { host: '::1', port: 5901, lastPort: 5901, password: false });
   assert.equal(parseVncArg('none'), null);
   assert.throws(() => parseVncArg('localhost'), /HOST:DISPLAY/);
+});
+
+test('PointerEvent: absolute positions become relative PS/2 moves, buttons in PS/2 order, the wheel as detents', async (t) => {
+  const { r, port, moves } = await rig(t);
+  const c = await RfbClient.connect(port);
+  t.after(() => c.close());
+  await c.handshake();
+  c.encodings(0);
+  const ptr = (mask: number, x: number, y: number) => {
+    const b = Buffer.alloc(6);
+    b[0] = 5;
+    b[1] = mask;
+    b.writeUInt16BE(x, 2);
+    b.writeUInt16BE(y, 4);
+    c.send(b);
+  };
+  ptr(0, 10, 10); // the first event only sets where the pointer is
+  ptr(0, 15, 7);
+  ptr(0x01, 15, 7); // left down
+  ptr(0x05, 20, 30); // right too, moving
+  ptr(0x05, 20, 30); // nothing changed: nothing sent
+  ptr(0x02, 20, 30); // middle only
+  ptr(0x08, 20, 30); // middle up, wheel up pressed: one detent
+  ptr(0x00, 20, 30); // wheel released: nothing to tell the mouse
+  ptr(0x10, 20, 30); // wheel down
+  c.request(false, 64, 48); // a round trip so the events have been processed
+  await c.update();
+  assert.deepEqual(moves, [
+    [5, -3, 0, 0],
+    [0, 0, 0, 0x01],
+    [5, 23, 0, 0x03],
+    [0, 0, 0, 0x04],
+    [0, 0, -1, 0],
+    [0, 0, 1, 0],
+  ]);
+  void r;
 });

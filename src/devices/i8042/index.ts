@@ -95,6 +95,9 @@ const KBD_ID2_XLATE = 0x41;
 /** Scan set numbers 1-3 as they arrive through translation (QEMU translate_table[1..3]). */
 const XLATED_SET: readonly number[] = [0, 0x43, 0x41, 0x3f];
 export const AUX_ID = 0x00; // standard PS/2 mouse
+/** IDs after the sample-rate knocks (Microsoft IntelliMouse and IntelliMouse Explorer; Linux psmouse-base.c probes both). */
+export const AUX_ID_WHEEL = 0x03; // 4-byte packets, byte 3 = wheel
+export const AUX_ID_5BUTTON = 0x04; // 4-byte packets, byte 3 = wheel (4 bits) | buttons 4/5
 
 // Keyboard commands, written to 0x60 (IBM PS/2 ref. "Commands from the System").
 export const KCMD_SET_LEDS = 0xed;
@@ -130,6 +133,36 @@ const MSTAT_ENABLED = 0x20;
 const MSTAT_SCALE_2_1 = 0x10;
 /** Packet byte 0 always has bit 3 set (IBM PS/2 ref. "Data Report"). */
 const MPKT_ALWAYS1 = 0x08;
+const MPKT_X_SIGN = 0x10;
+const MPKT_Y_SIGN = 0x20;
+/** One packet carries at most this much movement per axis; the rest goes in the next (QEMU clamps the same way). */
+const MPKT_MAX = 127;
+/** IntelliMouse byte 3 carries a 4-bit wheel count on the 5-button mouse. */
+const MPKT_WHEEL4_MAX = 7;
+/** Movement held for the guest is bounded: a host that moves faster than the guest reads loses the excess. */
+const MOUSE_PENDING_MAX = 4096;
+/** Buttons in packet order: bit 0 left, 1 right, 2 middle, 3 side (4th), 4 extra (5th). */
+export const BTN_LEFT = 0x01;
+export const BTN_RIGHT = 0x02;
+export const BTN_MIDDLE = 0x04;
+export const BTN_SIDE = 0x08;
+export const BTN_EXTRA = 0x10;
+const BTN_ALL = 0x1f;
+
+/**
+ * The sample-rate "knock" that switches the mouse to a wheel mouse: rates
+ * 200, 100, 80 give ID 3, rates 200, 200, 80 give ID 4 (Microsoft's
+ * IntelliMouse protocol as the Linux psmouse driver probes it; QEMU ps2.c
+ * answers the same). A small state machine: DETECT[state][rate] -> next
+ * state, or an ID when the sequence is complete; anything else: back to 0.
+ */
+const DETECT: readonly Readonly<Record<number, number | { id: number }>>[] = [
+  { 200: 1 },
+  { 100: 2, 200: 3 },
+  { 80: { id: AUX_ID_WHEEL } },
+  { 80: { id: AUX_ID_5BUTTON } },
+];
+const DETECT_STATES = DETECT.length;
 
 // Where the byte in the output buffer came from (obSource).
 export const SRC_NONE = 0;
@@ -157,6 +190,16 @@ export interface AuxState {
   scale21: boolean;
   resolution: number;
   sampleRate: number;
+  /** AUX_ID, AUX_ID_WHEEL or AUX_ID_5BUTTON: the packet format. */
+  type: number;
+  /** Where the sample-rate knock is (DETECT index). */
+  detect: number;
+  /** Movement not yet sent (x right, y down as the host gives it; z wheel, positive = towards the user). */
+  dx: number;
+  dy: number;
+  dz: number;
+  /** Buttons held (BTN_*). */
+  buttons: number;
 }
 
 /** Everything the controller and its two devices are (live; snapshot() copies it out). */
@@ -202,7 +245,21 @@ function auxDefaults(a: AuxState): void {
 function i8042Reset(): I8042State {
   const kbd: KbdState = { queue: [], pending: NONE, scanning: true, scancodeSet: 2, leds: 0, typematic: 0 };
   kbdDefaults(kbd);
-  const aux: AuxState = { queue: [], pending: NONE, enabled: false, remote: false, scale21: false, resolution: 0, sampleRate: 0 };
+  const aux: AuxState = {
+    queue: [],
+    pending: NONE,
+    enabled: false,
+    remote: false,
+    scale21: false,
+    resolution: 0,
+    sampleRate: 0,
+    type: AUX_ID,
+    detect: 0,
+    dx: 0,
+    dy: 0,
+    dz: 0,
+    buttons: 0,
+  };
   auxDefaults(aux);
   return {
     ctr: CTR_RESET,
@@ -322,20 +379,36 @@ const AUX_COMMANDS: Record<number, Command<I8042>> = {
     },
   },
   [MCMD_SET_STREAM]: { run: (c, s) => ((s.aux.remote = false), c.auxReply(REPLY_ACK)) },
-  [MCMD_READ_DATA]: { run: (c) => c.auxReply(REPLY_ACK, MPKT_ALWAYS1, 0, 0) },
+  // Remote mode's poll (stream mode answers it too): the movement gathered since the last packet.
+  [MCMD_READ_DATA]: { run: (c) => (c.auxReply(REPLY_ACK), c.mousePacket()) },
   [MCMD_SET_REMOTE]: { run: (c, s) => ((s.aux.remote = true), c.auxReply(REPLY_ACK)) },
-  [MCMD_GET_ID]: { run: (c) => c.auxReply(REPLY_ACK, AUX_ID) },
+  [MCMD_GET_ID]: { run: (c, s) => c.auxReply(REPLY_ACK, s.aux.type) },
   [MCMD_SET_RATE]: {
     run: (c) => c.auxReply(REPLY_ACK),
-    data: (c, s, v) => (MOUSE_RATES.includes(v) ? ((s.aux.sampleRate = v), c.auxReply(REPLY_ACK)) : c.auxReply(REPLY_RESEND)),
+    data: (c, s, v) => {
+      if (!MOUSE_RATES.includes(v)) return c.auxReply(REPLY_RESEND);
+      const a = s.aux;
+      a.sampleRate = v;
+      const next = DETECT[a.detect][v];
+      if (typeof next === 'number') a.detect = next;
+      else {
+        if (next !== undefined) a.type = next.id;
+        a.detect = 0;
+      }
+      c.auxReply(REPLY_ACK);
+    },
   },
   [MCMD_ENABLE]: { run: (c, s) => ((s.aux.enabled = true), c.auxReply(REPLY_ACK)) },
   [MCMD_DISABLE]: { run: (c, s) => ((s.aux.enabled = false), c.auxReply(REPLY_ACK)) },
   [MCMD_DEFAULTS]: { run: (c, s) => (auxDefaults(s.aux), c.auxReply(REPLY_ACK)) },
   [MCMD_RESET]: {
     run: (c, s) => {
-      s.aux.queue.length = 0;
-      auxDefaults(s.aux);
+      const a = s.aux;
+      a.queue.length = 0;
+      auxDefaults(a);
+      a.type = AUX_ID; // back to a plain 3-byte mouse until the guest knocks again
+      a.detect = 0;
+      a.dx = a.dy = a.dz = 0;
       c.auxReply(REPLY_ACK, REPLY_BAT_OK, AUX_ID);
     },
   },
@@ -361,7 +434,8 @@ function pendingOf(r: StateReader, allowed: readonly number[]): number {
 }
 
 /**
- * What snapshot() returns (state version 1): the controller's registers, its
+ * What snapshot() returns (state version 2; version 1 had no mouse type,
+ * knock state, movement or buttons): the controller's registers, its
  * output buffer and reply queue (`ctl`: bytes, CTL_AUX = 0x100 marks one
  * that reads as aux data), and each device's buffer (oldest first) and settings.
  * `pending` fields: the command waiting for its data byte, or -1.
@@ -377,7 +451,14 @@ type WithBytes<T extends { queue: number[] }> = Omit<T, 'queue'> & { queue: Uint
 
 export class I8042 implements Device {
   readonly id = 'i8042';
-  readonly stateVersion = 1;
+  readonly stateVersion = 2;
+  /** Version 1 (before mouse movement existed): a plain mouse at rest. */
+  readonly upgrades = {
+    1: (old: StateObject): StateObject => {
+      const aux = old.aux as StateObject | undefined;
+      return { ...old, aux: { ...aux, type: AUX_ID, detect: 0, dx: 0, dy: 0, dz: 0, buttons: 0 } };
+    },
+  };
   private s: I8042State = i8042Reset();
   /** Port 0x60 and port 0x64 as bus regions. */
   readonly dataPort: IoHandler;
@@ -425,6 +506,12 @@ export class I8042 implements Device {
         scale21: a.scale21,
         resolution: a.resolution,
         sampleRate: a.sampleRate,
+        type: a.type,
+        detect: a.detect,
+        dx: a.dx,
+        dy: a.dy,
+        dz: a.dz,
+        buttons: a.buttons,
       },
     };
   }
@@ -456,7 +543,14 @@ export class I8042 implements Device {
       scale21: ar.bool('scale21'),
       resolution: ar.int('resolution', 0, MOUSE_MAX_RES),
       sampleRate: ar.int('sampleRate', MOUSE_RATES[0], MOUSE_RATES[MOUSE_RATES.length - 1]),
+      type: ar.int('type', AUX_ID, AUX_ID_5BUTTON),
+      detect: ar.int('detect', 0, DETECT_STATES - 1),
+      dx: ar.int('dx', -MOUSE_PENDING_MAX, MOUSE_PENDING_MAX),
+      dy: ar.int('dy', -MOUSE_PENDING_MAX, MOUSE_PENDING_MAX),
+      dz: ar.int('dz', -MOUSE_PENDING_MAX, MOUSE_PENDING_MAX),
+      buttons: ar.int('buttons', 0, BTN_ALL),
     };
+    if (aux.type !== AUX_ID && aux.type !== AUX_ID_WHEEL && aux.type !== AUX_ID_5BUTTON) refuse(ar, 'type', `${aux.type} is not a mouse ID this controller reports`);
     if (!MOUSE_RATES.includes(aux.sampleRate)) refuse(ar, 'sampleRate', `${aux.sampleRate} is not one of ${MOUSE_RATES.join('|')}`);
     // The output buffer is refilled whenever it empties: an empty one with a byte that
     // could move into it is a state this controller is never in.
@@ -495,6 +589,65 @@ export class I8042 implements Device {
     return n;
   }
 
+  /**
+   * Pointer input from the host: a relative move (x right, y down, as VNC
+   * and evdev give it), a wheel move (positive = towards the user, one
+   * detent = 1) and the buttons now held (BTN_*). Sent at once as stream
+   * packets if the guest enabled reporting; kept for a remote-mode poll;
+   * dropped while reporting is off (a real mouse does not buffer either).
+   * Movement beyond what the buffer holds waits, bounded, for the guest to read.
+   */
+  moveMouse(dx: number, dy: number, dz: number, buttons: number): void {
+    const a = this.s.aux;
+    if (!a.enabled) return;
+    a.dx = clampPending(a.dx + finite(dx));
+    a.dy = clampPending(a.dy + finite(dy));
+    a.dz = clampPending(a.dz + finite(dz));
+    a.buttons = buttons & BTN_ALL;
+    if (!a.remote) {
+      this.mousePacket(); // always one: a button change with no movement is news too
+      this.mouseSync();
+    }
+    this.update();
+  }
+
+  /** Send further packets while movement is left and a whole packet fits (bounded by the buffer). */
+  private mouseSync(): void {
+    const a = this.s.aux;
+    const size = a.type === AUX_ID ? 3 : 4;
+    while ((a.dx !== 0 || a.dy !== 0 || a.dz !== 0) && QUEUE_SIZE - a.queue.length >= size) this.mousePacket();
+  }
+
+  /**
+   * @internal Queue one packet (if it fits whole) with up to MPKT_MAX of
+   * the pending movement per axis; the rest stays pending.
+   */
+  mousePacket(): void {
+    const a = this.s.aux;
+    const size = a.type === AUX_ID ? 3 : 4;
+    if (QUEUE_SIZE - a.queue.length < size) return;
+    const dx = clamp(a.dx, MPKT_MAX);
+    // PS/2 counts y upwards; the host gives it downwards.
+    const dy = clamp(-a.dy, MPKT_MAX);
+    a.dx -= dx;
+    a.dy += dy;
+    let b0 = (a.buttons & (BTN_LEFT | BTN_RIGHT | BTN_MIDDLE)) | MPKT_ALWAYS1;
+    if (dx < 0) b0 |= MPKT_X_SIGN;
+    if (dy < 0) b0 |= MPKT_Y_SIGN;
+    a.queue.push(b0, dx & 0xff, dy & 0xff);
+    if (a.type === AUX_ID_WHEEL) {
+      const dz = clamp(a.dz, MPKT_MAX);
+      a.dz -= dz;
+      a.queue.push(dz & 0xff);
+    } else if (a.type === AUX_ID_5BUTTON) {
+      const dz = clamp(a.dz, MPKT_WHEEL4_MAX);
+      a.dz -= dz;
+      a.queue.push((dz & 0x0f) | ((a.buttons & (BTN_SIDE | BTN_EXTRA)) << 1));
+    } else {
+      a.dz = 0; // a 3-byte mouse has no wheel to report it on
+    }
+  }
+
   readStatus(): number {
     const s = this.s;
     let st = (s.status & (STAT_SYS | STAT_CMD)) | STAT_UNLOCKED;
@@ -507,7 +660,10 @@ export class I8042 implements Device {
     const s = this.s;
     if (s.obSource === SRC_NONE) return s.lastData;
     s.lastData = s.ob;
+    const fromAux = s.obSource === SRC_AUX;
     s.obSource = SRC_NONE;
+    // The mouse's buffer drained: movement that did not fit goes out now.
+    if (fromAux && s.aux.queue.length === 0 && s.aux.enabled && !s.aux.remote) this.mouseSync();
     // Reading drops the line; the next byte (if any) raises it again: an edge per byte,
     // which the guest's edge-triggered ISA interrupt needs (QEMU does the same).
     this.kbdIrq.set(false);
@@ -607,6 +763,19 @@ export class I8042 implements Device {
     this.kbdIrq.set(s.obSource === SRC_KBD && (s.ctr & CTR_KBDINT) !== 0);
     this.auxIrq.set(s.obSource === SRC_AUX && (s.ctr & CTR_AUXINT) !== 0);
   }
+}
+
+function clamp(v: number, max: number): number {
+  return v > max ? max : v < -max ? -max : v;
+}
+
+function clampPending(v: number): number {
+  return clamp(v, MOUSE_PENDING_MAX);
+}
+
+/** Host input as a whole count; NaN and infinities count as no movement. */
+function finite(v: number): number {
+  return Number.isFinite(v) ? Math.trunc(v) : 0;
 }
 
 /** One-byte registers: a wider read gets ones above (the neighbouring ports are not ours). */

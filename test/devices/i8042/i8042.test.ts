@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { type SimHost } from '../../../src/sim/index.ts';
 import { type Pc } from '../../../src/machine/pc.ts';
 import { SHUTDOWN_REBOOT } from '../../../src/core/host.ts';
-import { I8042, QUEUE_SIZE } from '../../../src/devices/i8042/index.ts';
+import { BTN_LEFT, I8042, QUEUE_SIZE } from '../../../src/devices/i8042/index.ts';
 import { restoreDevice, StateError, type StateObject } from '../../../src/core/device.ts';
 import { simPc } from '../../helpers/simpc.ts';
 import { prng } from '../../ioreq/helpers.ts';
@@ -340,7 +340,7 @@ function kbcRig() {
   return { dev, lv };
 }
 
-type KbcOp = { k: 'cmd' | 'data' | 'st' | 'rd' | 'rdw'; v: number } | { k: 'key'; keys: number[] };
+type KbcOp = { k: 'cmd' | 'data' | 'st' | 'rd' | 'rdw'; v: number } | { k: 'key'; keys: number[] } | { k: 'mouse'; m: number[] };
 
 function kbcOp(r: () => number): KbcOp {
   const x = r();
@@ -350,6 +350,7 @@ function kbcOp(r: () => number): KbcOp {
   if (x < 0.6) return { k: 'st', v: 0 };
   if (x < 0.85) return { k: 'rd', v: 0 };
   if (x < 0.88) return { k: 'rdw', v: 0 };
+  if (x < 0.94) return { k: 'mouse', m: [Math.floor(r() * 600) - 300, Math.floor(r() * 600) - 300, Math.floor(r() * 20) - 10, Math.floor(r() * 32)] };
   return { k: 'key', keys: Array.from({ length: 1 + Math.floor(r() * 8) }, () => Math.floor(r() * 256)) };
 }
 
@@ -369,6 +370,9 @@ function kbcStep(dev: I8042, op: KbcOp): number {
       return dev.dataPort.read(0, 2);
     case 'key':
       return dev.pressKey(op.keys);
+    case 'mouse':
+      dev.moveMouse(op.m[0], op.m[1], op.m[2], op.m[3]);
+      return -1;
   }
 }
 
@@ -446,6 +450,13 @@ test('malformed i8042 state is refused with StateError and leaves the controller
     ['aux.sampleRate 33', { ...good, aux: { ...aux, sampleRate: 33 } }],
     ['aux.sampleRate 0', { ...good, aux: { ...aux, sampleRate: 0 } }],
     ['aux an array', { ...good, aux: [] }],
+    ['aux.type 2', { ...good, aux: { ...aux, type: 2 } }],
+    ['aux.type 5', { ...good, aux: { ...aux, type: 5 } }],
+    ['aux.detect 4', { ...good, aux: { ...aux, detect: 4 } }],
+    ['aux.dx past the bound', { ...good, aux: { ...aux, dx: 4097 } }],
+    ['aux.dz fractional', { ...good, aux: { ...aux, dz: 0.5 } }],
+    ['aux.buttons 0x20', { ...good, aux: { ...aux, buttons: 0x20 } }],
+    ['aux.type missing', { ...good, aux: (({ type: _, ...rest }) => rest)(aux) }],
   ];
   const before = dev.snapshot();
   const lines = [lv.kbd, lv.aux];
@@ -454,12 +465,12 @@ test('malformed i8042 state is refused with StateError and leaves the controller
     assert.deepEqual(dev.snapshot(), before, `${name}: state unchanged`);
     assert.deepEqual([lv.kbd, lv.aux], lines, `${name}: IRQ lines unchanged`);
   }
-  assert.throws(() => restoreDevice(dev, 2, good), StateError, 'a newer state version');
+  assert.throws(() => restoreDevice(dev, 3, good), StateError, 'a newer state version');
   assert.deepEqual(dev.snapshot(), before);
   assert.equal(dev.id, 'i8042');
   // The good state is accepted by a fresh controller, which then finishes the commands.
   const other = kbcRig();
-  restoreDevice(other.dev, 1, good);
+  restoreDevice(other.dev, 2, good);
   assert.equal(other.lv.aux, true, 'IRQ 12: the mouse ACK waits');
   other.dev.dataPort.read(0, 1);
   other.dev.cmdPort.write(0, 1, 0xd4);
@@ -469,4 +480,49 @@ test('malformed i8042 state is refused with StateError and leaves the controller
   assert.equal(s.aux.sampleRate, 40);
   assert.equal(s.kbd.leds, 0x02);
   assert.equal(lv.resets + other.lv.resets, 0);
+});
+
+test('PS/2 mouse movement: packets in stream mode, a big move drains through the 16-byte buffer, state survives save/restore, version 1 upgrades', () => {
+  const { dev, lv } = kbcRig();
+  const rd = () => dev.dataPort.read(0, 1);
+  const aux = (b: number) => {
+    dev.cmdPort.write(0, 1, 0xd4);
+    dev.dataPort.write(0, 1, b);
+    assert.equal(rd(), 0xfa, `ACK for ${b.toString(16)}`);
+  };
+  dev.moveMouse(50, 0, 0, 0);
+  assert.equal(dev.cmdPort.read(0, 1) & STR_OBF, 0, 'reporting off: the move is dropped');
+  aux(0xf4);
+  assert.equal(dev.snapshot().aux.dx, 0, 'nothing kept from before');
+  // 1000 right, 500 down with the left button: 8 packets of at most 127 per axis, 5 fit the buffer at once.
+  dev.moveMouse(1000, 500, 0, BTN_LEFT);
+  assert.equal(lv.aux, true, 'IRQ 12 raised');
+  const mid = dev.snapshot();
+  assert.equal(mid.aux.queue.length + 1, 15, 'five 3-byte packets (one byte already in the output buffer)');
+  const other = kbcRig();
+  other.dev.restore(structuredClone(mid));
+  const packets: number[][] = [];
+  let sx = 0, sy = 0;
+  for (let i = 0; i < 200 && other.dev.cmdPort.read(0, 1) & STR_OBF; i += 3) {
+    const p = [other.dev.dataPort.read(0, 1), other.dev.dataPort.read(0, 1), other.dev.dataPort.read(0, 1)];
+    packets.push(p);
+    assert.equal(p[0] & 0x0f, 0x09, 'left button, bit 3 always set');
+    sx += p[0] & 0x10 ? p[1] - 256 : p[1];
+    sy += p[0] & 0x20 ? p[2] - 256 : p[2];
+  }
+  assert.equal(packets.length, 8, 'the rest went out as the guest read (restored machine)');
+  assert.deepEqual([sx, sy], [1000, -500], 'every count arrives; PS/2 y counts upwards');
+  // Hostile host input: NaN and huge values are bounded, never thrown.
+  dev.moveMouse(NaN, Infinity, -1e9, 0xffff);
+  const s = dev.snapshot().aux;
+  assert.ok(s.dy === 0 && s.dz === -4096 && s.buttons === 0x1f && s.dx === 1000 - 5 * 127, JSON.stringify(s));
+  // A version-1 state (before movement existed) restores as a plain mouse at rest.
+  const v1 = structuredClone(dev.snapshot()) as Record<string, any>;
+  for (const k of ['type', 'detect', 'dx', 'dy', 'dz', 'buttons']) delete v1.aux[k];
+  const third = kbcRig();
+  restoreDevice(third.dev, 1, v1);
+  assert.deepEqual(
+    (({ type, detect, dx, dy, dz, buttons }) => ({ type, detect, dx, dy, dz, buttons }))(third.dev.snapshot().aux),
+    { type: 0, detect: 0, dx: 0, dy: 0, dz: 0, buttons: 0 },
+  );
 });

@@ -15,9 +15,14 @@
  *      guest's "fb=written" line on the serial file);
  *   4. QMP screendump of the VBE mode, checked against the pattern;
  *   5. "q" Return lets the guest power off.
- * Without VNC (a stub domain: its VNC is dom0's xenpv QEMU, which stubdm does
- * not draw into yet) the guest's key reads time out and steps 2, 3 and 5 are
- * only waits. A stub domain writes its screendumps into its save console
+ * Without VNC (qemu-stubdom: its VNC is dom0's xenpv QEMU, which Debian's QEMU
+ * in our stub does not draw into) the guest's key reads time out and steps 2,
+ * 3 and 5 are only waits. stubdm-stubdom (--vnc-crop): the VNC server is dom0's
+ * xenpv QEMU showing the stub's framebuffer (xen-fbfront, 800x600 unless
+ * resized), into which stubdm draws the guest at the top left, cropped: the
+ * picture keeps the framebuffer's size, and the pattern is checked where the
+ * two overlap. Keys go VNC -> xenpv QEMU -> xen-kbdfront -> stubdm's evdev
+ * reader -> i8042. A stub domain writes its screendumps into its save console
  * (/dev/fdset/1), which dom0's xenpv QEMU copies into
  * /var/lib/xen/qemu-save.<domid>: the pictures are read from there, one after
  * the other.
@@ -50,6 +55,8 @@ interface Args {
   timeoutMs: number;
   /** A dom0 device model's pid: its death ends the waits at once (optional). */
   dmPid?: number | null;
+  /** The VNC picture is a fixed-size framebuffer showing the guest at the top left (stubdm-stubdom). */
+  vncCrop?: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -69,6 +76,7 @@ function parseArgs(argv: string[]): Args {
   return {
     qmp, serial, out, vnc: port, dumpAs: get('--dump-as'), dumpFile: get('--dump-file'), ref: get('--ref'),
     timeoutMs: (Number.isFinite(t) && t > 0 ? t : 300) * 1000, dmPid: Number.isInteger(pid) && pid > 0 ? pid : null,
+    vncCrop: argv.includes('--vnc-crop'),
   };
 }
 
@@ -205,6 +213,11 @@ class Viewer {
   height = 0;
   fb = new Uint8Array(0); // B, G, R, X per pixel
   pattern: FbPattern | null = null;
+  /** Compare only where the picture and the pattern overlap (a fixed framebuffer showing the guest at the top left). */
+  crop = false;
+  /** The region compared. */
+  private rw = 0;
+  private rh = 0;
   private badMap = new Uint8Array(0);
   bad = -1;
   matchAt = -1;
@@ -249,16 +262,19 @@ class Viewer {
 
   private recount(): void {
     const p = this.pattern;
-    if (!p || p.width !== this.width || p.height !== this.height) {
+    if (!p || (!this.crop && (p.width !== this.width || p.height !== this.height))) {
       this.bad = -1;
       return;
     }
+    this.rw = Math.min(p.width, this.width);
+    this.rh = Math.min(p.height, this.height);
     this.badMap = new Uint8Array(this.width * this.height);
     this.bad = 0;
-    for (let y = 0; y < this.height; y++) for (let x = 0; x < this.width; x++) this.mark(x, y);
+    for (let y = 0; y < this.rh; y++) for (let x = 0; x < this.rw; x++) this.mark(x, y);
   }
 
   private mark(x: number, y: number): void {
+    if (x >= this.rw || y >= this.rh) return;
     const p = this.pattern!;
     const i = y * this.width + x;
     const [r, g, b] = patternPixel(p, x, y);
@@ -360,7 +376,13 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
 
     // 3. The pattern, timed at the VNC client.
     let tKey = -1;
-    if (viewer) {
+    if (viewer && a.vncCrop) {
+      viewer.crop = true;
+      kv.vnc_size = `${viewer.width}x${viewer.height}`;
+      viewer.expect(pattern);
+      viewer.type('w');
+      tKey = now();
+    } else if (viewer) {
       await until(`the VNC picture to become ${pattern.width}x${pattern.height} (DesktopSize)`, 60_000, () => {
         if (viewer.error) throw new Fail(`VNC: ${viewer.error}`);
         return viewer.width === pattern.width && viewer.height === pattern.height ? true : null;

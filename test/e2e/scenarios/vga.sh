@@ -16,10 +16,16 @@
 #     it, to the last pattern pixel at the client; negative when the picture
 #     was complete before the line reached the serial file), and so must a
 #     screendump of the VBE mode.
-# A stub domain: libxl gives the stub a vfb/vkb whose VNC is dom0's xenpv QEMU,
-# and stubdm neither draws into that vfb nor reads its keyboard yet (issue #11
-# item 3), so there is no VNC and no keys (the guest's key reads time out,
-# VGA_KEY_WAIT s each); its screendumps go to the stub's save console
+# A stub domain: libxl gives the stub a vfb/vkb whose VNC is dom0's xenpv QEMU.
+# stubdm-stubdom draws the guest into that vfb (/dev/fb0, fixed 800x600: the
+# guest at the top left, cropped) and reads its keyboard and pointer
+# (/dev/input/event*) into the i8042 (issue #11 item 3): the tool types through
+# that VNC (--vnc-crop: the pattern is checked where the framebuffer and the
+# guest's mode overlap). The port: console/vnc-port of the guest (what
+# `xl vncviewer` reads), else of the stub domain (where libxl records the
+# query-vnc answer of the stub's xenpv QEMU); vnc_port_at= says which. qemu-stubdom
+# draws nothing there: no VNC, no keys (the guest's key reads time out,
+# VGA_KEY_WAIT s each). A stub domain's screendumps go to the stub's save console
 # (/dev/fdset/1), which dom0's xenpv QEMU writes to /var/lib/xen/qemu-save.<domid>.
 # PNG copies of every picture land in results/<dm>/vga-*.png.
 # VRAM: stubdm's default keeps it in the device model and serves BAR0 through
@@ -109,7 +115,7 @@ vga_run() {
 # (dom0/stubdm-dm reads /run/e2e-stubdm-vram); the other DMs have their own.
 vga_once() {
   # No bash arrays here: the guest's busybox sh sources this file too.
-  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram extra="" hasref=no res why kv i
+  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram extra="" hasref=no res why kv i stubid portat=none
   serial=$RUN_DIR/$name.serial
   out=$RUN_DIR/$SCEN
   # Written by the device model (a dom0 DM with -runas is not root).
@@ -155,6 +161,19 @@ vga_once() {
   esac
   if is_stubdom; then
     extra="--dump-as /dev/fdset/1 --dump-file /var/lib/xen/qemu-save.$domid"
+    if [ "$DM" = stubdm-stubdom ]; then
+      stubid=$(xl domid "$name-dm" 2>/dev/null) # the stub domain, as stubnet.sh finds it
+      port=$(xenstore-read "/local/domain/$domid/console/vnc-port" 2>/dev/null) && portat=guest
+      if [ -z "$port" ] && [ -n "$stubid" ]; then
+        # The xenpv QEMU may publish its port a moment after xl create returned.
+        for i in $(seq 1 60); do
+          port=$(xenstore-read "/local/domain/$stubid/console/vnc-port" 2>/dev/null) && { portat=stub; break; }
+          sleep 0.5
+        done
+      fi
+      [ -n "$port" ] || { fail "no console/vnc-port under /local/domain/$domid or the stub domain's (${stubid:-?}): nothing for xl vncviewer"; timeout 60 xl destroy "$name"; vga_save "$name"; return; }
+      extra="$extra --vnc-crop"
+    fi
   else
     port=$(xenstore-read "/local/domain/$domid/console/vnc-port" 2>/dev/null)
     [ -n "$port" ] || { fail "no console/vnc-port in xenstore for domain $domid: xl vncviewer would fail"; timeout 60 xl destroy "$name"; vga_save "$name"; return; }
@@ -196,6 +215,7 @@ vga_once() {
   if [ "$port" != none ] && [ "$key1" != go ]; then why="$why keys typed through VNC did not reach the guest (key1=$key1);"; fi
   if [ -n "$why" ]; then fail "$why $kv vram=$vram"; return; fi
   if [ "$port" = none ]; then kv="$kv keys=none"; else kv="$kv keys=ok"; fi
+  if is_stubdom; then kv="$kv vnc_port_at=$portat"; fi
   pass "$kv readback=$rb vram=$vram"
 }
 
