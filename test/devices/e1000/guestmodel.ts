@@ -346,7 +346,7 @@ export function tcpRxScenario(o: ScenarioOptions & { frames: number; window: num
  * guest -> dom0 TCP: the guest keeps at most `window` frames unacknowledged
  * and, as TCP Small Queues does, at most `tsq` sent but not yet completed
  * (freed by a TX clean in a poll); dom0 ACKs every second frame `replyMs`
- * after it got it. The guest sends from the poll (ACKs in, TX completions)
+ * after it got it (a lone one after 40 ms, its delayed-ACK timer). The guest sends from the poll (ACKs in, TX completions)
  * and whenever it is idle.
  */
 export function tcpTxScenario(o: ScenarioOptions & { frames: number; window: number; tsq: number }): Figures {
@@ -366,14 +366,20 @@ export function tcpTxScenario(o: ScenarioOptions & { frames: number; window: num
     },
     onTxClean: (_d, mm) => pump(mm),
   });
+  let ackedByHost = 0;
+  const ack = () => {
+    if (ackedByHost === got) return;
+    ackedByHost = got;
+    const a = hostFrame(0xac);
+    put32(a, 15, got);
+    n.be.inject(a);
+  };
   setHost((f) => {
     if (f[14] !== 0xda) return;
     got++;
-    if (got % 2 === 0 || got === o.frames) {
-      const a = hostFrame(0xac);
-      put32(a, 15, got);
-      n.clock.timeout(o.replyMs, () => n.be.inject(a));
-    }
+    // dom0 ACKs every second segment at once, a lone one after its delayed-ACK timer (40 ms)
+    if (got % 2 === 0 || got === o.frames) n.clock.timeout(o.replyMs, ack);
+    else n.clock.timeout(40, ack);
   });
   const t0 = n.clock.now();
   if (!m.idleUntil(() => (pump(m), got >= o.frames), o.frames * 1000)) throw new Error(`tcp tx: ${got} of ${o.frames}`);
