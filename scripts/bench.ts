@@ -360,6 +360,27 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
   if (frames === 0) throw new Error('e1000 benchmark sent nothing');
 }
 
+// ---- e1000 through a model of Linux's driver (docs/e1000.md "Interrupts per frame") ----
+// Not time on this machine: what one ping and one frame of a TCP stream cost
+// the guest, counted by test/devices/e1000/guestmodel.ts on the simulated
+// clock with Node's 1 ms timer floor, each register access costing 0.5 ms and
+// dom0 answering 0.05 ms after a frame. exits: register accesses (ioreq round
+// trips), irqs: interrupts taken, wakes: NIC timers run (DM wake-ups), ms:
+// virtual time (the ping's round trip; the stream's time per frame).
+{
+  const { pingScenario, tcpRxScenario, tcpTxScenario } = await import('../test/devices/e1000/guestmodel.ts');
+  const o = { exitMs: 0.5, replyMs: 0.05 };
+  const fig = (name: string, f: { exits: number; irqs: number; wakes: number; ms: number }, unit: string) => {
+    out(`${name}_exits`, f.exits, `exits/${unit}`);
+    out(`${name}_irqs`, f.irqs, `irqs/${unit}`);
+    out(`${name}_wakes`, f.wakes, `wakes/${unit}`);
+    out(`${name}_model_ms`, f.ms, `ms/${unit}`);
+  };
+  fig('e1000_ping', pingScenario({ ...o, count: 20 }), 'ping');
+  fig('e1000_tcp_rx', tcpRxScenario({ ...o, frames: 400, window: 4 }), 'frame');
+  fig('e1000_tcp_tx', tcpTxScenario({ ...o, frames: 400, window: 16, tsq: 2 }), 'frame');
+}
+
 // ---- VGA (docs/vga.md) ----
 // vga_buffered_write_*: one buffered ioreq into the 0xA0000 window drained
 // by the server into the real VGA (Xen sends the guest's direct window

@@ -133,6 +133,9 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private readonly backend: PacketBackend;
   private readonly rom: Uint8Array | null;
   private readonly warner: RateLimited;
+  private readonly clock: Clock;
+  /** clock.now() at the last INTx assertion with ITR on (the throttle interval runs from it; not saved: a restore may assert at once). */
+  private lastAssert = -Infinity;
   private readonly autoneg: OneShot;
   private readonly itrTimer: OneShot;
   private readonly rdtrTimer: OneShot;
@@ -174,7 +177,8 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.eeprom = buildEeprom(this.mac, E1000_DEVICE_ID);
     const c = opts.clock;
     this.autoneg = new OneShot(c, () => this.autonegDone());
-    this.itrTimer = new OneShot(c, () => this.updateIrq());
+    this.itrTimer = new OneShot(c, () => this.itrExpired());
+    this.clock = c;
     this.rdtrTimer = new OneShot(c, () => this.rxTimerFired());
     this.radvTimer = new OneShot(c, () => this.rxTimerFired());
     this.tidvTimer = new OneShot(c, () => this.txTimerFired());
@@ -310,18 +314,59 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
 
   /**
    * INTx follows ICR & IMS. ITR spaces assertions at least ITR x 256 ns
-   * apart: a cause arriving inside the interval waits for the timer.
+   * apart: a rising edge inside the interval waits for the interval's end
+   * (the causes are latched in ICR). The interval is measured from the last
+   * assertion rather than timed from it, so a timer runs only while an edge
+   * is actually held back: on the real clock a sub-millisecond setTimeout
+   * is a 1 ms DM wake-up per interrupt, and under TCG an interrupt's own
+   * register accesses take longer than any ITR the guest sets.
    */
   private updateIrq(): void {
     const want = (this.regs[S_ICR] & this.regs[S_IMS]) !== 0;
     if (want === this.irqLevel) return;
     if (want) {
-      if (this.itrTimer.armed) return;
+      if (this.itrTimer.armed) return; // held back: itrExpired() asserts
       const itr = this.regs[S_ITR] & 0xffff;
-      if (itr !== 0) this.itrTimer.arm(itr * R.ITR_UNIT_MS);
+      if (itr !== 0) {
+        const now = this.clock.now();
+        const wait = this.lastAssert + itr * R.ITR_UNIT_MS - now;
+        if (wait > 0) {
+          this.itrTimer.arm(wait);
+          return;
+        }
+        this.lastAssert = now;
+      }
+      this.foldDelayed();
     }
     this.irqLevel = want;
     this.intx.set(want);
+  }
+
+  private itrExpired(): void {
+    this.lastAssert = -Infinity;
+    this.updateIrq();
+  }
+
+  /**
+   * A TXDW or RXT0 still waiting for its delay timer (TIDV/TADV, RDTR/RADV)
+   * goes into ICR now. Called when the line rises for another cause and when
+   * the driver reads ICR: the descriptors are already written back, so the
+   * driver's cleanup (by DD bits) sees the same thing either way, and the
+   * delayed cause does not cost an interrupt of its own a moment later.
+   * The delays exist to merge interrupts; this merges them into one that
+   * happens anyway (a ping's reply carries its request's TXDW).
+   */
+  private foldDelayed(): void {
+    if (this.tidvTimer.armed || this.tadvTimer.armed) {
+      this.tidvTimer.cancel();
+      this.tadvTimer.cancel();
+      this.regs[S_ICR] |= R.ICR_TXDW;
+    }
+    if (this.rdtrTimer.armed || this.radvTimer.armed) {
+      this.rdtrTimer.cancel();
+      this.radvTimer.cancel();
+      this.regs[S_ICR] |= R.ICR_RXT0;
+    }
   }
 
   /** A frame landed: RXT0 now, or after RDTR of quiet (re-armed per frame) capped by RADV (3.2.7.1). */
@@ -405,6 +450,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   }
 
   icrRead(): number {
+    this.foldDelayed();
     const v = this.regs[S_ICR];
     this.regs[S_ICR] = 0;
     this.updateIrq();
@@ -596,6 +642,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.tidvTimer.cancel();
     this.tadvTimer.cancel();
     this.itrTimer.cancel();
+    this.lastAssert = -Infinity;
     this.kick.cancel();
     this.tx.reset();
     this.mw = freshMicrowire();
@@ -675,6 +722,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     applyTx(this.tx);
     const all = [this.autoneg, this.itrTimer, this.rdtrTimer, this.radvTimer, this.tidvTimer, this.tadvTimer, this.kick];
     all.forEach((x, i) => x.restore(timers[i]));
+    this.lastAssert = -Infinity;
     this.cable = cable;
     this.rxWaiting = rxWaiting;
     this.ioAddr = ioAddr;

@@ -9,6 +9,7 @@ import { createE1000, type E1000, type E1000Options } from '../../../src/devices
 import * as R from '../../../src/devices/e1000/regs.ts';
 import type { FrameReceiver, PacketBackend, TxOffload } from '../../../src/net/backend.ts';
 import type { GuestMemory } from '../../../src/core/memory.ts';
+import type { Clock, VirtualClock } from '../../../src/core/clock.ts';
 import { testBoard, type TestBoard } from '../../helpers/board.ts';
 import { pino } from 'pino';
 
@@ -124,14 +125,17 @@ export interface Nic extends TestBoard {
 
 export const silent = pino({ level: 'silent' });
 
-export function makeNic(o: Partial<Pick<E1000Options, 'rom' | 'index'>> & { offloads?: boolean; ramBytes?: number } = {}): Nic {
+export function makeNic(
+  o: Partial<Pick<E1000Options, 'rom' | 'index'>> & { offloads?: boolean; ramBytes?: number; clock?: (c: VirtualClock) => Clock } = {},
+): Nic {
   const ramBytes = o.ramBytes ?? RAM;
   const tb = testBoard({ ramBytes });
   const bus = new PciBus(tb.board, silent);
   const be = new MemBackend();
   be.offloads = o.offloads ?? false;
   const mem = new FencedMemory(tb.board.memory, ramBytes);
-  const nic = createE1000({ memory: mem, clock: tb.clock, backend: be, mac: MAC, rom: o.rom, index: o.index, log: silent });
+  const clock = o.clock ? o.clock(tb.clock) : tb.clock;
+  const nic = createE1000({ memory: mem, clock, backend: be, mac: MAC, rom: o.rom, index: o.index, log: silent });
   bus.add(DEV, 0, nic);
   bus.configWrite(DEVFN, 0x10, 4, MMIO_BASE);
   bus.configWrite(DEVFN, 0x14, 4, IO_BASE);

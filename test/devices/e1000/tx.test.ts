@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as R from '../../../src/devices/e1000/regs.ts';
 import { TX_FRAME_BUDGET } from '../../../src/devices/e1000/index.ts';
-import { ctxDesc, dataDesc, get32, legacy, makeNic, seqBytes, setupTx, TX_BUF, TX_RING, txDesc, type Nic } from './harness.ts';
+import { ctxDesc, dataDesc, ethFrame, get32, legacy, MAC, makeNic, seqBytes, setupRx, setupTx, TX_BUF, TX_RING, txDesc, type Nic } from './harness.ts';
 import { be16, be32, buildPacket, ETH_HLEN, IP_HLEN, ipChecksumOk, l4ChecksumOk, TCP_HLEN } from './packets.ts';
 
 const EOP_RS = R.TXD_CMD_EOP | R.TXD_CMD_RS;
@@ -283,6 +283,36 @@ test('IDE delays TXDW by TIDV (1.024 us units), capped by TADV', () => {
   assert.equal(n.intx(), 0);
   n.clock.advance(0.005);
   assert.equal(n.intx(), 1, 'TADV expired');
+});
+
+test('a TXDW waiting for TIDV rides along when the line rises for RXT0, and an ICR read takes it too', () => {
+  // A ping: the request's TXDW is delayed (IDE), its reply arrives first. One interrupt
+  // must report both, or the delay timer raises a second one a moment later (a whole
+  // interrupt's exits under TCG) and wakes the DM for it.
+  const n = makeNic();
+  setupTx(n, 8);
+  setupRx(n);
+  n.w32(R.IMS, R.ICR_TXDW | R.ICR_RXT0);
+  n.w32(R.TIDV, 8);
+  n.w32(R.TADV, 32);
+  n.ram.set(seqBytes(64), TX_BUF);
+  txDesc(n, 0, TX_BUF, ...legacy(64, EOP_RS | R.TXD_CMD_IDE));
+  n.w32(R.TDT, 1);
+  assert.equal(n.intx(), 0, 'TXDW delayed');
+  const timers = n.clock.pending;
+  n.be.inject(ethFrame(MAC, 0x0800, seqBytes(60)));
+  assert.equal(n.intx(), 1);
+  assert.equal(n.clock.pending, timers - 2, 'TIDV and TADV cancelled: no wake-up left for them');
+  assert.equal(n.r32(R.ICR) & ~R.ICR_TXQE, R.ICR_TXDW | R.ICR_RXT0);
+  n.clock.advance(1);
+  assert.equal(n.intx(), 0, 'no second interrupt for the same descriptor');
+  // Without another interrupt, the driver reading ICR (polling, or a shared line) gets it as well.
+  txDesc(n, 1, TX_BUF, ...legacy(64, EOP_RS | R.TXD_CMD_IDE));
+  n.w32(R.TDT, 2);
+  assert.equal(n.r32(R.ICR) & ~R.ICR_TXQE, R.ICR_TXDW);
+  n.clock.advance(1);
+  assert.equal(n.intx(), 0);
+  assert.equal(n.r32(R.ICR), 0);
 });
 
 // ---- QEMU TX CVEs ----

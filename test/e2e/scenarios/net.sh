@@ -6,6 +6,15 @@
 #   ping_ms      median of 20 pings guest -> dom0 (ping_lost: how many got no answer)
 #   tcp_tx_mbps  4 MiB guest -> dom0, timed by dom0 from the first byte to EOF
 #   tcp_rx_mbps  4 MiB dom0 -> guest, timed by the guest the same way
+#   irq_ping, irq_tx, irq_rx  the guest's eth0 interrupts (/proc/interrupts)
+#                during the 20 pings, the guest -> dom0 stream and the
+#                dom0 -> guest stream (the last includes dom0's 3 jumbo pings);
+#   segs_tx, segs_rx  TCP segments the guest sent / received in its stream
+#   acks_rx      segments the guest sent while receiving (its ACKs);
+#   retrans_tx   the guest's retransmitted segments while sending.
+#                Interrupts and segments per transfer say what each frame
+#                cost in exits (each interrupt is 5-7 register accesses)
+#                without changing what is timed.
 #   dm_cpu_net   the DM's CPU seconds per second from link up to the end of
 #                the dom0 -> guest stream (pings, both transfers and the
 #                pauses between them), from the guest's "E2E mark net0/net1"
@@ -47,7 +56,10 @@ net_recv_stop() { [ -f "$1.pid" ] && kill "$(cat "$1.pid")" 2>/dev/null; rm -f "
 # MB/s for BYTES over the span in FILE.t
 net_mbps() { awk -v n="$1" '{ d = $2 - $1; printf "%.2f", (d > 0 ? n / d / 1e6 : 0) }' "$2.t" 2>/dev/null; }
 net_reasm() { awk '$1 == "Ip:" && !h { for (i = 2; i <= NF; i++) if ($i == "ReasmReqds") c = i; h = 1; next } $1 == "Ip:" { print $c }' /proc/net/snmp; }
-net_retrans() { awk '$1 == "Tcp:" && !h { for (i = 2; i <= NF; i++) if ($i == "RetransSegs") c = i; h = 1; next } $1 == "Tcp:" { print $c }' /proc/net/snmp; }
+net_tcp() { awk -v f="$1" '$1 == "Tcp:" && !h { for (i = 2; i <= NF; i++) if ($i == f) c = i; h = 1; next } $1 == "Tcp:" { print $c }' /proc/net/snmp; }
+net_retrans() { net_tcp RetransSegs; }
+# eth0's interrupts so far, summed over CPUs (0 when the line is missing)
+net_irqs() { awk '/eth0/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts; }
 
 net_guest() {
   local d nic="" t0 tp t1 i
@@ -81,7 +93,10 @@ net_guest() {
     i=$((i + 1))
     [ $i -lt 60 ] || { echo "E2E net error=dom0-never-answered-ping"; echo "E2E net-sync tx-done"; net_recv_stop /tmp/netrx; return; }
   done
+  local q0 q1
+  q0=$(net_irqs)
   ping -c 20 -i 0.2 -W 5 "$NET_DOM0_IP" >/tmp/ping.txt 2>&1
+  q1=$(net_irqs)
   local pms lost jumbo=bad
   pms=$(sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' /tmp/ping.txt | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }')
   lost=$((20 - $(grep -c 'time=' /tmp/ping.txt)))
@@ -89,14 +104,20 @@ net_guest() {
   dd if=/dev/urandom of=/tmp/nettx bs=64k count=$((NET_MIB * 16)) 2>/dev/null
   local txmd5
   txmd5=$(md5sum </tmp/nettx | cut -d' ' -f1)
+  local x0 o0 t0r
+  x0=$(net_irqs) o0=$(net_tcp OutSegs) t0r=$(net_retrans)
   timeout "$NET_WAIT" nc "$NET_DOM0_IP" 5001 </tmp/nettx
-  echo "E2E net ping_ms=$pms ping_lost=$lost jumbo_ping=$jumbo tx_md5=$txmd5"
+  echo "E2E net ping_ms=$pms ping_lost=$lost jumbo_ping=$jumbo tx_md5=$txmd5 irq_ping=$((q1 - q0))" \
+    "irq_tx=$(($(net_irqs) - x0)) segs_tx=$(($(net_tcp OutSegs) - o0)) retrans_tx=$(($(net_retrans) - t0r))"
+  local y0 i0 o1
+  y0=$(net_irqs) i0=$(net_tcp InSegs) o1=$(net_tcp OutSegs)
   echo "E2E net-sync tx-done"
   # dom0 now pings us with 9000 bytes and sends its file
   i=0
   while [ ! -f /tmp/netrx.t ] && [ $i -lt $((NET_WAIT * 5)) ]; do sleep 0.2; i=$((i + 1)); done
   net_recv_stop /tmp/netrx
   echo "E2E mark net1"
+  echo "E2E net irq_rx=$(($(net_irqs) - y0)) segs_rx=$(($(net_tcp InSegs) - i0)) acks_rx=$(($(net_tcp OutSegs) - o1))"
   local rxb rxmd5 e=0 f
   rxb=$(wc -c </tmp/netrx 2>/dev/null || echo 0)
   rxmd5=$(md5sum </tmp/netrx 2>/dev/null | cut -d' ' -f1)
@@ -192,5 +213,6 @@ net_run() {
   [ "$mtu" = ok ] || { fail "9000-byte MTU: $mtu"; return; }
   rm -f /tmp/net-rx /tmp/net-tx
   pass link_s="$(nm link_s)" probe_s="$(nm probe_s)" ping_ms="$(nm ping_ms)" tcp_tx_mbps="$tx_mbps" tcp_rx_mbps="$(nm tcp_rx_mbps)" \
-    mtu9000=ok retrans="$(nm retrans)" $(cpu_rate "$RUN_DIR/cpu-$name.txt" net0 net1 dm_cpu_net)
+    mtu9000=ok retrans="$(nm retrans)" irq_ping="$(nm irq_ping)" irq_tx="$(nm irq_tx)" segs_tx="$(nm segs_tx)" retrans_tx="$(nm retrans_tx)" \
+    irq_rx="$(nm irq_rx)" segs_rx="$(nm segs_rx)" acks_rx="$(nm acks_rx)" $(cpu_rate "$RUN_DIR/cpu-$name.txt" net0 net1 dm_cpu_net)
 }
