@@ -20,22 +20,27 @@ const root = fileURLToPath(new URL('../', import.meta.url));
 export const NATIVE_BUILD_HINT =
   'run scripts/build-native.sh in a git checkout (needs cc and the Node.js headers); an installed package builds it at install: npm rebuild -g stubdm';
 
-/** The first candidate that exists, else the first (so an error names the usual place). */
-function firstExisting(candidates: readonly string[]): string {
-  for (const c of candidates) if (existsSync(c)) return c;
-  return candidates[0]!;
+/**
+ * The first of [checkout, installed] that exists; if neither does, the one for
+ * this kind of tree (a checkout has src/main.ts), so that the error names the
+ * place its build step writes.
+ */
+function firstExisting(pkgRoot: string, checkout: string, installed: string): string {
+  if (existsSync(checkout)) return checkout;
+  if (existsSync(installed)) return installed;
+  return existsSync(`${pkgRoot}src/main.ts`) ? checkout : installed;
 }
 
 /** The path of native addon `name` (fdwatch, unixsock): <dir>/<name>.node. */
 export function nativeAddonPath(name: string, pkgRoot: string = root): string {
   const dir = process.env.STUBDM_NATIVE_DIR;
   if (dir) return `${dir.replace(/\/$/, '')}/${name}.node`;
-  return firstExisting([`${pkgRoot}build/native/${name}.node`, `${pkgRoot}native/build/Release/${name}.node`]);
+  return firstExisting(pkgRoot, `${pkgRoot}build/native/${name}.node`, `${pkgRoot}native/build/Release/${name}.node`);
 }
 
 /** The path of helper program `name` (stubdm-pty); `envVar` overrides it. */
 export function nativeHelperPath(name: string, envVar: string, pkgRoot: string = root): string {
   const env = process.env[envVar];
   if (env) return env;
-  return firstExisting([`${pkgRoot}build/${name}`, `${pkgRoot}native/build/Release/${name}`]);
+  return firstExisting(pkgRoot, `${pkgRoot}build/${name}`, `${pkgRoot}native/build/Release/${name}`);
 }

@@ -120,8 +120,12 @@ test('the loaders find addons and helpers in a checkout (build/), an installed p
   delete process.env.STUBDM_PTY_HELPER;
   try {
     const root = `${tmp}/`;
-    // Nothing built: the checkout's place, so the error names it.
+    // Nothing built: the error names where this kind of tree builds it.
+    assert.equal(nativeAddonPath('unixsock', root), `${root}native/build/Release/unixsock.node`);
+    mkdirSync(join(tmp, 'src'));
+    writeFileSync(join(tmp, 'src/main.ts'), '');
     assert.equal(nativeAddonPath('unixsock', root), `${root}build/native/unixsock.node`);
+    assert.equal(nativeHelperPath('stubdm-pty', 'STUBDM_PTY_HELPER', root), `${root}build/stubdm-pty`);
     mkdirSync(join(tmp, 'native/build/Release'), { recursive: true });
     writeFileSync(join(tmp, 'native/build/Release/unixsock.node'), '');
     writeFileSync(join(tmp, 'native/build/Release/stubdm-pty'), '');
