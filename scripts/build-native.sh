@@ -3,7 +3,9 @@
 # into build/native/<name>.node, and small helper programs into build/<name>.
 # A target newer than its source and this script is left alone.
 # Headers: node_api.h and uv.h from /usr/include/node (Debian nodejs package)
-# or $NODE_INCLUDE.
+# or $NODE_INCLUDE. An installed npm package builds the addons and stubdm-pty
+# with node-gyp instead (native/binding.gyp, its install script);
+# src/native-paths.ts prefers this script's build/ in a checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 inc="${NODE_INCLUDE:-/usr/include/node}"

@@ -68,8 +68,10 @@ if [ -s "$keep" ]; then
   cp "$keep" "$out/stubdm.cjs.cache"
 else
   sock=$(mktemp -u /tmp/stubdm-codecache-XXXXXX.sock)
+  # The addons from the bundle's own native/, as /init points the stub domain at them
+  # (src/native-paths.ts would look for build/ beside build/dist/, not find it).
   # shellcheck disable=SC2086 # flags are words
-  STUBDM_CODE_CACHE_WRITE=1 node $flags "$out/stubdm-start.cjs" --sim -machine xenfv -m 16 -serial null \
+  STUBDM_NATIVE_DIR="$out/native" STUBDM_CODE_CACHE_WRITE=1 node $flags "$out/stubdm-start.cjs" --sim -machine xenfv -m 16 -serial null \
     -chardev "socket,id=cc,path=$sock,server=on,wait=off" -mon chardev=cc,mode=control 2>"$out/.codecache.log" &
   pid=$!
   for _ in $(seq 300); do [ -S "$sock" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.1; done

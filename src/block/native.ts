@@ -5,7 +5,7 @@
  * as before, only without read-ahead.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { nativeAddonPath } from '../native-paths.ts';
 
 /** willNeed(fd, offset, len): 0 or -errno. */
 export type WillNeed = (fd: number, offset: number, len: number) => number;
@@ -15,8 +15,7 @@ let cached: WillNeed | null | undefined;
 export function loadWillNeed(): WillNeed | null {
   if (cached !== undefined) return cached;
   try {
-    const dir = process.env.STUBDM_NATIVE_DIR ?? fileURLToPath(new URL('../../build/native/', import.meta.url));
-    const m = createRequire(import.meta.url)(`${dir.replace(/\/$/, '')}/fdwatch.node`) as { willNeed?: WillNeed };
+    const m = createRequire(import.meta.url)(nativeAddonPath('fdwatch')) as { willNeed?: WillNeed };
     cached = typeof m.willNeed === 'function' ? m.willNeed : null;
   } catch {
     cached = null;

@@ -7,16 +7,14 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/log.ts';
+import { NATIVE_BUILD_HINT, nativeHelperPath } from '../native-paths.ts';
 import { BaseBackend, ChardevError, streamSink } from './backends.ts';
 import type { CharBackend } from './types.ts';
 
-/** Where the helper is: $STUBDM_PTY_HELPER, or build/stubdm-pty in the source tree. */
+/** Where the helper is: $STUBDM_PTY_HELPER, build/stubdm-pty in a checkout, or the installed package's (src/native-paths.ts). */
 export function ptyHelperPath(): string {
-  const env = process.env.STUBDM_PTY_HELPER;
-  if (env) return env;
-  return fileURLToPath(new URL('../../build/stubdm-pty', import.meta.url));
+  return nativeHelperPath('stubdm-pty', 'STUBDM_PTY_HELPER');
 }
 
 class PtyBackend extends BaseBackend {
@@ -42,7 +40,7 @@ export async function openPty(id: string, log: Logger): Promise<CharBackend> {
   const helper = ptyHelperPath();
   if (!fs.existsSync(helper)) {
     throw new ChardevError(
-      `-serial pty needs the helper ${helper} (build it with scripts/build-native.sh, or set STUBDM_PTY_HELPER); or use -serial file:PATH`,
+      `-serial pty needs the helper ${helper} (${NATIVE_BUILD_HINT}; or set STUBDM_PTY_HELPER); or use -serial file:PATH`,
     );
   }
   const child = spawn(helper, [], { stdio: ['pipe', 'pipe', 'inherit'] });

@@ -5,7 +5,7 @@
  * Node's fs. Built by scripts/build-native.sh into build/native/.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { NATIVE_BUILD_HINT, nativeAddonPath } from '../native-paths.ts';
 
 /** libuv's poll event bits, as watch() and setEvents() take them. */
 export const EV_READABLE = 1;
@@ -55,17 +55,16 @@ let cached: TapIo | null = null;
 
 export function loadTapIo(): TapIo {
   if (cached) return cached;
-  const dir = process.env.STUBDM_NATIVE_DIR ?? fileURLToPath(new URL('../../build/native/', import.meta.url));
-  const path = `${dir.replace(/\/$/, '')}/fdwatch.node`;
+  const path = nativeAddonPath('fdwatch');
   let mod: Partial<TapIo>;
   try {
     mod = createRequire(import.meta.url)(path) as Partial<TapIo>;
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
-    throw new NetNativeError(`cannot load ${path} (${why}): run scripts/build-native.sh (needs cc and the Node.js headers)`);
+    throw new NetNativeError(`cannot load ${path} (${why}): ${NATIVE_BUILD_HINT}`);
   }
   if (typeof mod.tapOpen !== 'function' || typeof mod.tapRead !== 'function' || typeof mod.tapWrite !== 'function') {
-    throw new NetNativeError(`${path} has no tap support (built from an older native/fdwatch.c): run scripts/build-native.sh`);
+    throw new NetNativeError(`${path} has no tap support (built from an older native/fdwatch.c): ${NATIVE_BUILD_HINT}`);
   }
   cached = mod as TapIo;
   return cached;

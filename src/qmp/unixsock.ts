@@ -3,10 +3,11 @@
  * file descriptors. QMP needs it because libxl's `add-fd` passes the file to
  * save into as SCM_RIGHTS ancillary data (docs/xen-contract.md §11), which
  * Node's net module silently drops. Built by scripts/build-native.sh into
- * build/native/ (or $STUBDM_NATIVE_DIR, as in the stub domain).
+ * build/native/ or at install into native/build/Release/ (or
+ * $STUBDM_NATIVE_DIR, as in the stub domain): src/native-paths.ts.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { NATIVE_BUILD_HINT, nativeAddonPath } from '../native-paths.ts';
 
 export const EV_READABLE = 1;
 export const EV_WRITABLE = 2;
@@ -42,18 +43,14 @@ export class NativeUnavailableError extends Error {}
 
 let cached: UnixSock | null = null;
 
-function nativeDir(): string {
-  return process.env.STUBDM_NATIVE_DIR ?? fileURLToPath(new URL('../../build/native/', import.meta.url));
-}
-
 export function loadUnixSock(): UnixSock {
   if (cached) return cached;
-  const path = `${nativeDir().replace(/\/$/, '')}/unixsock.node`;
+  const path = nativeAddonPath('unixsock');
   try {
     cached = createRequire(import.meta.url)(path) as UnixSock;
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
-    throw new NativeUnavailableError(`stubdm: cannot load ${path} (${why}): run scripts/build-native.sh (needs cc and the Node.js headers)`);
+    throw new NativeUnavailableError(`stubdm: cannot load ${path} (${why}): ${NATIVE_BUILD_HINT}`);
   }
   return cached;
 }

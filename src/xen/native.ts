@@ -1,10 +1,11 @@
 /**
  * The fdwatch addon (native/fdwatch.c): wakes the event loop when a file
  * descriptor (the event channel device) is readable, and checks readability
- * without blocking. Built by scripts/build-native.sh into build/native/.
+ * without blocking. Built by scripts/build-native.sh into build/native/, or
+ * at install (native/binding.gyp); src/native-paths.ts finds it.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { NATIVE_BUILD_HINT, nativeAddonPath } from '../native-paths.ts';
 import { XenUnavailableError } from './ffi.ts';
 
 export interface FdWatcher {
@@ -36,21 +37,16 @@ export interface FdWatch {
 
 let cached: FdWatch | null = null;
 
-/** The directory holding fdwatch.node: $STUBDM_NATIVE_DIR, else build/native of this checkout. */
-export function nativeDir(): string {
-  return process.env.STUBDM_NATIVE_DIR ?? fileURLToPath(new URL('../../build/native/', import.meta.url));
-}
-
 export function loadFdWatch(): FdWatch {
   if (cached) return cached;
-  const path = `${nativeDir().replace(/\/$/, '')}/fdwatch.node`;
+  const path = nativeAddonPath('fdwatch');
   try {
     const m = createRequire(import.meta.url)(path) as FdWatch;
     if (typeof m.evtchnWatch !== 'function') throw new Error('no event-channel support (built from an older native/fdwatch.c)');
     cached = m;
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];
-    throw new XenUnavailableError(`stubdm: cannot load ${path} (${why}): run scripts/build-native.sh (needs cc and the Node.js headers)`);
+    throw new XenUnavailableError(`stubdm: cannot load ${path} (${why}): ${NATIVE_BUILD_HINT}`);
   }
   return cached;
 }

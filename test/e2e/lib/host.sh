@@ -290,6 +290,17 @@ prepare_project() {
       --banner:js="import { createRequire as __e2eRequire } from 'node:module'; const require = __e2eRequire(import.meta.url);") \
       >"$BUILD/bundle.log" 2>&1 || { log "esbuild bundle of src/main.ts failed: see $BUILD/bundle.log; using tsx"; rm -f "$BUILD/stubdm.mjs"; }
   fi
+  # E2E_STUBDM_RUN=package: stubdm-dom0 runs the npm package instead, as an operator
+  # gets it: npm pack, npm install -g of the tarball into a scratch prefix
+  # (dependencies from the registry, addons built by node-gyp at install), checked
+  # on the host by scripts/pack-check.sh (its PASS/FAIL lines: $BUILD/pack-check.log).
+  rm -rf "$BUILD/pack-check"
+  if [ "${E2E_STUBDM_RUN:-bundle}" = package ]; then
+    [ -f "$PROJECT/scripts/pack-check.sh" ] || die "E2E_STUBDM_RUN=package: $PROJECT has no scripts/pack-check.sh"
+    log "E2E_STUBDM_RUN=package: npm pack + npm install -g (scripts/pack-check.sh)"
+    (cd "$PROJECT" && bash scripts/pack-check.sh "$BUILD/pack-check") >"$BUILD/pack-check.log" 2>&1 ||
+      log "scripts/pack-check.sh failed: $(grep -m1 '^FAIL' "$BUILD/pack-check.log"); see $BUILD/pack-check.log"
+  fi
   if [[ " $E2E_DMS " == *" stubdm-stubdom "* && -f $PROJECT/scripts/build-stubdom.sh && ${E2E_STUBDOM_BUILD:-yes} != no ]]; then
     log "building the stub domain (scripts/build-stubdom.sh)"
     (cd "$PROJECT" && bash scripts/build-stubdom.sh) >"$BUILD/build-stubdom.log" 2>&1 ||
@@ -343,6 +354,9 @@ build_workdisk() {
   done
   # The bundle sits in build/ so that koffi's require finds node_modules/.
   [ -f "$BUILD/stubdm.mjs" ] && cp "$BUILD/stubdm.mjs" "$w/project/build/stubdm.mjs"
+  # The globally installed package (E2E_STUBDM_RUN=package): the prefix, whose bin/stubdm
+  # links to lib/node_modules/stubdm/bin/stubdm.js; its addons sit in that package.
+  [ -d "$BUILD/pack-check/g/lib/node_modules/stubdm" ] && cp -a "$BUILD/pack-check/g" "$w/pkg"
   # The stub domain's kernel and rootfs (scripts/build-stubdom.sh), not its build trees.
   if [ -f "$PROJECT/build/stubdom/kernel" ]; then
     mkdir -p "$w/stubdom" && cp "$PROJECT/build/stubdom/kernel" "$PROJECT/build/stubdom/rootfs" "$w/stubdom/"
@@ -361,10 +375,10 @@ build_workdisk() {
       ldd /usr/bin/strace | awk '$3 ~ /^\// { print $3 }' | xargs -r cp -L -t "$w/bin/strace-libs/" ||
       log "E2E_STUBDM_STRACE: cannot copy the host's strace (apt-get install strace)"
   fi
-  printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\nE2E_STUBDOM_MEMORY=%q\nE2E_STUBDM_NODE_ARGS=%q\nE2E_STUBDM_STRACE=%q\nE2E_STUBDM_VRAM=%q\n' \
+  printf 'E2E_DMS=%q\nE2E_SCENARIOS=%q\nE2E_MODE=%q\nE2E_GUEST_TIMEOUT=%q\nE2E_STUBDOM_SCRIPT=%q\nE2E_STUBDOM_MEMORY=%q\nE2E_STUBDM_NODE_ARGS=%q\nE2E_STUBDM_STRACE=%q\nE2E_STUBDM_VRAM=%q\nE2E_STUBDM_RUN=%q\n' \
     "$E2E_DMS" "$E2E_SCENARIOS" "$E2E_MODE" "${E2E_GUEST_TIMEOUT:-900}" \
     "$([ -f "$PROJECT/scripts/build-stubdom.sh" ] && echo yes || echo no)" "${E2E_STUBDOM_MEMORY:-}" \
-    "${E2E_STUBDM_NODE_ARGS:-}" "${E2E_STUBDM_STRACE:-}" "${E2E_STUBDM_VRAM:-}" >"$w/config.env"
+    "${E2E_STUBDM_NODE_ARGS:-}" "${E2E_STUBDM_STRACE:-}" "${E2E_STUBDM_VRAM:-}" "${E2E_STUBDM_RUN:-bundle}" >"$w/config.env"
   # The abuse scenario's knobs (scenarios/abuse.sh) and E2E_BUSY (dom0/driver.sh).
   printf 'E2E_ABUSE_SECONDS=%q\nE2E_ABUSE_SEED=%q\nE2E_ABUSE_DEVICES=%q\nE2E_BUSY=%q\n' \
     "${E2E_ABUSE_SECONDS:-120}" "${E2E_ABUSE_SEED:-0}" "${E2E_ABUSE_DEVICES-nic}" "${E2E_BUSY:-0}" >>"$w/config.env"

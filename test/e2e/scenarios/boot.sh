@@ -79,12 +79,19 @@ dm_ready_key() {
   awk -v a="$CREATE_T0" -v b="$ms" 'BEGIN { printf "create_to_ready_s=%.1f", b / 1000 - a }'
 }
 
+# run=package on stubdm-dom0's line when dom0/stubdm-dm ran the npm package
+# (E2E_STUBDM_RUN=package): its own words in the DM log, not the setting.
+dm_run_key() {
+  [ "$DM" = stubdm-dom0 ] || return 0
+  grep -q '^stubdm-dm: running the npm package' "/var/log/xen/qemu-dm-e2e-$DM.log" 2>/dev/null && echo run=package
+}
+
 boot_check() {
   [ -n "$BOOT_SECONDS" ] || { fail "no 'E2E boot init' marker on the guest serial ($GUEST_END)$(stubdom_failure)"; return; }
   local idle md5 stub rss
   idle=$(cat "$RUN_DIR/cpu-e2e-$DM.txt.idle" 2>/dev/null) md5=$(marker boot md5_mbps) stub=$(stubdom_keys)
   rss=$(cat "$RUN_DIR/cpu-e2e-$DM.txt.idle.rss" 2>/dev/null)
   [ -n "$rss" ] || rss=$(echo "$stub" | sed -n 's/.*stubdm_rss_mib=\([0-9.][0-9.]*\).*/\1/p')
-  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $stub $(dm_ready_key) \
+  pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $stub $(dm_ready_key) $(dm_run_key) \
     ${md5:+md5_mbps=$md5} ${idle:+dm_cpu_idle=$idle} ${rss:+dm_rss_mib=$rss}
 }
