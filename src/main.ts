@@ -12,7 +12,7 @@ import tty from 'node:tty';
 import { pathToFileURL } from 'node:url';
 import { Board } from './core/board.ts';
 import { SHUTDOWN_REBOOT, type Host } from './core/host.ts';
-import { createLogger, setRootLogger, type Logger } from './core/log.ts';
+import { createLogger, parseConsoleLimit, setGuestLogBudget, setRootLogger, type Logger } from './core/log.ts';
 import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
 import { ChardevError, flushAll, openChardev, type CharBackend } from './chardev/index.ts';
 import { BlockOpenError } from './block/index.ts';
@@ -22,6 +22,7 @@ import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
 import { buildPc, type Pc } from './machine/pc.ts';
 import { hmpInfoNetwork, hmpInfoPci, sendKey } from './machine/hmpinfo.ts';
+import { collectStats, hmpInfoStats, type StatsSources } from './machine/stats.ts';
 import { parseVncArg, VncServer } from './vnc/server.ts';
 import { startStubConsole, STUB_CONSOLE_PATHS, type StubConsolePaths } from './console/index.ts';
 import { loadTapIo } from './net/native.ts';
@@ -371,6 +372,15 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     const done = new Promise<number>((r) => (resolveDone = r));
 
     const qmpServers: QmpServer[] = [];
+    // Read only when QMP or HMP asks (query-stats, info stats): the counters are the hot path's own.
+    const statsSources = (): StatsSources => ({
+      ioreq: server.stats,
+      pio: board.pio,
+      mmio: board.mmio,
+      blockstats: () => pc.media.blockstats(),
+      nics: () => nics.map((n) => ({ id: n.nic.id ?? n.netdev.id, stats: (n.backend as { stats?: object }).stats })),
+      serials: () => cfg.serials.map((s, i) => ({ id: s.id, dropped: (serials[i] as { dropped?: number }).dropped })),
+    });
     const machine: QmpMachine = {
       runState: () => state,
       cont: () => {
@@ -422,6 +432,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       },
       // xl cd-eject / cd-insert (docs/xen-contract.md §11a).
       queryBlock: () => pc.media.query(),
+      queryBlockstats: () => pc.media.blockstats(),
+      queryStats: () => collectStats(statsSources()),
       eject: (device, id, force) => pc.media.eject(pc.media.find(device, id), force),
       changeMedium: (device, id, path, shownAs, format, force) => pc.media.change(pc.media.find(device, id), path, shownAs, format, force),
       // What QEMU does for a reset request under Xen: ask Xen to reboot the domain (the toolstack rebuilds it).
@@ -433,6 +445,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       sendKey: (names) => sendKey(pc.i8042, names),
       hmpInfo: {
         block: () => pc.media.hmpInfo(),
+        blockstats: () => pc.media.hmpBlockstats(),
+        stats: () => hmpInfoStats(collectStats(statsSources())),
         pci: () => hmpInfoPci(pc.platform),
         network: () => hmpInfoNetwork(cfg),
         restrict: () => hmpInfoRestrict(host),
@@ -605,6 +619,13 @@ export async function main(argv: readonly string[], opts: StartOptions = {}): Pr
     process.stdout.write(parsed.help + '\n');
     return 0;
   }
+  // libxl's cap on what the guest can make us log (1 MiB): taken as the guest-triggered log budget.
+  const limit = parseConsoleLimit(process.env.XEN_QEMU_CONSOLE_LIMIT);
+  if (typeof limit === 'string') {
+    process.stderr.write(`stubdm: ${limit}\n`);
+    return 2;
+  }
+  if (limit !== null) setGuestLogBudget(limit);
   const cfg = parsed.config;
   const log = opts.log ?? createLogger(cfg.logLevel, cfg.logFormat);
   for (const w of parsed.warnings) log.warn(w);

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -132,8 +133,8 @@ test('start refuses a NIC whose romfile is missing, with one line, before any ta
   assert.equal(fs.existsSync('/sys/class/net/stubdm-norom'), false);
 });
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; child: ReturnType<typeof spawn> }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string; child: ReturnType<typeof spawn> }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
@@ -155,6 +156,20 @@ test('bin/stubdm.js: exit 2 with one line on bad argv, 0 with --help, 1 with one
   const noxen = await run(['-xen-domid', '1', '-machine', 'xenfv', '-m', '128', '--log-level', 'silent']);
   assert.equal(noxen.code, 1);
   assert.match(noxen.stderr, /^stubdm: [^\n]+\n$/);
+});
+
+test('bin/stubdm.js: a bad XEN_QEMU_CONSOLE_LIMIT and a serial socket with no peer are one line each', async () => {
+  const bad = await run(['--sim', '-machine', 'xenfv', '-m', '16'], { ...process.env, XEN_QEMU_CONSOLE_LIMIT: '1M' });
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'stubdm: XEN_QEMU_CONSOLE_LIMIT="1M" is not a byte count from 0 to 1099511627776\n');
+  // A port nothing listens on: bind one, note it, close it.
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const refused = await run(['--sim', '-machine', 'xenfv', '-m', '16', '-serial', `tcp:127.0.0.1:${port}`]);
+  assert.equal(refused.code, 1);
+  assert.equal(refused.stderr, `stubdm: chardev serial0: cannot connect to tcp:127.0.0.1:${port}: ECONNREFUSED\n`);
 });
 
 // issue #15: these printed a fatal JSON line with a stack (or nothing, exit 0); now one clear line and a non-zero exit.

@@ -246,6 +246,64 @@ export function openPath(id: string, path: string, log: Logger): CharBackend {
   return new FdBackend(id, path, fd, log);
 }
 
+/** Opens `path` read+write without blocking (a FIFO with no peer yet) and without becoming our tty; null when it is not there. */
+function openRdwr(path: string): number | null {
+  try {
+    return fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new ChardevError(`cannot open serial pipe ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** A FIFO (or socket) descriptor as a stream; a regular file or a device is refused: a pipe chardev is a pipe. */
+function fifoStream(path: string, fd: number, readable = true, writable = true): net.Socket {
+  const st = fs.fstatSync(fd);
+  if (!st.isFIFO() && !st.isSocket()) {
+    fs.closeSync(fd);
+    throw new ChardevError(`serial pipe ${path} is not a FIFO (make one with mkfifo, or use file:${path})`);
+  }
+  // The output FIFO must not be read: a stream reads ahead as soon as it exists and would eat the guest's output.
+  return new net.Socket({ fd, readable, writable });
+}
+
+/**
+ * `-serial pipe:PATH` (`-chardev pipe,path=`), as QEMU does it: PATH.in carries
+ * input to the guest and PATH.out its output when both exist, else PATH both
+ * ways. The FIFOs are opened read+write, so a reader or writer that comes and
+ * goes never gives EOF or EPIPE, and a reader that never comes fills the pipe
+ * and then the writer's bound (output dropped, counted), never our memory.
+ */
+export function openPipe(id: string, path: string, log: Logger): CharBackend {
+  const inFd = openRdwr(`${path}.in`);
+  const outFd = inFd === null ? null : openRdwr(`${path}.out`);
+  if (inFd !== null && outFd !== null) {
+    let input: net.Socket;
+    let out: net.Socket;
+    try {
+      input = fifoStream(`${path}.in`, inFd, true, false);
+    } catch (e) {
+      fs.closeSync(outFd);
+      throw e;
+    }
+    try {
+      out = fifoStream(`${path}.out`, outFd, false, true);
+    } catch (e) {
+      input.destroy();
+      throw e;
+    }
+    return new StreamBackend(id, `pipe:${path}`, log, input, out, () => {
+      input.destroy();
+      out.destroy();
+    });
+  }
+  if (inFd !== null) fs.closeSync(inFd);
+  const fd = openRdwr(path);
+  if (fd === null) throw new ChardevError(`serial pipe: neither ${path}.in and ${path}.out nor ${path} exist (create them with mkfifo)`);
+  const sock = fifoStream(path, fd);
+  return new StreamBackend(id, `pipe:${path}`, log, sock, sock, () => sock.destroy());
+}
+
 /** Output-only on an fd we own (a regular file given as a path). */
 class FdBackend extends BaseBackend {
   constructor(

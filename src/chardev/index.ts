@@ -2,12 +2,15 @@
 import type { Logger } from '../core/log.ts';
 import type { ChardevSpec } from './spec.ts';
 import type { CharBackend } from './types.ts';
-import { ChardevError, FileBackend, NullBackend, RingBackend, openPath, openStdio } from './backends.ts';
+import { ChardevError, FileBackend, NullBackend, RingBackend, openPath, openPipe, openStdio } from './backends.ts';
+import { openSocket } from './socket.ts';
 import { openPty } from './pty.ts';
 
 export type { ChardevSpec } from './spec.ts';
 export type { CharBackend, Receiver } from './types.ts';
-export { ChardevError, FileBackend, NullBackend, RingBackend, openPath, openStdio } from './backends.ts';
+export { ChardevError, FileBackend, NullBackend, RingBackend, openPath, openPipe, openStdio } from './backends.ts';
+export { SOCKET_MAX_PENDING, SocketBackend, openSocket } from './socket.ts';
+export type { SocketSpec } from './spec.ts';
 export { openPty } from './pty.ts';
 
 /** Opens a backend. Throws ChardevError (one operator line) when it cannot. */
@@ -25,8 +28,10 @@ export async function openChardev(id: string, spec: ChardevSpec, log: Logger): P
       return openPath(id, spec.path, log);
     case 'pty':
       return openPty(id, log);
+    case 'pipe':
+      return openPipe(id, spec.path, log);
     case 'socket':
-      throw new ChardevError(`chardev ${id}: a socket chardev can only carry a QMP monitor (-mon chardev=${id},mode=control)`);
+      return openSocket(id, spec, log);
   }
 }
 

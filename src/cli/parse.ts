@@ -9,7 +9,7 @@
  * ignored; contradictions are a CliError (one line, exit 2).
  */
 import yargs from 'yargs';
-import type { ChardevSpec } from '../chardev/spec.ts';
+import type { ChardevSpec, SocketSpec } from '../chardev/spec.ts';
 import type {
   AddFdConfig,
   IncomingConfig,
@@ -18,7 +18,7 @@ import type {
 } from './config.ts';
 import { LOG_LEVELS } from './config.ts';
 import { LOG_FORMATS, type LogFormat } from '../core/log.ts';
-import { CliError, parseBool, parseOpts, parseSize, parseUint, type ParsedOpts } from './qemuopts.ts';
+import { CliError, optsFrom, parseBool, parseOpts, parseSize, parseUint, type ParsedOpts } from './qemuopts.ts';
 // Inlined by the bundlers (esbuild): the version travels with the code, not beside it.
 import pkg from '../../package.json' with { type: 'json' };
 import { QEMU_VERSION } from '../qmp/core.ts';
@@ -49,8 +49,8 @@ const OPTIONS: Record<string, OptDef> = {
   smp: { arg: true, group: 'Machine', desc: 'N[,maxcpus=M]: vCPUs (1-128)' },
   name: { arg: true, group: 'Machine', desc: 'Guest name (for logs)' },
   boot: { arg: true, group: 'Machine', desc: 'order=cda: boot order (kept for the firmware)' },
-  serial: { arg: true, many: true, group: 'Devices', desc: 'COM1-COM4 (0x3f8/IRQ4, 0x2f8/IRQ3, 0x3e8/IRQ4, 0x2e8/IRQ3): file:PATH | pty | stdio | null | none | /dev/PATH | chardev:ID' },
-  chardev: { arg: true, many: true, group: 'Devices', desc: 'socket,id=ID,path=PATH|fd=N,server=on,wait=off (for -mon); file,id=,path= | pty,id= | stdio,id= | null,id= | serial,id=,path=' },
+  serial: { arg: true, many: true, group: 'Devices', desc: 'COM1-COM4 (0x3f8/IRQ4, 0x2f8/IRQ3, 0x3e8/IRQ4, 0x2e8/IRQ3): file:PATH | pipe:PATH | tcp:[HOST]:PORT[,server=on][,wait=off][,nodelay=on][,reconnect=S] | unix:PATH[,server=on][,wait=off][,reconnect=S] | pty | stdio | null | none | /dev/PATH | chardev:ID' },
+  chardev: { arg: true, many: true, group: 'Devices', desc: 'socket,id=ID,path=PATH|fd=N|host=H,port=P[,server=on][,wait=off][,nodelay=on][,reconnect=S] (-mon: unix, server=on); pipe,id=,path= | file,id=,path= | pty,id= | stdio,id= | null,id= | serial,id=,path= | ringbuf,id=,size=' },
   drive: { arg: true, many: true, group: 'Devices', desc: 'file=PATH,if=ide,index=0-3,media=disk|cdrom,format=raw|host_device,cache=...,readonly=on' },
   device: { arg: true, many: true, group: 'Devices', desc: 'DRIVER[,id=][,netdev=][,mac=][,romfile=NAME|PATH (e1000 default efi-e1000.rom; empty: no ROM)][,vgamem_mb=]; drivers not emulated yet are reported and ignored' },
   netdev: { arg: true, many: true, group: 'Devices', desc: 'type=tap,id=ID,ifname=IF[,br=BR][,script=no][,downscript=no]' },
@@ -442,23 +442,11 @@ function chardevSpec(o: ParsedOpts, what: string): ChardevSpec {
   const backend = o.get('backend')!;
   const path = o.get('path');
   switch (backend) {
-    case 'socket': {
-      const fdText = o.get('fd');
-      if (o.has('host') || o.has('port')) throw new CliError(`${what}: TCP sockets are not supported; use path=`);
-      if ((path === undefined) === (fdText === undefined)) throw new CliError(`${what}: a socket needs exactly one of path= and fd=`);
-      if (path !== undefined && (path === '' || Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES)) {
-        throw new CliError(`${what}: a unix socket path is 1 to ${MAX_SOCKET_PATH_BYTES} bytes; this one is ${Buffer.byteLength(path)}`);
-      }
-      const server = parseBool('chardev', 'server', o.get('server'), false);
-      if (!server) throw new CliError(`${what}: only server=on sockets are supported`);
-      return {
-        backend: 'socket',
-        path: path ?? null,
-        fd: fdText === undefined ? null : parseUint('chardev', 'fd', fdText, 65535),
-        server,
-        wait: parseBool('chardev', 'wait', o.get('wait'), true),
-      };
-    }
+    case 'socket':
+      return socketSpec(o, what);
+    case 'pipe':
+      if (!path) throw new CliError(`${what}: pipe needs path=`);
+      return { backend: 'pipe', path };
     case 'file':
       if (!path) throw new CliError(`${what}: file needs path=`);
       return { backend: 'file', path, append: parseBool('chardev', 'append', o.get('append'), false) };
@@ -481,8 +469,86 @@ function chardevSpec(o: ParsedOpts, what: string): ChardevSpec {
       return { backend: 'ringbuf', size };
     }
     default:
-      throw new CliError(`${what}: backend ${backend} is not supported (socket, file, pty, stdio, null, serial, ringbuf)`);
+      throw new CliError(`${what}: backend ${backend} is not supported (socket, pipe, file, pty, stdio, null, serial, ringbuf)`);
   }
+}
+
+/** Socket options QEMU has and stubdm does not serve: refused by name rather than ignored. */
+const SOCKET_REFUSED = ['telnet', 'tn3270', 'websocket', 'tls-creds', 'tls-authz', 'mux', 'abstract'];
+/** Longest `reconnect=` (seconds): a day; longer is a typo, not a retry interval. */
+const MAX_RECONNECT_S = 86400;
+
+/**
+ * `-chardev socket,...` and the -serial tcp:/unix: forms rewritten into it:
+ * unix (path= or an inherited listening fd=) or TCP (host= and port=), as a
+ * server (waiting for its first client unless wait=off) or a client.
+ */
+function socketSpec(o: ParsedOpts, what: string): SocketSpec {
+  for (const k of SOCKET_REFUSED) {
+    const v = o.get(k);
+    if (v !== undefined && v !== 'off') throw new CliError(`${what}: socket option ${k} is not supported (plain unix or TCP sockets only)`);
+  }
+  const path = o.get('path');
+  const fdText = o.get('fd');
+  const host = o.get('host');
+  const portText = o.get('port');
+  const tcp = host !== undefined || portText !== undefined;
+  if ([path !== undefined, fdText !== undefined, tcp].filter(Boolean).length !== 1) {
+    throw new CliError(`${what}: a socket needs exactly one of path= (unix), fd= (inherited) and host=/port= (TCP)`);
+  }
+  if (path !== undefined && (path === '' || Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES)) {
+    throw new CliError(`${what}: a unix socket path is 1 to ${MAX_SOCKET_PATH_BYTES} bytes; this one is ${Buffer.byteLength(path)}`);
+  }
+  const server = parseBool('chardev', 'server', o.get('server'), false);
+  if (tcp && portText === undefined) throw new CliError(`${what}: a TCP socket needs port=`);
+  const port = portText === undefined ? null : parseUint('chardev', 'port', portText, 65535);
+  // Port 0 asks the kernel for a free port when listening (query-chardev shows which); there is nothing to connect to.
+  if (port === 0 && !server) throw new CliError(`${what}: port 0 can only be listened on (server=on)`);
+  if (fdText !== undefined && !server) throw new CliError(`${what}: fd= is an inherited listening socket: it needs server=on`);
+  if (!server && o.has('wait')) throw new CliError(`${what}: wait= applies to server=on sockets only`);
+  const reconnectText = o.get('reconnect');
+  if (server && reconnectText !== undefined) throw new CliError(`${what}: reconnect= applies to client sockets (server=off) only`);
+  return {
+    backend: 'socket',
+    path: path ?? null,
+    fd: fdText === undefined ? null : parseUint('chardev', 'fd', fdText, 65535),
+    host: tcp ? stripBrackets(host ?? '') : null,
+    port,
+    server,
+    wait: server && parseBool('chardev', 'wait', o.get('wait'), true),
+    nodelay: parseBool('chardev', 'nodelay', o.get('nodelay'), false),
+    reconnect: reconnectText === undefined ? 0 : parseUint('chardev', 'reconnect', reconnectText, MAX_RECONNECT_S),
+  };
+}
+
+/** `[::1]` -> `::1`: QEMU writes IPv6 addresses in brackets in its host:port forms. */
+function stripBrackets(h: string): string {
+  return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+}
+
+/**
+ * -serial tcp:[HOST]:PORT[,opts] and unix:PATH[,opts] as the -chardev socket
+ * options they stand for (QEMU's legacy -serial syntax); opts are server,
+ * wait, nodelay and reconnect as in -chardev.
+ */
+function serialSocket(text: string): SocketSpec {
+  const tcp = text.startsWith('tcp:');
+  const o = parseOpts('serial', text.slice(tcp ? 4 : 5), 'addr');
+  const addr = o.get('addr');
+  if (!addr) throw new CliError(`-serial ${text}: ${tcp ? 'tcp: needs [HOST]:PORT' : 'unix: needs a path'}`);
+  const rest = o.entries.filter(([k]) => k !== 'addr');
+  for (const [k] of rest) {
+    if (k === 'host' || k === 'port' || k === 'path' || k === 'fd') throw new CliError(`-serial ${text}: ${k}= is given by the address`);
+  }
+  let entries: Array<[string, string]>;
+  if (tcp) {
+    const colon = addr.lastIndexOf(':');
+    if (colon < 0) throw new CliError(`-serial ${text}: tcp: needs [HOST]:PORT`);
+    entries = [['host', addr.slice(0, colon)], ['port', addr.slice(colon + 1)], ...rest];
+  } else {
+    entries = [['path', addr], ...rest];
+  }
+  return socketSpec(optsFrom(entries), `-serial ${text}`);
 }
 
 function parseChardev(text: string): ChardevConfig {
@@ -531,8 +597,11 @@ function parseMon(text: string, byId: Map<string, ChardevConfig>, used: Set<stri
     return [];
   }
   if (c.spec.backend !== 'socket') throw new CliError(`-mon chardev=${id}: QMP is served on socket chardevs only`);
+  if (c.spec.host !== null || !c.spec.server) throw new CliError(`-mon chardev=${id}: QMP is served on listening unix sockets only (path= or fd=, server=on)`);
   return [{ chardev: id, path: c.spec.path, fd: c.spec.fd }];
 }
+
+const SERIAL_FORMS = 'file:PATH, pipe:PATH, tcp:[HOST]:PORT[,server=on,wait=off], unix:PATH[,server=on,wait=off], pty, stdio, null, none, /dev/PATH, chardev:ID';
 
 /** `-serial` words, as QEMU spells them. */
 function serialSpec(text: string, warnings: string[]): ChardevSpec | 'none' | { ref: string } {
@@ -549,9 +618,15 @@ function serialSpec(text: string, warnings: string[]): ChardevSpec | 'none' | { 
     if (!path) throw new CliError('-serial file: needs a path');
     return { backend: 'file', path, append: false };
   }
+  if (text.startsWith('pipe:')) {
+    const path = text.slice(5);
+    if (!path) throw new CliError('-serial pipe: needs a path');
+    return { backend: 'pipe', path };
+  }
+  if (text.startsWith('tcp:') || text.startsWith('unix:')) return serialSocket(text);
   if (text.startsWith('chardev:')) return { ref: text.slice(8) };
   if (text.startsWith('/')) return { backend: 'tty', path: text };
-  throw new CliError(`-serial ${text}: not supported (file:PATH, pty, stdio, null, none, /dev/PATH, chardev:ID)`);
+  throw new CliError(`-serial ${text.slice(0, 64)}: not supported (${SERIAL_FORMS})`);
 }
 
 function parseSerials(texts: string[], byId: Map<string, ChardevConfig>, used: Set<string>, warnings: string[]): SerialConfig[] {
@@ -565,7 +640,6 @@ function parseSerials(texts: string[], byId: Map<string, ChardevConfig>, used: S
       const c = byId.get(s.ref);
       if (!c) throw new CliError(`-serial chardev:${s.ref}: no -chardev with id=${s.ref}`);
       if (used.has(s.ref)) throw new CliError(`-serial chardev:${s.ref}: that chardev is already in use`);
-      if (c.spec.backend === 'socket') throw new CliError(`-serial chardev:${s.ref}: socket chardevs can only carry QMP`);
       used.add(s.ref);
       out.push({ index, id: s.ref, spec: c.spec });
     } else {

@@ -54,6 +54,11 @@ export function parseOpts(option: string, text: string, implied?: string): Parse
       entries.push([p, 'on']);
     }
   });
+  return optsFrom(entries);
+}
+
+/** Options from key/value pairs (a legacy form rewritten into the keys it stands for). */
+export function optsFrom(entries: Array<[string, string]>): ParsedOpts {
   const map = new Map(entries);
   return {
     entries,

@@ -14,6 +14,13 @@ export interface Region {
   /** Length in bytes (ports or bytes of address space). */
   readonly length: number;
   readonly handler: IoHandler;
+  /**
+   * Guest accesses served (query-stats, HMP `info stats`): one per ioreq,
+   * except that an 8-byte MMIO access counts two and MMIO REP (MOVS/STOS)
+   * one per element; a port REP INS/OUTS is one. PCI config ioreqs are
+   * counted by type only (IoreqServer.stats). A plain increment on the hot path.
+   */
+  accesses: number;
 }
 
 export type RangeListener = (event: 'add' | 'remove', start: number, end: number) => void;
@@ -50,7 +57,7 @@ export class IoBus {
         `${this.kind} region ${name} [0x${start.toString(16)}, 0x${(end - 1).toString(16)}] overlaps ${other.name}`,
       );
     }
-    const r: Region = { name, start, length, handler };
+    const r: Region = { name, start, length, handler, accesses: 0 };
     this.regions.splice(i, 0, r);
     for (const l of this.listeners) l('add', start, end - 1);
     return r;
@@ -91,6 +98,7 @@ export class IoBus {
       this.unclaimedReads++;
       return sizeMask(size);
     }
+    r.accesses++;
     return r.handler.read(addr - r.start, size);
   }
 
@@ -100,6 +108,7 @@ export class IoBus {
       this.unclaimedWrites++;
       return;
     }
+    r.accesses++;
     r.handler.write(addr - r.start, size, (value & sizeMask(size)) >>> 0); // `&` gives a signed int32; handlers get unsigned
   }
 

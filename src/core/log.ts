@@ -83,7 +83,7 @@ export function logger(component: string): Logger {
 
 /**
  * Bytes that guest-triggered lines (every RateLimited together) may write
- * over the process's life. The rate limit bounds each source per window,
+ * over the process's life, unless XEN_QEMU_CONSOLE_LIMIT says otherwise. The rate limit bounds each source per window,
  * but a guest keeps that up for months, and the log is a file in dom0
  * (qemu-dm-<name>.log, or the stub domain's console log) that libxl rotates
  * only when the domain is created, never while it runs.
@@ -92,7 +92,31 @@ export const GUEST_LOG_BUDGET_BYTES = 8 * 2 ** 20;
 /** What pino adds to each line besides the message and fields (level, time, pid, hostname, c). */
 const LINE_OVERHEAD = 96;
 
+let guestLogBudget = GUEST_LOG_BUDGET_BYTES;
 let guestLogLeft = GUEST_LOG_BUDGET_BYTES;
+
+/** Largest XEN_QEMU_CONSOLE_LIMIT taken: 1 TiB (anything larger is a typo, not a log budget). */
+export const MAX_CONSOLE_LIMIT = 2 ** 40;
+
+/**
+ * XEN_QEMU_CONSOLE_LIMIT, which libxl puts in the device model's environment
+ * (1 MiB in Xen 4.17, libxl_dm.c) so that a guest cannot fill dom0's disk
+ * through the device model's log (XSA-180): bytes, decimal. Unset: null (our
+ * own default stands). Anything else: a one-line message.
+ */
+export function parseConsoleLimit(v: string | undefined): number | null | string {
+  if (v === undefined) return null;
+  if (!/^[0-9]{1,15}$/.test(v) || Number(v) > MAX_CONSOLE_LIMIT) {
+    return `XEN_QEMU_CONSOLE_LIMIT=${JSON.stringify(v.slice(0, 32))} is not a byte count from 0 to ${MAX_CONSOLE_LIMIT}`;
+  }
+  return Number(v);
+}
+
+/** The guest-triggered log budget for this process (XEN_QEMU_CONSOLE_LIMIT); what was already spent counts against it. */
+export function setGuestLogBudget(bytes: number): void {
+  guestLogLeft = bytes - (guestLogBudget - guestLogLeft);
+  guestLogBudget = bytes;
+}
 
 /** Bytes of guest-triggered logging left in this process. */
 export function guestLogBudgetLeft(): number {
@@ -111,6 +135,7 @@ export function takeGuestLogBudget(bytes: number): boolean {
 
 /** Tests: start the budget over (or with `bytes`). */
 export function resetGuestLogBudget(bytes = GUEST_LOG_BUDGET_BYTES): void {
+  guestLogBudget = bytes;
   guestLogLeft = bytes;
 }
 
@@ -171,7 +196,7 @@ export class RateLimited {
     guestLogLeft -= lineBytes(obj, msg);
     if (guestLogLeft <= 0) {
       this.log.error(
-        { budget: GUEST_LOG_BUDGET_BYTES },
+        { budget: guestLogBudget },
         'guest-triggered log budget spent: no more guest-triggered lines from this device model',
       );
       return;

@@ -476,6 +476,8 @@ export class IoreqServer {
     if (region === null) {
       if ((flags & IOREQ_DIR) !== 0) this.board.pio.unclaimedReads++;
       else this.board.pio.unclaimedWrites++;
+    } else {
+      region.accesses++;
     }
     const buf = this.rep;
     if ((flags & IOREQ_DIR) !== 0) {
@@ -619,6 +621,7 @@ export class IoreqServer {
       this.board.mmio.unclaimedReads++;
       return sizeMaskOf(size);
     }
+    r.accesses++;
     return r.handler.read(this.mmioOff, size as AccessSize);
   }
 
@@ -628,6 +631,7 @@ export class IoreqServer {
       this.board.mmio.unclaimedWrites++;
       return;
     }
+    r.accesses++;
     r.handler.write(this.mmioOff, size as AccessSize, size === 4 ? v >>> 0 : v & sizeMaskOf(size));
   }
 

@@ -65,6 +65,22 @@ export interface BlockInfo {
   };
 }
 
+/** One drive in query-blockstats' shape (qapi/block-core.json BlockStats; the counters stubdm keeps). */
+export interface BlockStats {
+  device: string;
+  qdev?: string;
+  stats: {
+    rd_bytes: number;
+    wr_bytes: number;
+    rd_operations: number;
+    wr_operations: number;
+    flush_operations: number;
+    wr_highest_offset: number;
+    /** stubdm's: requests that failed, any kind (QEMU splits them by kind). */
+    failed_operations: number;
+  };
+}
+
 /** Opens a new medium: the path to open (a /dev/fdset descriptor already turned into one) -> backend. */
 export type MediumOpener = (path: string, format: BlockFormat, cache: CacheMode) => Promise<BlockBackend>;
 
@@ -133,6 +149,44 @@ export class IdeMedia {
       out.push(info);
     }
     return out;
+  }
+
+  /**
+   * query-blockstats: per drive, QEMU's BlockStats shape with the counters
+   * there are (Drive.io). libxenstat (xentop's VBD columns) reads `device`,
+   * then rd_bytes, wr_bytes, rd_operations and wr_operations from `stats`
+   * [xen: tools/xenstat/libxenstat/src/xenstat_qmp.c qmp_parse_stats], and
+   * matches `device` to a disk through query-block's `inserted.file`.
+   */
+  blockstats(): BlockStats[] {
+    const out: BlockStats[] = [];
+    for (const n of this.names) {
+      const d = this.ide.drive(n.index);
+      if (!d.present) continue;
+      const io = d.io;
+      const e: BlockStats = {
+        device: n.id,
+        stats: {
+          rd_bytes: io.rdBytes,
+          wr_bytes: io.wrBytes,
+          rd_operations: io.rdOps,
+          wr_operations: io.wrOps,
+          flush_operations: io.flushOps,
+          wr_highest_offset: io.wrHighest,
+          failed_operations: io.failed,
+        },
+      };
+      if (n.qdev !== null) e.qdev = n.qdev;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** `info blockstats` (QEMU's hmp_info_blockstats layout: one line per drive, key=value). */
+  hmpBlockstats(): string {
+    return this.blockstats()
+      .map((b) => `${b.device}: ${Object.entries(b.stats).map(([k, v]) => `${k}=${v}`).join(' ')}\n`)
+      .join('');
   }
 
   /** `info block` (QEMU's hmp_info_block layout). */

@@ -62,6 +62,10 @@ export interface QmpMachine {
   rawOutput?(fd: number): void;
   /** query-block: the IDE drives in QEMU's BlockInfo shape. */
   queryBlock?(): unknown[];
+  /** query-blockstats: per drive, QEMU's BlockStats shape (what xentop reads through libxenstat). */
+  queryBlockstats?(): unknown[];
+  /** query-stats (target vm): the live counters, QEMU's StatsResult shape. */
+  queryStats?(): unknown[];
   /**
    * eject (xl cd-eject, and the first step of xl cd-insert): by backend name
    * (`device`) or -device id (`id`). Throws an Error named MediaError
@@ -80,7 +84,7 @@ export interface QmpMachine {
   /** HMP sendkey: QEMU key names (ctrl, alt, delete, a...), pressed in order then released in reverse. */
   sendKey?(names: string[]): void;
   /** The machine's part of HMP `info`: text in QEMU's layout, "\n" line ends. */
-  hmpInfo?: { block?(): string; pci?(): string; network?(): string; restrict?(): string };
+  hmpInfo?: { block?(): string; blockstats?(): string; stats?(): string; pci?(): string; network?(): string; restrict?(): string };
 }
 
 /** What the core does with descriptors (the native addon and fs in production; fakes in tests). */
@@ -367,6 +371,22 @@ const COMMANDS: Record<string, Command> = {
   'query-block': {
     args: {},
     run: (m) => (m.queryBlock?.() ?? []) as Json,
+  },
+  'query-blockstats': {
+    args: { 'query-nodes': { type: 'boolean', optional: true } },
+    run: (m) => (m.queryBlockstats?.() ?? []) as Json,
+  },
+  'query-stats': {
+    args: { target: { type: 'string' }, providers: { type: 'array', optional: true }, vcpus: { type: 'array', optional: true } },
+    run: (m, a) => {
+      const t = a.target;
+      if (t !== 'vm' && t !== 'vcpu' && t !== 'cryptodev') throw new QmpError('GenericError', `Parameter 'target' does not accept value '${String(t).slice(0, 32)}'`);
+      // Only the machine's own counters exist (provider stubdm); QEMU answers [] for a provider with nothing to say.
+      if (t !== 'vm') return [];
+      const wanted = a.providers as Json[] | undefined;
+      if (wanted !== undefined && !wanted.some((p) => p !== null && typeof p === 'object' && !Array.isArray(p) && p.provider === 'stubdm')) return [];
+      return (m.queryStats?.() ?? []) as Json;
+    },
   },
   eject: {
     args: { device: { type: 'string', optional: true }, id: { type: 'string', optional: true }, force: { type: 'boolean', optional: true } },

@@ -35,6 +35,8 @@ const INFO: Record<string, { help: string; run: (m: QmpMachine) => string }> = {
     run: (m) => m.chardevs().map((c) => `${c.label}: filename=${c.filename}\n`).join(''),
   },
   block: { help: 'show the block devices', run: (m) => need(m.hmpInfo?.block, 'info block') },
+  blockstats: { help: 'show block device statistics', run: (m) => need(m.hmpInfo?.blockstats, 'info blockstats') },
+  stats: { help: 'show the device model\'s counters (ioreqs by type and device, disk and NIC traffic, errors)', run: (m) => need(m.hmpInfo?.stats, 'info stats') },
   pci: { help: 'show PCI info', run: (m) => need(m.hmpInfo?.pci, 'info pci') },
   network: { help: 'show the network state', run: (m) => need(m.hmpInfo?.network, 'info network') },
   // stubdm's own (QEMU has none): probes whether the Xen handles reach only the guest (-xen-domid-restrict).

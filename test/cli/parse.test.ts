@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CliError, parseArgs } from '../../src/cli/index.ts';
+import type { SocketSpec } from '../../src/chardev/spec.ts';
 
 const split = (s: string) => s.trim().split(/\s+/);
 
@@ -128,7 +129,55 @@ test('serial forms: pty, null, none, chardev:ID, two ports, -chardev ids are lab
   ]);
   await fails(['--sim', '-serial', 'null', '-serial', 'null', '-serial', 'null', '-serial', 'null', '-serial', 'null'], /at most 4 serial ports \(COM1-COM4\)/);
   await fails(['--sim', '-serial', 'chardev:nope'], /no -chardev with id=nope/);
-  await fails(['--sim', '-serial', 'tcp:1.2.3.4:5'], /not supported/);
+  await fails(['--sim', '-serial', 'telnet:1.2.3.4:5'], /not supported \(file:PATH, pipe:PATH, tcp:/);
+});
+
+/** A socket spec with the defaults QEMU gives the keys left out. */
+const sock = (o: Partial<SocketSpec>): SocketSpec => ({
+  backend: 'socket', path: null, fd: null, host: null, port: null, server: false, wait: false, nodelay: false, reconnect: 0, ...o,
+});
+
+test('serial sockets and pipes: -serial tcp:/unix:/pipe: and -chardev socket/pipe, as QEMU spells them', async () => {
+  const { config: c } = await parseArgs([
+    '--sim',
+    '-serial', 'tcp::4444,server,nowait',
+    '-serial', 'tcp:[::1]:4445,server=on,wait=off,nodelay=on',
+    '-serial', 'unix:/tmp/a,,b.sock,server=on',
+    '-serial', 'chardev:c4',
+    '-chardev', 'socket,id=c4,host=example.org,port=23,reconnect=5',
+  ]);
+  assert.deepEqual(c.serials, [
+    { index: 0, id: 'serial0', spec: sock({ host: '', port: 4444, server: true }) },
+    { index: 1, id: 'serial1', spec: sock({ host: '::1', port: 4445, server: true, nodelay: true }) },
+    { index: 2, id: 'serial2', spec: sock({ path: '/tmp/a,b.sock', server: true, wait: true }) },
+    { index: 3, id: 'c4', spec: sock({ host: 'example.org', port: 23, reconnect: 5 }) },
+  ]);
+  const { config: p } = await parseArgs(['--sim', '-serial', 'pipe:/run/com1', '-chardev', 'pipe,id=p,path=/run/com2', '-serial', 'chardev:p', '-serial', 'unix:/tmp/x']);
+  assert.deepEqual(p.serials.map((s) => s.spec), [
+    { backend: 'pipe', path: '/run/com1' },
+    { backend: 'pipe', path: '/run/com2' },
+    sock({ path: '/tmp/x' }),
+  ]);
+  await fails(['--sim', '-serial', 'tcp:1.2.3.4'], /tcp: needs \[HOST\]:PORT/);
+  await fails(['--sim', '-serial', 'tcp:1.2.3.4:http'], /port "http" is not a number/);
+  await fails(['--sim', '-serial', 'tcp:1.2.3.4:70000'], /port 70000 is out of range/);
+  await fails(['--sim', '-serial', 'tcp:1.2.3.4:0'], /port 0 can only be listened on/);
+  await fails(['--sim', '-serial', 'tcp::5,server,telnet'], /socket option telnet is not supported/);
+  await fails(['--sim', '-serial', 'tcp::5,server,reconnect=3'], /reconnect= applies to client sockets/);
+  await fails(['--sim', '-serial', 'tcp:h:5,nowait'], /wait= applies to server=on sockets only/);
+  await fails(['--sim', '-serial', 'tcp:h:5,port=6'], /port= is given by the address/);
+  await fails(['--sim', '-serial', 'unix:'], /unix: needs a path/);
+  await fails(['--sim', '-serial', `unix:/${'x'.repeat(200)},server`], /1 to 107 bytes/);
+  await fails(['--sim', '-serial', 'pipe:'], /pipe: needs a path/);
+  await fails(['--sim', '-chardev', 'pipe,id=p', '-serial', 'chardev:p'], /pipe needs path=/);
+  await fails(['--sim', '-chardev', 'socket,id=s,port=5,path=/x,server', '-serial', 'chardev:s'], /exactly one of path=/);
+  await fails(['--sim', '-chardev', 'socket,id=s,host=h,server', '-serial', 'chardev:s'], /needs port=/);
+  await fails(['--sim', '-chardev', 'socket,id=s,fd=5', '-serial', 'chardev:s'], /fd= is an inherited listening socket/);
+  // QMP stays on listening unix sockets (libxl's); a TCP or client socket for -mon is one line.
+  await fails(['--sim', '-chardev', 'socket,id=m,host=h,port=5,server=on,wait=off', '-mon', 'chardev=m,mode=control'], /listening unix sockets only/);
+  await fails(['--sim', '-chardev', 'socket,id=m,path=/m', '-mon', 'chardev=m,mode=control'], /listening unix sockets only/);
+  // One chardev, one user.
+  await fails(['--sim', '-chardev', 'socket,id=m,path=/m,server=on,wait=off', '-mon', 'chardev=m,mode=control', '-serial', 'chardev:m'], /already in use/);
 });
 
 test('drives: empty cdrom, readonly, bus/unit, automatic index, comma escaping', async () => {
@@ -187,8 +236,7 @@ test('contradictions are one-line CliErrors', async () => {
   await fails(['-xen-domid', '2', '-machine', 'pc'], /needs accel=xen/);
   await fails(['--sim', '-mon', 'chardev=x,mode=control'], /no -chardev with id=x/);
   await fails(['--sim', '-chardev', 'socket,id=a,path=/x,server=on', '-chardev', 'null,id=a'], /given twice/);
-  await fails(['--sim', '-chardev', 'socket,id=a,path=/x,fd=3,server=on'], /exactly one of path= and fd=/);
-  await fails(['--sim', '-chardev', 'socket,id=a,path=/x'], /only server=on/);
+  await fails(['--sim', '-chardev', 'socket,id=a,path=/x,fd=3,server=on'], /exactly one of path= \(unix\), fd=/);
   await fails(['--sim', '-boot', 'order=c!'], /boot order/);
   await fails(['--sim', '-m'], /-m needs a value/);
   await fails(['--sim', 'disk.img'], /unexpected argument "disk.img"/);

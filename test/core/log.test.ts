@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import {
-  createLogger, formatTextLine, GUEST_LOG_BUDGET_BYTES, guestLogBudgetLeft, RateLimited, resetGuestLogBudget, type Logger,
+  createLogger, formatTextLine, GUEST_LOG_BUDGET_BYTES, guestLogBudgetLeft, parseConsoleLimit, RateLimited, resetGuestLogBudget,
+  setGuestLogBudget, type Logger,
 } from '../../src/core/log.ts';
 
 function sink(level = 'warn'): { log: Logger; lines: string[]; bytes: () => number } {
@@ -105,4 +106,26 @@ test('RateLimited.info: lifecycle lines the guest can repeat are limited like wa
   const quiet = textSink('warn');
   new RateLimited(quiet.log).info({}, 'below the level');
   assert.equal(quiet.lines.length, 0);
+});
+
+test('XEN_QEMU_CONSOLE_LIMIT: libxl\'s 1 MiB becomes the guest-triggered budget; bad values are one line', () => {
+  assert.equal(parseConsoleLimit(undefined), null);
+  assert.equal(parseConsoleLimit('1048576'), 1048576);
+  assert.equal(parseConsoleLimit('0'), 0);
+  for (const bad of ['', '1M', '-1', '0x10', ' 5', '99999999999999999999']) {
+    assert.match(String(parseConsoleLimit(bad)), /^XEN_QEMU_CONSOLE_LIMIT=.* is not a byte count/, bad);
+  }
+  // What was spent before the limit is set counts against it.
+  resetGuestLogBudget();
+  const { log, lines, bytes } = sink();
+  const rl = new RateLimited(log, 1_000_000, 1e9);
+  rl.warn({}, 'early');
+  const spent = GUEST_LOG_BUDGET_BYTES - guestLogBudgetLeft();
+  assert.ok(spent > 0);
+  setGuestLogBudget(4096);
+  assert.equal(guestLogBudgetLeft(), 4096 - spent);
+  for (let i = 0; i < 10_000; i++) rl.warn({ i }, 'guest wrote a value the device refuses');
+  assert.ok(bytes() <= 4096 + 512, `${bytes()} bytes for a 4096-byte limit`);
+  assert.match(lines.at(-1)!, /"budget":4096.*log budget spent/);
+  resetGuestLogBudget();
 });

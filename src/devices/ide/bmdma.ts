@@ -23,7 +23,7 @@ import { RegisterTable, type RegDef } from '../../core/regs.ts';
 import { StateError, type StateReader } from '../../core/state.ts';
 import type { BlockBackend, IoResult } from '../../block/backend.ts';
 import type { Drive } from './drive.ts';
-import { BUF_BYTES } from './drive.ts';
+import { BUF_BYTES, IO_FLUSH, IO_READ, IO_WRITE } from './drive.ts';
 import * as R from './regs.ts';
 
 /** Bits of the status register the device keeps (SFF-8038i 2.1.2); bit 7 (simplex) reads 0 on PIIX. */
@@ -333,7 +333,7 @@ export class BusMaster {
       }
       let r: IoResult = null;
       if (n > 0) {
-        r = await d.track(toMemory ? b.readv(diskOffset + done, piece.views, n) : b.writev(diskOffset + done, piece.views, n));
+        r = await d.track(toMemory ? b.readv(diskOffset + done, piece.views, n) : b.writev(diskOffset + done, piece.views, n), toMemory ? IO_READ : IO_WRITE, diskOffset + done, len);
         for (let i = 0; i < n; i++) {
           mem.dmaRelease!(piece.views[i], piece.gpas[i], toMemory);
           piece.views[i] = EMPTY;
@@ -345,7 +345,7 @@ export class BusMaster {
       if (fault) return 'fault';
       done += len;
     }
-    return flushAfter ? await d.track(b.flush()) : null;
+    return flushAfter ? await d.track(b.flush(), IO_FLUSH) : null;
   }
 
   /** DMA through the drive's buffer, CHUNK bytes per backend request (guest memory without dmaView, replies, no bus mastering). */
@@ -368,18 +368,18 @@ export class BusMaster {
     for (let done = 0; done < bytes; done += CHUNK) {
       const n = Math.min(CHUNK, bytes - done);
       if (toMemory) {
-        const r = await d.track(b.read(diskOffset + done, buf, 0, n));
+        const r = await d.track(b.read(diskOffset + done, buf, 0, n), IO_READ, diskOffset + done, n);
         if (this.runId !== id || d.state.gen !== gen) return null;
         if (r !== null) return r;
         if (!this.scatter(buf, 0, n)) return 'fault';
       } else {
         if (!this.gather(buf, 0, n)) return 'fault';
-        const r = await d.track(b.write(diskOffset + done, buf, 0, n));
+        const r = await d.track(b.write(diskOffset + done, buf, 0, n), IO_WRITE, diskOffset + done, n);
         if (this.runId !== id || d.state.gen !== gen) return null;
         if (r !== null) return r;
       }
     }
-    return flushAfter ? await d.track(b.flush()) : null;
+    return flushAfter ? await d.track(b.flush(), IO_FLUSH) : null;
   }
 
   private finish(d: Drive, id: number, r: 'short' | 'fault' | IoResult): void {

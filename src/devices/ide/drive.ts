@@ -254,9 +254,36 @@ function lbaOf(s: AddressFields): number {
   return (((s.hcyl << 8) | s.lcyl) * s.curHeads + head) * s.curSectors + (s.sector - 1);
 }
 
+/** What a request to the image is, for the counters (track()). */
+export const IO_OTHER = 0;
+export const IO_READ = 1;
+export const IO_WRITE = 2;
+export const IO_FLUSH = 3;
+export type IoKind = typeof IO_OTHER | typeof IO_READ | typeof IO_WRITE | typeof IO_FLUSH;
+
+/**
+ * Requests this drive made of its image since start, across media changes
+ * (query-blockstats, HMP `info blockstats`; xentop's VBD columns through
+ * libxenstat). Counted when issued, by track(): plain increments, nothing
+ * allocated. A request is what reached the image: one DMA command of up to
+ * 8 MiB is one, a PIO read with read-ahead is one per refill.
+ */
+export class DriveIoStats {
+  rdOps = 0;
+  rdBytes = 0;
+  wrOps = 0;
+  wrBytes = 0;
+  flushOps = 0;
+  /** Requests that ended in an error (EIO, ENOSPC...) of any kind. */
+  failed = 0;
+  /** End of the highest write: QEMU's wr_highest_offset. */
+  wrHighest = 0;
+}
+
 export class Drive {
   readonly state: DriveState;
   backend: BlockBackend | null;
+  readonly io = new DriveIoStats();
   /** Backend requests running, abandoned ones included (runtime only: not saved). */
   private inflight = 0;
   /** What waits for inflight to drop below MAX_INFLIGHT_PER_DRIVE. */
@@ -267,10 +294,12 @@ export class Drive {
   private drainWaiters: (() => void)[] = [];
   private readonly dmaReq: DmaRequest = { toMemory: false, bytes: 0, diskOffset: -1, flushAfter: false };
   private readonly settledOk = (r: IoResult): IoResult => {
+    if (r !== null) this.io.failed++;
     this.settled();
     return r;
   };
   private readonly settledErr = (): IoResult => {
+    this.io.failed++;
     this.settled();
     return 'EIO';
   };
@@ -591,7 +620,7 @@ export class Drive {
    * meanwhile. At MAX_INFLIGHT_PER_DRIVE the request waits (BSY, state.io
    * set): resumeIo() issues it by name once one in flight returns.
    */
-  private submit(op: IoOp, start: () => Promise<IoResult>, done: (r: IoResult) => void): void {
+  private submit(op: IoOp, start: () => Promise<IoResult>, done: (r: IoResult) => void, offset = 0, bytes = 0): void {
     const s = this.state;
     s.io = op;
     s.status |= R.ST_BSY;
@@ -600,7 +629,8 @@ export class Drive {
       return;
     }
     const gen = s.gen;
-    this.track(start()).then((r) => {
+    const kind = op === 'ataWrite' ? IO_WRITE : op === 'flush' ? IO_FLUSH : IO_READ;
+    this.track(start(), kind, offset, bytes).then((r) => {
       if (this.state.gen !== gen || this.state.io !== op) return;
       this.state.io = 'none';
       this.state.status &= ~R.ST_BSY;
@@ -618,8 +648,19 @@ export class Drive {
     this.waiting = WAIT_DMA;
   }
 
-  /** Count a backend request until it settles (never rejects: a throw becomes 'EIO'). */
-  track(p: Promise<IoResult>): Promise<IoResult> {
+  /** Count a backend request until it settles (never rejects: a throw becomes 'EIO'); `kind` and `bytes` feed the counters. */
+  track(p: Promise<IoResult>, kind: IoKind = IO_OTHER, offset = 0, bytes = 0): Promise<IoResult> {
+    const io = this.io;
+    if (kind === IO_READ) {
+      io.rdOps++;
+      io.rdBytes += bytes;
+    } else if (kind === IO_WRITE) {
+      io.wrOps++;
+      io.wrBytes += bytes;
+      if (offset + bytes > io.wrHighest) io.wrHighest = offset + bytes;
+    } else if (kind === IO_FLUSH) {
+      io.flushOps++;
+    }
     this.inflight++;
     return p.then(this.settledOk, this.settledErr);
   }
@@ -674,7 +715,7 @@ export class Drive {
       s.raLba = lba;
       s.raSectors = want;
       this.showReadBlock(lba, n);
-    });
+    }, lba * SECTOR, want * SECTOR);
   }
 
   /** The block is in the buffer: address and Count registers move past it (as QEMU), DRQ, interrupt. */
@@ -716,7 +757,7 @@ export class Drive {
         this.startTransfer('out', 0, s.blockSectors * SECTOR, 'ataWriteBlock');
       }
       this.port.raiseIrq();
-    });
+    }, lba * SECTOR, n * SECTOR);
   }
 
   // ---- commands (referenced from the table) ---------------------------------------
@@ -984,7 +1025,7 @@ export class Drive {
       s.raLba = lba;
       s.raSectors = want;
       show(skip);
-    });
+    }, lba * CD_SECTOR, want * CD_SECTOR);
   }
 
   atapiDataNext(): void {

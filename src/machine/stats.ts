@@ -1,0 +1,66 @@
+/**
+ * Live counters of the running device model, read on demand (QMP
+ * `query-stats`, HMP `info stats`): nothing here runs on the hot path. The
+ * counters themselves are plain numbers the hot path increments in state
+ * allocated at start: IoreqServer.stats (ioreqs by type, errors), each bus
+ * region's `accesses` (by device), IoBus unclaimed reads/writes, each IDE
+ * drive's DriveIoStats, each NIC backend's frame counters.
+ *
+ * The shape is QEMU's query-stats answer for target `vm` (qapi/stats.json
+ * StatsResult: provider, qom-path, stats as name/value pairs) with a
+ * provider of its own, `stubdm`: QEMU's providers (kvm, cryptodev) do not
+ * exist here.
+ */
+import type { IoBus } from '../core/bus.ts';
+import type { BlockStats } from './media.ts';
+
+export interface StatsResult {
+  provider: 'stubdm';
+  'qom-path': string;
+  stats: Array<{ name: string; value: number }>;
+}
+
+export interface StatsSources {
+  /** IoreqServer.stats: ioreqs by type and the errors met. */
+  ioreq: object;
+  pio: IoBus;
+  mmio: IoBus;
+  blockstats(): BlockStats[];
+  /** Each NIC's id and its backend's counters (frames in and out, drops), if it keeps any. */
+  nics(): Array<{ id: string; stats: object | undefined }>;
+  /** Each serial port's label and the guest bytes its backend dropped, if it counts them. */
+  serials(): Array<{ id: string; dropped: number | undefined }>;
+}
+
+/** The numeric fields of a counters object, as name/value pairs (anything else is left out). */
+function pairs(o: object): Array<{ name: string; value: number }> {
+  const out: Array<{ name: string; value: number }> = [];
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'number') out.push({ name: k, value: v });
+  return out;
+}
+
+function busStats(bus: IoBus): StatsResult[] {
+  const out: StatsResult[] = [
+    { provider: 'stubdm', 'qom-path': `/${bus.kind}`, stats: [{ name: 'unclaimed-reads', value: bus.unclaimedReads }, { name: 'unclaimed-writes', value: bus.unclaimedWrites }] },
+  ];
+  for (const r of bus.list()) {
+    out.push({ provider: 'stubdm', 'qom-path': `/${bus.kind}/${r.name}@0x${r.start.toString(16)}`, stats: [{ name: 'accesses', value: r.accesses }] });
+  }
+  return out;
+}
+
+export function collectStats(src: StatsSources): StatsResult[] {
+  const out: StatsResult[] = [{ provider: 'stubdm', 'qom-path': '/ioreq', stats: pairs(src.ioreq) }];
+  out.push(...busStats(src.pio), ...busStats(src.mmio));
+  for (const b of src.blockstats()) out.push({ provider: 'stubdm', 'qom-path': `/block/${b.device}`, stats: pairs(b.stats) });
+  for (const n of src.nics()) if (n.stats !== undefined) out.push({ provider: 'stubdm', 'qom-path': `/net/${n.id}`, stats: pairs(n.stats) });
+  for (const s of src.serials()) {
+    if (s.dropped !== undefined) out.push({ provider: 'stubdm', 'qom-path': `/chardev/${s.id}`, stats: [{ name: 'dropped', value: s.dropped }] });
+  }
+  return out;
+}
+
+/** `info stats`: one line per group, `path: name=value ...`. */
+export function hmpInfoStats(groups: readonly StatsResult[]): string {
+  return groups.map((g) => `${g['qom-path']}: ${g.stats.map((s) => `${s.name}=${s.value}`).join(' ')}\n`).join('');
+}
