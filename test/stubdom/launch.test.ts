@@ -18,7 +18,7 @@ function launcherDir(): string {
     entryPoints: [resolve('src/stubdom/launch.ts')],
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node24',
     format: 'cjs',
     logLevel: 'warning',
     banner: { js: "const __stubdmImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },

