@@ -107,7 +107,7 @@ test('vga-tool: text screendump, keys over VNC, the pattern seen by VNC and by t
 
 test('vga-tool: pictures from a stub domain save console, one after the other', async (t) => {
   // The stub domain case without VNC: screendumps go to one file (dom0's copy of the
-  // save console) and are read back to back; the guest's key waits time out.
+  // save console) and are read back to back; the keys go in through QMP sendkey.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-vga-tool-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const qmpPath = path.join(dir, 'qmp');
@@ -132,11 +132,32 @@ test('vga-tool: pictures from a stub domain save console, one after the other', 
   const text = Buffer.from(PATTERN_TEXT, 'latin1');
   for (let o = 0; o < 16 * 4 * 8; o += 4) s.writel(0xf0000000 + o, text.readUInt32LE(o % 28));
   const serial = path.join(dir, 'serial');
-  fs.writeFileSync(serial, 'E2E vga text=ready\nE2E vga key1=timeout\nE2E vga mode=16x8x32 stride=64 fbname=sim\nE2E vga fb=written\n');
+  const say = (line: string) => fs.appendFileSync(serial, `${line}\r\n`);
+  say('E2E vga text=ready');
+  // The guest answers each key only once its make code reached the i8042: without
+  // QMP sendkey the session would time out waiting for the mode line.
+  const keys: number[] = [];
+  const waitKey = async (code: number) => {
+    for (let i = 0; i < 2000 && !keys.includes(code); i++) {
+      while (s.inb(0x64) & 1) keys.push(s.inb(0x60));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(keys.includes(code), `scan code 0x${code.toString(16)} typed (got ${keys.map((k) => k.toString(16))})`);
+  };
+  const guest = (async () => {
+    await waitKey(SCAN.g);
+    say('E2E vga mode=16x8x32 stride=64 fbname=sim');
+    await waitKey(SCAN.w);
+    say('E2E vga fb=written');
+    await waitKey(SCAN.q);
+  })();
   const kv: Record<string, string | number> = {};
   await session({ qmp: qmpPath, serial, out: path.join(dir, 'out'), vnc: null, dumpAs: '/dev/fdset/1', dumpFile: consoleFile, ref: null, timeoutMs: 20_000 }, kv).catch((e: unknown) => {
     assert.fail(`${(e as Error).message} ${JSON.stringify(kv)}`);
   });
+  await guest;
+  assert.equal(kv.keys_qmp, undefined);
+  assert.ok(keys.includes(0x1c), 'Return typed after each word');
   assert.equal(kv.vnc, 'none');
   assert.equal(typeof kv.text_dump_ms, 'number');
   assert.equal(typeof kv.vbe_dump_ms, 'number');

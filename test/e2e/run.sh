@@ -10,6 +10,8 @@
 #   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/;
 #                                    also pxe, saverestore, abuse: README)
 #   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
+#   E2E_GUEST_KERNEL=ours|debian  (the guests' kernel: scripts/build-guest-kernel.sh, or Debian's)
+# Ends with the wall time of each phase (host builds, the VM, per DM and scenario).
 # Exit: 0 all passed, 1 a scenario failed, 2 setup error.
 set -euo pipefail
 . "$(dirname "$0")/lib/host.sh"
@@ -19,11 +21,17 @@ export E2E_SCENARIOS=${E2E_SCENARIOS:-boot disk cdrom lifecycle dmcrash stubdom 
 export E2E_MODE=test
 START=$SECONDS
 build_all
+phase_begin "project (native addons, bundle, stub domain)"
 prepare_project
+phase_end
+phase_begin "QEMU stub domain"
 prepare_qemu_stubdom
+phase_end
 RUN=$BUILD/run-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN" && ln -sfn "$(basename "$RUN")" "$BUILD/last"
+phase_begin "work disk"
 build_workdisk "$RUN"
+phase_end
 log "artefacts ready after $((SECONDS - START)) s; booting Xen in QEMU TCG (console: $RUN/console.log)"
 VM0=$SECONDS
 : >"$RUN/console.log"
@@ -37,6 +45,8 @@ wait $vm || vmrc=$?
 sleep 0.5
 [ $vmrc = 0 ] || log "QEMU exited with status $vmrc$([ $vmrc = 124 ] && echo ' (timed out)')"
 log "VM ran $((SECONDS - VM0)) s"
+_PHASE="VM: Xen in QEMU, whole run (its parts below)" _PHASE_T0=$VM0
+phase_end
 # TCG starved by other load: Xen misses its HPET overflow and loses time, and
 # every duration measured inside (guest uptime, dom0 timers) shrinks with it
 # (seen: read_mbps=2133.3 write_mbps=0.0 in such a run).
@@ -51,6 +61,7 @@ rc=0
 node --import tsx "$E2E_DIR/report.ts" "$R/lines.txt" "$BUILD/results.json" $((SECONDS - START)) \
   "$E2E_DMS" "$E2E_SCENARIOS" console="$RUN/console.log" results="$R" || rc=$?
 echo
+phases_print "$R/phases.txt"
 echo "wall time $((SECONDS - START)) s; results: $BUILD/results.json"
 if [ $rc != 0 ]; then
   echo "logs:"

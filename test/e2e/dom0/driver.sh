@@ -20,6 +20,9 @@ for f in /e2e/scenarios/*.sh; do . "$f"; done
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 emit() { echo "$*"; echo "$*" >>"$LINES"; }
+# phase NAME T0: the wall time since T0 (a now value) of one part of this DM's
+# run, for run.sh's summary of where the suite's time goes (results/phases.txt).
+phase() { printf '%s\t%s\t%s\n' "$DM" "$1" "$(secs "$2" "$(now)")" >>"$R/phases.txt"; }
 pass() { emit "PASS $SCEN $DM $*"; }
 fail() { emit "FAIL $SCEN $DM $*"; }
 has_fn() { declare -F "$1" >/dev/null; }
@@ -280,16 +283,21 @@ for DM in $DMS; do
     done
     continue
   fi
+  dm_t0=$(now)
   cp --sparse=always /e2e/img/boot.img /e2e/img/data.img /e2e/img/cd.iso "$RUN_DIR/"
   preflight
+  phase preflight "$dm_t0"
   need_guest=no
   for SCEN in $SCENARIOS; do has_fn "${SCEN}_check" && need_guest=yes; done
-  [ $need_guest = yes ] && guest_run
+  t0=$(now)
+  [ $need_guest = yes ] && { guest_run; phase "shared guest (boot ${BOOT_SECONDS:-?} s)" "$t0"; }
   for SCEN in $SCENARIOS; do
+    t0=$(now)
     if has_fn "${SCEN}_check"; then "${SCEN}_check"
-    elif has_fn "${SCEN}_run"; then "${SCEN}_run"; save_dm_logs "e2e-life-$DM"
+    elif has_fn "${SCEN}_run"; then "${SCEN}_run"; save_dm_logs "e2e-life-$DM"; phase "$SCEN" "$t0"
     else fail "no scenario named '$SCEN' (test/e2e/scenarios/$SCEN.sh)"
     fi
   done
+  phase total "$dm_t0"
 done
 sync

@@ -46,6 +46,8 @@ xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen
 ip link add xenbr0 type bridge 2>/dev/null && ip link set xenbr0 up
 say "xen userland up after $(cut -d' ' -f1 /proc/uptime) s"
 xl info | grep -E '^(xen_version|virt_caps|free_memory)' | sed 's/^/E2E-DOM0 /'
+# dom0's part of the VM's time before the driver (run.sh's phase summary)
+printf 'dom0\tkernel start to driver\t%s\n' "$(cut -d' ' -f1 /proc/uptime)" >>"$R/phases.txt"
 bash /e2e/dom0/driver.sh 2>&1 | tee "$R/driver.txt"
 say "driver exit ${PIPESTATUS[0]}"
 finish

@@ -16,8 +16,9 @@
  *   4. QMP screendump of the VBE mode, checked against the pattern;
  *   5. "q" Return lets the guest power off.
  * Without VNC (qemu-stubdom: its VNC is dom0's xenpv QEMU, which Debian's QEMU
- * in our stub does not draw into) the guest's key reads time out and steps 2,
- * 3 and 5 are only waits. stubdm-stubdom (--vnc-crop): the VNC server is dom0's
+ * in our stub does not draw into) the same keys go in through QMP
+ * (`human-monitor-command` `sendkey`, what `xl qemu-monitor-command` does) and
+ * step 3 is not timed at a client. stubdm-stubdom (--vnc-crop): the VNC server is dom0's
  * xenpv QEMU showing the stub's framebuffer (xen-fbfront, 800x600 unless
  * resized), into which stubdm draws the guest at the top left, cropped: the
  * picture keeps the framebuffer's size, and the pattern is checked where the
@@ -109,6 +110,19 @@ function marker(serialFile: string, key: string): string | null {
     for (const kv of f.slice(2)) if (kv.startsWith(`${key}=`)) v = kv.slice(key.length + 1);
   }
   return v;
+}
+
+/**
+ * Types `text` then Return into the guest's PS/2 keyboard with HMP `sendkey`
+ * through QMP, one key per command (letters and digits only). false: a command
+ * failed (the guest's key wait then times out, and the scenario says so).
+ */
+async function qmpType(sock: string, text: string): Promise<boolean> {
+  for (const k of [...text.toLowerCase()].concat('ret')) {
+    const r = await qmp(sock, { execute: 'human-monitor-command', arguments: { 'command-line': `sendkey ${k}` } }, 60_000).catch(() => null);
+    if (r === null || (typeof r === 'string' && r.trim() !== '')) return false;
+  }
+  return true;
 }
 
 /** One QMP command on a fresh connection (libxl connects per operation too; QEMU serves one monitor client at a time). */
@@ -363,10 +377,14 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
     if (c.cells.length) kv.cells = c.cells.join(';');
   }
 
-  // 2. VBE mode: keys through VNC, or the guest's own timeout.
+  // 2. VBE mode: keys through VNC, or through QMP without one.
   const viewer = a.vnc === null ? null : await Viewer.open(a.vnc);
+  const type = async (text: string) => {
+    if (viewer) viewer.type(text);
+    else if (!(await qmpType(a.qmp, text))) kv.keys_qmp = 'failed';
+  };
   try {
-    viewer?.type('go');
+    await type('go');
     const mode = await waitMarker('mode', "the guest's VBE mode (E2E vga mode=)");
     kv.mode = mode;
     const m = /^(\d+)x(\d+)x(\d+)$/.exec(mode);
@@ -390,7 +408,7 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
       viewer.expect(pattern);
       viewer.type('w');
       tKey = now();
-    }
+    } else await type('w');
     await waitMarker('fb', "the guest's 'E2E vga fb=written'");
     const tWritten = now();
     kv.readback = marker(a.serial, 'readback') ?? '?';
@@ -421,7 +439,7 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
     if (vref && vref.width === vbe.width && vref.height === vbe.height) kv.vbe_match = comparePictures(vref, vbe).matchPercent.toFixed(3);
 
     // 5. Let the guest go.
-    viewer?.type('q');
+    await type('q');
     await sleep(500); // the keys are on their way before the socket closes
   } finally {
     viewer?.close();

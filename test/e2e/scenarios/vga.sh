@@ -24,8 +24,8 @@
 # guest's mode overlap). The port: console/vnc-port of the guest (what
 # `xl vncviewer` reads), else of the stub domain (where libxl records the
 # query-vnc answer of the stub's xenpv QEMU); vnc_port_at= says which. qemu-stubdom
-# draws nothing there: no VNC, no keys (the guest's key reads time out,
-# VGA_KEY_WAIT s each). A stub domain's screendumps go to the stub's save console
+# draws nothing there: with no VNC port the same keys go in through QMP (HMP
+# `sendkey`, what `xl qemu-monitor-command` does; keys=qmp). A stub domain's screendumps go to the stub's save console
 # (/dev/fdset/1), which dom0's xenpv QEMU writes to /var/lib/xen/qemu-save.<domid>.
 # PNG copies of every picture land in results/<dm>/vga-*.png.
 # VRAM: stubdm's default keeps it in the device model and serves BAR0 through
@@ -212,9 +212,9 @@ vga_once() {
   [ -n "$diff_cells" ] && [ "$diff_cells" != 0 ] && [ "$diff_cells" != 1 ] && why="text console differs from qemu-xen's in $diff_cells cells ($SCEN-text.png);"
   [ "$bad" = 0 ] || why="$why VBE screendump: ${bad:-?} pixels are not the pattern;"
   [ "$rb" = ok ] || why="$why guest read back ${rb:-nothing} from /dev/fb0;"
-  if [ "$port" != none ] && [ "$key1" != go ]; then why="$why keys typed through VNC did not reach the guest (key1=$key1);"; fi
+  if [ "$key1" != go ]; then why="$why keys typed through $([ "$port" = none ] && echo 'QMP sendkey' || echo VNC) did not reach the guest (key1=$key1);"; fi
   if [ -n "$why" ]; then fail "$why $kv vram=$vram"; return; fi
-  if [ "$port" = none ]; then kv="$kv keys=none"; else kv="$kv keys=ok"; fi
+  if [ "$port" = none ]; then kv="$kv keys=qmp"; else kv="$kv keys=ok"; fi
   if is_stubdom; then kv="$kv vnc_port_at=$portat"; fi
   pass "$kv readback=$rb vram=$vram"
 }
