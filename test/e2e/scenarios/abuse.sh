@@ -81,7 +81,9 @@ CFG
 }
 # abuse_key FILE SCEN KEY: the last value of KEY in the serial's "E2E SCEN" lines
 abuse_key() {
-  tr -d '\r' <"$1" 2>/dev/null | awk -v s="$2" -v k="$3=" '$1 == "E2E" && $2 == s {
+  # The guest's progress dots share the serial line with its markers ("....E2E abuse done=1 ..."):
+  # a marker starts wherever "E2E abuse" does (session 6's first run printed accesses=? without this).
+  tr -d '\r' <"$1" 2>/dev/null | sed 's/.*\(E2E abuse\)/\1/' | awk -v s="$2" -v k="$3=" '$1 == "E2E" && $2 == s {
     for (i = 3; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }'
 }
 abuse_oopses() { dmesg 2>/dev/null | grep -c -E 'BUG:|Oops|general protection fault|kernel BUG|WARNING: CPU'; }
