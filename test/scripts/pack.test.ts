@@ -89,7 +89,9 @@ test('package.json: MIT with a LICENSE file, linux/x64, addons built by node-gyp
   assert.match(readFileSync(join(ROOT, 'LICENSE'), 'utf8'), /^MIT License\n/);
   assert.deepEqual(pkg.os, ['linux']);
   assert.deepEqual(pkg.cpu, ['x64']);
-  assert.match(pkg.scripts.install!, /^node-gyp rebuild -C native$/);
+  // node-gyp builds the addons; only a git checkout (where scripts/build-native.sh builds them
+  // into build/) may go on when it fails: an installed package has no .git and fails loudly.
+  assert.match(pkg.scripts.install!, /^node-gyp rebuild -C native(?: \|\| \{ test -d \.git && .*; \})?$/);
   assert.match(pkg.scripts.prepack!, /pack-bundle\.sh/);
   assert.equal(pkg.scripts.postpack, 'rm -rf dist');
 });
