@@ -177,6 +177,8 @@ abuse_run() {
   acc=$(abuse_key "$serial" abuse accesses)
   [ -n "$acc" ] || acc=$(abuse_key "$serial" abuse-progress accesses)
   done_s=$(abuse_key "$serial" abuse abuse_s)
+  # No accesses read back means nothing was shown to have abused the DM: not a PASS.
+  [ "${acc:-0}" -gt 0 ] 2>/dev/null || problems+="the guest reported no accesses (abuse.c's lines not on its serial); "
   [ -n "$guest_end" ] && problems+="guest: $guest_end; "
 
   # A fresh guest on the same dom0, pristine images, the shared boot: boot and disk checks.
