@@ -74,7 +74,13 @@ const OPTIONS: Record<string, OptDef> = {
   usb: { arg: false, group: 'Accepted and ignored', desc: 'USB controller', ignored: '-usb: no USB controller; ignored' },
   usbdevice: { arg: true, group: 'Accepted and ignored', desc: 'USB device', ignored: '-usbdevice: no USB; ignored' },
   vga: { arg: true, group: 'Devices', desc: 'std: the same as -device VGA; none: no display (other cards are not emulated)' },
-  'no-acpi': { arg: false, group: 'Accepted and ignored', desc: 'No ACPI' },
+  'no-acpi': {
+    arg: false,
+    group: 'Accepted and ignored',
+    desc: 'No ACPI',
+    // QEMU then leaves out its PIIX4 PM function; ours is always built (src/pci/platform.ts).
+    ignored: '-no-acpi: the PIIX4 power management function (00:01.3) stays on the PCI bus; ignored',
+  },
   'no-hpet': { arg: false, group: 'Accepted and ignored', desc: 'No HPET (Xen emulates it)' },
   localtime: { arg: false, group: 'Accepted and ignored', desc: 'RTC in local time (Xen emulates the RTC)' },
   rtc: { arg: true, group: 'Accepted and ignored', desc: 'RTC options (Xen emulates the RTC)' },
@@ -258,7 +264,7 @@ export async function parseArgs(argv: readonly string[]): Promise<ParseResult> {
   const { vcpus, maxVcpus } = parseSmp(last(a.smp));
   const name = parseName(last(a.name));
 
-  const chardevs = all(a.chardev).map(parseChardev);
+  const chardevs = all(a.chardev).filter((t) => !spiceChardev(t, warnings)).map(parseChardev);
   const byId = new Map<string, ChardevConfig>();
   for (const c of chardevs) {
     if (byId.has(c.id)) throw new CliError(`-chardev id=${c.id} is given twice`);
@@ -558,6 +564,18 @@ function parseChardev(text: string): ChardevConfig {
   return { id, spec: chardevSpec(o, `-chardev ${id}`) };
 }
 
+/**
+ * libxl adds `-chardev spicevmc,...` only beside `-spice` (the vdagent channel with
+ * spice_vdagent=1, one per USB redirection with spice_usbredirection=N): it is the
+ * SPICE server's end of a channel. -spice is ignored, so its channels are too.
+ */
+function spiceChardev(text: string, warnings: string[]): boolean {
+  const o = parseOpts('chardev', text, 'backend');
+  if (o.get('backend') !== 'spicevmc') return false;
+  warnings.push(`-chardev spicevmc,id=${o.get('id') ?? ''}: a SPICE channel, and there is no SPICE server; ignored`);
+  return true;
+}
+
 /** -incoming as QEMU spells the forms we take (URIs of other transports are refused here, not at load time). */
 function parseIncoming(text: string | undefined): IncomingConfig | null {
   if (text === undefined) return null;
@@ -716,6 +734,12 @@ function parseDrives(texts: string[], devices: DeviceConfig[], warnings: string[
   const usedIds = new Set<string>();
   for (const text of texts) {
     const o = parseOpts('drive', text);
+    const driver = o.get('driver');
+    if (driver === 'quorum' || driver === 'replication') {
+      // libxl 4.17 builds these for disks with colo-* settings (libxl_dm.c qemu_disk_ide_drive_string,
+      // qemu_disk_scsi_drive_string): block-driver graphs, not an image file.
+      throw new CliError(`-drive ${text}: driver=${driver} is a COLO replicated disk, which stubdm does not support (leave the colo-* settings out of the disk spec)`);
+    }
     const iface = o.get('if') ?? 'ide';
     const mediaText = o.get('media') ?? 'disk';
     if (mediaText !== 'disk' && mediaText !== 'cdrom') throw new CliError(`-drive ${text}: media=${mediaText} (disk or cdrom)`);

@@ -383,3 +383,30 @@ test('-k: en-us is the VNC keymap; another layout with VNC on is one line, witho
   assert.equal(c.keymap, 'fr');
   assert.deepEqual(warnings, ['-k fr: no VNC server here; ignored']);
 });
+
+test('libxl 4.17 SPICE extras: spicevmc chardevs go with the ignored -spice instead of stopping the start', async () => {
+  // spice_vdagent=1 and spice_usbredirection=1 (libxl_dm.c libxl__build_device_model_args_new).
+  const { config: c, warnings } = await parseArgs(['--sim', '-spice', 'port=5900,tls-port=0,disable-ticketing=on,agent-mouse=on',
+    '-device', 'virtio-serial', '-chardev', 'spicevmc,id=vdagent,name=vdagent', '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
+    '-chardev', 'spicevmc,name=usbredir,id=usbrc1', '-device', 'usb-redir,chardev=usbrc1,id=usbrc1']);
+  assert.deepEqual(c.chardevs, []);
+  assert.deepEqual(warnings.filter((w) => w.startsWith('-chardev')), [
+    '-chardev spicevmc,id=vdagent: a SPICE channel, and there is no SPICE server; ignored',
+    '-chardev spicevmc,id=usbrc1: a SPICE channel, and there is no SPICE server; ignored',
+  ]);
+  assert.ok(warnings.includes('-spice: no SPICE server; ignored'));
+  // Any other backend stubdm lacks still stops it: only SPICE's own channels go with -spice.
+  await fails(['--sim', '-chardev', 'vc,id=v'], /^-chardev v: backend vc is not supported/);
+});
+
+test('-no-acpi (acpi=0) is reported: the PIIX4 PM function stays where QEMU would leave it out', async () => {
+  const { warnings } = await parseArgs(['--sim', '-no-acpi']);
+  assert.deepEqual(warnings, ['-no-acpi: the PIIX4 power management function (00:01.3) stays on the PCI bus; ignored']);
+});
+
+test('COLO disks (driver=quorum / replication) stop with one line that names COLO, not a missing file=', async () => {
+  const primary = 'if=ide,index=0,media=disk,cache=writeback,driver=quorum,id=colo1,children.0.file.filename=/img/a.raw,children.0.driver=raw,read-pattern=fifo,vote-threshold=1';
+  await fails(['--sim', '-drive', primary], /^-drive if=ide,.*: driver=quorum is a COLO replicated disk, which stubdm does not support/);
+  const secondary = 'if=ide,index=0,id=top-colo,media=disk,cache=writeback,driver=replication,mode=secondary,top-id=top-colo,file.driver=qcow2';
+  await fails(['--sim', '-drive', secondary], /driver=replication is a COLO replicated disk/);
+});
