@@ -218,24 +218,12 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
   const { VirtualClock } = await import('../src/core/clock.ts');
   const { SimMemory } = await import('../src/sim/index.ts');
   const E = await import('../src/devices/e1000/regs.ts');
+  const { LoopMemory } = await import('../test/helpers/loop-memory.ts');
   type Mem = import('../src/core/memory.ts').GuestMemory;
   const RING = 256;
   const TXR = 0x10000;
   const RXR = 0x20000;
   const BUF = 0x100000;
-  class LoopMemory implements Mem {
-    constructor(private readonly ram: Uint8Array) {}
-    read(gpa: number, dst: Uint8Array, off: number, len: number): boolean {
-      if (gpa < 0 || gpa + len > this.ram.length) return false;
-      for (let i = 0; i < len; i++) dst[off + i] = this.ram[gpa + i];
-      return true;
-    }
-    write(gpa: number, src: Uint8Array, off: number, len: number): boolean {
-      if (gpa < 0 || gpa + len > this.ram.length) return false;
-      for (let i = 0; i < len; i++) this.ram[gpa + i] = src[off + i];
-      return true;
-    }
-  }
   let frames = 0;
   let receiver: ((f: Uint8Array) => boolean) | null = null;
   const nicOn = (loop: boolean) => {

@@ -17,6 +17,8 @@ import { CliError, parseArgs, type StubdmConfig } from './cli/index.ts';
 import { ChardevError, flushAll, openChardev, type CharBackend } from './chardev/index.ts';
 import { BlockOpenError } from './block/index.ts';
 import { NetdevError, openNetwork, planNetwork } from './net/index.ts';
+import { NetTrace, parseNetTraceEnv } from './net/trace.ts';
+import { formatNetTrace, NETTRACE_OFF } from './devices/e1000/trace.ts';
 import { loadRomfile, RomfileError } from './machine/romfile.ts';
 import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
@@ -78,6 +80,8 @@ export interface StartOptions {
   log?: Logger;
   /** Install SIGTERM/SIGHUP/SIGINT and uncaught-exception handlers (default true; tests pass false). */
   signals?: boolean;
+  /** Entries of the NIC event trace (STUBDM_NET_TRACE, HMP `info nettrace`); absent or null: no trace. */
+  netTrace?: number | null;
 }
 
 /** Loads src/xen lazily: only a Xen run needs koffi and the Xen libraries. */
@@ -244,18 +248,21 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     undo.push(() => host.close());
 
     const board = new Board(host.memory, host.interrupts, host.power, host.routing, host.clock);
+    // Timestamps from the devices' clock: performance.now() on Xen, so the tap's and the NIC's agree.
+    const netTrace = opts.netTrace ? new NetTrace(opts.netTrace, () => board.clock.now()) : null;
     // Taps are opened before state=running (libxl's hotplug script bridges them then) and
     // before -runas drops the privilege TUNSETIFF needs; the machine closes them.
     // Each NIC's option ROM (romfile=, QEMU's default efi-e1000.rom) first: a missing file stops
     // us before any tap exists. Read before -chroot/-runas too, from the operator's paths.
     const roms = new Map(planNetwork(cfg).nics.map((p) => [p.nic, loadRomfile(p.nic)] as const));
-    const nics = await openNetwork(cfg, { log: log.child({ c: 'net' }) });
+    const nics = await openNetwork(cfg, { log: log.child({ c: 'net' }), trace: netTrace });
     let pc: Pc;
     try {
       pc = await buildPc(board, cfg, log, serials, nics.map((n) => ({ ...n, rom: roms.get(n.nic) ?? null })), {
         vgaBios: cfg.devices.some((d) => d.driver === 'VGA') ? readVgaBios(log) : null,
         vram: host.vram ?? null,
         restoring: cfg.incoming !== null,
+        netTrace,
       });
     } catch (e) {
       await Promise.all(nics.map((n) => n.backend.close()));
@@ -312,6 +319,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     }
 
     const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));
+    server.netTrace = netTrace;
+    if (netTrace !== null) log.info({ entries: netTrace.capacity }, 'NIC event trace on (HMP info nettrace)');
     server.start();
     undo.push(() => server.stop());
 
@@ -450,6 +459,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         pci: () => hmpInfoPci(pc.platform),
         network: () => hmpInfoNetwork(cfg),
         restrict: () => hmpInfoRestrict(host),
+        nettrace: () => (netTrace === null ? NETTRACE_OFF : formatNetTrace(netTrace)),
       },
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';
@@ -626,13 +636,18 @@ export async function main(argv: readonly string[], opts: StartOptions = {}): Pr
     return 2;
   }
   if (limit !== null) setGuestLogBudget(limit);
+  const netTrace = parseNetTraceEnv(process.env.STUBDM_NET_TRACE);
+  if (typeof netTrace === 'string') {
+    process.stderr.write(`stubdm: ${netTrace}\n`);
+    return 2;
+  }
   const cfg = parsed.config;
   const log = opts.log ?? createLogger(cfg.logLevel, cfg.logFormat);
   for (const w of parsed.warnings) log.warn(w);
 
   let dm: Dm;
   try {
-    dm = await start(cfg, { ...opts, log });
+    dm = await start(cfg, { netTrace, ...opts, log });
   } catch (err) {
     if (err instanceof StartError) {
       process.stderr.write(oneLine(err.message) + '\n');

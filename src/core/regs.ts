@@ -127,6 +127,18 @@ export class RegisterTable<D> {
     for (let i = 0; i < this.slots; i++) regs[i] = this.inits[i];
   }
 
+  /** The register at byte offset `off`: "NAME", "NAME[i]" in an array, "+b" past its first byte; null if unclaimed (traces, dumps). */
+  nameAt(off: number): string | null {
+    if (!Number.isInteger(off) || off < 0 || off >= this.size) return null;
+    const idx = this.byOffset[off];
+    if (idx === 0) return null;
+    const d = this.entries[idx - 1].def;
+    const rel = off - d.off;
+    const i = (rel / d.width) | 0;
+    const byte = rel - i * d.width;
+    return `${d.name}${d.count !== undefined ? `[${i}]` : ''}${byte !== 0 ? `+${byte}` : ''}`;
+  }
+
   /** Storage slot of register `name` (index `i` of an array). For devices that touch their own registers by name. */
   slot(name: string, i = 0): number {
     const e = this.entries.find((x) => x.def.name === name);

@@ -24,6 +24,7 @@ import type { Host, IoreqChannel } from '../core/host.ts';
 import type { Region } from '../core/bus.ts';
 import type { AccessSize, IoHandler } from '../core/io.ts';
 import { logger, RateLimited, type Logger } from '../core/log.ts';
+import type { NetTrace } from '../net/trace.ts';
 import {
   BUF_ADDR_MASK,
   BUF_ADDR_SHIFT,
@@ -146,6 +147,12 @@ export class IoreqServer {
   timeOffset = 0;
   /** Called (off the hot path: the guest sets its clock rarely) when timeOffset changes. */
   onTimeOffset: ((seconds: number) => void) | null = null;
+  /**
+   * The NIC event trace (STUBDM_NET_TRACE), told when a wake-up starts and
+   * each request is answered, so that a register access shows the ioreq
+   * round trip around it. null: not tracing (one check per event and request).
+   */
+  netTrace: NetTrace | null = null;
 
   private readonly channel: IoreqChannel;
   private readonly log: Logger;
@@ -255,6 +262,7 @@ export class IoreqServer {
   /** The channel callback: drain pending ports. */
   private onEvent(): void {
     if (!this.running || this.inEvent) return;
+    if (this.netTrace !== null) this.netTrace.ioreqWake();
     this.inEvent = true;
     this.stats.events++;
     const ch = this.channel;
@@ -417,6 +425,7 @@ export class IoreqServer {
     Atomics.store(s8, fb, (now & ~IOREQ_STATE_MASK) | STATE_IORESP_READY);
     this.stats.sync++;
     this.channel.notify(port);
+    if (this.netTrace !== null) this.netTrace.ioreqDone();
   }
 
   private setTimeOffset(lo: number, hi: number): void {

@@ -21,6 +21,7 @@ import { StateReader } from '../core/state.ts';
 import { DeviceRegistry } from './registry.ts';
 import { createE1000, type E1000 } from '../devices/e1000/index.ts';
 import type { PacketBackend } from '../net/backend.ts';
+import type { NetTrace } from '../net/trace.ts';
 import type { DeviceConfig } from '../cli/config.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
@@ -68,6 +69,8 @@ export interface Firmware {
   readonly vram?: VramProvider | null;
   /** The guest's memory comes from a saved image (-incoming): VRAM pages are not populated again. */
   readonly restoring?: boolean;
+  /** The NIC event trace every e1000 records into (STUBDM_NET_TRACE); absent or null: none. */
+  readonly netTrace?: NetTrace | null;
 }
 
 /** A NIC from the argv with its opened packet backend (src/net openNetwork). */
@@ -165,6 +168,7 @@ export async function buildPc(
       index: i,
       rom: w.rom ?? undefined,
       log: log.child({ c: 'e1000', nic: w.nic.id ?? i }),
+      trace: firmware.netTrace ?? null,
     });
     platform.addDevice(nic);
     return nic;

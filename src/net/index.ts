@@ -24,6 +24,7 @@ import type { Logger } from '../core/log.ts';
 import type { PacketBackend } from './backend.ts';
 import { NetNativeError, type TapIo } from './native.ts';
 import { TapBackend } from './tap.ts';
+import type { NetTrace } from './trace.ts';
 
 export { MAX_FRAME, MAX_OFFLOAD_FRAME, MAX_WRITABLE_LISTENERS } from './backend.ts';
 export type { FrameReceiver, PacketBackend, TxOffload } from './backend.ts';
@@ -58,6 +59,8 @@ export interface NetOpenOptions {
   io?: TapIo;
   /** Where interfaces are listed (tests point it elsewhere). Default /sys/class/net. */
   sysClassNet?: string;
+  /** The NIC event trace the taps record their wake-ups into (STUBDM_NET_TRACE). */
+  trace?: NetTrace | null;
 }
 
 function describe(nd: NetdevConfig): string {
@@ -138,7 +141,7 @@ export async function openNetdev(nd: NetdevConfig, stubdom: boolean, o: NetOpenO
     );
   }
   try {
-    const tap = TapBackend.open({ ifname, io: o.io, log: o.log });
+    const tap = TapBackend.open({ ifname, io: o.io, log: o.log, trace: o.trace });
     o.log.info({ netdev: nd.id, tap: tap.name, offloads: tap.offloads }, 'tap open');
     return tap;
   } catch (e) {

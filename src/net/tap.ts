@@ -29,6 +29,7 @@ import { RateLimited, logger, type Logger } from '../core/log.ts';
 import { MAX_FRAME, MAX_OFFLOAD_FRAME, MAX_WRITABLE_LISTENERS, type FrameReceiver, type PacketBackend, type TxOffload } from './backend.ts';
 import { finishChecksum } from './checksum.ts';
 import { EAGAIN, EV_READABLE, EV_WRITABLE, loadTapIo, type NetWatcher, type TapIo } from './native.ts';
+import { EV_TAP_WAKE, type NetTrace } from './trace.ts';
 
 /** Frames read per readable wake-up before yielding to the rest of the event loop. */
 export const RX_BURST = 64;
@@ -49,6 +50,8 @@ export interface TapOptions {
   log?: Logger;
   /** The addon's tap calls (tests substitute their own). */
   io?: TapIo;
+  /** Record each wake-up of the fd (STUBDM_NET_TRACE; net/trace.ts). */
+  trace?: NetTrace | null;
 }
 
 export interface TapStats {
@@ -87,12 +90,12 @@ export class TapBackend implements PacketBackend {
   static open(o: TapOptions): TapBackend {
     const io = o.io ?? loadTapIo();
     const r = io.tapOpen(o.ifname, o.vnetHdr ?? true);
-    return new TapBackend(r.ifname, r.fd, r.vnetHdrLen, io, o.log ?? logger('net'));
+    return new TapBackend(r.ifname, r.fd, r.vnetHdrLen, io, o.log ?? logger('net'), o.trace ?? null);
   }
 
   /** Over an fd that is already open and non-blocking (tests: a pipe). */
-  static fromFd(name: string, fd: number, vnetHdrLen: number, log?: Logger, io?: TapIo): TapBackend {
-    return new TapBackend(name, fd, vnetHdrLen, io ?? loadTapIo(), log ?? logger('net'));
+  static fromFd(name: string, fd: number, vnetHdrLen: number, log?: Logger, io?: TapIo, trace?: NetTrace | null): TapBackend {
+    return new TapBackend(name, fd, vnetHdrLen, io ?? loadTapIo(), log ?? logger('net'), trace ?? null);
   }
 
   private constructor(
@@ -101,6 +104,7 @@ export class TapBackend implements PacketBackend {
     private readonly vnetHdrLen: number,
     private readonly io: TapIo,
     private readonly log: Logger,
+    private readonly trace: NetTrace | null,
   ) {
     this.offloads = vnetHdrLen > 0;
     this.warn = new RateLimited(log);
@@ -239,6 +243,7 @@ export class TapBackend implements PacketBackend {
   }
 
   private onPoll(status: number, events: number): void {
+    if (this.trace !== null) this.trace.record(EV_TAP_WAKE, events & (EV_READABLE | EV_WRITABLE), 0);
     if (this.closed) return;
     if (status < 0) {
       this.fail({ status }, 'watching the tap fd failed');

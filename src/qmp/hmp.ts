@@ -39,6 +39,8 @@ const INFO: Record<string, { help: string; run: (m: QmpMachine) => string }> = {
   stats: { help: 'show the device model\'s counters (ioreqs by type and device, disk and NIC traffic, errors)', run: (m) => need(m.hmpInfo?.stats, 'info stats') },
   pci: { help: 'show PCI info', run: (m) => need(m.hmpInfo?.pci, 'info pci') },
   network: { help: 'show the network state', run: (m) => need(m.hmpInfo?.network, 'info network') },
+  // stubdm's own: the e1000 event trace (STUBDM_NET_TRACE, src/devices/e1000/trace.ts).
+  nettrace: { help: 'show the NIC event trace: per-ping phases, then the last events', run: (m) => need(m.hmpInfo?.nettrace, 'info nettrace') },
   // stubdm's own (QEMU has none): probes whether the Xen handles reach only the guest (-xen-domid-restrict).
   restrict: { help: 'probe the Xen handles: guest only (-xen-domid-restrict) or any domain', run: (m) => need(m.hmpInfo?.restrict, 'info restrict') },
 };

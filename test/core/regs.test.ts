@@ -129,3 +129,13 @@ test('register table: w1c mixes write-1-to-clear and read/write bits in one regi
   N.write({}, rn, 0, 1, 0xff);
   assert.equal(rn[0], 0xff);
 });
+
+test('register table: nameAt names the register at an offset, its array index and byte', () => {
+  assert.equal(T.nameAt(0x00), 'CTRL');
+  assert.equal(T.nameAt(0x03), 'CTRL+3');
+  assert.equal(T.nameAt(0x0e), 'LIVE');
+  assert.equal(T.nameAt(0x24), 'RA[1]');
+  assert.equal(T.nameAt(0x2e), 'RA[3]+2');
+  // Unclaimed, outside the window, and EXACT-only offsets (not in the byte map) have no name.
+  for (const off of [0x18, 0x3c, 0x40, -4, 0.5, NaN, 0x30]) assert.equal(T.nameAt(off), null, String(off));
+});

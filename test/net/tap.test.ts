@@ -12,58 +12,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { TapBackend, RX_BURST, MAX_FRAME, MAX_WRITABLE_LISTENERS } from '../../src/net/index.ts';
-import { EAGAIN, EBADFD, EIO, EV_READABLE, EV_WRITABLE, type NetWatcher, type TapIo } from '../../src/net/native.ts';
+import { EAGAIN, EBADFD, EIO, EV_READABLE, EV_WRITABLE } from '../../src/net/native.ts';
+import { FakeTapIo as FakeIo } from '../helpers/fake-tapio.ts';
 import { prng } from '../helpers/prng.ts';
 
 const quiet = pino({ level: 'silent' });
 
 async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
-}
-
-/** The addon, scripted: frames waiting to be read, results for writes, the watch's mask. */
-class FakeIo implements TapIo {
-  rx: Array<Uint8Array | number> = [];
-  writes: Array<{ bytes: number[]; args: number[] }> = [];
-  writeResults: number[] = [];
-  mask = -1;
-  reads = 0;
-  cb: ((status: number, events: number) => void) | null = null;
-  stopped = false;
-  watch(_fd: number, cb: (status: number, events: number) => void, events: number): NetWatcher {
-    this.cb = cb;
-    this.mask = events;
-    return {
-      setEvents: (m: number) => {
-        if (!this.stopped) this.mask = m;
-      },
-      stop: () => {
-        this.stopped = true;
-        this.mask = 0;
-      },
-    };
-  }
-  tapOpen(): never {
-    throw new Error('not used');
-  }
-  tapRead(_fd: number, buf: Uint8Array): number {
-    this.reads++;
-    const f = this.rx.shift();
-    if (f === undefined) return -EAGAIN;
-    if (typeof f === 'number') return f;
-    buf.set(f.subarray(0, Math.min(f.length, buf.length)));
-    return f.length;
-  }
-  tapWrite(_fd: number, buf: Uint8Array, len: number, ...args: number[]): number {
-    const r = this.writeResults.shift() ?? len;
-    if (r >= 0) this.writes.push({ bytes: Array.from(buf.subarray(0, len)), args });
-    return r;
-  }
-  /** One wake-up of the event loop for the events both asked for and ready. */
-  fire(ready: number): void {
-    const ev = ready & this.mask;
-    if (ev && this.cb) this.cb(0, ev);
-  }
 }
 
 function fr(seq: number, len = 60): Uint8Array {

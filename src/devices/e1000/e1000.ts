@@ -20,6 +20,7 @@ import { logger, RateLimited, type Logger } from '../../core/log.ts';
 import type { GuestMemory } from '../../core/memory.ts';
 import { StateError, StateReader } from '../../core/state.ts';
 import { MAX_FRAME, type PacketBackend, type TxOffload } from '../../net/backend.ts';
+import * as T from '../../net/trace.ts';
 import { ROM_SLOT, type PciFunction, type PciSlotContext } from '../../pci/bus.ts';
 import { CMD_MASTER, PciConfig, PCI_CACHE_LINE_SIZE } from '../../pci/config.ts';
 import { CLASS_NETWORK_ETHERNET, QEMU_SUBSYSTEM_ID, QEMU_SUBSYSTEM_VENDOR, VENDOR_INTEL } from '../../pci/ids.ts';
@@ -39,6 +40,7 @@ import {
   S_MDIC,
   S_RA,
   S_RADV,
+  S_RDH,
   S_RDTR,
   S_STATUS,
   S_STATS,
@@ -73,6 +75,8 @@ export interface E1000Options {
   /** Expansion ROM image (iPXE's efi-e1000.rom), exposed through the ROM BAR at config 0x30. */
   rom?: Uint8Array;
   log?: Logger;
+  /** Record register accesses, frames, interrupts and timers (STUBDM_NET_TRACE; net/trace.ts). */
+  trace?: T.NetTrace | null;
 }
 
 export function parseMac(mac: Uint8Array | string): Uint8Array {
@@ -146,6 +150,12 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private readonly kick: OneShot;
   /** Frame views into the TX buffer by (start, length), so sending allocates nothing once warm (at most 2 x 16 Ki views). */
   private readonly views: (Uint8Array | undefined)[][] = [[], []];
+  /** The event trace, or null (then every trace point is this one check). */
+  private readonly trace: T.NetTrace | null;
+  /** Inside a TDT write's TX walk: a frame sent now goes out synchronously with the guest's write (the trace tells them apart). */
+  private inTdtWrite = false;
+  /** Inside itrExpired(): the edge being asserted was held back by ITR. */
+  private itrRelease = false;
 
   constructor(opts: E1000Options) {
     const index = opts.index ?? 0;
@@ -158,6 +168,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.intx = opts.irq ?? NO_IRQ;
     this.rom = opts.rom ?? null;
     const log = opts.log ?? logger('e1000');
+    this.trace = opts.trace ?? null;
     this.warner = new RateLimited(log);
     this.config = new PciConfig({
       vendor: VENDOR_INTEL,
@@ -176,14 +187,20 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.config.set8(PCI_CACHE_LINE_SIZE, 0x10); // as QEMU pci_e1000_realize
     this.eeprom = buildEeprom(this.mac, E1000_DEVICE_ID);
     const c = opts.clock;
-    this.autoneg = new OneShot(c, () => this.autonegDone());
-    this.itrTimer = new OneShot(c, () => this.itrExpired());
+    // Each timer's run is traced (TM_* ids) before it does its work.
+    const timer = (id: number, fn: () => void): OneShot =>
+      new OneShot(c, () => {
+        this.traceFired(id);
+        fn();
+      });
+    this.autoneg = timer(T.TM_AUTONEG, () => this.autonegDone());
+    this.itrTimer = timer(T.TM_ITR, () => this.itrExpired());
     this.clock = c;
-    this.rdtrTimer = new OneShot(c, () => this.rxTimerFired());
-    this.radvTimer = new OneShot(c, () => this.rxTimerFired());
-    this.tidvTimer = new OneShot(c, () => this.txTimerFired());
-    this.tadvTimer = new OneShot(c, () => this.txTimerFired());
-    this.kick = new OneShot(c, () => this.kickFired());
+    this.rdtrTimer = timer(T.TM_RDTR, () => this.rxTimerFired());
+    this.radvTimer = timer(T.TM_RADV, () => this.rxTimerFired());
+    this.tidvTimer = timer(T.TM_TIDV, () => this.txTimerFired());
+    this.tadvTimer = timer(T.TM_TADV, () => this.txTimerFired());
+    this.kick = timer(T.TM_KICK, () => this.kickFired());
     this.tx = new TxEngine({
       regs: this.regs,
       dmaRead: (g, d, o, l) => this.dmaRead(g, d, o, l),
@@ -193,7 +210,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
       descDone: (ide) => this.txDescDone(ide),
       queueEmpty: () => this.raise(R.ICR_TXQE),
       tsoDone: () => statInc(this.regs, R.ST_TSCTC),
-      yieldWalk: () => this.kick.armIfIdle(0),
+      yieldWalk: () => this.armTimer(this.kick, T.TM_KICK, 0, true),
       warn: (o, m) => this.warner.warn(o, m),
     });
     this.rx = new RxEngine({
@@ -212,9 +229,12 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
 
   /** The FrameReceiver given to the backend. */
   readonly receive = (frame: Uint8Array): boolean => {
+    const tr = this.trace;
+    const n = tr !== null ? tr.frame(T.EV_RX, frame, frame.length, 0) : 0;
     try {
       if (this.rx.receive(frame)) return true;
       this.rxWaiting = true;
+      if (tr !== null) tr.complete(n, T.RXF_REFUSED);
       return false;
     } catch (e) {
       this.warner.warn({ err: (e as Error).message }, 'e1000: receive failed');
@@ -257,8 +277,18 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   }
 
   readonly mmio: IoHandler = {
-    read: (off, size) => E1000_TABLE.read(this, this.regs, off, size),
-    write: (off, size, v) => E1000_TABLE.write(this, this.regs, off, size, v),
+    read: (off, size) => {
+      const tr = this.trace;
+      if (tr === null) return E1000_TABLE.read(this, this.regs, off, size);
+      const n = tr.reg(T.EV_REG_READ, off, 0);
+      const v = E1000_TABLE.read(this, this.regs, off, size);
+      tr.complete(n, v);
+      return v;
+    },
+    write: (off, size, v) => {
+      if (this.trace !== null) this.trace.reg(T.EV_REG_WRITE, off, v);
+      E1000_TABLE.write(this, this.regs, off, size, v);
+    },
   };
 
   /** IOADDR selects a register (dword offset into the memory BAR); IODATA reads or writes it (13.2). */
@@ -308,6 +338,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   // ---- Interrupts (13.4.17-13.4.21) and mitigation (13.4.18 ITR, 13.4.30-13.4.31 RDTR/RADV, 13.4.41 TIDV, 13.4.44 TADV) ----
 
   raise(cause: number): void {
+    if (this.trace !== null) this.trace.record(T.EV_CAUSE, T.CAUSE_RAISED, cause);
     this.regs[S_ICR] = (this.regs[S_ICR] | cause) & R.ICR_VALID;
     this.updateIrq();
   }
@@ -325,13 +356,17 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     const want = (this.regs[S_ICR] & this.regs[S_IMS]) !== 0;
     if (want === this.irqLevel) return;
     if (want) {
-      if (this.itrTimer.armed) return; // held back: itrExpired() asserts
+      if (this.itrTimer.armed) {
+        // held back: itrExpired() asserts
+        if (this.trace !== null) this.trace.record(T.EV_INTX_HELD, 0, this.regs[S_ICR] & this.regs[S_IMS]);
+        return;
+      }
       const itr = this.regs[S_ITR] & 0xffff;
       if (itr !== 0) {
         const now = this.clock.now();
         const wait = this.lastAssert + itr * R.ITR_UNIT_MS - now;
         if (wait > 0) {
-          this.itrTimer.arm(wait);
+          this.armTimer(this.itrTimer, T.TM_ITR, wait, false);
           return;
         }
         this.lastAssert = now;
@@ -339,12 +374,29 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
       this.foldDelayed();
     }
     this.irqLevel = want;
+    if (this.trace !== null) this.trace.record(T.EV_INTX, want ? 1 : 0, this.itrRelease ? 1 : 0);
     this.intx.set(want);
   }
 
   private itrExpired(): void {
     this.lastAssert = -Infinity;
-    this.updateIrq();
+    this.itrRelease = true;
+    try {
+      this.updateIrq();
+    } finally {
+      this.itrRelease = false;
+    }
+  }
+
+  /** Arm (or, `ifIdle`, arm only if idle) one of the NIC's timers, recording it when tracing. */
+  private armTimer(t: OneShot, id: number, ms: number, ifIdle: boolean): void {
+    if (ifIdle && t.armed) return;
+    if (this.trace !== null) this.trace.record(T.EV_TIMER_ARM, id, Math.min(0xffffffff, Math.round(ms * 1e6)));
+    t.arm(ms);
+  }
+
+  private traceFired(id: number): void {
+    if (this.trace !== null) this.trace.record(T.EV_TIMER_FIRE, id, 0);
   }
 
   /**
@@ -358,27 +410,37 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
    */
   private foldDelayed(): void {
     if (this.tidvTimer.armed || this.tadvTimer.armed) {
+      if (this.trace !== null) this.traceFold(this.tidvTimer, T.TM_TIDV, this.tadvTimer, T.TM_TADV, R.ICR_TXDW);
       this.tidvTimer.cancel();
       this.tadvTimer.cancel();
       this.regs[S_ICR] |= R.ICR_TXDW;
     }
     if (this.rdtrTimer.armed || this.radvTimer.armed) {
+      if (this.trace !== null) this.traceFold(this.rdtrTimer, T.TM_RDTR, this.radvTimer, T.TM_RADV, R.ICR_RXT0);
       this.rdtrTimer.cancel();
       this.radvTimer.cancel();
       this.regs[S_ICR] |= R.ICR_RXT0;
     }
   }
 
+  private traceFold(a: OneShot, aId: number, b: OneShot, bId: number, cause: number): void {
+    const tr = this.trace!;
+    if (a.armed) tr.record(T.EV_TIMER_CANCEL, aId, 0);
+    if (b.armed) tr.record(T.EV_TIMER_CANCEL, bId, 0);
+    tr.record(T.EV_CAUSE, T.CAUSE_FOLDED, cause);
+  }
+
   /** A frame landed: RXT0 now, or after RDTR of quiet (re-armed per frame) capped by RADV (3.2.7.1). */
   private rxFrameDone(): void {
+    if (this.trace !== null) this.trace.record(T.EV_RX_DMA, 0, this.regs[S_RDH]);
     const rdtr = this.regs[S_RDTR] & 0xffff;
     if (rdtr === 0) {
       this.raise(R.ICR_RXT0);
       return;
     }
-    this.rdtrTimer.arm(rdtr * R.DELAY_UNIT_MS);
+    this.armTimer(this.rdtrTimer, T.TM_RDTR, rdtr * R.DELAY_UNIT_MS, false);
     const radv = this.regs[S_RADV] & 0xffff;
-    if (radv !== 0) this.radvTimer.armIfIdle(radv * R.DELAY_UNIT_MS);
+    if (radv !== 0) this.armTimer(this.radvTimer, T.TM_RADV, radv * R.DELAY_UNIT_MS, true);
   }
 
   private rxTimerFired(): void {
@@ -394,9 +456,9 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
       this.raise(R.ICR_TXDW);
       return;
     }
-    this.tidvTimer.arm(tidv * R.DELAY_UNIT_MS);
+    this.armTimer(this.tidvTimer, T.TM_TIDV, tidv * R.DELAY_UNIT_MS, false);
     const tadv = this.regs[S_TADV] & 0xffff;
-    if (tadv !== 0) this.tadvTimer.armIfIdle(tadv * R.DELAY_UNIT_MS);
+    if (tadv !== 0) this.armTimer(this.tadvTimer, T.TM_TADV, tadv * R.DELAY_UNIT_MS, true);
   }
 
   private txTimerFired(): void {
@@ -499,7 +561,12 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   }
 
   tdtWritten(): void {
-    this.tx.run();
+    this.inTdtWrite = true;
+    try {
+      this.tx.run();
+    } finally {
+      this.inTdtWrite = false;
+    }
   }
 
   /** Statistics read to clear (13.7); the 64-bit octet counters clear as a pair when the high half is read. */
@@ -546,6 +613,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
         this.warner.warn({ err: (e as Error).message }, 'e1000: backend send failed: frame dropped');
         ok = true;
       }
+      if (this.trace !== null) this.trace.frame(T.EV_TX, frame, len, (this.inTdtWrite ? 0 : T.TXF_DEFERRED) | (ok ? 0 : T.TXF_REFUSED));
       if (!ok) return false;
     }
     const r = this.regs;
@@ -576,7 +644,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   /** Negotiation starts over: the link drops now and comes back AUTONEG_MS later (QEMU e1000x_restart_autoneg). */
   private restartAutoneg(): void {
     this.linkDown();
-    this.autoneg.arm(R.AUTONEG_MS);
+    this.armTimer(this.autoneg, T.TM_AUTONEG, R.AUTONEG_MS, false);
   }
 
   private autonegDone(): void {

@@ -10,6 +10,7 @@ import * as R from '../../../src/devices/e1000/regs.ts';
 import type { FrameReceiver, PacketBackend, TxOffload } from '../../../src/net/backend.ts';
 import type { GuestMemory } from '../../../src/core/memory.ts';
 import type { Clock, VirtualClock } from '../../../src/core/clock.ts';
+import { NetTrace } from '../../../src/net/trace.ts';
 import { testBoard, type TestBoard } from '../../helpers/board.ts';
 import { pino } from 'pino';
 
@@ -112,7 +113,10 @@ export class FencedMemory implements GuestMemory {
 export interface Nic extends TestBoard {
   bus: PciBus;
   nic: E1000;
+  /** The in-memory backend (not wired to the NIC when makeNic was given another backend). */
   be: MemBackend;
+  /** The NIC's event trace (makeNic's `trace` entries), on the NIC's clock; null: none. */
+  trace: NetTrace | null;
   ram: Uint8Array;
   mem: FencedMemory;
   r32(off: number): number;
@@ -126,7 +130,15 @@ export interface Nic extends TestBoard {
 export const silent = pino({ level: 'silent' });
 
 export function makeNic(
-  o: Partial<Pick<E1000Options, 'rom' | 'index'>> & { offloads?: boolean; ramBytes?: number; clock?: (c: VirtualClock) => Clock } = {},
+  o: Partial<Pick<E1000Options, 'rom' | 'index'>> & {
+    offloads?: boolean;
+    ramBytes?: number;
+    clock?: (c: VirtualClock) => Clock;
+    /** Entries of an event trace for the NIC (net/trace.ts). */
+    trace?: number;
+    /** Another backend than the MemBackend (given the trace, for a TapBackend to record into). */
+    backend?: (trace: NetTrace | null) => PacketBackend;
+  } = {},
 ): Nic {
   const ramBytes = o.ramBytes ?? RAM;
   const tb = testBoard({ ramBytes });
@@ -135,7 +147,9 @@ export function makeNic(
   be.offloads = o.offloads ?? false;
   const mem = new FencedMemory(tb.board.memory, ramBytes);
   const clock = o.clock ? o.clock(tb.clock) : tb.clock;
-  const nic = createE1000({ memory: mem, clock, backend: be, mac: MAC, rom: o.rom, index: o.index, log: silent });
+  const trace = o.trace !== undefined ? new NetTrace(o.trace, () => clock.now()) : null;
+  const backend = o.backend ? o.backend(trace) : be;
+  const nic = createE1000({ memory: mem, clock, backend, mac: MAC, rom: o.rom, index: o.index, log: silent, trace });
   bus.add(DEV, 0, nic);
   bus.configWrite(DEVFN, 0x10, 4, MMIO_BASE);
   bus.configWrite(DEVFN, 0x14, 4, IO_BASE);
@@ -145,6 +159,7 @@ export function makeNic(
     bus,
     nic,
     be,
+    trace,
     mem,
     ram: tb.sim.memory.ram,
     r32: (off) => tb.board.mmio.read(MMIO_BASE + off, 4),
