@@ -346,6 +346,15 @@ ramdisk_mib() {
   dmesg | sed -n 's/.*Freeing initrd memory: \([0-9]*\)K.*/\1/p' | awk '{ printf "%.1f", $1/1024 }'
 }
 
+# Settings for stubdm from the stub domain's command line (xl.cfg stubdomain_cmdline), as the
+# environment a dom0 stubdm would get: stubdm.net_trace=N is STUBDM_NET_TRACE=N (the NIC event
+# trace for HMP `info nettrace`; the e2e's E2E_NET_TRACE). Digits only; the last one counts.
+cmdline_env() {
+  v=$(tr ' ' '\n' <"$STUBDM_CMDLINE" 2>/dev/null | sed -n 's/^stubdm\.net_trace=\([0-9][0-9]*\)$/\1/p' | tail -n 1)
+  [ -z "$v" ] || export STUBDM_NET_TRACE="$v"
+  return 0
+}
+
 # Runs the bundle with the production flags, for boots under plain QEMU with
 # `stubdom.selftest` on the command line (no Xen needed):
 #  - `node -p process.versions.node`: node alone (node_e0_s: it was `-e 0`;
@@ -421,6 +430,7 @@ stubdom_main() {
   # stubdm's start-up milestones on hvc0 (its text log lines, as in dom0: nothing here parses them)
   export STUBDM_LOG_LEVEL="${STUBDM_LOG_LEVEL:-info}"
   mount_basics
+  cmdline_env # /proc is mounted now
   t_init=$(now)
   log "init started"
   load_modules /lib/modules

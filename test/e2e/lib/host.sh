@@ -436,6 +436,9 @@ build_workdisk() {
   # The abuse scenario's knobs (scenarios/abuse.sh) and E2E_BUSY (dom0/driver.sh).
   printf 'E2E_ABUSE_SECONDS=%q\nE2E_ABUSE_SEED=%q\nE2E_ABUSE_DEVICES=%q\nE2E_BUSY=%q\n' \
     "${E2E_ABUSE_SECONDS:-120}" "${E2E_ABUSE_SEED:-0}" "${E2E_ABUSE_DEVICES-nic}" "${E2E_BUSY:-0}" >>"$w/config.env"
+  # E2E_NET_TRACE=1 (or a number of entries): the net scenario's stubdm records its NIC's
+  # events (STUBDM_NET_TRACE) and dom0 reads them after the pings (scenarios/net.sh).
+  printf 'E2E_NET_TRACE=%q\n' "${E2E_NET_TRACE:-}" >>"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"

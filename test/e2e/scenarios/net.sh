@@ -21,6 +21,11 @@
 #   mtu9000      MTU 9000 on both ends (xenbr0 and every port too), 9000-byte
 #                pings both ways; neither side reassembled a fragment (so the
 #                frames crossed whole)
+#   nettrace     only with E2E_NET_TRACE=1 (or =ENTRIES, default 8192) and a
+#                stubdm: ok when dom0 got HMP `info nettrace` right after the
+#                20 pings into results/<dm>/nettrace.txt (stubdm's NIC events,
+#                STUBDM_NET_TRACE, and each ping's phases: issue #10), else
+#                why not. The guest waits while dom0 reads it (the gate below).
 # Every byte is checked: md5 of what was sent against what arrived, both ways.
 # Guest-side timings use the guest's clock, dom0-side ones dom0's.
 # The guest part runs on every boot but does nothing without an e1000.
@@ -28,6 +33,8 @@ NET_GUEST_IP=10.9.0.2 NET_DOM0_IP=10.9.0.1 NET_PREFIX=24
 NET_MAC=00:16:3e:5e:00:02
 NET_MIB=4           # MiB each way
 NET_WAIT=300        # s for any one transfer
+NET_GATE_PORT=5003  # dom0 listens here only while it wants the guest to wait (net_trace_gate)
+NET_GATE_WAIT=120   # s the guest waits at most
 
 # uptime with hundredths (the guest and dom0 both have /proc/uptime)
 net_now() { cut -d' ' -f1 /proc/uptime; }
@@ -60,6 +67,18 @@ net_tcp() { awk -v f="$1" '$1 == "Tcp:" && !h { for (i = 2; i <= NF; i++) if ($i
 net_retrans() { net_tcp RetransSegs; }
 # eth0's interrupts so far, summed over CPUs (0 when the line is missing)
 net_irqs() { awk '/eth0/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts; }
+
+# In the guest, right after the pings: hold on while dom0 reads the device
+# model's NIC trace, so that the trace ends with the pings and not with the
+# streams that follow. dom0 listens on NET_GATE_PORT only when it traces and
+# ends the connection once it has the trace; without a listener the connect
+# is refused at once (one SYN and its RST). nc's stdin is a FIFO held open:
+# busybox nc quits when its stdin ends, here it must wait for dom0.
+net_trace_gate() {
+  rm -f /tmp/gate.hold && mkfifo /tmp/gate.hold
+  (exec 3<>/tmp/gate.hold; exec timeout "$NET_GATE_WAIT" nc "$NET_DOM0_IP" "$NET_GATE_PORT" <&3 >/dev/null 2>&1)
+  rm -f /tmp/gate.hold
+}
 
 net_guest() {
   local d nic="" t0 tp t1 i
@@ -97,6 +116,8 @@ net_guest() {
   q0=$(net_irqs)
   ping -c 20 -i 0.2 -W 5 "$NET_DOM0_IP" >/tmp/ping.txt 2>&1
   q1=$(net_irqs)
+  echo "E2E net-sync pings-done"
+  net_trace_gate
   local pms lost jumbo=bad
   pms=$(sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' /tmp/ping.txt | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }')
   lost=$((20 - $(grep -c 'time=' /tmp/ping.txt)))
@@ -139,8 +160,29 @@ net_no_e1000() {
   echo "${no:+$no; }log ends: ${last:-(empty)}"
 }
 
+# Entries of the NIC trace for this run's stubdm (empty: none): E2E_NET_TRACE=1 is 8192.
+net_trace_entries() {
+  case $DM in stubdm-*) ;; *) return 0 ;; esac
+  case ${E2E_NET_TRACE:-} in '' | 0) ;; 1) echo 8192 ;; *[!0-9]*) ;; *) echo "$E2E_NET_TRACE" ;; esac
+}
+
+# net_trace_dump DOMID: HMP info nettrace into results/<dm>/nettrace.txt; prints the key's value.
+net_trace_dump() {
+  local out=$R/$DM/nettrace.txt
+  mkdir -p "$R/$DM"
+  if timeout 120 xl qemu-monitor-command "$1" "info nettrace" 2>&1 | tr -d '\r' >"$out" &&
+    grep -q '^nettrace: [0-9]* events' "$out"; then
+    echo "E2E-DOM0 $DM: net trace $(head -n 1 "$out")" >&2
+    echo ok
+  else
+    echo "failed($(head -c 80 "$out" | tr -c 'A-Za-z0-9._-' _))"
+  fi
+}
+
 net_run() {
   local name="e2e-net-$DM" serial domid t0 i line jumbo=bad txmd5 rxmd5 tx_mbps reasm0 reasm1 why
+  local trace traced="" tracekey=""
+  trace=$(net_trace_entries)
   serial=$RUN_DIR/$name.serial
   [ -d /sys/class/net/xenbr0 ] || { ip link add xenbr0 type bridge && ip link set xenbr0 up; } ||
     { fail "cannot create bridge xenbr0 in dom0"; return; }
@@ -148,17 +190,28 @@ net_run() {
   # vif-bridge gives every new port the bridge's MTU (set_mtu)
   ip link set xenbr0 mtu 9000 || { fail "cannot set xenbr0's MTU to 9000"; return; }
   rm -f "$serial" && : >"$serial"
-  { guest_cfg "$name"; echo "vif=[ \"model=e1000,bridge=xenbr0,mac=$NET_MAC\" ]"; } >"$RUN_DIR/$name.cfg"
+  {
+    guest_cfg "$name"
+    echo "vif=[ \"model=e1000,bridge=xenbr0,mac=$NET_MAC\" ]"
+    # The stub domain's /init turns this into STUBDM_NET_TRACE (rootfs/lib/stubdom.sh cmdline_env).
+    [ -n "$trace" ] && is_stubdom && echo "stubdomain_cmdline=\"stubdm.net_trace=$trace\""
+  } >"$RUN_DIR/$name.cfg"
+  # dom0's stubdm: dom0/stubdm-dm reads it when libxl starts it.
+  if [ -n "$trace" ] && ! is_stubdom; then echo "$trace" >/run/e2e-stubdm-nettrace; fi
+  # The guest waits after its pings while this listens (net_trace_gate).
+  [ -n "$trace" ] && net_recv "$NET_GATE_PORT" /tmp/net-gate $((${E2E_GUEST_TIMEOUT:-900} + NET_WAIT))
   reasm0=$(net_reasm)
   # open from before the guest exists until well after it could have sent
   net_recv 5001 /tmp/net-rx $((${E2E_GUEST_TIMEOUT:-900} + NET_WAIT))
   t0=$(now)
   if ! timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1; then
+    rm -f /run/e2e-stubdm-nettrace
     why=$(net_no_e1000 "$name")
     fail "xl create failed: $(create_error "$RUN_DIR/$name.create.log")${why:+ (the device model says: $why)}"
-    timeout 60 xl destroy "$name" >/dev/null 2>&1; net_recv_stop /tmp/net-rx
+    timeout 60 xl destroy "$name" >/dev/null 2>&1; net_recv_stop /tmp/net-rx; net_recv_stop /tmp/net-gate
     ip link set xenbr0 mtu 1500; save_dm_logs "$name"; return
   fi
+  rm -f /run/e2e-stubdm-nettrace # read by stubdm-dm when libxl started it
   domid=$(xl domid "$name" 2>/dev/null)
   rm -f "$RUN_DIR/cpu-$name.txt"
   dm_cpu_target "$name" "$(xenstore-read "/local/domain/$domid/image/device-model-pid" 2>/dev/null)"
@@ -167,6 +220,12 @@ net_run() {
   local deadline=$((SECONDS + ${E2E_GUEST_TIMEOUT:-900}))
   while :; do
     cpu_poll "$serial" "$RUN_DIR/cpu-$name.txt"
+    # The pings are done and the guest waits at the gate: read the trace, then let it go on.
+    if [ -n "$trace" ] && [ -z "$traced" ] && tr -d '\r' <"$serial" | grep -a -q '^E2E net-sync pings-done'; then
+      tracekey=$(net_trace_dump "$domid")
+      traced=yes
+      net_recv_stop /tmp/net-gate
+    fi
     tr -d '\r' <"$serial" | grep -a -q -E '^E2E (net-sync tx-done|net error|done)' && break
     xl domid "$name" >/dev/null 2>&1 || break
     [ $SECONDS -lt $deadline ] || break
@@ -188,6 +247,9 @@ net_run() {
   reasm1=$(net_reasm)
   timeout 60 xl destroy "$name" >/dev/null 2>&1
   net_recv_stop /tmp/net-rx
+  net_recv_stop /tmp/net-gate
+  [ -n "$trace" ] && [ -z "$traced" ] && tracekey="failed(the-guest-never-finished-its-pings)"
+  rm -f /tmp/net-gate /tmp/net-gate.t /tmp/net-gate.hold
   ip link set xenbr0 mtu 1500
   save_dm_logs "$name"
   tr -d '\r' <"$serial" | grep '^E2E ' >"$RUN_DIR/net-markers"
@@ -214,5 +276,6 @@ net_run() {
   rm -f /tmp/net-rx /tmp/net-tx
   pass link_s="$(nm link_s)" probe_s="$(nm probe_s)" ping_ms="$(nm ping_ms)" tcp_tx_mbps="$tx_mbps" tcp_rx_mbps="$(nm tcp_rx_mbps)" \
     mtu9000=ok retrans="$(nm retrans)" irq_ping="$(nm irq_ping)" irq_tx="$(nm irq_tx)" segs_tx="$(nm segs_tx)" retrans_tx="$(nm retrans_tx)" \
-    irq_rx="$(nm irq_rx)" segs_rx="$(nm segs_rx)" acks_rx="$(nm acks_rx)" $(cpu_rate "$RUN_DIR/cpu-$name.txt" net0 net1 dm_cpu_net)
+    irq_rx="$(nm irq_rx)" segs_rx="$(nm segs_rx)" acks_rx="$(nm acks_rx)" $(cpu_rate "$RUN_DIR/cpu-$name.txt" net0 net1 dm_cpu_net) \
+    ${trace:+nettrace=$tracekey}
 }
