@@ -58,6 +58,14 @@ interface Args {
   dmPid?: number | null;
   /** The VNC picture is a fixed-size framebuffer showing the guest at the top left (stubdm-stubdom). */
   vncCrop?: boolean;
+  /**
+   * A VNC picture that never shows the pattern is recorded (vnc=stale) and
+   * the screendump check still runs: for the qemu-xen reference column only.
+   * Seen on real Xen 4.17 with Debian's QEMU: the guest wrote its bochs-drm
+   * framebuffer and read it back intact, yet no VNC update in 120 s carried
+   * any of it (vnc_bad_pixels = every pixel of 1024x768).
+   */
+  vncStaleOk?: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -78,6 +86,7 @@ function parseArgs(argv: string[]): Args {
     qmp, serial, out, vnc: port, dumpAs: get('--dump-as'), dumpFile: get('--dump-file'), ref: get('--ref'),
     timeoutMs: (Number.isFinite(t) && t > 0 ? t : 300) * 1000, dmPid: Number.isInteger(pid) && pid > 0 ? pid : null,
     vncCrop: argv.includes('--vnc-crop'),
+    vncStaleOk: argv.includes('--vnc-stale-ok'),
   };
 }
 
@@ -412,14 +421,21 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
     await waitMarker('fb', "the guest's 'E2E vga fb=written'");
     const tWritten = now();
     kv.readback = marker(a.serial, 'readback') ?? '?';
+    let stale = false;
     if (viewer) {
       await until('the VNC picture to show the whole pattern', 120_000, () => {
         if (viewer.error) throw new Fail(`VNC: ${viewer.error}`);
         return viewer.matchAt >= 0 ? true : null;
       }).catch((e: unknown) => {
         kv.vnc_bad_pixels = viewer.bad;
-        throw e;
+        if (!(a.vncStaleOk && e instanceof Fail && e.message.startsWith('timed out'))) throw e; // a broken connection still fails
+        stale = true;
       });
+    }
+    if (viewer && stale) {
+      kv.vnc = 'stale';
+      kv.vnc_updates = viewer.updates;
+    } else if (viewer) {
       kv.vnc = 'ok';
       kv.vnc_update_ms = Math.round(viewer.matchAt - tWritten);
       kv.vnc_from_key_ms = Math.round(viewer.matchAt - tKey);
