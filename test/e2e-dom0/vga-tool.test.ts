@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { parseArgs } from '../../src/cli/index.ts';
 import { start } from '../../src/main.ts';
 import { connectQmp } from '../helpers/qmp-client.ts';
-import { PATTERN_TEXT, session } from '../e2e/dom0/vga-tool.ts';
+import { PATTERN_TEXT, marker, session } from '../e2e/dom0/vga-tool.ts';
 import { parsePpm } from '../helpers/screen.ts';
 
 const SCAN = { g: 0x22, w: 0x11, q: 0x10 };
@@ -176,4 +176,18 @@ test('vga-tool: the pattern it checks is the one the guest writes (vga.sh VGA_PA
   assert.ok(m, 'VGA_PATTERN= in vga.sh');
   assert.equal(`${m[1]}\n`, PATTERN_TEXT);
   assert.equal(PATTERN_TEXT.length, 28, '28 bytes: 7 pixels, no divisor of a 4096-byte line');
+});
+
+test('vga-tool: a marker line still being written is not read (the guest UART writes a byte at a time)', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vga-marker-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, 'serial');
+  fs.writeFileSync(f, 'E2E vga text=ready\r\nE2E vga mode=');
+  assert.equal(marker(f, 'text'), 'ready');
+  assert.equal(marker(f, 'mode'), null, 'half a line is not a value');
+  fs.appendFileSync(f, '1024x768x32 stride=4096\r\n');
+  assert.equal(marker(f, 'mode'), '1024x768x32');
+  assert.equal(marker(f, 'stride'), '4096');
+  fs.writeFileSync(f, 'E2E vga mode=640x480x32\nE2E vga mode=10');
+  assert.equal(marker(f, 'mode'), '640x480x32', 'the last whole line wins');
 });
