@@ -37,6 +37,23 @@ test('fuzz replay seed 15 epoch 0: no DMA lands at guest address 0 when Bus Mast
   assert.deepEqual(r.defects.map(line), []);
 });
 
+test('fuzz probe: the i8042 self-test answers 0x55 with a stream-mode mouse holding more movement than the probe drains (seed 1 epoch 18 of the first run)', async () => {
+  // The state a guest left: mouse reporting on, movement pending beyond what 64 reads
+  // drain (each byte read makes room for the next packet). No operations run: the
+  // end-of-epoch probe meets this state directly.
+  const r = await fuzzMachine({
+    seed: 15,
+    epoch: 0,
+    opsPerEpoch: 0,
+    sabotage: (pc) => {
+      pc.i8042.writeCommand(0xd4); // the next data byte goes to the mouse
+      pc.i8042.writeData(0xf4); // enable data reporting
+      pc.i8042.moveMouse(4000, -4000, 0, 0);
+    },
+  });
+  assert.deepEqual(r.defects.map(line), []);
+});
+
 test('the oracles fire: a device that throws, and a stray DMA write, are reported with their seed', async () => {
   const r = await fuzzMachine({
     seed: 15,

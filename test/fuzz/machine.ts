@@ -102,7 +102,7 @@ export interface FuzzOptions {
   opsPerEpoch?: number;
   /** Stop at the first defect. */
   stopOnDefect?: boolean;
-  /** Tests: break the machine on purpose after it is built, to show an oracle fires. */
+  /** Tests: change the machine after it is built: break it to show an oracle fires, or leave a state a guest could reach for the probe. */
   sabotage?: (pc: Pc, sim: SimHost) => void;
   /** Called after each epoch (progress lines). */
   progress?: (r: FuzzResult) => void;
@@ -794,8 +794,12 @@ class Epoch {
     this.out(0x71, 1, 0x3c);
     this.out(0x70, 1, 0x40);
     if (this.in(0x71, 1) !== 0x3c) fail('CMOS byte 0x40 does not read back');
-    // i8042 self-test.
+    // i8042 self-test, both ports disabled first (AD, A7): a stream-mode mouse with movement
+    // pending refills the output buffer as it drains (each byte read makes room for the next
+    // packet, up to MOUSE_PENDING_MAX of movement), so a bounded drain would not empty it.
     this.fam = 'i8042';
+    this.out(0x64, 1, 0xad);
+    this.out(0x64, 1, 0xa7);
     for (let i = 0; i < 64 && this.in(0x64, 1) & 1; i++) this.in(0x60, 1);
     this.out(0x64, 1, 0xaa);
     if (this.in(0x60, 1) !== 0x55) fail('i8042 self-test');
