@@ -37,7 +37,8 @@ const res = await fuzzMachine({
   },
 });
 for (const f of FAMILIES) process.stdout.write(`fuzz_accesses_${f.replace('-', '_')} ${res.accesses[f]} accesses\n`);
-process.stdout.write(`fuzz_epochs ${res.epochs} epochs\nfuzz_seconds ${(res.ms / 1000).toFixed(0)} s\nfuzz_slowest_access ${res.slowestMs.toFixed(2)} ms\n`);
+process.stdout.write(`fuzz_vga_pictures ${res.renders} pictures\nfuzz_vga_screendumps ${res.screendumps} screendumps\n`);
+process.stdout.write(`fuzz_epochs ${res.epochs} epochs\nfuzz_seconds ${(res.ms / 1000).toFixed(0)} s\nfuzz_slowest_access ${res.slowestMs.toFixed(2)} ms\nfuzz_slowest_picture ${res.slowestPictureMs.toFixed(2)} ms\n`);
 process.stdout.write(`fuzz_peak_heap ${res.peakHeapMiB.toFixed(0)} MiB\nfuzz_peak_rss ${res.peakRssMiB.toFixed(0)} MiB\nfuzz_defects ${res.defects.length} defects\n`);
 const seen = new Set<string>();
 for (const d of res.defects) {

@@ -1,7 +1,8 @@
 /**
  * A short deterministic run of the whole-machine fuzzer (`npm run fuzz` runs
  * it for as long as asked): two seeded epochs, one of them an epoch in which
- * the guest may unplug its emulated disks and NIC, every oracle on.
+ * the guest may unplug its emulated disks and NIC (and whose VGA keeps its
+ * VRAM in guest pages), every oracle on; then the oracles shown to fire.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,9 +23,10 @@ function check(t: { diagnostic(m: string): void }, r: FuzzResult): void {
   for (const d of known) t.diagnostic(`known defect (${KNOWN.find((k) => k.is(d, r.defects))!.why}): ${line(d)}`);
   assert.deepEqual(r.defects.filter((d) => !known.includes(d)).map(line), []);
   for (const f of FAMILIES) assert.ok(r.accesses[f] > 0, `family ${f} was exercised`);
+  assert.ok(r.accesses.vga > 0 && r.renders > 0 && r.screendumps > 0, 'the VGA was driven, drawn and dumped');
 }
 
-test('fuzz smoke: seed 15, epoch 0, 4000 operations: no new defect, every family reached', async (t) => {
+test('fuzz smoke: seed 15, epoch 0, 4000 operations: no new defect, every family reached (the VGA too, with pictures and screendumps)', async (t) => {
   check(t, await fuzzMachine({ seed: 15, epoch: 0, opsPerEpoch: 4000 }));
 });
 
@@ -79,3 +81,60 @@ test('the oracles fire: a device that throws, and a stray DMA write, are reporte
   assert.ok(r.defects.every((d) => d.seed === 15 && d.epoch === 0));
 });
 
+
+test('the VGA oracles fire: lost dirty pages, lost damage, a read that stores, a bank past VRAM, a DISPI that no longer identifies', async () => {
+  const run = async (sabotage: NonNullable<Parameters<typeof fuzzMachine>[0]['sabotage']>) => {
+    const r = await fuzzMachine({ seed: 15, epoch: 0, opsPerEpoch: 300, only: ['vga'], sabotage });
+    assert.ok(r.defects.every((d) => d.seed === 15 && d.epoch === 0));
+    return r.defects.map((d) => d.what).join('\n');
+  };
+  // Window stores that leave no dirty page: the incremental picture falls behind a full redraw.
+  assert.match(
+    await run((pc) => {
+      const core = pc.vga!.core;
+      const write = core.window.write;
+      core.window.write = (o, size, v) => {
+        write(o, size, v);
+        core.dirty.fill(0);
+      };
+    }),
+    /the incremental picture differs from a full redraw/,
+  );
+  // A renderer that draws but reports no damage: the viewer's copy goes stale.
+  assert.match(
+    await run((pc) => {
+      const rd = pc.display!.renderer;
+      const update = rd.update.bind(rd);
+      rd.update = () => {
+        update();
+        return null;
+      };
+    }),
+    /a VNC viewer's picture \(from damage rectangles\) differs from the display/,
+  );
+  // A window read that stores into VRAM, and a DISPI bank that is not masked to VRAM.
+  const reads = await run((pc) => {
+    const core = pc.vga!.core;
+    const read = core.window.read;
+    core.window.read = (o, size) => {
+      core.vram[o & 0xffff] ^= 1;
+      return read(o, size);
+    };
+    const dispi = core.writeDispiData.bind(core);
+    core.writeDispiData = (v) => {
+      dispi(v);
+      if (core.vbeIndex === 5) core.bankOffset = (v & 0xffff) << 16;
+    };
+  });
+  assert.match(reads, /VRAM byte 0x[0-9a-f]+ changed during reads and a picture/);
+  assert.match(reads, /DISPI bank offset 0x[0-9a-f]+ past \d+ bytes of VRAM/);
+  // DISPI that answers 0 for its ID: the end-of-epoch probe says so.
+  assert.match(
+    await run((pc) => {
+      const core = pc.vga!.core;
+      const read = core.readDispiData.bind(core);
+      core.readDispiData = () => (core.vbeIndex === 0 ? 0 : read());
+    }),
+    /after reset: DISPI ID reads 0x0/,
+  );
+});
