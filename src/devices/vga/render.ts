@@ -287,8 +287,10 @@ export class VgaRenderer {
     const redraw = full || resized;
     if (bpp <= 4) this.palette16();
     else if (bpp === 8) this.palette256();
-    // Bytes of VRAM one line covers (QEMU: width * bits / 8; mode 13h counts 4 bits per displayed pixel).
-    const bits = bpp === 8 && !vbe ? 4 : bpp === 15 ? 16 : bpp;
+    // Bytes of VRAM one line covers (QEMU: width * bits / 8). CGA 4-colour and mode 13h count 4
+    // bits per pixel of `width`, as QEMU does: drawLine reads width / 8 dwords for each (2 bits
+    // would dirty-check half the line and miss stores to the rest on the next page).
+    const bits = bpp === 2 || (bpp === 8 && !vbe) ? 4 : bpp === 15 ? 16 : bpp;
     const bwidth = Math.ceil((width * bits) / 8);
     const crMode = cr[V.CR_MODE];
     const dirty = c.dirty;

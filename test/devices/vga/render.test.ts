@@ -12,7 +12,7 @@ import { c6to8, VgaRenderer } from '../../../src/devices/vga/render.ts';
 import * as V from '../../../src/devices/vga/regs.ts';
 import { prng } from '../../helpers/prng.ts';
 import { LFB_BASE, makeVga, type VgaRig } from './harness.ts';
-import { loadDac, MODE12, MODE13, MODE3, setMode } from './modes.ts';
+import { loadDac, MODE12, MODE13, MODE3, MODE4, setMode } from './modes.ts';
 
 const rgb = (r: number, g: number, b: number): number => ((r << 16) | (g << 8) | b) >>> 0;
 const px = (rd: VgaRenderer, x: number, y: number): number => rd.fb[y * rd.width + x];
@@ -230,6 +230,30 @@ test('graphics damage: one LFB write redraws its line only; nothing changes, not
   assert.equal(rd.update(), null);
   r.memw(LFB_BASE + (1024 * 300 + 5) * 4, 4, 0xffffff);
   assert.deepEqual(rd.update(), { x: 0, y: 300, w: 1024, h: 1 });
+});
+
+test('CGA 4-colour damage: a store anywhere a line shows is redrawn, the second half of a line past a page boundary too (fuzz defect)', () => {
+  // Mode 4 reads width / 8 dwords per line (8 pixels from each), as QEMU counts it
+  // (bits = 4 for shift_control 1): a line whose dirty check covered only its first
+  // half missed stores to the part of it on the next VRAM page.
+  const r = makeVga();
+  setMode(r, MODE4);
+  loadDac(r, 0, Array.from({ length: 64 }, (_, i) => [i, 63 - i, (i * 5) & 63])); // every colour the attribute palette can reach differs
+  const rd = new VgaRenderer(r.vga.core);
+  const full = new VgaRenderer(r.vga.core);
+  rd.update();
+  let v = 0;
+  const bytes = (fb: Uint32Array) => Buffer.from(fb.buffer, fb.byteOffset, fb.byteLength);
+  // The first 160 bytes of pages 1-4: each is the second half of some line (160 bytes apart).
+  for (let page = 1; page <= 4; page++) {
+    for (let off = page * 4096; off < page * 4096 + 160; off += 4) {
+      r.memw(LFB_BASE + off, 4, (v = (v * 1103515245 + 12345) >>> 0));
+      rd.update();
+      full.invalidate();
+      full.update();
+      assert.ok(rd.fb.length > 0 && bytes(rd.fb).equals(bytes(full.fb)), `after a store at VRAM 0x${off.toString(16)} the picture matches a full redraw`);
+    }
+  }
 });
 
 test('hostile CRTC and VBE values: rendering stays inside VRAM and bounded in size', () => {
