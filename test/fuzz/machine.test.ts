@@ -56,6 +56,11 @@ test('fuzz probe: the i8042 self-test answers 0x55 with a stream-mode mouse hold
   assert.deepEqual(r.defects.map(line), []);
 });
 
+test('fuzz replay seed 21 epoch 10, VGA only: an LFB store of bit 31 alone reads back (the fuzzer compared -2^31 with 0x80000000)', async () => {
+  const r = await fuzzMachine({ seed: 21, epoch: 10, opsPerEpoch: 2100, only: ['vga'] });
+  assert.deepEqual(r.defects.filter((d) => /LFB/.test(d.what)).map(line), []);
+});
+
 test('the oracles fire: a device that throws, and a stray DMA write, are reported with their seed', async () => {
   const r = await fuzzMachine({
     seed: 15,

@@ -349,7 +349,7 @@ class Epoch {
     const k = this.int(8);
     if (k === 0) return 0;
     if (k === 1) return mask >>> 0;
-    if (k === 2) return (1 << this.int(size * 8)) >>> 0 & mask;
+    if (k === 2) return ((1 << this.int(size * 8)) & mask) >>> 0; // unsigned: bit 31 alone is 0x80000000, not -2^31
     return (this.u32() & mask) >>> 0;
   }
   size(): 1 | 2 | 4 {
