@@ -91,7 +91,10 @@ export class VgaRenderer {
   update(): Rect | null {
     const c = this.core;
     c.syncDirty?.();
-    const full = c.regGen !== this.lastRegGen;
+    // After a blank frame the framebuffer is black: what comes next is drawn whole (QEMU redraws
+    // all on a display mode change). Unblanking can be an attribute index write alone, which
+    // changes no register the generation counts.
+    const full = c.regGen !== this.lastRegGen || this.mode.kind === 'blank';
     // Font writes matter only to text mode (graphics modes write plane 2 all the time).
     const fontChanged = c.fontGen !== this.lastFontGen;
     this.lastRegGen = c.regGen;

@@ -118,6 +118,35 @@ test('blank while the attribute palette is being loaded (AR index bit 5 clear)',
   assert.ok(rd.fb.every((p) => p === 0));
 });
 
+test('unblanking with the AR index alone redraws the whole picture, text and graphics (fuzz defect)', () => {
+  // vga16fb ends its pan and set_par with an input status 1 read and index 0x20 after the
+  // last attribute data write: a refresh in between draws blank, and the unblank writes no
+  // data register. QEMU's vga_update_display redraws all when the display mode (blank,
+  // text, graphics) changes.
+  const { r, rd } = textScreen();
+  const pictures = (): Uint32Array[] => {
+    const shown = (rd.update(), rd.fb.slice());
+    r.inb(0x3da);
+    r.outb(0x3c0, 0x00);
+    rd.update();
+    assert.equal(rd.mode.kind, 'blank');
+    r.inb(0x3da);
+    r.outb(0x3c0, 0x20);
+    const back = rd.update();
+    assert.deepEqual(back, { x: 0, y: 0, w: rd.width, h: rd.height }, 'the whole picture is damage');
+    return [shown, rd.fb.slice()];
+  };
+  const [text, textBack] = pictures();
+  assert.ok(text.some((p) => p !== 0));
+  assert.deepEqual(textBack, text);
+  setMode(r, MODE13);
+  loadDac(r, 5, [[63, 0, 32]]);
+  r.memw(0xa0000 + 320 * 10 + 7, 1, 5);
+  const [gfx, gfxBack] = pictures();
+  assert.equal(px(rd, 14, 20), rgb(255, 0, 128));
+  assert.deepEqual(gfxBack, gfx);
+});
+
 test('mode 13h: 320x200x256 shown as 640x400, each pixel doubled both ways', () => {
   const r = makeVga();
   setMode(r, MODE13);
