@@ -132,8 +132,10 @@ export interface FuzzOptions {
   seed: number;
   /** Run epochs until this many accesses in total... */
   accesses?: number;
-  /** ...or until this many seconds have passed (whichever comes first when both are given). */
+  /** ...or until this many seconds have passed (whichever comes first when both are given)... */
   seconds?: number;
+  /** ...or until every device family has this many accesses (saverestore, which counts save/restore rounds, aside). */
+  perFamily?: number;
   /** Only this epoch (replay). */
   epoch?: number;
   /** Operations per epoch (an operation is one or more accesses). */
@@ -1541,7 +1543,8 @@ export async function fuzzMachine(o: FuzzOptions): Promise<FuzzResult> {
       if (o.stopOnDefect && defects.length > 0) break;
       if (o.accesses !== undefined && total() >= o.accesses) break;
       if (o.seconds !== undefined && res.ms >= o.seconds * 1000) break;
-      if (o.accesses === undefined && o.seconds === undefined) break;
+      if (o.perFamily !== undefined && FAMILIES.every((f) => f === 'saverestore' || counts[f] >= o.perFamily!)) break;
+      if (o.accesses === undefined && o.seconds === undefined && o.perFamily === undefined) break;
     }
   } finally {
     process.off('uncaughtException', escaped);
