@@ -753,38 +753,34 @@ class Epoch {
     }
   }
 
+  /** The value a BIOS mode's table holds for register i, half the time; else any byte. */
+  private modeValue(table: readonly number[], i: number): number {
+    return this.r() < 0.5 && i < table.length ? table[i] : this.val(1);
+  }
+
+  /** One register of the file whose index port is `port` (`count` defined): its index, then a read or a write. */
+  private vgaFileReg(port: number, count: number, table: readonly number[]): void {
+    const i = this.r() < 0.9 ? this.int(count) : this.int(256);
+    if (this.r() < 0.3) {
+      this.out(port, 1, i);
+      this.in(port + 1, 1);
+    } else this.vgaIndexed(port, i, this.modeValue(table, i));
+  }
+
   /** One register of one file, index and value biased to what exists and what the BIOS modes hold. */
   private vgaReg(): void {
     const m = this.pick(VGA_MODES);
     const k = this.int(7);
-    const value = (table: readonly number[], i: number) => (this.r() < 0.5 && i < table.length ? table[i] : this.val(1));
-    if (k === 0) {
-      const i = this.r() < 0.9 ? this.int(5) : this.int(256);
-      if (this.r() < 0.3) {
-        this.out(0x3c4, 1, i);
-        this.in(0x3c5, 1);
-      } else this.vgaIndexed(0x3c4, i, value(m.seq, i));
-    } else if (k === 1) {
-      const i = this.r() < 0.9 ? this.int(9) : this.int(256);
-      if (this.r() < 0.3) {
-        this.out(0x3ce, 1, i);
-        this.in(0x3cf, 1);
-      } else this.vgaIndexed(0x3ce, i, value(m.gfx, i));
-    } else if (k === 2) {
-      // CRTC at the colour or the mono address (the other set floats), CR11's lock bit included.
-      const port = this.r() < 0.8 ? 0x3d4 : 0x3b4;
-      const i = this.r() < 0.9 ? this.int(0x19) : this.int(256);
-      if (this.r() < 0.3) {
-        this.out(port, 1, i);
-        this.in(port + 1, 1);
-      } else this.vgaIndexed(port, i, value(m.crtc, i));
-    } else if (k === 3) {
+    if (k === 0) this.vgaFileReg(0x3c4, 5, m.seq);
+    else if (k === 1) this.vgaFileReg(0x3ce, 9, m.gfx);
+    else if (k === 2) this.vgaFileReg(this.r() < 0.8 ? 0x3d4 : 0x3b4, 0x19, m.crtc); // CRTC at the colour or the mono address (the other set floats)
+    else if (k === 3) {
       // Attribute controller: the flip-flop reset by input status 1 (or not), index with or without PAS, data.
       if (this.r() < 0.7) this.in(this.r() < 0.8 ? 0x3da : 0x3ba, 1);
       const i = this.r() < 0.9 ? this.int(0x15) : this.int(256);
       this.out(0x3c0, 1, i | (this.r() < 0.5 ? 0x20 : 0));
       if (this.r() < 0.3) this.in(this.pick([0x3c0, 0x3c1]), 1);
-      else this.out(0x3c0, 1, value(m.attr, i));
+      else this.out(0x3c0, 1, this.modeValue(m.attr, i));
     } else if (k === 4) {
       this.vgaDac();
     } else if (k === 5) {
