@@ -1400,10 +1400,13 @@ class Epoch {
     };
     if (!this.unplugged) await identify(0x1f0, 0xec, 'primary master disk', (w) => (w & 0x8000) === 0);
     await identify(0x170, 0xa1, 'secondary master CD-ROM', (w) => w >> 14 === 2);
-    // e1000: device reset, then one frame out through a fresh ring.
+    // e1000: device reset, PHY reset (CTRL.RST leaves the PHY, and a loopback bit the guest set
+    // in it, alone: docs/e1000.md), then one frame out through a fresh ring.
     if (!this.unplugged) {
       this.fam = 'e1000';
       this.mw(NIC_MMIO, 4, 1 << 26);
+      this.mw(NIC_MMIO, 4, 1 << 31); // CTRL.PHY_RST rising, then falling
+      this.mw(NIC_MMIO, 4, 0);
       simClock(this.sim).advance(10);
       const ring = RINGS_LO + SLOTS * SLOT;
       const buf = BUF_LO;
