@@ -1,6 +1,8 @@
 /**
- * `npm run fuzz [-- --seed N] [--seconds S | --accesses A] [--epoch E] [--ops K]`:
- * the whole-machine fuzzer (test/fuzz/machine.ts) for as long as asked.
+ * `npm run fuzz [-- --seed N] [--seconds S | --accesses A | --per-family P] [--epoch E] [--ops K]`:
+ * the whole-machine fuzzer (test/fuzz/machine.ts) for as long as asked (with
+ * several limits, until the first is reached; --per-family P: until every
+ * device family has P accesses).
  * Prints a progress line per epoch, then `name value unit` lines: accesses
  * per device family, epochs, slowest access, peak heap and RSS, defects.
  * Each defect line carries the seed and epoch that replay it
@@ -22,13 +24,15 @@ function arg(name: string): number | undefined {
 const seed = arg('seed') ?? (Date.now() & 0x7fffffff);
 const seconds = arg('seconds');
 const accesses = arg('accesses');
+const perFamily = arg('per-family');
 const epoch = arg('epoch');
 const ops = arg('ops');
 process.stdout.write(`fuzz seed ${seed}${epoch !== undefined ? ` epoch ${epoch}` : ''}${seconds !== undefined ? ` for ${seconds} s` : ''}\n`);
 const res = await fuzzMachine({
   seed,
-  seconds: seconds ?? (accesses === undefined && epoch === undefined ? 60 : undefined),
+  seconds: seconds ?? (accesses === undefined && perFamily === undefined && epoch === undefined ? 60 : undefined),
   accesses,
+  perFamily,
   epoch,
   opsPerEpoch: ops,
   progress: (r) => {
@@ -37,7 +41,8 @@ const res = await fuzzMachine({
   },
 });
 for (const f of FAMILIES) process.stdout.write(`fuzz_accesses_${f.replace('-', '_')} ${res.accesses[f]} accesses\n`);
-process.stdout.write(`fuzz_epochs ${res.epochs} epochs\nfuzz_seconds ${(res.ms / 1000).toFixed(0)} s\nfuzz_slowest_access ${res.slowestMs.toFixed(2)} ms\n`);
+process.stdout.write(`fuzz_vga_pictures ${res.renders} pictures\nfuzz_vga_screendumps ${res.screendumps} screendumps\n`);
+process.stdout.write(`fuzz_epochs ${res.epochs} epochs\nfuzz_seconds ${(res.ms / 1000).toFixed(0)} s\nfuzz_slowest_access ${res.slowestMs.toFixed(2)} ms\nfuzz_slowest_picture ${res.slowestPictureMs.toFixed(2)} ms\n`);
 process.stdout.write(`fuzz_peak_heap ${res.peakHeapMiB.toFixed(0)} MiB\nfuzz_peak_rss ${res.peakRssMiB.toFixed(0)} MiB\nfuzz_defects ${res.defects.length} defects\n`);
 const seen = new Set<string>();
 for (const d of res.defects) {

@@ -52,6 +52,8 @@ export interface VgaOptions {
 }
 
 const MAX_ROM = 1 << 20;
+/** A VRAM page of zeros: pages equal to it are not saved. */
+const ZERO_PAGE = Buffer.alloc(1 << VRAM_PAGE_SHIFT);
 
 function romSizeFor(len: number): number {
   let s = 2048;
@@ -228,7 +230,8 @@ export class VgaPci implements PciFunction, Device {
     // Guest-page VRAM travels with the guest's memory (Xen saves it); only our own memory is ours to save.
     for (let p = 0; p < (this.backing ? 0 : c.vramSize / page); p++) {
       const s = c.vram.subarray(p * page, (p + 1) * page);
-      if (s.some((b) => b !== 0)) {
+      // memcmp against a zero page: a callback per byte made a 16 MiB save cost 100 ms.
+      if (!ZERO_PAGE.equals(s)) {
         pages.push(p);
         chunks.push(s);
       }

@@ -91,7 +91,10 @@ export class VgaRenderer {
   update(): Rect | null {
     const c = this.core;
     c.syncDirty?.();
-    const full = c.regGen !== this.lastRegGen;
+    // After a blank frame the framebuffer is black: what comes next is drawn whole (QEMU redraws
+    // all on a display mode change). Unblanking can be an attribute index write alone, which
+    // changes no register the generation counts.
+    const full = c.regGen !== this.lastRegGen || this.mode.kind === 'blank';
     // Font writes matter only to text mode (graphics modes write plane 2 all the time).
     const fontChanged = c.fontGen !== this.lastFontGen;
     this.lastRegGen = c.regGen;
@@ -287,8 +290,10 @@ export class VgaRenderer {
     const redraw = full || resized;
     if (bpp <= 4) this.palette16();
     else if (bpp === 8) this.palette256();
-    // Bytes of VRAM one line covers (QEMU: width * bits / 8; mode 13h counts 4 bits per displayed pixel).
-    const bits = bpp === 8 && !vbe ? 4 : bpp === 15 ? 16 : bpp;
+    // Bytes of VRAM one line covers (QEMU: width * bits / 8). CGA 4-colour and mode 13h count 4
+    // bits per pixel of `width`, as QEMU does: drawLine reads width / 8 dwords for each (2 bits
+    // would dirty-check half the line and miss stores to the rest on the next page).
+    const bits = bpp === 2 || (bpp === 8 && !vbe) ? 4 : bpp === 15 ? 16 : bpp;
     const bwidth = Math.ceil((width * bits) / 8);
     const crMode = cr[V.CR_MODE];
     const dirty = c.dirty;

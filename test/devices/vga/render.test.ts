@@ -12,7 +12,7 @@ import { c6to8, VgaRenderer } from '../../../src/devices/vga/render.ts';
 import * as V from '../../../src/devices/vga/regs.ts';
 import { prng } from '../../helpers/prng.ts';
 import { LFB_BASE, makeVga, type VgaRig } from './harness.ts';
-import { loadDac, MODE12, MODE13, MODE3, setMode } from './modes.ts';
+import { loadDac, MODE12, MODE13, MODE3, MODE4, setMode } from './modes.ts';
 
 const rgb = (r: number, g: number, b: number): number => ((r << 16) | (g << 8) | b) >>> 0;
 const px = (rd: VgaRenderer, x: number, y: number): number => rd.fb[y * rd.width + x];
@@ -116,6 +116,35 @@ test('blank while the attribute palette is being loaded (AR index bit 5 clear)',
   rd.update();
   assert.equal(rd.mode.kind, 'blank');
   assert.ok(rd.fb.every((p) => p === 0));
+});
+
+test('unblanking with the AR index alone redraws the whole picture, text and graphics (fuzz defect)', () => {
+  // vga16fb ends its pan and set_par with an input status 1 read and index 0x20 after the
+  // last attribute data write: a refresh in between draws blank, and the unblank writes no
+  // data register. QEMU's vga_update_display redraws all when the display mode (blank,
+  // text, graphics) changes.
+  const { r, rd } = textScreen();
+  const pictures = (): Uint32Array[] => {
+    const shown = (rd.update(), rd.fb.slice());
+    r.inb(0x3da);
+    r.outb(0x3c0, 0x00);
+    rd.update();
+    assert.equal(rd.mode.kind, 'blank');
+    r.inb(0x3da);
+    r.outb(0x3c0, 0x20);
+    const back = rd.update();
+    assert.deepEqual(back, { x: 0, y: 0, w: rd.width, h: rd.height }, 'the whole picture is damage');
+    return [shown, rd.fb.slice()];
+  };
+  const [text, textBack] = pictures();
+  assert.ok(text.some((p) => p !== 0));
+  assert.deepEqual(textBack, text);
+  setMode(r, MODE13);
+  loadDac(r, 5, [[63, 0, 32]]);
+  r.memw(0xa0000 + 320 * 10 + 7, 1, 5);
+  const [gfx, gfxBack] = pictures();
+  assert.equal(px(rd, 14, 20), rgb(255, 0, 128));
+  assert.deepEqual(gfxBack, gfx);
 });
 
 test('mode 13h: 320x200x256 shown as 640x400, each pixel doubled both ways', () => {
@@ -230,6 +259,30 @@ test('graphics damage: one LFB write redraws its line only; nothing changes, not
   assert.equal(rd.update(), null);
   r.memw(LFB_BASE + (1024 * 300 + 5) * 4, 4, 0xffffff);
   assert.deepEqual(rd.update(), { x: 0, y: 300, w: 1024, h: 1 });
+});
+
+test('CGA 4-colour damage: a store anywhere a line shows is redrawn, the second half of a line past a page boundary too (fuzz defect)', () => {
+  // Mode 4 reads width / 8 dwords per line (8 pixels from each), as QEMU counts it
+  // (bits = 4 for shift_control 1): a line whose dirty check covered only its first
+  // half missed stores to the part of it on the next VRAM page.
+  const r = makeVga();
+  setMode(r, MODE4);
+  loadDac(r, 0, Array.from({ length: 64 }, (_, i) => [i, 63 - i, (i * 5) & 63])); // every colour the attribute palette can reach differs
+  const rd = new VgaRenderer(r.vga.core);
+  const full = new VgaRenderer(r.vga.core);
+  rd.update();
+  let v = 0;
+  const bytes = (fb: Uint32Array) => Buffer.from(fb.buffer, fb.byteOffset, fb.byteLength);
+  // The first 160 bytes of pages 1-4: each is the second half of some line (160 bytes apart).
+  for (let page = 1; page <= 4; page++) {
+    for (let off = page * 4096; off < page * 4096 + 160; off += 4) {
+      r.memw(LFB_BASE + off, 4, (v = (v * 1103515245 + 12345) >>> 0));
+      rd.update();
+      full.invalidate();
+      full.update();
+      assert.ok(rd.fb.length > 0 && bytes(rd.fb).equals(bytes(full.fb)), `after a store at VRAM 0x${off.toString(16)} the picture matches a full redraw`);
+    }
+  }
 });
 
 test('hostile CRTC and VBE values: rendering stays inside VRAM and bounded in size', () => {
