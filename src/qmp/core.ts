@@ -553,8 +553,12 @@ export class QmpSession {
     return r;
   }
 
-  /** One input line -> the reply lines, waiting for commands that take time. Never rejects. */
-  async handle(line: string): Promise<string[]> {
+  /**
+   * One input message -> the reply lines: at once (no promise) for a command
+   * that answers at once, a promise for one that takes time. Never throws;
+   * the promise never rejects.
+   */
+  handle(line: string): string[] | Promise<string[]> {
     const p = this.prepare(line);
     if (!('cmd' in p)) return p.reply;
     return this.execute(p);

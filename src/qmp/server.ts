@@ -7,9 +7,9 @@
  * file descriptor as SCM_RIGHTS ancillary data, which Node's net module would
  * drop. Descriptors go to the session before the bytes they came with.
  *
- * Bounds per connection: an input line of MAX_LINE bytes (longer, or never
+ * Bounds per connection: an input message of MAX_LINE bytes (longer, or never
  * ended: an error and the connection is closed), MAX_QUEUED_LINES complete
- * lines waiting while a slow command (saving state) runs, MAX_OUTPUT bytes
+ * messages waiting while a slow command (saving state) runs, MAX_OUTPUT bytes
  * of replies and events the peer has not read (more: the connection is
  * dropped), MAX_PENDING_FDS descriptors not taken by a command.
  */
@@ -18,6 +18,7 @@ import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { RateLimited, type Logger } from '../core/log.ts';
 import type { QmpCore, QmpSession } from './core.ts';
+import { JsonSplitter, MAX_NESTING } from './splitter.ts';
 import { EV_READABLE, EV_WRITABLE, loadUnixSock, NativeUnavailableError, type SockWatcher, type UnixSock } from './unixsock.ts';
 
 export const MAX_LINE = 64 * 1024;
@@ -26,10 +27,11 @@ export const MAX_QUEUED_LINES = 64;
 export const MAX_OUTPUT = 1 << 20;
 export const MAX_CONNECTIONS = 32;
 const READ_CHUNK = 16 * 1024;
+const TOO_LONG = `QMP input message longer than ${MAX_LINE} bytes; closing`;
 
 export class QmpServerError extends Error {}
 
-/** What a line protocol needs from its byte stream. */
+/** What the QMP framing needs from its byte stream. */
 interface LineTransport {
   write(line: string): void;
   /** Close after what was written went out. */
@@ -37,13 +39,22 @@ interface LineTransport {
 }
 
 /**
- * The framing shared by every transport: "\n"-terminated input lines (a
- * trailing "\r" is whitespace to JSON), replies in order, one command at a
- * time (a slow one holds the lines after it), bounded buffers.
+ * The framing shared by every transport: input split into JSON messages as
+ * QEMU splits it (splitter.ts: no line end needed, libxenstat sends none),
+ * each reply and event one "\r\n"-ended line in one write, replies in order,
+ * one command at a time (a slow one holds the ones after it), bounded buffers.
+ *
+ * A command that answers at once answers on the call stack that read it: no
+ * promise, timer or turn of the event loop in between. libxenstat gives each
+ * reply 10 ms of silence on the socket before it stops reading
+ * (docs/xen-contract.md §11c), and under nested TCG a turn of dom0's event
+ * loop can take a good part of that.
  */
 class LineProtocol {
-  private buf = '';
+  private readonly splitter = new JsonSplitter(MAX_LINE);
   private readonly queue: string[] = [];
+  /** Messages split off one chunk (reused: feed() runs on every read). */
+  private readonly split: string[] = [];
   private busy = false;
   open = true;
   readonly session: QmpSession;
@@ -63,42 +74,47 @@ class LineProtocol {
 
   feed(chunk: string): void {
     if (!this.open) return;
-    this.buf += chunk;
-    let nl: number;
-    while (this.open && (nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl);
-      this.buf = this.buf.slice(nl + 1);
-      if (line.length > MAX_LINE || this.queue.length >= MAX_QUEUED_LINES) {
-        this.refuse(line.length > MAX_LINE ? `QMP input line longer than ${MAX_LINE} bytes; closing` : 'too many QMP commands queued; closing');
+    const msgs = this.split;
+    msgs.length = 0;
+    const r = this.splitter.push(chunk, msgs);
+    for (const m of msgs) {
+      if (m.length > MAX_LINE || this.queue.length >= MAX_QUEUED_LINES) {
+        this.refuse(m.length > MAX_LINE ? TOO_LONG : 'too many QMP commands queued; closing');
         return;
       }
-      this.queue.push(line);
+      this.queue.push(m);
     }
-    if (this.buf.length > MAX_LINE) {
-      this.refuse(`QMP input line longer than ${MAX_LINE} bytes; closing`);
+    if (r !== 'ok') {
+      this.refuse(r === 'too-long' ? TOO_LONG : `QMP input nested deeper than ${MAX_NESTING} levels; closing`);
       return;
     }
-    void this.pump();
+    this.pump();
   }
 
-  private async pump(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.open && this.queue.length > 0) {
-        const line = this.queue.shift()!;
-        const replies = await this.session.handle(line);
-        for (const r of replies) this.send(r);
-        if (this.session.quitRequested) {
-          this.finish();
-          this.t.end();
-          this.core.machine.quit();
-          return;
-        }
+  /** Run what is queued: synchronous commands at once, an asynchronous one holds the rest until it answers. */
+  private pump(): void {
+    while (!this.busy && this.open && this.queue.length > 0) {
+      const r = this.session.handle(this.queue.shift()!);
+      if (r instanceof Promise) {
+        this.busy = true;
+        void r.then((replies) => {
+          this.busy = false;
+          if (this.answer(replies)) this.pump();
+        });
+        return;
       }
-    } finally {
-      this.busy = false;
+      if (!this.answer(r)) return;
     }
+  }
+
+  /** Send a command's replies; false when it was `quit` (the connection is ended). */
+  private answer(replies: string[]): boolean {
+    for (const r of replies) this.send(r);
+    if (!this.session.quitRequested) return true;
+    this.finish();
+    this.t.end();
+    this.core.machine.quit();
+    return false;
   }
 
   private refuse(desc: string): void {
@@ -120,7 +136,7 @@ class LineProtocol {
  * One QMP connection on any byte stream (in a stub domain whatever carries
  * the vchan, in tests a Duplex): greeting, "\r\n"-framed replies and events,
  * bounded input. Ends the stream on `quit` (then calls machine.quit()) or
- * on an over-long line (then calls onTooLong). Carries no descriptors.
+ * on an over-long message (then calls onTooLong). Carries no descriptors.
  */
 export function serveQmpStream(core: QmpCore, stream: Duplex, onTooLong: () => void = () => {}): void {
   let proto: LineProtocol | null = null;
@@ -172,6 +188,17 @@ class NativeConnection {
   ) {
     this.watcher = us.watch(fd, EV_READABLE, (status, events) => this.onEvent(status, events));
     this.proto = new LineProtocol(core, { write: (l) => this.write(l), end: () => this.end() }, tooLong);
+  }
+
+  /**
+   * Read what came with the connection, right after accept() and the
+   * greeting: libxenstat writes qmp_capabilities straight after connect(),
+   * so it is usually there already, and its reply then leaves with the
+   * greeting rather than a poll of the loop later (its first read is over
+   * 10 ms after the last byte it saw).
+   */
+  start(): void {
+    this.readSome();
   }
 
   private onEvent(status: number, events: number): void {
@@ -343,15 +370,18 @@ export class QmpServer {
           us.close(fd);
           continue;
         }
+        let c: NativeConnection;
         try {
-          const c = new NativeConnection(us, fd, this.core, (x) => this.conns.delete(x), this.log, () =>
-            this.tooLong.warn({ qmp: this.label }, 'QMP client sent an over-long line; connection closed'),
+          c = new NativeConnection(us, fd, this.core, (x) => this.conns.delete(x), this.log, () =>
+            this.tooLong.warn({ qmp: this.label }, 'QMP client sent an over-long or over-nested message; connection closed'),
           );
-          this.conns.add(c);
         } catch (e) {
           this.log.error({ err: String(e) }, 'cannot serve a QMP connection');
           us.close(fd);
+          continue;
         }
+        this.conns.add(c);
+        c.start();
       }
     });
   }
