@@ -23,8 +23,11 @@
 # gets backendtype=qdisk (the guest still reads it as IDE: its kernel runs
 # with xen_emul_unplug=never), and the PASS line carries xentop's VBD_RD and
 # VBD_RSECT for the guest, summed over its disks: zero is a failure for
-# stubdm (qemu-xen's reference is 0: its counters cover only xen-block). A stub
-# domain's model has no socket in dom0: xentop_vbd_rd=n/a there.
+# stubdm (qemu-xen's reference is 0: its counters cover only xen-block). Beside
+# them, dom0/xenstat-probe.py replays libxenstat's exchange on that socket with
+# its 10 ms reads and timestamps (xenstat_caps_ms, xenstat_stats_ms,
+# xenstat_parse; the details in hmp.txt), for qemu-xen too. A stub domain's
+# model has no socket in dom0: all of these are n/a there.
 #
 # The guest part runs only on a data disk that starts with XL_MAGIC.
 XL_MAGIC=E2E-XLOPS
@@ -144,10 +147,13 @@ xlops_run() {
   xlops_hmp "info network" >/dev/null || why="$why hmp-network-exit"
   out=$(xlops_hmp "info blockstats") || why="$why hmp-blockstats-exit"
   case $out in *"rd_bytes="*) ;; *) why="$why info-blockstats='$(echo "$out" | cut -c1-60)'" ;; esac
-  local vbd_rd=n/a vbd_rsect=n/a
+  local vbd_rd=n/a vbd_rsect=n/a xs_caps=n/a xs_stats=n/a xs_parse=n/a
   if ! is_stubdom; then
     set -- $(xlops_xentop_vbd "$name")
     vbd_rd=${1:-none} vbd_rsect=${2:-none}
+    # libxenstat's own exchange, timed (recorded, not judged: xentop above is the check).
+    set -- $(xlops_xenstat_probe "$name")
+    xs_caps=${1:-none} xs_stats=${2:-none} xs_parse=${3:-none}
     # qemu-xen's query-blockstats counts only its xen-block (qdisk) backends,
     # which this guest never uses (it reads the disk as IDE): its figure is
     # recorded beside ours, and 0 there is what stock QEMU shows (seen on real
@@ -156,14 +162,14 @@ xlops_run() {
       [ "$vbd_rd" -gt 0 ] 2>/dev/null && [ "$vbd_rsect" -gt 0 ] 2>/dev/null || why="$why xentop-vbd-rd=$vbd_rd/rsect=$vbd_rsect"
     fi
   fi
-  XL_VBD="xentop_vbd_rd=$vbd_rd xentop_vbd_rsect=$vbd_rsect"
+  XL_VBD="xentop_vbd_rd=$vbd_rd xentop_vbd_rsect=$vbd_rsect xenstat_caps_ms=$xs_caps xenstat_stats_ms=$xs_stats xenstat_parse=$xs_parse"
   out=$(xlops_hmp "frobnicate") # QEMU: not an error, the text "unknown command: 'frobnicate'"
   case $out in *"unknown command"*) ;; *) why="$why unknown-cmd='$(echo "$out" | cut -c1-60)'" ;; esac
   if is_stubdom; then
     # What libxl does with cd-eject here, for the record (it must refuse).
     timeout 60 xl cd-eject "$name" hdc >"$base.eject.log" 2>&1 && why="$why cd-eject-accepted-by-libxl"
     xlops_end
-    if [ -n "$why" ]; then fail "xlops:$why"; return; fi
+    if [ -n "$why" ]; then fail "xlops:$why $XL_VBD"; return; fi
     emit "SKIP $SCEN $DM cd-eject/cd-insert: libxl 4.17 refuses them for a domain with a stub domain (libxl_disk.c); hmp=ok $XL_VBD"
     return
   fi
@@ -195,7 +201,7 @@ xlops_run() {
   # xl trigger s3resume -> QMP system_wakeup; the guest is not suspended, so an error is the right answer.
   if timeout 60 xl trigger "$name" s3resume >"$base.s3resume.log" 2>&1; then s3=ok; else s3=refused; fi
   xlops_end
-  if [ -n "$why" ]; then fail "xlops:$why"; return; fi
+  if [ -n "$why" ]; then fail "xlops:$why $XL_VBD"; return; fi
   pass cd1=ok eject_s="$eject_s" ejected=ok insert_s="$insert_s" cd2=ok hmp=ok s3resume="$s3" $XL_VBD
 }
 
@@ -217,6 +223,26 @@ xlops_xentop_vbd() {
     sleep 1
   done
   echo "$best_rd $best_rs"
+}
+
+# xlops_xenstat_probe NAME: "CAPS_MS STATS_MS PARSE" of libxenstat's QMP
+# exchange with NAME's device model on /var/run/xen/qmp-libxenstat-<domid>,
+# replayed by dom0/xenstat-probe.py with libxenstat's 10 ms reads: connect to
+# the end of the capabilities reply, query-blockstats to the end of its reply,
+# and whether the blockstats buffer was one JSON document with rd_bytes > 0
+# (ok; zero: one document, no bytes read; bad; none: a read came back empty).
+# Its whole output, with every message's arrival time and whether libxenstat
+# would ask at all (the domain's qdisk backend directory), goes to hmp.txt.
+xlops_xenstat_probe() {
+  local domid sock out rc qdisk=no
+  domid=$(xl domid "$1" 2>/dev/null)
+  sock=/var/run/xen/qmp-libxenstat-$domid
+  xenstore-read "/local/domain/0/backend/qdisk/$domid" >/dev/null 2>&1 && qdisk=yes
+  out=$(timeout 60 python3 /e2e/dom0/xenstat-probe.py "$sock" 2>&1)
+  rc=$?
+  { echo "== xenstat probe $sock (exit $rc; qdisk backend in xenstore: $qdisk)"; echo "$out"; } >>"$XL_BASE.hmp.txt"
+  echo "$out" | head -n 1 | awk '{ for (i = 1; i <= NF; i++) { j = index($i, "="); if (j) v[substr($i, 1, j - 1)] = substr($i, j + 1) } }
+    END { print v["xenstat_caps_ms"], v["xenstat_stats_ms"], v["xenstat_parse"] }'
 }
 
 xlops_end() {
