@@ -155,7 +155,7 @@ export class IdeMedia {
    * query-blockstats: per drive, QEMU's BlockStats shape with the counters
    * there are (Drive.io). libxenstat (xentop's VBD columns) reads `device`,
    * then rd_bytes, wr_bytes, rd_operations and wr_operations from `stats`
-   * [xen: tools/xenstat/libxenstat/src/xenstat_qmp.c qmp_parse_stats], and
+   * [xen 4.17: tools/libs/stat/xenstat_qmp.c qmp_parse_stats], and
    * matches `device` to a disk through query-block's `inserted.file`.
    */
   blockstats(): BlockStats[] {

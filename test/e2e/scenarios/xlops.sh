@@ -19,7 +19,7 @@
 # them over its own QMP socket (/var/run/xen/qmp-libxenstat-<domid>, which
 # libxl passes as -chardev libxenstat-cmd), query-blockstats, but only for a
 # domain with a qdisk disk (/local/domain/0/backend/qdisk/<domid>)
-# [xen: tools/xenstat/libxenstat/src/xenstat_qmp.c]. So in dom0 the data disk
+# [xen 4.17: tools/libs/stat/xenstat_qmp.c; docs/xen-contract.md §11c]. So in dom0 the data disk
 # gets backendtype=qdisk (the guest still reads it as IDE: its kernel runs
 # with xen_emul_unplug=never), and the PASS line carries xentop's VBD_RD and
 # VBD_RSECT for the guest, summed over its disks: zero is a failure for
@@ -232,15 +232,17 @@ xlops_xentop_vbd() {
 # and whether the blockstats buffer was one JSON document with rd_bytes > 0
 # (ok; zero: one document, no bytes read; bad; none: a read came back empty).
 # Its whole output, with every message's arrival time and whether libxenstat
-# would ask at all (the domain's qdisk backend directory), goes to hmp.txt.
+# would ask at all (the domain's qdisk backend directory in xenstore; the
+# backend bus in sysfs, without which it collects no VBDs), goes to hmp.txt.
 xlops_xenstat_probe() {
-  local domid sock out rc qdisk=no
+  local domid sock out rc qdisk=no bus=no
   domid=$(xl domid "$1" 2>/dev/null)
   sock=/var/run/xen/qmp-libxenstat-$domid
   xenstore-read "/local/domain/0/backend/qdisk/$domid" >/dev/null 2>&1 && qdisk=yes
+  [ -d /sys/bus/xen-backend/devices ] && bus=yes
   out=$(timeout 60 python3 /e2e/dom0/xenstat-probe.py "$sock" 2>&1)
   rc=$?
-  { echo "== xenstat probe $sock (exit $rc; qdisk backend in xenstore: $qdisk)"; echo "$out"; } >>"$XL_BASE.hmp.txt"
+  { echo "== xenstat probe $sock (exit $rc; qdisk backend in xenstore: $qdisk; /sys/bus/xen-backend/devices: $bus)"; echo "$out"; } >>"$XL_BASE.hmp.txt"
   echo "$out" | head -n 1 | awk '{ for (i = 1; i <= NF; i++) { j = index($i, "="); if (j) v[substr($i, 1, j - 1)] = substr($i, j + 1) } }
     END { print v["xenstat_caps_ms"], v["xenstat_stats_ms"], v["xenstat_parse"] }'
 }
