@@ -69,3 +69,22 @@ test('bounds: an unfinished message over the limit, nesting beyond MAX_NESTING',
   assert.deepEqual(split(['['.repeat(MAX_NESTING)]).results, ['ok']);
   assert.deepEqual(split(['['.repeat(MAX_NESTING + 1)]).results, ['too-deep']);
 });
+
+test('hostile input: any bytes, any chunking, the same messages as in one piece; never more text out than in', () => {
+  const rng = prng(0x5eed);
+  const alphabet = '{}[]"\\\n\r a:,';
+  for (let round = 0; round < 300; round++) {
+    let input = '';
+    for (let n = Math.floor(rng() * 80); n > 0; n--) input += alphabet[Math.floor(rng() * alphabet.length)];
+    const whole = split([input]);
+    const chunks: string[] = [];
+    for (let i = 0; i < input.length; ) {
+      const n = 1 + Math.floor(rng() * 6);
+      chunks.push(input.slice(i, i + n));
+      i += n;
+    }
+    const parts = split(chunks);
+    assert.deepEqual(parts.msgs, whole.msgs, JSON.stringify(input));
+    assert.ok(whole.msgs.join('').length <= input.length);
+  }
+});
