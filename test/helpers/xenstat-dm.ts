@@ -11,12 +11,12 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { parseArgs } from '../../src/cli/index.ts';
 import { start, type Dm } from '../../src/main.ts';
+import { CMD_READ_SECTORS, ST_BSY, ST_DRQ } from '../../src/devices/ide/regs.ts';
 
 export const SECTOR = 512;
 export const READ_SECTORS = 2;
 const ATA_DATA = 0x1f0, ATA_NSECT = 0x1f2, ATA_LBAL = 0x1f3, ATA_LBAM = 0x1f4, ATA_LBAH = 0x1f5, ATA_DEV = 0x1f6, ATA_CMD = 0x1f7;
 const ATA_ALTSTATUS = 0x3f6;
-const READ_SECTORS_PIO = 0x20;
 
 export interface XenstatDm {
   dm: Dm;
@@ -49,9 +49,9 @@ export async function startXenstatDm(t: TestContext): Promise<XenstatDm> {
   sim.outb(ATA_LBAM, 0);
   sim.outb(ATA_LBAH, 0);
   sim.outb(ATA_DEV, 0xe0);
-  sim.outb(ATA_CMD, READ_SECTORS_PIO);
+  sim.outb(ATA_CMD, CMD_READ_SECTORS);
   for (let s = 0; s < READ_SECTORS; s++) {
-    await sim.waitFor(() => (sim.inb(ATA_ALTSTATUS) & 0x88) === 0x08);
+    await sim.waitFor(() => (sim.inb(ATA_ALTSTATUS) & (ST_BSY | ST_DRQ)) === ST_DRQ);
     for (let w = 0; w < SECTOR / 2; w++) sim.inw(ATA_DATA);
   }
   return { dm, qmp, disk };
