@@ -319,7 +319,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     }
 
     const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));
-    server.netTrace = netTrace;
+    if (netTrace !== null) server.addTrace(netTrace);
     if (netTrace !== null) log.info({ entries: netTrace.capacity }, 'NIC event trace on (HMP info nettrace)');
     server.start();
     undo.push(() => server.stop());

@@ -23,6 +23,7 @@
  * through QMP.
  */
 import * as T from '../../net/trace.ts';
+import { median } from '../../core/trace.ts';
 import * as R from './regs.ts';
 import { E1000_TABLE } from './table.ts';
 
@@ -125,13 +126,6 @@ export function describeEvent(e: T.TraceEvent): string {
 }
 
 const isReg = (e: T.TraceEvent, kind: number, off: number): boolean => e.kind === kind && e.sub === off;
-
-function median(xs: number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** The pings in `ev` (oldest first): see the file comment for what each field means. */
 export function pingPhases(ev: readonly T.TraceEvent[]): PingPhases[] {

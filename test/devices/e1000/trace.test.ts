@@ -58,7 +58,7 @@ function tracedPings(count: number) {
     backend: (t) => TapBackend.fromFd('fake0', -1, 0, silent, io, t),
   });
   const server = new IoreqServer(n.sim, n.board, silent);
-  server.netTrace = n.trace;
+  server.addTrace(n.trace!);
   server.start();
   // The guest's register accesses become ioreqs (as on Xen), not direct calls.
   n.r32 = (off) => n.sim.readl(MMIO_BASE + off);
