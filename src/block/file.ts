@@ -23,11 +23,13 @@
  */
 import { promises as fsp, constants as C, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { BlockBackend, IoResult } from './backend.ts';
 import { errCode, viewsBytes } from './backend.ts';
 import type { Logger } from '../core/log.ts';
 import { logger } from '../core/log.ts';
 import { loadWillNeed, type WillNeed } from './native.ts';
+import { EV_FILE, EV_RA, FILE_POOL, FILE_POOL_DONE, RA_ASK, RA_HIT, RA_MISS, type DiskTrace } from './trace.ts';
 
 export type CacheMode = 'writeback' | 'none' | 'writethrough' | 'directsync' | 'unsafe';
 export type BlockFormat = 'raw' | 'host_device';
@@ -40,6 +42,8 @@ export interface FileBackendOptions {
   log?: Logger;
   /** Read-ahead hint (tests); default: the fdwatch addon's willNeed, null without it. */
   willNeed?: WillNeed | null;
+  /** Record thread-pool hops and read-ahead (STUBDM_DISK_TRACE; block/trace.ts). */
+  trace?: DiskTrace | null;
 }
 
 /** Operator mistakes (missing file, wrong format): one clear line, no stack. */
@@ -77,6 +81,8 @@ export class FileBackend implements BlockBackend {
   private seqEnd = -1;
   /** End of what read-ahead already asked for. */
   private raEnd = 0;
+  /** The disk event trace, or null (then every trace point is this one check). */
+  private trace: DiskTrace | null = null;
 
   private constructor(
     private fh: fsp.FileHandle,
@@ -131,10 +137,12 @@ export class FileBackend implements BlockBackend {
     }
     const wn = o.willNeed === undefined ? loadWillNeed() : o.willNeed;
     const b = new FileBackend(fh, size, ro, o.path, cache, direct, direct ? null : wn);
+    b.trace = o.trace ?? null;
     if (direct && !(await b.setupBounce())) {
       await fh.close();
       fh = (await openWith(flags))!;
       const nb = new FileBackend(fh, size, ro, o.path, cache, false, wn);
+      nb.trace = b.trace;
       log.warn({ path: o.path }, `cache=${cache}: O_DIRECT not usable here, using the page cache (flushes still fsync)`);
       return nb;
     }
@@ -178,6 +186,11 @@ export class FileBackend implements BlockBackend {
     const end = offset + len;
     const sequential = offset === this.seqEnd;
     this.seqEnd = end;
+    const tr = this.trace;
+    if (tr !== null) {
+      const hit = sequential && end <= this.raEnd; // this read was inside what an earlier hint asked for
+      tr.record(EV_RA, hit ? RA_HIT : RA_MISS, hit ? this.raEnd - end : 0);
+    }
     if (!sequential) {
       this.raEnd = end;
       return;
@@ -187,7 +200,28 @@ export class FileBackend implements BlockBackend {
     if (this.raEnd - end >= win / 2) return;
     const from = Math.max(end, this.raEnd);
     const to = Math.min(end + win, this.size);
-    if (to > from && wn(this.fh.fd, from, to - from) === 0) this.raEnd = to;
+    if (to > from && wn(this.fh.fd, from, to - from) === 0) {
+      this.raEnd = to;
+      if (tr !== null) tr.record(EV_RA, RA_ASK, to - from);
+    }
+  }
+
+  /** Trace: `bytes` go to libuv's thread pool; returns the event loop's idle time so far (ms) for poolDone(), or 0 untraced. */
+  private poolStart(bytes: number): number {
+    const tr = this.trace;
+    if (tr === null) return 0;
+    tr.record(EV_FILE, FILE_POOL, bytes);
+    return performance.nodeTiming.idleTime;
+  }
+
+  /**
+   * Trace: that thread-pool request's result reached JS, with how long the
+   * event loop sat idle meanwhile (waiting for the pool; the rest of the
+   * request's time the loop ran other callbacks, which can delay this one).
+   */
+  private poolDone(idleAt: number): void {
+    const tr = this.trace;
+    if (tr !== null) tr.record(EV_FILE, FILE_POOL_DONE, Math.max(0, Math.round((performance.nodeTiming.idleTime - idleAt) * 1000)));
   }
 
   write(offset: number, src: Uint8Array, srcOff: number, len: number): Promise<IoResult> {
@@ -211,7 +245,9 @@ export class FileBackend implements BlockBackend {
   async flush(): Promise<IoResult> {
     if (this.readOnly || this.cache === 'unsafe') return null;
     try {
+      const idle = this.poolStart(0);
       await this.fh.datasync();
+      this.poolDone(idle);
       return null;
     } catch (e) {
       return errCode(e);
@@ -227,7 +263,9 @@ export class FileBackend implements BlockBackend {
       let done = 0;
       // Bounded: every pass either makes progress or stops at end of file.
       while (done < len) {
+        const idle = this.poolStart(len - done);
         const { bytesRead } = await this.fh.read(dst, off + done, len - done, pos + done);
+        this.poolDone(idle);
         if (bytesRead === 0) {
           dst.fill(0, off + done, off + len); // past the end of a file that shrank: zeros
           break;
@@ -244,7 +282,9 @@ export class FileBackend implements BlockBackend {
     try {
       let done = 0;
       while (done < len) {
+        const idle = this.poolStart(len - done);
         const { bytesWritten } = await this.fh.write(src, off + done, len - done, pos + done);
+        this.poolDone(idle);
         if (bytesWritten === 0) return 'EIO';
         done += bytesWritten;
       }
@@ -261,7 +301,9 @@ export class FileBackend implements BlockBackend {
       let left = viewsBytes(views, count);
       let pos = offset;
       for (let pass = 0; left > 0 && pass < MAX_VEC_PASSES; pass++) {
+        const idle = this.poolStart(left);
         const n = isWrite ? (await this.fh.writev(list, pos)).bytesWritten : (await this.fh.readv(list, pos)).bytesRead;
+        this.poolDone(idle);
         if (n === left) return null;
         if (n === 0) {
           if (isWrite) return 'EIO';
