@@ -1,9 +1,17 @@
 /**
  * Raw images and host block devices over plain POSIX I/O (fs.promises with
- * an fd: pread(v)/pwrite(v)/fdatasync in libuv's thread pool, never on the
- * event loop). readv/writev are one preadv/pwritev straight between the file
- * and the caller's views (guest memory for zero-copy DMA): one thread-pool
- * hop and no copy of ours per request, whatever its size.
+ * an fd: pread(v)/pwrite(v)/fdatasync in libuv's thread pool, never waiting
+ * for a disk on the event loop). readv/writev are one preadv/pwritev straight
+ * between the file and the caller's views (guest memory for zero-copy DMA):
+ * one thread-pool hop and no copy of ours per request, whatever its size.
+ *
+ * Reads in the page-cache modes first take what the page cache already holds
+ * on the event loop (preadv2 RWF_NOWAIT through the fdwatch addon, up to
+ * SYNC_READ_MAX): a cached read then costs one syscall instead of the pool's
+ * hop (the worker's wake-up and its return through the loop: five syscalls
+ * and two context switches), and its completion, hence the guest's
+ * interrupt, follows within the same turn of the loop. RWF_NOWAIT never waits
+ * for the disk: whatever is not cached goes to the pool as before.
  *
  * cache=writeback     page cache; flush = fdatasync (QEMU's default)
  * cache=none          O_DIRECT through one aligned bounce buffer; flush = fdatasync
@@ -28,8 +36,8 @@ import type { BlockBackend, IoResult } from './backend.ts';
 import { errCode, viewsBytes } from './backend.ts';
 import type { Logger } from '../core/log.ts';
 import { logger } from '../core/log.ts';
-import { loadWillNeed, type WillNeed } from './native.ts';
-import { EV_FILE, EV_RA, FILE_POOL, FILE_POOL_DONE, RA_ASK, RA_HIT, RA_MISS, type DiskTrace } from './trace.ts';
+import { loadReadNowait, loadWillNeed, READ_NOWAIT_VIEWS, type ReadNowait, type WillNeed } from './native.ts';
+import { EV_FILE, EV_RA, FILE_POOL, FILE_POOL_DONE, FILE_SYNC, FILE_SYNC_SHORT, RA_ASK, RA_HIT, RA_MISS, type DiskTrace } from './trace.ts';
 
 export type CacheMode = 'writeback' | 'none' | 'writethrough' | 'directsync' | 'unsafe';
 export type BlockFormat = 'raw' | 'host_device';
@@ -42,6 +50,8 @@ export interface FileBackendOptions {
   log?: Logger;
   /** Read-ahead hint (tests); default: the fdwatch addon's willNeed, null without it. */
   willNeed?: WillNeed | null;
+  /** Cached reads on the event loop (tests); default: the fdwatch addon's readNowait, null without it. */
+  readNowait?: ReadNowait | null;
   /** Record thread-pool hops and read-ahead (STUBDM_DISK_TRACE; block/trace.ts). */
   trace?: DiskTrace | null;
 }
@@ -56,6 +66,17 @@ const DIO_ALIGN = 512;
 /** Read-ahead window: twice the request, within these bounds. */
 const RA_MIN = 256 * 1024;
 const RA_MAX = 4 << 20;
+/**
+ * Largest read tried on the event loop: a 512 KiB request (ata_piix's usual)
+ * is copied in well under a millisecond, while the loop cannot serve another
+ * vCPU's ioreq; anything larger goes to the pool whole.
+ */
+const SYNC_READ_MAX = 1 << 20;
+/** errnos of a kernel or file system without preadv2 RWF_NOWAIT for this file: stop trying it. */
+const NOWAIT_UNSUPPORTED = new Set([38 /* ENOSYS */, 22 /* EINVAL */, 95 /* EOPNOTSUPP */]);
+const EAGAIN = 11;
+/** What a read served from the page cache returns: already settled, shared (nothing allocated per request). */
+const READ_DONE: Promise<IoResult> = Promise.resolve(null);
 /** preadv/pwritev passes per request: each moves at least one byte or ends it (short transfers are rare: signals, a file that shrank). */
 const MAX_VEC_PASSES = 64;
 
@@ -83,6 +104,8 @@ export class FileBackend implements BlockBackend {
   private raEnd = 0;
   /** The disk event trace, or null (then every trace point is this one check). */
   private trace: DiskTrace | null = null;
+  /** read()'s one view for readNowait. */
+  private readonly one: Uint8Array[] = [new Uint8Array(0)];
 
   private constructor(
     private fh: fsp.FileHandle,
@@ -93,6 +116,8 @@ export class FileBackend implements BlockBackend {
     readonly direct: boolean,
     /** posix_fadvise(WILLNEED) when in a page-cache mode and the addon is there; else null. */
     private readonly willNeed: WillNeed | null,
+    /** preadv2(RWF_NOWAIT) likewise; null also once the kernel said it has none. */
+    private readNowait: ReadNowait | null,
   ) {}
 
   static async open(o: FileBackendOptions): Promise<FileBackend> {
@@ -136,12 +161,13 @@ export class FileBackend implements BlockBackend {
       throw e;
     }
     const wn = o.willNeed === undefined ? loadWillNeed() : o.willNeed;
-    const b = new FileBackend(fh, size, ro, o.path, cache, direct, direct ? null : wn);
+    const rn = o.readNowait === undefined ? loadReadNowait() : o.readNowait;
+    const b = new FileBackend(fh, size, ro, o.path, cache, direct, direct ? null : wn, direct ? null : rn);
     b.trace = o.trace ?? null;
     if (direct && !(await b.setupBounce())) {
       await fh.close();
       fh = (await openWith(flags))!;
-      const nb = new FileBackend(fh, size, ro, o.path, cache, false, wn);
+      const nb = new FileBackend(fh, size, ro, o.path, cache, false, wn, rn);
       nb.trace = b.trace;
       log.warn({ path: o.path }, `cache=${cache}: O_DIRECT not usable here, using the page cache (flushes still fsync)`);
       return nb;
@@ -176,7 +202,34 @@ export class FileBackend implements BlockBackend {
   read(offset: number, dst: Uint8Array, dstOff: number, len: number): Promise<IoResult> {
     if (this.bounce !== null) return this.viaBounce(false, offset, dst, dstOff, len);
     this.readAhead(offset, len);
-    return this.pread(dst, dstOff, len, offset);
+    let got = 0;
+    if (this.readNowait !== null && len > 0 && len <= SYNC_READ_MAX && dstOff >= 0 && dstOff + len <= dst.length) {
+      this.one[0] = dst.subarray(dstOff, dstOff + len);
+      got = this.readCached(offset, this.one, 1, len);
+    }
+    if (got === len) return READ_DONE;
+    return this.pread(dst, dstOff + got, len - got, offset + got);
+  }
+
+  /**
+   * What the page cache holds of [offset, offset + total) into views[0..count),
+   * on the event loop without waiting for a disk: the bytes read (0 when none
+   * were cached, or the call is not for this read).
+   */
+  private readCached(offset: number, views: readonly Uint8Array[], count: number, total: number): number {
+    const rn = this.readNowait;
+    if (rn === null || total <= 0 || total > SYNC_READ_MAX || count > READ_NOWAIT_VIEWS) return 0;
+    let n: number;
+    try {
+      n = rn(this.fh.fd, views, count, offset);
+    } catch {
+      n = -22; // views it cannot take: never again, the pool reads them
+    }
+    if (n < 0 && NOWAIT_UNSUPPORTED.has(-n)) this.readNowait = null;
+    const got = n > 0 ? Math.min(n, total) : 0; // an error or the end of the file: the pool's read says which
+    const tr = this.trace;
+    if (tr !== null && (got > 0 || n === -EAGAIN)) tr.record(EV_FILE, got === total ? FILE_SYNC : FILE_SYNC_SHORT, got);
+    return got;
   }
 
   /** Called as a read of [offset, offset + len) is issued: on a sequential one, keep a window ahead asked for. */
@@ -232,8 +285,14 @@ export class FileBackend implements BlockBackend {
 
   readv(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
     if (this.bounce !== null) return this.viewsViaBounce(false, offset, views, count);
-    this.readAhead(offset, viewsBytes(views, count));
-    return this.vec(false, offset, views, count);
+    const total = viewsBytes(views, count);
+    this.readAhead(offset, total);
+    const got = this.readCached(offset, views, count, total);
+    if (got === total) return READ_DONE;
+    if (got === 0) return this.vec(false, offset, views, count);
+    // Cached up to `got`: the pool reads the rest.
+    const rest = skipBytes(count === views.length ? views : views.slice(0, count), got);
+    return this.vec(false, offset + got, rest, rest.length);
   }
 
   writev(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {

@@ -21,7 +21,8 @@ test('the file backend records its thread-pool hops with the idle event loop, an
     writeFileSync(p, new Uint8Array(4 << 20).fill(0x5a));
     const trace = new T.DiskTrace(T.DISK_TRACE_MIN * 4, () => performance.now());
     const hints: number[] = [];
-    const b = await FileBackend.open({ path: p, trace, willNeed: (_fd, _off, len) => (hints.push(len), 0) });
+    // No reads from the page cache on the event loop here: every request takes the pool.
+    const b = await FileBackend.open({ path: p, trace, readNowait: null, willNeed: (_fd, _off, len) => (hints.push(len), 0) });
     const buf = new Uint8Array(256 * K);
     assert.equal(await b.readv(0, [buf.subarray(0, 128 * K)], 1), null);
     assert.equal(await b.readv(128 * K, [buf.subarray(0, 64 * K), buf.subarray(64 * K, 128 * K)], 2), null);
@@ -51,6 +52,39 @@ test('the file backend records its thread-pool hops with the idle event loop, an
     const ev = trace.events();
     const idle = ev.filter((e) => e.kind === T.EV_FILE && e.sub === T.FILE_POOL_DONE).map((e) => e.value);
     assert.ok(idle.every((us) => us >= 0 && us <= (ev[ev.length - 1].t - ev[0].t) * 1000 + 1000), `idle ${idle}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('reads served from the page cache on the event loop are recorded as such, and what was not cached goes to the pool', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stubdm-disktrace-'));
+  try {
+    const p = join(dir, 'disk.img');
+    writeFileSync(p, new Uint8Array(1 << 20).map((_, i) => i & 0xff));
+    const trace = new T.DiskTrace(T.DISK_TRACE_MIN, () => performance.now());
+    // The real addon (the file was just written: it is in the page cache), then what it says when pages are not.
+    const answers: number[] = [];
+    const b = await FileBackend.open({ path: p, trace, willNeed: null });
+    const buf = new Uint8Array(64 * K);
+    assert.equal(await b.readv(0, [buf.subarray(0, 32 * K), buf.subarray(32 * K)], 2), null);
+    assert.equal(buf[1000], 1000 & 0xff);
+    await b.close();
+    const fake = await FileBackend.open({ path: p, trace, willNeed: null, readNowait: () => answers.shift()! });
+    answers.push(16 * K, -11);
+    assert.equal(await fake.readv(64 * K, [buf], 1), null); // 16 KiB cached, the rest from the pool
+    assert.equal(await fake.readv(0, [buf], 1), null); // nothing cached
+    await fake.close();
+    const got = trace.events().map((e) => [e.kind, e.sub, e.kind === T.EV_FILE && e.sub === T.FILE_POOL_DONE ? 'idle' : e.value]);
+    assert.deepEqual(got, [
+      [T.EV_FILE, T.FILE_SYNC, 64 * K],
+      [T.EV_FILE, T.FILE_SYNC_SHORT, 16 * K],
+      [T.EV_FILE, T.FILE_POOL, 48 * K],
+      [T.EV_FILE, T.FILE_POOL_DONE, 'idle'],
+      [T.EV_FILE, T.FILE_SYNC_SHORT, 0],
+      [T.EV_FILE, T.FILE_POOL, 64 * K],
+      [T.EV_FILE, T.FILE_POOL_DONE, 'idle'],
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
