@@ -468,7 +468,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         network: () => hmpInfoNetwork(cfg),
         restrict: () => hmpInfoRestrict(host),
         nettrace: () => (netTrace === null ? NETTRACE_OFF : formatNetTrace(netTrace)),
-        disktrace: () => (diskTrace === null ? DISKTRACE_OFF : formatDiskTrace(diskTrace)),
+        disktrace: () => (diskTrace === null ? DISKTRACE_OFF : formatDiskTrace(diskTrace, undefined, host.memory.countersLine?.() ?? null)),
       },
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';

@@ -158,6 +158,16 @@ export class MapCache implements HostMemory {
     return true;
   }
 
+  /**
+   * The counters since start (info disktrace): one map or unmap is a privcmd
+   * ioctl and an mmap or munmap, so two dumps say whether DMA remapped guest
+   * memory per request.
+   */
+  countersLine(): string {
+    const s = this.stats;
+    return `mapcache since start: maps=${s.maps} unmaps=${s.unmaps} evictions=${s.evictions} map_failures=${s.mapFailures} pinned=${s.pinned} buckets=${this.mapped} of ${this.maxBuckets}`;
+  }
+
   setDirtyLog(on: boolean): void {
     this.dirty = on ? this.onDirty : null;
   }

@@ -434,3 +434,10 @@ test('dmaRelease finds a view\'s bucket by its gpa among many pinned ones, a ret
   assert.equal(mc.pinnedBuckets, 0);
   assert.deepEqual(fake.violations, []);
 });
+
+test('countersLine: maps, unmaps and evictions since start, for info disktrace', () => {
+  const { mc } = setup(); // 4 buckets at most
+  const one = new Uint8Array(1);
+  for (let i = 0; i < 6; i++) mc.read(i * BUCKET_SIZE, one, 0, 1);
+  assert.equal(mc.countersLine(), 'mapcache since start: maps=6 unmaps=2 evictions=2 map_failures=0 pinned=0 buckets=4 of 4');
+});

@@ -367,12 +367,13 @@ export function pioKeys(cmds: readonly PioCommand[]): Array<[string, string]> {
 
 const keyLine = (kv: ReadonlyArray<[string, string]>): string => kv.map(([k, v]) => `${k}=${v}`).join(' ');
 
-/** The whole `info disktrace` answer. */
-export function formatDiskTrace(trace: T.DiskTrace, eventLines = DISKTRACE_EVENT_LINES): string {
+/** The whole `info disktrace` answer; `host`: a line of the host's own counters (the Xen mapcache), if any. */
+export function formatDiskTrace(trace: T.DiskTrace, eventLines = DISKTRACE_EVENT_LINES, host: string | null = null): string {
   const ev = trace.events();
   const out: string[] = [];
   const t0 = ev.length > 0 ? ev[0].t : 0;
   out.push(`disktrace: ${ev.length} events kept of ${trace.recorded} recorded (ring of ${trace.capacity}); times in ms from the first kept event`);
+  if (host !== null) out.push(host);
   const reqs = dmaRequests(ev);
   out.push(`dma: ${reqs.length} DMA commands; phases in ms:`);
   out.push('  cmd>go: Command write to the bus master\'s Start; go>sub: to the backend request (PRD walk, page views);');

@@ -186,6 +186,7 @@ test('info disktrace: a line per request, the read and write summaries, and at m
   assert.equal(events.length, 20);
   assert.match(text, /^events \(the last 20\):$/m);
   assert.match(DISKTRACE_OFF, /STUBDM_DISK_TRACE/);
+  assert.equal(formatDiskTrace(trace!, 0, 'mapcache since start: maps=1').split('\n')[1], 'mapcache since start: maps=1', "the host's counters under the first line");
 });
 
 test('firmware READ SECTORS: ioreqs per sector, their DM time and the read-ahead requests', async () => {
