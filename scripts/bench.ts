@@ -14,12 +14,12 @@
  * to back) estimates what the daemon itself costs. Figures are CPU time per
  * op, median of RUNS runs; prints `name value unit`.
  */
-import v8 from 'node:v8';
 import { pino } from 'pino';
 import type { AccessSize, IoHandler } from '../src/core/io.ts';
 import { IOREQ_OFF_FLAGS, IOREQ_STATE_MASK, STATE_IORESP_READY } from '../src/ioreq/abi.ts';
 import { IoreqServer } from '../src/ioreq/server.ts';
 import { createSimHost, simBoard, type SimHost } from '../src/sim/index.ts';
+import { bytesPerOp, newSpaceUsed } from '../test/helpers/alloc.ts';
 
 const RUNS = 7;
 const PIO_PORT = 0x510;
@@ -115,11 +115,6 @@ function measure(op: Op, floorOp: Op, n: number): { ns: number; net: number } {
     nets.push(t - f);
   }
   return { ns: median(runs), net: Math.max(0, median(nets)) };
-}
-
-function newSpaceUsed(): number {
-  for (const s of v8.getHeapSpaceStatistics()) if (s.space_name === 'new_space') return s.space_used_size;
-  return 0;
 }
 
 /**
@@ -311,26 +306,6 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
       if ((++n & 15) === 0) w(E.RDT, (n + RING - 1) % RING);
     };
   };
-  /** Young-generation growth per op over `chunks` chunks of `chunk` ops (allocPerOp, sized for slow ops). */
-  const allocPer = (op: Op, warm: number, chunk: number, chunks: number): number => {
-    for (let i = 0; i < warm; i++) op(i);
-    let best = Infinity;
-    for (let k = 0; k < 3; k++) {
-      let bytes = 0;
-      let ops = 0;
-      for (let c = 0; c < chunks; c++) {
-        const a = newSpaceUsed();
-        for (let i = 0; i < chunk; i++) op(i);
-        const b = newSpaceUsed();
-        if (b >= a) {
-          bytes += b - a;
-          ops += chunk;
-        }
-      }
-      if (ops) best = Math.min(best, bytes / ops);
-    }
-    return best;
-  };
   const perFrame = (name: string, make: (loop: boolean) => Op, n: number, unit: 'frame' | 'send') => {
     const op = make(false);
     for (let i = 0; i < Math.min(n, 20000); i++) op(i);
@@ -338,7 +313,7 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
     for (let r = 0; r < RUNS; r++) runs.push(cpuNs(op, n));
     out(name, median(runs), `ns/${unit}`);
     const slow = unit === 'send';
-    out(name.replace('e1000_', 'e1000_alloc_bytes_'), allocPer(make(true), slow ? 500 : 100_000, slow ? 50 : 10_000, slow ? 10 : 10), `bytes/${unit}`);
+    out(name.replace('e1000_', 'e1000_alloc_bytes_'), bytesPerOp(make(true), slow ? 50 : 10_000, 10, slow ? 500 : 100_000), `bytes/${unit}`);
   };
   perFrame('e1000_tx_64', (l) => txOp(l, legacyFrame(64), 1), 200_000, 'frame');
   perFrame('e1000_tx_1514', (l) => txOp(l, legacyFrame(1514), 1), 100_000, 'frame');

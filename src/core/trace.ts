@@ -155,6 +155,23 @@ export function parseTraceEnv(name: string, v: string | undefined): number | nul
   return Number(v);
 }
 
+/**
+ * The last `max` of `ev` as text, one event a line after a heading: the time
+ * from `t0` (ms, `width` wide) and from the event before, then describe(e).
+ */
+export function eventLines(ev: readonly TraceEvent[], max: number, t0: number, width: number, describe: (e: TraceEvent) => string): string[] {
+  const from = Math.max(0, ev.length - max);
+  const ms = (v: number, w: number): string => v.toFixed(3).padStart(w);
+  const out = [`events${from > 0 ? ` (the last ${ev.length - from})` : ''}:`, `${'t_ms'.padStart(width)}${'dt_ms'.padStart(10)}  event`];
+  let prev = from > 0 ? ev[from - 1].t : t0;
+  for (let i = from; i < ev.length; i++) {
+    const e = ev[i];
+    out.push(`${ms(e.t - t0, width)}${ms(e.t - prev, 10)}  ${describe(e)}`);
+    prev = e.t;
+  }
+  return out;
+}
+
 /** Median of xs (null when empty); xs is not changed. */
 export function median(xs: readonly number[]): number | null {
   return quantile(xs, 0.5);

@@ -30,7 +30,7 @@
  * one a line. Output is bounded: it goes back through QMP.
  */
 import * as T from '../../block/trace.ts';
-import { median, quantile, type TraceEvent } from '../../core/trace.ts';
+import { eventLines as listEvents, median, quantile, type TraceEvent } from '../../core/trace.ts';
 import { BMDMA_REGS } from './bmdma.ts';
 import * as R from './regs.ts';
 
@@ -402,15 +402,7 @@ export function formatDiskTrace(trace: T.DiskTrace, eventLines = DISKTRACE_EVENT
   const pio = pioCommands(ev);
   out.push(`pio: ${pio.length} PIO data commands (READ/WRITE SECTORS or MULTIPLE); dm_us in microseconds:`);
   if (pio.length > 0) out.push(`disktrace pio: ${keyLine(pioKeys(pio))}`);
-  const from = Math.max(0, ev.length - eventLines);
-  out.push(`events${from > 0 ? ` (the last ${ev.length - from})` : ''}:`);
-  out.push('       t_ms     dt_ms  event');
-  let prev = from > 0 ? ev[from - 1].t : t0;
-  for (let i = from; i < ev.length; i++) {
-    const e = ev[i];
-    out.push(`${ms(e.t - t0, 11)}${ms(e.t - prev, 10)}  ${describeEvent(e)}`);
-    prev = e.t;
-  }
+  out.push(...listEvents(ev, eventLines, t0, 11, describeEvent));
   return out.map((x) => `${x}\n`).join('');
 }
 

@@ -11,7 +11,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import v8 from 'node:v8';
 import { createSimHost, simBoard, simClock, type SimHost } from '../../../src/sim/index.ts';
 import { IoreqServer } from '../../../src/ioreq/server.ts';
 import { installPcPlatform } from '../../../src/pci/platform.ts';
@@ -22,6 +21,7 @@ import * as T from '../../../src/block/trace.ts';
 import { describeEvent, DISKTRACE_OFF, dmaRequests, formatDiskTrace, phaseMs, pioCommands, pioKeys, summaryKeys } from '../../../src/devices/ide/trace.ts';
 import { BMIBA, CMD_TO_START, DMA_IOREQS, IDE_DEVFN, IRQ_ACCESSES, ISSUE_BEFORE_CMD, LibataModel, pioIoreqs } from './libata.ts';
 import { FakeMemory } from './harness.ts';
+import { bytesPerOp } from '../../helpers/alloc.ts';
 import { pino } from 'pino';
 
 const EXIT_MS = 0.5;
@@ -231,38 +231,6 @@ test('a full ring keeps the newest requests; a STUBDM_DISK_TRACE that is not an 
   assert.throws(() => new T.DiskTrace(T.DISK_TRACE_MIN - 1, () => 0), /disk trace of 63 entries/);
 });
 
-function newSpaceUsed(): number {
-  for (const s of v8.getHeapSpaceStatistics()) if (s.space_name === 'new_space') return s.space_used_size;
-  return 0;
-}
-
-/**
- * Young-generation bytes per op: chunks during which a scavenge ran are
- * dropped; the least of three samples. Chunks of 20000 ops: the process
- * allocates a few KiB now and then whatever the op does (about 1 byte per op
- * in chunks of 2000).
- */
-function bytesPerOp(op: () => void): number {
-  const CHUNK = 20_000;
-  for (let i = 0; i < CHUNK; i++) op();
-  let best = Infinity;
-  for (let k = 0; k < 3; k++) {
-    let bytes = 0;
-    let ops = 0;
-    for (let c = 0; c < 10; c++) {
-      const a = newSpaceUsed();
-      for (let i = 0; i < CHUNK; i++) op();
-      const b = newSpaceUsed();
-      if (b >= a) {
-        bytes += b - a;
-        ops += CHUNK;
-      }
-    }
-    if (ops > 0) best = Math.min(best, bytes / ops);
-  }
-  return best;
-}
-
 test('without a trace nothing is recorded; the register paths and the interrupt allocate nothing, traced or not', () => {
   for (const traced of [false, true]) {
     const trace = traced ? new T.DiskTrace(T.DISK_TRACE_MIN, () => 0) : null;
@@ -289,7 +257,7 @@ test('without a trace nothing is recorded; the register paths and the interrupt 
       const kinds = new Set(trace.events().map((e) => e.kind));
       for (const k of [T.EV_ATA_READ, T.EV_ATA_WRITE, T.EV_BM_READ, T.EV_BM_WRITE, T.EV_IRQ]) assert.ok(kinds.has(k), `kind ${k} recorded`);
     }
-    const perOp = bytesPerOp(op);
+    const perOp = bytesPerOp(op, 20_000, 10);
     // 17 accesses and an interrupt per op: a single object per op would be >= 16 bytes.
     assert.ok(perOp < 1, `trace ${traced ? 'on' : 'off'}: ${perOp.toFixed(2)} bytes allocated per op`);
   }
