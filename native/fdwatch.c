@@ -53,6 +53,10 @@
  *   evtchnNotify(fd, port) -> 0 or -errno
  *   willNeed(fd, offset, len) -> 0 or -errno   // posix_fadvise(POSIX_FADV_WILLNEED): start reading
  *        // [offset, offset + len) into the page cache in the background (src/block/file.ts read-ahead)
+ *   readNowait(fd, views, count, offset) -> bytes read, or -errno
+ *        // preadv2(RWF_NOWAIT) into views[0..count) (Uint8Arrays, at most READ_NOWAIT_VIEWS): what
+ *        // the page cache has at once, or -EAGAIN when it has none of it, without waiting for a disk
+ *        // (src/block/file.ts: a cached read needs no thread-pool hop)
  *   tapOpen(ifname, vnetHdr) -> { fd, ifname, vnetHdrLen }   // throws Error with .code = errno name
  *   tapRead(fd, buf, vnetHdrLen) -> frame length, or -errno (-EAGAIN: nothing queued)
  *   tapWrite(fd, buf, len, vnetHdrLen, flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset)
@@ -72,6 +76,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -103,6 +108,7 @@ struct stubdm_evtchn_notify {
 
 static napi_value int_result(napi_env env, int32_t v);
 static void throw_errno(napi_env env, int err, const char *what, const char *ifname);
+static int get_u8array(napi_env env, napi_value v, uint8_t **data, size_t *len);
 
 /* Unmask ports (a failed unmask leaves the port masked; the caller can do nothing better). */
 static void write_ports(int fd, const uint32_t *p, size_t k)
@@ -482,6 +488,54 @@ static napi_value js_will_need(napi_env env, napi_callback_info info)
     return int_result(env, -posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED));
 }
 
+/* Views per readNowait: src/devices/ide/bmdma.ts VIEWS_PER_REQUEST. */
+#define READ_NOWAIT_VIEWS 256
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008 /* include/uapi/linux/fs.h, Linux 4.14 for buffered reads */
+#endif
+
+/*
+ * preadv2 with RWF_NOWAIT (Linux 4.14+ for the page cache): the kernel copies
+ * what is cached and returns at once instead of starting I/O and sleeping on
+ * it (it may start read-ahead for the rest). A short count means only the
+ * first bytes were cached; -EAGAIN that the first were not. Called through the
+ * raw syscall so that a C library without the preadv2 wrapper still loads this
+ * addon; on 64-bit the offset is the low word (the kernel's pos_from_hilo).
+ * A kernel without it says -ENOSYS, -EINVAL or -EOPNOTSUPP, and JS stops asking.
+ */
+static napi_value js_read_nowait(napi_env env, napi_callback_info info)
+{
+    size_t argc = 4;
+    napi_value argv[4], v;
+    int32_t fd;
+    uint32_t count;
+    int64_t off;
+    bool is_array;
+    struct iovec iov[READ_NOWAIT_VIEWS];
+    long r;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+        napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+        napi_get_value_uint32(env, argv[2], &count) != napi_ok || napi_get_value_int64(env, argv[3], &off) != napi_ok ||
+        fd < 0 || off < 0 || count > READ_NOWAIT_VIEWS) {
+        napi_throw_type_error(env, NULL, "fdwatch.readNowait(fd, Uint8Array[] views, count <= 256, offset >= 0)");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t *data;
+        size_t len;
+        if (napi_get_element(env, argv[1], i, &v) != napi_ok || get_u8array(env, v, &data, &len) != 0) {
+            napi_throw_type_error(env, NULL, "fdwatch.readNowait: views[i] must be a Uint8Array for every i < count");
+            return NULL;
+        }
+        iov[i].iov_base = data;
+        iov[i].iov_len = len;
+    }
+    do
+        r = syscall(SYS_preadv2, fd, iov, (unsigned long)count, (unsigned long)off, 0UL, RWF_NOWAIT);
+    while (r < 0 && errno == EINTR);
+    return int_result(env, r < 0 ? -errno : (int32_t)(r > INT32_MAX ? INT32_MAX : r));
+}
+
 static napi_value js_set_nonblock(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;
@@ -723,6 +777,8 @@ NAPI_MODULE_INIT()
         napi_set_named_property(env, exports, "readable", fn) != napi_ok ||
         napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, js_will_need, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "willNeed", fn) != napi_ok ||
+        napi_create_function(env, "readNowait", NAPI_AUTO_LENGTH, js_read_nowait, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "readNowait", fn) != napi_ok ||
         napi_create_function(env, "setNonblock", NAPI_AUTO_LENGTH, js_set_nonblock, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "setNonblock", fn) != napi_ok ||
         napi_create_function(env, "evtchnWatch", NAPI_AUTO_LENGTH, js_evtchn_watch, NULL, &fn) != napi_ok ||

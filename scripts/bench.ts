@@ -14,12 +14,12 @@
  * to back) estimates what the daemon itself costs. Figures are CPU time per
  * op, median of RUNS runs; prints `name value unit`.
  */
-import v8 from 'node:v8';
 import { pino } from 'pino';
 import type { AccessSize, IoHandler } from '../src/core/io.ts';
 import { IOREQ_OFF_FLAGS, IOREQ_STATE_MASK, STATE_IORESP_READY } from '../src/ioreq/abi.ts';
 import { IoreqServer } from '../src/ioreq/server.ts';
 import { createSimHost, simBoard, type SimHost } from '../src/sim/index.ts';
+import { bytesPerOp, newSpaceUsed } from '../test/helpers/alloc.ts';
 
 const RUNS = 7;
 const PIO_PORT = 0x510;
@@ -115,11 +115,6 @@ function measure(op: Op, floorOp: Op, n: number): { ns: number; net: number } {
     nets.push(t - f);
   }
   return { ns: median(runs), net: Math.max(0, median(nets)) };
-}
-
-function newSpaceUsed(): number {
-  for (const s of v8.getHeapSpaceStatistics()) if (s.space_name === 'new_space') return s.space_used_size;
-  return 0;
 }
 
 /**
@@ -311,26 +306,6 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
       if ((++n & 15) === 0) w(E.RDT, (n + RING - 1) % RING);
     };
   };
-  /** Young-generation growth per op over `chunks` chunks of `chunk` ops (allocPerOp, sized for slow ops). */
-  const allocPer = (op: Op, warm: number, chunk: number, chunks: number): number => {
-    for (let i = 0; i < warm; i++) op(i);
-    let best = Infinity;
-    for (let k = 0; k < 3; k++) {
-      let bytes = 0;
-      let ops = 0;
-      for (let c = 0; c < chunks; c++) {
-        const a = newSpaceUsed();
-        for (let i = 0; i < chunk; i++) op(i);
-        const b = newSpaceUsed();
-        if (b >= a) {
-          bytes += b - a;
-          ops += chunk;
-        }
-      }
-      if (ops) best = Math.min(best, bytes / ops);
-    }
-    return best;
-  };
   const perFrame = (name: string, make: (loop: boolean) => Op, n: number, unit: 'frame' | 'send') => {
     const op = make(false);
     for (let i = 0; i < Math.min(n, 20000); i++) op(i);
@@ -338,7 +313,7 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
     for (let r = 0; r < RUNS; r++) runs.push(cpuNs(op, n));
     out(name, median(runs), `ns/${unit}`);
     const slow = unit === 'send';
-    out(name.replace('e1000_', 'e1000_alloc_bytes_'), allocPer(make(true), slow ? 500 : 100_000, slow ? 50 : 10_000, slow ? 10 : 10), `bytes/${unit}`);
+    out(name.replace('e1000_', 'e1000_alloc_bytes_'), bytesPerOp(make(true), slow ? 50 : 10_000, 10, slow ? 500 : 100_000), `bytes/${unit}`);
   };
   perFrame('e1000_tx_64', (l) => txOp(l, legacyFrame(64), 1), 200_000, 'frame');
   perFrame('e1000_tx_1514', (l) => txOp(l, legacyFrame(1514), 1), 100_000, 'frame');
@@ -463,6 +438,33 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
   out('ffi_koffi_call', med(() => koffiOverheadNs(200_000)), 'ns/call');
   out('ffi_koffi_syscall', med(() => koffiCallNs(100_000)), 'ns/call');
   out('native_evtchn_notify', med(() => notifyNs(100_000)), 'ns/call');
+}
+
+// ---- mapcache: the zero-copy views of one 512 KiB DMA (docs/disk.md) ----
+// What BusMaster.moveViews asks of the mapcache per request on Xen: a view
+// (dmaView) of each of 128 one-page PRD entries, then their release once the
+// backend is done, the pages spread over 32 of the 64 buckets mapped (a guest
+// buffer's scattered pages). The mappings are plain memory here: this is the
+// cache's own cost, CPU us per request, median of RUNS.
+{
+  const { MapCache, BUCKET_SIZE, PAGE_SIZE } = await import('../src/xen/mapcache.ts');
+  const mc = new MapCache(
+    { map: (_pfn, pages, errs) => (errs.fill(0, 0, pages), { bytes: new Uint8Array(pages * PAGE_SIZE) }), unmap: () => {} },
+    { ramBytes: 64 << 20, maxBuckets: 64 },
+  );
+  const one = new Uint8Array(1);
+  for (let b = 0; b < 64; b++) mc.read(b * BUCKET_SIZE, one, 0, 1);
+  const gpas = Float64Array.from({ length: 128 }, (_, i) => (i % 32) * 2 * BUCKET_SIZE + (i >> 5) * 3 * PAGE_SIZE);
+  const views = new Array<Uint8Array>(128);
+  const request: Op = () => {
+    for (let i = 0; i < 128; i++) views[i] = mc.dmaView(gpas[i], PAGE_SIZE)!;
+    for (let i = 0; i < 128; i++) mc.dmaRelease(views[i], gpas[i], true);
+  };
+  for (let i = 0; i < 2000; i++) request(i);
+  const runs: number[] = [];
+  for (let r = 0; r < RUNS; r++) runs.push(cpuNs(request, 2000));
+  if (mc.pinnedBuckets !== 0 || mc.stats.evictions !== 0) throw new Error('mapcache benchmark left pins or evicted');
+  out('mapcache_dma_views_512k', median(runs) / 1000, 'us/request');
 }
 
 // ---- disk: end to end through the simulator with a real file backend ----

@@ -19,6 +19,8 @@ import { BlockOpenError } from './block/index.ts';
 import { NetdevError, openNetwork, planNetwork } from './net/index.ts';
 import { NetTrace, parseNetTraceEnv } from './net/trace.ts';
 import { formatNetTrace, NETTRACE_OFF } from './devices/e1000/trace.ts';
+import { DiskTrace, parseDiskTraceEnv } from './block/trace.ts';
+import { DISKTRACE_OFF, formatDiskTrace } from './devices/ide/trace.ts';
 import { loadRomfile, RomfileError } from './machine/romfile.ts';
 import type { Uart16550 } from './devices/uart/index.ts';
 import { IoreqServer } from './ioreq/server.ts';
@@ -82,6 +84,8 @@ export interface StartOptions {
   signals?: boolean;
   /** Entries of the NIC event trace (STUBDM_NET_TRACE, HMP `info nettrace`); absent or null: no trace. */
   netTrace?: number | null;
+  /** Entries of the disk event trace (STUBDM_DISK_TRACE, HMP `info disktrace`); absent or null: no trace. */
+  diskTrace?: number | null;
 }
 
 /** Loads src/xen lazily: only a Xen run needs koffi and the Xen libraries. */
@@ -250,6 +254,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     const board = new Board(host.memory, host.interrupts, host.power, host.routing, host.clock);
     // Timestamps from the devices' clock: performance.now() on Xen, so the tap's and the NIC's agree.
     const netTrace = opts.netTrace ? new NetTrace(opts.netTrace, () => board.clock.now()) : null;
+    const diskTrace = opts.diskTrace ? new DiskTrace(opts.diskTrace, () => board.clock.now()) : null;
     // Taps are opened before state=running (libxl's hotplug script bridges them then) and
     // before -runas drops the privilege TUNSETIFF needs; the machine closes them.
     // Each NIC's option ROM (romfile=, QEMU's default efi-e1000.rom) first: a missing file stops
@@ -263,6 +268,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         vram: host.vram ?? null,
         restoring: cfg.incoming !== null,
         netTrace,
+        diskTrace,
       });
     } catch (e) {
       await Promise.all(nics.map((n) => n.backend.close()));
@@ -319,8 +325,10 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     }
 
     const server = new IoreqServer(host, board, log.child({ c: 'ioreq' }));
-    server.netTrace = netTrace;
+    if (netTrace !== null) server.addTrace(netTrace);
     if (netTrace !== null) log.info({ entries: netTrace.capacity }, 'NIC event trace on (HMP info nettrace)');
+    if (diskTrace !== null) server.addTrace(diskTrace);
+    if (diskTrace !== null) log.info({ entries: diskTrace.capacity }, 'disk event trace on (HMP info disktrace)');
     server.start();
     undo.push(() => server.stop());
 
@@ -460,6 +468,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
         network: () => hmpInfoNetwork(cfg),
         restrict: () => hmpInfoRestrict(host),
         nettrace: () => (netTrace === null ? NETTRACE_OFF : formatNetTrace(netTrace)),
+        disktrace: () => (diskTrace === null ? DISKTRACE_OFF : formatDiskTrace(diskTrace, undefined, host.memory.countersLine?.() ?? null)),
       },
       saveDevicesState: async (fd, live) => {
         const wasRunning = state === 'running';
@@ -641,13 +650,18 @@ export async function main(argv: readonly string[], opts: StartOptions = {}): Pr
     process.stderr.write(`stubdm: ${netTrace}\n`);
     return 2;
   }
+  const diskTrace = parseDiskTraceEnv(process.env.STUBDM_DISK_TRACE);
+  if (typeof diskTrace === 'string') {
+    process.stderr.write(`stubdm: ${diskTrace}\n`);
+    return 2;
+  }
   const cfg = parsed.config;
   const log = opts.log ?? createLogger(cfg.logLevel, cfg.logFormat);
   for (const w of parsed.warnings) log.warn(w);
 
   let dm: Dm;
   try {
-    dm = await start(cfg, { netTrace, ...opts, log });
+    dm = await start(cfg, { netTrace, diskTrace, ...opts, log });
   } catch (err) {
     if (err instanceof StartError) {
       process.stderr.write(oneLine(err.message) + '\n');

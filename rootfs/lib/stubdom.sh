@@ -348,11 +348,20 @@ ramdisk_mib() {
 
 # Settings for stubdm from the stub domain's command line (xl.cfg stubdomain_cmdline), as the
 # environment a dom0 stubdm would get: stubdm.net_trace=N is STUBDM_NET_TRACE=N (the NIC event
-# trace for HMP `info nettrace`; the e2e's E2E_NET_TRACE). Digits only; the last one counts.
+# trace for HMP `info nettrace`; the e2e's E2E_NET_TRACE), stubdm.disk_trace=N is
+# STUBDM_DISK_TRACE=N (the IDE event trace for HMP `info disktrace`; E2E_DISK_TRACE). Digits
+# only; the last one of each counts.
 cmdline_env() {
-  v=$(tr ' ' '\n' <"$STUBDM_CMDLINE" 2>/dev/null | sed -n 's/^stubdm\.net_trace=\([0-9][0-9]*\)$/\1/p' | tail -n 1)
+  v=$(cmdline_digits net_trace)
   [ -z "$v" ] || export STUBDM_NET_TRACE="$v"
+  v=$(cmdline_digits disk_trace)
+  [ -z "$v" ] || export STUBDM_DISK_TRACE="$v"
   return 0
+}
+
+# cmdline_digits KEY: the digits of the last stubdm.KEY=N on the command line (nothing if none).
+cmdline_digits() {
+  tr ' ' '\n' <"$STUBDM_CMDLINE" 2>/dev/null | sed -n "s/^stubdm\\.$1=\\([0-9][0-9]*\\)\$/\\1/p" | tail -n 1
 }
 
 # Runs the bundle with the production flags, for boots under plain QEMU with

@@ -1,9 +1,17 @@
 /**
  * Raw images and host block devices over plain POSIX I/O (fs.promises with
- * an fd: pread(v)/pwrite(v)/fdatasync in libuv's thread pool, never on the
- * event loop). readv/writev are one preadv/pwritev straight between the file
- * and the caller's views (guest memory for zero-copy DMA): one thread-pool
- * hop and no copy of ours per request, whatever its size.
+ * an fd: pread(v)/pwrite(v)/fdatasync in libuv's thread pool, never waiting
+ * for a disk on the event loop). readv/writev are one preadv/pwritev straight
+ * between the file and the caller's views (guest memory for zero-copy DMA):
+ * one thread-pool hop and no copy of ours per request, whatever its size.
+ *
+ * Reads in the page-cache modes first take what the page cache already holds
+ * on the event loop (preadv2 RWF_NOWAIT through the fdwatch addon, up to
+ * SYNC_READ_MAX): a cached read then costs one syscall instead of the pool's
+ * hop (the worker's wake-up and its return through the loop: five syscalls
+ * and two context switches), and its completion, hence the guest's
+ * interrupt, follows within the same turn of the loop. RWF_NOWAIT never waits
+ * for the disk: whatever is not cached goes to the pool as before.
  *
  * cache=writeback     page cache; flush = fdatasync (QEMU's default)
  * cache=none          O_DIRECT through one aligned bounce buffer; flush = fdatasync
@@ -23,11 +31,13 @@
  */
 import { promises as fsp, constants as C, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { BlockBackend, IoResult } from './backend.ts';
 import { errCode, viewsBytes } from './backend.ts';
 import type { Logger } from '../core/log.ts';
 import { logger } from '../core/log.ts';
-import { loadWillNeed, type WillNeed } from './native.ts';
+import { loadReadNowait, loadWillNeed, READ_NOWAIT_VIEWS, type ReadNowait, type WillNeed } from './native.ts';
+import { EV_FILE, EV_RA, FILE_POOL, FILE_POOL_DONE, FILE_SYNC, FILE_SYNC_SHORT, RA_ASK, RA_HIT, RA_MISS, type DiskTrace } from './trace.ts';
 
 export type CacheMode = 'writeback' | 'none' | 'writethrough' | 'directsync' | 'unsafe';
 export type BlockFormat = 'raw' | 'host_device';
@@ -40,6 +50,10 @@ export interface FileBackendOptions {
   log?: Logger;
   /** Read-ahead hint (tests); default: the fdwatch addon's willNeed, null without it. */
   willNeed?: WillNeed | null;
+  /** Cached reads on the event loop (tests); default: the fdwatch addon's readNowait, null without it. */
+  readNowait?: ReadNowait | null;
+  /** Record thread-pool hops and read-ahead (STUBDM_DISK_TRACE; block/trace.ts). */
+  trace?: DiskTrace | null;
 }
 
 /** Operator mistakes (missing file, wrong format): one clear line, no stack. */
@@ -52,6 +66,17 @@ const DIO_ALIGN = 512;
 /** Read-ahead window: twice the request, within these bounds. */
 const RA_MIN = 256 * 1024;
 const RA_MAX = 4 << 20;
+/**
+ * Largest read tried on the event loop: a 512 KiB request (ata_piix's usual)
+ * is copied in well under a millisecond, while the loop cannot serve another
+ * vCPU's ioreq; anything larger goes to the pool whole.
+ */
+const SYNC_READ_MAX = 1 << 20;
+/** errnos of a kernel or file system without preadv2 RWF_NOWAIT for this file: stop trying it. */
+const NOWAIT_UNSUPPORTED = new Set([38 /* ENOSYS */, 22 /* EINVAL */, 95 /* EOPNOTSUPP */]);
+const EAGAIN = 11;
+/** What a read served from the page cache returns: already settled, shared (nothing allocated per request). */
+const READ_DONE: Promise<IoResult> = Promise.resolve(null);
 /** preadv/pwritev passes per request: each moves at least one byte or ends it (short transfers are rare: signals, a file that shrank). */
 const MAX_VEC_PASSES = 64;
 
@@ -77,6 +102,10 @@ export class FileBackend implements BlockBackend {
   private seqEnd = -1;
   /** End of what read-ahead already asked for. */
   private raEnd = 0;
+  /** The disk event trace, or null (then every trace point is this one check). */
+  private trace: DiskTrace | null = null;
+  /** read()'s one view for readNowait. */
+  private readonly one: Uint8Array[] = [new Uint8Array(0)];
 
   private constructor(
     private fh: fsp.FileHandle,
@@ -87,6 +116,8 @@ export class FileBackend implements BlockBackend {
     readonly direct: boolean,
     /** posix_fadvise(WILLNEED) when in a page-cache mode and the addon is there; else null. */
     private readonly willNeed: WillNeed | null,
+    /** preadv2(RWF_NOWAIT) likewise; null also once the kernel said it has none. */
+    private readNowait: ReadNowait | null,
   ) {}
 
   static async open(o: FileBackendOptions): Promise<FileBackend> {
@@ -130,11 +161,14 @@ export class FileBackend implements BlockBackend {
       throw e;
     }
     const wn = o.willNeed === undefined ? loadWillNeed() : o.willNeed;
-    const b = new FileBackend(fh, size, ro, o.path, cache, direct, direct ? null : wn);
+    const rn = o.readNowait === undefined ? loadReadNowait() : o.readNowait;
+    const b = new FileBackend(fh, size, ro, o.path, cache, direct, direct ? null : wn, direct ? null : rn);
+    b.trace = o.trace ?? null;
     if (direct && !(await b.setupBounce())) {
       await fh.close();
       fh = (await openWith(flags))!;
-      const nb = new FileBackend(fh, size, ro, o.path, cache, false, wn);
+      const nb = new FileBackend(fh, size, ro, o.path, cache, false, wn, rn);
+      nb.trace = b.trace;
       log.warn({ path: o.path }, `cache=${cache}: O_DIRECT not usable here, using the page cache (flushes still fsync)`);
       return nb;
     }
@@ -168,7 +202,34 @@ export class FileBackend implements BlockBackend {
   read(offset: number, dst: Uint8Array, dstOff: number, len: number): Promise<IoResult> {
     if (this.bounce !== null) return this.viaBounce(false, offset, dst, dstOff, len);
     this.readAhead(offset, len);
-    return this.pread(dst, dstOff, len, offset);
+    let got = 0;
+    if (this.readNowait !== null && len > 0 && len <= SYNC_READ_MAX && dstOff >= 0 && dstOff + len <= dst.length) {
+      this.one[0] = dst.subarray(dstOff, dstOff + len);
+      got = this.readCached(offset, this.one, 1, len);
+    }
+    if (got === len) return READ_DONE;
+    return this.pread(dst, dstOff + got, len - got, offset + got);
+  }
+
+  /**
+   * What the page cache holds of [offset, offset + total) into views[0..count),
+   * on the event loop without waiting for a disk: the bytes read (0 when none
+   * were cached, or the call is not for this read).
+   */
+  private readCached(offset: number, views: readonly Uint8Array[], count: number, total: number): number {
+    const rn = this.readNowait;
+    if (rn === null || total <= 0 || total > SYNC_READ_MAX || count > READ_NOWAIT_VIEWS) return 0;
+    let n: number;
+    try {
+      n = rn(this.fh.fd, views, count, offset);
+    } catch {
+      n = -22; // views it cannot take: never again, the pool reads them
+    }
+    if (n < 0 && NOWAIT_UNSUPPORTED.has(-n)) this.readNowait = null;
+    const got = n > 0 ? Math.min(n, total) : 0; // an error or the end of the file: the pool's read says which
+    const tr = this.trace;
+    if (tr !== null && (got > 0 || n === -EAGAIN)) tr.record(EV_FILE, got === total ? FILE_SYNC : FILE_SYNC_SHORT, got);
+    return got;
   }
 
   /** Called as a read of [offset, offset + len) is issued: on a sequential one, keep a window ahead asked for. */
@@ -178,6 +239,11 @@ export class FileBackend implements BlockBackend {
     const end = offset + len;
     const sequential = offset === this.seqEnd;
     this.seqEnd = end;
+    const tr = this.trace;
+    if (tr !== null) {
+      const hit = sequential && end <= this.raEnd; // this read was inside what an earlier hint asked for
+      tr.record(EV_RA, hit ? RA_HIT : RA_MISS, hit ? this.raEnd - end : 0);
+    }
     if (!sequential) {
       this.raEnd = end;
       return;
@@ -187,7 +253,28 @@ export class FileBackend implements BlockBackend {
     if (this.raEnd - end >= win / 2) return;
     const from = Math.max(end, this.raEnd);
     const to = Math.min(end + win, this.size);
-    if (to > from && wn(this.fh.fd, from, to - from) === 0) this.raEnd = to;
+    if (to > from && wn(this.fh.fd, from, to - from) === 0) {
+      this.raEnd = to;
+      if (tr !== null) tr.record(EV_RA, RA_ASK, to - from);
+    }
+  }
+
+  /** Trace: `bytes` go to libuv's thread pool; returns the event loop's idle time so far (ms) for poolDone(), or 0 untraced. */
+  private poolStart(bytes: number): number {
+    const tr = this.trace;
+    if (tr === null) return 0;
+    tr.record(EV_FILE, FILE_POOL, bytes);
+    return performance.nodeTiming.idleTime;
+  }
+
+  /**
+   * Trace: that thread-pool request's result reached JS, with how long the
+   * event loop sat idle meanwhile (waiting for the pool; the rest of the
+   * request's time the loop ran other callbacks, which can delay this one).
+   */
+  private poolDone(idleAt: number): void {
+    const tr = this.trace;
+    if (tr !== null) tr.record(EV_FILE, FILE_POOL_DONE, Math.max(0, Math.round((performance.nodeTiming.idleTime - idleAt) * 1000)));
   }
 
   write(offset: number, src: Uint8Array, srcOff: number, len: number): Promise<IoResult> {
@@ -198,8 +285,14 @@ export class FileBackend implements BlockBackend {
 
   readv(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
     if (this.bounce !== null) return this.viewsViaBounce(false, offset, views, count);
-    this.readAhead(offset, viewsBytes(views, count));
-    return this.vec(false, offset, views, count);
+    const total = viewsBytes(views, count);
+    this.readAhead(offset, total);
+    const got = this.readCached(offset, views, count, total);
+    if (got === total) return READ_DONE;
+    if (got === 0) return this.vec(false, offset, views, count);
+    // Cached up to `got`: the pool reads the rest.
+    const rest = skipBytes(count === views.length ? views : views.slice(0, count), got);
+    return this.vec(false, offset + got, rest, rest.length);
   }
 
   writev(offset: number, views: readonly Uint8Array[], count: number): Promise<IoResult> {
@@ -211,7 +304,9 @@ export class FileBackend implements BlockBackend {
   async flush(): Promise<IoResult> {
     if (this.readOnly || this.cache === 'unsafe') return null;
     try {
+      const idle = this.poolStart(0);
       await this.fh.datasync();
+      this.poolDone(idle);
       return null;
     } catch (e) {
       return errCode(e);
@@ -227,7 +322,9 @@ export class FileBackend implements BlockBackend {
       let done = 0;
       // Bounded: every pass either makes progress or stops at end of file.
       while (done < len) {
+        const idle = this.poolStart(len - done);
         const { bytesRead } = await this.fh.read(dst, off + done, len - done, pos + done);
+        this.poolDone(idle);
         if (bytesRead === 0) {
           dst.fill(0, off + done, off + len); // past the end of a file that shrank: zeros
           break;
@@ -244,7 +341,9 @@ export class FileBackend implements BlockBackend {
     try {
       let done = 0;
       while (done < len) {
+        const idle = this.poolStart(len - done);
         const { bytesWritten } = await this.fh.write(src, off + done, len - done, pos + done);
+        this.poolDone(idle);
         if (bytesWritten === 0) return 'EIO';
         done += bytesWritten;
       }
@@ -261,7 +360,9 @@ export class FileBackend implements BlockBackend {
       let left = viewsBytes(views, count);
       let pos = offset;
       for (let pass = 0; left > 0 && pass < MAX_VEC_PASSES; pass++) {
+        const idle = this.poolStart(left);
         const n = isWrite ? (await this.fh.writev(list, pos)).bytesWritten : (await this.fh.readv(list, pos)).bytesRead;
+        this.poolDone(idle);
         if (n === left) return null;
         if (n === 0) {
           if (isWrite) return 'EIO';

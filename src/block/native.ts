@@ -1,8 +1,10 @@
 /**
- * The one call the block layer takes from the fdwatch addon (native/fdwatch.c):
- * posix_fadvise(WILLNEED) for sequential read-ahead, which Node's fs does not
- * offer. Optional: without the addon (not built, a test tree) the backend reads
- * as before, only without read-ahead.
+ * The calls the block layer takes from the fdwatch addon (native/fdwatch.c),
+ * which Node's fs does not offer: posix_fadvise(WILLNEED) for sequential
+ * read-ahead, and preadv2(RWF_NOWAIT) for reading what the page cache holds
+ * on the event loop, without a thread-pool hop. Optional: without the addon
+ * (not built, a test tree) the backend reads as before, through the pool and
+ * without read-ahead.
  */
 import { createRequire } from 'node:module';
 import { nativeAddonPath } from '../native-paths.ts';
@@ -10,15 +12,39 @@ import { nativeAddonPath } from '../native-paths.ts';
 /** willNeed(fd, offset, len): 0 or -errno. */
 export type WillNeed = (fd: number, offset: number, len: number) => number;
 
-let cached: WillNeed | null | undefined;
+/**
+ * readNowait(fd, views, count, offset): bytes read into views[0..count)
+ * (count at most READ_NOWAIT_VIEWS) from what the page cache holds, 0 at the
+ * end of the file, or -errno (-EAGAIN: the first bytes are not cached).
+ */
+export type ReadNowait = (fd: number, views: readonly Uint8Array[], count: number, offset: number) => number;
+/** native/fdwatch.c READ_NOWAIT_VIEWS. */
+export const READ_NOWAIT_VIEWS = 256;
 
-export function loadWillNeed(): WillNeed | null {
+interface BlockCalls {
+  willNeed: WillNeed | null;
+  readNowait: ReadNowait | null;
+}
+let cached: BlockCalls | undefined;
+
+function load(): BlockCalls {
   if (cached !== undefined) return cached;
   try {
-    const m = createRequire(import.meta.url)(nativeAddonPath('fdwatch')) as { willNeed?: WillNeed };
-    cached = typeof m.willNeed === 'function' ? m.willNeed : null;
+    const m = createRequire(import.meta.url)(nativeAddonPath('fdwatch')) as { willNeed?: WillNeed; readNowait?: ReadNowait };
+    cached = {
+      willNeed: typeof m.willNeed === 'function' ? m.willNeed : null,
+      readNowait: typeof m.readNowait === 'function' ? m.readNowait : null,
+    };
   } catch {
-    cached = null;
+    cached = { willNeed: null, readNowait: null };
   }
   return cached;
+}
+
+export function loadWillNeed(): WillNeed | null {
+  return load().willNeed;
+}
+
+export function loadReadNowait(): ReadNowait | null {
+  return load().readNowait;
 }

@@ -89,6 +89,8 @@ export interface HostMemory extends GuestMemory {
    * null check.
    */
   setDirtyLog(on: boolean): void;
+  /** One line of the mapping counters since start, for diagnostics (HMP info disktrace); absent where nothing is mapped. */
+  countersLine?(): string;
 }
 
 /** Xenstore, the few calls the device model makes. Paths may be relative (to /local/domain/<self>). */

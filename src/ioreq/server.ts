@@ -24,7 +24,7 @@ import type { Host, IoreqChannel } from '../core/host.ts';
 import type { Region } from '../core/bus.ts';
 import type { AccessSize, IoHandler } from '../core/io.ts';
 import { logger, RateLimited, type Logger } from '../core/log.ts';
-import type { NetTrace } from '../net/trace.ts';
+import type { IoreqTrace } from '../core/trace.ts';
 import {
   BUF_ADDR_MASK,
   BUF_ADDR_SHIFT,
@@ -148,11 +148,12 @@ export class IoreqServer {
   /** Called (off the hot path: the guest sets its clock rarely) when timeOffset changes. */
   onTimeOffset: ((seconds: number) => void) | null = null;
   /**
-   * The NIC event trace (STUBDM_NET_TRACE), told when a wake-up starts and
-   * each request is answered, so that a register access shows the ioreq
-   * round trip around it. null: not tracing (one check per event and request).
+   * The event traces (STUBDM_NET_TRACE, STUBDM_DISK_TRACE: core/trace.ts),
+   * told when a wake-up starts and each request is answered, so that a
+   * device's register access shows the ioreq round trip around it. null:
+   * not tracing (one check per event and request). addTrace() fills it.
    */
-  netTrace: NetTrace | null = null;
+  private traces: IoreqTrace[] | null = null;
 
   private readonly channel: IoreqChannel;
   private readonly log: Logger;
@@ -227,6 +228,11 @@ export class IoreqServer {
     this.onRecheckBound = this.onRecheck.bind(this);
   }
 
+  /** Tell `t` of every wake-up and answer from now on (off the hot path: at start-up). */
+  addTrace(t: IoreqTrace): void {
+    (this.traces ??= []).push(t);
+  }
+
   /** Watch the channel, enable the server, and serve whatever is already pending. */
   start(): void {
     if (this.running) return;
@@ -262,7 +268,8 @@ export class IoreqServer {
   /** The channel callback: drain pending ports. */
   private onEvent(): void {
     if (!this.running || this.inEvent) return;
-    if (this.netTrace !== null) this.netTrace.ioreqWake();
+    const tr = this.traces;
+    if (tr !== null) for (let i = 0; i < tr.length; i++) tr[i].ioreqWake();
     this.inEvent = true;
     this.stats.events++;
     const ch = this.channel;
@@ -425,7 +432,8 @@ export class IoreqServer {
     Atomics.store(s8, fb, (now & ~IOREQ_STATE_MASK) | STATE_IORESP_READY);
     this.stats.sync++;
     this.channel.notify(port);
-    if (this.netTrace !== null) this.netTrace.ioreqDone();
+    const tr = this.traces;
+    if (tr !== null) for (let i = 0; i < tr.length; i++) tr[i].ioreqDone();
   }
 
   private setTimeOffset(lo: number, hi: number): void {

@@ -22,6 +22,7 @@ import { DeviceRegistry } from './registry.ts';
 import { createE1000, type E1000 } from '../devices/e1000/index.ts';
 import type { PacketBackend } from '../net/backend.ts';
 import type { NetTrace } from '../net/trace.ts';
+import type { DiskTrace } from '../block/trace.ts';
 import type { DeviceConfig } from '../cli/config.ts';
 import { UNPLUG_AUX_IDE_DISKS, UNPLUG_IDE_DISKS, UNPLUG_NICS } from '../pci/xen-platform.ts';
 import { installPcPlatform, type PcPlatform } from '../pci/platform.ts';
@@ -71,6 +72,8 @@ export interface Firmware {
   readonly restoring?: boolean;
   /** The NIC event trace every e1000 records into (STUBDM_NET_TRACE); absent or null: none. */
   readonly netTrace?: NetTrace | null;
+  /** The disk event trace the IDE controller and its file backends record into (STUBDM_DISK_TRACE); absent or null: none. */
+  readonly diskTrace?: DiskTrace | null;
 }
 
 /** A NIC from the argv with its opened packet backend (src/net openNetwork). */
@@ -102,9 +105,10 @@ export async function buildPc(
   }
   // In a stub domain writes must leave its page cache before the guest hears they are done.
   const driveCfgs = cfg.stubdom && !cfg.sim ? cfg.drives.map((d) => ({ ...d, cache: stubdomCacheMode(d.cache) })) : cfg.drives;
-  const drives = openedDrives !== undefined ? [...openedDrives] : await openIdeDrives(driveCfgs, log.child({ c: 'block' }));
+  const diskTrace = firmware.diskTrace ?? null;
+  const drives = openedDrives !== undefined ? [...openedDrives] : await openIdeDrives(driveCfgs, log.child({ c: 'block' }), diskTrace);
   const backends = drives.flatMap((d) => (d?.backend ? [d.backend] : []));
-  const ide = IdeController.forBoard(board, drives, log.child({ c: 'ide' }));
+  const ide = IdeController.forBoard(board, drives, log.child({ c: 'ide' }), diskTrace);
   const media = new IdeMedia(
     ide,
     cfg.drives,

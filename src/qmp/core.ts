@@ -84,7 +84,7 @@ export interface QmpMachine {
   /** HMP sendkey: QEMU key names (ctrl, alt, delete, a...), pressed in order then released in reverse. */
   sendKey?(names: string[]): void;
   /** The machine's part of HMP `info`: text in QEMU's layout, "\n" line ends. */
-  hmpInfo?: { block?(): string; blockstats?(): string; stats?(): string; pci?(): string; network?(): string; restrict?(): string; nettrace?(): string };
+  hmpInfo?: { block?(): string; blockstats?(): string; stats?(): string; pci?(): string; network?(): string; restrict?(): string; nettrace?(): string; disktrace?(): string };
 }
 
 /** What the core does with descriptors (the native addon and fs in production; fakes in tests). */

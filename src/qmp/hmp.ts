@@ -41,6 +41,8 @@ const INFO: Record<string, { help: string; run: (m: QmpMachine) => string }> = {
   network: { help: 'show the network state', run: (m) => need(m.hmpInfo?.network, 'info network') },
   // stubdm's own: the e1000 event trace (STUBDM_NET_TRACE, src/devices/e1000/trace.ts).
   nettrace: { help: 'show the NIC event trace: per-ping phases, then the last events', run: (m) => need(m.hmpInfo?.nettrace, 'info nettrace') },
+  // stubdm's own: the IDE/bus-master event trace (STUBDM_DISK_TRACE, src/devices/ide/trace.ts).
+  disktrace: { help: 'show the disk event trace: per-request phases and medians, then the last events', run: (m) => need(m.hmpInfo?.disktrace, 'info disktrace') },
   // stubdm's own (QEMU has none): probes whether the Xen handles reach only the guest (-xen-domid-restrict).
   restrict: { help: 'probe the Xen handles: guest only (-xen-domid-restrict) or any domain', run: (m) => need(m.hmpInfo?.restrict, 'info restrict') },
 };

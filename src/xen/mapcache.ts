@@ -158,6 +158,16 @@ export class MapCache implements HostMemory {
     return true;
   }
 
+  /**
+   * The counters since start (info disktrace): one map or unmap is a privcmd
+   * ioctl and an mmap or munmap, so two dumps say whether DMA remapped guest
+   * memory per request.
+   */
+  countersLine(): string {
+    const s = this.stats;
+    return `mapcache since start: maps=${s.maps} unmaps=${s.unmaps} evictions=${s.evictions} map_failures=${s.mapFailures} pinned=${s.pinned} buckets=${this.mapped} of ${this.maxBuckets}`;
+  }
+
   setDirtyLog(on: boolean): void {
     this.dirty = on ? this.onDirty : null;
   }
@@ -175,7 +185,7 @@ export class MapCache implements HostMemory {
   }
 
   dmaRelease(view: Uint8Array, gpa: number, wrote: boolean): void {
-    const b = this.pinnedBucketOf(view);
+    const b = this.pinnedBucketOf(view, gpa);
     if (b === null) return; // not ours (a bug of the caller): nothing to undo
     b.pins--;
     this.stats.pinned--;
@@ -190,10 +200,20 @@ export class MapCache implements HostMemory {
     }
   }
 
-  private pinnedBucketOf(view: Uint8Array): Bucket | null {
+  /**
+   * The pinned bucket `view` (made by dmaView(gpa, ...)) is a view of: the
+   * cache's bucket for gpa's index when the view is of its mapping, else one
+   * retired while pinned. One lookup, not a walk of every bucket: a 512 KiB
+   * DMA releases 128 views, one per PRD entry.
+   */
+  private pinnedBucketOf(view: Uint8Array, gpa: number): Bucket | null {
     const buf = view.buffer;
-    for (const b of this.buckets.values()) if (b.pins > 0 && b.mapping.bytes.buffer === buf) return b;
-    for (const b of this.retired) if (b.mapping.bytes.buffer === buf) return b;
+    const b = Number.isSafeInteger(gpa) && gpa >= 0 ? this.buckets.get(Math.floor(gpa / BUCKET_SIZE)) : undefined;
+    if (b !== undefined && b.pins > 0 && b.mapping.bytes.buffer === buf) return b;
+    const r = this.retired;
+    for (let i = 0; i < r.length; i++) if (r[i].mapping.bytes.buffer === buf) return r[i];
+    // Not where its gpa says (a caller's bug): look everywhere rather than leave a bucket pinned.
+    for (const x of this.buckets.values()) if (x.pins > 0 && x.mapping.bytes.buffer === buf) return x;
     return null;
   }
 

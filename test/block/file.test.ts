@@ -227,3 +227,81 @@ test('sequential reads keep a read-ahead window asked for (one hint per half win
   }
   await d.close();
 });
+
+test('cached reads on the event loop: whole, partly cached (the rest from the pool), not cached, past the end; a kernel without RWF_NOWAIT is asked once', async () => {
+  const data = new Uint8Array(256 * 1024).map((_, i) => (i * 13 + (i >> 10)) & 0xff);
+  const p = join(dir, 'nowait.img');
+  writeFileSync(p, data);
+  const calls: [number, number, number][] = [];
+  const answers: number[] = [];
+  // A stand-in for preadv2(RWF_NOWAIT): copies what it says was cached, then returns that count or the errno.
+  const rn = (_fd: number, views: readonly Uint8Array[], count: number, off: number): number => {
+    const a = answers.shift()!;
+    calls.push([off, count, a]);
+    let pos = off;
+    let left = a;
+    for (let i = 0; i < count && left > 0; i++) {
+      const n = Math.min(left, views[i].length);
+      views[i].set(data.subarray(pos, pos + n));
+      pos += n;
+      left -= n;
+    }
+    return a;
+  };
+  const b = await FileBackend.open({ path: p, willNeed: null, readNowait: rn });
+  const views = () => [new Uint8Array(3000), new Uint8Array(5192)]; // 8 KiB, split off a page boundary
+  const check = async (off: number, what: string) => {
+    const v = views();
+    assert.equal(await b.readv(off, v, 2), null, what);
+    assert.deepEqual([...v[0], ...v[1]], [...data.subarray(off, off + 8192)], what);
+  };
+  answers.push(8192);
+  await check(4096, 'all cached');
+  answers.push(4000); // 3000 bytes into the first view, 1000 into the second: the pool reads the rest
+  await check(16384, 'partly cached');
+  answers.push(-11); // EAGAIN
+  await check(32768, 'not cached');
+  answers.push(0); // the end of a file that shrank since: the pool's read fills zeros
+  const tail = new Uint8Array(100).fill(9);
+  assert.equal(await b.read(data.length, tail, 0, 100), null);
+  assert.deepEqual(tail, new Uint8Array(100));
+  answers.push(-38); // ENOSYS: no more asking
+  await check(65536, 'a kernel without it');
+  await check(65536 + 8192, 'asked no more');
+  assert.deepEqual(calls.map((c) => c[0]), [4096, 16384, 32768, data.length, 65536]);
+  assert.deepEqual(calls.map((c) => c[1]), [2, 2, 2, 1, 2]);
+  await b.close();
+  // Larger than SYNC_READ_MAX, or more views than the addon takes: never asked.
+  calls.length = 0;
+  const c = await FileBackend.open({ path: p, willNeed: null, readNowait: rn });
+  writeFileSync(join(dir, 'big.img'), new Uint8Array(2 << 20));
+  const d = await FileBackend.open({ path: join(dir, 'big.img'), willNeed: null, readNowait: rn });
+  assert.equal(await d.readv(0, [new Uint8Array((1 << 20) + 4096)], 1), null);
+  assert.equal(await c.readv(0, Array.from({ length: 257 }, () => new Uint8Array(512)), 257), null);
+  assert.deepEqual(calls, []);
+  await c.close();
+  await d.close();
+  // cache=none reads around the page cache (O_DIRECT): never asked either.
+  const e = await FileBackend.open({ path: p, cache: 'none', willNeed: null, readNowait: rn });
+  if (e.direct) {
+    assert.equal(await e.readv(0, [new Uint8Array(4096)], 1), null);
+    assert.deepEqual(calls, []);
+  }
+  await e.close();
+});
+
+test('the real addon: a read of a file just written (in the page cache) is served on the event loop and right', async () => {
+  const { loadReadNowait } = await import('../../src/block/native.ts');
+  const rn = loadReadNowait();
+  if (rn === null) return; // the addon is not built here: the pool reads, as before
+  const data = new Uint8Array(128 * 1024).map((_, i) => (i * 7) & 0xff);
+  const p = join(dir, 'nowait-real.img');
+  writeFileSync(p, data);
+  let asked = 0;
+  const b = await FileBackend.open({ path: p, willNeed: null, readNowait: (...a) => (asked++, rn(...a)) });
+  const v = [new Uint8Array(4096), new Uint8Array(60 * 1024)];
+  assert.equal(await b.readv(4096, v, 2), null);
+  assert.deepEqual([...v[0], ...v[1]], [...data.subarray(4096, 4096 + 64 * 1024)]);
+  assert.equal(asked, 1);
+  await b.close();
+});

@@ -241,6 +241,53 @@ test('evtchnWatch reads and unmasks before calling JS, with the count of queued 
   }
 });
 
+test('readNowait: preadv2(RWF_NOWAIT) fills the views from the page cache, 0 at the end, -EAGAIN for what an O_DIRECT write took out of the cache, -ESPIPE on a pipe; bad arguments throw', () => {
+  const m = fw as unknown as { readNowait(fd: number, views: Uint8Array[], count: number, off: number): number };
+  const f = join(dir, 'nowait');
+  const fd = openSync(f, constants.O_RDWR | constants.O_CREAT);
+  try {
+    const data = Buffer.alloc(256 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 11) & 0xff;
+    writeSync(fd, data, 0, data.length, 0);
+    const a = new Uint8Array(1000);
+    const b = new Uint8Array(7192);
+    assert.equal(m.readNowait(fd, [a, b, new Uint8Array(9)], 2, 4096), 8192, 'count: only the first two views');
+    assert.deepEqual(Buffer.concat([a, b]), data.subarray(4096, 4096 + 8192));
+    assert.equal(m.readNowait(fd, [a], 1, data.length - 10), 10, 'up to the end of the file');
+    assert.equal(m.readNowait(fd, [a], 1, data.length), 0);
+    assert.equal(m.readNowait(rd, [a], 1, 0), -29, 'a pipe: ESPIPE');
+    // An O_DIRECT write drops its range from the page cache (where the file system has O_DIRECT).
+    let direct = -1;
+    try {
+      direct = openSync(f, constants.O_RDWR | constants.O_DIRECT);
+    } catch {
+      // tmpfs and friends: no O_DIRECT, no check of -EAGAIN here
+    }
+    if (direct >= 0) {
+      try {
+        const raw = Buffer.alloc(64 * 1024 + 4096);
+        let wrote = false;
+        for (let o = 0; o < 4096 && !wrote; o += 16) {
+          try {
+            writeSync(direct, raw, o, 64 * 1024, 128 * 1024);
+            wrote = true;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+          }
+        }
+        if (wrote) assert.equal(m.readNowait(fd, [a], 1, 128 * 1024), -11, 'not in the page cache: EAGAIN, no wait');
+      } finally {
+        closeSync(direct);
+      }
+    }
+    assert.throws(() => m.readNowait(fd, [a], 257, 0), TypeError);
+    assert.throws(() => m.readNowait(fd, [a, 5 as unknown as Uint8Array], 2, 0), TypeError);
+    assert.throws(() => m.readNowait(fd, [a], 1, -1), TypeError);
+  } finally {
+    closeSync(fd);
+  }
+});
+
 test('willNeed: posix_fadvise(WILLNEED) on a file is 0, on a pipe -ESPIPE; bad arguments throw', () => {
   const m = fw as unknown as { willNeed(fd: number, off: number, len: number): number };
   const f = join(dir, 'ra');

@@ -208,27 +208,30 @@ for (const shell of shells) {
 }
 
 for (const shell of shells) {
-  test(`${shell.join(' ')}: stubdm.net_trace=N on the stub domain's command line becomes STUBDM_NET_TRACE for stubdm`, () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
-    try {
-      const traceOf = (cmdline: string): string => {
-        writeFileSync(join(dir, 'cmdline'), cmdline);
-        const r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline"; cmdline_env; echo "v=\${STUBDM_NET_TRACE-unset}"`);
-        assert.equal(r.status, 0, r.err);
-        return r.out.trim();
-      };
-      assert.equal(traceOf('xen_privcmd.unrestricted=1 rootfstype=ramfs stubdm.net_trace=8192 stubdom.wait_ready\n'), 'v=8192');
-      assert.equal(traceOf('console=hvc0 stubdm.net_trace=8192\n'), 'v=8192', 'last on the line');
-      assert.equal(traceOf('stubdm.net_trace=64 stubdm.net_trace=128\n'), 'v=128', 'the last one counts');
-      assert.equal(traceOf('console=hvc0\n'), 'v=unset');
-      assert.equal(traceOf('stubdm.net_trace=8k xstubdm.net_trace=5 stubdm.net_trace=\n'), 'v=unset', 'digits only, whole words');
-      const none = run(shell, dir, `STUBDM_CMDLINE="${dir}/none"; cmdline_env; echo "v=\${STUBDM_NET_TRACE-unset}"`);
-      assert.equal(none.status, 0, none.err);
-      assert.equal(none.out.trim(), 'v=unset', 'no command line to read');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  for (const [key, env] of [['net_trace', 'STUBDM_NET_TRACE'], ['disk_trace', 'STUBDM_DISK_TRACE']] as const) {
+    test(`${shell.join(' ')}: stubdm.${key}=N on the stub domain's command line becomes ${env} for stubdm`, () => {
+      const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
+      try {
+        const traceOf = (cmdline: string): string => {
+          writeFileSync(join(dir, 'cmdline'), cmdline);
+          const r = run(shell, dir, `STUBDM_CMDLINE="${dir}/cmdline"; cmdline_env; echo "v=\${${env}-unset}"`);
+          assert.equal(r.status, 0, r.err);
+          return r.out.trim();
+        };
+        assert.equal(traceOf(`xen_privcmd.unrestricted=1 rootfstype=ramfs stubdm.${key}=8192 stubdom.wait_ready\n`), 'v=8192');
+        assert.equal(traceOf(`console=hvc0 stubdm.${key}=8192\n`), 'v=8192', 'last on the line');
+        assert.equal(traceOf(`stubdm.${key}=64 stubdm.${key}=128\n`), 'v=128', 'the last one counts');
+        assert.equal(traceOf('console=hvc0\n'), 'v=unset');
+        assert.equal(traceOf(`stubdm.${key}=8k xstubdm.${key}=5 stubdm.${key}=\n`), 'v=unset', 'digits only, whole words');
+        assert.equal(traceOf('stubdm.net_trace=100 stubdm.disk_trace=200\n'), key === 'net_trace' ? 'v=100' : 'v=200', 'each its own');
+        const none = run(shell, dir, `STUBDM_CMDLINE="${dir}/none"; cmdline_env; echo "v=\${${env}-unset}"`);
+        assert.equal(none.status, 0, none.err);
+        assert.equal(none.out.trim(), 'v=unset', 'no command line to read');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 }
 
 test('the init script parses with the machine shell', () => {

@@ -411,3 +411,33 @@ test('dirty logging: a released view the device wrote reports its pages; one it 
   mc.dmaRelease(w, 0x1800, true);
   assert.deepEqual(dirty, [[1, 3]]);
 });
+
+test('dmaRelease finds a view\'s bucket by its gpa among many pinned ones, a retired one under the same index, or (a wrong gpa) anywhere', () => {
+  const { fake, mc } = setup(64 << 20, 64);
+  // A 512 KiB DMA's 128 PRD entries: one page in each of 32 buckets, four per bucket.
+  const gpas = Array.from({ length: 128 }, (_, i) => (i % 32) * BUCKET_SIZE + (i >> 5) * 2 * PAGE_SIZE);
+  const views = gpas.map((g) => mc.dmaView(g, PAGE_SIZE)!);
+  assert.equal(mc.pinnedBuckets, 32);
+  // Half of them back while their buckets are in the cache: each bucket keeps its other pins.
+  for (let i = 64; i < 128; i++) mc.dmaRelease(views[i], gpas[i], true);
+  assert.equal(mc.pinnedBuckets, 32);
+  assert.ok(views.every((v) => v.length === PAGE_SIZE), 'nothing unmapped under a DMA');
+  // Every bucket is invalidated while pinned; bucket 5 is mapped again under the same index, pinned by a new view.
+  mc.invalidate();
+  const again = mc.dmaView(5 * BUCKET_SIZE + PAGE_SIZE, PAGE_SIZE)!;
+  assert.equal(mc.pinnedBuckets, 33);
+  for (let i = 0; i < 64; i++) mc.dmaRelease(views[i], gpas[i], true);
+  assert.equal(mc.pinnedBuckets, 1, 'only the new view of bucket 5 is left');
+  assert.equal(views[5].length, 0, 'the retired mapping went at its last release');
+  assert.equal(again.length, PAGE_SIZE, 'the new mapping of the same index stays');
+  mc.dmaRelease(again, 9 * BUCKET_SIZE, false); // the wrong gpa
+  assert.equal(mc.pinnedBuckets, 0);
+  assert.deepEqual(fake.violations, []);
+});
+
+test('countersLine: maps, unmaps and evictions since start, for info disktrace', () => {
+  const { mc } = setup(); // 4 buckets at most
+  const one = new Uint8Array(1);
+  for (let i = 0; i < 6; i++) mc.read(i * BUCKET_SIZE, one, 0, 1);
+  assert.equal(mc.countersLine(), 'mapcache since start: maps=6 unmaps=2 evictions=2 map_failures=0 pinned=0 buckets=4 of 4');
+});

@@ -23,6 +23,7 @@
  * through QMP.
  */
 import * as T from '../../net/trace.ts';
+import { eventLines as listEvents, median } from '../../core/trace.ts';
 import * as R from './regs.ts';
 import { E1000_TABLE } from './table.ts';
 
@@ -125,13 +126,6 @@ export function describeEvent(e: T.TraceEvent): string {
 }
 
 const isReg = (e: T.TraceEvent, kind: number, off: number): boolean => e.kind === kind && e.sub === off;
-
-function median(xs: number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** The pings in `ev` (oldest first): see the file comment for what each field means. */
 export function pingPhases(ev: readonly T.TraceEvent[]): PingPhases[] {
@@ -276,15 +270,7 @@ export function formatNetTrace(trace: T.NetTrace, eventLines = NETTRACE_EVENT_LI
   const fired = new Array<number>(T.TIMER_NAMES.length).fill(0);
   for (const e of ev) if (e.kind === T.EV_TIMER_FIRE && e.sub < fired.length) fired[e.sub]++;
   out.push(`timer runs in the trace: ${T.TIMER_NAMES.map((n, i) => `${n} ${fired[i]}`).join(', ')}`);
-  const from = Math.max(0, ev.length - eventLines);
-  out.push(`events${from > 0 ? ` (the last ${ev.length - from})` : ''}:`);
-  out.push('      t_ms     dt_ms  event');
-  let prev = from > 0 ? ev[from - 1].t : t0;
-  for (let i = from; i < ev.length; i++) {
-    const e = ev[i];
-    out.push(`${ms(e.t - t0, 10)}${ms(e.t - prev, 10)}  ${describeEvent(e)}`);
-    prev = e.t;
-  }
+  out.push(...listEvents(ev, eventLines, t0, 10, describeEvent));
   return out.map((x) => `${x}\n`).join('');
 }
 

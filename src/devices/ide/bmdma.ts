@@ -25,6 +25,7 @@ import type { BlockBackend, IoResult } from '../../block/backend.ts';
 import type { Drive } from './drive.ts';
 import { BUF_BYTES, IO_FLUSH, IO_READ, IO_WRITE } from './drive.ts';
 import * as R from './regs.ts';
+import { BM_FAULT, BM_IOERR, BM_OK, BM_SHORT, EV_BM_DONE, EV_PRD, type DiskTrace } from '../../block/trace.ts';
 
 /** Bits of the status register the device keeps (SFF-8038i 2.1.2); bit 7 (simplex) reads 0 on PIIX. */
 const BMS_BITS = R.BMS_ACTIVE | R.BMS_ERROR | R.BMS_INTR | R.BMS_DMA0 | R.BMS_DMA1;
@@ -107,7 +108,9 @@ export class BusMaster {
     private readonly drive: (unit: number) => Drive,
     /** The controller's BMDMA_REGS storage (both channels). */
     private readonly regs: Uint32Array,
-    ch: 0 | 1,
+    private readonly ch: 0 | 1,
+    /** The disk event trace (block/trace.ts), or null. */
+    private readonly trace: DiskTrace | null = null,
   ) {
     this.sCmd = BMDMA_REGS.slot(`CMD${ch}`);
     this.sStatus = BMDMA_REGS.slot(`STATUS${ch}`);
@@ -276,6 +279,7 @@ export class BusMaster {
     const id = ++this.runId;
     this.running = true;
     const total = this.walk(req.bytes);
+    if (this.trace !== null) this.trace.record(EV_PRD, this.prdCount, total < 0 ? 0 : total);
     if (total < 0) return this.finish(d, id, 'fault');
     if (total < req.bytes) return this.finish(d, id, 'short');
     this.stayActive = total > req.bytes;
@@ -333,6 +337,7 @@ export class BusMaster {
       }
       let r: IoResult = null;
       if (n > 0) {
+        d.traceIssue(toMemory ? IO_READ : IO_WRITE, len);
         r = await d.track(toMemory ? b.readv(diskOffset + done, piece.views, n) : b.writev(diskOffset + done, piece.views, n), toMemory ? IO_READ : IO_WRITE, diskOffset + done, len);
         for (let i = 0; i < n; i++) {
           mem.dmaRelease!(piece.views[i], piece.gpas[i], toMemory);
@@ -345,7 +350,9 @@ export class BusMaster {
       if (fault) return 'fault';
       done += len;
     }
-    return flushAfter ? await d.track(b.flush(), IO_FLUSH) : null;
+    if (!flushAfter) return null;
+    d.traceIssue(IO_FLUSH, 0);
+    return await d.track(b.flush(), IO_FLUSH);
   }
 
   /** DMA through the drive's buffer, CHUNK bytes per backend request (guest memory without dmaView, replies, no bus mastering). */
@@ -367,6 +374,7 @@ export class BusMaster {
     // Bounded: at most bytes / CHUNK iterations, each a real request.
     for (let done = 0; done < bytes; done += CHUNK) {
       const n = Math.min(CHUNK, bytes - done);
+      d.traceIssue(toMemory ? IO_READ : IO_WRITE, n);
       if (toMemory) {
         const r = await d.track(b.read(diskOffset + done, buf, 0, n), IO_READ, diskOffset + done, n);
         if (this.runId !== id || d.state.gen !== gen) return null;
@@ -379,11 +387,14 @@ export class BusMaster {
         if (r !== null) return r;
       }
     }
-    return flushAfter ? await d.track(b.flush(), IO_FLUSH) : null;
+    if (!flushAfter) return null;
+    d.traceIssue(IO_FLUSH, 0);
+    return await d.track(b.flush(), IO_FLUSH);
   }
 
   private finish(d: Drive, id: number, r: 'short' | 'fault' | IoResult): void {
     if (this.runId !== id) return; // cancelled by a reset meanwhile
+    if (this.trace !== null) this.trace.record(EV_BM_DONE, this.ch, r === null ? BM_OK : r === 'short' ? BM_SHORT : r === 'fault' ? BM_FAULT : BM_IOERR);
     this.running = false;
     this.unit = -1;
     if (r === 'fault') this.setStatus(R.BMS_ERROR);

@@ -14,6 +14,7 @@ import type { StateReader } from '../../core/state.ts';
 import { BusMaster } from './bmdma.ts';
 import { Drive, type ChannelPort, type DriveOptions } from './drive.ts';
 import * as R from './regs.ts';
+import { EV_ATA_DATA, EV_ATA_READ, EV_ATA_WRITE, EV_IRQ, REG_CTL, type DiskTrace } from '../../block/trace.ts';
 
 export type ChannelState = {
   /** Selected device (Device register bit 4). */
@@ -28,6 +29,8 @@ export class Channel implements ChannelPort {
   readonly state: ChannelState = { unit: 0, devCtl: 0, irqPending: false };
   readonly drives: [Drive, Drive];
   readonly bm: BusMaster;
+  /** The level this channel last gave its line (the trace records changes; runtime only). */
+  private line = false;
 
   constructor(
     readonly memory: GuestMemory,
@@ -36,10 +39,12 @@ export class Channel implements ChannelPort {
     drives: [DriveOptions | null, DriveOptions | null],
     /** The controller's bus-master register storage, and this channel's number in it. */
     bmRegs: Uint32Array,
-    ch: 0 | 1,
+    readonly ch: 0 | 1,
+    /** The disk event trace (STUBDM_DISK_TRACE; block/trace.ts), or null: every trace point is this one check. */
+    readonly trace: DiskTrace | null = null,
   ) {
     this.drives = [new Drive(this, 0, drives[0] ?? { kind: 'none' }), new Drive(this, 1, drives[1] ?? { kind: 'none' })];
-    this.bm = new BusMaster(memory, (u) => this.drives[u], bmRegs, ch);
+    this.bm = new BusMaster(memory, (u) => this.drives[u], bmRegs, ch, trace);
   }
 
   /** Read and check a saved channel (its own registers; the engine and drives are read by the controller). */
@@ -56,13 +61,27 @@ export class Channel implements ChannelPort {
     this.state.irqPending = true;
     if (!(this.state.devCtl & R.DC_NIEN)) {
       this.bm.flagInterrupt();
-      this.irq.set(true);
+      this.setLine(true);
     }
   }
 
   private lowerIrq(): void {
     this.state.irqPending = false;
-    this.irq.set(false);
+    this.setLine(false);
+  }
+
+  /** Drive INTRQ (the board's line makes only edges cost a hypercall); traced with what the call took. */
+  private setLine(level: boolean): void {
+    const tr = this.trace;
+    if (tr === null || level === this.line) {
+      this.line = level;
+      this.irq.set(level);
+      return;
+    }
+    const t0 = tr.now();
+    this.line = level;
+    this.irq.set(level);
+    tr.record(EV_IRQ, (this.ch << 1) | (level ? 1 : 0), Math.min(0xffffffff, Math.round((tr.now() - t0) * 1e6)));
   }
 
   dmaReady(d: Drive): void {
@@ -80,22 +99,46 @@ export class Channel implements ChannelPort {
   // ---- command block (0x1F0-0x1F7) ----
 
   readonly commandBlock: IoHandler = {
-    read: (off: number, size: AccessSize) => {
-      if (off === R.REG_DATA) return size === 1 ? 0xff : this.selected.readData(size);
-      let v = 0;
-      for (let i = 0; i < size; i++) v |= (off + i <= 7 ? this.readReg(off + i) : 0xff) << (8 * i);
-      return v >>> 0;
-    },
+    read: (off: number, size: AccessSize) => (this.trace === null ? this.cmdRead(off, size) : this.tracedRead(this.trace, off, size)),
     write: (off: number, size: AccessSize, value: number) => {
+      const tr = this.trace;
       if (off === R.REG_DATA) {
+        if (tr !== null) tr.access(EV_ATA_DATA, (this.ch << 1) | 1, size);
         if (size !== 1) this.selected.writeData(size, value);
         return;
       }
+      if (tr !== null) tr.access(EV_ATA_WRITE, (this.ch << 4) | off, value);
       for (let i = 0; i < size && off + i <= 7; i++) this.writeReg(off + i, (value >>> (8 * i)) & 0xff);
     },
-    readRep: (off, size, count, dst, dstOff) => (off === R.REG_DATA && size !== 1 ? this.selected.readRep(size, count, dst, dstOff) : 0),
-    writeRep: (off, size, count, src, srcOff) => (off === R.REG_DATA && size !== 1 ? this.selected.writeRep(size, count, src, srcOff) : 0),
+    readRep: (off, size, count, dst, dstOff) => {
+      if (off !== R.REG_DATA || size === 1) return 0;
+      if (this.trace === null) return this.selected.readRep(size, count, dst, dstOff);
+      const n = this.trace.access(EV_ATA_DATA, this.ch << 1, 0);
+      const done = this.selected.readRep(size, count, dst, dstOff);
+      this.trace.complete(n, done * size);
+      return done;
+    },
+    writeRep: (off, size, count, src, srcOff) => {
+      if (off !== R.REG_DATA || size === 1) return 0;
+      if (this.trace !== null) this.trace.access(EV_ATA_DATA, (this.ch << 1) | 1, count * size);
+      return this.selected.writeRep(size, count, src, srcOff);
+    },
   };
+
+  private cmdRead(off: number, size: AccessSize): number {
+    if (off === R.REG_DATA) return size === 1 ? 0xff : this.selected.readData(size);
+    let v = 0;
+    for (let i = 0; i < size; i++) v |= (off + i <= 7 ? this.readReg(off + i) : 0xff) << (8 * i);
+    return v >>> 0;
+  }
+
+  /** A command-block read, recorded before it runs (a Status read lowers the line after it) and completed with its value. */
+  private tracedRead(tr: DiskTrace, off: number, size: AccessSize): number {
+    const n = off === R.REG_DATA ? tr.access(EV_ATA_DATA, this.ch << 1, size) : tr.access(EV_ATA_READ, (this.ch << 4) | off, 0);
+    const v = this.cmdRead(off, size);
+    if (off !== R.REG_DATA) tr.complete(n, v);
+    return v;
+  }
 
   /** PciIdeHost (src/pci/piix-ide.ts) names for the two blocks. */
   get cmd(): IoHandler {
@@ -108,8 +151,15 @@ export class Channel implements ChannelPort {
   // ---- control block (0x3F6) ----
 
   readonly controlBlock: IoHandler = {
-    read: () => this.statusOf(this.selected),
-    write: (_off: number, _size: AccessSize, value: number) => this.writeDeviceControl(value & 0xff),
+    read: () => {
+      const v = this.statusOf(this.selected);
+      if (this.trace !== null) this.trace.access(EV_ATA_READ, (this.ch << 4) | REG_CTL, v);
+      return v;
+    },
+    write: (_off: number, _size: AccessSize, value: number) => {
+      if (this.trace !== null) this.trace.access(EV_ATA_WRITE, (this.ch << 4) | REG_CTL, value & 0xff);
+      this.writeDeviceControl(value & 0xff);
+    },
   };
 
   /** Status of the selected drive; 0 for an empty slot (QEMU: an absent device 1 reads 0). */
@@ -204,7 +254,7 @@ export class Channel implements ChannelPort {
 
   /** After a restore: the interrupt line follows the restored pending state and nIEN. */
   syncIrq(): void {
-    this.irq.set(this.state.irqPending && !(this.state.devCtl & R.DC_NIEN));
+    this.setLine(this.state.irqPending && !(this.state.devCtl & R.DC_NIEN));
   }
 
   writeDeviceControl(v: number): void {
@@ -229,6 +279,6 @@ export class Channel implements ChannelPort {
     // nIEN gates the line; the pending interrupt stays and shows once unmasked.
     const level = this.state.irqPending && !(v & R.DC_NIEN);
     if (level) this.bm.flagInterrupt();
-    this.irq.set(level);
+    this.setLine(level);
   }
 }

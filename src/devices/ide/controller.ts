@@ -23,6 +23,7 @@ import { Drive, type DriveOptions, type DriveSaved } from './drive.ts';
 import type { BlockBackend } from '../../block/backend.ts';
 import { BMDMA_REGS, BusMaster, type BmSaved } from './bmdma.ts';
 import type { PciIdeHost } from '../../pci/piix-ide.ts';
+import { EV_BM_READ, EV_BM_WRITE, type DiskTrace } from '../../block/trace.ts';
 
 export const IDE_PRIMARY_CMD = 0x1f0;
 export const IDE_PRIMARY_CTRL = 0x3f6;
@@ -39,6 +40,8 @@ export interface IdeControllerOptions {
   /** Up to four devices: primary master, primary slave, secondary master, secondary slave. */
   drives: (DriveOptions | null | undefined)[];
   log?: Logger;
+  /** Record task-file, bus-master, PRD, backend and interrupt events (STUBDM_DISK_TRACE; block/trace.ts). */
+  trace?: DiskTrace | null;
 }
 
 /**
@@ -59,6 +62,8 @@ export class IdeController implements PciIdeHost, Device {
   private readonly bmRegs = BMDMA_REGS.storage();
   /** The table's handler argument: the engines by channel. */
   private readonly bms: readonly BusMaster[];
+  /** The event trace, or null (then every trace point is this one check). */
+  private readonly trace: DiskTrace | null;
 
   constructor(o: IdeControllerOptions) {
     const rl = new RateLimited(o.log ?? logger('ide'));
@@ -67,16 +72,17 @@ export class IdeController implements PciIdeHost, Device {
       const c = o.drives[i];
       return c ? { ...c, serial: c.serial ?? `QM${String(i + 1).padStart(5, '0')}` } : null;
     };
+    this.trace = o.trace ?? null;
     this.channels = [
-      new Channel(o.memory, o.irqs[0], rl, [d(0), d(1)], this.bmRegs, 0),
-      new Channel(o.memory, o.irqs[1], rl, [d(2), d(3)], this.bmRegs, 1),
+      new Channel(o.memory, o.irqs[0], rl, [d(0), d(1)], this.bmRegs, 0, this.trace),
+      new Channel(o.memory, o.irqs[1], rl, [d(2), d(3)], this.bmRegs, 1, this.trace),
     ];
     this.bms = [this.channels[0].bm, this.channels[1].bm];
   }
 
   /** Legacy controller on a board: IRQ 14/15 from the ISA lines. */
-  static forBoard(board: Board, drives: (DriveOptions | null | undefined)[], log?: Logger): IdeController {
-    return new IdeController({ memory: board.memory, irqs: [board.isaIrq(IDE_PRIMARY_IRQ), board.isaIrq(IDE_SECONDARY_IRQ)], drives, log });
+  static forBoard(board: Board, drives: (DriveOptions | null | undefined)[], log?: Logger, trace?: DiskTrace | null): IdeController {
+    return new IdeController({ memory: board.memory, irqs: [board.isaIrq(IDE_PRIMARY_IRQ), board.isaIrq(IDE_SECONDARY_IRQ)], drives, log, trace });
   }
 
   /** Command block (8 ports) of channel 0 or 1. */
@@ -96,8 +102,18 @@ export class IdeController implements PciIdeHost, Device {
 
   /** The 16-byte BAR4 block (BMDMA_REGS): channel 0 registers at 0-7, channel 1 at 8-15. */
   readonly busMasterBlock: IoHandler = {
-    read: (off: number, size: AccessSize) => BMDMA_REGS.read(this.bms, this.bmRegs, off, size),
-    write: (off: number, size: AccessSize, value: number) => BMDMA_REGS.write(this.bms, this.bmRegs, off, size, value),
+    read: (off: number, size: AccessSize) => {
+      if (this.trace === null) return BMDMA_REGS.read(this.bms, this.bmRegs, off, size);
+      const n = this.trace.access(EV_BM_READ, off, 0);
+      const v = BMDMA_REGS.read(this.bms, this.bmRegs, off, size);
+      this.trace.complete(n, v);
+      return v;
+    },
+    write: (off: number, size: AccessSize, value: number) => {
+      // Recorded first: a Start written here issues the backend request before the write returns.
+      if (this.trace !== null) this.trace.access(EV_BM_WRITE, off, value);
+      BMDMA_REGS.write(this.bms, this.bmRegs, off, size, value);
+    },
   };
 
   /** Device slot 0-3 (primary master, primary slave, secondary master, secondary slave). */

@@ -14,6 +14,7 @@ import type { GuestMemory } from '../../core/memory.ts';
 import { identifyDevice, identifyPacketDevice, MAX_MULT_SECTORS } from './identify.ts';
 import { atapiCommand, type AtapiSource } from './atapi.ts';
 import { StateError, type StateReader } from '../../core/state.ts';
+import { EV_COMPLETE, EV_SUBMIT, EV_XFER, type DiskTrace } from '../../block/trace.ts';
 import * as R from './regs.ts';
 
 export type DriveKind = 'none' | 'disk' | 'cdrom';
@@ -199,6 +200,10 @@ export interface DriveOptions {
 /** What a drive needs from its channel. */
 export interface ChannelPort {
   readonly memory: GuestMemory;
+  /** The channel's number: a drive's slot is ch * 2 + unit. */
+  readonly ch: 0 | 1;
+  /** The disk event trace (block/trace.ts), or null. */
+  readonly trace: DiskTrace | null;
   raiseIrq(): void;
   /** A DMA command is set up: the bus master moves its data once started. */
   dmaReady(d: Drive): void;
@@ -295,11 +300,13 @@ export class Drive {
   private readonly dmaReq: DmaRequest = { toMemory: false, bytes: 0, diskOffset: -1, flushAfter: false };
   private readonly settledOk = (r: IoResult): IoResult => {
     if (r !== null) this.io.failed++;
+    if (this.port.trace !== null) this.port.trace.record(EV_COMPLETE, this.slot << 2, r === null ? 0 : 1);
     this.settled();
     return r;
   };
   private readonly settledErr = (): IoResult => {
     this.io.failed++;
+    if (this.port.trace !== null) this.port.trace.record(EV_COMPLETE, this.slot << 2, 1);
     this.settled();
     return 'EIO';
   };
@@ -376,6 +383,11 @@ export class Drive {
 
   get present(): boolean {
     return this.state.kind !== 'none';
+  }
+
+  /** IDE slot 0-3 (primary master, primary slave, secondary master, secondary slave). */
+  get slot(): number {
+    return this.port.ch * 2 + this.unit;
   }
 
   /** Disk: 512-byte sectors; CD: 2048-byte blocks of the medium (0 when empty or tray open). */
@@ -548,6 +560,12 @@ export class Drive {
     else s.nsLeft = s.nsector === 0 && s.hobNsector === 0 ? 65536 : (s.hobNsector << 8) | s.nsector;
   }
 
+  /** Trace: the data command's sector count and first LBA (low 32 bits), once the count is known. */
+  private traceXfer(): void {
+    const tr = this.port.trace;
+    if (tr !== null) tr.record(EV_XFER, this.state.nsLeft, this.getLba() >>> 0);
+  }
+
   /** Current address in sectors, or -1 for an impossible CHS address. */
   getLba(): number {
     return lbaOf(this.state);
@@ -630,6 +648,7 @@ export class Drive {
     }
     const gen = s.gen;
     const kind = op === 'ataWrite' ? IO_WRITE : op === 'flush' ? IO_FLUSH : IO_READ;
+    this.traceIssue(kind, bytes);
     this.track(start(), kind, offset, bytes).then((r) => {
       if (this.state.gen !== gen || this.state.io !== op) return;
       this.state.io = 'none';
@@ -646,6 +665,16 @@ export class Drive {
   /** The bus master found no room (canIssue() false): it is told again (dmaReady) when a request returns. */
   waitForDmaSlot(): void {
     this.waiting = WAIT_DMA;
+  }
+
+  /**
+   * Trace: a backend request is about to be issued. Called before the
+   * backend's own call, which may finish the request before it returns (a
+   * read found in the page cache).
+   */
+  traceIssue(kind: IoKind, bytes: number): void {
+    const tr = this.port.trace;
+    if (tr !== null) tr.record(EV_SUBMIT, (this.slot << 2) | kind, bytes);
   }
 
   /** Count a backend request until it settles (never rejects: a throw becomes 'EIO'); `kind` and `bytes` feed the counters. */
@@ -770,6 +799,7 @@ export class Drive {
     }
     this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
     s.reqSectors = multiple ? s.multSectors : 1;
+    this.traceXfer();
     if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
     s.raSectors = 0; // nothing read ahead carries over between commands
     this.startSectorRead();
@@ -784,6 +814,7 @@ export class Drive {
     }
     this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
     s.reqSectors = multiple ? s.multSectors : 1;
+    this.traceXfer();
     if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
     if (this.backend!.readOnly) {
       this.abort();
@@ -798,6 +829,7 @@ export class Drive {
   cmdDma(cmd: number, write: boolean): boolean {
     const s = this.state;
     this.transformCount((COMMANDS[cmd]!.flags & F_LBA48) !== 0);
+    this.traceXfer();
     if (!this.rangeOk(this.getLba(), s.nsLeft)) return true;
     if (write && this.backend!.readOnly) {
       this.abort();

@@ -6,6 +6,7 @@
  */
 import { openBlockBackend, BlockOpenError, type BlockBackend, type CacheMode, type BlockFormat } from '../../block/index.ts';
 import type { Logger } from '../../core/log.ts';
+import type { DiskTrace } from '../../block/trace.ts';
 import type { DriveOptions } from './drive.ts';
 
 /** The fields of the CLI's DriveConfig this needs (structural, no import from src/cli). */
@@ -19,7 +20,8 @@ export interface IdeDriveConfig {
   readonly: boolean;
 }
 
-export async function openIdeDrives(configs: readonly IdeDriveConfig[], log?: Logger): Promise<(DriveOptions | null)[]> {
+/** `trace`: the disk event trace the file backends record into (STUBDM_DISK_TRACE), or none. */
+export async function openIdeDrives(configs: readonly IdeDriveConfig[], log?: Logger, trace?: DiskTrace | null): Promise<(DriveOptions | null)[]> {
   const slots: (DriveOptions | null)[] = [null, null, null, null];
   const opened: BlockBackend[] = [];
   try {
@@ -29,7 +31,7 @@ export async function openIdeDrives(configs: readonly IdeDriveConfig[], log?: Lo
       if (c.media === 'disk' && c.file === null) throw new BlockOpenError(`drive index ${c.index}: a disk needs file=`);
       let backend: BlockBackend | null = null;
       if (c.file !== null) {
-        backend = await openBlockBackend({ path: c.file, format: c.format, cache: c.cache, readOnly: c.readonly || c.media === 'cdrom', log });
+        backend = await openBlockBackend({ path: c.file, format: c.format, cache: c.cache, readOnly: c.readonly || c.media === 'cdrom', log, trace });
         opened.push(backend);
         if (c.media === 'disk' && backend.size < 512) throw new BlockOpenError(`${c.file}: image smaller than one sector`);
       }

@@ -173,6 +173,18 @@ create_error() {
   { grep -m 2 -E 'error|failed|timed out' "$1" || tail -n 2 "$1"; } | sed 's/^libxl: error: //' | tr '\n' ' '
 }
 
+# shared_hook STAGE ARGS...: a scenario's part in the shared guest's boot, for each
+# scenario that has one: <name>_shared_cfg NAME (before xl create: extra xl.cfg lines on
+# stdout, files the guest or the DM reads), <name>_shared_created NAME (xl create
+# returned), <name>_shared_poll NAME SERIAL DOMID (each 0.5 s while the guest runs, after
+# cpu_poll), <name>_shared_end NAME (the guest is gone).
+shared_hook() {
+  local stage=$1 s
+  shift
+  for s in $SCENARIOS; do has_fn "${s}_shared_$stage" && "${s}_shared_$stage" "$@"; done
+  return 0
+}
+
 # One guest boot for every <name>_check scenario. Sets BOOT_SECONDS, GUEST_END,
 # SHUTDOWN and writes $RUN_DIR/markers. $1: the domain name (default e2e-$DM; the
 # abuse scenario boots its fresh guest under another).
@@ -182,7 +194,7 @@ guest_run() {
   serial=$RUN_DIR/$name.serial
   BOOT_SECONDS="" GUEST_END="" SHUTDOWN="" CPU_JOB=""
   rm -f "$RUN_DIR/cpu-$name.txt" "$RUN_DIR/cpu-$name.txt.idle" "$RUN_DIR/cpu-$name.txt.idle.rss"
-  guest_cfg "$name" >"$RUN_DIR/$name.cfg"
+  { guest_cfg "$name"; shared_hook cfg "$name"; } >"$RUN_DIR/$name.cfg"
   rm -f "$serial" && : >"$serial"
   [ "${E2E_MODE:-test}" = demo ] && { tail -n +1 -F "$serial" 2>/dev/null & tailpid=$!; }
   echo "E2E-DOM0 $DM: xl create $name"
@@ -197,6 +209,7 @@ guest_run() {
   local created=yes
   timeout 150 xl create "$RUN_DIR/$name.cfg" >"$RUN_DIR/$name.create.log" 2>&1 || created=no
   [ -n "$hog" ] && { kill "$hog"; wait "$hog"; } 2>/dev/null
+  shared_hook created "$name"
   if [ $created = no ]; then
     GUEST_END="xl create failed: $(create_error "$RUN_DIR/$name.create.log")"
     timeout 60 xl destroy "$name" >/dev/null 2>&1
@@ -218,6 +231,7 @@ guest_run() {
     fi
     while :; do
       cpu_poll "$serial" "$RUN_DIR/cpu-$name.txt"
+      shared_hook poll "$name" "$serial" "$domid"
       if [ -z "$BOOT_SECONDS" ] && grep -q 'E2E boot init' "$serial"; then BOOT_SECONDS=$(secs "$t0" "$(now)"); fi
       if grep -q 'E2E done' "$serial"; then GUEST_END="guest finished"; break; fi
       if ! xl domid "$name" >/dev/null 2>&1; then GUEST_END="domain ended before 'E2E done'"; break; fi
@@ -243,6 +257,7 @@ guest_run() {
     sleep 1
   fi
   [ -n "$tailpid" ] && kill "$tailpid" 2>/dev/null
+  shared_hook end "$name"
   tr -d '\r' <"$serial" | grep '^E2E ' >"$RUN_DIR/markers"
   echo "E2E-DOM0 $DM: $GUEST_END (boot ${BOOT_SECONDS:-?} s, end: ${SHUTDOWN:-n/a})"
   save_dm_logs "$name"

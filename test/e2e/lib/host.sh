@@ -439,6 +439,9 @@ build_workdisk() {
   # E2E_NET_TRACE=1 (or a number of entries): the net scenario's stubdm records its NIC's
   # events (STUBDM_NET_TRACE) and dom0 reads them after the pings (scenarios/net.sh).
   printf 'E2E_NET_TRACE=%q\n' "${E2E_NET_TRACE:-}" >>"$w/config.env"
+  # E2E_DISK_TRACE=1 (or a number of entries): the shared guest's stubdm records its IDE
+  # events (STUBDM_DISK_TRACE) and dom0 reads them at init and after each timed dd (scenarios/disk.sh).
+  printf 'E2E_DISK_TRACE=%q\n' "${E2E_DISK_TRACE:-}" >>"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"
