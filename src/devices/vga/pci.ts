@@ -96,7 +96,7 @@ export class VgaPci implements PciFunction, Device {
       const core = this.core;
       b.onRemap = (bytes) => core.setVram(bytes);
       core.syncDirty = () => {
-        if (!b.collectDirty(core.dirty)) core.dirty.fill(1);
+        if (b.collectDirty(core.dirty) < 0) core.dirty.fill(1);
       };
     }
     if (opts.rom && opts.rom.length > MAX_ROM) throw new RangeError(`VGA BIOS of ${opts.rom.length} bytes is larger than ${MAX_ROM}`);
