@@ -74,7 +74,7 @@ test('guest screen into a 32-bpp framebuffer: pixels at stride offsets, only cha
   const f = fakeFb(t, 40, 60, 32, stride);
   const fb = openFbdev(f.dev, f.sysfs, silent);
   t.after(() => fb.close());
-  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { refreshMs: 0, log: silent });
+  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { manual: true, log: silent });
   con.start();
   t.after(() => con.stop());
   con.tick();
@@ -116,7 +116,7 @@ test('a 16-bpp framebuffer gets RGB565', (t) => {
   const f = fakeFb(t, 16, 8, 16, 32);
   const fb = openFbdev(f.dev, f.sysfs, silent);
   t.after(() => fb.close());
-  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { refreshMs: 0, log: silent });
+  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { manual: true, log: silent });
   con.start();
   con.tick();
   con.stop();
@@ -220,13 +220,13 @@ test('startStubConsole: nothing without a framebuffer; with one, it draws and re
   r.memw(LFB_BASE, 4, 0x00abcdef);
   const hub = new DisplayHub(r.vga.core);
   const s = recorder();
-  const none = startStubConsole(hub, s, null, silent, { fbdev: '/nonexistent/fb0', sysfs: '/nonexistent', inputDir: '/nonexistent' }, 0);
+  const none = startStubConsole(hub, s, null, silent, { fbdev: '/nonexistent/fb0', sysfs: '/nonexistent', inputDir: '/nonexistent' }, true);
   assert.equal(none, null);
   const f = fakeFb(t, 8, 8, 32, 32);
   const bad = fakeFb(t, 8, 8, 32, 32);
   fs.writeFileSync(path.join(bad.sysfs, 'bits_per_pixel'), '24');
-  assert.equal(startStubConsole(hub, s, null, silent, { fbdev: bad.dev, sysfs: bad.sysfs, inputDir: '/nonexistent' }, 0), null, 'unusable: logged, skipped');
-  const con = startStubConsole(hub, s, null, silent, { fbdev: f.dev, sysfs: f.sysfs, inputDir: '/nonexistent' }, 0);
+  assert.equal(startStubConsole(hub, s, null, silent, { fbdev: bad.dev, sysfs: bad.sysfs, inputDir: '/nonexistent' }, true), null, 'unusable: logged, skipped');
+  const con = startStubConsole(hub, s, null, silent, { fbdev: f.dev, sysfs: f.sysfs, inputDir: '/nonexistent' }, true);
   assert.ok(con);
   t.after(() => con.close());
   con.fb.tick();

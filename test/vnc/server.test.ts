@@ -5,7 +5,7 @@
  * only the damage, DesktopSize when the guest changes mode, a 16-bpp client
  * pixel format, key events reaching the keyboard as set-1 scan codes, and
  * a client that sends garbage being dropped. No timers: the server runs
- * with refreshMs 0 and answers update requests when they arrive.
+ * with manual: true and answers update requests when they arrive.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,7 +32,7 @@ async function rig(t: { after(fn: () => void | Promise<void>): void }) {
   r.memw(LFB_BASE + (10 * 64 + 5) * 4, 4, 0x00336699);
   const keys: number[][] = [];
   const moves: number[][] = [];
-  const srv = new VncServer({ host: '127.0.0.1', port: 0, lastPort: 0, display: new DisplayHub(r.vga.core), onKey: (b) => keys.push([...b]), onPointer: (...m) => void moves.push(m), log: pino({ level: process.env.VNC_LOG ?? 'silent' }), refreshMs: 0, name: 'guest1' });
+  const srv = new VncServer({ host: '127.0.0.1', port: 0, lastPort: 0, display: new DisplayHub(r.vga.core), onKey: (b) => keys.push([...b]), onPointer: (...m) => void moves.push(m), log: pino({ level: process.env.VNC_LOG ?? 'silent' }), manual: true, name: 'guest1' });
   const { port } = await srv.listen();
   t.after(() => srv.close());
   return { r, srv, port, keys, moves };

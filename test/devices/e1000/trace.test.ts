@@ -11,7 +11,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import v8 from 'node:v8';
 import { IoreqServer } from '../../../src/ioreq/server.ts';
 import { TapBackend } from '../../../src/net/tap.ts';
 import { EV_READABLE } from '../../../src/net/native.ts';
@@ -22,6 +21,7 @@ import { describeEvent, formatNetTrace, NETTRACE_OFF, phaseMs, pingPhases } from
 import { VirtualClock } from '../../../src/core/clock.ts';
 import { FakeTapIo } from '../../helpers/fake-tapio.ts';
 import { LoopMemory } from '../../helpers/loop-memory.ts';
+import { bytesPerCall } from '../../helpers/alloc.ts';
 import { LinuxE1000Model, nodeTimerClock, type CountingClock } from './guestmodel.ts';
 import { MAC, makeNic, MMIO_BASE, silent } from './harness.ts';
 
@@ -236,11 +236,6 @@ test('frameInfo: echo request and reply with their sequence, ARP, and nothing re
   assert.equal(T.frameInfo(arp, 13), T.FRAME_OTHER);
 });
 
-function newSpaceUsed(): number {
-  for (const s of v8.getHeapSpaceStatistics()) if (s.space_name === 'new_space') return s.space_used_size;
-  return 0;
-}
-
 /**
  * One ping's NIC work, straight through the register handler: the request
  * sent from its TDT write, the reply received, the ISR's ICR read, IMC, RDT
@@ -301,27 +296,6 @@ function pingOp(entries: number | null): { op: () => void; trace: T.NetTrace | n
   return { op, trace, sent: () => sent };
 }
 
-/** Young-generation bytes per op: chunks during which a scavenge ran are dropped; the least of three samples. */
-function bytesPerOp(op: () => void): number {
-  for (let i = 0; i < 50_000; i++) op(); // optimised, views for the lengths used made
-  let best = Infinity;
-  for (let k = 0; k < 3; k++) {
-    let bytes = 0;
-    let ops = 0;
-    for (let c = 0; c < 20; c++) {
-      const a = newSpaceUsed();
-      for (let i = 0; i < 5000; i++) op();
-      const b = newSpaceUsed();
-      if (b >= a) {
-        bytes += b - a;
-        ops += 5000;
-      }
-    }
-    if (ops > 0) best = Math.min(best, bytes / ops);
-  }
-  return best;
-}
-
 test('without a trace nothing is recorded, and a ping allocates nothing per access, traced or not', () => {
   const off = pingOp(null);
   off.op();
@@ -332,7 +306,7 @@ test('without a trace nothing is recorded, and a ping allocates nothing per acce
   assert.ok(on.trace!.recorded >= 8, `recorded ${on.trace!.recorded}`);
   assert.ok(on.trace!.events().some((e) => e.kind === T.EV_TX) && on.trace!.events().some((e) => e.kind === T.EV_RX_DMA));
   for (const [name, p] of [['off', off], ['on', on]] as const) {
-    const perOp = bytesPerOp(p.op);
+    const perOp = bytesPerCall(p.op);
     // 6 accesses, a sent and a received frame per op: a single object per op would be >= 16 bytes.
     assert.ok(perOp < 1, `trace ${name}: ${perOp.toFixed(2)} bytes allocated per ping`);
     assert.ok(p.sent() > 50_000, `trace ${name}: the pings went out`);
