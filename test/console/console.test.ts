@@ -16,21 +16,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { DisplayHub } from '../../src/devices/vga/index.ts';
-import * as V from '../../src/devices/vga/regs.ts';
 import { EvdevDecoder, EvdevInput, FbdevError, FramebufferConsole, keycodeToScancodes, openFbdev, readFbGeometry, startStubConsole } from '../../src/console/index.ts';
 import type { HostInputSink } from '../../src/core/console.ts';
 import { loadTapIo } from '../../src/net/native.ts';
-import { LFB_BASE, makeVga, type VgaRig } from '../devices/vga/harness.ts';
+import { LFB_BASE, makeVga } from '../devices/vga/harness.ts';
+import { vbe32 as vbe } from '../devices/vga/modes.ts';
 
 const silent = pino({ level: 'silent' });
-
-function vbe(r: VgaRig, w: number, h: number): void {
-  r.dispi(V.DISPI_ENABLE, 0);
-  r.dispi(V.DISPI_XRES, w);
-  r.dispi(V.DISPI_YRES, h);
-  r.dispi(V.DISPI_BPP, 32);
-  r.dispi(V.DISPI_ENABLE, V.DISPI_ENABLED | V.DISPI_LFB_ENABLED);
-}
 
 /** A fake fb0: a file of stride * height bytes (0x55 everywhere, so unwritten bytes show) and its sysfs directory. */
 function fakeFb(t: { after(fn: () => void): void }, w: number, h: number, bpp: number, stride: number): { dev: string; sysfs: string; read(): Buffer } {

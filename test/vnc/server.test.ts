@@ -12,19 +12,11 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { pino } from 'pino';
 import { DisplayHub } from '../../src/devices/vga/index.ts';
-import * as V from '../../src/devices/vga/regs.ts';
 import { parseVncArg, VncServer } from '../../src/vnc/server.ts';
 import { keysymToScancodes } from '../../src/vnc/keymap.ts';
-import { LFB_BASE, makeVga, type VgaRig } from '../devices/vga/harness.ts';
+import { LFB_BASE, makeVga } from '../devices/vga/harness.ts';
+import { vbe32 as vbe } from '../devices/vga/modes.ts';
 import { RfbClient } from '../helpers/rfb-client.ts';
-
-function vbe(r: VgaRig, w: number, h: number): void {
-  r.dispi(V.DISPI_ENABLE, 0);
-  r.dispi(V.DISPI_XRES, w);
-  r.dispi(V.DISPI_YRES, h);
-  r.dispi(V.DISPI_BPP, 32);
-  r.dispi(V.DISPI_ENABLE, V.DISPI_ENABLED | V.DISPI_LFB_ENABLED);
-}
 
 async function rig(t: { after(fn: () => void | Promise<void>): void }) {
   const r = makeVga({ vgamemMb: 4 });

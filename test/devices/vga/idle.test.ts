@@ -13,7 +13,6 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { AdaptiveRefresh, DisplayHub, REFRESH_BASE_MS, REFRESH_INC_MS, REFRESH_MAX_MS, type RefreshTimer, type RefreshTimers } from '../../../src/devices/vga/display.ts';
 import type { RenderWork } from '../../../src/devices/vga/render.ts';
-import * as V from '../../../src/devices/vga/regs.ts';
 import { SimVramProvider } from '../../../src/sim/index.ts';
 import { VncServer } from '../../../src/vnc/server.ts';
 import { FramebufferConsole } from '../../../src/console/fbsink.ts';
@@ -21,15 +20,7 @@ import type { HostFramebuffer } from '../../../src/core/console.ts';
 import { bytesPerCall } from '../../helpers/alloc.ts';
 import { RfbClient } from '../../helpers/rfb-client.ts';
 import { LFB_BASE, makeVga, silent, type VgaRig } from './harness.ts';
-import { MODE12, MODE3, setMode } from './modes.ts';
-
-function vbe(r: VgaRig, w: number, h: number): void {
-  r.dispi(V.DISPI_ENABLE, 0);
-  r.dispi(V.DISPI_XRES, w);
-  r.dispi(V.DISPI_YRES, h);
-  r.dispi(V.DISPI_BPP, 32);
-  r.dispi(V.DISPI_ENABLE, V.DISPI_ENABLED | V.DISPI_LFB_ENABLED);
-}
+import { MODE12, MODE3, setMode, vbe32 as vbe } from './modes.ts';
 
 /** The work counters that mean the frame was touched (everything but the update counts). */
 function touched(w: RenderWork): number[] {
