@@ -218,6 +218,12 @@ test('npm run demo:sim: exits 0 by itself and shows the greeting the UART backen
   // and the demo waited for it forever. That is tsx start-up, not the demo:
   // such a start is killed after START_LIMIT_MS and tried once more, so it
   // cannot hang npm test (and CI), and a demo that fails twice still fails.
+  // Also seen (about 1 run in 30 here, gdb on the stuck process): the demo
+  // printed its whole report and process.exit() never returned, the main
+  // thread joining V8's platform workers in NodePlatform::Shutdown while
+  // they wait in CollectionBarrier::AwaitCollectionBackground for a GC only
+  // the main thread could run: Node's exit-time deadlock, nodejs/node#54918.
+  // That is after the demo's last line of JS, so it is tried once more too.
   const START_LIMIT_MS = 90_000;
   const runDemo = async (): Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }> => {
     const child = spawn(process.execPath, ['--import', 'tsx', demo], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -235,7 +241,7 @@ test('npm run demo:sim: exits 0 by itself and shows the greeting the UART backen
     return { code, stdout, stderr, killed };
   };
   let run = await runDemo();
-  if (run.killed && !run.stdout.includes('UART backend received')) run = await runDemo();
+  if (run.killed) run = await runDemo();
   const { code, stdout } = run;
   assert.equal(run.killed, false, `the demo did not finish in ${START_LIMIT_MS} ms, twice: ${stdout}${run.stderr}`);
   assert.equal(code, 0, stdout);

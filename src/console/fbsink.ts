@@ -5,6 +5,12 @@
  * changed, converted to the framebuffer's pixel format, one pwrite per run
  * of lines. Nothing is written when nothing changed.
  *
+ * When: the stub domain cannot know whether anyone watches dom0's VNC, so
+ * it refreshes all the time, on QEMU's adaptive period (AdaptiveRefresh:
+ * 30 ms while the picture changes, up to 3 s while it is still), brought
+ * back to 30 ms by the guest's first VRAM store and by input from the
+ * vkb (index.ts). An idle tick reads no VRAM and allocates nothing.
+ *
  * Geometry: xen-fbfront's framebuffer has a fixed size (800x600x32 unless
  * the stub kernel is told otherwise) and changing it needs the
  * FBIOPUT_VSCREENINFO ioctl, which Node cannot issue; so the guest's
@@ -13,22 +19,21 @@
  */
 import type { FramebufferGeometry, HostFramebuffer } from '../core/console.ts';
 import type { Logger } from '../core/log.ts';
-import type { DisplayHub, DisplaySink, Rect } from '../devices/vga/index.ts';
+import { AdaptiveRefresh, type DisplayHub, type DisplaySink, type Rect } from '../devices/vga/index.ts';
 
 /** Bytes converted per pwrite at most (whole lines; at least one line). */
 const CHUNK_BYTES = 256 * 1024;
-export const FB_REFRESH_MS = 50;
 
 export interface FbConsoleOptions {
-  /** Refresh period; 0: no timer (tests call tick()). */
-  refreshMs?: number;
+  /** No refresh timer: the caller calls tick() (tests). */
+  manual?: boolean;
   log: Logger;
 }
 
 export class FramebufferConsole implements DisplaySink {
   private dirty: Rect | null = null;
   private cleared = false;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly refresh = new AdaptiveRefresh(() => this.tick());
   private unsubscribe: (() => void) | null = null;
   private readonly g: FramebufferGeometry;
   /** Whole lines of the framebuffer, converted here before each write (allocated once). */
@@ -57,17 +62,12 @@ export class FramebufferConsole implements DisplaySink {
     if (this.unsubscribe) return;
     this.unsubscribe = this.display.subscribe(this);
     this.cleared = false;
-    const ms = this.opts.refreshMs ?? FB_REFRESH_MS;
-    if (ms > 0) {
-      this.timer = setInterval(() => this.tick(), ms);
-      this.timer.unref?.();
-    }
+    if (!this.opts.manual) this.refresh.start();
     this.opts.log.info({ ...this.g }, 'drawing the guest screen into the framebuffer');
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.refresh.stop();
     this.unsubscribe?.();
     this.unsubscribe = null;
   }
@@ -82,19 +82,30 @@ export class FramebufferConsole implements DisplaySink {
     this.dirty = { x: 0, y: 0, w, h };
   }
 
-  tick(): void {
+  wake(): void {
+    this.refresh.poke();
+  }
+
+  /** Input reached the guest from the vkb: it is about to answer on screen. */
+  poke(): void {
+    this.refresh.poke();
+  }
+
+  /** Draw what changed. True: something was written. */
+  tick(): boolean {
     this.display.refresh();
     if (!this.cleared) {
       this.cleared = true;
       this.dirty = { x: 0, y: 0, w: this.g.width, h: this.g.height };
     }
     const d = this.dirty;
-    if (d === null) return;
+    if (d === null) return false;
     this.dirty = null;
     // Whole framebuffer lines from the first to the last changed one (VGA damage is whole lines anyway).
     const y0 = Math.max(0, d.y);
     const y1 = Math.min(this.g.height, d.y + d.h);
     for (let y = y0; y < y1; y += this.chunkLines) this.writeLines(y, Math.min(this.chunkLines, y1 - y));
+    return y1 > y0;
   }
 
   /** Convert `n` framebuffer lines from `y` into the chunk and write them with one pwrite. */

@@ -14,7 +14,7 @@ import { FbdevError, openFbdev } from './fbdev.ts';
 import { FramebufferConsole } from './fbsink.ts';
 
 export { FbdevError, openFbdev, readFbGeometry } from './fbdev.ts';
-export { FramebufferConsole, FB_REFRESH_MS } from './fbsink.ts';
+export { FramebufferConsole } from './fbsink.ts';
 export { EvdevDecoder, EvdevInput, keycodeToScancodes, INPUT_EVENT_SIZE, type EvdevIo } from './evdev.ts';
 
 export interface StubConsolePaths {
@@ -46,7 +46,7 @@ export function startStubConsole(
   io: EvdevIo | null,
   log: Logger,
   paths: StubConsolePaths = STUB_CONSOLE_PATHS,
-  refreshMs?: number,
+  manual = false,
 ): StubConsole | null {
   if (!fs.existsSync(paths.fbdev)) return null;
   let fb;
@@ -59,11 +59,22 @@ export function startStubConsole(
     }
     throw e;
   }
-  const con = new FramebufferConsole(display, fb, { log, ...(refreshMs !== undefined ? { refreshMs } : {}) });
+  const con = new FramebufferConsole(display, fb, { log, manual });
   con.start();
+  // Input makes the guest answer on screen (an echo, a pointer): the framebuffer refreshes fast again.
+  const poking: HostInputSink = {
+    key: (b) => {
+      sink.key(b);
+      con.poke();
+    },
+    pointer: (dx, dy, dz, buttons) => {
+      sink.pointer(dx, dy, dz, buttons);
+      con.poke();
+    },
+  };
   let input: EvdevInput | null = null;
   if (io !== null) {
-    input = new EvdevInput(io, sink, log);
+    input = new EvdevInput(io, poking, log);
     const opened = input.openAll(paths.inputDir);
     log.info({ devices: opened }, 'reading input devices into the keyboard and mouse');
   } else {

@@ -23,9 +23,11 @@ export interface VramBacking {
   place(gpa: number): void;
   /**
    * Set dirty[page] = 1 for every page the guest wrote through the BAR since
-   * the last call. False: the hypervisor could not say (treat all as dirty).
+   * the last call, and say how many that was (0: the screen is still). -1:
+   * the hypervisor could not say (treat all as dirty). Called on every
+   * display refresh, so it allocates nothing.
    */
-  collectDirty(dirty: Uint8Array): boolean;
+  collectDirty(dirty: Uint8Array): number;
   /** Unmap (the pages stay the guest's). */
   close(): void;
 }

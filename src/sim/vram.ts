@@ -49,15 +49,17 @@ export class SimVram implements VramBacking {
     this.calls.push(`relocate home -> 0x${gpa.toString(16)}`, `pin wb 0x${gpa.toString(16)}`);
   }
 
-  collectDirty(dirty: Uint8Array): boolean {
+  collectDirty(dirty: Uint8Array): number {
     const g = this.guestDirty;
+    let n = 0;
     for (let p = 0; p < g.length; p++) {
       if (g[p]) {
         dirty[p] = 1;
         g[p] = 0;
+        n++;
       }
     }
-    return true;
+    return n;
   }
 
   close(): void {

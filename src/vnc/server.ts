@@ -14,15 +14,19 @@
  * deflate stream per client), and the DesktopSize pseudo-encoding (-223)
  * when the guest changes mode.
  *
- * Cost: the refresh timer runs only while a client is connected; each tick
- * redraws only what changed (DisplayHub) and sends only damaged rectangles
- * to clients that asked for an update. Every client message is
+ * Cost: the refresh timer runs only while a client is connected, on QEMU's
+ * adaptive period (30 ms while the picture changes, up to 3 s while it is
+ * still: AdaptiveRefresh in display.ts), brought back to 30 ms by a key or
+ * pointer event or by the guest's first VRAM store; each tick redraws only
+ * what changed (DisplayHub; nothing at all while nothing did) and sends only
+ * damaged rectangles to clients that asked for an update. An idle tick
+ * allocates nothing (test/devices/vga/idle.test.ts). Every client message is
  * bounds-checked; a client that sends garbage or too much is disconnected.
  */
 import net from 'node:net';
 import zlib from 'node:zlib';
 import type { Logger } from '../core/log.ts';
-import type { DisplayHub, DisplaySink } from '../devices/vga/display.ts';
+import { AdaptiveRefresh, type DisplayHub, type DisplaySink } from '../devices/vga/display.ts';
 import type { Rect } from '../devices/vga/render.ts';
 import { keysymToScancodes } from './keymap.ts';
 
@@ -61,8 +65,8 @@ export interface VncOptions {
    */
   onPointer?(dx: number, dy: number, dz: number, buttons: number): void;
   log: Logger;
-  /** Refresh period while clients are connected; 0: no timer (tests call tick()). */
-  refreshMs?: number;
+  /** No refresh timer: the caller calls tick() (tests). */
+  manual?: boolean;
   name?: string;
 }
 
@@ -131,6 +135,10 @@ class Client implements DisplaySink {
   resize(w: number, h: number): void {
     this.resized = true;
     this.dirty = { x: 0, y: 0, w, h };
+  }
+
+  wake(): void {
+    this.srv.poke();
   }
 
   private onData(d: Buffer): void {
@@ -251,12 +259,14 @@ class Client implements DisplaySink {
         if (b.length < 8) return 0;
         const n = keysymToScancodes(b.readUInt32BE(4), b[1] !== 0, this.scancodes);
         if (n) this.srv.opts.onKey(this.scancodes.subarray(0, n));
+        this.srv.poke(); // the guest is about to answer (an echo, a cursor): refresh fast
         return 8;
       }
       case 5:
         // PointerEvent
         if (b.length < 6) return 0;
         this.pointer(b[1], b.readUInt16BE(2), b.readUInt16BE(4));
+        this.srv.poke();
         return 6;
       case 6: {
         // ClientCutText: read and dropped.
@@ -298,9 +308,10 @@ class Client implements DisplaySink {
     if (changed) onPointer(dx, dy, dz, buttons);
   }
 
-  /** Send what is pending if the client asked for it. */
-  flush(): void {
-    if (this.phase !== 'normal' || !this.wanted || this.busy) return;
+  /** Send what is pending if the client asked for it. True: an update went out (or is being compressed). */
+  flush(): boolean {
+    if (this.phase !== 'normal' || !this.wanted || this.busy) return false;
+    if (this.dirty === null && !this.resized) return false; // the idle case: nothing allocated, nothing sent
     const d = this.srv.display;
     const rects: Buffer[] = [];
     let count = 0;
@@ -315,7 +326,7 @@ class Client implements DisplaySink {
     }
     const r = this.dirty ? clip(this.dirty, Math.min(this.width, d.width), Math.min(this.height, d.height)) : null;
     this.dirty = null;
-    if (!r && count === 0) return;
+    if (!r && count === 0) return false;
     this.wanted = false;
     const raw = r ? this.pixels(r) : null;
     // Encodings come in the client's order of preference; Raw is always understood.
@@ -332,7 +343,10 @@ class Client implements DisplaySink {
       head.writeUInt16BE(count, 2);
       this.sock.write(Buffer.concat([head, ...rects]));
     };
-    if (!zlibOn || raw === null) return send(raw, ENC_RAW);
+    if (!zlibOn || raw === null) {
+      send(raw, ENC_RAW);
+      return true;
+    }
     this.busy = true;
     this.deflate(raw, (z) => {
       this.busy = false;
@@ -340,6 +354,7 @@ class Client implements DisplaySink {
       const len = u32(z.length);
       send(Buffer.concat([len, z]), ENC_ZLIB);
     });
+    return true;
   }
 
   private deflate(raw: Buffer, done: (out: Buffer) => void): void {
@@ -362,6 +377,7 @@ class Client implements DisplaySink {
     const pf = this.pf;
     const bytes = pf.bpp >> 3;
     const out = Buffer.allocUnsafe(r.w * r.h * bytes);
+    this.srv.stats.pixels += r.w * r.h;
     const same = pf === SERVER_PF || (pf.bpp === 32 && !pf.bigEndian && pf.rMax === 255 && pf.gMax === 255 && pf.bMax === 255 && pf.rShift === 16 && pf.gShift === 8 && pf.bShift === 0);
     let o = 0;
     for (let y = r.y; y < r.y + r.h; y++) {
@@ -391,12 +407,20 @@ export class VncServer {
   readonly name: string;
   private server: net.Server | null = null;
   private readonly clients = new Set<Client>();
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly refresh: AdaptiveRefresh;
   private warnings = 0;
   address: { host: string; port: number } | null = null;
+  /** Refresh ticks, updates sent, pixels converted for clients (tests: an idle tick converts none). */
+  readonly stats = { ticks: 0, updates: 0, pixels: 0 };
 
   constructor(readonly opts: VncOptions) {
     this.name = opts.name ?? 'stubdm';
+    this.refresh = new AdaptiveRefresh(() => this.tick());
+  }
+
+  /** The refresh period now (ms; QEMU's adaptive scheme). */
+  get refreshInterval(): number {
+    return this.refresh.interval;
   }
 
   get display(): DisplayHub {
@@ -436,17 +460,18 @@ export class VncServer {
   private accept(s: net.Socket): void {
     const c = new Client(s, this);
     this.clients.add(c);
-    if (this.timer === null && (this.opts.refreshMs ?? 30) > 0) {
-      this.timer = setInterval(() => this.tick(), this.opts.refreshMs ?? 30);
-      this.timer.unref?.();
-    }
+    if (!this.opts.manual) this.refresh.start();
   }
 
-  /** Redraw what changed and send it to clients that asked. */
-  tick(): void {
-    if (this.clients.size === 0) return;
+  /** Redraw what changed and send it to clients that asked. True: some client got an update. */
+  tick(): boolean {
+    if (this.clients.size === 0) return false;
+    this.stats.ticks++;
     this.display.refresh();
-    for (const c of this.clients) c.flush();
+    let sent = false;
+    for (const c of this.clients) if (c.flush()) sent = true;
+    if (sent) this.stats.updates++;
+    return sent;
   }
 
   /** A client asked for an update: answer now if we have something (no waiting for the next tick). */
@@ -454,12 +479,14 @@ export class VncServer {
     this.tick();
   }
 
+  /** Input from a client, or the guest drawing after a still spell: refresh fast again. */
+  poke(): void {
+    this.refresh.poke();
+  }
+
   dropped(c: Client): void {
     this.clients.delete(c);
-    if (this.clients.size === 0 && this.timer !== null) {
-      clearInterval(this.timer);
-      this.timer = null;
-    }
+    if (this.clients.size === 0) this.refresh.stop();
   }
 
   warnClient(why: string): void {
@@ -468,8 +495,7 @@ export class VncServer {
 
   async close(): Promise<void> {
     for (const c of [...this.clients]) c.close();
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.refresh.stop();
     const s = this.server;
     this.server = null;
     if (s) await new Promise<void>((r) => s.close(() => r()));

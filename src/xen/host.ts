@@ -611,10 +611,14 @@ class XenHostImpl implements XenHost {
   }
 
   trackDirtyVram(firstPfn: number, nr: number, bitmap: BigUint64Array | null): boolean {
+    // Called on every display refresh: no closure or context object unless it fails, and a
+    // failure that repeats on each refresh is logged at a bounded rate.
     if (bitmap !== null && bitmap.length * 64 < nr) return false;
-    return this.dmCall('xendevicemodel_track_dirty_vram', { firstPfn, nr }, (h) =>
-      this.libs.dm.track_dirty_vram(h, this.domid, firstPfn, nr, bitmap),
-    );
+    const h = this.dmh;
+    if (h === null) return false;
+    if (this.libs.dm.track_dirty_vram(h, this.domid, firstPfn, nr, bitmap) === 0) return true;
+    this.rl.warn({ firstPfn, nr, errno: this.libs.errno() }, 'xendevicemodel_track_dirty_vram failed');
+    return false;
   }
 
   // -- teardown -------------------------------------------------------------

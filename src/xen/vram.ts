@@ -71,6 +71,8 @@ class XenVram implements VramBacking {
   private at: number;
   private mapping: Ptr | null = null;
   private readonly bitmap: BigUint64Array;
+  /** The same bitmap as 32-bit words: reading a BigUint64Array element makes a BigInt on the heap. */
+  private readonly words: Uint32Array;
 
   constructor(
     private readonly o: XenVramOptions,
@@ -81,6 +83,7 @@ class XenVram implements VramBacking {
     this.home = vramHomeGfn(o.ramBytes, o.lowMemLimit);
     this.at = this.home;
     this.bitmap = new BigUint64Array(Math.ceil(this.nr / 64));
+    this.words = new Uint32Array(this.bitmap.buffer);
     this.bytes = new Uint8Array(size); // a stand-in until the pages are mapped
     if (restoring) return; // the pages come with the guest's memory: mapped when the BAR is known
     const ctrl = o.ctrl();
@@ -144,15 +147,23 @@ class XenVram implements VramBacking {
     p.pinMemoryCacheattr(target, target + this.nr - 1, XEN_DMOP_MEM_CACHEATTR_WB);
   }
 
-  collectDirty(dirty: Uint8Array): boolean {
-    if (this.at === this.home) return true; // not under the BAR: the guest cannot write it
-    this.bitmap.fill(0n);
-    if (!this.o.platform.trackDirtyVram(this.at, this.nr, this.bitmap)) return false;
-    for (let w = 0; w < this.bitmap.length; w++) {
-      let bits = this.bitmap[w];
-      for (let b = 0; bits !== 0n; b++, bits >>= 1n) if (bits & 1n) dirty[w * 64 + b] = 1;
+  collectDirty(dirty: Uint8Array): number {
+    if (this.at === this.home) return 0; // not under the BAR: the guest cannot write it
+    const words = this.words;
+    words.fill(0);
+    if (!this.o.platform.trackDirtyVram(this.at, this.nr, this.bitmap)) return -1;
+    // Xen's bitmap is unsigned longs, little endian here (x86-64): bit i of 32-bit word w is page 32w + i.
+    let n = 0;
+    for (let w = 0; w < words.length; w++) {
+      let bits = words[w];
+      for (let b = 0; bits !== 0; b++, bits >>>= 1) {
+        if (bits & 1 && (w << 5) + b < dirty.length) {
+          dirty[(w << 5) + b] = 1;
+          n++;
+        }
+      }
     }
-    return true;
+    return n;
   }
 
   close(): void {

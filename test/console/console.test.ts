@@ -16,21 +16,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { DisplayHub } from '../../src/devices/vga/index.ts';
-import * as V from '../../src/devices/vga/regs.ts';
 import { EvdevDecoder, EvdevInput, FbdevError, FramebufferConsole, keycodeToScancodes, openFbdev, readFbGeometry, startStubConsole } from '../../src/console/index.ts';
 import type { HostInputSink } from '../../src/core/console.ts';
 import { loadTapIo } from '../../src/net/native.ts';
-import { LFB_BASE, makeVga, type VgaRig } from '../devices/vga/harness.ts';
+import { LFB_BASE, makeVga } from '../devices/vga/harness.ts';
+import { vbe32 as vbe } from '../devices/vga/modes.ts';
 
 const silent = pino({ level: 'silent' });
-
-function vbe(r: VgaRig, w: number, h: number): void {
-  r.dispi(V.DISPI_ENABLE, 0);
-  r.dispi(V.DISPI_XRES, w);
-  r.dispi(V.DISPI_YRES, h);
-  r.dispi(V.DISPI_BPP, 32);
-  r.dispi(V.DISPI_ENABLE, V.DISPI_ENABLED | V.DISPI_LFB_ENABLED);
-}
 
 /** A fake fb0: a file of stride * height bytes (0x55 everywhere, so unwritten bytes show) and its sysfs directory. */
 function fakeFb(t: { after(fn: () => void): void }, w: number, h: number, bpp: number, stride: number): { dev: string; sysfs: string; read(): Buffer } {
@@ -74,7 +66,7 @@ test('guest screen into a 32-bpp framebuffer: pixels at stride offsets, only cha
   const f = fakeFb(t, 40, 60, 32, stride);
   const fb = openFbdev(f.dev, f.sysfs, silent);
   t.after(() => fb.close());
-  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { refreshMs: 0, log: silent });
+  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { manual: true, log: silent });
   con.start();
   t.after(() => con.stop());
   con.tick();
@@ -116,7 +108,7 @@ test('a 16-bpp framebuffer gets RGB565', (t) => {
   const f = fakeFb(t, 16, 8, 16, 32);
   const fb = openFbdev(f.dev, f.sysfs, silent);
   t.after(() => fb.close());
-  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { refreshMs: 0, log: silent });
+  const con = new FramebufferConsole(new DisplayHub(r.vga.core), fb, { manual: true, log: silent });
   con.start();
   con.tick();
   con.stop();
@@ -220,13 +212,13 @@ test('startStubConsole: nothing without a framebuffer; with one, it draws and re
   r.memw(LFB_BASE, 4, 0x00abcdef);
   const hub = new DisplayHub(r.vga.core);
   const s = recorder();
-  const none = startStubConsole(hub, s, null, silent, { fbdev: '/nonexistent/fb0', sysfs: '/nonexistent', inputDir: '/nonexistent' }, 0);
+  const none = startStubConsole(hub, s, null, silent, { fbdev: '/nonexistent/fb0', sysfs: '/nonexistent', inputDir: '/nonexistent' }, true);
   assert.equal(none, null);
   const f = fakeFb(t, 8, 8, 32, 32);
   const bad = fakeFb(t, 8, 8, 32, 32);
   fs.writeFileSync(path.join(bad.sysfs, 'bits_per_pixel'), '24');
-  assert.equal(startStubConsole(hub, s, null, silent, { fbdev: bad.dev, sysfs: bad.sysfs, inputDir: '/nonexistent' }, 0), null, 'unusable: logged, skipped');
-  const con = startStubConsole(hub, s, null, silent, { fbdev: f.dev, sysfs: f.sysfs, inputDir: '/nonexistent' }, 0);
+  assert.equal(startStubConsole(hub, s, null, silent, { fbdev: bad.dev, sysfs: bad.sysfs, inputDir: '/nonexistent' }, true), null, 'unusable: logged, skipped');
+  const con = startStubConsole(hub, s, null, silent, { fbdev: f.dev, sysfs: f.sysfs, inputDir: '/nonexistent' }, true);
   assert.ok(con);
   t.after(() => con.close());
   con.fb.tick();

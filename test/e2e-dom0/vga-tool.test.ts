@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PNG } from 'pngjs';
 import { pino } from 'pino';
 import { parseArgs } from '../../src/cli/index.ts';
 import { start } from '../../src/main.ts';
@@ -19,6 +20,27 @@ import { PATTERN_TEXT, marker, session } from '../e2e/dom0/vga-tool.ts';
 import { parsePpm } from '../helpers/screen.ts';
 
 const SCAN = { g: 0x22, w: 0x11, q: 0x10 };
+
+/**
+ * What vga.sh does for --cpu-windows: each OUT/idle-W.go is answered with
+ * OUT/idle-W.done once `during(W)` (the measurement's stand-in) finished.
+ */
+function cpuWindows(out: string, during: (w: string) => Promise<void>): { seen: string[]; stop: () => void } {
+  const seen: string[] = [];
+  let on = true;
+  void (async () => {
+    while (on) {
+      for (const w of ['vnc', 'novnc']) {
+        if (seen.includes(w) || !fs.existsSync(path.join(out, `idle-${w}.go`))) continue;
+        seen.push(w);
+        await during(w);
+        fs.writeFileSync(path.join(out, `idle-${w}.done`), '');
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  return { seen, stop: () => void (on = false) };
+}
 
 test('vga-tool: text screendump, keys over VNC, the pattern seen by VNC and by the VBE screendump', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stubdm-vga-tool-'));
@@ -74,14 +96,28 @@ test('vga-tool: text screendump, keys over VNC, the pattern seen by VNC and by t
 
   const kv: Record<string, string | number> = {};
   const out = path.join(dir, 'out');
-  await session({ qmp: qmpPath, serial, out, vnc: port, dumpAs: null, dumpFile: null, ref: null, timeoutMs: 20_000 }, kv);
+  // The idle windows: nothing changes on the screen, so the waiting client gets no update.
+  const idle = cpuWindows(out, async () => void (await new Promise((r) => setTimeout(r, 300))));
+  t.after(idle.stop);
+  await session({ qmp: qmpPath, serial, out, vnc: port, dumpAs: null, dumpFile: null, ref: null, timeoutMs: 20_000, cpuWindows: true }, kv);
   await guest;
+  assert.deepEqual(idle.seen, ['vnc', 'novnc'], 'with the client connected, then without');
+  assert.equal(kv.vnc_idle_updates, 0, 'an idle screen sends the waiting client nothing');
+  assert.ok(Number(kv.vnc_idle_s) > 0 && Number(kv.novnc_idle_s) > 0);
   assert.equal(kv.text, `${W}x${H}`);
   assert.equal(kv.mode, `${W}x${H}x32`);
   assert.equal(kv.vnc, 'ok');
   assert.equal(kv.vbe_bad_pixels, 0);
   assert.equal(typeof kv.vnc_update_ms, 'number');
-  assert.ok(fs.existsSync(path.join(out, 'vbe.png')) && fs.existsSync(path.join(out, 'text.png')));
+  // The PNG copies (vga.sh puts them in results/<dm>/vga-{text,vbe}.png) are the screendumps' pixels.
+  for (const name of ['text', 'vbe']) {
+    const ppm = parsePpm(fs.readFileSync(path.join(out, `${name}.ppm`)))!.pic;
+    const png = PNG.sync.read(fs.readFileSync(path.join(out, `${name}.png`)));
+    assert.deepEqual([png.width, png.height], [ppm.width, ppm.height], name);
+    const rgb = Buffer.alloc(png.width * png.height * 3);
+    for (let i = 0; i < png.width * png.height; i++) png.data.copy(rgb, i * 3, i * 4, i * 4 + 3);
+    assert.ok(rgb.equals(Buffer.from(ppm.rgb)), `${name}.png has the screendump's pixels`);
+  }
 
   // A second run compares with the first one's pictures (qemu-xen's role): the same screen matches 100 %.
   const ref = out;
@@ -98,8 +134,17 @@ test('vga-tool: text screendump, keys over VNC, the pattern seen by VNC and by t
     say('E2E vga fb=written');
     await waitKey(SCAN.q);
   })();
-  await session({ qmp: qmpPath, serial, out: path.join(dir, 'out2'), vnc: port, dumpAs: null, dumpFile: null, ref, timeoutMs: 20_000 }, kv2);
+  // This time the guest draws during the window with the client: the client is still connected
+  // and waiting for an incremental update, so the change reaches it.
+  const out2 = path.join(dir, 'out2');
+  const drawing = cpuWindows(out2, async (w) => {
+    if (w === 'vnc') s.writel(0xf0000000, 0x00ffffff);
+    await new Promise((r) => setTimeout(r, 500));
+  });
+  t.after(drawing.stop);
+  await session({ qmp: qmpPath, serial, out: out2, vnc: port, dumpAs: null, dumpFile: null, ref, timeoutMs: 20_000, cpuWindows: true }, kv2);
   await again;
+  assert.equal(kv2.vnc_idle_updates, 1, 'the change during the window went to the waiting client');
   assert.equal(kv2.match, '100.000');
   assert.equal(kv2.diff_cells, 0);
   assert.equal(kv2.vbe_match, '100.000');
@@ -152,10 +197,15 @@ test('vga-tool: pictures from a stub domain save console, one after the other', 
     await waitKey(SCAN.q);
   })();
   const kv: Record<string, string | number> = {};
-  await session({ qmp: qmpPath, serial, out: path.join(dir, 'out'), vnc: null, dumpAs: '/dev/fdset/1', dumpFile: consoleFile, ref: null, timeoutMs: 20_000 }, kv).catch((e: unknown) => {
+  // No VNC client to keep connected: only the window without one.
+  const idle = cpuWindows(path.join(dir, 'out'), async () => {});
+  t.after(idle.stop);
+  await session({ qmp: qmpPath, serial, out: path.join(dir, 'out'), vnc: null, dumpAs: '/dev/fdset/1', dumpFile: consoleFile, ref: null, timeoutMs: 20_000, cpuWindows: true }, kv).catch((e: unknown) => {
     assert.fail(`${(e as Error).message} ${JSON.stringify(kv)}`);
   });
   await guest;
+  assert.deepEqual(idle.seen, ['novnc']);
+  assert.equal(kv.vnc_idle_updates, undefined);
   assert.equal(kv.keys_qmp, undefined);
   assert.ok(keys.includes(0x1c), 'Return typed after each word');
   assert.equal(kv.vnc, 'none');
@@ -168,6 +218,8 @@ test('vga-tool: pictures from a stub domain save console, one after the other', 
   assert.ok(first);
   assert.equal(parsePpm(all.subarray(first.bytes))?.bytes, all.length - first.bytes);
   assert.equal(parsePpm(fs.readFileSync(path.join(dir, 'out', 'vbe.ppm')))?.pic.width, 16);
+  // A stub domain's pictures get their PNG copies too (results/stubdm-stubdom/vga-{text,vbe}.png).
+  for (const name of ['text', 'vbe']) assert.equal(PNG.sync.read(fs.readFileSync(path.join(dir, 'out', `${name}.png`))).width, 16, name);
 });
 
 test('vga-tool: the pattern it checks is the one the guest writes (vga.sh VGA_PATTERN through yes)', () => {

@@ -56,6 +56,10 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['vga', 'mode', 'vga: bochs-drm mode'],
   ['vga', 'vnc_update_ms', 'vga: guest fb write done to VNC client has it (ms)'],
   ['vga', 'vram', 'vga: VRAM (guest pages / ioreq)'],
+  ['vga', 'dm_cpu_vnc_idle', 'vga: DM CPU, guest idle, VNC client connected (CPU s per s)'],
+  ['vga', 'vncd_cpu_vnc_idle', "vga: stub domain's dom0 VNC QEMU, same window (CPU s per s)"],
+  ['vga', 'dm_cpu_idle_novnc', 'vga: DM CPU, guest idle, no VNC client (CPU s per s)'],
+  ['vga', 'vnc_idle_vs_qemu_xen', "vga: idle with a VNC client / qemu-xen's"],
 ];
 
 function parse(text: string): Result[] {

@@ -33,3 +33,9 @@ export function bytesPerOp(op: (i: number) => void, chunk: number, chunks: numbe
   }
   return best;
 }
+
+/** bytesPerOp for an op that needs no index (defaults: 50,000 warm calls, 20 chunks of 5000). */
+export function bytesPerCall(op: () => void, o: { warm?: number; chunk?: number; chunks?: number } = {}): number {
+  const { warm = 50_000, chunk = 5000, chunks = 20 } = o;
+  return bytesPerOp(() => op(), chunk, chunks, warm);
+}

@@ -5,26 +5,18 @@
  * only the damage, DesktopSize when the guest changes mode, a 16-bpp client
  * pixel format, key events reaching the keyboard as set-1 scan codes, and
  * a client that sends garbage being dropped. No timers: the server runs
- * with refreshMs 0 and answers update requests when they arrive.
+ * with manual: true and answers update requests when they arrive.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { pino } from 'pino';
 import { DisplayHub } from '../../src/devices/vga/index.ts';
-import * as V from '../../src/devices/vga/regs.ts';
 import { parseVncArg, VncServer } from '../../src/vnc/server.ts';
 import { keysymToScancodes } from '../../src/vnc/keymap.ts';
-import { LFB_BASE, makeVga, type VgaRig } from '../devices/vga/harness.ts';
+import { LFB_BASE, makeVga } from '../devices/vga/harness.ts';
+import { vbe32 as vbe } from '../devices/vga/modes.ts';
 import { RfbClient } from '../helpers/rfb-client.ts';
-
-function vbe(r: VgaRig, w: number, h: number): void {
-  r.dispi(V.DISPI_ENABLE, 0);
-  r.dispi(V.DISPI_XRES, w);
-  r.dispi(V.DISPI_YRES, h);
-  r.dispi(V.DISPI_BPP, 32);
-  r.dispi(V.DISPI_ENABLE, V.DISPI_ENABLED | V.DISPI_LFB_ENABLED);
-}
 
 async function rig(t: { after(fn: () => void | Promise<void>): void }) {
   const r = makeVga({ vgamemMb: 4 });
@@ -32,7 +24,7 @@ async function rig(t: { after(fn: () => void | Promise<void>): void }) {
   r.memw(LFB_BASE + (10 * 64 + 5) * 4, 4, 0x00336699);
   const keys: number[][] = [];
   const moves: number[][] = [];
-  const srv = new VncServer({ host: '127.0.0.1', port: 0, lastPort: 0, display: new DisplayHub(r.vga.core), onKey: (b) => keys.push([...b]), onPointer: (...m) => void moves.push(m), log: pino({ level: process.env.VNC_LOG ?? 'silent' }), refreshMs: 0, name: 'guest1' });
+  const srv = new VncServer({ host: '127.0.0.1', port: 0, lastPort: 0, display: new DisplayHub(r.vga.core), onKey: (b) => keys.push([...b]), onPointer: (...m) => void moves.push(m), log: pino({ level: process.env.VNC_LOG ?? 'silent' }), manual: true, name: 'guest1' });
   const { port } = await srv.listen();
   t.after(() => srv.close());
   return { r, srv, port, keys, moves };

@@ -38,13 +38,14 @@ function fakes() {
     errno: () => 0,
   };
   let dirtyBits: bigint[] = [];
+  let trackOk = true;
   const platform: VramPlatform = {
     relocateMemory: (n, src, dst) => (calls.push(`relocate ${n} 0x${src.toString(16)} -> 0x${dst.toString(16)}`), true),
     pinMemoryCacheattr: (s, e, t) => (calls.push(`pin 0x${s.toString(16)}-0x${e.toString(16)} type ${t}`), true),
     trackDirtyVram: (first, nr, bitmap) => {
       calls.push(`track 0x${first.toString(16)} ${nr}`);
       dirtyBits.forEach((b, i) => (bitmap![i] = b));
-      return true;
+      return trackOk;
     },
   };
   const provider = new XenVramProvider({
@@ -57,7 +58,7 @@ function fakes() {
     platform,
     log: pino({ level: 'silent' }),
   });
-  return { calls, provider, setDirty: (b: bigint[]) => (dirtyBits = b) };
+  return { calls, provider, setDirty: (b: bigint[]) => (dirtyBits = b), failTracking: () => (trackOk = false) };
 }
 
 test('VRAM home past the RAM block (QEMU xen.ram), 256 KiB aligned', () => {
@@ -73,17 +74,23 @@ test('populate + map once, relocate under BAR0 with WB, back home on a move, dir
   assert.equal(v.bytes.length, 16 << 20);
   calls.length = 0;
   const d = new Uint8Array(4096);
-  assert.equal(v.collectDirty(d), true);
+  assert.equal(v.collectDirty(d), 0);
   assert.deepEqual(calls, [], 'at home the guest cannot write it: no tracking call');
   v.place(0xf0000000);
   assert.deepEqual(calls, ['relocate 4096 0x20000 -> 0xf0000', 'pin 0xf0000-0xf0fff type 6']);
   calls.length = 0;
   setDirty([0b101n, 0n, 1n << 63n]);
-  assert.equal(v.collectDirty(d), true);
+  assert.equal(v.collectDirty(d), 3);
   assert.deepEqual([...d.keys()].filter((i) => d[i]), [0, 2, 191]);
+  // A still screen: Xen's bitmap is all zeros and nothing is marked (the renderer then skips its page walk).
+  setDirty([]);
+  d.fill(0);
+  assert.equal(v.collectDirty(d), 0);
+  assert.equal(d.indexOf(1), -1);
+  calls.length = 0;
   v.place(0xe0000000);
   v.place(-1);
-  assert.deepEqual(calls.slice(1), [
+  assert.deepEqual(calls, [
     'relocate 4096 0xf0000 -> 0x20000',
     'relocate 4096 0x20000 -> 0xe0000',
     'pin 0xe0000-0xe0fff type 6',
@@ -102,4 +109,13 @@ test('restored guest: no populate; the pages are mapped under the BAR when it is
   v.place(0xf0000000);
   assert.deepEqual(calls, ['map dom7 prot 3 256 pages at 0xf0000']);
   assert.ok(remapped !== null && (remapped as Uint8Array).length === 1 << 20);
+});
+
+test('track_dirty_vram failing says -1 (the VGA then redraws everything), not a still screen', () => {
+  const { provider, setDirty, failTracking } = fakes();
+  const v = provider.allocateVram(1 << 20, false);
+  v.place(0xf0000000);
+  setDirty([1n]);
+  failTracking();
+  assert.equal(v.collectDirty(new Uint8Array(256)), -1);
 });

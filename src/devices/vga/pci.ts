@@ -96,7 +96,9 @@ export class VgaPci implements PciFunction, Device {
       const core = this.core;
       b.onRemap = (bytes) => core.setVram(bytes);
       core.syncDirty = () => {
-        if (!b.collectDirty(core.dirty)) core.dirty.fill(1);
+        const n = b.collectDirty(core.dirty);
+        if (n < 0) core.dirty.fill(1);
+        if (n !== 0) core.dirtyAny = true; // the renderer is asking: no need to wake it
       };
     }
     if (opts.rom && opts.rom.length > MAX_ROM) throw new RangeError(`VGA BIOS of ${opts.rom.length} bytes is larger than ${MAX_ROM}`);
@@ -133,8 +135,8 @@ export class VgaPci implements PciFunction, Device {
           vram[off + 2] = v >>> 16;
           vram[off + 3] = v >>> 24;
         }
-        core.dirty[off >>> VRAM_PAGE_SHIFT] = 1;
-        core.dirty[(off + s - 1) >>> VRAM_PAGE_SHIFT] = 1;
+        core.touch(off >>> VRAM_PAGE_SHIFT);
+        core.touch((off + s - 1) >>> VRAM_PAGE_SHIFT);
         if ((off & 3) <= 2 && ((off + s - 1) & 3) >= 2) core.fontGen++; // a byte of plane 2 (text-mode fonts)
       },
     };
@@ -372,7 +374,7 @@ export class VgaPci implements PciFunction, Device {
       c.vram.fill(0);
       pages.forEach((p, i) => c.vram.set(data.subarray(i * page, (i + 1) * page), p * page));
     }
-    c.dirty.fill(1);
+    c.touchAll();
     c.regGen++;
   }
 }

@@ -8,10 +8,14 @@
  * same CRTC line addressing, same cursor shape; facts in docs/vga.md.
  *
  * Cost: nothing until someone calls update() (VNC with a client, a
- * screendump). update() redraws only what changed: a text cell whose
- * character, attribute or cursor state differs from the last frame, a
- * graphics line whose VRAM pages are dirty; any register or palette change
- * (core.regGen) or a font write (core.fontGen) redraws everything.
+ * screendump, the stub domain's framebuffer). update() redraws only what
+ * changed: a text cell whose character, attribute or cursor state differs
+ * from the last frame, a graphics line whose VRAM pages are dirty; any
+ * register or palette change (core.regGen) or a font write (core.fontGen)
+ * redraws everything. While no VRAM page is dirty and no register changed
+ * (an idle guest with a viewer polling) update() returns at once: no VRAM
+ * read, no cell compared, no page list walked, nothing allocated (`work`
+ * counts it; test/devices/vga/idle.test.ts holds it to zero).
  *
  * Hostile registers cannot make it read outside VRAM: every VRAM offset is
  * masked to the (power-of-two) VRAM size, as QEMU's vga-access.h does since
@@ -31,6 +35,20 @@ export interface Rect {
   y: number;
   w: number;
   h: number;
+}
+
+/** What update() has done so far (tests and the bench count the work of an idle refresh). */
+export interface RenderWork {
+  /** update() calls. */
+  updates: number;
+  /** ...that returned at once: nothing changed. */
+  idle: number;
+  /** Text cells compared with the last frame (each reads VRAM). */
+  cellsCompared: number;
+  /** Graphics lines whose pages were checked or that were redrawn. */
+  linesChecked: number;
+  /** Pixels written into the framebuffer. */
+  pixelsDrawn: number;
 }
 
 /** The mode the last update() drew. */
@@ -69,6 +87,9 @@ export class VgaRenderer {
   mode: DisplayMode = { kind: 'blank' };
   /** Text cursor blink phase: QEMU blinks every 16 frames; a screendump wants it steady (true = drawn). */
   cursorVisible = true;
+  readonly work: RenderWork = { updates: 0, idle: 0, cellsCompared: 0, linesChecked: 0, pixelsDrawn: 0 };
+
+  private lastCursorVisible = true;
 
   private lastRegGen = -1;
   private lastFontGen = -1;
@@ -90,7 +111,21 @@ export class VgaRenderer {
    */
   update(): Rect | null {
     const c = this.core;
+    this.work.updates++;
     c.syncDirty?.();
+    const blank = !(c.arIndex & 0x20) && !c.vbeEnabled;
+    // Nothing that can change a pixel happened since the last frame: no register or DAC write,
+    // no VRAM store (a font write is one too), the same blanking (it can change with the
+    // attribute index alone, which no generation counts) and the same cursor phase.
+    if (
+      c.regGen === this.lastRegGen &&
+      !c.dirtyAny &&
+      blank === (this.mode.kind === 'blank') &&
+      this.cursorVisible === this.lastCursorVisible
+    ) {
+      this.work.idle++;
+      return null;
+    }
     // After a blank frame the framebuffer is black: what comes next is drawn whole (QEMU redraws
     // all on a display mode change). Unblanking can be an attribute index write alone, which
     // changes no register the generation counts.
@@ -99,12 +134,15 @@ export class VgaRenderer {
     const fontChanged = c.fontGen !== this.lastFontGen;
     this.lastRegGen = c.regGen;
     this.lastFontGen = c.fontGen;
+    this.lastCursorVisible = this.cursorVisible;
     let r: Rect | null;
-    const blank = !(c.arIndex & 0x20) && !c.vbeEnabled;
     if (blank) r = this.drawBlank();
     else if (c.vbeEnabled || c.gr[V.GR_MISC] & V.GR06_GRAPHICS_MODE) r = this.drawGraphics(full);
     else r = this.drawText(full || fontChanged);
-    c.dirty.fill(0);
+    if (c.dirtyAny) {
+      c.dirty.fill(0);
+      c.dirtyAny = false;
+    }
     return r;
   }
 
@@ -129,6 +167,7 @@ export class VgaRenderer {
     this.mode = { kind: 'blank' };
     if (!changed) return null;
     this.fb.fill(0);
+    this.work.pixelsDrawn += this.fb.length;
     return this.width && this.height ? { x: 0, y: 0, w: this.width, h: this.height } : null;
   }
 
@@ -199,6 +238,7 @@ export class VgaRenderer {
     let minY = rows;
     let maxY = -1;
     let offset = start * 4;
+    this.work.cellsCompared += rows * cols;
     for (let cy = 0; cy < rows; cy++) {
       let src = offset;
       for (let cx = 0; cx < cols; cx++, src += 4) {
@@ -220,6 +260,7 @@ export class VgaRenderer {
           const bits = curRow ? 0xff : vram[(font + row * 4) & m];
           this.glyphRow(fb, p, bits, cw, fg, bg, dup9 || curRow);
         }
+        this.work.pixelsDrawn += cw * cheight;
         if (cx < minX) minX = cx;
         if (cx > maxX) maxX = cx;
         if (cy < minY) minY = cy;
@@ -303,6 +344,7 @@ export class VgaRenderer {
     let scanCount = multiScan;
     let minY = height;
     let maxY = -1;
+    this.work.linesChecked += height;
     for (let y = 0; y < height; y++) {
       let addr = addr1;
       if (!(crMode & 1)) {
@@ -314,6 +356,7 @@ export class VgaRenderer {
       addr &= m;
       if (redraw || this.lineDirty(dirty, addr, bwidth)) {
         this.drawLine(y, addr, width, bpp, vbe);
+        this.work.pixelsDrawn += dispWidth;
         if (y < minY) minY = y;
         maxY = y;
       }

@@ -52,6 +52,19 @@ export class VgaCore {
   readonly vramSize: number;
   /** One byte per VRAM page, set by every VRAM write (render.ts clears what it drew). */
   readonly dirty: Uint8Array;
+  /**
+   * Some byte of `dirty` is set. While it is false and no register changed
+   * the renderer has nothing to look at: an idle refresh reads no VRAM and
+   * walks no page list. Cleared with `dirty`.
+   */
+  dirtyAny = false;
+  /**
+   * Called by the first VRAM store after a picture was drawn (DisplayHub:
+   * the viewers' refresh timers wait longer while the screen stays still,
+   * and a store brings their next refresh forward). At most once per drawn
+   * picture; later stores only set their page.
+   */
+  onFirstDirty: (() => void) | null = null;
   /** Bumped on every register write that can change the picture (the renderer compares it). */
   regGen = 0;
   /** Bumped on writes that may reach plane 2, where text mode keeps its fonts. */
@@ -126,7 +139,25 @@ export class VgaCore {
     if (vram.length !== this.vramSize || vram.byteOffset % 4 !== 0) throw new RangeError('VRAM mapping of another size');
     this.vram = vram;
     this.vram32 = new Uint32Array(vram.buffer, vram.byteOffset, vram.length >>> 2);
+    this.touchAll();
+  }
+
+  /** VRAM page `page` changed (every store into VRAM comes here). */
+  touch(page: number): void {
+    this.dirty[page] = 1;
+    if (!this.dirtyAny) {
+      this.dirtyAny = true;
+      this.onFirstDirty?.();
+    }
+  }
+
+  /** All of VRAM may have changed (a new mapping, a restore, the hypervisor could not say). */
+  touchAll(): void {
     this.dirty.fill(1);
+    if (!this.dirtyAny) {
+      this.dirtyAny = true;
+      this.onFirstDirty?.();
+    }
   }
 
   /** Power-on state (QEMU vga_common_reset): every register 0, DISPI ID = 0xB0C5. */
@@ -464,7 +495,7 @@ export class VgaCore {
     if (this.seq(V.SR_MEMORY_MODE) & V.SR04_CHN_4M) {
       if (planeWrite & (1 << (addr & 3)) && addr < this.vramSize) {
         this.vram[addr] = val;
-        this.dirty[addr >>> VRAM_PAGE_SHIFT] = 1;
+        this.touch(addr >>> VRAM_PAGE_SHIFT);
         if ((addr & 3) === 2) this.fontGen++;
       }
       return;
@@ -476,7 +507,7 @@ export class VgaCore {
         addr = ((addr & ~1) << 1) | plane;
         if (addr < this.vramSize) {
           this.vram[addr] = val;
-          this.dirty[addr >>> VRAM_PAGE_SHIFT] = 1;
+          this.touch(addr >>> VRAM_PAGE_SHIFT);
           if (plane === 2) this.fontGen++;
         }
       }
@@ -534,7 +565,7 @@ export class VgaCore {
     if (addr * 4 >= this.vramSize) return; // CVE-2016-3710
     const m = MASK16[planeWrite & 0xf];
     this.vram32[addr] = ((this.vram32[addr] & ~m) | (v & m)) >>> 0;
-    this.dirty[(addr << 2) >>> VRAM_PAGE_SHIFT] = 1;
+    this.touch((addr << 2) >>> VRAM_PAGE_SHIFT);
     if (planeWrite & 4) this.fontGen++;
   }
 
@@ -554,7 +585,7 @@ export class VgaCore {
     if (len <= 0) return;
     const first = off >>> VRAM_PAGE_SHIFT;
     const last = Math.min((off + len - 1) >>> VRAM_PAGE_SHIFT, this.dirty.length - 1);
-    for (let p = first; p <= last; p++) this.dirty[p] = 1;
+    for (let p = first; p <= last; p++) this.touch(p);
   }
 }
 

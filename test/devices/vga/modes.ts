@@ -5,6 +5,7 @@
  * 0-0x18, graphics 0-8, attribute 0-0x14.
  */
 import type { VgaRig } from './harness.ts';
+import * as V from '../../../src/devices/vga/regs.ts';
 
 export interface ModeRegs {
   misc: number;
@@ -74,3 +75,12 @@ export const MODE4: ModeRegs = {
   gfx: [0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x0f, 0x00, 0xff],
   attr: [0x00, 0x13, 0x15, 0x17, 0x02, 0x04, 0x06, 0x07, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x01, 0x00, 0x03, 0x00, 0x00],
 };
+
+/** A Bochs VBE linear mode at 32 bpp through the DISPI ports (off first, as bochs-drm does). */
+export function vbe32(r: VgaRig, w: number, h: number): void {
+  r.dispi(V.DISPI_ENABLE, 0);
+  r.dispi(V.DISPI_XRES, w);
+  r.dispi(V.DISPI_YRES, h);
+  r.dispi(V.DISPI_BPP, 32);
+  r.dispi(V.DISPI_ENABLE, V.DISPI_ENABLED | V.DISPI_LFB_ENABLED);
+}

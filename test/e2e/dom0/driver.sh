@@ -37,18 +37,22 @@ marker() {
 
 # The device model's CPU time, to compare what each DM costs the host while its
 # guest idles, does disk I/O and does network I/O (issue #16). DM_CPU_ID is the
-# DM's pid in dom0, or its stub domain's name (<guest>-dm); set per guest.
+# DM's pid in dom0, or its stub domain's name (<guest>-dm); set per guest. Any
+# other dom0 process can be measured the same way with DM_CPU_ID=<pid> for the
+# call (vga.sh: the xenpv QEMU that serves a stub domain's VNC).
 DM_CPU_ID="" CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 dm_cpu_target() { # GUEST-NAME DM-PID
   if is_stubdom; then DM_CPU_ID=$1-dm; else DM_CPU_ID=$2; fi
 }
+# DM_CPU_ID names a domain (not a pid: a stub domain is <guest>-dm).
+dm_cpu_domain() { case $DM_CPU_ID in *[!0-9]*) return 0 ;; *) return 1 ;; esac; }
 # CPU seconds the DM used so far (empty if it is gone): utime + stime of
 # /proc/<pid>/stat for a dom0 process (all its threads; comm is cut off first,
 # it is in parentheses and may hold spaces); `xl list`'s Time(s) for a stub
 # domain: all of its vCPU time, its kernel's included (0.1 s steps).
 dm_cpu_s() {
   [ -n "$DM_CPU_ID" ] || return 0
-  if is_stubdom; then
+  if dm_cpu_domain; then
     xl list "$DM_CPU_ID" 2>/dev/null | awk 'NR == 2 { print $6 }'
   else
     awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$DM_CPU_ID/stat" 2>/dev/null
@@ -63,7 +67,7 @@ dm_cpu_s() {
 # window, as large as the figure itself).
 dm_cpu_window() {
   local a b t0 t1
-  if is_stubdom; then
+  if dm_cpu_domain; then
     timeout $(($1 + 30)) xentop -b -f -i 2 -d "$1" 2>/dev/null |
       awk -v n="$DM_CPU_ID" '$1 == n { v = $4 } END { if (v != "") printf "%.3f\n", v / 100 }' >"$2"
   else

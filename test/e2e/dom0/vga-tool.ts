@@ -14,7 +14,16 @@
  *      moment its copy of the screen is all pattern (vnc_update_ms from the
  *      guest's "fb=written" line on the serial file);
  *   4. QMP screendump of the VBE mode, checked against the pattern;
- *   5. "q" Return lets the guest power off.
+ *   5. with --cpu-windows, the guest idles at its VBE mode while vga.sh
+ *      measures the device model's CPU: first with the VNC client still
+ *      connected and waiting for an incremental update (the file
+ *      OUT/idle-vnc.go asks vga.sh to measure, OUT/idle-vnc.done says it
+ *      did), then with no client (idle-novnc.go/.done); the tool itself
+ *      sleeps in the kernel meanwhile (a 0.5 s poll for the .done file,
+ *      no traffic: the server answers the outstanding request only when
+ *      the picture changes, and vnc_idle_updates counts it if it did);
+ *   6. "q" Return (through a new VNC connection after the no-client
+ *      window) lets the guest power off.
  * Without VNC (qemu-stubdom: its VNC is dom0's xenpv QEMU, which Debian's QEMU
  * in our stub does not draw into) the same keys go in through QMP
  * (`human-monitor-command` `sendkey`, what `xl qemu-monitor-command` does) and
@@ -32,6 +41,7 @@
  *
  * Usage: node vga-tool.mjs --qmp SOCK --serial FILE --out DIR [--vnc PORT]
  *          [--dump-as PATH --dump-file FILE] [--ref DIR] [--timeout S] [--dm-pid PID]
+ *          [--vnc-crop] [--vnc-stale-ok] [--cpu-windows]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -66,6 +76,8 @@ interface Args {
    * any of it (vnc_bad_pixels = every pixel of 1024x768).
    */
   vncStaleOk?: boolean;
+  /** Step 5: the idle windows vga.sh measures the DM's CPU over (the idle-*.go/.done files in `out`). */
+  cpuWindows?: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -87,6 +99,7 @@ function parseArgs(argv: string[]): Args {
     timeoutMs: (Number.isFinite(t) && t > 0 ? t : 300) * 1000, dmPid: Number.isInteger(pid) && pid > 0 ? pid : null,
     vncCrop: argv.includes('--vnc-crop'),
     vncStaleOk: argv.includes('--vnc-stale-ok'),
+    cpuWindows: argv.includes('--cpu-windows'),
   };
 }
 
@@ -184,6 +197,24 @@ async function qmp(sock: string, cmd: object, ms: number): Promise<unknown> {
       }
     });
   });
+}
+
+/** How long vga.sh may take over one idle window (VGA_IDLE_S is 30 s; xentop starts slowly under load). */
+const IDLE_WINDOW_MAX_MS = 300_000;
+
+/**
+ * One idle window: OUT/idle-NAME.go tells vga.sh to measure, OUT/idle-NAME.done
+ * that it has. `alive` throws if the guest or the DM went away meanwhile.
+ */
+async function idleWindow(out: string, name: string, alive: () => void): Promise<number> {
+  const done = path.join(out, `idle-${name}.done`);
+  const t0 = now();
+  fs.writeFileSync(path.join(out, `idle-${name}.go`), '');
+  await until(`vga.sh to measure the idle window ${name} (${done})`, IDLE_WINDOW_MAX_MS, () => {
+    alive();
+    return fs.existsSync(done) ? true : null;
+  }, 500);
+  return (now() - t0) / 1000;
 }
 
 /** Reads pictures a device model wrote: its own file each time, or one after another from a stub domain's save console. */
@@ -393,9 +424,15 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
 
   // 2. VBE mode: keys through VNC, or through QMP without one.
   const viewer = a.vnc === null ? null : await Viewer.open(a.vnc);
+  /** Who types: this client, then (after the window without a client) a new one. */
+  let keys = viewer;
   const type = async (text: string) => {
-    if (viewer) viewer.type(text);
+    if (keys) keys.type(text);
     else if (!(await qmpType(a.qmp, text))) kv.keys_qmp = 'failed';
+  };
+  const alive = () => {
+    const e = guestError();
+    if (e !== null) throw new Fail(`guest: error=${e}`);
   };
   try {
     await type('go');
@@ -459,11 +496,25 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
     const vref = reference(a.ref, 'vbe');
     if (vref && vref.width === vbe.width && vref.height === vbe.height) kv.vbe_match = comparePictures(vref, vbe).matchPercent.toFixed(3);
 
-    // 5. Let the guest go.
+    // 5. The guest idles at its VBE mode: vga.sh measures the DM's CPU with our client connected, then without.
+    if (a.cpuWindows) {
+      if (viewer) {
+        const u0 = viewer.updates;
+        kv.vnc_idle_s = (await idleWindow(a.out, 'vnc', alive)).toFixed(1);
+        if (viewer.error) throw new Fail(`VNC during the idle window: ${viewer.error}`);
+        kv.vnc_idle_updates = viewer.updates - u0;
+        viewer.close();
+      }
+      kv.novnc_idle_s = (await idleWindow(a.out, 'novnc', alive)).toFixed(1);
+      if (a.vnc !== null) keys = await Viewer.open(a.vnc); // the keys that end the session
+    }
+
+    // 6. Let the guest go.
     await type('q');
     await sleep(500); // the keys are on their way before the socket closes
   } finally {
     viewer?.close();
+    if (keys !== viewer) keys?.close();
   }
 }
 

@@ -15,7 +15,17 @@
 #     (vnc_update_ms: from the guest's "fb=written" line on COM1, as dom0 sees
 #     it, to the last pattern pixel at the client; negative when the picture
 #     was complete before the line reached the serial file), and so must a
-#     screendump of the VBE mode.
+#     screendump of the VBE mode;
+#   - then the guest idles at its VBE mode (it waits for "q") while dom0
+#     measures VGA_IDLE_S seconds of the device model's CPU (driver.sh
+#     dm_cpu_window) twice: with the tool's VNC client connected and waiting
+#     for an incremental update (dm_cpu_vnc_idle; vnc_idle_updates: updates
+#     it got meanwhile), then with no client (dm_cpu_idle_novnc). A stub
+#     domain's VNC is served by dom0's xenpv QEMU, measured over the same
+#     windows (vncd_cpu_vnc_idle, vncd_cpu_idle_novnc); vnc_idle_vs_qemu_xen
+#     is (DM + that QEMU) / qemu-xen's DM with a client, same guest, same run.
+#     The client is the tool itself in dom0: one outstanding request, no
+#     traffic and no CPU while nothing changes (vga-tool.ts step 5).
 # A stub domain: libxl gives the stub a vfb/vkb whose VNC is dom0's xenpv QEMU.
 # stubdm-stubdom draws the guest into that vfb (/dev/fb0, fixed 800x600: the
 # guest at the top left, cropped) and reads its keyboard and pointer
@@ -33,7 +43,12 @@
 # E2E_STUBDM_VRAM=both runs stubdm-dom0 once each way (see vga_run).
 VGA_PATTERN=E2E-VGA-pattern-0123456789x # 27 bytes + yes's newline: 28, no divisor of a line's length
 VGA_KEY_WAIT=120
+VGA_IDLE_S=30
+# The last key comes after the VNC check (up to 120 s), the VBE screendump and both idle windows.
+VGA_LAST_KEY_WAIT=$((VGA_KEY_WAIT * 2 + VGA_IDLE_S * 2 + 120))
 VGA_UUID=5a1e2e00-0000-4000-8000-00000000e2e1
+# qemu-xen's pictures and figures of this run (the reference column).
+VGA_REF=${VGA_REF:-/e2e/run/qemu-xen/vga}
 
 vga_owns() {
   local d
@@ -43,10 +58,11 @@ vga_owns() {
   return 1
 }
 
-# The next line typed on tty1 (dom0 types through VNC), or "timeout".
+# The next line typed on tty1 (dom0 types through VNC), or "timeout" after
+# $1 seconds (default VGA_KEY_WAIT).
 vga_key() {
   local k=
-  read -r -t "$VGA_KEY_WAIT" k <&3 || k=timeout
+  read -r -t "${1:-$VGA_KEY_WAIT}" k <&3 || k=timeout
   echo "${k:-empty}" | tr -cd 'A-Za-z0-9_-'
 }
 
@@ -83,7 +99,7 @@ vga_guest() {
   n=$((stride * h))
   yes "$VGA_PATTERN" | head -c "$n" >/dev/fb0 || echo "E2E vga error=fb0-write-failed"
   echo "E2E vga fb=written"
-  echo "E2E vga key3=$(vga_key)"
+  echo "E2E vga key3=$(vga_key "$VGA_LAST_KEY_WAIT")"
   # What the guest reads back (bochs-drm's fbdev shadow buffer): after dom0's checks, off the timed path.
   local got want
   got=$(head -c "$n" /dev/fb0 | md5sum | cut -d' ' -f1)
@@ -115,7 +131,7 @@ vga_run() {
 # (dom0/stubdm-dm reads /run/e2e-stubdm-vram); the other DMs have their own.
 vga_once() {
   # No bash arrays here: the guest's busybox sh sources this file too.
-  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram extra="" hasref=no res why kv i stubid portat=none
+  local name="e2e-vga-$DM" serial out domid dmpid port="none" vram extra="" hasref=no res why kv i stubid="" portat=none tool
   serial=$RUN_DIR/$name.serial
   out=$RUN_DIR/$SCEN
   # Written by the device model (a dom0 DM with -runas is not root).
@@ -178,14 +194,20 @@ vga_once() {
     port=$(xenstore-read "/local/domain/$domid/console/vnc-port" 2>/dev/null)
     [ -n "$port" ] || { fail "no console/vnc-port in xenstore for domain $domid: xl vncviewer would fail"; timeout 60 xl destroy "$name"; vga_save "$name"; return; }
   fi
-  if [ "$DM" != qemu-xen ] && [ -f /e2e/run/qemu-xen/vga/text.ppm ]; then extra="$extra --ref /e2e/run/qemu-xen/vga" hasref=yes; fi
+  if [ "$DM" != qemu-xen ] && [ -f "$VGA_REF/text.ppm" ]; then extra="$extra --ref $VGA_REF" hasref=yes; fi
   # The reference column records a VNC picture that never updates (vnc=stale)
   # instead of stopping there, so its screendumps are still taken and checked.
   [ "$DM" = qemu-xen ] && extra="$extra --vnc-stale-ok"
+  # In the background: the idle windows are measured here while the tool holds its VNC client.
+  rm -f "$RUN_DIR/vga-tool.out"
   # shellcheck disable=SC2086 # extra: words without spaces
-  res=$(timeout $((${E2E_GUEST_TIMEOUT:-900} + 900)) /e2e/bin/node /e2e/bin/vga-tool.mjs --qmp "/var/run/xen/qmp-libxl-$domid" \
-    --serial "$serial" --out "$out" --vnc "$port" $extra --timeout "${E2E_GUEST_TIMEOUT:-900}" \
-    ${dmpid:+--dm-pid "$dmpid"} 2>"$RUN_DIR/vga-tool.err")
+  timeout $((${E2E_GUEST_TIMEOUT:-900} + 900)) /e2e/bin/node /e2e/bin/vga-tool.mjs --qmp "/var/run/xen/qmp-libxl-$domid" \
+    --serial "$serial" --out "$out" --vnc "$port" $extra --timeout "${E2E_GUEST_TIMEOUT:-900}" --cpu-windows \
+    ${dmpid:+--dm-pid "$dmpid"} </dev/null >"$RUN_DIR/vga-tool.out" 2>"$RUN_DIR/vga-tool.err" &
+  tool=$!
+  vga_cpu_windows "$out" "$tool" "$name" "$dmpid" "$stubid"
+  wait "$tool"
+  res=$(cat "$RUN_DIR/vga-tool.out" 2>/dev/null)
   echo "E2E-DOM0 $DM: vga-tool: ${res:-nothing (see $RUN_DIR/vga-tool.err)}"
   # The guest reads back its framebuffer and powers off (bounded by its own key wait).
   for i in $(seq 1 $((VGA_KEY_WAIT * 2 + 120))); do
@@ -219,7 +241,69 @@ vga_once() {
   if [ -n "$why" ]; then fail "$why $kv vram=$vram"; return; fi
   if [ "$port" = none ]; then kv="$kv keys=qmp"; else kv="$kv keys=ok"; fi
   if is_stubdom; then kv="$kv vnc_port_at=$portat"; fi
-  pass "$kv readback=$rb vram=$vram"
+  pass "$kv readback=$rb vram=$vram$(vga_cpu_keys "$out")"
+}
+
+# The dom0 QEMU (-machine xenpv) that backs stub domain $1's consoles and vfb:
+# its VNC server is the one `xl vncviewer` reaches. libxl spawns it as the
+# stub domain's own device model, so its pid is under the stub domain's
+# image/device-model-pid (libxl_dm.c libxl__spawn_local_dm with the stub's
+# domid); else the process started with "-xen-domid $1" and "-machine xenpv".
+vga_vncd_pid() {
+  local p c
+  p=$(xenstore-read "/local/domain/$1/image/device-model-pid" 2>/dev/null)
+  if [ -n "$p" ] && [ -d "/proc/$p" ]; then echo "$p"; return; fi
+  for p in /proc/[0-9]*; do
+    c=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)
+    case $c in *"-xen-domid $1 "*xenpv*) echo "${p#/proc/}"; return ;; esac
+  done
+}
+
+# vga_cpu_windows OUT TOOL-PID GUEST DM-PID STUB-DOMID: while vga-tool runs,
+# each time it says the guest idles at its VBE mode (OUT/idle-vnc.go: its VNC
+# client connected; OUT/idle-novnc.go: none), measure VGA_IDLE_S seconds of
+# the DM's CPU into OUT/cpu-W.txt (driver.sh dm_cpu_window: /proc/<pid>/stat,
+# or xentop for a stub domain) and, for a stub domain, of the dom0 xenpv QEMU
+# that serves its VNC into OUT/vncd-cpu-W.txt, over the same window; then let
+# the tool go on (OUT/idle-W.done).
+vga_cpu_windows() {
+  local out=$1 tool=$2 vncd="" w j
+  dm_cpu_target "$3" "$4"
+  if is_stubdom && [ -n "$5" ]; then vncd=$(vga_vncd_pid "$5"); fi
+  while kill -0 "$tool" 2>/dev/null; do
+    for w in vnc novnc; do
+      if [ ! -f "$out/idle-$w.go" ] || [ -f "$out/idle-$w.done" ]; then continue; fi
+      dm_cpu_window "$VGA_IDLE_S" "$out/cpu-$w.txt" </dev/null >/dev/null 2>&1 &
+      j=$!
+      [ -z "$vncd" ] || (DM_CPU_ID=$vncd && dm_cpu_window "$VGA_IDLE_S" "$out/vncd-cpu-$w.txt")
+      wait "$j"
+      : >"$out/idle-$w.done"
+    done
+    sleep 0.5
+  done
+}
+
+# The figures vga_cpu_windows took, as PASS-line keys (n/a: the window ran but
+# gave no figure; absent: no such window, e.g. no VNC client without a port).
+vga_cpu_keys() {
+  local f v w mine ref
+  for f in cpu-vnc:dm_cpu_vnc_idle cpu-novnc:dm_cpu_idle_novnc vncd-cpu-vnc:vncd_cpu_vnc_idle vncd-cpu-novnc:vncd_cpu_idle_novnc; do
+    w=${f%%:*} w=${w#vncd-} w=${w#cpu-}
+    [ -f "$1/idle-$w.go" ] || continue
+    case $f in vncd-*) is_stubdom || continue ;; esac
+    v=$(cat "$1/${f%%:*}.txt" 2>/dev/null)
+    printf ' %s=%s' "${f#*:}" "${v:-n/a}"
+  done
+  # What a connected client costs against qemu-xen's with the same guest (a stub domain: it and its VNC QEMU).
+  ref=$(cat "$VGA_REF/cpu-vnc.txt" 2>/dev/null)
+  mine=$(cat "$1/cpu-vnc.txt" 2>/dev/null)
+  if [ -n "$mine" ] && is_stubdom; then
+    v=$(cat "$1/vncd-cpu-vnc.txt" 2>/dev/null)
+    mine=${v:+$(awk -v a="$mine" -v b="$v" 'BEGIN { printf "%.3f", a + b }')}
+  fi
+  if [ "$DM" != qemu-xen ] && [ -n "$ref" ] && [ -n "$mine" ]; then
+    awk -v a="$mine" -v b="$ref" 'BEGIN { if (b > 0) printf " vnc_idle_vs_qemu_xen=%.2f", a / b; else printf " vnc_idle_vs_qemu_xen=n/a(qemu-xen=0)" }'
+  fi
 }
 
 vga_save() {
