@@ -70,14 +70,21 @@ test('reads served from the page cache on the event loop are recorded as such, a
     assert.equal(await b.readv(0, [buf.subarray(0, 32 * K), buf.subarray(32 * K)], 2), null);
     assert.equal(buf[1000], 1000 & 0xff);
     await b.close();
-    const fake = await FileBackend.open({ path: p, trace, willNeed: null, readNowait: () => answers.shift()! });
+    // The real addon's answer depends on the host (page cache under memory pressure, the file
+    // system's RWF_NOWAIT support): the read is right either way, on the loop or through the pool.
+    const real = trace.events().map((e) => [e.kind, e.sub, e.kind === T.EV_FILE && e.sub === T.FILE_POOL_DONE ? 'idle' : e.value]);
+    assert.ok(
+      JSON.stringify(real) === JSON.stringify([[T.EV_FILE, T.FILE_SYNC, 64 * K]]) || real.some((e) => e[1] === T.FILE_POOL_DONE),
+      `real addon: ${JSON.stringify(real)}`,
+    );
+    const trace2 = new T.DiskTrace(T.DISK_TRACE_MIN, () => performance.now());
+    const fake = await FileBackend.open({ path: p, trace: trace2, willNeed: null, readNowait: () => answers.shift()! });
     answers.push(16 * K, -11);
     assert.equal(await fake.readv(64 * K, [buf], 1), null); // 16 KiB cached, the rest from the pool
     assert.equal(await fake.readv(0, [buf], 1), null); // nothing cached
     await fake.close();
-    const got = trace.events().map((e) => [e.kind, e.sub, e.kind === T.EV_FILE && e.sub === T.FILE_POOL_DONE ? 'idle' : e.value]);
+    const got = trace2.events().map((e) => [e.kind, e.sub, e.kind === T.EV_FILE && e.sub === T.FILE_POOL_DONE ? 'idle' : e.value]);
     assert.deepEqual(got, [
-      [T.EV_FILE, T.FILE_SYNC, 64 * K],
       [T.EV_FILE, T.FILE_SYNC_SHORT, 16 * K],
       [T.EV_FILE, T.FILE_POOL, 48 * K],
       [T.EV_FILE, T.FILE_POOL_DONE, 'idle'],
