@@ -62,8 +62,11 @@ rm -rf "$out" "$out.tmp" "$ecache"/guestkernel-* && mkdir -p "$out.tmp/root"
 release=$(make -s -C "$src" O="$obj" ARCH=x86_64 kernelrelease)
 # modules.builtin goes along: modprobe --show-depends then says "builtin" for
 # ata_piix & co. instead of failing, so host.sh's module lists work unchanged.
-k INSTALL_MOD_PATH="$out.tmp/root" INSTALL_MOD_STRIP=1 DEPMOD=/sbin/depmod modules_install >>"$log" 2>&1 ||
+k INSTALL_MOD_PATH="$repo/$out.tmp/root" INSTALL_MOD_STRIP=1 DEPMOD=/sbin/depmod modules_install >>"$log" 2>&1 ||
   { tail -20 "$log" >&2; say "modules_install failed"; exit 1; }
+# (make runs in $obj: a relative INSTALL_MOD_PATH once put the modules there, and the
+# cache held a kernel with no modules; the guests then had no e1000 and no bochs)
+[ -f "$out.tmp/root/lib/modules/$release/modules.builtin" ] || { say "modules_install left no $out.tmp/root/lib/modules/$release/modules.builtin"; exit 1; }
 cp "$obj/arch/x86/boot/bzImage" "$out.tmp/vmlinuz"
 cp "$obj/.config" "$out.tmp/config"
 echo "$release" >"$out.tmp/version"
