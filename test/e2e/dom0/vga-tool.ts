@@ -312,6 +312,23 @@ class Viewer {
     this.recount();
   }
 
+  /** The client's copy of the screen, for a failure's evidence. */
+  savePng(file: string): void {
+    const rgb = Buffer.alloc(this.width * this.height * 3);
+    for (let i = 0; i < this.width * this.height; i++) {
+      rgb[i * 3] = this.fb[i * 4 + 2];
+      rgb[i * 3 + 1] = this.fb[i * 4 + 1];
+      rgb[i * 3 + 2] = this.fb[i * 4];
+    }
+    fs.writeFileSync(file, PNG.sync.write({ width: this.width, height: this.height, data: rgb } as unknown as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
+  }
+
+  /** The client's pixel at (x, y) as rrggbb. */
+  pixelHex(x: number, y: number): string {
+    const o = (y * this.width + x) * 4;
+    return [this.fb[o + 2], this.fb[o + 1], this.fb[o]].map((v) => (v ?? 0).toString(16).padStart(2, '0')).join('');
+  }
+
   /** Start counting pattern pixels (the guest's mode is known). */
   expect(p: FbPattern): void {
     this.pattern = p;
@@ -468,9 +485,16 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
       await until('the VNC picture to show the whole pattern', 120_000, () => {
         if (viewer.error) throw new Fail(`VNC: ${viewer.error}`);
         return viewer.matchAt >= 0 ? true : null;
-      }).catch((e: unknown) => {
+      }).catch(async (e: unknown) => {
         kv.vnc_bad_pixels = viewer.bad;
-        if (!(a.vncStaleOk && e instanceof Fail && e.message.startsWith('timed out'))) throw e; // a broken connection still fails
+        if (!(a.vncStaleOk && e instanceof Fail && e.message.startsWith('timed out'))) {
+          // What was on the screen instead: the client's copy (vga-vnc-last.png) and the
+          // device model's own screendump (vbe_bad_pixels), so a failure says which side lost it.
+          viewer.savePng(path.join(a.out, 'vnc-last.png'));
+          kv.vnc_pixel0 = viewer.pixelHex(0, 0);
+          await screens.take('vbe').then((vbe) => { kv.vbe_bad_pixels = checkPattern(vbe, pattern).bad; }, () => { kv.vbe_bad_pixels = '?'; });
+          throw e; // a broken connection still fails
+        }
         stale = true;
       });
     }
