@@ -41,7 +41,7 @@
  *
  * Usage: node vga-tool.mjs --qmp SOCK --serial FILE --out DIR [--vnc PORT]
  *          [--dump-as PATH --dump-file FILE] [--ref DIR] [--timeout S] [--dm-pid PID]
- *          [--vnc-crop] [--vnc-stale-ok] [--cpu-windows]
+ *          [--vnc-crop] [--cpu-windows]
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -68,14 +68,6 @@ interface Args {
   dmPid?: number | null;
   /** The VNC picture is a fixed-size framebuffer showing the guest at the top left (stubdm-stubdom). */
   vncCrop?: boolean;
-  /**
-   * A VNC picture that never shows the pattern is recorded (vnc=stale) and
-   * the screendump check still runs: for the qemu-xen reference column only.
-   * Seen on real Xen 4.17 with Debian's QEMU: the guest wrote its bochs-drm
-   * framebuffer and read it back intact, yet no VNC update in 120 s carried
-   * any of it (vnc_bad_pixels = every pixel of 1024x768).
-   */
-  vncStaleOk?: boolean;
   /** Step 5: the idle windows vga.sh measures the DM's CPU over (the idle-*.go/.done files in `out`). */
   cpuWindows?: boolean;
 }
@@ -98,7 +90,6 @@ function parseArgs(argv: string[]): Args {
     qmp, serial, out, vnc: port, dumpAs: get('--dump-as'), dumpFile: get('--dump-file'), ref: get('--ref'),
     timeoutMs: (Number.isFinite(t) && t > 0 ? t : 300) * 1000, dmPid: Number.isInteger(pid) && pid > 0 ? pid : null,
     vncCrop: argv.includes('--vnc-crop'),
-    vncStaleOk: argv.includes('--vnc-stale-ok'),
     cpuWindows: argv.includes('--cpu-windows'),
   };
 }
@@ -480,28 +471,19 @@ export async function session(a: Args, kv: Record<string, string | number>): Pro
     await waitMarker('fb', "the guest's 'E2E vga fb=written'");
     const tWritten = now();
     kv.readback = marker(a.serial, 'readback') ?? '?';
-    let stale = false;
     if (viewer) {
       await until('the VNC picture to show the whole pattern', 120_000, () => {
         if (viewer.error) throw new Fail(`VNC: ${viewer.error}`);
         return viewer.matchAt >= 0 ? true : null;
       }).catch(async (e: unknown) => {
+        // What was on the screen instead: the client's copy (vga-vnc-last.png) and the
+        // device model's own screendump (vbe_bad_pixels), so a failure says which side lost it.
         kv.vnc_bad_pixels = viewer.bad;
-        if (!(a.vncStaleOk && e instanceof Fail && e.message.startsWith('timed out'))) {
-          // What was on the screen instead: the client's copy (vga-vnc-last.png) and the
-          // device model's own screendump (vbe_bad_pixels), so a failure says which side lost it.
-          viewer.savePng(path.join(a.out, 'vnc-last.png'));
-          kv.vnc_pixel0 = viewer.pixelHex(0, 0);
-          await screens.take('vbe').then((vbe) => { kv.vbe_bad_pixels = checkPattern(vbe, pattern).bad; }, () => { kv.vbe_bad_pixels = '?'; });
-          throw e; // a broken connection still fails
-        }
-        stale = true;
+        viewer.savePng(path.join(a.out, 'vnc-last.png'));
+        kv.vnc_pixel0 = viewer.pixelHex(0, 0);
+        await screens.take('vbe').then((vbe) => { kv.vbe_bad_pixels = checkPattern(vbe, pattern).bad; }, () => { kv.vbe_bad_pixels = '?'; });
+        throw e;
       });
-    }
-    if (viewer && stale) {
-      kv.vnc = 'stale';
-      kv.vnc_updates = viewer.updates;
-    } else if (viewer) {
       kv.vnc = 'ok';
       kv.vnc_update_ms = Math.round(viewer.matchAt - tWritten);
       kv.vnc_from_key_ms = Math.round(viewer.matchAt - tKey);
