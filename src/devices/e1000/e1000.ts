@@ -156,6 +156,8 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private inTdtWrite = false;
   /** A frame reached the backend during this TDT write (its answer may be waiting there already). */
   private sentInWrite = false;
+  /** Inside a TDT or TCTL write's TX walk: the guest's vCPU waits for it (TXDW is not delayed, see txDescDone). */
+  private walkInWrite = false;
   /** Inside itrExpired(): the edge being asserted was held back by ITR. */
   private itrRelease = false;
 
@@ -451,10 +453,20 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.raise(R.ICR_RXT0);
   }
 
-  /** A TX descriptor with RS was written back: TXDW now, or (IDE) after TIDV capped by TADV (3.4.1). */
+  /**
+   * A TX descriptor with RS was written back: TXDW now, or (IDE) after TIDV
+   * capped by TADV (3.4.1). Not delayed when the walk runs inside the
+   * guest's TDT or TCTL write: the vCPU cannot run before that write is
+   * answered, so a delay shorter than the write takes ends before the guest
+   * could see anything, and TADV (Linux: 32.768 us) is below what one ioreq
+   * costs under TCG. Timed, it would be a Node timer of at least 1 ms, a DM
+   * wake-up of its own, and TXDW later than TADV allows. An answer the
+   * backend already holds still shares the interrupt (tdtWritten's poll);
+   * QEMU raises TXDW at the end of every walk (start_xmit).
+   */
   private txDescDone(ide: boolean): void {
     const tidv = this.regs[S_TIDV] & 0xffff;
-    if (!ide || tidv === 0) {
+    if (!ide || tidv === 0 || this.walkInWrite) {
       this.raise(R.ICR_TXDW);
       return;
     }
@@ -548,7 +560,12 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   }
 
   tctlWritten(): void {
-    this.tx.run();
+    this.walkInWrite = true;
+    try {
+      this.tx.run();
+    } finally {
+      this.walkInWrite = false;
+    }
   }
 
   rdtWritten(): void {
@@ -575,11 +592,13 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
    */
   tdtWritten(): void {
     this.inTdtWrite = true;
+    this.walkInWrite = true;
     this.sentInWrite = false;
     try {
       this.tx.run();
     } finally {
       this.inTdtWrite = false;
+      this.walkInWrite = false;
     }
     if (this.sentInWrite) this.pollBackend();
   }
