@@ -15,7 +15,7 @@
  * op, median of RUNS runs; prints `name value unit`.
  *
  * `npm run bench -- SECTION...` runs only those sections (ioreq, e1000,
- * e1000model, vga, ffi, mapcache, disk), e.g. under `node --cpu-prof`.
+ * e1000model, vga, ffi, mapcache, disk, native), e.g. under `node --cpu-prof`.
  */
 import { pino } from 'pino';
 import type { AccessSize, IoHandler } from '../src/core/io.ts';
@@ -159,7 +159,7 @@ function out(name: string, value: number, unit: string): void {
   console.log(`${name} ${value < 10 ? value.toFixed(2) : Math.round(value)} ${unit}`);
 }
 
-const SECTIONS = ['ioreq', 'e1000', 'e1000model', 'vga', 'ffi', 'mapcache', 'disk'];
+const SECTIONS = ['ioreq', 'e1000', 'e1000model', 'vga', 'ffi', 'mapcache', 'disk', 'native'];
 const only = process.argv.slice(2);
 for (const a of only) if (!SECTIONS.includes(a)) throw new Error(`bench: no section ${a} (${SECTIONS.join(', ')})`);
 const want = (section: string): boolean => only.length === 0 || only.includes(section);
@@ -557,5 +557,24 @@ if (want('disk')) {
     await backend.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- native: the ioreq path as on Xen (fdwatch addon, Xen host glue), without Xen ----
+// scripts/bench-evtchn.ts in a child process with the notify shim preloaded:
+// the round trip of one register read, and a READ DMA EXT of 512 KiB as
+// ata_piix issues it, CPU time each (see that file).
+if (want('native')) {
+  const { execFileSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const shim = `${root}build/bench-evtchn-preload.so`;
+  execFileSync('mkdir', ['-p', `${root}build`]);
+  execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-o', shim, `${root}scripts/bench-evtchn-preload.c`]);
+  for (const mode of ['pio', 'dma']) {
+    execFileSync(process.execPath, ['--import', 'tsx', `${root}scripts/bench-evtchn.ts`, mode], {
+      env: { ...process.env, LD_PRELOAD: shim },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   }
 }
