@@ -243,7 +243,7 @@ const per: number[] = [];
 for (let i = 1; i < cpu.length; i++) per.push(((cpu[i] - cpu[i - 1]) * 1000) / N);
 if (mode === 'pio') {
   console.log(`native_ioreq_roundtrip ${Math.round(median(per))} ns/op`);
-  console.log(`native_alloc_bytes_per_ioreq ${median(young).toFixed(2)} bytes`);
+  console.log(`native_alloc_bytes_per_ioreq ${young.length > 0 ? median(young).toFixed(2) : "n/a"} bytes`);
 } else {
   console.log(`native_dma_read_512k ${(median(per) / 1000).toFixed(1)} us/command`);
   console.log(`native_dma_idle_wakeups ${(spurious / total).toFixed(2)} wakeups/command`);
