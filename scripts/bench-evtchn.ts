@@ -18,16 +18,17 @@
  * pio: N round trips of the IDE Alternate Status read (the register ata_piix
  * reads most); prints native_ioreq_roundtrip (CPU time, user + system, per
  * round trip, median of RUNS windows of N) and native_alloc_bytes_per_ioreq
- * (young-generation growth per round trip, median over windows of 1000 with
+ * (young-generation growth per round trip, median over samples of 1000 with
  * no scavenge in them).
  * dma: N READ DMA EXTs of 512 KiB as ata_piix issues them (31 ioreqs each,
  * test/devices/ide/libata.ts; 128 PRD entries of a page, from a raw image in
  * the page cache) with the INTRQ edges through the fake's DMOP; prints
  * native_dma_read_512k (CPU per command, median of RUNS windows) and the
- * wake-ups that found nothing to do per command (waiting for the transfer). The interrupt DMOP and
- * xenforeignmemory are the fake's JS, not koffi: ffi_koffi_call is the
- * floor each would add. N is also what an instruction count takes the
- * difference of (valgrind --tool=callgrind at N and 2 x N).
+ * wake-ups that found nothing to do per command (waiting for the transfer).
+ * The interrupt DMOP and xenforeignmemory are the fake's JS, not koffi:
+ * ffi_koffi_call is the floor each would add. N is also what an instruction
+ * count takes the difference of (valgrind --tool=callgrind at N and 2 x N,
+ * node --single-threaded --expose-gc: then it repeats within 1-2%).
  */
 import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -125,7 +126,8 @@ const START_STEP = 22;
 
 let units = 0; // round trips (pio) or commands (dma) done
 let spurious = 0;
-const total = mode === 'pio' ? Math.min(N, 20_000) + RUNS * N : 50 + RUNS * N;
+/** Warm-up before the measured windows: every function on the path optimised (TurboFan) before them. */
+const total = (mode === 'pio' ? 30_000 : 1000) + RUNS * N;
 const warm = total - RUNS * N;
 const cpu: number[] = [];
 const young: number[] = [];
@@ -133,17 +135,36 @@ let done: () => void = () => {};
 const finished = new Promise<void>((r) => (done = r));
 let failed = '';
 
-/** Young-generation samples every ALLOC_EVERY units (pio): a window with a scavenge in it is left out. */
-const ALLOC_EVERY = 1000;
+/**
+ * Samples every SAMPLE_EVERY units, warm-up included, so the branch that
+ * calls sample() has run long before the windows and never deoptimises the
+ * hot path when they start (sample() itself runs too rarely to be optimised).
+ */
+const SAMPLE_EVERY = mode === 'pio' ? 1000 : 10;
+if (N % SAMPLE_EVERY !== 0) throw new Error(`bench-evtchn: N must be a multiple of ${SAMPLE_EVERY}`);
 let lastYoung = -1;
-function mark(): void {
+/** With --expose-gc: a full collection where the measured windows start, so no major GC from start-up lands in them. */
+const gc = (globalThis as { gc?: () => void }).gc;
+/**
+ * BENCH_CALLGRIND=<the preload shim's path> (under valgrind --tool=callgrind
+ * --collect-atstart=no): callgrind counts from the first measured unit to
+ * the last, nothing else.
+ */
+const collect: (() => void) | null =
+  process.env.BENCH_CALLGRIND !== undefined
+    ? (await import('koffi')).default.load(process.env.BENCH_CALLGRIND).func('void stubdm_bench_collect(void)')
+    : null;
+function sample(): void {
+  if (units === warm) gc?.();
+  if ((units === warm || units === total) && collect !== null) collect();
   if (units >= warm && (units - warm) % N === 0) {
     const t = process.cpuUsage();
     cpu.push(t.user + t.system);
   }
-  if (mode === 'pio' && units >= warm && units % ALLOC_EVERY === 0) {
+  if (mode === 'pio' && units >= warm) {
+    // Young-generation growth per unit; a sample with a scavenge in it is left out.
     const y = newSpaceUsed();
-    if (lastYoung >= 0 && y >= lastYoung) young.push((y - lastYoung) / ALLOC_EVERY);
+    if (lastYoung >= 0 && y >= lastYoung) young.push((y - lastYoung) / SAMPLE_EVERY);
     lastYoung = y;
   }
 }
@@ -156,7 +177,7 @@ function xenPio(): void {
     units++;
   }
   first = false;
-  mark();
+  if (units % SAMPLE_EVERY === 0) sample();
   if (units === total) return done();
   post(IOREQ_TYPE_PIO, ALT_STATUS, 1, true, 0);
 }
@@ -178,7 +199,7 @@ function xenDma(): void {
   if (step === steps.length) {
     if (irq14 !== 0) failed ||= `command ${units}: INTRQ still up after the Status read`;
     units++;
-    mark();
+    if (units % SAMPLE_EVERY === 0) sample();
     if (units === total) return done();
     lba = (lba + REQ / 512) % (IMAGE / 512);
     steps = dmaSteps(lba, REQ / 512);

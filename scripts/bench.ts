@@ -572,7 +572,7 @@ if (want('native')) {
   execFileSync('mkdir', ['-p', `${root}build`]);
   execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-o', shim, `${root}scripts/bench-evtchn-preload.c`]);
   for (const mode of ['pio', 'dma']) {
-    execFileSync(process.execPath, ['--import', 'tsx', `${root}scripts/bench-evtchn.ts`, mode], {
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', `${root}scripts/bench-evtchn.ts`, mode], {
       env: { ...process.env, LD_PRELOAD: shim },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
