@@ -212,11 +212,11 @@ function xenDma(): void {
 const real = loadFdWatch();
 const fdwatch: FdWatch = {
   ...real,
-  evtchnWatch: (wfd, q, hold, onPorts) =>
-    real.evtchnWatch(wfd, q, hold, (status, queued) => {
+  evtchnWatch: (wfd, q, hold, answers, onPorts) =>
+    real.evtchnWatch(wfd, q, hold, answers, (status) => {
       if (mode === 'pio') xenPio();
       else xenDma();
-      onPorts(status, queued);
+      onPorts(status);
     }),
 };
 
