@@ -106,6 +106,8 @@ export class BusMaster {
   private runId = 0;
   /** The PRD table as read from guest memory, PRD_CHUNK entries at a time (walk()). */
   private readonly table = new Uint8Array(PRD_CHUNK * 8);
+  /** The same bytes as the entries' two little-endian dwords (x86-64 is little-endian; int32: no boxing). */
+  private readonly tableWords = new Int32Array(this.table.buffer);
   /** Free Pieces (one per backend request in flight, cancelled runs included: bounded by MAX_INFLIGHT_PER_DRIVE). */
   private readonly pieces: Piece[] = [];
   private readonly sCmd: number;
@@ -235,6 +237,7 @@ export class BusMaster {
     this.prdCount = this.prdIdx = this.prdOff = 0;
     let total = 0;
     const t = this.table;
+    const w = this.tableWords;
     const prdt = this.prdt;
     this.noMaster = !this.busMaster;
     if (this.noMaster) return R.PRD_MAX_ENTRIES * 0x10000; // the zero table's total; no entry is kept
@@ -244,17 +247,15 @@ export class BusMaster {
       const whole = this.memory.read(at, t, 0, n * 8);
       for (let k = 0; k < n; k++, i++) {
         if (!whole && !this.memory.read(at + k * 8, t, k * 8, 8)) return -1;
-        const o = k * 8;
-        const addr = (t[o] | (t[o + 1] << 8) | (t[o + 2] << 16) | (t[o + 3] << 24)) >>> 0;
-        const size = (t[o + 4] | (t[o + 5] << 8) | (t[o + 6] << 16) | (t[o + 7] << 24)) >>> 0;
+        const size = w[2 * k + 1];
         const len = size & 0xfffe || 0x10000; // bit 0 is always 0; 0 means 64 KiB
         if (total < bytes) {
-          this.prdAddr[this.prdCount] = addr;
+          this.prdAddr[this.prdCount] = w[2 * k]; // stored as its u32 bits
           this.prdLen[this.prdCount] = len;
           this.prdCount++;
         }
         total += len;
-        if (size & R.PRD_EOT) return total;
+        if ((size & R.PRD_EOT) !== 0) return total;
       }
     }
     return total;
