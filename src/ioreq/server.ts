@@ -11,22 +11,23 @@
  * it to NONE itself).
  *
  * The slot's state byte is the one Xen and we hand the slot over with, so
- * it alone goes through Atomics: the load that finds READY, the INPROCESS
- * store, the re-check and the IORESP_READY store (sequentially consistent
- * in JS, so each one is also the rmb/wmb QEMU puts around it). The other
- * fields are plain typed-array loads and stores between those four: V8
- * does not inline Atomics on these (non-shared) pages, each one is a
- * builtin call of about a hundred instructions (a dozen per request, a
- * fifth of the device model's instructions for a register read), while a
- * plain access is one. Plain is enough here because every field access
- * sits between two Atomics calls, which the compiler neither moves loads
- * or stores across nor caches a load over, and x86-64 keeps loads in
- * order with loads and stores with stores (TSO: the fields are read after
- * the READY state and `data` is written before IORESP_READY, as QEMU's
- * xen_rmb()/xen_wmb(), compiler barriers on x86, order them). stubdm runs
- * on x86-64 only (package.json `cpu`). The buffered ring's pointers keep
- * Atomics where it takes entries (Xen moves both pointers with a cmpxchg);
- * only the "ring empty?" look before each request is plain. The `state`
+ * the accesses that hand it over go through Atomics: the load that finds
+ * READY, the re-check before answering and the IORESP_READY store
+ * (sequentially consistent in JS, so each one is also the rmb/wmb QEMU puts
+ * around it). Everything else is plain typed-array loads and stores between
+ * them, INPROCESS included (Xen waits only for IORESP_READY): V8 does not
+ * inline Atomics on these (non-shared) pages, each one is a builtin call of
+ * about a hundred instructions (there were a dozen per request, a fifth of
+ * the device model's instructions for a register read), while a plain access
+ * is one. Plain is enough because every such access sits between two
+ * Atomics calls, which the compiler neither moves loads or stores across
+ * nor caches a load over, and x86-64 keeps loads in order with loads and
+ * stores with stores (TSO: the fields are read after the READY state and
+ * `data` is written before IORESP_READY, as QEMU's xen_rmb()/xen_wmb(),
+ * compiler barriers on x86, order them). stubdm runs on x86-64 only
+ * (package.json `cpu`). The buffered ring's pointers keep Atomics where it
+ * takes entries (Xen moves both pointers with a cmpxchg); only the "ring
+ * empty?" look before each request is plain. The `state`
  * nibble shares byte 30 with data_is_ptr/dir/df: it is written as the whole
  * byte with the upper four bits kept.
  *
@@ -376,10 +377,13 @@ export class IoreqServer {
       this.stats.notReady++;
       return;
     }
-    // Atomics are seq-cst: the load above is QEMU's xen_rmb() before taking the slot.
-    Atomics.store(s8, fb, (flags & ~IOREQ_STATE_MASK) | STATE_IOREQ_INPROCESS);
+    // INPROCESS marks the slot ours; Xen waits only for IORESP_READY, so a
+    // plain store, after the Atomics load above (QEMU's xen_rmb()).
+    s8[fb] = (flags & ~IOREQ_STATE_MASK) | STATE_IOREQ_INPROCESS;
 
-    this.drainBuffered();
+    // Buffered writes first (none, nearly always: two plain loads, no call).
+    const b = this.buf32;
+    if (b !== null && b[W_BUF_RD] !== b[W_BUF_WR]) this.drainBuffered();
 
     // The fields: plain loads after the Atomics above (see the file comment).
     const w = vcpu * U32_PER_SLOT;
