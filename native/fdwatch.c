@@ -73,10 +73,11 @@
  *   evtchnNotify(fd, port) -> 0 or -errno
  *   willNeed(fd, offset, len) -> 0 or -errno   // posix_fadvise(POSIX_FADV_WILLNEED): start reading
  *        // [offset, offset + len) into the page cache in the background (src/block/file.ts read-ahead)
- *   readNowait(fd, views, count, offset) -> bytes read, or -errno
- *        // preadv2(RWF_NOWAIT) into views[0..count) (Uint8Arrays, at most READ_NOWAIT_VIEWS): what
- *        // the page cache has at once, or -EAGAIN when it has none of it, without waiting for a disk
- *        // (src/block/file.ts: a cached read needs no thread-pool hop)
+ *   readNowait(fd, offset, count, view0, view1, ...) -> bytes read, or -errno
+ *        // preadv2(RWF_NOWAIT) into the first `count` views (Uint8Arrays, at most READ_NOWAIT_VIEWS,
+ *        // passed as arguments: src/block/native.ts spreads an array): what the page cache has at
+ *        // once, or -EAGAIN when it has none of it, without waiting for a disk (src/block/file.ts:
+ *        // a cached read needs no thread-pool hop)
  *   tapOpen(ifname, vnetHdr) -> { fd, ifname, vnetHdrLen }   // throws Error with .code = errno name
  *   tapRead(fd, buf, vnetHdrLen) -> frame length, or -errno (-EAGAIN: nothing queued)
  *   tapWrite(fd, buf, len, vnetHdrLen, flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset)
@@ -587,29 +588,31 @@ static napi_value js_will_need(napi_env env, napi_callback_info info)
  * raw syscall so that a C library without the preadv2 wrapper still loads this
  * addon; on 64-bit the offset is the low word (the kernel's pos_from_hilo).
  * A kernel without it says -ENOSYS, -EINVAL or -EOPNOTSUPP, and JS stops asking.
+ * The views are arguments rather than one array: reading an array's element
+ * through N-API is a full property lookup (about 300 instructions a view,
+ * 128 views in a 512 KiB request), an argument is already a value.
  */
 static napi_value js_read_nowait(napi_env env, napi_callback_info info)
 {
-    size_t argc = 4;
-    napi_value argv[4], v;
+    size_t argc = 3 + READ_NOWAIT_VIEWS;
+    napi_value argv[3 + READ_NOWAIT_VIEWS];
     int32_t fd;
     uint32_t count;
     int64_t off;
-    bool is_array;
     struct iovec iov[READ_NOWAIT_VIEWS];
     long r;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
-        napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
-        napi_get_value_uint32(env, argv[2], &count) != napi_ok || napi_get_value_int64(env, argv[3], &off) != napi_ok ||
-        fd < 0 || off < 0 || count > READ_NOWAIT_VIEWS) {
-        napi_throw_type_error(env, NULL, "fdwatch.readNowait(fd, Uint8Array[] views, count <= 256, offset >= 0)");
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+        napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &off) != napi_ok ||
+        napi_get_value_uint32(env, argv[2], &count) != napi_ok || fd < 0 || off < 0 || count > READ_NOWAIT_VIEWS ||
+        count > argc - 3) {
+        napi_throw_type_error(env, NULL, "fdwatch.readNowait(fd, offset >= 0, count <= 256, ...count Uint8Array views)");
         return NULL;
     }
     for (uint32_t i = 0; i < count; i++) {
         uint8_t *data;
         size_t len;
-        if (napi_get_element(env, argv[1], i, &v) != napi_ok || get_u8array(env, v, &data, &len) != 0) {
-            napi_throw_type_error(env, NULL, "fdwatch.readNowait: views[i] must be a Uint8Array for every i < count");
+        if (get_u8array(env, argv[3 + i], &data, &len) != 0) {
+            napi_throw_type_error(env, NULL, "fdwatch.readNowait: each of the first `count` views must be a Uint8Array");
             return NULL;
         }
         iov[i].iov_base = data;

@@ -285,7 +285,8 @@ test('evtchnWatch notifies the answers once the callback and its microtasks are 
 });
 
 test('readNowait: preadv2(RWF_NOWAIT) fills the views from the page cache, 0 at the end, -EAGAIN for what an O_DIRECT write took out of the cache, -ESPIPE on a pipe; bad arguments throw', () => {
-  const m = fw as unknown as { readNowait(fd: number, views: Uint8Array[], count: number, off: number): number };
+  const raw = fw as unknown as { readNowait(fd: number, off: number, count: number, ...views: Uint8Array[]): number };
+  const m = { readNowait: (fd: number, views: Uint8Array[], count: number, off: number) => raw.readNowait(fd, off, count, ...views) };
   const f = join(dir, 'nowait');
   const fd = openSync(f, constants.O_RDWR | constants.O_CREAT);
   try {
@@ -324,6 +325,8 @@ test('readNowait: preadv2(RWF_NOWAIT) fills the views from the page cache, 0 at 
       }
     }
     assert.throws(() => m.readNowait(fd, [a], 257, 0), TypeError);
+    assert.throws(() => m.readNowait(fd, [a], 2, 0), TypeError, 'fewer views than count');
+    assert.throws(() => (raw.readNowait as (...a: unknown[]) => number)(fd, [a, b], 2, 0), TypeError, 'the old form, an array of views');
     assert.throws(() => m.readNowait(fd, [a, 5 as unknown as Uint8Array], 2, 0), TypeError);
     assert.throws(() => m.readNowait(fd, [a], 1, -1), TypeError);
   } finally {
