@@ -210,11 +210,12 @@ function xenDma(): void {
 }
 
 const real = loadFdWatch();
+const pio = mode === 'pio';
 const fdwatch: FdWatch = {
   ...real,
   evtchnWatch: (wfd, q, hold, answers, onPorts) =>
     real.evtchnWatch(wfd, q, hold, answers, (status) => {
-      if (mode === 'pio') xenPio();
+      if (pio) xenPio();
       else xenDma();
       onPorts(status);
     }),
