@@ -71,6 +71,9 @@
  *   evtchnFill(fd, q, holdPort) -> ports read now (0: none pending) or -errno
  *   evtchnUnmask(fd, port) -> 0 or -errno
  *   evtchnNotify(fd, port) -> 0 or -errno
+ *   setLoopIdleTime(on) -> 0, or -ENOSYS (a libuv this does not know)
+ *        // libuv's idle-time accounting on the loop (Node turns it on): off, a loop
+ *        // that goes idle polls once instead of twice (see js_set_loop_idle_time)
  *   willNeed(fd, offset, len) -> 0 or -errno   // posix_fadvise(POSIX_FADV_WILLNEED): start reading
  *        // [offset, offset + len) into the page cache in the background (src/block/file.ts read-ahead)
  *   readNowait(fd, offset, count, view0, view1, ...) -> bytes read, or -errno
@@ -624,6 +627,43 @@ static napi_value js_read_nowait(napi_env env, napi_callback_info info)
     return int_result(env, r < 0 ? -errno : (int32_t)(r > INT32_MAX ? INT32_MAX : r));
 }
 
+/*
+ * Node configures its loop with UV_METRICS_IDLE_TIME (src/node.cc, before
+ * the main instance runs) for performance.eventLoopUtilization() and
+ * nodeTiming.idleTime. libuv then polls twice whenever the loop would block:
+ * epoll_pwait with a zero timeout first, and with the real one when nothing
+ * was ready (src/unix/linux.c uv__io_poll, `reset_timeout`), so that it can
+ * time the wait alone. The device model goes idle after every answer, and
+ * the zero-timeout poll finds nothing (the vCPU has not exited again yet):
+ * one syscall more per ioreq, for a figure only the disk trace reads. libuv
+ * has no call that turns the option off; it is bit UV_METRICS_IDLE_TIME of
+ * the first field (`unsigned int flags`) of the loop's internal fields
+ * (src/uv-common.h struct uv__loop_internal_fields_s, set by
+ * src/unix/loop.c uv__loop_configure), where it has been since libuv 1.39
+ * added both; another major version is refused with -ENOSYS. On again is
+ * libuv's own uv_loop_configure. Not on a hot path: the Xen host's start.
+ */
+static napi_value js_set_loop_idle_time(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    bool on;
+    uv_loop_t *loop;
+    unsigned int v = uv_version();
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+        napi_throw_type_error(env, NULL, "fdwatch.setLoopIdleTime(on: boolean)");
+        return NULL;
+    }
+    CHECK(env, napi_get_uv_event_loop(env, &loop));
+    if (v < 0x012700 || v >= 0x020000 || loop->internal_fields == NULL)
+        return int_result(env, -ENOSYS);
+    if (on)
+        return int_result(env, uv_loop_configure(loop, UV_METRICS_IDLE_TIME));
+    *(unsigned int *)loop->internal_fields &= ~(unsigned int)UV_METRICS_IDLE_TIME;
+    return int_result(env, 0);
+}
+
 static napi_value js_set_nonblock(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;
@@ -867,6 +907,8 @@ NAPI_MODULE_INIT()
         napi_set_named_property(env, exports, "willNeed", fn) != napi_ok ||
         napi_create_function(env, "readNowait", NAPI_AUTO_LENGTH, js_read_nowait, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "readNowait", fn) != napi_ok ||
+        napi_create_function(env, "setLoopIdleTime", NAPI_AUTO_LENGTH, js_set_loop_idle_time, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "setLoopIdleTime", fn) != napi_ok ||
         napi_create_function(env, "setNonblock", NAPI_AUTO_LENGTH, js_set_nonblock, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "setNonblock", fn) != napi_ok ||
         napi_create_function(env, "evtchnWatch", NAPI_AUTO_LENGTH, js_evtchn_watch, NULL, &fn) != napi_ok ||

@@ -88,6 +88,13 @@ export interface XenHostOptions {
    * later (guest-page VRAM populates through libxenctrl on first use).
    */
   willRestrict?: boolean;
+  /**
+   * Keep libuv's idle-time accounting (performance.nodeTiming.idleTime: the
+   * disk trace reads it). Default off: with it, every time the loop goes idle
+   * (after each answer) libuv polls with a zero timeout before it blocks, one
+   * epoll_pwait per ioreq that finds nothing (native/fdwatch.c says more).
+   */
+  loopIdleTime?: boolean;
 }
 
 /** Substitutes for tests (a fake below the FFI line). */
@@ -189,6 +196,9 @@ class XenHostImpl implements XenHost {
       throw e;
     }
     this.memory = this.mapcache!;
+    if (opts.loopIdleTime !== true && fdwatch.setLoopIdleTime(false) < 0) {
+      log.info("libuv's idle-time accounting stays on (a libuv the fdwatch addon does not know): one more epoll per ioreq");
+    }
     this.xs = this.openStore();
     const host = this; // the getter below has its own `this`
     this.restriction = {

@@ -21,6 +21,13 @@ export interface FdWatch {
   /** Set O_NONBLOCK on fd (throws on failure). */
   setNonblock(fd: number): void;
   /**
+   * libuv's idle-time accounting on this process's loop (Node turns it on;
+   * performance.nodeTiming.idleTime and eventLoopUtilization() read it). On,
+   * a loop that goes idle polls twice (zero timeout, then the real one); off,
+   * once. 0, or -ENOSYS for a libuv the addon does not know (nothing changed).
+   */
+  setLoopIdleTime(on: boolean): number;
+  /**
    * Event-channel watch (native/fdwatch.c): when the fd is readable the addon
    * reads every pending port into `queue` (queue[0] = ports JS has not taken,
    * queue[1..] the ports), unmasks them all but `holdPort`, and only then

@@ -305,6 +305,7 @@ export class Fake {
         return f.pendingPorts.length > 0;
       },
       setNonblock: (fd) => f.rec('nonblock', fd),
+      setLoopIdleTime: (on) => (f.rec('loop_idle_time', on), 0),
       evtchnWatch(fd, q, hold, answers, cb) {
         const w = {
           fd,

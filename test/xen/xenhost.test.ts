@@ -26,8 +26,10 @@ test('registration follows QEMU: create, map_resource, info, enable, then bind v
     'bind_interdomain',
     'xenevtchn_fd',
     'nonblock',
+    'loop_idle_time',
     'xs_open',
   ]);
+  assert.deepEqual(fake.calls[13], ['loop_idle_time', false], "libuv's idle-time accounting off: one epoll per idle loop, not two");
   assert.deepEqual(fake.calls[3], ['create_ioreq_server', DMH, 5, 2]); // HVM_IOREQSRV_BUFIOREQ_ATOMIC
   // XENMEM_resource_ioreq_server, id 3, frame 0 (bufioreq), 2 frames, PROT_READ|PROT_WRITE, flags 0
   assert.deepEqual(fake.calls[4], ['map_resource', 5, 0, 3, 0, 2, 3, 0]);
@@ -65,6 +67,13 @@ test('more vCPUs than Xen published ports for is refused with one line', () => {
   );
   assert.ok(fake.names().includes('destroy_ioreq_server'));
   assert.ok(fake.names().includes('unbind'), 'vCPU 0 port unbound again');
+});
+
+test('loopIdleTime keeps libuv\'s idle-time accounting (the disk trace reads it)', () => {
+  const fake = new Fake();
+  const host = openXenHost({ domid: 5, ramBytes: 64 << 20, log: quiet, loopIdleTime: true }, { libs: fake.libs(), fdwatch: fake.fdwatch() });
+  assert.ok(!fake.names().includes('loop_idle_time'));
+  host.close();
 });
 
 test('an explicit vCPU count skips nr_vcpus', () => {
