@@ -284,6 +284,18 @@ test('no bus mastering, 4096 zero PRDs, 256 sectors: completes, Active+Interrupt
   assert.equal(q.inb(IDE_BASE + reg_status) & ERR, ERR);
 });
 
+test('a DMA command costs one interrupt hypercall up and one down, however often the guest polls Status', async () => {
+  const q = new IdeRig([disk()]);
+  const buf = q.alloc(4096, 4096);
+  const prdt = [{ addr: buf, size: 4096 | PRDT_EOT }];
+  assert.equal(await sendDma(q, CMD_READ_DMA, 0, 8, prdt), BM_STS_INTR); // the first sets the line's level once (from unknown)
+  const before = q.isaEdges.length;
+  assert.equal(await sendDma(q, CMD_READ_DMA, 8, 8, prdt), BM_STS_INTR);
+  for (let i = 0; i < 5; i++) q.inb(IDE_BASE + reg_status); // the line is low already: no call
+  q.inb(IDE_CTRL);
+  assert.deepEqual(q.isaEdges.slice(before), ['14=1', '14=0']);
+});
+
 test('PRD walk is capped at one page of entries; a PRD table outside RAM is a DMA error', async () => {
   const q = new IdeRig([disk()], 1 << 20);
   // 600 entries of 2 bytes, no EOT: only 512 are read (1024 bytes), enough for 2 sectors, not for 3
