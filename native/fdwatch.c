@@ -37,7 +37,24 @@
  * uint32 ports unmasks them, IOCTL_EVTCHN_NOTIFY signals one.
  * The ports go into a Uint32Array queue shared with JS: q[0] is the number of
  * ports in q[1..] JS has not finished with (JS sets it back to 0 when it has
- * taken them all); new ports are appended after them, as many as fit.
+ * taken them all); new ports are appended after them, as many as fit. The
+ * addon keeps the queue's data pointer from evtchnWatch() on (it holds a
+ * reference to the array, whose backing store then never moves), so a
+ * wake-up asks N-API nothing before it reads.
+ *
+ * The answers go back the same way: during the callback JS appends each
+ * port to notify to a second Uint32Array (a[0] ports at a[4..]) instead of
+ * calling evtchnNotify() (one N-API crossing per ioreq fewer), and once the
+ * callback has returned the addon makes the IOCTL_EVTCHN_NOTIFYs, in order,
+ * before libuv goes back to epoll. napi_make_callback has drained the
+ * microtask queue by then, so what a request completed in that turn (a disk
+ * read the page cache held, its interrupt) is done before the vCPU runs
+ * again, as it would be had the answer waited for it. A failed notify is
+ * counted in a[1], its errno and port in a[2] and a[3], and the callback is
+ * called once more at once with status 1 (EVTCHN_NOTIFY_FAILED) so JS can
+ * say so: a vCPU whose notify failed waits for an answer that will not
+ * come. stop() first makes the notifies still queued (a watch paused from
+ * inside the callback), so no answered vCPU is left waiting.
  *
  * JS API:
  *   const w = watch(fd, (status, events) => {...}, events?);
@@ -47,16 +64,23 @@
  *   w.stop();                                 // idempotent
  *   readable(fd) -> boolean
  *   setNonblock(fd)                           // O_NONBLOCK, so evtchnFill never waits
- *   const w = evtchnWatch(fd, q, holdPort, (status, queued) => {...});  // stop()/setEvents() as watch
+ *   const w = evtchnWatch(fd, q, holdPort, answers, (status) => {...});  // stop()/setEvents() as watch
+ *        // called with no argument when ports came (q[0] of them), with a negative libuv or
+ *        // errno when the device broke, with 1 after a notify of the answers failed
+ *   evtchnAnswerHeader                        // 4: words of answers before its ports
  *   evtchnFill(fd, q, holdPort) -> ports read now (0: none pending) or -errno
  *   evtchnUnmask(fd, port) -> 0 or -errno
  *   evtchnNotify(fd, port) -> 0 or -errno
+ *   setLoopIdleTime(on) -> 0, or -ENOSYS (a libuv this does not know)
+ *        // libuv's idle-time accounting on the loop (Node turns it on): off, a loop
+ *        // that goes idle polls once instead of twice (see js_set_loop_idle_time)
  *   willNeed(fd, offset, len) -> 0 or -errno   // posix_fadvise(POSIX_FADV_WILLNEED): start reading
  *        // [offset, offset + len) into the page cache in the background (src/block/file.ts read-ahead)
- *   readNowait(fd, views, count, offset) -> bytes read, or -errno
- *        // preadv2(RWF_NOWAIT) into views[0..count) (Uint8Arrays, at most READ_NOWAIT_VIEWS): what
- *        // the page cache has at once, or -EAGAIN when it has none of it, without waiting for a disk
- *        // (src/block/file.ts: a cached read needs no thread-pool hop)
+ *   readNowait(fd, offset, count, view0, view1, ...) -> bytes read, or -errno
+ *        // preadv2(RWF_NOWAIT) into the first `count` views (Uint8Arrays, at most READ_NOWAIT_VIEWS,
+ *        // passed as arguments: src/block/native.ts spreads an array): what the page cache has at
+ *        // once, or -EAGAIN when it has none of it, without waiting for a disk (src/block/file.ts:
+ *        // a cached read needs no thread-pool hop)
  *   tapOpen(ifname, vnetHdr) -> { fd, ifname, vnetHdrLen }   // throws Error with .code = errno name
  *   tapRead(fd, buf, vnetHdrLen) -> frame length, or -errno (-EAGAIN: nothing queued)
  *   tapWrite(fd, buf, len, vnetHdrLen, flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset)
@@ -95,7 +119,21 @@ typedef struct {
     int evtchn_fd;        /* -1: a plain watch; else an event-channel watch of this fd */
     int64_t hold;         /* event channel port left masked (-1: none) */
     napi_ref queue;       /* the shared Uint32Array (event-channel watch) */
+    uint32_t *q;          /* its data (held by `queue`: never moves) */
+    size_t qlen;
+    napi_ref answers;     /* the ports JS answered in the callback (event-channel watch) */
+    uint32_t *a;          /* its data (held by `answers`) */
+    size_t alen;
 } watcher_t;
+
+/* The answers array (see the file comment): count, failed notifies, errno and port of the last failure, the ports. */
+#define EA_COUNT 0
+#define EA_FAILED 1
+#define EA_ERRNO 2
+#define EA_PORT 3
+#define EA_PORTS 4
+/* Callback status after a failed notify of the answers. */
+#define EVTCHN_NOTIFY_FAILED 1
 
 /* Ports taken per read(): more than any guest's vCPUs plus the buffered port. */
 #define EVTCHN_BATCH_MAX 1024
@@ -109,6 +147,33 @@ struct stubdm_evtchn_notify {
 static napi_value int_result(napi_env env, int32_t v);
 static void throw_errno(napi_env env, int err, const char *what, const char *ifname);
 static int get_u8array(napi_env env, napi_value v, uint8_t **data, size_t *len);
+
+static int notify_port(int fd, uint32_t port)
+{
+    struct stubdm_evtchn_notify n = { port };
+    return ioctl(fd, STUBDM_IOCTL_EVTCHN_NOTIFY, &n) < 0 ? -errno : 0;
+}
+
+/* Notify the ports JS answered (a[EA_COUNT] of them); returns how many notifies failed. */
+static int flush_answers(watcher_t *w)
+{
+    uint32_t *a = w->a;
+    uint32_t n = a[EA_COUNT];
+    int failed = 0;
+    if (n > w->alen - EA_PORTS)
+        n = (uint32_t)(w->alen - EA_PORTS); /* JS broke the count: what fits */
+    for (uint32_t i = 0; i < n; i++) {
+        int r = notify_port(w->evtchn_fd, a[EA_PORTS + i]);
+        if (r < 0) {
+            a[EA_FAILED]++;
+            a[EA_ERRNO] = (uint32_t)-r;
+            a[EA_PORT] = a[EA_PORTS + i];
+            failed++;
+        }
+    }
+    a[EA_COUNT] = 0;
+    return failed;
+}
 
 /* Unmask ports (a failed unmask leaves the port masked; the caller can do nothing better). */
 static void write_ports(int fd, const uint32_t *p, size_t k)
@@ -198,60 +263,72 @@ static int get_u32array(napi_env env, napi_value v, uint32_t **data, size_t *len
     return 0;
 }
 
+/* Call the watcher's JS function with argc int32 arguments (inside a handle scope). */
+static void call_js(watcher_t *w, size_t argc, const int32_t *iargs)
+{
+    napi_env env = w->env;
+    napi_value fn, recv, args[2], result;
+    if (napi_get_reference_value(env, w->callback, &fn) != napi_ok || fn == NULL || napi_get_global(env, &recv) != napi_ok)
+        return;
+    for (size_t i = 0; i < argc; i++)
+        if (napi_create_int32(env, iargs[i], &args[i]) != napi_ok)
+            return;
+    /* napi_make_callback drains microtasks and keeps async hooks right; its receiver must be an object. */
+    w->in_callback = 1;
+    napi_status st = napi_make_callback(env, w->async, recv, fn, argc, args, &result);
+    w->in_callback = 0;
+    if (w->destroy_async) {
+        w->destroy_async = 0;
+        napi_async_destroy(env, w->async);
+    }
+    if (st == napi_pending_exception) {
+        napi_value err;
+        if (napi_get_and_clear_last_exception(env, &err) == napi_ok)
+            napi_fatal_exception(env, err); /* -> process 'uncaughtException' */
+    }
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     watcher_t *w = (watcher_t *)h;
-    napi_env env = w->env;
     napi_handle_scope scope;
-    napi_value fn, recv, args[2], result;
-    int second;
+    int32_t args[2];
 
-    if (napi_open_handle_scope(env, &scope) != napi_ok)
+    if (w->evtchn_fd < 0) {
+        if (napi_open_handle_scope(w->env, &scope) != napi_ok)
+            return;
+        args[0] = status;
+        args[1] = status < 0 ? 0 : events & (UV_READABLE | UV_WRITABLE);
+        call_js(w, 2, args);
+        napi_close_handle_scope(w->env, scope);
         return;
-    second = status < 0 ? 0 : events & (UV_READABLE | UV_WRITABLE);
-    if (w->evtchn_fd >= 0 && status >= 0) {
-        napi_value qv;
-        uint32_t *q;
-        size_t qlen;
-        if (napi_get_reference_value(env, w->queue, &qv) != napi_ok || qv == NULL || get_u32array(env, qv, &q, &qlen) != 0) {
-            napi_close_handle_scope(env, scope);
-            return;
-        }
-        int n = evtchn_fill(w->evtchn_fd, q, qlen, w->hold);
-        if (n < 0) {
-            status = n; /* the device broke: tell JS */
-            second = 0;
-        } else if (q[0] == 0) {
-            napi_close_handle_scope(env, scope); /* nothing came (spurious wake-up): JS need not run */
-            return;
-        } else {
-            second = (int)q[0];
-        }
     }
-    if (napi_get_reference_value(env, w->callback, &fn) == napi_ok && fn != NULL &&
-        napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, status, &args[0]) == napi_ok &&
-        napi_create_int32(env, second, &args[1]) == napi_ok) {
-        /* napi_make_callback drains microtasks and keeps async hooks right; its receiver must be an object. */
-        w->in_callback = 1;
-        napi_status st = napi_make_callback(env, w->async, recv, fn, 2, args, &result);
-        w->in_callback = 0;
-        if (w->destroy_async) {
-            w->destroy_async = 0;
-            napi_async_destroy(env, w->async);
-        }
-        if (st == napi_pending_exception) {
-            napi_value err;
-            if (napi_get_and_clear_last_exception(env, &err) == napi_ok)
-                napi_fatal_exception(env, err); /* -> process 'uncaughtException' */
-        }
+    /* Event channel: the pending ports first; JS only when one came (or the device broke). */
+    if (status >= 0) {
+        int n = evtchn_fill(w->evtchn_fd, w->q, w->qlen, w->hold);
+        if (n < 0)
+            status = n;
+        else if (w->q[0] == 0)
+            return; /* nothing came (spurious wake-up): JS need not run */
     }
-    napi_close_handle_scope(env, scope);
+    if (napi_open_handle_scope(w->env, &scope) != napi_ok)
+        return;
+    args[0] = status;
+    call_js(w, status < 0 ? 1 : 0, args);
+    /* The answers, unless stop() ran in the callback (it made them already). */
+    if (w->started && w->a[EA_COUNT] > 0 && flush_answers(w) > 0 && w->started) {
+        args[0] = EVTCHN_NOTIFY_FAILED;
+        call_js(w, 1, args);
+    }
+    napi_close_handle_scope(w->env, scope);
 }
 
 static void stop_watcher(napi_env env, watcher_t *w)
 {
     if (!w->started)
         return;
+    if (w->a != NULL && w->a[EA_COUNT] > 0)
+        flush_answers(w); /* answered in a callback that then paused the watch: the fd is still open */
     w->started = 0;
     w->events = 0;
     uv_poll_stop(&w->poll);
@@ -260,6 +337,12 @@ static void stop_watcher(napi_env env, watcher_t *w)
     if (w->queue != NULL) {
         napi_delete_reference(env, w->queue);
         w->queue = NULL;
+        w->q = NULL;
+    }
+    if (w->answers != NULL) {
+        napi_delete_reference(env, w->answers);
+        w->answers = NULL;
+        w->a = NULL;
     }
     if (w->in_callback)
         w->destroy_async = 1; /* on_poll still holds it */
@@ -303,8 +386,8 @@ static napi_value js_set_events(napi_env env, napi_callback_info info)
     return NULL;
 }
 
-/* A watcher of fd calling `cb`; for an event-channel watch, `queue` is the shared Uint32Array. */
-static napi_value make_watcher(napi_env env, int32_t fd, napi_value cb, int32_t events, napi_value queue, int64_t hold)
+/* A watcher of fd calling `cb`; for an event-channel watch, `queue` and `answers` are the shared Uint32Arrays (checked). */
+static napi_value make_watcher(napi_env env, int32_t fd, napi_value cb, int32_t events, napi_value queue, napi_value answers, int64_t hold)
 {
     napi_value obj, stopfn, setfn, name;
     uv_loop_t *loop;
@@ -321,6 +404,11 @@ static napi_value make_watcher(napi_env env, int32_t fd, napi_value cb, int32_t 
     w->close_done = 1; /* no uv handle yet */
     w->evtchn_fd = queue != NULL ? fd : -1;
     w->hold = hold;
+    if (queue != NULL && (get_u32array(env, queue, &w->q, &w->qlen) != 0 || get_u32array(env, answers, &w->a, &w->alen) != 0)) {
+        free(w);
+        napi_throw_type_error(env, NULL, "fdwatch: evtchnWatch: queue and answers must be Uint32Arrays");
+        return NULL;
+    }
     /* From here the JS object owns w: its finalizer frees it once libuv is done. */
     CHECK(env, napi_create_object(env, &obj));
     if (napi_wrap(env, obj, w, finalize, NULL, NULL) != napi_ok) {
@@ -350,6 +438,7 @@ static napi_value make_watcher(napi_env env, int32_t fd, napi_value cb, int32_t 
     if (napi_create_reference(env, cb, 1, &w->callback) != napi_ok ||
         napi_create_reference(env, obj, 1, &w->self) != napi_ok ||
         (queue != NULL && napi_create_reference(env, queue, 1, &w->queue) != napi_ok) ||
+        (answers != NULL && napi_create_reference(env, answers, 1, &w->answers) != napi_ok) ||
         napi_async_init(env, NULL, name, &w->async) != napi_ok) {
         uv_close((uv_handle_t *)&w->poll, on_close);
         napi_throw_error(env, NULL, "fdwatch: cannot create references");
@@ -385,7 +474,7 @@ static napi_value js_watch(napi_env env, napi_callback_info info)
             return NULL;
         }
     }
-    return make_watcher(env, fd, argv[1], events, NULL, -1);
+    return make_watcher(env, fd, argv[1], events, NULL, NULL, -1);
 }
 
 /* ------------------------------------------------------- event channels */
@@ -403,22 +492,24 @@ static int evtchn_args(napi_env env, napi_value *argv, size_t argc, int32_t *fd,
 
 static napi_value js_evtchn_watch(napi_env env, napi_callback_info info)
 {
-    size_t argc = 4, qlen;
-    napi_value argv[4];
+    size_t argc = 5, qlen, alen;
+    napi_value argv[5];
     napi_valuetype t;
     int32_t fd;
-    uint32_t *q;
+    uint32_t *q, *a;
     int64_t hold;
-    static const char usage[] = "fdwatch.evtchnWatch(fd, Uint32Array queue (2+ entries), holdPort, callback)";
+    static const char usage[] =
+        "fdwatch.evtchnWatch(fd, Uint32Array queue (2+ entries), holdPort, Uint32Array answers (5+ entries), callback)";
 
     CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     if (evtchn_args(env, argv, argc, &fd, &q, &qlen, &hold, usage) != 0)
         return NULL;
-    if (argc < 4 || napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) {
+    if (argc < 5 || get_u32array(env, argv[3], &a, &alen) != 0 || alen < EA_PORTS + 1 ||
+        napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) {
         napi_throw_type_error(env, NULL, usage);
         return NULL;
     }
-    return make_watcher(env, fd, argv[3], UV_READABLE, argv[1], hold);
+    return make_watcher(env, fd, argv[4], UV_READABLE, argv[1], argv[3], hold);
 }
 
 static napi_value js_evtchn_fill(napi_env env, napi_callback_info info)
@@ -464,12 +555,10 @@ static napi_value js_evtchn_unmask(napi_env env, napi_callback_info info)
 static napi_value js_evtchn_notify(napi_env env, napi_callback_info info)
 {
     int32_t fd;
-    struct stubdm_evtchn_notify n;
-    int r;
-    if (fd_port_args(env, info, &fd, &n.port, "fdwatch.evtchnNotify(fd, port)") != 0)
+    uint32_t port;
+    if (fd_port_args(env, info, &fd, &port, "fdwatch.evtchnNotify(fd, port)") != 0)
         return NULL;
-    r = ioctl(fd, STUBDM_IOCTL_EVTCHN_NOTIFY, &n);
-    return int_result(env, r < 0 ? -errno : 0);
+    return int_result(env, notify_port(fd, port));
 }
 
 static napi_value js_will_need(napi_env env, napi_callback_info info)
@@ -502,29 +591,31 @@ static napi_value js_will_need(napi_env env, napi_callback_info info)
  * raw syscall so that a C library without the preadv2 wrapper still loads this
  * addon; on 64-bit the offset is the low word (the kernel's pos_from_hilo).
  * A kernel without it says -ENOSYS, -EINVAL or -EOPNOTSUPP, and JS stops asking.
+ * The views are arguments rather than one array: reading an array's element
+ * through N-API is a full property lookup (about 300 instructions a view,
+ * 128 views in a 512 KiB request), an argument is already a value.
  */
 static napi_value js_read_nowait(napi_env env, napi_callback_info info)
 {
-    size_t argc = 4;
-    napi_value argv[4], v;
+    size_t argc = 3 + READ_NOWAIT_VIEWS;
+    napi_value argv[3 + READ_NOWAIT_VIEWS];
     int32_t fd;
     uint32_t count;
     int64_t off;
-    bool is_array;
     struct iovec iov[READ_NOWAIT_VIEWS];
     long r;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
-        napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
-        napi_get_value_uint32(env, argv[2], &count) != napi_ok || napi_get_value_int64(env, argv[3], &off) != napi_ok ||
-        fd < 0 || off < 0 || count > READ_NOWAIT_VIEWS) {
-        napi_throw_type_error(env, NULL, "fdwatch.readNowait(fd, Uint8Array[] views, count <= 256, offset >= 0)");
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+        napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &off) != napi_ok ||
+        napi_get_value_uint32(env, argv[2], &count) != napi_ok || fd < 0 || off < 0 || count > READ_NOWAIT_VIEWS ||
+        count > argc - 3) {
+        napi_throw_type_error(env, NULL, "fdwatch.readNowait(fd, offset >= 0, count <= 256, ...count Uint8Array views)");
         return NULL;
     }
     for (uint32_t i = 0; i < count; i++) {
         uint8_t *data;
         size_t len;
-        if (napi_get_element(env, argv[1], i, &v) != napi_ok || get_u8array(env, v, &data, &len) != 0) {
-            napi_throw_type_error(env, NULL, "fdwatch.readNowait: views[i] must be a Uint8Array for every i < count");
+        if (get_u8array(env, argv[3 + i], &data, &len) != 0) {
+            napi_throw_type_error(env, NULL, "fdwatch.readNowait: each of the first `count` views must be a Uint8Array");
             return NULL;
         }
         iov[i].iov_base = data;
@@ -534,6 +625,43 @@ static napi_value js_read_nowait(napi_env env, napi_callback_info info)
         r = syscall(SYS_preadv2, fd, iov, (unsigned long)count, (unsigned long)off, 0UL, RWF_NOWAIT);
     while (r < 0 && errno == EINTR);
     return int_result(env, r < 0 ? -errno : (int32_t)(r > INT32_MAX ? INT32_MAX : r));
+}
+
+/*
+ * Node configures its loop with UV_METRICS_IDLE_TIME (src/node.cc, before
+ * the main instance runs) for performance.eventLoopUtilization() and
+ * nodeTiming.idleTime. libuv then polls twice whenever the loop would block:
+ * epoll_pwait with a zero timeout first, and with the real one when nothing
+ * was ready (src/unix/linux.c uv__io_poll, `reset_timeout`), so that it can
+ * time the wait alone. The device model goes idle after every answer, and
+ * the zero-timeout poll finds nothing (the vCPU has not exited again yet):
+ * one syscall more per ioreq, for a figure only the disk trace reads. libuv
+ * has no call that turns the option off; it is bit UV_METRICS_IDLE_TIME of
+ * the first field (`unsigned int flags`) of the loop's internal fields
+ * (src/uv-common.h struct uv__loop_internal_fields_s, set by
+ * src/unix/loop.c uv__loop_configure), where it has been since libuv 1.39
+ * added both; another major version is refused with -ENOSYS. On again is
+ * libuv's own uv_loop_configure. Not on a hot path: the Xen host's start.
+ */
+static napi_value js_set_loop_idle_time(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    bool on;
+    uv_loop_t *loop;
+    unsigned int v = uv_version();
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+        napi_throw_type_error(env, NULL, "fdwatch.setLoopIdleTime(on: boolean)");
+        return NULL;
+    }
+    CHECK(env, napi_get_uv_event_loop(env, &loop));
+    if (v < 0x012700 || v >= 0x020000 || loop->internal_fields == NULL)
+        return int_result(env, -ENOSYS);
+    if (on)
+        return int_result(env, uv_loop_configure(loop, UV_METRICS_IDLE_TIME));
+    *(unsigned int *)loop->internal_fields &= ~(unsigned int)UV_METRICS_IDLE_TIME;
+    return int_result(env, 0);
 }
 
 static napi_value js_set_nonblock(napi_env env, napi_callback_info info)
@@ -779,6 +907,8 @@ NAPI_MODULE_INIT()
         napi_set_named_property(env, exports, "willNeed", fn) != napi_ok ||
         napi_create_function(env, "readNowait", NAPI_AUTO_LENGTH, js_read_nowait, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "readNowait", fn) != napi_ok ||
+        napi_create_function(env, "setLoopIdleTime", NAPI_AUTO_LENGTH, js_set_loop_idle_time, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "setLoopIdleTime", fn) != napi_ok ||
         napi_create_function(env, "setNonblock", NAPI_AUTO_LENGTH, js_set_nonblock, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "setNonblock", fn) != napi_ok ||
         napi_create_function(env, "evtchnWatch", NAPI_AUTO_LENGTH, js_evtchn_watch, NULL, &fn) != napi_ok ||
@@ -789,6 +919,8 @@ NAPI_MODULE_INIT()
         napi_set_named_property(env, exports, "evtchnUnmask", fn) != napi_ok ||
         napi_create_function(env, "evtchnNotify", NAPI_AUTO_LENGTH, js_evtchn_notify, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "evtchnNotify", fn) != napi_ok ||
+        napi_create_uint32(env, EA_PORTS, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, "evtchnAnswerHeader", fn) != napi_ok ||
         napi_create_function(env, "tapOpen", NAPI_AUTO_LENGTH, js_tap_open, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, "tapOpen", fn) != napi_ok ||
         napi_create_function(env, "tapRead", NAPI_AUTO_LENGTH, js_tap_read, NULL, &fn) != napi_ok ||

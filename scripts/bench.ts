@@ -13,6 +13,9 @@
  * minimum protocol, no dispatch), so `dm_*` = figure - floor (measured back
  * to back) estimates what the daemon itself costs. Figures are CPU time per
  * op, median of RUNS runs; prints `name value unit`.
+ *
+ * `npm run bench -- SECTION...` runs only those sections (ioreq, e1000,
+ * e1000model, vga, ffi, mapcache, disk, native), e.g. under `node --cpu-prof`.
  */
 import { pino } from 'pino';
 import type { AccessSize, IoHandler } from '../src/core/io.ts';
@@ -156,6 +159,11 @@ function out(name: string, value: number, unit: string): void {
   console.log(`${name} ${value < 10 ? value.toFixed(2) : Math.round(value)} ${unit}`);
 }
 
+const SECTIONS = ['ioreq', 'e1000', 'e1000model', 'vga', 'ffi', 'mapcache', 'disk', 'native'];
+const only = process.argv.slice(2);
+for (const a of only) if (!SECTIONS.includes(a)) throw new Error(`bench: no section ${a} (${SECTIONS.join(', ')})`);
+const want = (section: string): boolean => only.length === 0 || only.includes(section);
+
 const { sim, server } = machine();
 const floor = floorMachine();
 /** Results are folded into an int32 so the sink itself never becomes a heap number (an allocation). */
@@ -172,13 +180,14 @@ const ops: Array<[string, Op, number]> = [
 ];
 
 const floorOp: Op = () => (sink = (sink + floor.inl(PIO_PORT)) | 0);
-const floorNs = measure(floorOp, floorOp, 200_000).ns;
-out('sim_driver_floor', floorNs, 'ns/op');
-for (const [name, op, n] of ops) {
-  const m = measure(op, floorOp, n);
-  out(name, m.ns, 'ns/op');
-  // The buffered write never waits for an answer: no sync round trip to subtract.
-  if (!name.includes('buffered')) out(name.replace('ioreq_', 'dm_'), m.net, 'ns/op');
+if (want('ioreq')) {
+  const floorNs = measure(floorOp, floorOp, 200_000).ns;
+  out('sim_driver_floor', floorNs, 'ns/op');
+  for (const [name, op, n] of ops) {
+    const m = measure(op, floorOp, n);
+    out(name, m.ns, 'ns/op');
+    // The buffered write never waits for an answer: no sync round trip to subtract.
+    if (!name.includes('buffered')) out(name.replace('ioreq_', 'dm_'), m.net, 'ns/op');
 }
 
 // Allocation over 1e6 single accesses of every kind (driver included).
@@ -199,6 +208,7 @@ out('alloc_bytes_per_ioreq', allocPerOp(mix, 1_000_000), 'bytes');
 // own REP path allocates nothing: checked with a loop-copy SimMemory).
 out('alloc_bytes_per_rep_insw_512', allocPerOp(() => sim.insw(DATA_PORT, 0x10000, 256), 200_000), 'bytes');
 if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothing');
+}
 
 // ---- e1000: cost per frame through the device (docs/e1000.md) ----
 // The NIC's own work per frame: the TDT write that starts a walk, descriptor
@@ -208,7 +218,7 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
 // driver does. No ioreq round trip (add dm_mmio_write for the TDT/RDT write).
 // ns figures run over SimMemory; alloc figures over a plain-loop GuestMemory,
 // because SimMemory's own copy allocates a view for anything over 16 bytes.
-{
+if (want('e1000')) {
   const { createE1000 } = await import('../src/devices/e1000/index.ts');
   const { VirtualClock } = await import('../src/core/clock.ts');
   const { SimMemory } = await import('../src/sim/index.ts');
@@ -331,7 +341,7 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
 // dom0 answering 0.05 ms after a frame. exits: register accesses (ioreq round
 // trips), irqs: interrupts taken, wakes: NIC timers run (DM wake-ups), ms:
 // virtual time (the ping's round trip; the stream's time per frame).
-{
+if (want('e1000model')) {
   const { pingScenario, tcpRxScenario, tcpTxScenario } = await import('../test/devices/e1000/guestmodel.ts');
   const o = { exitMs: 0.5, replyMs: 0.05 };
   const fig = (name: string, f: { exits: number; irqs: number; wakes: number; ms: number }, unit: string) => {
@@ -351,7 +361,7 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
 // writes that way), in text mode (odd/even) and in mode 12h (planar, the
 // write-mode/logical-op/bit-mask path). vga_render_*: a full redraw of the
 // whole picture (every cell / every line), per output pixel.
-{
+if (want('vga')) {
   const { VgaPci, VgaRenderer } = await import('../src/devices/vga/index.ts');
   const vsim = createSimHost({ ramBytes: 1 << 20, clock: 'real' });
   const vboard = simBoard(vsim);
@@ -425,12 +435,10 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
   if (vserver.stats.buffered === 0) throw new Error('VGA benchmark drained nothing');
 }
 
-// The floor under every Xen call on the real hot path (xenevtchn_pending,
-// _unmask, _notify): one koffi call, plus one syscall each. Median of 5.
 // The floor under the Xen calls on the real hot path: a koffi call (IRQ
 // levels, mapcache), and the event-channel notify through the fdwatch addon
 // (the wake-up's read and unmask run in C). Median of 5.
-{
+if (want('ffi')) {
   const { koffiOverheadNs, koffiCallNs, notifyNs } = await import('../src/xen/bench.ts');
   const med = (f: () => number) => {
     const xs = [f(), f(), f(), f(), f()].sort((a, b) => a - b);
@@ -447,7 +455,7 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
 // backend is done, the pages spread over 32 of the 64 buckets mapped (a guest
 // buffer's scattered pages). The mappings are plain memory here: this is the
 // cache's own cost, CPU us per request, median of RUNS.
-{
+if (want('mapcache')) {
   const { MapCache, BUCKET_SIZE, PAGE_SIZE } = await import('../src/xen/mapcache.ts');
   const mc = new MapCache(
     { map: (_pfn, pages, errs) => (errs.fill(0, 0, pages), { bytes: new Uint8Array(pages * PAGE_SIZE) }), unmap: () => {} },
@@ -475,7 +483,7 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
 // master and a raw image (cache=writeback, as libxl configures disks) in the
 // page cache; the guest side (ioreqs, PRD table) is the simulator's.
 // Wall-clock MB/s (10^6 bytes), best of 3 (the backend runs in libuv's pool).
-{
+if (want('disk')) {
   const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
@@ -550,5 +558,24 @@ if (server.stats.sync === 0 || sink === -1) throw new Error('benchmark did nothi
     await backend.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- native: the ioreq path as on Xen (fdwatch addon, Xen host glue), without Xen ----
+// scripts/bench-evtchn.ts in a child process with the notify shim preloaded:
+// the round trip of one register read, and a READ DMA EXT of 512 KiB as
+// ata_piix issues it, CPU time each (see that file).
+if (want('native')) {
+  const { execFileSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const shim = `${root}build/bench-evtchn-preload.so`;
+  execFileSync('mkdir', ['-p', `${root}build`]);
+  execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-o', shim, `${root}scripts/bench-evtchn-preload.c`]);
+  for (const mode of ['pio', 'dma']) {
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', `${root}scripts/bench-evtchn.ts`, mode], {
+      env: { ...process.env, LD_PRELOAD: shim },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   }
 }

@@ -89,7 +89,7 @@ export interface StartOptions {
 }
 
 /** Loads src/xen lazily: only a Xen run needs koffi and the Xen libraries. */
-async function openXen(cfg: StubdmConfig, log: Logger, willRestrict: boolean): Promise<Host> {
+async function openXen(cfg: StubdmConfig, log: Logger, willRestrict: boolean, loopIdleTime: boolean): Promise<Host> {
   // Imported lazily: only a Xen run needs koffi and the Xen libraries (--sim must work without them).
   let xen: typeof import('./xen/index.ts');
   try {
@@ -107,6 +107,7 @@ async function openXen(cfg: StubdmConfig, log: Logger, willRestrict: boolean): P
       log: log.child({ c: 'xen' }),
       ...(cfg.machine.maxRamBelow4g !== null ? { lowMemLimit: cfg.machine.maxRamBelow4g } : {}),
       willRestrict,
+      loopIdleTime,
     });
   } catch (err) {
     if (err instanceof xen.XenUnavailableError) throw new StartError(err.message);
@@ -247,7 +248,8 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       }
       host = sim;
     } else {
-      host = await openXen(cfg, log, restrict);
+      // The disk trace times the loop's idle waits (block/file.ts): only then is libuv's accounting kept.
+      host = await openXen(cfg, log, restrict, !!opts.diskTrace);
     }
     undo.push(() => host.close());
 

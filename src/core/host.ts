@@ -73,6 +73,12 @@ export interface IoreqChannel {
    */
   pending(): number;
   unmask(port: number): void;
+  /**
+   * Signal the vCPU that its answer is in the slot. Inside the watch
+   * callback a host may make the call once the callback has returned (the
+   * Xen host's addon does: no crossing per answer); the slot is not touched
+   * after IORESP_READY either way.
+   */
   notify(port: number): void;
 }
 

@@ -10,8 +10,24 @@
  * the vCPU's port. The slot is never touched after IORESP_READY (Xen resets
  * it to NONE itself).
  *
- * Every shared-page access goes through Atomics (sequentially consistent in
- * JS, so each one is also the rmb/wmb QEMU puts around it). The `state`
+ * The slot's state byte is the one Xen and we hand the slot over with, so
+ * the accesses that hand it over go through Atomics: the load that finds
+ * READY, the re-check before answering and the IORESP_READY store
+ * (sequentially consistent in JS, so each one is also the rmb/wmb QEMU puts
+ * around it). Everything else is plain typed-array loads and stores between
+ * them, INPROCESS included (Xen waits only for IORESP_READY): V8 does not
+ * inline Atomics on these (non-shared) pages, each one is a builtin call of
+ * about a hundred instructions (there were a dozen per request, a fifth of
+ * the device model's instructions for a register read), while a plain access
+ * is one. Plain is enough because every such access sits between two
+ * Atomics calls, which the compiler neither moves loads or stores across
+ * nor caches a load over, and x86-64 keeps loads in order with loads and
+ * stores with stores (TSO: the fields are read after the READY state and
+ * `data` is written before IORESP_READY, as QEMU's xen_rmb()/xen_wmb(),
+ * compiler barriers on x86, order them). stubdm runs on x86-64 only
+ * (package.json `cpu`). The buffered ring's pointers keep Atomics where it
+ * takes entries (Xen moves both pointers with a cmpxchg); only the "ring
+ * empty?" look before each request is plain. The `state`
  * nibble shares byte 30 with data_is_ptr/dir/df: it is written as the whole
  * byte with the upper four bits kept.
  *
@@ -161,8 +177,8 @@ export class IoreqServer {
   private readonly slot8: Uint8Array;
   /**
    * 32-bit fields are read and written through Int32Array views: same bits
-   * as the u32 fields, but Atomics on a Uint32Array box values >= 2^31 as
-   * heap numbers (an allocation per access); int32 values never are.
+   * as the u32 fields, but a Uint32Array element >= 2^31 is a heap number
+   * when it leaves a function (an allocation per access); int32 values never are.
    */
   private readonly slot32: Int32Array;
   private readonly buf32: Int32Array | null;
@@ -361,22 +377,26 @@ export class IoreqServer {
       this.stats.notReady++;
       return;
     }
-    // Atomics are seq-cst: the load above is QEMU's xen_rmb() before taking the slot.
-    Atomics.store(s8, fb, (flags & ~IOREQ_STATE_MASK) | STATE_IOREQ_INPROCESS);
+    // INPROCESS marks the slot ours; Xen waits only for IORESP_READY, so a
+    // plain store, after the Atomics load above (QEMU's xen_rmb()).
+    s8[fb] = (flags & ~IOREQ_STATE_MASK) | STATE_IOREQ_INPROCESS;
 
-    this.drainBuffered();
+    // Buffered writes first (none, nearly always: two plain loads, no call).
+    const b = this.buf32;
+    if (b !== null && b[W_BUF_RD] !== b[W_BUF_WR]) this.drainBuffered();
 
+    // The fields: plain loads after the Atomics above (see the file comment).
     const w = vcpu * U32_PER_SLOT;
-    const type = Atomics.load(s8, vcpu * IOREQ_SIZE + IOREQ_OFF_TYPE);
+    const type = s8[vcpu * IOREQ_SIZE + IOREQ_OFF_TYPE];
     // 32-bit halves are carried as int32 (`| 0`) and made unsigned (`>>> 0`)
     // only where used: a value >= 2^31 passed between functions is boxed as a
     // heap number, i.e. allocates. count and size are clamped the same way.
-    const addrLo = Atomics.load(s32, w + W_ADDR) | 0;
-    const addrHi = Atomics.load(s32, w + W_ADDR + 1) | 0;
-    const dataLo = Atomics.load(s32, w + W_DATA) | 0;
-    const dataHi = Atomics.load(s32, w + W_DATA + 1) | 0;
-    const count = Math.min(Atomics.load(s32, w + W_COUNT) >>> 0, 0x7fffffff);
-    const size = Math.min(Atomics.load(s32, w + W_SIZE) >>> 0, 0x7fffffff);
+    const addrLo = s32[w + W_ADDR] | 0;
+    const addrHi = s32[w + W_ADDR + 1] | 0;
+    const dataLo = s32[w + W_DATA] | 0;
+    const dataHi = s32[w + W_DATA + 1] | 0;
+    const count = Math.min(s32[w + W_COUNT] >>> 0, 0x7fffffff);
+    const size = Math.min(s32[w + W_SIZE] >>> 0, 0x7fffffff);
     const isRead = (flags & IOREQ_DIR) !== 0;
     this.rLo = dataLo;
     this.rHi = dataHi;
@@ -418,8 +438,9 @@ export class IoreqServer {
 
     if (isRead) {
       // Only data goes back to Xen; for writes the slot's data is left as Xen wrote it.
-      Atomics.store(s32, w + W_DATA, this.rLo);
-      Atomics.store(s32, w + W_DATA + 1, this.rHi);
+      // Plain stores, before the Atomics below that publish them (file comment).
+      s32[w + W_DATA] = this.rLo;
+      s32[w + W_DATA + 1] = this.rHi;
     }
     const now = Atomics.load(s8, fb);
     if ((now & IOREQ_STATE_MASK) !== STATE_IOREQ_INPROCESS) {
@@ -683,7 +704,10 @@ export class IoreqServer {
    */
   private drainBuffered(): boolean {
     const b = this.buf32;
-    if (b === null) return false;
+    // Empty? (every synchronous request asks): two plain loads. After the
+    // slot's Atomics they see every entry Xen queued before the request (x86
+    // keeps loads in order); entries are then taken with Atomics below.
+    if (b === null || b[W_BUF_RD] === b[W_BUF_WR]) return false;
     let used = 0;
     let tries = 0;
     while (used < BUF_DRAIN_MAX && tries++ < 2 * BUF_DRAIN_MAX) {

@@ -1,8 +1,9 @@
 /**
  * Figures for scripts/bench.ts (npm run bench): what one FFI call costs on this machine (the
- * floor under every libxendevicemodel call, e.g. an IRQ level), and what the event-channel
- * notify costs through the fdwatch addon (one N-API call plus one ioctl; the read and unmask
- * of a wake-up run in C before JS is called, so they cost no crossing at all).
+ * floor under every libxendevicemodel call, e.g. an IRQ level), and what an event-channel
+ * notify costs when JS makes it through the fdwatch addon (one N-API call plus one ioctl:
+ * outside the watch callback; the answers of a callback are notified by the addon after it,
+ * and the read and unmask of a wake-up run in C before JS is called, so none of those cross).
  */
 import { koffiAbsProbe, koffiProbe } from './ffi.ts';
 import { loadFdWatch } from './native.ts';
@@ -26,7 +27,7 @@ export function koffiCallNs(n = 200_000): number {
   return perCallNs(n, getpid);
 }
 
-/** ns per fdwatch.evtchnNotify() (N-API call + ioctl(2), on stdin here: ENOTTY), the notify at the end of every ioreq. */
+/** ns per fdwatch.evtchnNotify() (N-API call + ioctl(2), on stdin here: ENOTTY), a notify made outside the watch callback. */
 export function notifyNs(n = 200_000): number {
   const fw = loadFdWatch();
   return perCallNs(n, () => fw.evtchnNotify(0, 1));

@@ -49,7 +49,17 @@ import type { VramProvider } from '../core/vram.ts';
 import { ForeignPageMapper, MapCache } from './mapcache.ts';
 import { XenStore } from './store.ts';
 import { RealClock, type Clock } from '../core/clock.ts';
-import { loadFdWatch, type FdWatch, type FdWatcher } from './native.ts';
+import {
+  EVTCHN_A_COUNT,
+  EVTCHN_A_ERRNO,
+  EVTCHN_A_FAILED,
+  EVTCHN_A_PORT,
+  EVTCHN_A_PORTS,
+  EVTCHN_NOTIFY_FAILED,
+  loadFdWatch,
+  type FdWatch,
+  type FdWatcher,
+} from './native.ts';
 
 /**
  * The domain the restriction probe aims at: the last id below the reserved
@@ -78,6 +88,13 @@ export interface XenHostOptions {
    * later (guest-page VRAM populates through libxenctrl on first use).
    */
   willRestrict?: boolean;
+  /**
+   * Keep libuv's idle-time accounting (performance.nodeTiming.idleTime: the
+   * disk trace reads it). Default off: with it, every time the loop goes idle
+   * (after each answer) libuv polls with a zero timeout before it blocks, one
+   * epoll_pwait per ioreq that finds nothing (native/fdwatch.c says more).
+   */
+  loopIdleTime?: boolean;
 }
 
 /** Substitutes for tests (a fake below the FFI line). */
@@ -159,6 +176,8 @@ class XenHostImpl implements XenHost {
   private watcher: FdWatcher | null = null;
   /** The engine's callback, kept while the server is disabled so enabling resumes the watch. */
   private onEvent: (() => void) | null = null;
+  /** Logs notifies of queued answers that failed since the last look (set by makeChannel). */
+  private reportNotifyFailures: () => void = () => {};
   private closed = false;
   private readonly rl: RateLimited;
 
@@ -177,6 +196,9 @@ class XenHostImpl implements XenHost {
       throw e;
     }
     this.memory = this.mapcache!;
+    if (opts.loopIdleTime !== true && fdwatch.setLoopIdleTime(false) < 0) {
+      log.info("libuv's idle-time accounting stays on (a libuv the fdwatch addon does not know): one more epoll per ioreq");
+    }
     this.xs = this.openStore();
     const host = this; // the getter below has its own `this`
     this.restriction = {
@@ -395,7 +417,9 @@ class XenHostImpl implements XenHost {
   private pauseWatch(): void {
     const w = this.watcher;
     this.watcher = null;
-    w?.stop();
+    if (w === null) return;
+    w.stop(); // notifies the answers still queued
+    this.reportNotifyFailures();
   }
 
   /** Returns 0, or the errno of the failed call (read before logging can clobber it). */
@@ -425,15 +449,31 @@ class XenHostImpl implements XenHost {
      * every pending port into `queue` and unmasked all of them but the
      * buffered port (the ioreq server unmasks that one itself once its ring
      * is empty), so pending() hands them out of the queue without a syscall,
-     * unmask() of a vCPU port costs nothing, and notify() is one ioctl.
-     * Inside a callback, an empty queue means -1 (uv_poll is level-triggered:
-     * anything that arrived since calls back on the next loop turn, where
-     * looking here would cost a read that almost always finds nothing with a
-     * single vCPU waiting for our answer); outside, pending() reads once more.
+     * unmask() of a vCPU port costs nothing. Inside a callback notify()
+     * appends the port to `answers`, which the addon notifies (one ioctl
+     * each) once the callback has returned: no N-API call per answer;
+     * outside one (start, stop, a recheck from setImmediate) it is one
+     * N-API call and the ioctl. Inside a callback, an empty queue means -1
+     * (uv_poll is level-triggered: anything that arrived since calls back on
+     * the next loop turn, where looking here would cost a read that almost
+     * always finds nothing with a single vCPU waiting for our answer);
+     * outside, pending() reads once more.
      */
     const queue = new Uint32Array(1 + EVTCHN_QUEUE);
+    const answers = new Uint32Array(EVTCHN_A_PORTS + EVTCHN_QUEUE);
     let head = 0;
-    let inCallback = false;
+    /** The watch whose callback is running, or null outside one. */
+    let inCallback: FdWatcher | null = null;
+    let failuresSeen = 0;
+    this.reportNotifyFailures = () => {
+      const n = answers[EVTCHN_A_FAILED];
+      if (n === failuresSeen) return;
+      this.rl.warn(
+        { port: answers[EVTCHN_A_PORT], errno: answers[EVTCHN_A_ERRNO], failed: (n - failuresSeen) >>> 0 },
+        'event channel notify failed',
+      );
+      failuresSeen = n;
+    };
     fw.setNonblock(fd);
     const take = (): number => {
       if (head < queue[0]) return queue[1 + head++];
@@ -442,23 +482,25 @@ class XenHostImpl implements XenHost {
       return -1;
     };
     const startWatch = (onEvent: () => void): void => {
-      this.watcher = fw.evtchnWatch(fd, queue, bufPort, (status) => {
-        if (status < 0) {
+      const w: FdWatcher = fw.evtchnWatch(fd, queue, bufPort, answers, (status) => {
+        if (status !== undefined) {
+          if (status === EVTCHN_NOTIFY_FAILED) return this.reportNotifyFailures();
           this.log.error({ status }, 'event channel fd failed; no more ioreqs will be served');
           this.pauseWatch();
           this.onEvent = null;
           return;
         }
-        inCallback = true;
+        inCallback = w;
         try {
           onEvent();
         } catch (e) {
           // A bug in the engine must not take the guest's device model down.
           this.rl.warn({ err: (e as Error).message }, 'ioreq event handler threw');
         } finally {
-          inCallback = false;
+          inCallback = null;
         }
       });
+      this.watcher = w;
     };
     // Handles are read at call time: after close() they are null and every call is a no-op.
     return {
@@ -485,7 +527,7 @@ class XenHostImpl implements XenHost {
       pending: () => {
         if (this.xceh === null) return -1;
         const p = take();
-        if (p !== -1 || inCallback) return p;
+        if (p !== -1 || inCallback !== null) return p;
         const n = fw.evtchnFill(fd, queue, bufPort);
         if (n < 0) {
           this.rl.warn({ errno: -n }, 'reading the event channel device failed');
@@ -501,6 +543,14 @@ class XenHostImpl implements XenHost {
       },
       notify: (port) => {
         if (this.xceh === null) return;
+        // In the callback of the watch that is on, the addon notifies once it returns (a
+        // watch paused inside it has notified what was queued, and does nothing after).
+        const n = answers[EVTCHN_A_COUNT];
+        if (inCallback !== null && inCallback === this.watcher && n < EVTCHN_QUEUE) {
+          answers[EVTCHN_A_PORTS + n] = port;
+          answers[EVTCHN_A_COUNT] = n + 1;
+          return;
+        }
         const r = fw.evtchnNotify(fd, port);
         if (r < 0) this.rl.warn({ port, errno: -r }, 'event channel notify failed');
       },

@@ -85,6 +85,12 @@ interface Bucket {
   pins: number;
   /** Out of the cache (invalidated, remapped) while pinned: unmapped at the last release. */
   retired: boolean;
+  /**
+   * Views of whole pages dmaView() handed out, made at the first and reused
+   * (a PRD entry is usually one page of an O_DIRECT buffer: no view allocated
+   * per entry and DMA); null until the first. Dropped with the mapping.
+   */
+  pages: (Uint8Array | undefined)[] | null;
 }
 
 export class MapCache implements HostMemory {
@@ -173,14 +179,25 @@ export class MapCache implements HostMemory {
   }
 
   dmaView(gpa: number, len: number): Uint8Array | null {
-    if (!Number.isSafeInteger(len) || len <= 0) return null;
-    const bStart = Math.floor(gpa / BUCKET_SIZE) * BUCKET_SIZE;
+    if (!Number.isSafeInteger(len) || len <= 0 || !Number.isSafeInteger(gpa) || gpa < 0) return null;
+    const index = Math.floor(gpa / BUCKET_SIZE);
+    const bStart = index * BUCKET_SIZE;
     const n = Math.min(len, bStart + BUCKET_SIZE - gpa); // this bucket's part
-    if (!this.prepare(gpa, null, 0, n)) return null;
-    const b = this.bucketFor(bStart / BUCKET_SIZE)!; // mapped by prepare()
+    // A mapped bucket whose every page mapped lies wholly in RAM (mapInto
+    // maps only RAM, and a bucket RAM ends in has fewer pages): nothing of
+    // prepare() to check again. Else the full checks, and the mapping.
+    let b = this.cachedBucket(index);
+    if (b === null || !b.allValid) {
+      if (!this.prepare(gpa, null, 0, n)) return null;
+      b = this.bucketFor(index)!; // mapped by prepare()
+    }
     b.pins++;
     this.stats.pinned++;
     const start = gpa - bStart;
+    if (n === PAGE_SIZE && start % PAGE_SIZE === 0) {
+      const pages = (b.pages ??= new Array<Uint8Array | undefined>(PAGES_PER_BUCKET));
+      return (pages[start >>> PAGE_SHIFT] ??= b.mapping.bytes.subarray(start, start + PAGE_SIZE));
+    }
     return b.mapping.bytes.subarray(start, start + n);
   }
 
@@ -207,9 +224,18 @@ export class MapCache implements HostMemory {
    * DMA releases 128 views, one per PRD entry.
    */
   private pinnedBucketOf(view: Uint8Array, gpa: number): Bucket | null {
+    if (Number.isSafeInteger(gpa) && gpa >= 0) {
+      const index = Math.floor(gpa / BUCKET_SIZE);
+      const l = this.last;
+      const b = l !== null && l.index === index ? l : this.buckets.get(index);
+      if (b !== undefined && b.pins > 0) {
+        // One of its page views (compared by identity: `.buffer` is a runtime call), or any view of its mapping.
+        const p = (gpa - index * BUCKET_SIZE) >>> PAGE_SHIFT;
+        if (b.pages !== null && b.pages[p] === view) return b;
+        if (b.mapping.bytes.buffer === view.buffer) return b;
+      }
+    }
     const buf = view.buffer;
-    const b = Number.isSafeInteger(gpa) && gpa >= 0 ? this.buckets.get(Math.floor(gpa / BUCKET_SIZE)) : undefined;
-    if (b !== undefined && b.pins > 0 && b.mapping.bytes.buffer === buf) return b;
     const r = this.retired;
     for (let i = 0; i < r.length; i++) if (r[i].mapping.bytes.buffer === buf) return r[i];
     // Not where its gpa says (a caller's bug): look everywhere rather than leave a bucket pinned.
@@ -272,6 +298,20 @@ export class MapCache implements HostMemory {
     return true;
   }
 
+  /** The bucket if it is mapped (LRU bookkeeping included), else null: nothing is mapped here. */
+  private cachedBucket(index: number): Bucket | null {
+    const l = this.last;
+    if (l !== null && l.index === index) {
+      l.lastUse = ++this.clock;
+      return l;
+    }
+    const b = this.buckets.get(index);
+    if (b === undefined) return null;
+    b.lastUse = ++this.clock;
+    this.last = b;
+    return b;
+  }
+
   /** The bucket, mapped (LRU bookkeeping included), or null if it cannot be mapped. */
   private bucketFor(index: number): Bucket | null {
     const tick = ++this.clock;
@@ -286,7 +326,7 @@ export class MapCache implements HostMemory {
       const valid = new Uint8Array(PAGES_PER_BUCKET);
       const m = this.mapInto(index, valid);
       if (m === null) return null;
-      b = { index, mapping: m.mapping, valid, allValid: m.allValid, lastUse: tick, pins: 0, retired: false };
+      b = { index, mapping: m.mapping, valid, allValid: m.allValid, lastUse: tick, pins: 0, retired: false, pages: null };
       this.buckets.set(index, b);
     }
     b.lastUse = tick;
@@ -311,6 +351,7 @@ export class MapCache implements HostMemory {
     }
     b.mapping = m.mapping;
     b.allValid = m.allValid;
+    b.pages = null; // views of the old mapping
     return true;
   }
 

@@ -21,12 +21,25 @@ export interface FdWatch {
   /** Set O_NONBLOCK on fd (throws on failure). */
   setNonblock(fd: number): void;
   /**
+   * libuv's idle-time accounting on this process's loop (Node turns it on;
+   * performance.nodeTiming.idleTime and eventLoopUtilization() read it). On,
+   * a loop that goes idle polls twice (zero timeout, then the real one); off,
+   * once. 0, or -ENOSYS for a libuv the addon does not know (nothing changed).
+   */
+  setLoopIdleTime(on: boolean): number;
+  /**
    * Event-channel watch (native/fdwatch.c): when the fd is readable the addon
    * reads every pending port into `queue` (queue[0] = ports JS has not taken,
    * queue[1..] the ports), unmasks them all but `holdPort`, and only then
-   * calls `onPorts(0, queued)`; a broken fd calls `onPorts(-errno, 0)`.
+   * calls `onPorts()` (no argument); a broken fd calls `onPorts(-errno)`.
+   * Ports JS appends to `answers` during that call (EVTCHN_A_COUNT of them
+   * from EVTCHN_A_PORTS) are notified by the addon once it returns; a failed
+   * notify is counted in answers (EVTCHN_A_FAILED, _ERRNO, _PORT) and calls
+   * `onPorts(EVTCHN_NOTIFY_FAILED)` at once. stop() notifies what is still queued.
    */
-  evtchnWatch(fd: number, queue: Uint32Array, holdPort: number, onPorts: (status: number, queued: number) => void): FdWatcher;
+  evtchnWatch(fd: number, queue: Uint32Array, holdPort: number, answers: Uint32Array, onPorts: (status?: number) => void): FdWatcher;
+  /** Words of `answers` before its ports (EVTCHN_A_PORTS); an addon without answers has none. */
+  readonly evtchnAnswerHeader: number;
   /** The same read and unmask now, outside a watch callback: ports read (0: none pending) or -errno. */
   evtchnFill(fd: number, queue: Uint32Array, holdPort: number): number;
   /** Unmask one port: 0 or -errno. */
@@ -35,6 +48,15 @@ export interface FdWatch {
   evtchnNotify(fd: number, port: number): number;
 }
 
+/** evtchnWatch's answers array: ports queued, failed notifies so far, errno and port of the last failure, then the ports. */
+export const EVTCHN_A_COUNT = 0;
+export const EVTCHN_A_FAILED = 1;
+export const EVTCHN_A_ERRNO = 2;
+export const EVTCHN_A_PORT = 3;
+export const EVTCHN_A_PORTS = 4;
+/** onPorts status after a failed notify of the answers. */
+export const EVTCHN_NOTIFY_FAILED = 1;
+
 let cached: FdWatch | null = null;
 
 export function loadFdWatch(): FdWatch {
@@ -42,7 +64,9 @@ export function loadFdWatch(): FdWatch {
   const path = nativeAddonPath('fdwatch');
   try {
     const m = createRequire(import.meta.url)(path) as FdWatch;
-    if (typeof m.evtchnWatch !== 'function') throw new Error('no event-channel support (built from an older native/fdwatch.c)');
+    if (typeof m.evtchnWatch !== 'function' || m.evtchnAnswerHeader !== EVTCHN_A_PORTS) {
+      throw new Error('no event-channel answers (built from an older native/fdwatch.c)');
+    }
     cached = m;
   } catch (e) {
     const why = (e as Error).message.split('\n')[0];

@@ -7,7 +7,7 @@ import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadFdWatch, type FdWatch } from '../../src/xen/native.ts';
+import { EVTCHN_A_COUNT, EVTCHN_A_ERRNO, EVTCHN_A_FAILED, EVTCHN_A_PORT, EVTCHN_A_PORTS, EVTCHN_NOTIFY_FAILED, loadFdWatch, type FdWatch } from '../../src/xen/native.ts';
 import { loadTapIo } from '../../src/net/native.ts';
 
 let fw: FdWatch;
@@ -214,16 +214,16 @@ test('evtchnFill reads every pending port into the queue, appends after what JS 
   }
 });
 
-test('evtchnWatch reads and unmasks before calling JS, with the count of queued ports', async () => {
+test('evtchnWatch reads and unmasks before calling JS (no argument: the ports are in the queue)', async () => {
   const fd = openSync(join(dir, 'p'), constants.O_RDWR | constants.O_NONBLOCK);
   try {
     fw.setNonblock(fd);
     const q = new Uint32Array(1 + 8);
-    const seen: number[][] = [];
+    const answers = new Uint32Array(EVTCHN_A_PORTS + 8);
+    const seen: unknown[][] = [];
     let wake: (() => void) | null = null;
-    const w = fw.evtchnWatch(fd, q, 7, (status, queued) => {
-      assert.equal(status, 0);
-      seen.push([queued, ...q.subarray(1, 1 + queued)]);
+    const w = fw.evtchnWatch(fd, q, 7, answers, (...args: unknown[]) => {
+      seen.push([args.length, ...q.subarray(1, 1 + q[0])]);
       q[0] = 0;
       wake?.();
     });
@@ -233,16 +233,60 @@ test('evtchnWatch reads and unmasks before calling JS, with the count of queued 
     writeSync(fd, Buffer.from(new Uint32Array([7]).buffer));
     await fired;
     await turns(5);
-    assert.deepEqual(seen, [[1, 7]], 'the held port is not unmasked, so nothing comes back');
+    assert.deepEqual(seen, [[0, 7]], 'the held port is not unmasked, so nothing comes back');
     w.stop();
-    assert.throws(() => fw.evtchnWatch(fd, q, 7, 1 as unknown as () => void), TypeError);
+    assert.throws(() => fw.evtchnWatch(fd, q, 7, answers, 1 as unknown as () => void), TypeError);
+    assert.throws(() => fw.evtchnWatch(fd, q, 7, new Uint32Array(EVTCHN_A_PORTS), () => {}), TypeError, 'answers without room for a port');
+    assert.throws(() => (fw.evtchnWatch as (...a: unknown[]) => unknown)(fd, q, 7, () => {}), TypeError, 'the old four-argument form');
+  } finally {
+    closeSync(fd);
+  }
+});
+
+// On a FIFO every IOCTL_EVTCHN_NOTIFY fails (ENOTTY): what the addon does with
+// a failed notify is what this sees; that it notifies at all, and when.
+test('evtchnWatch notifies the answers once the callback and its microtasks are done, reports a failure at once, and stop() notifies what is queued', async () => {
+  const fd = openSync(join(dir, 'p'), constants.O_RDWR | constants.O_NONBLOCK);
+  try {
+    fw.setNonblock(fd);
+    const q = new Uint32Array(1 + 8);
+    const answers = new Uint32Array(EVTCHN_A_PORTS + 8);
+    const calls: string[] = [];
+    let wake: (() => void) | null = null;
+    const w = fw.evtchnWatch(fd, q, 7, answers, (status?: number) => {
+      if (status === EVTCHN_NOTIFY_FAILED) {
+        calls.push(`failed ${answers[EVTCHN_A_FAILED]} port ${answers[EVTCHN_A_PORT]} errno ${answers[EVTCHN_A_ERRNO]}`);
+        wake?.();
+        return;
+      }
+      calls.push(`ports ${Array.from(q.subarray(1, 1 + q[0]))}`);
+      q[0] = 0;
+      answers[EVTCHN_A_PORTS] = 1101;
+      answers[EVTCHN_A_PORTS + 1] = 1102;
+      answers[EVTCHN_A_COUNT] = 2;
+      queueMicrotask(() => calls.push(`microtask: ${answers[EVTCHN_A_COUNT]} queued, ${answers[EVTCHN_A_FAILED]} failed`));
+    });
+    const fired = new Promise<void>((r) => (wake = r));
+    writeSync(fd, Buffer.from(new Uint32Array([7]).buffer));
+    await fired;
+    assert.deepEqual(calls, ['ports 7', 'microtask: 2 queued, 0 failed', 'failed 2 port 1102 errno 25']);
+    assert.equal(answers[EVTCHN_A_COUNT], 0, 'all taken');
+    // Queued and not yet notified when the watch stops (paused from inside a callback): stop() makes them.
+    answers[EVTCHN_A_PORTS] = 1103;
+    answers[EVTCHN_A_COUNT] = 1;
+    w.stop();
+    assert.equal(answers[EVTCHN_A_COUNT], 0);
+    assert.deepEqual([answers[EVTCHN_A_FAILED], answers[EVTCHN_A_PORT]], [3, 1103]);
+    w.stop();
+    assert.equal(answers[EVTCHN_A_FAILED], 3, 'stop() is idempotent');
   } finally {
     closeSync(fd);
   }
 });
 
 test('readNowait: preadv2(RWF_NOWAIT) fills the views from the page cache, 0 at the end, -EAGAIN for what an O_DIRECT write took out of the cache, -ESPIPE on a pipe; bad arguments throw', () => {
-  const m = fw as unknown as { readNowait(fd: number, views: Uint8Array[], count: number, off: number): number };
+  const raw = fw as unknown as { readNowait(fd: number, off: number, count: number, ...views: Uint8Array[]): number };
+  const m = { readNowait: (fd: number, views: Uint8Array[], count: number, off: number) => raw.readNowait(fd, off, count, ...views) };
   const f = join(dir, 'nowait');
   const fd = openSync(f, constants.O_RDWR | constants.O_CREAT);
   try {
@@ -281,6 +325,8 @@ test('readNowait: preadv2(RWF_NOWAIT) fills the views from the page cache, 0 at 
       }
     }
     assert.throws(() => m.readNowait(fd, [a], 257, 0), TypeError);
+    assert.throws(() => m.readNowait(fd, [a], 2, 0), TypeError, 'fewer views than count');
+    assert.throws(() => (raw.readNowait as (...a: unknown[]) => number)(fd, [a, b], 2, 0), TypeError, 'the old form, an array of views');
     assert.throws(() => m.readNowait(fd, [a, 5 as unknown as Uint8Array], 2, 0), TypeError);
     assert.throws(() => m.readNowait(fd, [a], 1, -1), TypeError);
   } finally {

@@ -13,6 +13,7 @@ import {
   type PageMapper,
   type PageMapping,
 } from '../../src/xen/mapcache.ts';
+import { bytesPerOp } from '../helpers/alloc.ts';
 
 const POISON = 0xee;
 
@@ -433,6 +434,40 @@ test('dmaRelease finds a view\'s bucket by its gpa among many pinned ones, a ret
   mc.dmaRelease(again, 9 * BUCKET_SIZE, false); // the wrong gpa
   assert.equal(mc.pinnedBuckets, 0);
   assert.deepEqual(fake.violations, []);
+});
+
+test('dmaView of a whole page hands out the same view each time (no allocation per DMA), a fresh one once the bucket is mapped again', () => {
+  const { fake, mc } = setup(64 << 20, 64);
+  const gpas = Array.from({ length: 128 }, (_, i) => (i % 32) * BUCKET_SIZE + (i >> 5) * 2 * PAGE_SIZE);
+  const first = gpas.map((g) => mc.dmaView(g, PAGE_SIZE)!);
+  for (let i = 0; i < 128; i++) mc.dmaRelease(first[i], gpas[i], true);
+  const again = gpas.map((g) => mc.dmaView(g, PAGE_SIZE)!);
+  assert.ok(again.every((v, i) => v === first[i]), 'the page views are reused');
+  assert.equal(mc.pinnedBuckets, 32, 'each use pins its bucket as before');
+  for (let i = 0; i < 128; i++) mc.dmaRelease(again[i], gpas[i], true);
+  assert.equal(mc.pinnedBuckets, 0, 'and each release unpins it');
+  // A part of a page is a view of its own; so is a page not on a page boundary.
+  const part = mc.dmaView(0x1000, 512)!;
+  assert.notEqual(part, mc.dmaView(0x1000, 512));
+  assert.notEqual(mc.dmaView(0x1800, PAGE_SIZE), mc.dmaView(0x1800, PAGE_SIZE));
+  // A 512 KiB request's views and releases, over and over: nothing allocated.
+  const request = () => {
+    for (let i = 0; i < 128; i++) mc.dmaRelease(mc.dmaView(gpas[i], PAGE_SIZE)!, gpas[i], true);
+  };
+  assert.ok(bytesPerOp(request, 1000, 10) < 128, 'under a byte per view (a new view per entry was 2.7 KB per request)');
+  // The bucket is mapped again (a page Xen had not populated is there now): its page views are new ones.
+  const { fake: f2, mc: m2 } = setup();
+  f2.holes.add(7);
+  const v0 = m2.dmaView(0, PAGE_SIZE)!;
+  m2.dmaRelease(v0, 0, false);
+  f2.holes.delete(7);
+  assert.equal(m2.read(7 * PAGE_SIZE, new Uint8Array(1), 0, 1), true, 'remapped in place');
+  const v1 = m2.dmaView(0, PAGE_SIZE)!;
+  assert.notEqual(v1, v0);
+  assert.equal(v0.length, 0, 'the old view went with its mapping');
+  assert.equal(v1.length, PAGE_SIZE);
+  m2.dmaRelease(v1, 0, false);
+  assert.deepEqual([...fake.violations, ...f2.violations], []);
 });
 
 test('countersLine: maps, unmaps and evictions since start, for info disktrace', () => {

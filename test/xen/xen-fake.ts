@@ -4,7 +4,7 @@
 import { pino } from 'pino';
 import { openXenHost, XenUnavailableError } from '../../src/xen/index.ts';
 import type { Ptr, XenLibs } from '../../src/xen/ffi.ts';
-import type { FdWatch } from '../../src/xen/native.ts';
+import { EVTCHN_A_COUNT, EVTCHN_A_ERRNO, EVTCHN_A_FAILED, EVTCHN_A_PORT, EVTCHN_A_PORTS, EVTCHN_NOTIFY_FAILED, type FdWatch } from '../../src/xen/native.ts';
 import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE, PAGE_SIZE } from '../../src/ioreq/abi.ts';
 
 export const quiet = pino({ level: 'silent' });
@@ -256,7 +256,10 @@ export class Fake {
    * ('read') takes every pending port into the queue, then one write unmasks
    * them all but the held port ('unmask', ...ports); a watcher's cb(0) stands
    * for libuv's wake-up, so it does that read first, as native/fdwatch.c does,
-   * and calls the JS callback only when a port came.
+   * calls the JS callback only when a port came, and then notifies the ports
+   * JS answered in it ('notify', port each: failNotify makes them fail, counted
+   * in the answers and reported with a second call, status EVTCHN_NOTIFY_FAILED);
+   * stop() notifies what is still queued.
    */
   fdwatch(): FdWatch {
     const f = this;
@@ -275,7 +278,23 @@ export class Fake {
       if (unmasked.length > 0) f.rec('unmask', ...unmasked);
       return n;
     };
+    const flush = (a: Uint32Array): boolean => {
+      let failed = false;
+      for (let i = 0; i < a[EVTCHN_A_COUNT]; i++) {
+        const port = a[EVTCHN_A_PORTS + i];
+        f.rec('notify', port);
+        if (f.failNotify < 0) {
+          a[EVTCHN_A_FAILED]++;
+          a[EVTCHN_A_ERRNO] = -f.failNotify;
+          a[EVTCHN_A_PORT] = port;
+          failed = true;
+        }
+      }
+      a[EVTCHN_A_COUNT] = 0;
+      return failed;
+    };
     return {
+      evtchnAnswerHeader: EVTCHN_A_PORTS,
       watch(fd, cb) {
         const w = { fd, cb, stopped: false };
         f.watchers.push(w);
@@ -286,19 +305,27 @@ export class Fake {
         return f.pendingPorts.length > 0;
       },
       setNonblock: (fd) => f.rec('nonblock', fd),
-      evtchnWatch(fd, q, hold, cb) {
+      setLoopIdleTime: (on) => (f.rec('loop_idle_time', on), 0),
+      evtchnWatch(fd, q, hold, answers, cb) {
         const w = {
           fd,
           stopped: false,
           cb: (status: number) => {
-            if (status < 0) return cb(status, 0);
+            if (status < 0) return cb(status);
             const n = fill(q, hold);
-            if (n < 0) return cb(n, 0);
-            if (q[0] > 0) cb(0, q[0]);
+            if (n < 0) return cb(n);
+            if (q[0] === 0) return;
+            cb();
+            if (!w.stopped && answers[EVTCHN_A_COUNT] > 0 && flush(answers) && !w.stopped) cb(EVTCHN_NOTIFY_FAILED);
           },
         };
         f.watchers.push(w);
-        return { stop: () => void (w.stopped = true) };
+        return {
+          stop: () => {
+            if (!w.stopped && answers[EVTCHN_A_COUNT] > 0) flush(answers);
+            w.stopped = true;
+          },
+        };
       },
       evtchnFill: (fd, q, hold) => fill(q, hold),
       evtchnUnmask: (fd, port) => (f.rec('unmask', port), 0),

@@ -4,6 +4,7 @@
 // Xen-less machine: a one-line XenUnavailableError.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { pino } from 'pino';
 import { openXenHost, XenUnavailableError } from '../../src/xen/index.ts';
 import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE } from '../../src/ioreq/abi.ts';
 import { DMH, Fake, open, quiet } from './xen-fake.ts';
@@ -25,8 +26,10 @@ test('registration follows QEMU: create, map_resource, info, enable, then bind v
     'bind_interdomain',
     'xenevtchn_fd',
     'nonblock',
+    'loop_idle_time',
     'xs_open',
   ]);
+  assert.deepEqual(fake.calls[13], ['loop_idle_time', false], "libuv's idle-time accounting off: one epoll per idle loop, not two");
   assert.deepEqual(fake.calls[3], ['create_ioreq_server', DMH, 5, 2]); // HVM_IOREQSRV_BUFIOREQ_ATOMIC
   // XENMEM_resource_ioreq_server, id 3, frame 0 (bufioreq), 2 frames, PROT_READ|PROT_WRITE, flags 0
   assert.deepEqual(fake.calls[4], ['map_resource', 5, 0, 3, 0, 2, 3, 0]);
@@ -64,6 +67,13 @@ test('more vCPUs than Xen published ports for is refused with one line', () => {
   );
   assert.ok(fake.names().includes('destroy_ioreq_server'));
   assert.ok(fake.names().includes('unbind'), 'vCPU 0 port unbound again');
+});
+
+test('loopIdleTime keeps libuv\'s idle-time accounting (the disk trace reads it)', () => {
+  const fake = new Fake();
+  const host = openXenHost({ domid: 5, ramBytes: 64 << 20, log: quiet, loopIdleTime: true }, { libs: fake.libs(), fdwatch: fake.fdwatch() });
+  assert.ok(!fake.names().includes('loop_idle_time'));
+  host.close();
 });
 
 test('an explicit vCPU count skips nr_vcpus', () => {
@@ -137,6 +147,48 @@ test('in the watch callback: the wake-up has read every pending port, no read lo
   });
   fake.pendingPorts.push(1100);
   assert.doesNotThrow(() => fake.watchers[2].cb(0));
+  host.close();
+});
+
+test('notify() in the watch callback is queued for the addon, which notifies once the callback returns; outside it, or once the watch is paused, it is a call of its own', () => {
+  const fake = new Fake();
+  const lines: { msg: string; port?: number; errno?: number; failed?: number }[] = [];
+  const log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const host = openXenHost({ domid: 5, ramBytes: 64 << 20, log }, { libs: fake.libs(), fdwatch: fake.fdwatch() });
+  const order: string[] = [];
+  let pauseInside = false;
+  host.channel.watch(() => {
+    for (let p = host.channel.pending(); p !== -1; p = host.channel.pending()) {
+      host.channel.notify(p);
+      order.push(`answered ${p} (${fake.names().filter((n) => n === 'notify').length} notifies so far)`);
+    }
+    if (pauseInside) {
+      host.channel.setEnabled(false); // the queued answers are notified by the pause...
+      host.channel.notify(1101); // ...and one after it is a call of its own
+    }
+  });
+  fake.pendingPorts.push(1100, 1101);
+  fake.calls = [];
+  fake.watchers[0].cb(0);
+  assert.deepEqual(order, ['answered 1100 (0 notifies so far)', 'answered 1101 (0 notifies so far)']);
+  assert.deepEqual(fake.calls.slice(-2), [['notify', 1100], ['notify', 1101]], 'in order, after the callback');
+  // A failed notify of a queued answer is logged at once (the addon calls back with EVTCHN_NOTIFY_FAILED).
+  fake.failNotify = -22;
+  fake.pendingPorts.push(1101);
+  fake.watchers[0].cb(0);
+  assert.deepEqual(lines.map((l) => [l.msg, l.port, l.errno, l.failed]), [['event channel notify failed', 1101, 22, 1]]);
+  fake.failNotify = 0;
+  // Paused inside the callback: what was queued is notified by the pause, the rest directly.
+  pauseInside = true;
+  fake.pendingPorts.push(1100);
+  fake.calls = [];
+  fake.watchers[0].cb(0);
+  assert.deepEqual(fake.calls.filter((c) => c[0] === 'notify'), [['notify', 1100], ['notify', 1101]]);
+  assert.equal(fake.watchers[0].stopped, true);
+  // Outside a callback: at once.
+  fake.calls = [];
+  host.channel.notify(1100);
+  assert.deepEqual(fake.calls, [['notify', 1100]]);
   host.close();
 });
 

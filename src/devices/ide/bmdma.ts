@@ -67,6 +67,14 @@ const VIEWS_PER_REQUEST = 256;
 /** Zero-copy DMA: bytes per backend request (guest memory pinned at a time per channel). */
 const PIECE_BYTES = 8 << 20;
 
+/**
+ * PRD entries read from guest memory at once (Linux's ata_piix uses at most
+ * 128 per command, LIBATA_MAX_PRD): one memory read instead of one per
+ * entry, within the page the chunk starts in.
+ */
+const PRD_CHUNK = 128;
+const PAGE_SIZE = 4096;
+
 /** The views of one backend request and their guest addresses (recycled: no allocation per request). */
 interface Piece {
   readonly views: Uint8Array[];
@@ -96,7 +104,10 @@ export class BusMaster {
   private prdIdx = 0;
   private prdOff = 0;
   private runId = 0;
-  private readonly prd = new Uint8Array(8);
+  /** The PRD table as read from guest memory, PRD_CHUNK entries at a time (walk()). */
+  private readonly table = new Uint8Array(PRD_CHUNK * 8);
+  /** The same bytes as the entries' two little-endian dwords (x86-64 is little-endian; int32: no boxing). */
+  private readonly tableWords = new Int32Array(this.table.buffer);
   /** Free Pieces (one per backend request in flight, cancelled runs included: bounded by MAX_INFLIGHT_PER_DRIVE). */
   private readonly pieces: Piece[] = [];
   private readonly sCmd: number;
@@ -213,26 +224,39 @@ export class BusMaster {
     if (this.unit >= 0) this.run(this.drive(this.unit));
   }
 
-  /** Walk the PRD table (bounded) keeping the entries that cover `bytes`; total of the whole table, or -1 on a fault. */
+  /**
+   * Walk the PRD table (bounded) keeping the entries that cover `bytes`;
+   * total of the whole table, or -1 on a fault. The entries are read a
+   * chunk at a time, each chunk within the page it starts in (an entry
+   * across a page end alone), so a chunk reads only memory the entry-by-entry
+   * walk would: where a chunk's read fails (its page is not RAM, or only
+   * partly), its entries are read one by one, and the walk ends where that
+   * walk would have: at the EOT before the bad bytes, or with -1 at them.
+   */
   private walk(bytes: number): number {
     this.prdCount = this.prdIdx = this.prdOff = 0;
     let total = 0;
-    const p = this.prd;
+    const t = this.table;
+    const w = this.tableWords;
     const prdt = this.prdt;
     this.noMaster = !this.busMaster;
     if (this.noMaster) return R.PRD_MAX_ENTRIES * 0x10000; // the zero table's total; no entry is kept
-    for (let i = 0; i < R.PRD_MAX_ENTRIES; i++) {
-      if (!this.memory.read(prdt + i * 8, p, 0, 8)) return -1;
-      const addr = (p[0] | (p[1] << 8) | (p[2] << 16) | (p[3] << 24)) >>> 0;
-      const size = (p[4] | (p[5] << 8) | (p[6] << 16) | (p[7] << 24)) >>> 0;
-      const len = size & 0xfffe || 0x10000; // bit 0 is always 0; 0 means 64 KiB
-      if (total < bytes) {
-        this.prdAddr[this.prdCount] = addr;
-        this.prdLen[this.prdCount] = len;
-        this.prdCount++;
+    for (let i = 0; i < R.PRD_MAX_ENTRIES; ) {
+      const at = prdt + i * 8;
+      const n = Math.max(1, Math.min(PRD_CHUNK, R.PRD_MAX_ENTRIES - i, Math.floor((PAGE_SIZE - (at % PAGE_SIZE)) / 8)));
+      const whole = this.memory.read(at, t, 0, n * 8);
+      for (let k = 0; k < n; k++, i++) {
+        if (!whole && !this.memory.read(at + k * 8, t, k * 8, 8)) return -1;
+        const size = w[2 * k + 1];
+        const len = size & 0xfffe || 0x10000; // bit 0 is always 0; 0 means 64 KiB
+        if (total < bytes) {
+          this.prdAddr[this.prdCount] = w[2 * k]; // stored as its u32 bits
+          this.prdLen[this.prdCount] = len;
+          this.prdCount++;
+        }
+        total += len;
+        if ((size & R.PRD_EOT) !== 0) return total;
       }
-      total += len;
-      if (size & R.PRD_EOT) break;
     }
     return total;
   }

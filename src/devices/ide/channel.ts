@@ -164,8 +164,9 @@ export class Channel implements ChannelPort {
 
   /** Status of the selected drive; 0 for an empty slot (QEMU: an absent device 1 reads 0). */
   private statusOf(d: Drive): number {
-    const [d0, d1] = this.drives;
-    if ((!d0.present && !d1.present) || (d.unit === 1 && !d.present)) return 0;
+    // Indexed, not destructured: an array pattern walks an iterator, which is
+    // not always optimised away on this path (Status and Alternate Status reads).
+    if ((!this.drives[0].present && !this.drives[1].present) || (d.unit === 1 && !d.present)) return 0;
     return d.state.status;
   }
 

@@ -284,6 +284,18 @@ test('no bus mastering, 4096 zero PRDs, 256 sectors: completes, Active+Interrupt
   assert.equal(q.inb(IDE_BASE + reg_status) & ERR, ERR);
 });
 
+test('a DMA command costs one interrupt hypercall up and one down, however often the guest polls Status', async () => {
+  const q = new IdeRig([disk()]);
+  const buf = q.alloc(4096, 4096);
+  const prdt = [{ addr: buf, size: 4096 | PRDT_EOT }];
+  assert.equal(await sendDma(q, CMD_READ_DMA, 0, 8, prdt), BM_STS_INTR); // the first sets the line's level once (from unknown)
+  const before = q.isaEdges.length;
+  assert.equal(await sendDma(q, CMD_READ_DMA, 8, 8, prdt), BM_STS_INTR);
+  for (let i = 0; i < 5; i++) q.inb(IDE_BASE + reg_status); // the line is low already: no call
+  q.inb(IDE_CTRL);
+  assert.deepEqual(q.isaEdges.slice(before), ['14=1', '14=0']);
+});
+
 test('PRD walk is capped at one page of entries; a PRD table outside RAM is a DMA error', async () => {
   const q = new IdeRig([disk()], 1 << 20);
   // 600 entries of 2 bytes, no EOT: only 512 are read (1024 bytes), enough for 2 sectors, not for 3
@@ -306,6 +318,31 @@ test('PRD walk is capped at one page of entries; a PRD table outside RAM is a DM
   const st = await sendDma(q, CMD_READ_DMA, 0, 1, [{ addr: 0xfffff000, size: 512 | PRDT_EOT }]);
   assert.equal(st & BM_STS_ERROR, BM_STS_ERROR);
   assert.ok(q.mem.refused > 0);
+});
+
+test('PRD table in the last bytes of RAM that ends mid-page: the walk reads it whole a page at a time, entry by entry where that fails, and ends at its EOT as before', async () => {
+  const ram = (1 << 20) - 1000; // RAM ends 1000 bytes before a page end
+  const data = new Uint8Array(4096).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
+  const q = new IdeRig([disk(new MemoryBackend(data))], ram);
+  const at = ram - 16; // two entries, the second with EOT: its page runs on past RAM
+  q.memwrite(at, new Uint8Array([0, 0x80, 0, 0, 0, 2, 0, 0, 0, 0x90, 0, 0, 0, 2, 0, 0x80])); // 512 bytes at 0x8000, 512 at 0x9000 EOT
+  q.outb(BMDMA_BASE + bmreg_status, BM_STS_INTR | BM_STS_ERROR);
+  q.outl(BMDMA_BASE + bmreg_prdt, at);
+  q.outb(IDE_BASE + reg_device, LBA);
+  q.outb(IDE_BASE + reg_nsectors, 2);
+  q.outb(IDE_BASE + reg_lba_low, 0);
+  q.outb(IDE_BASE + reg_lba_middle, 0);
+  q.outb(IDE_BASE + reg_lba_high, 0);
+  q.outb(IDE_BASE + reg_command, CMD_READ_DMA);
+  const refused = q.mem.refused;
+  q.outb(BMDMA_BASE + bmreg_cmd, BM_CMD_START | BM_CMD_WRITE);
+  await until(() => (q.inb(BMDMA_BASE + bmreg_status) & BM_STS_INTR) !== 0, 'DMA interrupt');
+  assert.equal(q.inb(BMDMA_BASE + bmreg_status) & (BM_STS_ERROR | BM_STS_ACTIVE), 0, 'no fault: both entries were read');
+  assert.equal(q.inb(IDE_BASE + reg_status) & (ERR | DRDY | BSY | DRQ), DRDY);
+  assert.deepEqual(q.memread(0x8000, 512), data.subarray(0, 512));
+  assert.deepEqual(q.memread(0x9000, 512), data.subarray(512, 1024));
+  assert.equal(q.mem.refused, refused + 1, 'one read to the page end refused, then entry by entry');
+  q.outb(BMDMA_BASE + bmreg_cmd, 0);
 });
 
 test('BM status: error and interrupt are write-one-to-clear, DMA capable bits read/write, active read-only', () => {

@@ -110,6 +110,10 @@ export class IdeRig {
   irq(n = 14): boolean {
     return this.irqLevels[n] === 1;
   }
+  /** Every ISA level call that reached the hypervisor (a DMOP each on Xen), as `irq=level`. */
+  get isaEdges(): readonly string[] {
+    return this.tb.host.isaEdges;
+  }
   memwrite(gpa: number, data: Uint8Array): void {
     this.mem.ram.set(data, gpa);
   }
