@@ -10,7 +10,7 @@
 #   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/;
 #                                    also pxe, saverestore, abuse: README)
 #   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
-#   E2E_GUEST_KERNEL=ours|debian  (the guests' kernel: scripts/build-guest-kernel.sh, or Debian's)
+#   E2E_GUEST_KERNEL=ours|debian  (the guests' kernel: scripts/build-guest-kernel.sh (default), or Debian's)
 # Ends with the wall time of each phase (host builds, the VM, per DM and scenario).
 # Exit: 0 all passed, 1 a scenario failed, 2 setup error.
 set -euo pipefail

@@ -200,18 +200,18 @@ build_dom0() { # debootstrap minbase + Xen tools + stock QEMU, as an ext4 image
   rm -rf "$r"
 }
 
-# The guests' kernel: Debian's by default (dom0's kernel), or ours with
-# E2E_GUEST_KERNEL=ours (scripts/build-guest-kernel.sh, test/e2e/guest/kernel.config:
-# a 6.1 kernel with only what the scenarios use, a fraction of the sectors SYSLINUX
-# reads through int 13h and of the boot). Ours becomes the default once a real-Xen
-# run of every scenario passed with it (it has not yet: session 6). Sets GUESTK: a directory with
-# vmlinuz, version and root/lib/modules/<version> (modules.builtin included, so
-# copy_modules skips what is built in).
+# The guests' kernel: ours by default (scripts/build-guest-kernel.sh,
+# test/e2e/guest/kernel.config: a 6.1 kernel with only what the scenarios use, a
+# fraction of the sectors SYSLINUX reads through int 13h and of the boot; every
+# scenario passed with it on real Xen in session 10), or Debian's (dom0's kernel)
+# with E2E_GUEST_KERNEL=debian. Sets GUESTK: a directory with vmlinuz, version and
+# root/lib/modules/<version> (modules.builtin included, so copy_modules skips what
+# is built in).
 # guest_kernel_start runs the build in the background (a cold build overlaps the
 # downloads and debootstrap; a warm one only prints the cached directory), and
 # guest_kernel waits for it.
 guest_kernel_start() {
-  case ${E2E_GUEST_KERNEL:-debian} in
+  case ${E2E_GUEST_KERNEL:-ours} in
   debian) _GK_PID="" ;;
   ours) bash "$ROOT/scripts/build-guest-kernel.sh" >"$BUILD/guest-kernel.dir" & _GK_PID=$! ;;
   *) die "E2E_GUEST_KERNEL=${E2E_GUEST_KERNEL} is neither 'ours' nor 'debian'" ;;
@@ -309,7 +309,7 @@ build_all() {
   STAGE1=$OUT
   cached dom0 "$( { declare -f build_dom0 copy_modules debian_mirror; echo "$dom0v $SUITE $kkey"; } | hash_of)" build_dom0
   DOM0=$OUT
-  phase_begin "guest kernel (${E2E_GUEST_KERNEL:-debian}; wait for its build)"
+  phase_begin "guest kernel (${E2E_GUEST_KERNEL:-ours}; wait for its build)"
   guest_kernel
   phase_end
   cached guest "$( { declare -f build_guest copy_modules e2e_pattern; cat "$E2E_DIR/guest/init" "$E2E_DIR/guest/abuse.c" "$E2E_DIR"/scenarios/*.sh; gcc --version | head -1; echo "$(basename "$GUESTK") $bkey"; } | hash_of)" build_guest
