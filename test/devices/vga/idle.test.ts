@@ -128,10 +128,17 @@ test('a whole idle tick allocates nothing: VNC with a client waiting for an incr
   const pixels = srv.stats.pixels;
   const writes = written.length;
   const work = touched(hub.renderer.work);
-  const perTick = bytesPerCall(() => {
-    srv.tick();
-    con.tick();
-  });
+  // The least of three measurements: the live RFB socket's own events can land in
+  // one window (seen once under a loaded npm test: 14 bytes/tick), but an idle tick
+  // that allocates shows in all three.
+  const perTick = Math.min(
+    ...[0, 1, 2].map(() =>
+      bytesPerCall(() => {
+        srv.tick();
+        con.tick();
+      }),
+    ),
+  );
   assert.ok(perTick < 1, `${perTick.toFixed(2)} bytes allocated per idle tick`);
   assert.equal(srv.stats.pixels, pixels, 'no pixel converted for the client');
   assert.equal(written.length, writes, 'nothing written to the framebuffer');
