@@ -240,9 +240,14 @@ class Screens {
     if (this.a.dumpFile) fs.writeFileSync(ppm, Buffer.concat([Buffer.from(`P6\n${r.pic.width} ${r.pic.height}\n255\n`), r.pic.rgb]));
     // A PNG copy for people (the harness results); the PPM is what the checks read.
     const data = Buffer.from(r.pic.rgb);
-    fs.writeFileSync(path.join(this.a.out, `${name}.png`), PNG.sync.write({ width: r.pic.width, height: r.pic.height, data } as unknown as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
+    writeRgbPng(path.join(this.a.out, `${name}.png`), r.pic.width, r.pic.height, data);
     return r.pic;
   }
+}
+
+/** A PNG of packed RGB pixels (the results' copies for people). */
+function writeRgbPng(file: string, width: number, height: number, rgb: Buffer): void {
+  fs.writeFileSync(file, PNG.sync.write({ width, height, data: rgb } as unknown as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
 }
 
 /** A reference picture (qemu-xen's, same run) or null. */
@@ -311,7 +316,7 @@ class Viewer {
       rgb[i * 3 + 1] = this.fb[i * 4 + 1];
       rgb[i * 3 + 2] = this.fb[i * 4];
     }
-    fs.writeFileSync(file, PNG.sync.write({ width: this.width, height: this.height, data: rgb } as unknown as PNG, { colorType: 2, inputColorType: 2, inputHasAlpha: false }));
+    writeRgbPng(file, this.width, this.height, rgb);
   }
 
   /** The client's pixel at (x, y) as rrggbb. */
