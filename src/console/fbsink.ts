@@ -6,10 +6,14 @@
  * of lines. Nothing is written when nothing changed.
  *
  * When: the stub domain cannot know whether anyone watches dom0's VNC, so
- * it refreshes all the time, on QEMU's adaptive period (AdaptiveRefresh:
- * 30 ms while the picture changes, up to 3 s while it is still), brought
- * back to 30 ms by the guest's first VRAM store and by input from the
- * vkb (index.ts). An idle tick reads no VRAM and allocates nothing.
+ * it refreshes all the time, on an adaptive period (AdaptiveRefresh:
+ * 30 ms while the picture changes, doubling up to 3 s while it is still),
+ * brought back to 30 ms by the guest's first VRAM store and by input from
+ * the vkb (index.ts). An idle tick reads no VRAM and allocates nothing.
+ * Doubling, not QEMU's +50 ms: each tick wakes the stub domain's only
+ * vCPU (under TCG a wake-up is milliseconds), and QEMU's ramp takes about
+ * 60 ticks and 90 s to reach 3 s after every change; the first VRAM store
+ * after a still spell wakes us at once either way (DisplaySink.wake).
  *
  * Geometry: xen-fbfront's framebuffer has a fixed size (800x600x32 unless
  * the stub kernel is told otherwise) and changing it needs the
@@ -19,7 +23,7 @@
  */
 import type { FramebufferGeometry, HostFramebuffer } from '../core/console.ts';
 import type { Logger } from '../core/log.ts';
-import { AdaptiveRefresh, type DisplayHub, type DisplaySink, type Rect } from '../devices/vga/index.ts';
+import { AdaptiveRefresh, type DisplayHub, type DisplaySink, type Rect, type RefreshTimers } from '../devices/vga/index.ts';
 
 /** Bytes converted per pwrite at most (whole lines; at least one line). */
 const CHUNK_BYTES = 256 * 1024;
@@ -27,13 +31,15 @@ const CHUNK_BYTES = 256 * 1024;
 export interface FbConsoleOptions {
   /** No refresh timer: the caller calls tick() (tests). */
   manual?: boolean;
+  /** The refresh timer's clock (tests pass a virtual one; default Node's). */
+  timers?: RefreshTimers;
   log: Logger;
 }
 
 export class FramebufferConsole implements DisplaySink {
   private dirty: Rect | null = null;
   private cleared = false;
-  private readonly refresh = new AdaptiveRefresh(() => this.tick());
+  private readonly refresh: AdaptiveRefresh;
   private unsubscribe: (() => void) | null = null;
   private readonly g: FramebufferGeometry;
   /** Whole lines of the framebuffer, converted here before each write (allocated once). */
@@ -49,6 +55,7 @@ export class FramebufferConsole implements DisplaySink {
     private readonly fb: HostFramebuffer,
     private readonly opts: FbConsoleOptions,
   ) {
+    this.refresh = new AdaptiveRefresh(() => this.tick(), opts.timers, 'double');
     this.g = fb.geometry;
     this.chunkLines = Math.max(1, Math.min(this.g.height, Math.floor(CHUNK_BYTES / this.g.stride)));
     const buf = new ArrayBuffer(this.chunkLines * this.g.stride);

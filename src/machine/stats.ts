@@ -30,6 +30,28 @@ export interface StatsSources {
   nics(): Array<{ id: string; stats: object | undefined }>;
   /** Each serial port's label and the guest bytes its backend dropped, if it counts them. */
   serials(): Array<{ id: string; dropped: number | undefined }>;
+  /**
+   * Where CPU time went: this process's (process.cpuUsage, microseconds) and,
+   * when the host's /proc/stat is readable, the whole kernel's `cpu` line (in
+   * USER_HZ ticks). In a stub domain the second is the whole domain, so the
+   * difference of two reads says how much of an idle stub's vCPU time is
+   * stubdm and how much its kernel and the other processes (e2e vga).
+   */
+  cpu?(): { process: { user: number; system: number }; procStat: string | null };
+}
+
+/** /proc/stat's aggregate `cpu` line as named USER_HZ tick counters (proc(5)); [] when it is not there. */
+export function procStatCpu(text: string | null): Array<{ name: string; value: number }> {
+  const line = text?.split('\n', 1)[0] ?? '';
+  const f = line.split(/\s+/);
+  if (f[0] !== 'cpu') return [];
+  const names = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'];
+  const out: Array<{ name: string; value: number }> = [];
+  for (let i = 0; i < names.length; i++) {
+    const v = Number(f[i + 1]);
+    if (Number.isFinite(v)) out.push({ name: `${names[i]}-ticks`, value: v });
+  }
+  return out;
 }
 
 /** The numeric fields of a counters object, as name/value pairs (anything else is left out). */
@@ -56,6 +78,12 @@ export function collectStats(src: StatsSources): StatsResult[] {
   for (const n of src.nics()) if (n.stats !== undefined) out.push({ provider: 'stubdm', 'qom-path': `/net/${n.id}`, stats: pairs(n.stats) });
   for (const s of src.serials()) {
     if (s.dropped !== undefined) out.push({ provider: 'stubdm', 'qom-path': `/chardev/${s.id}`, stats: [{ name: 'dropped', value: s.dropped }] });
+  }
+  const cpu = src.cpu?.();
+  if (cpu !== undefined) {
+    out.push({ provider: 'stubdm', 'qom-path': '/cpu/process', stats: [{ name: 'user-us', value: cpu.process.user }, { name: 'system-us', value: cpu.process.system }] });
+    const k = procStatCpu(cpu.procStat);
+    if (k.length > 0) out.push({ provider: 'stubdm', 'qom-path': '/cpu/kernel', stats: k });
   }
   return out;
 }

@@ -97,6 +97,11 @@ test('query-blockstats answers what libxenstat reads; query-stats and info stats
     const text = await hmp('info stats');
     assert.match(text, /^\/ioreq: events=\d+ .*pio=\d+/m);
     assert.match(text, /^\/block\/ide0-hd0: rd_bytes=1024 /m);
+    // Where CPU time went: this process (cpuUsage, monotonic) and, on Linux, the kernel's cpu line.
+    const cpu0 = get('/cpu/process', 'user-us')! + get('/cpu/process', 'system-us')!;
+    assert.ok(cpu0 > 0, `process CPU ${cpu0} us`);
+    if (fs.existsSync('/proc/stat')) assert.ok(get('/cpu/kernel', 'idle-ticks')! > 0, 'the kernel cpu line');
+    assert.match(text, /^\/cpu\/process: user-us=\d+ system-us=\d+$/m);
   } finally {
     c.close();
     await dm.shutdown('test');

@@ -113,10 +113,18 @@ export class AdaptiveRefresh {
   private slowMs = 0;
   private fast: RefreshTimer | null = null;
 
-  /** `tick` refreshes and says whether it sent anything (QEMU: has_dirty && rects). */
+  /**
+   * `tick` refreshes and says whether it sent anything (QEMU: has_dirty && rects).
+   * `backoff`: 'linear' is QEMU's +50 ms per still refresh (about 60 refreshes
+   * and 90 s from 30 ms to 3 s); 'double' doubles the wait instead (8
+   * refreshes, 4 s), for a viewer that is woken by every VRAM store anyway
+   * (wake) and whose every refresh costs a domain's vCPU (the stub domain's
+   * framebuffer console).
+   */
   constructor(
     private readonly tick: () => boolean,
     private readonly timers: RefreshTimers = NODE_TIMERS,
+    private readonly backoff: 'linear' | 'double' = 'linear',
   ) {}
 
   get running(): boolean {
@@ -149,7 +157,7 @@ export class AdaptiveRefresh {
     const sent = this.tick();
     this.interval = sent
       ? Math.max(REFRESH_BASE_MS, this.interval >>> 1)
-      : Math.min(REFRESH_MAX_MS, this.interval + REFRESH_INC_MS);
+      : Math.min(REFRESH_MAX_MS, this.backoff === 'double' ? this.interval * 2 : this.interval + REFRESH_INC_MS);
     // The adaptive timer is re-armed from now either way (a poke's refresh replaces the slow one).
     if (this.slow !== null && this.slowMs === this.interval) {
       this.slow.refresh();

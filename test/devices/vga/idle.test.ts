@@ -223,3 +223,28 @@ test('Node re-arms a timer that already fired with refresh() (what poke relies o
   for (let i = 0; i < 400 && fired === 1; i++) await new Promise((res) => setTimeout(res, 5));
   assert.equal(fired, 2);
 });
+
+test("the stub domain's framebuffer console backs off by doubling: a still screen costs a handful of ticks in 31 s, and a VRAM store brings it back within 30 ms", () => {
+  const vt = virtualTimers();
+  const r = makeVga({ vgamemMb: 16 });
+  vbe(r, 1024, 768);
+  const hub = new DisplayHub(r.vga.core);
+  const written: number[] = [];
+  const fb: HostFramebuffer = { geometry: { width: 800, height: 600, stride: 3200, bpp: 32 }, write: (_d, len) => (written.push(len), true), close: () => {} };
+  const con = new FramebufferConsole(hub, fb, { log: silent, timers: vt.timers });
+  con.start();
+  vt.advance(REFRESH_BASE_MS);
+  assert.ok(written.length > 0, 'the first picture was written');
+  // The idle window of the vga scenario (31 s right after the picture was drawn).
+  const idle0 = hub.renderer.work.updates;
+  vt.advance(31_000);
+  const ticks = hub.renderer.work.updates - idle0;
+  // Doubling: 60, 120, ... 1920, then 3000 ms: 5 + 9 ticks. QEMU's +50 ms ramp would take 34.
+  assert.ok(ticks >= 10 && ticks <= 16, `${ticks} refreshes in a still 31 s`);
+  const writes = written.length;
+  // The guest draws again: the first store wakes the console, the change is written within 30 ms.
+  r.memw(LFB_BASE + 20 * 4096, 4, 0x00abcdef);
+  vt.advance(REFRESH_BASE_MS);
+  assert.equal(written.length, writes + 1, 'the store reached the framebuffer 30 ms after it was made');
+  con.stop();
+});

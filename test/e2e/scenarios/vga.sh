@@ -278,14 +278,53 @@ vga_cpu_windows() {
   while kill -0 "$tool" 2>/dev/null; do
     for w in vnc novnc; do
       if [ ! -f "$out/idle-$w.go" ] || [ -f "$out/idle-$w.done" ]; then continue; fi
+      is_stubdom && vga_stub_cpu "$3" >"$out/stubcpu-$w.0"
       dm_cpu_window "$VGA_IDLE_S" "$out/cpu-$w.txt" </dev/null >/dev/null 2>&1 &
       j=$!
       [ -z "$vncd" ] || (DM_CPU_ID=$vncd && dm_cpu_window "$VGA_IDLE_S" "$out/vncd-cpu-$w.txt")
       wait "$j"
+      is_stubdom && vga_stub_cpu "$3" >"$out/stubcpu-$w.1"
       : >"$out/idle-$w.done"
     done
     sleep 0.5
   done
+}
+
+# vga_stub_cpu GUEST: stubdm's `info stats` CPU lines from inside the stub
+# domain (its own process.cpuUsage and the stub kernel's /proc/stat cpu line),
+# read just before and after a window: the two say how much of the domain's
+# busy time (xentop) is stubdm and how much the stub's kernel and other
+# processes. Outside the window itself (xentop's frames frame it).
+vga_stub_cpu() {
+  timeout 60 xl qemu-monitor-command "$1" "info stats" 2>/dev/null | tr -d '\r' | grep '^/cpu/'
+}
+
+# vga_stub_cpu_keys DIR W: stubdm_cpu_<W>_idle (stubdm's CPU s/s over the
+# window, by the stub kernel's clock) and stub_busy_<W>_idle (the stub
+# kernel's non-idle share of its vCPU: user+nice+system+irq+softirq ticks).
+vga_stub_cpu_keys() {
+  local a=$1/stubcpu-$2.0 b=$1/stubcpu-$2.1
+  [ -s "$a" ] && [ -s "$b" ] || { printf ' stubdm_cpu_%s_idle=n/a' "$2"; return; }
+  awk -v w="$2" '
+    function load(f, arr,   l, n, i, kv, p) {
+      while ((getline l < f) > 0) {
+        p = l; sub(/:.*/, "", p); n = split(l, kv, " ")
+        for (i = 2; i <= n; i++) { split(kv[i], x, "="); arr[p "/" x[1]] = x[2] }
+      }
+    }
+    BEGIN {
+      load(ARGV[1], A); load(ARGV[2], B); ARGV[1] = ARGV[2] = ""
+      split("user nice system idle iowait irq softirq steal", F, " ")
+      all = 0; busy = 0
+      for (i = 1; i <= 8; i++) {
+        k = "/cpu/kernel/" F[i] "-ticks"; d = B[k] - A[k]; all += d
+        if (F[i] != "idle" && F[i] != "iowait" && F[i] != "steal") busy += d
+      }
+      us = (B["/cpu/process/user-us"] + B["/cpu/process/system-us"]) - (A["/cpu/process/user-us"] + A["/cpu/process/system-us"])
+      if (all <= 0) { printf " stubdm_cpu_%s_idle=n/a", w; exit }
+      # USER_HZ is 100: all ticks / 100 is the wall time on the stub'"'"'s single vCPU.
+      printf " stubdm_cpu_%s_idle=%.4f stub_busy_%s_idle=%.4f", w, us / 1e6 / (all / 100), w, busy / all
+    }' "$a" "$b"
 }
 
 # The figures vga_cpu_windows took, as PASS-line keys (n/a: the window ran but
@@ -299,6 +338,9 @@ vga_cpu_keys() {
     v=$(cat "$1/${f%%:*}.txt" 2>/dev/null)
     printf ' %s=%s' "${f#*:}" "${v:-n/a}"
   done
+  if is_stubdom; then
+    for w in vnc novnc; do [ -f "$1/idle-$w.go" ] && vga_stub_cpu_keys "$1" "$w"; done
+  fi
   # What a connected client costs against qemu-xen's with the same guest (a stub domain: it and its VNC QEMU).
   ref=$(cat "$VGA_REF/cpu-vnc.txt" 2>/dev/null)
   mine=$(cat "$1/cpu-vnc.txt" 2>/dev/null)
