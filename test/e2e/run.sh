@@ -10,6 +10,8 @@
 #   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/;
 #                                    also pxe, saverestore, abuse: README)
 #   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
+#   E2E_STALL_S=900 (s of silence on the console and the work disk before the VM counts as frozen:
+#                    stall_watch in lib/host.sh writes stall.txt and stops it)
 #   E2E_GUEST_KERNEL=ours|debian  (the guests' kernel: scripts/build-guest-kernel.sh (default), or Debian's)
 # Ends with the wall time of each phase (host builds, the VM, per DM and scenario).
 # Exit: 0 all passed, 1 a scenario failed, 2 setup error.
@@ -37,6 +39,9 @@ VM0=$SECONDS
 : >"$RUN/console.log"
 run_vm "$RUN" "${E2E_VM_TIMEOUT:-3600}" file &
 vm=$!
+# The QEMU under run_vm's timeout, for the stall watch.
+for _ in $(seq 50); do qpid=$(pgrep -P "$(pgrep -P $vm -x timeout || echo $vm)" -x qemu-system-x86 || true); [ -n "$qpid" ] && break; sleep 0.2; done
+[ -n "$qpid" ] && stall_watch "$RUN" "$qpid" &
 # Progress: the driver's result lines and dom0 milestones as they happen.
 tail --pid=$vm -n +1 -F "$RUN/console.log" 2>/dev/null |
   grep --line-buffered -a -E '^(E2E-DOM0|E2E-STAGE1|PASS|FAIL|SKIP) ' | sed -u 's/\r$//; s/^/  vm| /' >&2 &

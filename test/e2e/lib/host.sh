@@ -453,16 +453,72 @@ build_workdisk() {
 # RUNDIR/console.log) or "stdio" (demo).
 run_vm() {
   local run=$1 limit=$2 serial=$3 sopt
-  if [ "$serial" = stdio ]; then sopt=(-serial mon:stdio); else sopt=(-serial "file:$run/console.log"); fi
+  # A file console also gets a monitor socket: stall_watch asks it where the CPU is.
+  if [ "$serial" = stdio ]; then sopt=(-serial mon:stdio -monitor none); else
+    sopt=(-serial "file:$run/console.log" -monitor "unix:$run/monitor.sock,server=on,wait=off"); fi
   local rc=0
   timeout --foreground -k 10 "$limit" qemu-system-x86_64 -accel tcg -smp 1 -m 3072 \
-    -cpu qemu64,+svm,+npt,+nrip-save -nographic -no-reboot -monitor none "${sopt[@]}" \
+    -cpu qemu64,+svm,+npt,+nrip-save -nographic -no-reboot "${sopt[@]}" \
     -kernel "$XEN/xen.elf" \
     -append "dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all" \
     -initrd "$KERNEL/vmlinuz console=hvc0 loglevel=4 panic=-1 root=/dev/vda,$STAGE1/stage1.cpio.gz" \
     -drive "file=$DOM0/dom0.img,if=virtio,format=raw,snapshot=on" \
     -drive "file=$run/work.img,if=virtio,format=raw" </dev/null || rc=$?
   return $rc
+}
+
+# stall_watch RUNDIR QEMU-PID: the Xen VM froze twice in session 10 (console
+# and work disk silent, QEMU alive, once spinning and once idle) and each
+# time the run sat until its VM timeout. When neither the console nor the
+# work disk has changed for E2E_STALL_S (default 900 s; no scenario is silent
+# for more than a minute or two: the driver logs to both), write what can be
+# seen from outside into RUNDIR/stall.txt (the monitor's `info registers`
+# and `info cpus` twice, 5 s apart, so a spinning vCPU shows a moving RIP;
+# QEMU's threads and their kernel wait channels) and stop QEMU, so the run
+# ends and its results are extracted.
+stall_watch() {
+  local run=$1 pid=$2 limit=${E2E_STALL_S:-900} last sig now_sig t
+  last=$SECONDS sig=""
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 30
+    now_sig="$(stat -c %s "$run/console.log" 2>/dev/null) $(stat -c %Y "$run/work.img" 2>/dev/null)"
+    if [ "$now_sig" != "$sig" ]; then sig=$now_sig last=$SECONDS; continue; fi
+    [ $((SECONDS - last)) -ge "$limit" ] || continue
+    log "the VM looks frozen (console and work disk unchanged for $((SECONDS - last)) s): $run/stall.txt, stopping QEMU"
+    {
+      echo "stall at $(date -u +%FT%TZ), silent for $((SECONDS - last)) s; console $(stat -c %s "$run/console.log") bytes"
+      for t in 1 2; do
+        echo "=== monitor ($t)"
+        python3 - "$run/monitor.sock" <<'PY' 2>&1 | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+def drain():
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            out += d
+    except socket.timeout:
+        pass
+    return out.decode(errors="replace")
+s.settimeout(2); drain()
+for c in ("info status", "info cpus", "info registers"):
+    s.sendall((c + "\n").encode()); time.sleep(1); print(drain())
+PY
+        # (the monitor echoes each key with cursor escapes: drop those)
+        sleep 5
+      done
+      echo "=== QEMU threads (pid $pid)"
+      for t in /proc/"$pid"/task/*; do
+        echo "$(basename "$t") $(cat "$t/comm" 2>/dev/null) state=$(awk '{print $3}' "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null) utime=$(awk '{print $14}' "$t/stat" 2>/dev/null)"
+      done
+      echo "=== console tail"
+      tail -c 4000 "$run/console.log" | tr -d '\r'
+    } >"$run/stall.txt" 2>&1
+    kill "$pid" 2>/dev/null
+    return 0
+  done
 }
 
 # Copy results/ (and the logs the driver saved) out of the work disk.
