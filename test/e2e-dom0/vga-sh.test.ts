@@ -26,6 +26,20 @@ function run(dm: string, dir: string): { keys: Record<string, string>; out: stri
     '#!/bin/sh\nfor f in 1 2; do echo "      NAME  STATE   CPU(sec) CPU(%)"; echo "  e2e-vga-stubdm-stubdom-dm --b--- 12 0.4"; done\n',
     { mode: 0o755 },
   );
+  // xl qemu-monitor-command GUEST "info stats": stubdm's CPU lines in the stub domain, each call
+  // 40 ms more of stubdm and 3000 more kernel ticks (30 s at USER_HZ 100), 30 of them busy.
+  fs.writeFileSync(
+    path.join(bin, 'xl'),
+    [
+      '#!/bin/sh',
+      '[ "$1 $3" = "qemu-monitor-command info stats" ] || exit 1',
+      `n=$(cat "${dir}/xl-n" 2>/dev/null || echo 0); echo $((n + 1)) >"${dir}/xl-n"`,
+      'printf "/ioreq: events=1\\r\\n/cpu/process: user-us=%d system-us=0\\r\\n" $((1000000 + n * 40000))',
+      'printf "/cpu/kernel: user-ticks=%d nice-ticks=0 system-ticks=0 idle-ticks=%d iowait-ticks=0 irq-ticks=0 softirq-ticks=0 steal-ticks=0\\r\\n" $((100 + n * 30)) $((10000 + n * 2970))',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   const ref = path.join(dir, 'ref');
   fs.mkdirSync(ref, { recursive: true });
   fs.writeFileSync(path.join(ref, 'cpu-vnc.txt'), '0.010\n');
@@ -78,8 +92,17 @@ test('vga.sh idle windows, stub domain: xentop for the stub, /proc for the xenpv
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vga-sh-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const { keys, err } = run('stubdm-stubdom', dir);
-  assert.deepEqual(Object.keys(keys), ['dm_cpu_vnc_idle', 'dm_cpu_idle_novnc', 'vncd_cpu_vnc_idle', 'vncd_cpu_idle_novnc', 'vnc_idle_vs_qemu_xen'], err);
+  assert.deepEqual(
+    Object.keys(keys),
+    ['dm_cpu_vnc_idle', 'dm_cpu_idle_novnc', 'vncd_cpu_vnc_idle', 'vncd_cpu_idle_novnc', 'stubdm_cpu_vnc_idle', 'stub_busy_vnc_idle', 'stubdm_cpu_novnc_idle', 'stub_busy_novnc_idle', 'vnc_idle_vs_qemu_xen'],
+    err,
+  );
   assert.equal(keys.dm_cpu_vnc_idle, '0.004', "xentop's 0.4 % of one CPU");
+  // stubdm's own share from its info stats before and after each window: 40 ms in 30 s; the stub kernel busy 30 of 3000 ticks.
+  for (const w of ['vnc', 'novnc']) {
+    assert.equal(keys[`stubdm_cpu_${w}_idle`], '0.0013');
+    assert.equal(keys[`stub_busy_${w}_idle`], '0.0100');
+  }
   assert.equal(keys.dm_cpu_idle_novnc, '0.004');
   assert.ok(Number(keys.vncd_cpu_vnc_idle) > 0.05, `vncd_cpu_vnc_idle=${keys.vncd_cpu_vnc_idle}`);
   const sum = Number(keys.dm_cpu_vnc_idle) + Number(keys.vncd_cpu_vnc_idle);

@@ -278,12 +278,12 @@ vga_cpu_windows() {
   while kill -0 "$tool" 2>/dev/null; do
     for w in vnc novnc; do
       if [ ! -f "$out/idle-$w.go" ] || [ -f "$out/idle-$w.done" ]; then continue; fi
-      is_stubdom && vga_stub_cpu "$3" >"$out/stubcpu-$w.0"
+      [ "$DM" != stubdm-stubdom ] || vga_stub_cpu "$3" >"$out/stubcpu-$w.0"
       dm_cpu_window "$VGA_IDLE_S" "$out/cpu-$w.txt" </dev/null >/dev/null 2>&1 &
       j=$!
       [ -z "$vncd" ] || (DM_CPU_ID=$vncd && dm_cpu_window "$VGA_IDLE_S" "$out/vncd-cpu-$w.txt")
       wait "$j"
-      is_stubdom && vga_stub_cpu "$3" >"$out/stubcpu-$w.1"
+      [ "$DM" != stubdm-stubdom ] || vga_stub_cpu "$3" >"$out/stubcpu-$w.1"
       : >"$out/idle-$w.done"
     done
     sleep 0.5
@@ -292,7 +292,7 @@ vga_cpu_windows() {
 
 # vga_stub_cpu GUEST: stubdm's `info stats` CPU lines from inside the stub
 # domain (its own process.cpuUsage and the stub kernel's /proc/stat cpu line),
-# read just before and after a window: the two say how much of the domain's
+# read just before and after a window (stubdm-stubdom only): the two say how much of the domain's
 # busy time (xentop) is stubdm and how much the stub's kernel and other
 # processes. Outside the window itself (xentop's frames frame it).
 vga_stub_cpu() {
@@ -338,7 +338,7 @@ vga_cpu_keys() {
     v=$(cat "$1/${f%%:*}.txt" 2>/dev/null)
     printf ' %s=%s' "${f#*:}" "${v:-n/a}"
   done
-  if is_stubdom; then
+  if [ "$DM" = stubdm-stubdom ]; then # stubdm's `info stats`; QEMU has no such lines
     for w in vnc novnc; do [ -f "$1/idle-$w.go" ] && vga_stub_cpu_keys "$1" "$w"; done
   fi
   # What a connected client costs against qemu-xen's with the same guest (a stub domain: it and its VNC QEMU).
