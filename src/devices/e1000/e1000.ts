@@ -154,6 +154,8 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private readonly trace: T.NetTrace | null;
   /** Inside a TDT write's TX walk: a frame sent now goes out synchronously with the guest's write (the trace tells them apart). */
   private inTdtWrite = false;
+  /** A frame reached the backend during this TDT write (its answer may be waiting there already). */
+  private sentInWrite = false;
   /** Inside itrExpired(): the edge being asserted was held back by ITR. */
   private itrRelease = false;
 
@@ -560,13 +562,26 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     if (this.rdtrTimer.armed || this.radvTimer.armed) this.rxTimerFired();
   }
 
+  /**
+   * The walk runs inside the guest's TDT write (as QEMU's start_xmit). Then,
+   * if a frame went out, the backend's ready frames come in before the write
+   * is answered: a host that answers locally (dom0's stack replying to a
+   * ping, TCP acknowledging a segment or sending more) does it inside our tap
+   * write, so the answer is already there. Taken now, its RX DMA and RXT0
+   * land while the guest's vCPU still waits for this write, and one
+   * interrupt serves both directions; left to the event loop it would come
+   * after the write is answered, the loop's due timers and the guest's next
+   * exit (a loop turn is milliseconds under TCG), as an interrupt of its own.
+   */
   tdtWritten(): void {
     this.inTdtWrite = true;
+    this.sentInWrite = false;
     try {
       this.tx.run();
     } finally {
       this.inTdtWrite = false;
     }
+    if (this.sentInWrite) this.pollBackend();
   }
 
   /** Statistics read to clear (13.7); the 64-bit octet counters clear as a pair when the high half is read. */
@@ -580,6 +595,17 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   }
 
   // ---- Receive ----
+
+  /** Frames the backend holds already, now (PacketBackend.poll), where it can. */
+  private pollBackend(): void {
+    if (this.backend.poll === undefined) return;
+    try {
+      this.backend.poll();
+    } catch (e) {
+      // A backend must not throw; if one does, the frames wait for its own wake-up, the guest's access goes on.
+      this.warner.warn({ err: (e as Error).message }, 'e1000: backend poll failed');
+    }
+  }
 
   private maybeResumeRx(): void {
     if (this.rxWaiting && this.rx.hasRoom()) {
@@ -615,6 +641,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
       }
       if (this.trace !== null) this.trace.frame(T.EV_TX, frame, len, (this.inTdtWrite ? 0 : T.TXF_DEFERRED) | (ok ? 0 : T.TXF_REFUSED));
       if (!ok) return false;
+      if (this.inTdtWrite) this.sentInWrite = true;
     }
     const r = this.regs;
     statInc(r, R.ST_TPT);

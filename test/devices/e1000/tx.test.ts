@@ -390,6 +390,30 @@ test('CVE-2021-20257: bad TSO contexts drop the packet, the ring still advances 
   assert.equal(n.be.sent.length, 3);
 });
 
+test('a TDT write that sent a frame takes in what the backend holds before it returns; one that sent none does not ask', () => {
+  const n = makeNic();
+  setupTx(n, 8);
+  n.ram.set(seqBytes(64), TX_BUF);
+  txDesc(n, 0, TX_BUF, ...legacy(64, EOP_RS));
+  n.w32(R.TDT, 1);
+  assert.equal(n.be.polls, 1, 'a frame went out: its answer may be waiting');
+  ctxDesc(n, 1, { ipcss: 14, ipcso: 24, tucss: 34, tucso: 50 });
+  n.w32(R.TDT, 2);
+  assert.equal(n.be.polls, 1, 'a context descriptor sends nothing');
+  n.w32(R.TCTL, 0);
+  txDesc(n, 2, TX_BUF, ...legacy(64, EOP_RS));
+  n.w32(R.TDT, 3);
+  assert.equal(n.be.polls, 1, 'transmitter off');
+  n.w32(R.TCTL, R.TCTL_EN);
+  n.be.poll = () => {
+    throw new Error('tap gone');
+  };
+  txDesc(n, 3, TX_BUF, ...legacy(64, EOP_RS));
+  assert.doesNotThrow(() => n.w32(R.TDT, 4));
+  assert.equal(n.be.sent.length, 3);
+  assert.equal(n.r32(R.TDH), 4);
+});
+
 test('a backend that throws loses the frame, not the guest\'s register write', () => {
   const n = makeNic();
   setupTx(n, 8);
