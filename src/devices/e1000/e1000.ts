@@ -156,6 +156,8 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private inTdtWrite = false;
   /** A frame reached the backend during this TDT write (its answer may be waiting there already). */
   private sentInWrite = false;
+  /** Inside an ICR read's backend poll: INTx is left where it is (icrRead). */
+  private lineHeld = false;
   /** Inside itrExpired(): the edge being asserted was held back by ITR. */
   private itrRelease = false;
 
@@ -355,6 +357,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
    * register accesses take longer than any ITR the guest sets.
    */
   private updateIrq(): void {
+    if (this.lineHeld) return; // icrRead sets the line once ICR is read
     const want = (this.regs[S_ICR] & this.regs[S_IMS]) !== 0;
     if (want === this.irqLevel) return;
     if (want) {
@@ -513,7 +516,23 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     if (v & R.MDIC_INT_EN) this.raise(R.ICR_MDAC);
   }
 
+  /**
+   * The ISR's first access (Linux e1000_intr): frames the backend already
+   * holds go in first, so the NAPI poll this read starts cleans them too.
+   * They arrived between the interrupt and now (under TCG, the guest's
+   * milliseconds from INTx to this exit) but the event loop has not woken
+   * for them yet; left to it, they would raise RXT0 while the driver has the
+   * NIC masked, and its IMS write would take another interrupt for them. The
+   * line is not moved during the poll: ICR is read and cleared right after,
+   * so raising it would only be a pulse.
+   */
   icrRead(): number {
+    this.lineHeld = true;
+    try {
+      this.pollBackend();
+    } finally {
+      this.lineHeld = false;
+    }
     this.foldDelayed();
     const v = this.regs[S_ICR];
     this.regs[S_ICR] = 0;

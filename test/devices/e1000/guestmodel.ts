@@ -293,7 +293,8 @@ function build(o: ScenarioOptions, mo: Omit<ModelOptions, 'exitMs'>) {
   const wakeMs = o.wakeMs ?? 0;
   const ready = (f: Uint8Array) => {
     io.rx.push(f);
-    n.clock.timeout(wakeMs, () => io.fire(EV_READABLE));
+    // Level-triggered, as epoll on the tap: no wake-up once something else read it empty.
+    n.clock.timeout(wakeMs, () => io.rx.length > 0 && io.fire(EV_READABLE));
   };
   /** dom0 puts `f` in the tap `inMs` from now (0: at once, inside the write being served); the loop wakes for it wakeMs later. */
   const toGuest = (f: Uint8Array, inMs: number) => {

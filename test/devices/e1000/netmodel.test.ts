@@ -47,6 +47,18 @@ test('a ping dom0 answers inside our tap write costs the same, however late the 
   }
 });
 
+test('a reply that reaches the tap after the TDT write but before the ISR reads ICR shares the interrupt, however late the loop would wake for it', () => {
+  // The ICR read takes in what the tap holds; left to the loop, the reply raised RXT0 while the
+  // driver had the NIC masked and its IMS write took a second interrupt for it. The interrupt
+  // itself is the request's TXDW from its TIDV timer (IDE; Node's floor: 1 ms), the one wake-up.
+  for (const exitMs of [0.5, 1, 2]) {
+    for (const wakeMs of [2, 5, 20]) {
+      const f = pingScenario({ exitMs, replyMs: exitMs / 2, wakeMs, count: 10 });
+      assert.deepEqual([f.exits, f.irqs, f.wakes], [7, 1, 1], `exit ${exitMs} ms, reply after ${exitMs / 2} ms, loop after ${wakeMs} ms`);
+    }
+  }
+});
+
 test("Node's 1 ms timer floor costs a ping nothing: the same exits and interrupts as on an exact clock", () => {
   // With TIDV's real 8.192 us the request's TXDW is due before the reply and shares its
   // interrupt; with the floor it used to come 1 ms later as an interrupt of its own.

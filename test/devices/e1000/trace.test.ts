@@ -260,6 +260,7 @@ function pingOp(entries: number | null): { op: () => void; trace: T.NetTrace | n
       send: () => (sent++, true),
       setReceiver: (r) => void (receiver = r),
       resumeReceive: () => {},
+      poll: () => {}, // asked at the TDT write and the ICR read: the calls must not allocate either
       onWritable: () => {},
       close: async () => {},
     },
