@@ -563,15 +563,21 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   }
 
   rctlWritten(): void {
-    this.maybeResumeRx();
+    if (this.maybeResumeRx()) this.pollBackend();
   }
 
   tctlWritten(): void {
     this.tx.run();
   }
 
+  /**
+   * Descriptors handed back: a frame refused for want of them is taken now,
+   * inside the write (as QEMU's set_rdt flushes its queue), not on a later
+   * turn after the write is answered and the guest runs again; then what
+   * else the tap holds.
+   */
   rdtWritten(): void {
-    this.maybeResumeRx();
+    if (this.maybeResumeRx()) this.pollBackend();
   }
 
   /** RDTR.FPD (13.4.30): flush, i.e. fire a pending receive timer now; the bit reads back 0. */
@@ -626,15 +632,16 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     }
   }
 
-  private maybeResumeRx(): void {
-    if (this.rxWaiting && this.rx.hasRoom()) {
-      this.rxWaiting = false;
-      try {
-        this.backend.resumeReceive();
-      } catch (e) {
-        this.warner.warn({ err: (e as Error).message }, 'e1000: backend resumeReceive failed');
-      }
+  /** A refused frame may come in again (the ring has room): tell the backend. True when it was told. */
+  private maybeResumeRx(): boolean {
+    if (!this.rxWaiting || !this.rx.hasRoom()) return false;
+    this.rxWaiting = false;
+    try {
+      this.backend.resumeReceive();
+    } catch (e) {
+      this.warner.warn({ err: (e as Error).message }, 'e1000: backend resumeReceive failed');
     }
+    return true;
   }
 
   // ---- Transmit ----
