@@ -284,13 +284,13 @@ export class TapBackend implements PacketBackend {
       if (this.closed || this.broken || this.rxPaused || this.receiver === null) return;
       const n = this.io.tapRead(this.fd, this.rxBuf, this.vnetHdrLen);
       if (n === -EAGAIN) return;
-      if (polled && i === 0 && this.trace !== null) this.trace.record(EV_TAP_WAKE, EV_READABLE, 0);
       if (n < 0) {
         // Not EAGAIN: EBADFD/ENODEV after the tap went away. Level-triggered
         // polling would call us forever, so stop reading for good.
         this.fail({ errno: -n }, 'read from tap failed');
         return;
       }
+      if (polled && i === 0 && this.trace !== null) this.trace.record(EV_TAP_WAKE, EV_READABLE, 0);
       if (n > MAX_FRAME || n < ETH_HLEN) {
         this.stats.rxDropped++;
         this.warn.warn({ tap: this.name, len: n, max: MAX_FRAME }, 'received frame of impossible length dropped');
