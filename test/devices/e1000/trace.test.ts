@@ -178,7 +178,7 @@ test('a traced ping dom0 answers inside our tap write: the reply is taken in bef
     const [tdtTx, txWake, wakeRx, rxDma, dmaIrq, irqIcr] = phaseMs(p);
     assert.deepEqual([tdtTx, txWake, wakeRx, rxDma, dmaIrq], [0, 0, 0, 0, 0], `ping ${p.seq}: all inside the TDT write`);
     assert.ok(Math.abs(irqIcr! - EXIT_MS) < 1e-9, `ping ${p.seq}: irq>icr ${irqIcr}`);
-    assert.deepEqual([p.irqs, p.regs, p.timers], [1, 7, 0], `ping ${p.seq}`);
+    assert.deepEqual([p.irqs, p.regs, p.ioreqs, p.timers], [1, 7, 7, 0], `ping ${p.seq}: interrupts, register accesses, ioreqs, NIC timer runs`);
   }
 });
 
