@@ -166,6 +166,21 @@ export class LinuxE1000Model {
     return true;
   }
 
+  /**
+   * A send from process context (the stack's sendmsg path, not the NAPI
+   * poll): xmit(), then an interrupt that is pending is taken, to the end of
+   * its NAPI poll, before the stack's next send. __dev_queue_xmit disables
+   * only bottom halves, so the hard interrupt comes as soon as the TDT
+   * write's exit returns, and the local_bh_enable that ends it runs the
+   * NAPI poll the interrupt scheduled (linux net/core/dev.c). From inside a
+   * poll this is xmit(): the line is looked at when the poll ends.
+   */
+  send(frame: Uint8Array): boolean {
+    const ok = this.xmit(frame);
+    this.serviceIrqs();
+    return ok;
+  }
+
   /** Interrupts the guest would take now, each handled to the end (bounded). */
   serviceIrqs(): void {
     if (this.inIrq) return; // a send from inside the poll: the line is looked at when the poll ends
@@ -412,4 +427,34 @@ export function tcpTxScenario(o: ScenarioOptions & { frames: number; window: num
   if (!m.idleUntil(() => (pump(m), got >= o.frames), o.frames * 1000)) throw new Error(`tcp tx: ${got} of ${o.frames}`);
   const f = o.frames;
   return { exits: m.exits / f, irqs: m.irqs / f, wakes: cc.fired / f, ms: (n.clock.now() - t0) / f };
+}
+
+/**
+ * guest -> dom0 bulk send from process context (a TCP sender with a full
+ * window, each TSO send one TDT write): the stack hands down `frames`
+ * segments back to back with LinuxE1000Model.send, so an interrupt that is
+ * pending after a write is taken before the next one; TX completions come
+ * from those interrupts' polls (or wait while the ring is full). dom0 ACKs
+ * every `ackEvery`-th segment `replyMs` after it (0: inside our tap write,
+ * as its own stack does; `ackEvery` 0: no ACK). Figures per segment (TDT
+ * write), until every segment is completed.
+ */
+export function txBurstScenario(o: ScenarioOptions & { frames: number; ackEvery: number }): Figures {
+  const { n, m, cc, setHost, toGuest } = build(o, {});
+  let got = 0;
+  setHost((f) => {
+    if (f[14] !== 0xda || o.ackEvery <= 0 || ++got % o.ackEvery !== 0) return;
+    const a = hostFrame(0xac);
+    put32(a, 15, got);
+    toGuest(a, o.replyMs);
+  });
+  const t0 = n.clock.now();
+  const e0 = m.exits, i0 = m.irqs, w0 = cc.fired;
+  for (let sent = 0; sent < o.frames; sent++) {
+    if (m.txFree === 0 && !m.idleUntil(() => m.txFree > 0, 1000)) throw new Error(`tx burst: ring full for 1 s at ${sent}`);
+    m.send(guestFrame(0xda, 1514));
+  }
+  if (!m.idleUntil(() => m.txCompleted >= o.frames && n.intx() === 0, 1000)) throw new Error(`tx burst: ${m.txCompleted} of ${o.frames} completed`);
+  const f = o.frames;
+  return { exits: (m.exits - e0) / f, irqs: (m.irqs - i0) / f, wakes: (cc.fired - w0) / f, ms: (n.clock.now() - t0) / f };
 }
