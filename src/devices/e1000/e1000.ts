@@ -454,7 +454,14 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.raise(R.ICR_RXT0);
   }
 
-  /** A TX descriptor with RS was written back: TXDW now, or (IDE) after TIDV capped by TADV (3.4.1). */
+  /**
+   * A TX descriptor with RS was written back: TXDW now, or (IDE) after TIDV
+   * capped by TADV (3.4.1), inside the guest's TDT write too. Raised with
+   * every write instead (branch netlat, reverted), a guest sending TCP took
+   * an interrupt per segment on real Xen and its throughput fell 5x
+   * (docs/e1000.md "Interrupt timing"); delayed, a run of writes shares one
+   * TXDW, and an interrupt raised for another cause takes it along (foldDelayed).
+   */
   private txDescDone(ide: boolean): void {
     const tidv = this.regs[S_TIDV] & 0xffff;
     if (!ide || tidv === 0) {
@@ -593,7 +600,8 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
    * is answered: a host that answers locally (dom0's stack replying to a
    * ping, TCP acknowledging a segment or sending more) does it inside our tap
    * write, so the answer is already there. Taken now, its RX DMA and RXT0
-   * land while the guest's vCPU still waits for this write, and one
+   * land while the guest's vCPU still waits for this write, the RXT0's edge
+   * carries the TXDW still waiting for TIDV/TADV (foldDelayed), and one
    * interrupt serves both directions; left to the event loop it would come
    * after the write is answered, the loop's due timers and the guest's next
    * exit (a loop turn is milliseconds under TCG), as an interrupt of its own.
