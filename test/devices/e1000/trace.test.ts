@@ -99,6 +99,27 @@ function tracedPings(count: number, replyMs: number | null = REPLY_MS) {
   return { n, m, cc: cc!, before, trace: n.trace!, io };
 }
 
+/** The second ping's TDT write: the request sent, its TXDW waiting for TIDV and TADV (IDE; Node's floor makes them 1 ms on Xen). */
+const REQUEST_SENT = [
+  'ioreq wake',
+  'W TDT <- 0x00000002',
+  'TX 98 bytes echo-request seq=1 in TDT write',
+  'arm TIDV 8.192 us',
+  'arm TADV 32.768 us',
+  'cause TXQE',
+];
+/** dom0's reply taken in: its RXT0 raises the line and takes the request's TXDW along (the delay timers cancelled). */
+const REPLY_IN = [
+  'tap wake readable',
+  'RX 98 bytes echo-reply seq=1',
+  'RX DMA done, RDH=2',
+  'cause RXT0',
+  'cancel TIDV (its cause went with another interrupt)',
+  'cancel TADV (its cause went with another interrupt)',
+  'cause folded in TXDW',
+  'INTx 1',
+];
+
 test('a traced ping: the events of the exchange in the order they happened', () => {
   const { trace, before } = tracedPings(3);
   const ev = trace.events();
@@ -108,21 +129,9 @@ test('a traced ping: the events of the exchange in the order they happened', () 
   const to = ev.findIndex((e, i) => i > from && e.kind === T.EV_REG_WRITE && e.sub === R.IMS);
   const lines = ev.slice(from, to + 4).map(describeEvent);
   assert.deepEqual(lines, [
-    'ioreq wake',
-    'W TDT <- 0x00000002',
-    'TX 98 bytes echo-request seq=1 in TDT write',
-    'arm TIDV 8.192 us', // IDE: TXDW waits for TIDV (Node's floor makes it 1 ms on Xen)...
-    'arm TADV 32.768 us',
-    'cause TXQE',
+    ...REQUEST_SENT,
     'ioreq answered',
-    'tap wake readable', // dom0's reply, REPLY_MS later
-    'RX 98 bytes echo-reply seq=1',
-    'RX DMA done, RDH=2',
-    'cause RXT0',
-    'cancel TIDV (its cause went with another interrupt)', // ...and goes out with the reply's RXT0
-    'cancel TADV (its cause went with another interrupt)',
-    'cause folded in TXDW',
-    'INTx 1',
+    ...REPLY_IN, // dom0's reply, REPLY_MS later
     'ioreq wake',
     'R ICR -> 0x00000083 (TXDW|TXQE|RXT0)',
     'INTx 0',
@@ -154,20 +163,8 @@ test('a traced ping dom0 answers inside our tap write: the reply is taken in bef
   const tdts = ev.map((e, i) => (e.kind === T.EV_REG_WRITE && e.sub === R.TDT ? i : -1)).filter((i) => i >= 0);
   const from = tdts[tdts.length - 2] - 1;
   assert.deepEqual(ev.slice(from, from + 18).map(describeEvent), [
-    'ioreq wake',
-    'W TDT <- 0x00000002',
-    'TX 98 bytes echo-request seq=1 in TDT write',
-    'arm TIDV 8.192 us', // IDE: TXDW waits for its delay, even inside the guest's write...
-    'arm TADV 32.768 us',
-    'cause TXQE',
-    'tap wake readable', // the NIC's poll at the end of the write found the reply
-    'RX 98 bytes echo-reply seq=1',
-    'RX DMA done, RDH=2',
-    'cause RXT0',
-    'cancel TIDV (its cause went with another interrupt)', // ...and goes out with the reply's RXT0
-    'cancel TADV (its cause went with another interrupt)',
-    'cause folded in TXDW',
-    'INTx 1',
+    ...REQUEST_SENT,
+    ...REPLY_IN, // the NIC's poll at the end of the write found the reply
     'ioreq answered',
     'ioreq wake',
     'R ICR -> 0x00000083 (TXDW|TXQE|RXT0)',

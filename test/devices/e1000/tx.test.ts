@@ -287,17 +287,22 @@ test('IDE delays TXDW by TIDV (1.024 us units), capped by TADV', () => {
   assert.equal(n.intx(), 1, 'TADV expired');
 });
 
-test('a TXDW waiting for TIDV rides along when the line rises for RXT0, and an ICR read takes it too', () => {
-  // A ping: the request's TXDW is delayed (IDE), its reply arrives first. One interrupt
-  // must report both, or the delay timer raises a second one a moment later (a whole
-  // interrupt's exits under TCG) and wakes the DM for it.
-  const n = makeNic();
+/** Both rings, TXDW and RXT0 enabled, Linux's TIDV 8 and TADV 32 (1.024 us units), a 64-byte frame at TX_BUF. */
+function withLinuxDelays(n: Nic): Nic {
   setupTx(n, 8);
   setupRx(n);
   n.w32(R.IMS, R.ICR_TXDW | R.ICR_RXT0);
   n.w32(R.TIDV, 8);
   n.w32(R.TADV, 32);
   n.ram.set(seqBytes(64), TX_BUF);
+  return n;
+}
+
+test('a TXDW waiting for TIDV rides along when the line rises for RXT0, and an ICR read takes it too', () => {
+  // A ping: the request's TXDW is delayed (IDE), its reply arrives first. One interrupt
+  // must report both, or the delay timer raises a second one a moment later (a whole
+  // interrupt's exits under TCG) and wakes the DM for it.
+  const n = withLinuxDelays(makeNic());
   txDesc(n, 0, TX_BUF, ...legacy(64, EOP_RS | R.TXD_CMD_IDE));
   n.w32(R.TDT, 1);
   assert.equal(n.intx(), 0, 'TXDW delayed');
@@ -321,13 +326,7 @@ test("IDE inside TDT writes: TXDW waits for its delay (no interrupt per write), 
   // Branch netlat raised TXDW with every TDT write: on real Xen a guest sending TCP took an
   // interrupt per segment (run G). The delay stays; what the poll finds brings it forward.
   const io = new FakeTapIo();
-  const n = makeNic({ backend: (t) => TapBackend.fromFd('fake0', -1, 0, silent, io, t) });
-  setupTx(n, 8);
-  setupRx(n);
-  n.w32(R.IMS, R.ICR_TXDW | R.ICR_RXT0);
-  n.w32(R.TIDV, 8);
-  n.w32(R.TADV, 32);
-  n.ram.set(seqBytes(64), TX_BUF);
+  const n = withLinuxDelays(makeNic({ backend: (t) => TapBackend.fromFd('fake0', -1, 0, silent, io, t) }));
   for (let i = 0; i < 3; i++) {
     txDesc(n, i, TX_BUF, ...legacy(64, EOP_RS | R.TXD_CMD_IDE));
     n.w32(R.TDT, i + 1);
