@@ -245,7 +245,6 @@ if (want('e1000')) {
         send: (f: Uint8Array) => ((frames = (frames + f.length) | 0), true),
         setReceiver: (r: (f: Uint8Array) => boolean) => void (receiver = r),
         resumeReceive: () => {},
-        poll: () => {}, // a tap's read syscall is not part of these figures; the NIC's call is
         onWritable: () => {},
         close: async () => {},
       },
@@ -342,7 +341,7 @@ if (want('e1000')) {
 // trips), irqs: interrupts taken, wakes: NIC timers run (DM wake-ups), ms:
 // virtual time (the ping's round trip; the stream's time per frame).
 if (want('e1000model')) {
-  const { pingScenario, tcpRxScenario, tcpTxScenario, txBurstScenario } = await import('../test/devices/e1000/guestmodel.ts');
+  const { pingScenario, tcpRxScenario, tcpTxScenario } = await import('../test/devices/e1000/guestmodel.ts');
   const o = { exitMs: 0.5, replyMs: 0.05 };
   const fig = (name: string, f: { exits: number; irqs: number; wakes: number; ms: number }, unit: string) => {
     out(`${name}_exits`, f.exits, `exits/${unit}`);
@@ -353,8 +352,6 @@ if (want('e1000model')) {
   fig('e1000_ping', pingScenario({ ...o, count: 20 }), 'ping');
   fig('e1000_tcp_rx', tcpRxScenario({ ...o, frames: 400, window: 4 }), 'frame');
   fig('e1000_tcp_tx', tcpTxScenario({ ...o, frames: 400, window: 16, tsq: 2 }), 'frame');
-  // A full window sent from process context, dom0 ACKing every second segment: one interrupt per ACK, TXDW riding on it.
-  fig('e1000_tx_burst', txBurstScenario({ ...o, frames: 400, ackEvery: 2 }), 'frame');
 }
 
 // ---- VGA (docs/vga.md) ----

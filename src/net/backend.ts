@@ -67,16 +67,6 @@ export interface PacketBackend {
   setReceiver(r: FrameReceiver): void;
   /** The NIC has room again: deliver the frame it refused, then keep reading. */
   resumeReceive(): void;
-  /**
-   * Optional: hand the receiver, now and synchronously, the frames the host
-   * side already holds (a bounded burst), instead of on the event loop's next
-   * readable wake-up; first a refused frame whose resumeReceive() is still
-   * pending. A NIC calls it at the end of a register write, once its own
-   * state is complete, so a reply the host produced while the write was being
-   * served (a local stack answers inside the tap write) lands before the
-   * guest runs again. Does nothing while the receiver refuses frames.
-   */
-  poll?(): void;
   /** `cb` runs once each time a refused send() may be retried. */
   onWritable(cb: () => void): void;
   close(): Promise<void>;

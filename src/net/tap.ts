@@ -16,10 +16,8 @@
  *    stays in the buffer and the readable watch stops, so the kernel's queue
  *    (the tap's txqueuelen) is the only backlog and it drops what overflows,
  *    as a full NIC ring on real hardware does. resumeReceive() offers the
- *    kept frame again on a later event-loop turn, then reading resumes;
- *    poll() does both at once when the NIC asks (at the end of a register
- *    write). At most RX_BURST frames are read per wake-up or poll so guest
- *    I/O interleaves.
+ *    kept frame again on a later event-loop turn, then reading resumes. At
+ *    most RX_BURST frames are read per wake-up so guest I/O interleaves.
  *  - send: one write per frame. EAGAIN (the tap socket's send buffer is full)
  *    refuses the frame and every later one until the fd is writable again;
  *    then each onWritable callback runs once. Other errors drop the frame
@@ -133,25 +131,6 @@ export class TapBackend implements PacketBackend {
       this.held = 0;
       this.updateEvents();
     });
-  }
-
-  /**
-   * PacketBackend.poll: a refused frame the NIC has made room for (its
-   * resumeReceive() turn has not come yet: that turn then finds nothing to
-   * do), then up to RX_BURST reads, here and now. One read syscall when
-   * nothing is waiting. A frame found this way is traced as a readable
-   * wake-up of the tap, which is what the loop would have recorded later.
-   */
-  poll(): void {
-    if (this.closed || this.broken || this.receiver === null) return;
-    if (this.rxPaused) {
-      if (!this.resumeQueued) return; // no room made yet: the frame stays held
-      this.rxPaused = false;
-      if (this.held > 0 && !this.deliver(this.held)) return;
-      this.held = 0;
-      this.updateEvents();
-    }
-    this.readBurst(true);
   }
 
   onWritable(cb: () => void): void {
@@ -275,11 +254,10 @@ export class TapBackend implements PacketBackend {
       this.updateEvents();
       for (const cb of this.writable.slice()) cb();
     }
-    if (events & EV_READABLE) this.readBurst(false);
+    if (events & EV_READABLE) this.readBurst();
   }
 
-  /** Up to RX_BURST frames to the receiver; `polled`: not from a wake-up of the fd (poll()), traced at the first frame. */
-  private readBurst(polled: boolean): void {
+  private readBurst(): void {
     for (let i = 0; i < RX_BURST; i++) {
       if (this.closed || this.broken || this.rxPaused || this.receiver === null) return;
       const n = this.io.tapRead(this.fd, this.rxBuf, this.vnetHdrLen);
@@ -290,7 +268,6 @@ export class TapBackend implements PacketBackend {
         this.fail({ errno: -n }, 'read from tap failed');
         return;
       }
-      if (polled && i === 0 && this.trace !== null) this.trace.record(EV_TAP_WAKE, EV_READABLE, 0);
       if (n > MAX_FRAME || n < ETH_HLEN) {
         this.stats.rxDropped++;
         this.warn.warn({ tap: this.name, len: n, max: MAX_FRAME }, 'received frame of impossible length dropped');

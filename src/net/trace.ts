@@ -38,11 +38,7 @@ export const EV_TIMER_ARM = 9;
 export const EV_TIMER_FIRE = 10;
 /** A delay timer cancelled because its cause went out with another interrupt (folded): sub = timer id. */
 export const EV_TIMER_CANCEL = 11;
-/**
- * The backend's fd woke the event loop: sub = the poll events (EV_READABLE 1, EV_WRITABLE 2 in
- * net/native.ts). Also recorded, readable, when the NIC polled the tap itself (PacketBackend.poll
- * at a TDT write, an ICR read, an RDT write) and found a frame: the wake-up it made unneeded.
- */
+/** The backend's fd woke the event loop: sub = the poll events (EV_READABLE 1, EV_WRITABLE 2 in net/native.ts). */
 export const EV_TAP_WAKE = 12;
 // 13 and 14: the ioreq server's wake-up and answer around a NIC access (core/trace.ts).
 

@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { TapBackend, RX_BURST, MAX_FRAME, MAX_WRITABLE_LISTENERS } from '../../src/net/index.ts';
 import { EAGAIN, EBADFD, EIO, EV_READABLE, EV_WRITABLE } from '../../src/net/native.ts';
-import { EV_TAP_WAKE, NetTrace } from '../../src/net/trace.ts';
 import { FakeTapIo as FakeIo } from '../helpers/fake-tapio.ts';
 import { prng } from '../helpers/prng.ts';
 
@@ -35,18 +34,6 @@ const seqOf = (f: Uint8Array): number => (f[14] << 8) | f[15];
 function fakeTap(io: FakeIo, vnet = 0): TapBackend {
   // fd -1: close() of it fails quietly, which is what the fake wants.
   return TapBackend.fromFd('fake0', -1, vnet, quiet, io);
-}
-
-/** A receiver that takes `room` frames, then refuses them until setRoom(). */
-function limitedReceiver(tap: TapBackend, room: number): { got: number[]; setRoom: (n: number) => void } {
-  const got: number[] = [];
-  tap.setReceiver((f) => {
-    if (room === 0) return false;
-    room--;
-    got.push(seqOf(f));
-    return true;
-  });
-  return { got, setRoom: (n) => void (room = n) };
 }
 
 test('nothing is read until a receiver is set; then reads are bounded per wake-up', () => {
@@ -75,14 +62,21 @@ test('a refused frame stops reading, is offered again after resumeReceive (later
   const io = new FakeIo();
   const tap = fakeTap(io);
   io.rx.push(fr(1), fr(2), fr(3));
-  const { got, setRoom } = limitedReceiver(tap, 1);
+  const got: number[] = [];
+  let room = 1;
+  tap.setReceiver((f) => {
+    if (room === 0) return false;
+    room--;
+    got.push(seqOf(f));
+    return true;
+  });
   io.fire(EV_READABLE);
   assert.deepEqual(got, [1]);
   assert.equal(io.mask & EV_READABLE, 0, 'readable watch off while the NIC is full');
   assert.equal(io.rx.length, 1, 'frame 2 was read and is held; frame 3 is still in the kernel');
   io.fire(EV_READABLE);
   assert.equal(io.rx.length, 1, 'no read while paused');
-  setRoom(5);
+  room = 5;
   tap.resumeReceive();
   assert.deepEqual(got, [1], 'resumeReceive never calls the receiver itself');
   await turns(1);
@@ -90,40 +84,6 @@ test('a refused frame stops reading, is offered again after resumeReceive (later
   assert.equal(io.mask, EV_READABLE);
   io.fire(EV_READABLE);
   assert.deepEqual(got, [1, 2, 3]);
-});
-
-test('poll: ready frames now (bounded, one read when none), a held frame only once room was made, traced as a readable wake-up', async () => {
-  const io = new FakeIo();
-  const trace = new NetTrace(64, () => 0);
-  const tap = TapBackend.fromFd('fake0', -1, 0, quiet, io, trace);
-  const { got, setRoom } = limitedReceiver(tap, 1);
-  tap.poll();
-  assert.equal(io.reads, 1, 'nothing waiting: one read');
-  assert.equal(trace.recorded, 0, 'no frame, no wake-up traced');
-  io.rx.push(fr(1), fr(2), fr(3));
-  tap.poll();
-  assert.deepEqual(got, [1], 'delivered inside the call, until the receiver refused');
-  assert.deepEqual(trace.events().map((e) => [e.kind, e.sub]), [[EV_TAP_WAKE, EV_READABLE]]);
-  const reads = io.reads;
-  tap.poll();
-  assert.equal(io.reads, reads, 'no read while a refused frame is held and no room was made');
-  setRoom(5);
-  tap.resumeReceive();
-  tap.poll();
-  assert.deepEqual(got, [1, 2, 3], 'the held frame first, then the rest, inside poll()');
-  await turns(2);
-  assert.deepEqual(got, [1, 2, 3], 'the queued resume finds nothing left to do');
-  assert.equal(io.mask, EV_READABLE, 'reading on wake-ups again');
-  setRoom(5);
-  for (let i = 0; i < RX_BURST + 20; i++) io.rx.push(fr(100 + i));
-  tap.poll();
-  assert.equal(got.length, 3 + 5, 'room for 5 only: the sixth is held');
-  setRoom(1000);
-  tap.resumeReceive();
-  tap.poll();
-  assert.equal(got.length, 3 + 6 + RX_BURST, 'the held frame, then at most RX_BURST reads');
-  assert.equal(io.rx.length, 20 - 6);
-  assert.deepEqual(got.slice(3), Array.from({ length: 6 + RX_BURST }, (_, i) => 100 + i), 'in order');
 });
 
 test('frames of impossible length are dropped and counted, the rest delivered', () => {

@@ -154,10 +154,6 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   private readonly trace: T.NetTrace | null;
   /** Inside a TDT write's TX walk: a frame sent now goes out synchronously with the guest's write (the trace tells them apart). */
   private inTdtWrite = false;
-  /** A frame reached the backend during this TDT write (its answer may be waiting there already). */
-  private sentInWrite = false;
-  /** Inside an ICR read's backend poll: INTx is left where it is (icrRead). */
-  private lineHeld = false;
   /** Inside itrExpired(): the edge being asserted was held back by ITR. */
   private itrRelease = false;
 
@@ -357,7 +353,6 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
    * register accesses take longer than any ITR the guest sets.
    */
   private updateIrq(): void {
-    if (this.lineHeld) return; // icrRead sets the line once ICR is read
     const want = (this.regs[S_ICR] & this.regs[S_IMS]) !== 0;
     if (want === this.irqLevel) return;
     if (want) {
@@ -454,14 +449,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     this.raise(R.ICR_RXT0);
   }
 
-  /**
-   * A TX descriptor with RS was written back: TXDW now, or (IDE) after TIDV
-   * capped by TADV (3.4.1), inside the guest's TDT write too. Raised with
-   * every write instead (branch netlat, reverted), a guest sending TCP took
-   * an interrupt per segment on real Xen and its throughput fell 5x
-   * (docs/e1000.md "Interrupt timing"); delayed, a run of writes shares one
-   * TXDW, and an interrupt raised for another cause takes it along (foldDelayed).
-   */
+  /** A TX descriptor with RS was written back: TXDW now, or (IDE) after TIDV capped by TADV (3.4.1). */
   private txDescDone(ide: boolean): void {
     const tidv = this.regs[S_TIDV] & 0xffff;
     if (!ide || tidv === 0) {
@@ -523,23 +511,7 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     if (v & R.MDIC_INT_EN) this.raise(R.ICR_MDAC);
   }
 
-  /**
-   * The ISR's first access (Linux e1000_intr): frames the backend already
-   * holds go in first, so the NAPI poll this read starts cleans them too.
-   * They arrived between the interrupt and now (under TCG, the guest's
-   * milliseconds from INTx to this exit) but the event loop has not woken
-   * for them yet; left to it, they would raise RXT0 while the driver has the
-   * NIC masked, and its IMS write would take another interrupt for them. The
-   * line is not moved during the poll: ICR is read and cleared right after,
-   * so raising it would only be a pulse.
-   */
   icrRead(): number {
-    this.lineHeld = true;
-    try {
-      this.pollBackend();
-    } finally {
-      this.lineHeld = false;
-    }
     this.foldDelayed();
     const v = this.regs[S_ICR];
     this.regs[S_ICR] = 0;
@@ -570,21 +542,15 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
   }
 
   rctlWritten(): void {
-    if (this.maybeResumeRx()) this.pollBackend();
+    this.maybeResumeRx();
   }
 
   tctlWritten(): void {
     this.tx.run();
   }
 
-  /**
-   * Descriptors handed back: a frame refused for want of them is taken now,
-   * inside the write (as QEMU's set_rdt flushes its queue), not on a later
-   * turn after the write is answered and the guest runs again; then what
-   * else the tap holds.
-   */
   rdtWritten(): void {
-    if (this.maybeResumeRx()) this.pollBackend();
+    this.maybeResumeRx();
   }
 
   /** RDTR.FPD (13.4.30): flush, i.e. fire a pending receive timer now; the bit reads back 0. */
@@ -594,27 +560,13 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
     if (this.rdtrTimer.armed || this.radvTimer.armed) this.rxTimerFired();
   }
 
-  /**
-   * The walk runs inside the guest's TDT write (as QEMU's start_xmit). Then,
-   * if a frame went out, the backend's ready frames come in before the write
-   * is answered: a host that answers locally (dom0's stack replying to a
-   * ping, TCP acknowledging a segment or sending more) does it inside our tap
-   * write, so the answer is already there. Taken now, its RX DMA and RXT0
-   * land while the guest's vCPU still waits for this write, the RXT0's edge
-   * carries the TXDW still waiting for TIDV/TADV (foldDelayed), and one
-   * interrupt serves both directions; left to the event loop it would come
-   * after the write is answered, the loop's due timers and the guest's next
-   * exit (a loop turn is milliseconds under TCG), as an interrupt of its own.
-   */
   tdtWritten(): void {
     this.inTdtWrite = true;
-    this.sentInWrite = false;
     try {
       this.tx.run();
     } finally {
       this.inTdtWrite = false;
     }
-    if (this.sentInWrite) this.pollBackend();
   }
 
   /** Statistics read to clear (13.7); the 64-bit octet counters clear as a pair when the high half is read. */
@@ -629,27 +581,15 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
 
   // ---- Receive ----
 
-  /** Frames the backend holds already, now (PacketBackend.poll), where it can. */
-  private pollBackend(): void {
-    if (this.backend.poll === undefined) return;
-    try {
-      this.backend.poll();
-    } catch (e) {
-      // A backend must not throw; if one does, the frames wait for its own wake-up, the guest's access goes on.
-      this.warner.warn({ err: (e as Error).message }, 'e1000: backend poll failed');
+  private maybeResumeRx(): void {
+    if (this.rxWaiting && this.rx.hasRoom()) {
+      this.rxWaiting = false;
+      try {
+        this.backend.resumeReceive();
+      } catch (e) {
+        this.warner.warn({ err: (e as Error).message }, 'e1000: backend resumeReceive failed');
+      }
     }
-  }
-
-  /** A refused frame may come in again (the ring has room): tell the backend. True when it was told. */
-  private maybeResumeRx(): boolean {
-    if (!this.rxWaiting || !this.rx.hasRoom()) return false;
-    this.rxWaiting = false;
-    try {
-      this.backend.resumeReceive();
-    } catch (e) {
-      this.warner.warn({ err: (e as Error).message }, 'e1000: backend resumeReceive failed');
-    }
-    return true;
   }
 
   // ---- Transmit ----
@@ -675,7 +615,6 @@ export class E1000 implements PciFunction, Device, E1000Hooks {
       }
       if (this.trace !== null) this.trace.frame(T.EV_TX, frame, len, (this.inTdtWrite ? 0 : T.TXF_DEFERRED) | (ok ? 0 : T.TXF_REFUSED));
       if (!ok) return false;
-      if (this.inTdtWrite) this.sentInWrite = true;
     }
     const r = this.regs;
     statInc(r, R.ST_TPT);

@@ -24,22 +24,11 @@
  * NIC may be given a clock with Node's timer floor (nodeTimerClock): any
  * delay in (0, 1) ms fires after 1 ms, which is what RealClock's setTimeout
  * does; the sim's own VirtualClock is exact.
- *
- * The scenarios' host side (dom0) is a real TapBackend over the scripted tap
- * addon: what dom0 sends is in the tap `replyMs` after the frame that caused
- * it (0: inside our tap write, which is how dom0's own stack answers a ping
- * or an ACK: tun_get_user runs the bridge and the local stack before the
- * write returns), and the DM's event loop wakes for it `wakeMs` after that
- * (on real Xen under TCG: after the write's ioreq is answered, the loop's
- * due timers and the guest's own run on the one CPU, milliseconds).
  */
 import type { Clock, Timer } from '../../../src/core/clock.ts';
 import type { VirtualClock } from '../../../src/core/clock.ts';
 import * as R from '../../../src/devices/e1000/regs.ts';
-import { EV_READABLE } from '../../../src/net/native.ts';
-import { TapBackend } from '../../../src/net/tap.ts';
-import { FakeTapIo } from '../../helpers/fake-tapio.ts';
-import { ethFrame, get32, MAC, makeNic, put32, RX_BUF, RX_RING, silent, TX_BUF, TX_RING, type Nic } from './harness.ts';
+import { ethFrame, get32, MAC, makeNic, put32, RX_BUF, RX_RING, TX_BUF, TX_RING, type Nic } from './harness.ts';
 
 export const RING = 256;
 const BUF = 2048;
@@ -166,21 +155,6 @@ export class LinuxE1000Model {
     return true;
   }
 
-  /**
-   * A send from process context (the stack's sendmsg path, not the NAPI
-   * poll): xmit(), then an interrupt that is pending is taken, to the end of
-   * its NAPI poll, before the stack's next send. __dev_queue_xmit disables
-   * only bottom halves, so the hard interrupt comes as soon as the TDT
-   * write's exit returns, and the local_bh_enable that ends it runs the
-   * NAPI poll the interrupt scheduled (linux net/core/dev.c). From inside a
-   * poll this is xmit(): the line is looked at when the poll ends.
-   */
-  send(frame: Uint8Array): boolean {
-    const ok = this.xmit(frame);
-    this.serviceIrqs();
-    return ok;
-  }
-
   /** Interrupts the guest would take now, each handled to the end (bounded). */
   serviceIrqs(): void {
     if (this.inIrq) return; // a send from inside the poll: the line is looked at when the poll ends
@@ -285,38 +259,26 @@ export interface Figures {
 
 export interface ScenarioOptions {
   exitMs: number;
-  /** dom0's reaction time to a frame from the guest: its answer is in the tap this much later (0: inside our tap write). */
+  /** dom0's reaction time to a frame from the guest (its answer lands on the tap this much later). */
   replyMs: number;
-  /** How long after a frame is in the tap the DM's event loop wakes for it (default 0). */
-  wakeMs?: number;
   /** The NIC's timers with Node's 1 ms floor (RealClock) rather than exact. */
   nodeTimers?: boolean;
 }
 
 function build(o: ScenarioOptions, mo: Omit<ModelOptions, 'exitMs'>) {
   let cc: CountingClock | null = null;
-  const io = new FakeTapIo();
-  const n = makeNic({
-    clock: (c) => (cc = nodeTimerClock(c, o.nodeTimers ?? true)),
-    backend: (t) => TapBackend.fromFd('fake0', -1, 0, silent, io, t),
-  });
+  const n = makeNic({ clock: (c) => (cc = nodeTimerClock(c, o.nodeTimers ?? true)) });
   const m = new LinuxE1000Model(n, n.clock, { exitMs: o.exitMs, ...mo });
   m.setup();
   /** What dom0 does with each frame the guest sends. */
   let onHost: (f: Uint8Array) => void = () => {};
-  io.onWrite = (f) => onHost(f.slice());
-  const wakeMs = o.wakeMs ?? 0;
-  const ready = (f: Uint8Array) => {
-    io.rx.push(f);
-    // Level-triggered, as epoll on the tap: no wake-up once something else read it empty.
-    n.clock.timeout(wakeMs, () => io.rx.length > 0 && io.fire(EV_READABLE));
+  const send = n.be.send.bind(n.be);
+  n.be.send = (f, off) => {
+    const ok = send(f, off);
+    if (ok) onHost(f.slice());
+    return ok;
   };
-  /** dom0 puts `f` in the tap `inMs` from now (0: at once, inside the write being served); the loop wakes for it wakeMs later. */
-  const toGuest = (f: Uint8Array, inMs: number) => {
-    if (inMs <= 0) ready(f);
-    else n.clock.timeout(inMs, () => ready(f));
-  };
-  return { n, m, io, cc: cc! as CountingClock, toGuest, setHost: (h: (f: Uint8Array) => void) => (onHost = h) };
+  return { n, m, cc: cc! as CountingClock, setHost: (h: (f: Uint8Array) => void) => (onHost = h) };
 }
 
 /**
@@ -326,9 +288,9 @@ function build(o: ScenarioOptions, mo: Omit<ModelOptions, 'exitMs'>) {
  */
 export function pingScenario(o: ScenarioOptions & { count: number; intervalMs?: number }): Figures {
   let replied = false;
-  const { n, m, cc, setHost, toGuest } = build(o, { onFrame: (f) => void (f[14] === 0xee && (replied = true)) });
+  const { n, m, cc, setHost } = build(o, { onFrame: (f) => void (f[14] === 0xee && (replied = true)) });
   setHost((f) => {
-    if (f[14] === 0xec) toGuest(hostFrame(0xee), o.replyMs);
+    if (f[14] === 0xec) n.clock.timeout(o.replyMs, () => n.be.inject(hostFrame(0xee)));
   });
   const rtts: number[] = [];
   const e0 = m.exits, i0 = m.irqs, w0 = cc.fired;
@@ -352,7 +314,7 @@ export function pingScenario(o: ScenarioOptions & { count: number; intervalMs?: 
 export function tcpRxScenario(o: ScenarioOptions & { frames: number; window: number }): Figures {
   let sent = 0;
   let acked = 0;
-  const { n, m, cc, setHost, toGuest } = build(o, {
+  const { n, m, cc, setHost } = build(o, {
     onPollDone: (_rx, mm) => {
       const a = guestFrame(0xac);
       put32(a, 15, mm.rxFrames);
@@ -361,19 +323,17 @@ export function tcpRxScenario(o: ScenarioOptions & { frames: number; window: num
   });
   const more = () => {
     while (sent < o.frames && sent - acked < o.window) {
-      toGuest(hostFrame(0xda, 1514), 0);
+      n.be.inject(hostFrame(0xda, 1514));
       sent++;
     }
   };
   setHost((f) => {
     if (f[14] !== 0xac) return;
     const a = get32(f, 15);
-    const go = () => {
+    n.clock.timeout(o.replyMs, () => {
       acked = Math.max(acked, a);
       more();
-    };
-    if (o.replyMs <= 0) go();
-    else n.clock.timeout(o.replyMs, go);
+    });
   });
   const t0 = n.clock.now();
   more();
@@ -399,7 +359,7 @@ export function tcpTxScenario(o: ScenarioOptions & { frames: number; window: num
       sent++;
     }
   };
-  const { n, m, cc, setHost, toGuest } = build(o, {
+  const { n, m, cc, setHost } = build(o, {
     onFrame: (f, mm) => {
       if (f[14] === 0xac) acked = Math.max(acked, get32(f, 15));
       pump(mm);
@@ -412,49 +372,17 @@ export function tcpTxScenario(o: ScenarioOptions & { frames: number; window: num
     ackedByHost = got;
     const a = hostFrame(0xac);
     put32(a, 15, got);
-    toGuest(a, 0);
+    n.be.inject(a);
   };
   setHost((f) => {
     if (f[14] !== 0xda) return;
     got++;
-    // dom0 ACKs every second segment replyMs after it, a lone one after its delayed-ACK timer (40 ms)
-    if (got % 2 === 0 || got === o.frames) {
-      if (o.replyMs <= 0) ack();
-      else n.clock.timeout(o.replyMs, ack);
-    } else n.clock.timeout(40, ack);
+    // dom0 ACKs every second segment at once, a lone one after its delayed-ACK timer (40 ms)
+    if (got % 2 === 0 || got === o.frames) n.clock.timeout(o.replyMs, ack);
+    else n.clock.timeout(40, ack);
   });
   const t0 = n.clock.now();
   if (!m.idleUntil(() => (pump(m), got >= o.frames), o.frames * 1000)) throw new Error(`tcp tx: ${got} of ${o.frames}`);
   const f = o.frames;
   return { exits: m.exits / f, irqs: m.irqs / f, wakes: cc.fired / f, ms: (n.clock.now() - t0) / f };
-}
-
-/**
- * guest -> dom0 bulk send from process context (a TCP sender with a full
- * window, each TSO send one TDT write): the stack hands down `frames`
- * segments back to back with LinuxE1000Model.send, so an interrupt that is
- * pending after a write is taken before the next one; TX completions come
- * from those interrupts' polls (or wait while the ring is full). dom0 ACKs
- * every `ackEvery`-th segment `replyMs` after it (0: inside our tap write,
- * as its own stack does; `ackEvery` 0: no ACK). Figures per segment (TDT
- * write), until every segment is completed.
- */
-export function txBurstScenario(o: ScenarioOptions & { frames: number; ackEvery: number }): Figures {
-  const { n, m, cc, setHost, toGuest } = build(o, {});
-  let got = 0;
-  setHost((f) => {
-    if (f[14] !== 0xda || o.ackEvery <= 0 || ++got % o.ackEvery !== 0) return;
-    const a = hostFrame(0xac);
-    put32(a, 15, got);
-    toGuest(a, o.replyMs);
-  });
-  const t0 = n.clock.now();
-  const e0 = m.exits, i0 = m.irqs, w0 = cc.fired;
-  for (let sent = 0; sent < o.frames; sent++) {
-    if (m.txFree === 0 && !m.idleUntil(() => m.txFree > 0, 1000)) throw new Error(`tx burst: ring full for 1 s at ${sent}`);
-    m.send(guestFrame(0xda, 1514));
-  }
-  if (!m.idleUntil(() => m.txCompleted >= o.frames && n.intx() === 0, 1000)) throw new Error(`tx burst: ${m.txCompleted} of ${o.frames} completed`);
-  const f = o.frames;
-  return { exits: (m.exits - e0) / f, irqs: (m.irqs - i0) / f, wakes: (cc.fired - w0) / f, ms: (n.clock.now() - t0) / f };
 }

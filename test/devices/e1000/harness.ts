@@ -41,8 +41,6 @@ export class MemBackend implements PacketBackend {
   /** Sends still accepted before the backend turns full by itself (-1: no limit). */
   acceptLimit = -1;
   resumes = 0;
-  /** poll() calls (PacketBackend.poll: frames the host holds, now). */
-  polls = 0;
   private receiver: FrameReceiver | null = null;
   private writable: (() => void) | null = null;
   private readonly queue: Uint8Array[] = [];
@@ -65,11 +63,6 @@ export class MemBackend implements PacketBackend {
   }
   onWritable(cb: () => void): void {
     this.writable = cb;
-  }
-  /** Injected frames are delivered at once already: this only counts. */
-  poll(): void {
-    this.polls++;
-    this.pump();
   }
   /** The host side drained: let the NIC retry. */
   drain(): void {

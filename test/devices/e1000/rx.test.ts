@@ -8,11 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as R from '../../../src/devices/e1000/regs.ts';
 import { rxBufSize } from '../../../src/devices/e1000/index.ts';
-import { EV_READABLE } from '../../../src/net/native.ts';
-import { TapBackend } from '../../../src/net/tap.ts';
-import * as T from '../../../src/net/trace.ts';
-import { FakeTapIo } from '../../helpers/fake-tapio.ts';
-import { ethFrame, get16, MAC, makeNic, put32, RX_BUF, RX_RING, seqBytes, setupRx, silent, type Nic } from './harness.ts';
+import { ethFrame, get16, MAC, makeNic, put32, RX_BUF, RX_RING, seqBytes, setupRx, type Nic } from './harness.ts';
 
 const BCAST = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
 const OTHER = [0x52, 0x54, 0x00, 0x99, 0x99, 0x99];
@@ -184,52 +180,6 @@ test('ring full: the receiver refuses, the backend holds the frame, an RDT write
   n.be.inject(ethFrame(MAC, 0x0800, seqBytes(3000)));
   assert.equal(n.be.queued, 0);
   assert.equal(n.r32(R.ICR) & R.ICR_RXO, R.ICR_RXO);
-});
-
-test("the ISR's ICR read takes in what the tap holds first: its RXT0 is in the value read, and the line does not pulse", () => {
-  const io = new FakeTapIo();
-  const n = makeNic({ trace: 256, backend: (t) => TapBackend.fromFd('fake0', -1, 0, silent, io, t) });
-  setupRx(n);
-  n.w32(R.IMS, R.ICR_RXT0 | R.ICR_LSC);
-  const intx = () => n.trace!.events().filter((e) => e.kind === T.EV_INTX).map((e) => e.sub);
-  // A frame the event loop has not woken for yet: the read finds it.
-  const f = ethFrame(MAC, 0x0800, seqBytes(100));
-  io.rx.push(f);
-  assert.equal(n.r32(R.ICR), R.ICR_RXT0);
-  assert.equal(n.r32(R.RDH), 1);
-  assert.deepEqual(n.ram.subarray(RX_BUF, RX_BUF + f.length), f);
-  assert.deepEqual(intx(), [], 'the line never rose for a cause read in the same access');
-  // The line up for another cause: one fall, and both causes in the value.
-  n.w32(R.ICS, R.ICR_LSC);
-  io.rx.push(ethFrame(MAC, 0x0800, seqBytes(60, 2)));
-  assert.equal(n.r32(R.ICR), R.ICR_LSC | R.ICR_RXT0);
-  assert.deepEqual(intx(), [1, 0]);
-  assert.equal(n.intx(), 0);
-  // Nothing waiting: one read of the tap, nothing else.
-  const reads = io.reads;
-  assert.equal(n.r32(R.ICR), 0);
-  assert.equal(io.reads, reads + 1);
-});
-
-test('ring full over the tap: the RDT write that hands buffers back takes the held frame and the rest before it returns, once each', async () => {
-  const io = new FakeTapIo();
-  const n = makeNic({ backend: (t) => TapBackend.fromFd('fake0', -1, 0, silent, io, t) });
-  setupRx(n, 8); // 7 buffers handed over
-  const frames = Array.from({ length: 10 }, (_, i) => ethFrame(MAC, 0x0800, seqBytes(100, i)));
-  io.rx.push(...frames);
-  io.fire(EV_READABLE);
-  assert.equal(n.r32(R.RDH), 7);
-  assert.equal(io.rx.length, 2, 'frame 7 refused and held by the tap, 8 and 9 still in the kernel');
-  for (let i = 0; i < 8; i++) n.ram[RX_RING + 16 * i + 12] = 0;
-  n.w32(R.RDT, 3);
-  assert.equal(n.r32(R.RDH), 2, 'frames 7, 8, 9 in descriptors 7, 0, 1 before the write returned');
-  assert.equal(io.rx.length, 0);
-  assert.deepEqual(n.ram.subarray(RX_BUF + 7 * 2048, RX_BUF + 7 * 2048 + 114), frames[7]);
-  assert.deepEqual(n.ram.subarray(RX_BUF, RX_BUF + 114), frames[8]);
-  assert.deepEqual(n.ram.subarray(RX_BUF + 2048, RX_BUF + 2048 + 114), frames[9]);
-  await new Promise<void>((r) => setImmediate(r));
-  assert.equal(n.r32(R.RDH), 2, "the tap's queued resume finds nothing left: no frame twice");
-  assert.equal(n.r32(R.STATS + R.ST_GPRC * 4), 10);
 });
 
 test('RXDMT0 when the free descriptors fall to RDLEN / 2^(RDMTS+1)', () => {
