@@ -63,6 +63,7 @@ export const ROWS: readonly Row[] = [
   { scenario: 'net', key: 'tcp_rx_mbps', label: 'net: TCP dom0 -> guest', unit: 'MB/s', better: 'higher', baseline: 'qemu-xen' },
   { scenario: 'net', key: 'ping_ms', label: 'net: ping guest -> dom0, median', unit: 'ms', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'boot', key: 'md5_mbps', label: 'guest CPU: md5sum in RAM', unit: 'MB/s', better: 'higher', baseline: 'qemu-xen' },
+  { scenario: 'boot', key: 'pio_rtt_us', label: 'ioreq round trip (guest PIO read)', unit: 'us', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'boot', key: 'dm_cpu_idle', label: 'DM CPU, guest idle', unit: 'CPU s/s', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'disk', key: 'dm_cpu_disk', label: 'DM CPU, guest disk I/O', unit: 'CPU s/s', better: 'lower', baseline: 'qemu-xen' },
   { scenario: 'net', key: 'dm_cpu_net', label: 'DM CPU, guest network I/O', unit: 'CPU s/s', better: 'lower', baseline: 'qemu-xen' },

@@ -34,6 +34,7 @@ const TABLE: ReadonlyArray<readonly [string, string, string]> = [
   ['net', 'tcp_rx_mbps', 'net: TCP dom0 -> guest (MB/s)'],
   ['pxe', 'pxe_s', 'pxe: xl create to guest init over the network (s)'],
   ['boot', 'md5_mbps', 'guest CPU: md5sum of 16 MiB in RAM (MB/s)'],
+  ['boot', 'pio_rtt_us', 'ioreq round trip seen by the guest, median of 500 (us)'],
   ['boot', 'dm_cpu_idle', 'DM CPU, guest idle (CPU s per s)'],
   ['disk', 'dm_cpu_disk', 'DM CPU, guest disk I/O (CPU s per s)'],
   ['net', 'dm_cpu_net', 'DM CPU, guest network I/O (CPU s per s)'],

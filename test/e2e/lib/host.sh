@@ -264,6 +264,9 @@ build_guest() {
   # The abuse scenario's hostile guest program (static: the initramfs has no libc).
   gcc -static -O2 -Wall -o "$r/bin/e2e-abuse" "$E2E_DIR/guest/abuse.c"
   strip "$r/bin/e2e-abuse"
+  # The boot scenario's ioreq round trip as the guest sees it.
+  gcc -static -O2 -Wall -o "$r/bin/e2e-rtt" "$E2E_DIR/guest/rtt.c"
+  strip "$r/bin/e2e-rtt"
   cp "$E2E_DIR"/scenarios/*.sh "$OUT/expect.env" "$r/e2e/"
   chmod 755 "$r/init"
   (cd "$r" && find . | cpio -o -H newc --quiet | xz -9 --check=crc32) >"$OUT/init.xz"
@@ -312,7 +315,7 @@ build_all() {
   phase_begin "guest kernel (${E2E_GUEST_KERNEL:-ours}; wait for its build)"
   guest_kernel
   phase_end
-  cached guest "$( { declare -f build_guest copy_modules e2e_pattern; cat "$E2E_DIR/guest/init" "$E2E_DIR/guest/abuse.c" "$E2E_DIR"/scenarios/*.sh; gcc --version | head -1; echo "$(basename "$GUESTK") $bkey"; } | hash_of)" build_guest
+  cached guest "$( { declare -f build_guest copy_modules e2e_pattern; cat "$E2E_DIR/guest/init" "$E2E_DIR/guest/abuse.c" "$E2E_DIR/guest/rtt.c" "$E2E_DIR"/scenarios/*.sh; gcc --version | head -1; echo "$(basename "$GUESTK") $bkey"; } | hash_of)" build_guest
   GUEST=$OUT
 }
 

@@ -15,6 +15,9 @@ boot_guest() { echo "E2E boot init uptime=$(cut -d' ' -f1 /proc/uptime)"; }
 #                dom0 measures a fixed BOOT_IDLE_S window from the moment it
 #                sees "E2E mark idle" (driver.sh dm_cpu_window); the guest
 #                sleeps 5 s longer, for dom0's 0.5 s polling and xentop's start
+#   pio_rtt_us   one ioreq round trip as the guest sees it: the median of 500
+#                reads of COM1's scratch register (guest/rtt.c; also its p90
+#                and min), what every register access of a driver pays
 #   dm_rss_mib   the DM's resident memory: a dom0 DM's VmRSS at the end of that
 #                window; in a stub domain what its /init last reported
 #                (stubdm_rss_mib, the DM process's VmRSS, stubdm's or QEMU's)
@@ -30,6 +33,7 @@ boot_idle_guest() {
   t1=$(cut -d' ' -f1 /proc/uptime)
   rm -f /tmp/cpu
   echo "E2E boot md5_mbps=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b > a ? 16 / (b - a) : 0) }')"
+  e2e-rtt 500
   echo "E2E mark idle"
   sleep $((BOOT_IDLE_S + 5))
 }
@@ -88,10 +92,12 @@ dm_run_key() {
 
 boot_check() {
   [ -n "$BOOT_SECONDS" ] || { fail "no 'E2E boot init' marker on the guest serial ($GUEST_END)$(stubdom_failure)"; return; }
-  local idle md5 stub rss
+  local idle md5 stub rss rtt k v
   idle=$(cat "$RUN_DIR/cpu-e2e-$DM.txt.idle" 2>/dev/null) md5=$(marker boot md5_mbps) stub=$(stubdom_keys)
+  rtt=""
+  for k in pio_rtt_us pio_rtt_p90_us pio_rtt_min_us; do v=$(marker boot "$k"); [ -z "$v" ] || rtt="$rtt $k=$v"; done
   rss=$(cat "$RUN_DIR/cpu-e2e-$DM.txt.idle.rss" 2>/dev/null)
   [ -n "$rss" ] || rss=$(echo "$stub" | sed -n 's/.*stubdm_rss_mib=\([0-9.][0-9.]*\).*/\1/p')
   pass seconds="$BOOT_SECONDS" kernel_to_init="$(marker boot uptime)" shutdown="${SHUTDOWN:-none}" $stub $(dm_ready_key) $(dm_run_key) \
-    ${md5:+md5_mbps=$md5} ${idle:+dm_cpu_idle=$idle} ${rss:+dm_rss_mib=$rss}
+    ${md5:+md5_mbps=$md5} $rtt ${idle:+dm_cpu_idle=$idle} ${rss:+dm_rss_mib=$rss}
 }
