@@ -10,6 +10,7 @@
 #   E2E_SCENARIOS="boot disk cdrom lifecycle dmcrash stubdom stubnet net"   (files in test/e2e/scenarios/;
 #                                    also pxe, saverestore, abuse: README)
 #   E2E_GUEST_TIMEOUT=900 (s per guest boot)  E2E_VM_TIMEOUT=3600 (s for the whole VM)
+#   E2E_XEN_ARGS="sched_ratelimit_us=0"  (appended to Xen's command line: experiments with its scheduler)
 #   E2E_STALL_S=900 (s of silence on the console and the work disk before the VM counts as frozen:
 #                    stall_watch in lib/host.sh writes stall.txt and stops it)
 #   E2E_GUEST_KERNEL=ours|debian  (the guests' kernel: scripts/build-guest-kernel.sh (default), or Debian's)

@@ -463,7 +463,7 @@ run_vm() {
   timeout --foreground -k 10 "$limit" qemu-system-x86_64 -accel tcg -smp 1 -m 3072 \
     -cpu qemu64,+svm,+npt,+nrip-save -nographic -no-reboot "${sopt[@]}" \
     -kernel "$XEN/xen.elf" \
-    -append "dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all" \
+    -append "dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all${E2E_XEN_ARGS:+ $E2E_XEN_ARGS}" \
     -initrd "$KERNEL/vmlinuz console=hvc0 loglevel=4 panic=-1 root=/dev/vda,$STAGE1/stage1.cpio.gz" \
     -drive "file=$DOM0/dom0.img,if=virtio,format=raw,snapshot=on" \
     -drive "file=$run/work.img,if=virtio,format=raw" </dev/null || rc=$?
