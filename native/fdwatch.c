@@ -43,7 +43,7 @@
  * wake-up asks N-API nothing before it reads.
  *
  * The answers go back the same way: during the callback JS appends each
- * port to notify to a second Uint32Array (a[0] ports at a[4..]) instead of
+ * port to notify to a second Uint32Array (a[0] ports at a[7..]) instead of
  * calling evtchnNotify() (one N-API crossing per ioreq fewer), and once the
  * callback has returned the addon makes the IOCTL_EVTCHN_NOTIFYs, in order,
  * before libuv goes back to epoll. napi_make_callback has drained the
@@ -56,6 +56,27 @@
  * come. stop() first makes the notifies still queued (a watch paused from
  * inside the callback), so no answered vCPU is left waiting.
  *
+ * Waiting in place. A vCPU's register accesses come in bursts (an IDE
+ * command is ~30 of them, each waiting for our answer), and where the
+ * device model's domain shares a pCPU with the guest (the one pCPU under
+ * TCG; any busy host) the guest runs again only once the device model's
+ * vCPU blocks or is preempted: Xen's credit2 lets a running vCPU keep its
+ * pCPU for up to sched_ratelimit_us (1 ms) against the vCPU our notify woke.
+ * Going back through libuv (the rest of the poll phase, check, closing,
+ * timers) before epoll blocks is that much later; on Xen the guest then saw
+ * twice QEMU's round trip (docs/benchmark.md, pio_rtt). So after the
+ * notifies the addon blocks at once in ppoll() on the event-channel fd and
+ * on libuv's own epoll fd (uv_backend_fd: readable when anything libuv
+ * watches is), for at most answers[EA_WAIT_US] microseconds and never past
+ * libuv's next timer (uv_backend_timeout, which is 0, i.e. no wait, when
+ * immediates, pending callbacks or closing handles are due). When the next
+ * port comes first it is read, unmasked and handed to JS right there, its
+ * answers notified, and the wait starts again; anything else ready, a
+ * timeout, or EVTCHN_IN_PLACE_MAX rounds in a row return to libuv, so other
+ * fds and timers wait at most that. answers[EA_WAITS] counts the waits and
+ * answers[EA_IN_PLACE] those a port ended (uint32, wrapping); a zero
+ * answers[EA_WAIT_US] turns waiting off.
+ *
  * JS API:
  *   const w = watch(fd, (status, events) => {...}, events?);
  *        // events: 1 readable (default), 2 writable, 3 both; the callback gets
@@ -67,7 +88,7 @@
  *   const w = evtchnWatch(fd, q, holdPort, answers, (status) => {...});  // stop()/setEvents() as watch
  *        // called with no argument when ports came (q[0] of them), with a negative libuv or
  *        // errno when the device broke, with 1 after a notify of the answers failed
- *   evtchnAnswerHeader                        // 4: words of answers before its ports
+ *   evtchnAnswerHeader                        // 7: words of answers before its ports (count, failed, errno, port, wait_us, waits, in_place)
  *   evtchnFill(fd, q, holdPort) -> ports read now (0: none pending) or -errno
  *   evtchnUnmask(fd, port) -> 0 or -errno
  *   evtchnNotify(fd, port) -> 0 or -errno
@@ -86,6 +107,7 @@
  *   tapWrite(fd, buf, len, vnetHdrLen, flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset)
  *        -> bytes of the frame written, or -errno
  */
+#define _GNU_SOURCE /* ppoll */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -95,6 +117,7 @@
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,7 +154,14 @@ typedef struct {
 #define EA_FAILED 1
 #define EA_ERRNO 2
 #define EA_PORT 3
-#define EA_PORTS 4
+#define EA_WAIT_US 4  /* set by JS: longest wait in place for the next port (0: off) */
+#define EA_WAITS 5    /* waits in place made */
+#define EA_IN_PLACE 6 /* of them, ended by a port (served without a libuv turn) */
+#define EA_PORTS 7
+/* Longest wait in place whatever JS asks (libuv's loop time is stale inside a callback). */
+#define EVTCHN_WAIT_MAX_US 20000
+/* Callbacks in one libuv turn before the other fds and timers get theirs. */
+#define EVTCHN_IN_PLACE_MAX 64
 /* Callback status after a failed notify of the answers. */
 #define EVTCHN_NOTIFY_FAILED 1
 
@@ -288,6 +318,49 @@ static void call_js(watcher_t *w, size_t argc, const int32_t *iargs)
     }
 }
 
+/*
+ * After the answers: block until the next port, anything else libuv
+ * watches, libuv's next timer or answers[EA_WAIT_US] (the file comment says
+ * why). 1 when ports came and are in the queue (read and unmasked), else 0:
+ * back to libuv (which also reports a broken fd).
+ */
+static int wait_in_place(watcher_t *w)
+{
+    uv_loop_t *loop = w->poll.loop;
+    uint32_t us;
+    int ms, n;
+    struct pollfd p[2];
+    struct timespec ts;
+
+    if (!w->started || !(w->events & UV_READABLE) || w->q[0] != 0)
+        return 0; /* stopped or paused in the callback, or ports JS left (level-triggered: the next turn) */
+    us = w->a[EA_WAIT_US];
+    if (us > EVTCHN_WAIT_MAX_US)
+        us = EVTCHN_WAIT_MAX_US;
+    ms = uv_backend_timeout(loop);
+    if (ms >= 0 && (uint64_t)ms * 1000 < us)
+        us = (uint32_t)ms * 1000;
+    if (us == 0)
+        return 0;
+    p[0].fd = w->evtchn_fd;
+    p[0].events = POLLIN;
+    p[0].revents = 0;
+    p[1].fd = uv_backend_fd(loop);
+    p[1].events = POLLIN;
+    p[1].revents = 0;
+    ts.tv_sec = us / 1000000;
+    ts.tv_nsec = (long)(us % 1000000) * 1000;
+    w->a[EA_WAITS]++;
+    /* A signal (EINTR) ends the wait too: libuv's signal pipe wants its turn. */
+    if (ppoll(p, p[1].fd >= 0 ? 2 : 1, &ts, NULL) <= 0 || p[0].revents != POLLIN)
+        return 0; /* timeout, a signal, or the fd broke: libuv's turn */
+    n = evtchn_fill(w->evtchn_fd, w->q, w->qlen, w->hold);
+    if (n <= 0 || w->q[0] == 0)
+        return 0;
+    w->a[EA_IN_PLACE]++;
+    return 1;
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     watcher_t *w = (watcher_t *)h;
@@ -311,16 +384,25 @@ static void on_poll(uv_poll_t *h, int status, int events)
         else if (w->q[0] == 0)
             return; /* nothing came (spurious wake-up): JS need not run */
     }
-    if (napi_open_handle_scope(w->env, &scope) != napi_ok)
-        return;
-    args[0] = status;
-    call_js(w, status < 0 ? 1 : 0, args);
-    /* The answers, unless stop() ran in the callback (it made them already). */
-    if (w->started && w->a[EA_COUNT] > 0 && flush_answers(w) > 0 && w->started) {
-        args[0] = EVTCHN_NOTIFY_FAILED;
-        call_js(w, 1, args);
+    for (int round = 1;; round++) {
+        int answered = 0;
+        if (napi_open_handle_scope(w->env, &scope) != napi_ok)
+            return;
+        args[0] = status;
+        call_js(w, status < 0 ? 1 : 0, args);
+        /* The answers, unless stop() ran in the callback (it made them already). */
+        if (w->started && w->a[EA_COUNT] > 0) {
+            answered = 1;
+            if (flush_answers(w) > 0 && w->started) {
+                args[0] = EVTCHN_NOTIFY_FAILED;
+                call_js(w, 1, args);
+            }
+        }
+        napi_close_handle_scope(w->env, scope);
+        /* Only a vCPU we answered is about to come back. */
+        if (status < 0 || !answered || round >= EVTCHN_IN_PLACE_MAX || !wait_in_place(w))
+            return;
     }
-    napi_close_handle_scope(w->env, scope);
 }
 
 static void stop_watcher(napi_env env, watcher_t *w)
@@ -499,7 +581,7 @@ static napi_value js_evtchn_watch(napi_env env, napi_callback_info info)
     uint32_t *q, *a;
     int64_t hold;
     static const char usage[] =
-        "fdwatch.evtchnWatch(fd, Uint32Array queue (2+ entries), holdPort, Uint32Array answers (5+ entries), callback)";
+        "fdwatch.evtchnWatch(fd, Uint32Array queue (2+ entries), holdPort, Uint32Array answers (8+ entries), callback)";
 
     CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     if (evtchn_args(env, argv, argc, &fd, &q, &qlen, &hold, usage) != 0)

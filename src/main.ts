@@ -394,6 +394,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
     // Read only when QMP or HMP asks (query-stats, info stats): the counters are the hot path's own.
     const statsSources = (): StatsSources => ({
       ioreq: server.stats,
+      ioreqWait: () => host.channel.waitStats?.(),
       pio: board.pio,
       mmio: board.mmio,
       blockstats: () => pc.media.blockstats(),

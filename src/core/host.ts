@@ -80,6 +80,12 @@ export interface IoreqChannel {
    * after IORESP_READY either way.
    */
   notify(port: number): void;
+  /**
+   * A host that waits for a vCPU's next request right after answering
+   * (the Xen host: native/fdwatch.c, "Waiting in place"): the waits made and
+   * those a request ended (uint32 counters, wrapping). Off the hot path.
+   */
+  waitStats?(): { waits: number; inPlace: number };
 }
 
 /** Guest memory with the mapcache controls the ioreq loop needs. */

@@ -23,6 +23,8 @@ export interface StatsResult {
 export interface StatsSources {
   /** IoreqServer.stats: ioreqs by type and the errors met. */
   ioreq: object;
+  /** The host's waits in place for a vCPU's next request, if it makes them (IoreqChannel.waitStats). */
+  ioreqWait?(): { waits: number; inPlace: number } | undefined;
   pio: IoBus;
   mmio: IoBus;
   blockstats(): BlockStats[];
@@ -73,6 +75,10 @@ function busStats(bus: IoBus): StatsResult[] {
 
 export function collectStats(src: StatsSources): StatsResult[] {
   const out: StatsResult[] = [{ provider: 'stubdm', 'qom-path': '/ioreq', stats: pairs(src.ioreq) }];
+  const wait = src.ioreqWait?.();
+  if (wait !== undefined) {
+    out.push({ provider: 'stubdm', 'qom-path': '/ioreq/wait', stats: [{ name: 'waits', value: wait.waits }, { name: 'in-place', value: wait.inPlace }] });
+  }
   out.push(...busStats(src.pio), ...busStats(src.mmio));
   for (const b of src.blockstats()) out.push({ provider: 'stubdm', 'qom-path': `/block/${b.device}`, stats: pairs(b.stats) });
   for (const n of src.nics()) if (n.stats !== undefined) out.push({ provider: 'stubdm', 'qom-path': `/net/${n.id}`, stats: pairs(n.stats) });

@@ -53,8 +53,11 @@ import {
   EVTCHN_A_COUNT,
   EVTCHN_A_ERRNO,
   EVTCHN_A_FAILED,
+  EVTCHN_A_IN_PLACE,
   EVTCHN_A_PORT,
   EVTCHN_A_PORTS,
+  EVTCHN_A_WAIT_US,
+  EVTCHN_A_WAITS,
   EVTCHN_NOTIFY_FAILED,
   loadFdWatch,
   type FdWatch,
@@ -95,6 +98,33 @@ export interface XenHostOptions {
    * epoll_pwait per ioreq that finds nothing (native/fdwatch.c says more).
    */
   loopIdleTime?: boolean;
+  /**
+   * How long the addon waits for a vCPU's next request right after answering
+   * one, before the loop's other work (native/fdwatch.c, "Waiting in place"),
+   * in microseconds; 0 turns it off. Default: $STUBDM_EVTCHN_WAIT_US, else
+   * EVTCHN_WAIT_US_DEFAULT.
+   */
+  evtchnWaitUs?: number;
+}
+
+/**
+ * Under TCG a vCPU's next access in a burst comes 0.2-0.5 ms after our
+ * answer (pio_rtt_min_us, docs/benchmark.md); a wait that ends without one
+ * costs one timer wake-up.
+ */
+export const EVTCHN_WAIT_US_DEFAULT = 1000;
+/** The addon's own cap (EVTCHN_WAIT_MAX_US). */
+const EVTCHN_WAIT_US_MAX = 20000;
+
+function evtchnWaitUs(opts: XenHostOptions): number {
+  const env = process.env.STUBDM_EVTCHN_WAIT_US;
+  const v = opts.evtchnWaitUs ?? (env !== undefined && env !== '' ? Number(env) : EVTCHN_WAIT_US_DEFAULT);
+  if (!Number.isInteger(v) || v < 0 || v > EVTCHN_WAIT_US_MAX) {
+    throw new XenUnavailableError(
+      `stubdm: bad STUBDM_EVTCHN_WAIT_US ${JSON.stringify(env ?? opts.evtchnWaitUs)}: give 0-${EVTCHN_WAIT_US_MAX} microseconds (0 turns waiting in place off)`,
+    );
+  }
+  return v;
 }
 
 /** Substitutes for tests (a fake below the FFI line). */
@@ -144,10 +174,11 @@ export function openXenHost(opts: XenHostOptions, deps: XenHostDeps = {}): XenHo
   if (buckets !== undefined && (!Number.isInteger(buckets) || buckets < 1)) {
     throw new XenUnavailableError(`stubdm: bad mapcache size ${buckets}: give a positive number of 1 MiB buckets`);
   }
+  const waitUs = evtchnWaitUs(opts);
   const libs = deps.libs ?? loadXenLibs();
   libs.checkPrivcmd();
   const fdwatch = deps.fdwatch ?? loadFdWatch();
-  return new XenHostImpl(opts, libs, fdwatch, opts.log ?? logger('xen'));
+  return new XenHostImpl({ ...opts, evtchnWaitUs: waitUs }, libs, fdwatch, opts.log ?? logger('xen'));
 }
 
 class XenHostImpl implements XenHost {
@@ -411,7 +442,7 @@ class XenHostImpl implements XenHost {
       { domid, ioservid: this.ioservid, vcpus, vcpuPorts, bufPort, remoteBufPort: bufPortRemote[0] },
       'ioreq server ready',
     );
-    return this.makeChannel(vcpus, ioreqPage, bufPage, vcpuPorts, bufPort, fd);
+    return this.makeChannel(vcpus, ioreqPage, bufPage, vcpuPorts, bufPort, fd, opts.evtchnWaitUs ?? EVTCHN_WAIT_US_DEFAULT);
   }
 
   private pauseWatch(): void {
@@ -441,6 +472,7 @@ class XenHostImpl implements XenHost {
     vcpuPorts: number[],
     bufPort: number,
     fd: number,
+    waitUs: number,
   ): IoreqChannel {
     const fw = this.fdwatch;
     /*
@@ -461,6 +493,7 @@ class XenHostImpl implements XenHost {
      */
     const queue = new Uint32Array(1 + EVTCHN_QUEUE);
     const answers = new Uint32Array(EVTCHN_A_PORTS + EVTCHN_QUEUE);
+    answers[EVTCHN_A_WAIT_US] = waitUs;
     let head = 0;
     /** The watch whose callback is running, or null outside one. */
     let inCallback: FdWatcher | null = null;
@@ -541,6 +574,7 @@ class XenHostImpl implements XenHost {
         const r = fw.evtchnUnmask(fd, port);
         if (r < 0) this.rl.warn({ port, errno: -r }, 'event channel unmask failed');
       },
+      waitStats: () => ({ waits: answers[EVTCHN_A_WAITS], inPlace: answers[EVTCHN_A_IN_PLACE] }),
       notify: (port) => {
         if (this.xceh === null) return;
         // In the callback of the watch that is on, the addon notifies once it returns (a

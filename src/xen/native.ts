@@ -36,6 +36,8 @@ export interface FdWatch {
    * from EVTCHN_A_PORTS) are notified by the addon once it returns; a failed
    * notify is counted in answers (EVTCHN_A_FAILED, _ERRNO, _PORT) and calls
    * `onPorts(EVTCHN_NOTIFY_FAILED)` at once. stop() notifies what is still queued.
+   * Then, for up to answers[EVTCHN_A_WAIT_US] microseconds, it waits for the
+   * next port in place and calls `onPorts()` again without a libuv turn.
    */
   evtchnWatch(fd: number, queue: Uint32Array, holdPort: number, answers: Uint32Array, onPorts: (status?: number) => void): FdWatcher;
   /** Words of `answers` before its ports (EVTCHN_A_PORTS); an addon without answers has none. */
@@ -48,12 +50,20 @@ export interface FdWatch {
   evtchnNotify(fd: number, port: number): number;
 }
 
-/** evtchnWatch's answers array: ports queued, failed notifies so far, errno and port of the last failure, then the ports. */
+/**
+ * evtchnWatch's answers array: ports queued, failed notifies so far, errno
+ * and port of the last failure; the longest wait in place for the next port
+ * after the answers (microseconds, set by JS, 0: off), the waits made and
+ * those a port ended (native/fdwatch.c, "Waiting in place"); then the ports.
+ */
 export const EVTCHN_A_COUNT = 0;
 export const EVTCHN_A_FAILED = 1;
 export const EVTCHN_A_ERRNO = 2;
 export const EVTCHN_A_PORT = 3;
-export const EVTCHN_A_PORTS = 4;
+export const EVTCHN_A_WAIT_US = 4;
+export const EVTCHN_A_WAITS = 5;
+export const EVTCHN_A_IN_PLACE = 6;
+export const EVTCHN_A_PORTS = 7;
 /** onPorts status after a failed notify of the answers. */
 export const EVTCHN_NOTIFY_FAILED = 1;
 

@@ -7,7 +7,19 @@ import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EVTCHN_A_COUNT, EVTCHN_A_ERRNO, EVTCHN_A_FAILED, EVTCHN_A_PORT, EVTCHN_A_PORTS, EVTCHN_NOTIFY_FAILED, loadFdWatch, type FdWatch } from '../../src/xen/native.ts';
+import {
+  EVTCHN_A_COUNT,
+  EVTCHN_A_ERRNO,
+  EVTCHN_A_FAILED,
+  EVTCHN_A_IN_PLACE,
+  EVTCHN_A_PORT,
+  EVTCHN_A_PORTS,
+  EVTCHN_A_WAIT_US,
+  EVTCHN_A_WAITS,
+  EVTCHN_NOTIFY_FAILED,
+  loadFdWatch,
+  type FdWatch,
+} from '../../src/xen/native.ts';
 import { loadTapIo } from '../../src/net/native.ts';
 
 let fw: FdWatch;
@@ -281,6 +293,129 @@ test('evtchnWatch notifies the answers once the callback and its microtasks are 
     assert.equal(answers[EVTCHN_A_FAILED], 3, 'stop() is idempotent');
   } finally {
     closeSync(fd);
+  }
+});
+
+// Waiting in place (native/fdwatch.c): after a callback that answered, the
+// addon waits for the next port itself. Here the callback writes the next
+// port into the FIFO before it returns (held port 7: its unmask writes
+// nothing back), so every wait finds one at once and no test times anything.
+// The answer's notify fails on a FIFO (ENOTTY); the wait is made all the same.
+let fifos = 0;
+function fifo(): string {
+  const path = join(dir, `evtchn${++fifos}`);
+  execFileSync('mkfifo', [path]);
+  return path;
+}
+
+function portBurst(waitUs: number, ports: number, extra?: (n: number) => void) {
+  const fd = openSync(fifo(), constants.O_RDWR | constants.O_NONBLOCK);
+  fw.setNonblock(fd);
+  const q = new Uint32Array(1 + 8);
+  const answers = new Uint32Array(EVTCHN_A_PORTS + 8);
+  answers[EVTCHN_A_WAIT_US] = waitUs;
+  let n = 0;
+  let wake: (() => void) | null = null;
+  const done = new Promise<void>((r) => (wake = r));
+  const port7 = Buffer.from(new Uint32Array([7]).buffer);
+  const w = fw.evtchnWatch(fd, q, 7, answers, (status?: number) => {
+    if (status === EVTCHN_NOTIFY_FAILED) return;
+    assert.deepEqual(Array.from(q.subarray(1, 1 + q[0])), [7]);
+    q[0] = 0;
+    n++;
+    answers[EVTCHN_A_PORTS] = 1101;
+    answers[EVTCHN_A_COUNT] = 1;
+    extra?.(n);
+    if (n < ports) writeSync(fd, port7);
+    else wake?.();
+  });
+  writeSync(fd, port7);
+  return {
+    answers,
+    // Resolved from inside the last callback: what awaits it runs in that callback's
+    // microtasks, before its wait (an immediate would leave libuv work and no wait at all).
+    done,
+    count: () => n,
+    close: () => {
+      w.stop();
+      closeSync(fd);
+    },
+  };
+}
+
+test('evtchnWatch waits in place after an answer: the next port is served without a libuv turn, at most 64 rounds a turn', async () => {
+  const b = portBurst(20000, 300);
+  try {
+    await b.done;
+    assert.equal(b.count(), 300);
+    // Each port is in the FIFO before the wait starts, so every wait finds one. 300 ports
+    // take 5 libuv turns of at most 64 rounds; the first round of a turn came through libuv,
+    // and the last port's round makes no wait before this runs: 295 at most (298 without
+    // the bound). A wait is left out where the test runner had an immediate due.
+    const waits = b.answers[EVTCHN_A_WAITS];
+    assert.equal(b.answers[EVTCHN_A_IN_PLACE], waits, 'every wait ended by the port');
+    assert.ok(waits >= 280 && waits <= 295, `${waits} ports served in place: most, and never past 64 rounds a libuv turn`);
+  } finally {
+    b.close();
+  }
+});
+
+test('evtchnWatch does not wait in place when told 0, when the callback answered nothing, or when an immediate is due', async () => {
+  const off = portBurst(0, 10);
+  try {
+    await off.done;
+    assert.equal(off.count(), 10);
+    assert.deepEqual([off.answers[EVTCHN_A_WAITS], off.answers[EVTCHN_A_IN_PLACE]], [0, 0]);
+  } finally {
+    off.close();
+  }
+  const imm = portBurst(20000, 10, () => setImmediate(() => {}));
+  try {
+    await imm.done;
+    await turns(1);
+    assert.equal(imm.count(), 10);
+    assert.deepEqual([imm.answers[EVTCHN_A_WAITS], imm.answers[EVTCHN_A_IN_PLACE]], [0, 0], 'uv_backend_timeout is 0: libuv has work');
+  } finally {
+    imm.close();
+  }
+  const fd = openSync(fifo(), constants.O_RDWR | constants.O_NONBLOCK);
+  try {
+    const q = new Uint32Array(1 + 8);
+    const answers = new Uint32Array(EVTCHN_A_PORTS + 8);
+    answers[EVTCHN_A_WAIT_US] = 20000;
+    let calls = 0;
+    const w = fw.evtchnWatch(fd, q, 7, answers, () => {
+      calls++;
+      q[0] = 0;
+    });
+    writeSync(fd, Buffer.from(new Uint32Array([7, 7]).buffer));
+    await turns(3);
+    w.stop();
+    assert.equal(calls, 1, 'both ports in one read');
+    assert.equal(answers[EVTCHN_A_WAITS], 0, 'no answer, no wait');
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test("evtchnWatch's wait in place ends when another fd libuv watches is ready, and that fd's callback runs", async () => {
+  drain(rd);
+  const other: string[] = [];
+  let otherRan: () => void = () => {};
+  const ran = new Promise<void>((r) => (otherRan = r));
+  const ow = fw.watch(rd, () => {
+    other.push(`readable, ${drain(rd)} bytes`);
+    otherRan();
+  });
+  await turns(2); // the watch is in libuv's epoll set
+  const b = portBurst(20000, 1, () => writeSync(wr, Buffer.from('x')));
+  try {
+    await ran;
+    assert.deepEqual([b.answers[EVTCHN_A_WAITS], b.answers[EVTCHN_A_IN_PLACE]], [1, 0], 'one wait, ended by the other fd, not a port');
+    assert.deepEqual(other, ['readable, 1 bytes']);
+  } finally {
+    ow.stop();
+    b.close();
   }
 });
 

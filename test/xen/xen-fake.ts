@@ -31,6 +31,8 @@ export class Fake {
   /** What evtchnNotify returns (0, or -errno). */
   failNotify = 0;
   watchers: { fd: number; cb: (s: number) => void; stopped: boolean }[] = [];
+  /** The answers array of the last evtchnWatch (its header carries the wait in place the host asked for). */
+  answers: Uint32Array | null = null;
   private views = new Map<bigint, ArrayBuffer>();
   private strings = new Map<bigint, string>();
   private nextPtr = 0x9000_0000n;
@@ -307,6 +309,7 @@ export class Fake {
       setNonblock: (fd) => f.rec('nonblock', fd),
       setLoopIdleTime: (on) => (f.rec('loop_idle_time', on), 0),
       evtchnWatch(fd, q, hold, answers, cb) {
+        f.answers = answers;
         const w = {
           fd,
           stopped: false,

@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { openXenHost, XenUnavailableError } from '../../src/xen/index.ts';
+import { EVTCHN_WAIT_US_DEFAULT } from '../../src/xen/host.ts';
+import { EVTCHN_A_IN_PLACE, EVTCHN_A_WAIT_US, EVTCHN_A_WAITS } from '../../src/xen/native.ts';
 import { IOREQ_OFF_VP_EPORT, IOREQ_SIZE } from '../../src/ioreq/abi.ts';
 import { DMH, Fake, open, quiet } from './xen-fake.ts';
 
@@ -74,6 +76,45 @@ test('loopIdleTime keeps libuv\'s idle-time accounting (the disk trace reads it)
   const host = openXenHost({ domid: 5, ramBytes: 64 << 20, log: quiet, loopIdleTime: true }, { libs: fake.libs(), fdwatch: fake.fdwatch() });
   assert.ok(!fake.names().includes('loop_idle_time'));
   host.close();
+});
+
+test('the addon is asked to wait in place after answers: 1 ms by default, STUBDM_EVTCHN_WAIT_US or the option otherwise; waitStats reads its counters', () => {
+  const saved = process.env.STUBDM_EVTCHN_WAIT_US;
+  try {
+    delete process.env.STUBDM_EVTCHN_WAIT_US;
+    for (const [env, opt, want] of [
+      [undefined, undefined, EVTCHN_WAIT_US_DEFAULT],
+      ['0', undefined, 0],
+      ['250', undefined, 250],
+      ['250', 40, 40],
+    ] as const) {
+      if (env === undefined) delete process.env.STUBDM_EVTCHN_WAIT_US;
+      else process.env.STUBDM_EVTCHN_WAIT_US = env;
+      const fake = new Fake();
+      const host = openXenHost(
+        { domid: 5, ramBytes: 64 << 20, log: quiet, ...(opt !== undefined ? { evtchnWaitUs: opt } : {}) },
+        { libs: fake.libs(), fdwatch: fake.fdwatch() },
+      );
+      host.channel.watch(() => {});
+      assert.equal(fake.answers?.[EVTCHN_A_WAIT_US], want, `env ${env} option ${opt}`);
+      fake.answers![EVTCHN_A_WAITS] = 9;
+      fake.answers![EVTCHN_A_IN_PLACE] = 7;
+      assert.deepEqual(host.channel.waitStats?.(), { waits: 9, inPlace: 7 });
+      host.close();
+    }
+    for (const bad of ['-1', '1.5', 'x', '20001']) {
+      process.env.STUBDM_EVTCHN_WAIT_US = bad;
+      const fake = new Fake();
+      assert.throws(
+        () => openXenHost({ domid: 5, ramBytes: 64 << 20, log: quiet }, { libs: fake.libs(), fdwatch: fake.fdwatch() }),
+        (e: unknown) => e instanceof XenUnavailableError && /^stubdm: bad STUBDM_EVTCHN_WAIT_US .*: give 0-20000 microseconds/.test(e.message),
+      );
+      assert.deepEqual(fake.calls, [], 'refused before anything is opened');
+    }
+  } finally {
+    if (saved === undefined) delete process.env.STUBDM_EVTCHN_WAIT_US;
+    else process.env.STUBDM_EVTCHN_WAIT_US = saved;
+  }
 });
 
 test('an explicit vCPU count skips nr_vcpus', () => {
