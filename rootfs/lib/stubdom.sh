@@ -361,13 +361,16 @@ ramdisk_mib() {
 # Settings for stubdm from the stub domain's command line (xl.cfg stubdomain_cmdline), as the
 # environment a dom0 stubdm would get: stubdm.net_trace=N is STUBDM_NET_TRACE=N (the NIC event
 # trace for HMP `info nettrace`; the e2e's E2E_NET_TRACE), stubdm.disk_trace=N is
-# STUBDM_DISK_TRACE=N (the IDE event trace for HMP `info disktrace`; E2E_DISK_TRACE). Digits
-# only; the last one of each counts.
+# STUBDM_DISK_TRACE=N (the IDE event trace for HMP `info disktrace`; E2E_DISK_TRACE),
+# stubdm.evtchn_wait_us=N is STUBDM_EVTCHN_WAIT_US=N (the wait in place after an answer,
+# native/fdwatch.c; E2E_EVTCHN_WAIT_US). Digits only; the last one of each counts.
 cmdline_env() {
   v=$(cmdline_digits net_trace)
   [ -z "$v" ] || export STUBDM_NET_TRACE="$v"
   v=$(cmdline_digits disk_trace)
   [ -z "$v" ] || export STUBDM_DISK_TRACE="$v"
+  v=$(cmdline_digits evtchn_wait_us)
+  [ -z "$v" ] || export STUBDM_EVTCHN_WAIT_US="$v"
   return 0
 }
 

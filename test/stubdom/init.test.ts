@@ -208,7 +208,7 @@ for (const shell of shells) {
 }
 
 for (const shell of shells) {
-  for (const [key, env] of [['net_trace', 'STUBDM_NET_TRACE'], ['disk_trace', 'STUBDM_DISK_TRACE']] as const) {
+  for (const [key, env] of [['net_trace', 'STUBDM_NET_TRACE'], ['disk_trace', 'STUBDM_DISK_TRACE'], ['evtchn_wait_us', 'STUBDM_EVTCHN_WAIT_US']] as const) {
     test(`${shell.join(' ')}: stubdm.${key}=N on the stub domain's command line becomes ${env} for stubdm`, () => {
       const dir = mkdtempSync(join(tmpdir(), 'stubdom-'));
       try {
@@ -223,7 +223,8 @@ for (const shell of shells) {
         assert.equal(traceOf(`stubdm.${key}=64 stubdm.${key}=128\n`), 'v=128', 'the last one counts');
         assert.equal(traceOf('console=hvc0\n'), 'v=unset');
         assert.equal(traceOf(`stubdm.${key}=8k xstubdm.${key}=5 stubdm.${key}=\n`), 'v=unset', 'digits only, whole words');
-        assert.equal(traceOf('stubdm.net_trace=100 stubdm.disk_trace=200\n'), key === 'net_trace' ? 'v=100' : 'v=200', 'each its own');
+        const own = { net_trace: 'v=100', disk_trace: 'v=200', evtchn_wait_us: 'v=300' }[key];
+        assert.equal(traceOf('stubdm.net_trace=100 stubdm.disk_trace=200 stubdm.evtchn_wait_us=300\n'), own, 'each its own');
         const none = run(shell, dir, `STUBDM_CMDLINE="${dir}/none"; cmdline_env; echo "v=\${${env}-unset}"`);
         assert.equal(none.status, 0, none.err);
         assert.equal(none.out.trim(), 'v=unset', 'no command line to read');

@@ -115,6 +115,9 @@ dm_lines() {
     # installs the same files): libxl picks the kernel, ramdisk and 128 MiB.
     echo 'device_model_version="qemu-xen"'
     echo 'device_model_stubdomain_override=1'
+    # The stub's /init makes it STUBDM_EVTCHN_WAIT_US (a scenario's own stubdomain_cmdline, later
+    # in the file, replaces this one: the disk and net traces).
+    [ -z "${E2E_EVTCHN_WAIT_US:-}" ] || echo "stubdomain_cmdline=\"stubdm.evtchn_wait_us=$E2E_EVTCHN_WAIT_US\""
     [ -z "${E2E_STUBDOM_MEMORY:-}" ] || echo "stubdomain_memory=$E2E_STUBDOM_MEMORY" ;;
   qemu-stubdom)
     # Debian's QEMU in the same Linux stub domain (scripts/build-qemu-stubdom.sh),

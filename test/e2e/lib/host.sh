@@ -445,6 +445,9 @@ build_workdisk() {
   # E2E_DISK_TRACE=1 (or a number of entries): the shared guest's stubdm records its IDE
   # events (STUBDM_DISK_TRACE) and dom0 reads them at init and after each timed dd (scenarios/disk.sh).
   printf 'E2E_DISK_TRACE=%q\n' "${E2E_DISK_TRACE:-}" >>"$w/config.env"
+  # E2E_EVTCHN_WAIT_US=N: stubdm's wait in place after an answer (STUBDM_EVTCHN_WAIT_US, in dom0
+  # and in the stub domain; native/fdwatch.c), to compare settings; unset: stubdm's default.
+  printf 'E2E_EVTCHN_WAIT_US=%q\n' "${E2E_EVTCHN_WAIT_US:-}" >>"$w/config.env"
   local size=$(($(du -sm "$w" | cut -f1) + 600))
   mkfs.ext4 -q -O ^has_journal -L e2e -d "$w" "$run/work.img" "${size}M" >/dev/null
   rm -rf "$w"
