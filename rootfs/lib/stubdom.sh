@@ -363,14 +363,16 @@ ramdisk_mib() {
 # trace for HMP `info nettrace`; the e2e's E2E_NET_TRACE), stubdm.disk_trace=N is
 # STUBDM_DISK_TRACE=N (the IDE event trace for HMP `info disktrace`; E2E_DISK_TRACE),
 # stubdm.evtchn_wait_us=N is STUBDM_EVTCHN_WAIT_US=N (the wait in place after an answer,
-# native/fdwatch.c; E2E_EVTCHN_WAIT_US). Digits only; the last one of each counts.
+# native/fdwatch.c; E2E_EVTCHN_WAIT_US), 0 (off) without one: on real Xen it halved
+# stubdm-dom0's ioreq round trip, but the stub domain's was no better with it (two runs each
+# way, docs/benchmark.md). Digits only; the last one of each counts.
 cmdline_env() {
   v=$(cmdline_digits net_trace)
   [ -z "$v" ] || export STUBDM_NET_TRACE="$v"
   v=$(cmdline_digits disk_trace)
   [ -z "$v" ] || export STUBDM_DISK_TRACE="$v"
   v=$(cmdline_digits evtchn_wait_us)
-  [ -z "$v" ] || export STUBDM_EVTCHN_WAIT_US="$v"
+  export STUBDM_EVTCHN_WAIT_US="${v:-0}"
   return 0
 }
 
