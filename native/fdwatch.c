@@ -69,7 +69,10 @@
  * on libuv's own epoll fd (uv_backend_fd: readable when anything libuv
  * watches is), for at most answers[EA_WAIT_US] microseconds and never past
  * libuv's next timer (uv_backend_timeout, which is 0, i.e. no wait, when
- * immediates, pending callbacks or closing handles are due). When the next
+ * immediates, pending callbacks or closing handles are due, and while an fd
+ * watch the callback started is not in epoll yet: libuv src/unix/core.c,
+ * uv__io_start queues it and only the next poll phase makes the epoll_ctl,
+ * so its fd could not end the wait). When the next
  * port comes first it is read, unmasked and handed to JS right there, its
  * answers notified, and the wait starts again; anything else ready, a
  * timeout, or EVTCHN_IN_PLACE_MAX rounds in a row return to libuv, so other
@@ -331,6 +334,7 @@ static int wait_in_place(watcher_t *w)
     int ms, n;
     struct pollfd p[2];
     struct timespec ts;
+
 
     if (!w->started || !(w->events & UV_READABLE) || w->q[0] != 0)
         return 0; /* stopped or paused in the callback, or ports JS left (level-triggered: the next turn) */

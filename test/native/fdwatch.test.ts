@@ -360,7 +360,7 @@ test('evtchnWatch waits in place after an answer: the next port is served withou
   }
 });
 
-test('evtchnWatch does not wait in place when told 0, when the callback answered nothing, or when an immediate is due', async () => {
+test('evtchnWatch does not wait in place when told 0, when the callback answered nothing, when an immediate is due, or while a watch it started is not in epoll yet', async () => {
   const off = portBurst(0, 10);
   try {
     await off.done;
@@ -377,6 +377,22 @@ test('evtchnWatch does not wait in place when told 0, when the callback answered
     assert.deepEqual([imm.answers[EVTCHN_A_WAITS], imm.answers[EVTCHN_A_IN_PLACE]], [0, 0], 'uv_backend_timeout is 0: libuv has work');
   } finally {
     imm.close();
+  }
+  // A watch started in the callback is not in libuv's epoll set until its next poll phase
+  // (uv_backend_timeout is 0 meanwhile: libuv src/unix/core.c).
+  let started: ReturnType<FdWatch['watch']> | null = null;
+  const late = portBurst(20000, 10, (n) => {
+    if (n === 5) started = fw.watch(rd, () => drain(rd));
+  });
+  try {
+    await late.done;
+    assert.equal(late.count(), 10);
+    // Rounds 1-4 waited and found the next port; round 5 started the watch and made no wait;
+    // libuv's next turn registered it, and rounds 6-9 waited again (round 10 is still running).
+    assert.deepEqual([late.answers[EVTCHN_A_WAITS], late.answers[EVTCHN_A_IN_PLACE]], [8, 8]);
+  } finally {
+    (started as ReturnType<FdWatch['watch']> | null)?.stop();
+    late.close();
   }
   const fd = openSync(fifo(), constants.O_RDWR | constants.O_NONBLOCK);
   try {
