@@ -400,7 +400,7 @@ export async function start(cfg: StubdmConfig, opts: StartOptions = {}): Promise
       blockstats: () => pc.media.blockstats(),
       nics: () => nics.map((n) => ({ id: n.nic.id ?? n.netdev.id, stats: (n.backend as { stats?: object }).stats })),
       serials: () => cfg.serials.map((s, i) => ({ id: s.id, dropped: (serials[i] as { dropped?: number }).dropped })),
-      cpu: () => ({ process: process.cpuUsage(), procStat: readProcStat() }),
+      cpu: () => ({ process: process.cpuUsage(), procStat: readProc('/proc/stat'), interrupts: readProc('/proc/interrupts') }),
     });
     const machine: QmpMachine = {
       runState: () => state,
@@ -706,9 +706,9 @@ if (isEntry) {
 }
 
 /** The host's /proc/stat (null where there is none): read only when QMP/HMP asks for stats. */
-function readProcStat(): string | null {
+function readProc(path: string): string | null {
   try {
-    return fs.readFileSync('/proc/stat', 'latin1');
+    return fs.readFileSync(path, 'latin1');
   } catch {
     return null;
   }

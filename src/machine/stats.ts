@@ -39,7 +39,46 @@ export interface StatsSources {
    * difference of two reads says how much of an idle stub's vCPU time is
    * stubdm and how much its kernel and the other processes (e2e vga).
    */
-  cpu?(): { process: { user: number; system: number }; procStat: string | null };
+  cpu?(): { process: { user: number; system: number }; procStat: string | null; interrupts?: string | null };
+}
+
+/**
+ * /proc/stat's `intr` total and `ctxt` (interrupts and context switches since
+ * boot, proc(5)): in a stub domain, two reads say how often its idle vCPU
+ * woke up.
+ */
+export function procStatWakeups(text: string | null): Array<{ name: string; value: number }> {
+  const out: Array<{ name: string; value: number }> = [];
+  for (const line of text?.split('\n') ?? []) {
+    const f = line.split(' ', 3);
+    if ((f[0] === 'intr' || f[0] === 'ctxt') && Number.isFinite(Number(f[1]))) out.push({ name: f[0], value: Number(f[1]) });
+  }
+  return out;
+}
+
+/**
+ * /proc/interrupts as one counter per source: each row's counts summed over
+ * the CPUs, named by its last field (the handler's name: timer0, xenbus,
+ * vfb, hvc_console, evtchn:node, ...) or its label (LOC, RES, ...); rows of
+ * the same name add up. Which source wakes an idle stub domain.
+ */
+export function procInterrupts(text: string | null): Array<{ name: string; value: number }> {
+  const lines = text?.split('\n') ?? [];
+  const cpus = (lines[0] ?? '').trim().split(/\s+/).filter((c) => /^CPU\d+$/.test(c)).length;
+  if (cpus === 0) return [];
+  const sums = new Map<string, number>();
+  for (const line of lines.slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 2 || !f[0].endsWith(':')) continue;
+    let n = 0;
+    let i = 1;
+    for (; i <= cpus && i < f.length && /^\d+$/.test(f[i]); i++) n += Number(f[i]);
+    if (i === 1) continue;
+    const label = f[0].slice(0, -1);
+    const name = /^\d+$/.test(label) ? (i < f.length ? f[f.length - 1] : label) : label;
+    sums.set(name, (sums.get(name) ?? 0) + n);
+  }
+  return [...sums].map(([name, value]) => ({ name, value }));
 }
 
 /** /proc/stat's aggregate `cpu` line as named USER_HZ tick counters (proc(5)); [] when it is not there. */
@@ -90,6 +129,10 @@ export function collectStats(src: StatsSources): StatsResult[] {
     out.push({ provider: 'stubdm', 'qom-path': '/cpu/process', stats: [{ name: 'user-us', value: cpu.process.user }, { name: 'system-us', value: cpu.process.system }] });
     const k = procStatCpu(cpu.procStat);
     if (k.length > 0) out.push({ provider: 'stubdm', 'qom-path': '/cpu/kernel', stats: k });
+    const w = procStatWakeups(cpu.procStat);
+    if (w.length > 0) out.push({ provider: 'stubdm', 'qom-path': '/kernel/stat', stats: w });
+    const irq = procInterrupts(cpu.interrupts ?? null);
+    if (irq.length > 0) out.push({ provider: 'stubdm', 'qom-path': '/kernel/interrupts', stats: irq });
   }
   return out;
 }

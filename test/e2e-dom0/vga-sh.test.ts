@@ -36,6 +36,9 @@ function run(dm: string, dir: string): { keys: Record<string, string>; out: stri
       `n=$(cat "${dir}/xl-n" 2>/dev/null || echo 0); echo $((n + 1)) >"${dir}/xl-n"`,
       'printf "/ioreq: events=1\\r\\n/cpu/process: user-us=%d system-us=0\\r\\n" $((1000000 + n * 40000))',
       'printf "/cpu/kernel: user-ticks=%d nice-ticks=0 system-ticks=0 idle-ticks=%d iowait-ticks=0 irq-ticks=0 softirq-ticks=0 steal-ticks=0\\r\\n" $((100 + n * 30)) $((10000 + n * 2970))',
+      // 60 interrupts and 90 context switches a second: timer0 45, vfb 15 (xenbus never).
+      'printf "/kernel/stat: intr=%d ctxt=%d\\r\\n" $((5000 + n * 1800)) $((7000 + n * 2700))',
+      'printf "/kernel/interrupts: timer0=%d xenbus=4 vfb=%d evtchn:node=0\\r\\n" $((4000 + n * 1350)) $((900 + n * 450))',
       '',
     ].join('\n'),
     { mode: 0o755 },
@@ -94,7 +97,21 @@ test('vga.sh idle windows, stub domain: xentop for the stub, /proc for the xenpv
   const { keys, err } = run('stubdm-stubdom', dir);
   assert.deepEqual(
     Object.keys(keys),
-    ['dm_cpu_vnc_idle', 'dm_cpu_idle_novnc', 'vncd_cpu_vnc_idle', 'vncd_cpu_idle_novnc', 'stubdm_cpu_vnc_idle', 'stub_busy_vnc_idle', 'stubdm_cpu_novnc_idle', 'stub_busy_novnc_idle', 'vnc_idle_vs_qemu_xen'],
+    [
+      'dm_cpu_vnc_idle',
+      'dm_cpu_idle_novnc',
+      'vncd_cpu_vnc_idle',
+      'vncd_cpu_idle_novnc',
+      'stubdm_cpu_vnc_idle',
+      'stub_busy_vnc_idle',
+      'stub_irq_vnc_per_s',
+      'stub_ctxt_vnc_per_s',
+      'stubdm_cpu_novnc_idle',
+      'stub_busy_novnc_idle',
+      'stub_irq_novnc_per_s',
+      'stub_ctxt_novnc_per_s',
+      'vnc_idle_vs_qemu_xen',
+    ],
     err,
   );
   assert.equal(keys.dm_cpu_vnc_idle, '0.004', "xentop's 0.4 % of one CPU");
@@ -102,6 +119,9 @@ test('vga.sh idle windows, stub domain: xentop for the stub, /proc for the xenpv
   for (const w of ['vnc', 'novnc']) {
     assert.equal(keys[`stubdm_cpu_${w}_idle`], '0.0013');
     assert.equal(keys[`stub_busy_${w}_idle`], '0.0100');
+    assert.equal(keys[`stub_irq_${w}_per_s`], '60.0');
+    assert.equal(keys[`stub_ctxt_${w}_per_s`], '90.0');
+    assert.equal(fs.readFileSync(path.join(dir, 'vga', `stubirq-${w}.txt`), 'utf8'), '45.00 timer0\n15.00 vfb\n', 'by source, most first; unchanged sources left out');
   }
   assert.equal(keys.dm_cpu_idle_novnc, '0.004');
   assert.ok(Number(keys.vncd_cpu_vnc_idle) > 0.05, `vncd_cpu_vnc_idle=${keys.vncd_cpu_vnc_idle}`);

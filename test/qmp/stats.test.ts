@@ -100,7 +100,11 @@ test('query-blockstats answers what libxenstat reads; query-stats and info stats
     // Where CPU time went: this process (cpuUsage, monotonic) and, on Linux, the kernel's cpu line.
     const cpu0 = get('/cpu/process', 'user-us')! + get('/cpu/process', 'system-us')!;
     assert.ok(cpu0 > 0, `process CPU ${cpu0} us`);
-    if (fs.existsSync('/proc/stat')) assert.ok(get('/cpu/kernel', 'idle-ticks')! > 0, 'the kernel cpu line');
+    if (fs.existsSync('/proc/stat')) {
+      assert.ok(get('/cpu/kernel', 'idle-ticks')! > 0, 'the kernel cpu line');
+      assert.ok(get('/kernel/stat', 'ctxt')! > 0, "the kernel's context switches");
+    }
+    if (fs.existsSync('/proc/interrupts')) assert.match(text, /^\/kernel\/interrupts: \S+=\d+/m);
     assert.match(text, /^\/cpu\/process: user-us=\d+ system-us=\d+$/m);
   } finally {
     c.close();

@@ -291,21 +291,24 @@ vga_cpu_windows() {
 }
 
 # vga_stub_cpu GUEST: stubdm's `info stats` CPU lines from inside the stub
-# domain (its own process.cpuUsage and the stub kernel's /proc/stat cpu line),
+# domain (its own process.cpuUsage and the stub kernel's /proc/stat cpu line,
+# its interrupt and context-switch totals and /proc/interrupts by source),
 # read just before and after a window (stubdm-stubdom only): the two say how much of the domain's
 # busy time (xentop) is stubdm and how much the stub's kernel and other
-# processes. Outside the window itself (xentop's frames frame it).
+# processes, and what woke the stub. Outside the window itself (xentop's frames frame it).
 vga_stub_cpu() {
-  timeout 60 xl qemu-monitor-command "$1" "info stats" 2>/dev/null | tr -d '\r' | grep '^/cpu/'
+  timeout 60 xl qemu-monitor-command "$1" "info stats" 2>/dev/null | tr -d '\r' | grep -E '^/(cpu|kernel)/'
 }
 
 # vga_stub_cpu_keys DIR W: stubdm_cpu_<W>_idle (stubdm's CPU s/s over the
-# window, by the stub kernel's clock) and stub_busy_<W>_idle (the stub
-# kernel's non-idle share of its vCPU: user+nice+system+irq+softirq ticks).
+# window, by the stub kernel's clock), stub_busy_<W>_idle (the stub
+# kernel's non-idle share of its vCPU: user+nice+system+irq+softirq ticks),
+# stub_irq_<W>_per_s and stub_ctxt_<W>_per_s (its interrupts and context
+# switches a second); DIR/stubirq-<W>.txt: interrupts a second by source, most first.
 vga_stub_cpu_keys() {
   local a=$1/stubcpu-$2.0 b=$1/stubcpu-$2.1
   [ -s "$a" ] && [ -s "$b" ] || { printf ' stubdm_cpu_%s_idle=n/a' "$2"; return; }
-  awk -v w="$2" '
+  awk -v w="$2" -v dir="$1" '
     function load(f, arr,   l, n, i, kv, p) {
       while ((getline l < f) > 0) {
         p = l; sub(/:.*/, "", p); n = split(l, kv, " ")
@@ -323,8 +326,15 @@ vga_stub_cpu_keys() {
       us = (B["/cpu/process/user-us"] + B["/cpu/process/system-us"]) - (A["/cpu/process/user-us"] + A["/cpu/process/system-us"])
       if (all <= 0) { printf " stubdm_cpu_%s_idle=n/a", w; exit }
       # USER_HZ is 100: all ticks / 100 is the wall time on the stub'"'"'s single vCPU.
-      printf " stubdm_cpu_%s_idle=%.4f stub_busy_%s_idle=%.4f", w, us / 1e6 / (all / 100), w, busy / all
+      s = all / 100
+      printf " stubdm_cpu_%s_idle=%.4f stub_busy_%s_idle=%.4f", w, us / 1e6 / s, w, busy / all
+      if (("/kernel/stat/intr" in A) && ("/kernel/stat/intr" in B))
+        printf " stub_irq_%s_per_s=%.1f stub_ctxt_%s_per_s=%.1f", w, (B["/kernel/stat/intr"] - A["/kernel/stat/intr"]) / s, \
+          w, (B["/kernel/stat/ctxt"] - A["/kernel/stat/ctxt"]) / s
+      for (k in B) if (index(k, "/kernel/interrupts/") == 1 && (k in A) && B[k] > A[k])
+        printf "%.2f %s\n", (B[k] - A[k]) / s, substr(k, 20) > (dir "/stubirq-" w ".txt.tmp")
     }' "$a" "$b"
+  if [ -f "$1/stubirq-$2.txt.tmp" ]; then sort -rn "$1/stubirq-$2.txt.tmp" >"$1/stubirq-$2.txt"; rm -f "$1/stubirq-$2.txt.tmp"; fi
 }
 
 # The figures vga_cpu_windows took, as PASS-line keys (n/a: the window ran but
