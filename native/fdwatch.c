@@ -335,7 +335,6 @@ static int wait_in_place(watcher_t *w)
     struct pollfd p[2];
     struct timespec ts;
 
-
     if (!w->started || !(w->events & UV_READABLE) || w->q[0] != 0)
         return 0; /* stopped or paused in the callback, or ports JS left (level-triggered: the next turn) */
     us = w->a[EA_WAIT_US];
